@@ -1,0 +1,164 @@
+/* Wire codec: versioned binary frames, the same bytes over TCP and in the
+ * simulator.
+ *
+ * Frame layout
+ *   varint  length      bytes that follow (the tag and the body), 1..QDB_FRAME_MAX
+ *   u8      tag         (version << 5) | type; version is QDB_PROTO_VERSION
+ *   ...     body        depends on the type, below
+ *
+ * Varints are LEB128 (7 bits a byte, least significant group first, high bit
+ * set on every byte but the last), at most 10 bytes, and must be minimal:
+ * a varint with a redundant trailing zero group is malformed, so every
+ * message has exactly one encoding.  Fixed-width integers are big-endian.
+ * A peer is 38 bytes: ID (32), IPv4 address (4), port (2).
+ *
+ * Framing budget of a client request (everything but alias and content):
+ * length <= 4 bytes (frames are at most 256 MiB - 1), tag 1, sequence <= 5
+ * (sequences are 32-bit), alias length 2 (aliases are at most 1024 bytes):
+ * 12 bytes.  The client identifies itself once per node with HELLO.
+ *
+ * Bodies (seq, rpc: varint; alias: varint length + bytes; "rest": every byte
+ * up to the end of the frame)
+ *   HELLO        u64 client id
+ *   PUT UPDATE GET_UPDATE            seq, alias, content = rest
+ *   GET REMOVE                       seq, alias
+ *   CAS          seq, alias, varint new length, new content, comparand = rest
+ *   REMOVE_ALL   seq
+ *   REPLY        seq, u8 status, payload = rest
+ *                  HELLO reply: u64 node incarnation
+ *                  GET, GET_UPDATE, CAS (unmatched): content
+ *                  WRONG_NODE: a peer (the best hint of the owner)
+ *   FIND         rpc, ID                      who owns (or precedes) this ID?
+ *   FIND_REPLY   rpc, u8 done, peer           done: peer is the ID's successor;
+ *                                             else peer is the next hop
+ *   STABILIZE    rpc, peer (the asker)
+ *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor), [peer pred],
+ *                u8 n, n peers (successor list)
+ *   NOTIFY       rpc, u8 flags (bit 0: joining; bit 1: hint only -- "your
+ *                successor's neighbourhood changed, stabilize now"), peer
+ *   PING PONG    rpc
+ *   HANDOVER     rpc, u8 last, peer (the sender), varint n,
+ *                n x (varint key length, key, varint value length, value)
+ *   HANDOVER_ACK rpc
+ *   LEAVE        rpc, peer (the leaver), peer (its predecessor or null),
+ *                u8 n, n peers (its successor list)
+ *
+ * Decoding never reads outside the given bytes and rejects malformed,
+ * truncated, oversized and wrong-version frames with a precise code.
+ */
+#ifndef QDB_CODEC_H
+#define QDB_CODEC_H
+
+#include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "types.h"
+
+#define QDB_PROTO_VERSION 1
+#define QDB_FRAME_MAX ((size_t)(1u << 28) - 1) /* 256 MiB - 1: length fits 4 varint bytes */
+#define QDB_SUCCLIST_MAX 32
+#define QDB_PEER_WIRE 38
+#define QDB_NOTIFY_JOINING 1u
+#define QDB_NOTIFY_HINT 2u
+
+typedef enum qdb_msg_type {
+    QDB_MSG_HELLO = 1,
+    QDB_MSG_PUT = 2,
+    QDB_MSG_GET = 3,
+    QDB_MSG_UPDATE = 4,
+    QDB_MSG_REMOVE = 5,
+    QDB_MSG_CAS = 6,
+    QDB_MSG_GET_UPDATE = 7,
+    QDB_MSG_REMOVE_ALL = 8,
+    QDB_MSG_REPLY = 9,
+    QDB_MSG_FIND = 10,
+    QDB_MSG_FIND_REPLY = 11,
+    QDB_MSG_STABILIZE = 12,
+    QDB_MSG_STABILIZE_REPLY = 13,
+    QDB_MSG_NOTIFY = 14,
+    QDB_MSG_PING = 15,
+    QDB_MSG_PONG = 16,
+    QDB_MSG_HANDOVER = 17,
+    QDB_MSG_HANDOVER_ACK = 18,
+    QDB_MSG_LEAVE = 19,
+    QDB_MSG_TYPE_MAX_ = 19
+} qdb_msg_type;
+
+const char *qdb_msg_type_name(int type);
+/* True for the types a client sends to ask for an entry operation. */
+int qdb_msg_is_request(int type);
+
+/* A decoded message.  Byte fields point into the decoded frame (no copies):
+ * they live as long as the frame's buffer.  Fields not used by a type are
+ * zero.  For encoding, fill the fields the type uses. */
+typedef struct qdb_msg {
+    int type;
+    uint64_t seq;        /* client requests and REPLY; also HELLO's client id */
+    uint64_t rpc;        /* node-to-node and FIND messages */
+    int status;          /* REPLY: a qdb_error_t */
+    const uint8_t *alias;
+    size_t alias_len;
+    const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload */
+    size_t content_len;
+    const uint8_t *comparand; /* CAS */
+    size_t comparand_len;
+    qdb_id target;       /* FIND */
+    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER last */
+    qdb_peer peer;       /* FIND_REPLY, STABILIZE (asker), NOTIFY, HANDOVER, LEAVE: the subject */
+    qdb_peer pred;       /* STABILIZE_REPLY, LEAVE */
+    unsigned n_peers;    /* STABILIZE_REPLY, LEAVE */
+    qdb_peer peers[QDB_SUCCLIST_MAX];
+    /* HANDOVER: n_entries records, validated, walked with qdb_msg_entry_next() */
+    size_t n_entries;
+    const uint8_t *entries;
+    size_t entries_len;
+} qdb_msg;
+
+/* Frame a message: appends the whole frame to out.  Returns QDB_OK, or
+ * QDB_E_INVALID_ARGUMENT / QDB_E_ALIAS_TOO_LONG / QDB_E_OVERSIZED without
+ * appending anything. */
+int qdb_msg_encode(const qdb_msg *m, GByteArray *out);
+
+/* HANDOVER records are appended to a builder, then framed. */
+typedef struct qdb_handover_builder {
+    GByteArray *records;
+    size_t n;
+} qdb_handover_builder;
+void qdb_handover_builder_init(qdb_handover_builder *b);
+void qdb_handover_builder_add(qdb_handover_builder *b, const uint8_t *key, size_t key_len,
+                              const uint8_t *value, size_t value_len);
+void qdb_handover_builder_clear(qdb_handover_builder *b);
+/* Frame a HANDOVER with the builder's records (m->entries is ignored). */
+int qdb_msg_encode_handover(const qdb_msg *m, const qdb_handover_builder *b, GByteArray *out);
+
+/* Walk a decoded HANDOVER's records: *pos starts at 0.  Returns 1 and sets
+ * the record, or 0 at the end.  Only valid on a message qdb_msg_decode()
+ * accepted (it validated every record). */
+int qdb_msg_entry_next(const qdb_msg *m, size_t *pos, const uint8_t **key, size_t *key_len,
+                       const uint8_t **value, size_t *value_len);
+
+/* How long is the frame at the start of buf?  QDB_OK and *frame_len (all its
+ * bytes, length prefix included) when the length prefix is complete;
+ * QDB_E_TRUNCATED when more bytes are needed to know; QDB_E_OVERSIZED or
+ * QDB_E_MALFORMED when the prefix is unacceptable.  Used by stream readers to
+ * cut frames out of a TCP byte stream. */
+int qdb_frame_peek(const uint8_t *buf, size_t len, size_t *frame_len);
+
+/* Decode exactly one whole frame (len must be its full length).  QDB_OK, or
+ * QDB_E_TRUNCATED, QDB_E_OVERSIZED, QDB_E_BAD_VERSION, QDB_E_BAD_TYPE,
+ * QDB_E_MALFORMED (including trailing bytes after a fixed-size body). */
+int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m);
+
+/* A peer as 38 bytes (ID, IPv4, port): the payload of a WRONG_NODE reply. */
+void qdb_peer_encode(const qdb_peer *p, uint8_t out[QDB_PEER_WIRE]);
+/* QDB_OK, or QDB_E_MALFORMED when len != QDB_PEER_WIRE. */
+int qdb_peer_decode(const uint8_t *buf, size_t len, qdb_peer *p);
+
+/* Low-level pieces, exposed for tests and for the storage record format. */
+size_t qdb_varint_put(uint8_t out[10], uint64_t v);
+/* Returns bytes consumed, 0 when truncated, -1 when malformed/non-minimal. */
+int qdb_varint_get(const uint8_t *buf, size_t len, uint64_t *v);
+
+#endif

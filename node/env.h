@@ -1,0 +1,117 @@
+/* The environment: the only way node/ and the client core touch the world.
+ *
+ * Four separate seams -- clock, transport, random, storage -- so that a test or
+ * the simulator can replace one and keep the others (the simulator can run the
+ * real Berkeley DB store under its virtual network).  Each seam is a small
+ * versioned struct: a version, the owner's `data`, the backend's `impl`, an
+ * error-message buffer, then methods.  Methods are only ever appended, under a
+ * comment naming the version they arrived in; a core refuses a seam whose
+ * version it does not know.
+ *
+ * Every call is made from the one thread that drives the node.  Nothing a
+ * backend does may reach the node except through the entry points declared in
+ * node.h (qdb_node_recv, qdb_node_unreachable, qdb_node_tick).
+ */
+#ifndef QDB_ENV_H
+#define QDB_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+#define QDB_SEAM_VERSION 1
+#define QDB_ERRMSG_SIZE 128
+
+/* ---- clock and timer ----------------------------------------------------
+ * One wake-up per owner: arm() replaces any earlier deadline.  The owner
+ * computes its earliest deadline itself (stabilization rounds, request
+ * timeouts), so a backend holds at most one timer per node: this keeps the
+ * simulator's queue small with a million nodes.  When the deadline passes the
+ * backend calls the owner's tick entry point once; it may call it late, never
+ * early. */
+typedef struct qdb_clock {
+    int version;
+    void *data;
+    void *impl;
+    char errmsg[QDB_ERRMSG_SIZE];
+    /* version 1 */
+    qdb_time_us (*now)(struct qdb_clock *c);
+    void (*arm)(struct qdb_clock *c, qdb_time_us deadline);
+    /* Microseconds since the Unix epoch, for the creation and modification
+     * times stored with entries; nothing is ordered or timed by it.  The
+     * simulator derives it from virtual time. */
+    int64_t (*wall)(struct qdb_clock *c);
+} qdb_clock;
+
+/* ---- transport ------------------------------------------------------------
+ * send() takes a complete encoded frame and copies it: the caller may free or
+ * reuse its buffer when send() returns.  0 means queued; a non-zero qdb_error_t
+ * means it failed at once (e.g. unusable address).  Delivery is not promised:
+ * frames may be lost, duplicated or reordered (in the simulator by design,
+ * over TCP when a connection breaks).  When the backend learns that `dst` is
+ * unreachable (connection refused or reset) it reports it later through the
+ * owner's unreachable entry point, never from inside send(). */
+typedef struct qdb_transport {
+    int version;
+    void *data;
+    void *impl;
+    char errmsg[QDB_ERRMSG_SIZE];
+    /* version 1 */
+    int (*send)(struct qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t len);
+} qdb_transport;
+
+/* ---- random ----------------------------------------------------------------
+ * A seeded generator owned by the node (the simulator derives it from the
+ * scenario seed; qdbd seeds it once from the OS at start). */
+typedef struct qdb_random {
+    int version;
+    void *data;
+    void *impl;
+    char errmsg[QDB_ERRMSG_SIZE];
+    /* version 1 */
+    uint64_t (*next)(struct qdb_random *r);
+} qdb_random;
+
+/* ---- storage ---------------------------------------------------------------
+ * An ordered map from keys to values, both byte strings, ordered by memcmp of
+ * the keys (shorter first on a common prefix).  The node builds keys as
+ * ID (32 bytes) + alias, so the order is ring order and a key range is an
+ * arc of the ring: that is what hand-over iterates.  A value is one record,
+ * metadata header and content together, so put() is atomic for both.
+ *
+ * get(): QDB_OK and *value, *value_len set to a buffer the caller frees with
+ *        g_free(); QDB_E_ALIAS_NOT_FOUND when absent; QDB_E_STORAGE on failure
+ *        (message in errmsg).
+ * put(): replaces any earlier value.  Returns once the write is as durable as
+ *        the backend promises (see the backend's header).
+ * del(): QDB_E_ALIAS_NOT_FOUND when absent.
+ * iterate(): calls fn for each key k with from <= k < to (to == NULL: no upper
+ *        bound) in key order; fn returns non-zero to stop.  The callback must
+ *        not modify the store.
+ * count(): the number of records. */
+typedef int (*qdb_storage_iter_fn)(void *arg, const uint8_t *key, size_t key_len,
+                                   const uint8_t *value, size_t value_len);
+
+typedef struct qdb_storage {
+    int version;
+    void *data;
+    void *impl;
+    char errmsg[QDB_ERRMSG_SIZE];
+    /* version 1 */
+    int (*get)(struct qdb_storage *s, const uint8_t *key, size_t key_len,
+               uint8_t **value, size_t *value_len);
+    int (*put)(struct qdb_storage *s, const uint8_t *key, size_t key_len,
+               const uint8_t *value, size_t value_len);
+    int (*del)(struct qdb_storage *s, const uint8_t *key, size_t key_len);
+    int (*iterate)(struct qdb_storage *s, const uint8_t *from, size_t from_len,
+                   const uint8_t *to, size_t to_len, qdb_storage_iter_fn fn, void *arg);
+    uint64_t (*count)(struct qdb_storage *s);
+    void (*destroy)(struct qdb_storage *s);
+} qdb_storage;
+
+/* The in-memory backend (a GTree): the simulator's default and --transient.
+ * Nothing survives destroy(). */
+qdb_storage *qdb_storage_memory_new(void);
+
+#endif

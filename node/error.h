@@ -1,0 +1,43 @@
+/* One enum of error codes for every layer, with a string table.
+ *
+ * The same codes travel on the wire (one byte in a reply), are returned by
+ * libqdb, and are printed by qdbsh and qdbsim.  Values are part of the wire
+ * format and the C API: append, never renumber.
+ */
+#ifndef QDB_ERROR_H
+#define QDB_ERROR_H
+
+typedef enum qdb_error_t {
+    QDB_OK = 0,
+    QDB_E_ALIAS_NOT_FOUND = 1,
+    QDB_E_ALIAS_ALREADY_EXISTS = 2,
+    QDB_E_TIMEOUT = 3,
+    QDB_E_UNSTABLE = 4,          /* the hive is repairing the ring here */
+    QDB_E_WRONG_NODE = 5,        /* not the owner; outdated topology */
+    QDB_E_CONNECTION_REFUSED = 6,
+    QDB_E_CONNECTION_RESET = 7,
+    QDB_E_PROTOCOL = 8,          /* a frame that could not be understood */
+    QDB_E_INVALID_ARGUMENT = 9,
+    QDB_E_BUFFER_TOO_SMALL = 10,
+    QDB_E_ALIAS_TOO_LONG = 11,
+    QDB_E_UNMATCHED_CONTENT = 12, /* compare-and-swap comparand differs */
+    QDB_E_OUTCOME_UNKNOWN = 13,  /* the request may or may not have run */
+    QDB_E_NO_SESSION = 14,       /* the node does not know this client */
+    QDB_E_STORAGE = 15,          /* the node's storage failed */
+    QDB_E_TRUNCATED = 16,        /* codec: frame ends early */
+    QDB_E_OVERSIZED = 17,        /* codec: frame larger than allowed */
+    QDB_E_BAD_VERSION = 18,      /* codec: unknown protocol version */
+    QDB_E_BAD_TYPE = 19,         /* codec: unknown message type */
+    QDB_E_MALFORMED = 20,        /* codec: a field is out of range */
+    QDB_E_INTERNAL = 21,
+    QDB_E_NOT_CONNECTED = 22,
+    QDB_E_LAST_ /* keep last */
+} qdb_error_t;
+
+/* Text for a code, never NULL ("unknown error" for codes out of range). */
+const char *qdb_strerror(int code);
+
+/* The longest alias a client may use, in bytes. */
+#define QDB_MAX_ALIAS 1024
+
+#endif

@@ -1,0 +1,133 @@
+/* The in-memory storage backend: a GTree (balanced binary tree) of byte-string
+ * keys in memcmp order, shorter first on a common prefix.
+ *
+ * One allocation per entry holds the key and the value side by side, and the
+ * tree uses it as both its key and its value (so only the key destructor is
+ * set: the entry must be freed exactly once).  An empty store is the seam
+ * struct plus an empty GTree -- no preallocation -- because the simulator
+ * creates one per virtual node, up to a million.
+ *
+ * iterate() starts with g_tree_lower_bound() (O(log n)) and walks with
+ * g_tree_node_next(), so a hand-over of a short arc does not scan the store.
+ */
+#include "env.h"
+#include "error.h"
+
+#include <glib.h>
+#include <string.h>
+
+#if !GLIB_CHECK_VERSION(2, 68, 0)
+#error "storage_memory.c needs GLib >= 2.68 (g_tree_lower_bound, g_tree_node_next)"
+#endif
+
+typedef struct mem_entry {
+    const uint8_t *key; /* data[] for stored entries; the caller's bytes for probes */
+    size_t key_len;
+    size_t value_len;
+    uint8_t data[]; /* key bytes, then value bytes */
+} mem_entry;
+
+static int mem_key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
+{
+    size_t n = a_len < b_len ? a_len : b_len;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return (a_len > b_len) - (a_len < b_len);
+}
+
+static gint mem_entry_cmp(gconstpointer a, gconstpointer b, gpointer unused)
+{
+    const mem_entry *x = a, *y = b;
+    return mem_key_cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+static GTree *mem_tree(qdb_storage *s)
+{
+    return s->impl;
+}
+
+static const uint8_t *mem_value(const mem_entry *e)
+{
+    return e->data + e->key_len;
+}
+
+static int mem_get(qdb_storage *s, const uint8_t *key, size_t key_len, uint8_t **value,
+                   size_t *value_len)
+{
+    mem_entry probe = {.key = key, .key_len = key_len};
+    const mem_entry *e = g_tree_lookup(mem_tree(s), &probe);
+    if (e == NULL)
+        return QDB_E_ALIAS_NOT_FOUND;
+    /* Never NULL, even for an empty value: callers may test the pointer. */
+    *value = g_malloc(e->value_len > 0 ? e->value_len : 1);
+    if (e->value_len > 0)
+        memcpy(*value, mem_value(e), e->value_len);
+    *value_len = e->value_len;
+    return QDB_OK;
+}
+
+static int mem_put(qdb_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value,
+                   size_t value_len)
+{
+    mem_entry *e = g_malloc(sizeof *e + key_len + value_len);
+    e->key = e->data;
+    e->key_len = key_len;
+    e->value_len = value_len;
+    if (key_len > 0)
+        memcpy(e->data, key, key_len);
+    if (value_len > 0)
+        memcpy(e->data + key_len, value, value_len);
+    /* replace, not insert: the old entry (key and value in one block) must go
+     * and the new block must become the tree's key. */
+    g_tree_replace(mem_tree(s), e, e);
+    return QDB_OK;
+}
+
+static int mem_del(qdb_storage *s, const uint8_t *key, size_t key_len)
+{
+    mem_entry probe = {.key = key, .key_len = key_len};
+    return g_tree_remove(mem_tree(s), &probe) ? QDB_OK : QDB_E_ALIAS_NOT_FOUND;
+}
+
+static int mem_iterate(qdb_storage *s, const uint8_t *from, size_t from_len, const uint8_t *to,
+                       size_t to_len, qdb_storage_iter_fn fn, void *arg)
+{
+    mem_entry probe = {.key = from, .key_len = from_len};
+    for (GTreeNode *node = g_tree_lower_bound(mem_tree(s), &probe); node != NULL;
+         node = g_tree_node_next(node)) {
+        const mem_entry *e = g_tree_node_key(node);
+        if (to != NULL && mem_key_cmp(e->key, e->key_len, to, to_len) >= 0)
+            break;
+        if (fn(arg, e->key, e->key_len, mem_value(e), e->value_len) != 0)
+            break;
+    }
+    return QDB_OK;
+}
+
+static uint64_t mem_count(qdb_storage *s)
+{
+    return (uint64_t)g_tree_nnodes(mem_tree(s));
+}
+
+static void mem_destroy(qdb_storage *s)
+{
+    if (s == NULL)
+        return;
+    g_tree_destroy(mem_tree(s));
+    g_free(s);
+}
+
+qdb_storage *qdb_storage_memory_new(void)
+{
+    qdb_storage *s = g_new0(qdb_storage, 1);
+    s->version = QDB_SEAM_VERSION;
+    s->impl = g_tree_new_full(mem_entry_cmp, NULL, g_free, NULL);
+    s->get = mem_get;
+    s->put = mem_put;
+    s->del = mem_del;
+    s->iterate = mem_iterate;
+    s->count = mem_count;
+    s->destroy = mem_destroy;
+    return s;
+}

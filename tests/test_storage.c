@@ -1,0 +1,330 @@
+/* Unit tests for the in-memory storage backend (node/storage_memory.c) and
+ * the storage record format (node/record.c): basic operations, key order
+ * (memcmp, shorter first), half-open and unbounded ranges, early stop, and
+ * record encode/decode with corruption detection. */
+#include <glib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "env.h"
+#include "record.h"
+#include "testutil.h"
+
+#define K(s) (const uint8_t *)(s), strlen(s)
+
+/* ---- memory backend --------------------------------------------------------------- */
+
+static void test_put_get_del(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    CU_ASSERT_EQUAL(s->version, QDB_SEAM_VERSION);
+    CU_ASSERT_PTR_NOT_NULL(s->impl);
+    CU_ASSERT_EQUAL(s->count(s), 0);
+
+    uint8_t *v = NULL;
+    size_t vl = 99;
+    CU_ASSERT_EQUAL(s->get(s, K("a"), &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_ALIAS_NOT_FOUND);
+
+    uint8_t val[5] = {1, 2, 3, 4, 5};
+    CU_ASSERT_EQUAL(s->put(s, K("a"), val, sizeof val), QDB_OK);
+    val[0] = 9; /* the store copied it */
+    CU_ASSERT_EQUAL(s->count(s), 1);
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 5);
+    CU_ASSERT_EQUAL(v[0], 1);
+    CU_ASSERT_EQUAL(v[4], 5);
+    v[1] = 0; /* the caller owns a copy */
+    g_free(v);
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(v[1], 2);
+    g_free(v);
+
+    /* Overwrite with a longer and then a shorter value. */
+    CU_ASSERT_EQUAL(s->put(s, K("a"), K("a much longer value")), QDB_OK);
+    CU_ASSERT_EQUAL(s->count(s), 1);
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, strlen("a much longer value"));
+    CU_ASSERT_EQUAL(memcmp(v, "a much longer value", vl), 0);
+    g_free(v);
+    CU_ASSERT_EQUAL(s->put(s, K("a"), K("x")), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 1);
+    CU_ASSERT_EQUAL(v[0], 'x');
+    g_free(v);
+
+    /* Empty value: found, length 0, a pointer the caller can free. */
+    CU_ASSERT_EQUAL(s->put(s, K("empty"), NULL, 0), QDB_OK);
+    v = NULL;
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("empty"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 0);
+    CU_ASSERT_PTR_NOT_NULL(v);
+    g_free(v);
+
+    /* Keys are byte strings: embedded NULs and prefixes are distinct keys. */
+    static const uint8_t k0[] = {'a', 0};
+    CU_ASSERT_EQUAL(s->get(s, k0, 2, &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->put(s, k0, 2, K("nul")), QDB_OK);
+    CU_ASSERT_EQUAL(s->put(s, NULL, 0, K("empty key")), QDB_OK);
+    CU_ASSERT_EQUAL(s->count(s), 4);
+    CU_ASSERT_EQUAL_FATAL(s->get(s, NULL, 0, &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, strlen("empty key"));
+    g_free(v);
+
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_OK);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->get(s, K("a"), &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL_FATAL(s->get(s, k0, 2, &v, &vl), QDB_OK); /* neighbour untouched */
+    g_free(v);
+    CU_ASSERT_EQUAL(s->count(s), 3);
+    s->destroy(s);
+}
+
+typedef struct collected {
+    GPtrArray *keys;
+    int stop_after; /* 0: never stop */
+    int calls;
+} collected;
+
+static int collect(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                   size_t value_len)
+{
+    collected *c = arg;
+    c->calls++;
+    /* Values were stored as "v:" + key: check the pairing. */
+    CU_ASSERT_EQUAL(value_len, key_len + 2);
+    CU_ASSERT_TRUE(value_len >= 2 && memcmp(value, "v:", 2) == 0 &&
+                   (key_len == 0 || memcmp(value + 2, key, key_len) == 0));
+    g_ptr_array_add(c->keys, g_strndup((const char *)key, key_len));
+    return c->stop_after && c->calls >= c->stop_after;
+}
+
+/* Iterate [from, to) and return the keys joined by ",". */
+static char *range(qdb_storage *s, const char *from, const char *to, int stop_after)
+{
+    collected c = {g_ptr_array_new_with_free_func(g_free), stop_after, 0};
+    int rc = s->iterate(s, (const uint8_t *)from, strlen(from), (const uint8_t *)to,
+                        to ? strlen(to) : 0, collect, &c);
+    CU_ASSERT_EQUAL(rc, QDB_OK);
+    g_ptr_array_add(c.keys, NULL);
+    char *joined = g_strjoinv(",", (char **)c.keys->pdata);
+    g_ptr_array_unref(c.keys);
+    return joined;
+}
+
+static void check_range(qdb_storage *s, const char *from, const char *to, int stop_after,
+                        const char *expect)
+{
+    char *got = range(s, from, to, stop_after);
+    CU_ASSERT_STRING_EQUAL(got, expect);
+    if (strcmp(got, expect) != 0)
+        fprintf(stderr, "\n  [%s, %s): got \"%s\", want \"%s\"\n", from, to ? to : "NULL", got,
+                expect);
+    g_free(got);
+}
+
+static qdb_storage *fill(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    /* Inserted out of order on purpose. */
+    static const char *keys[] = {"b", "ab", "a", "", "c", "abc", "b\x01", "ba", "\xff", "aa"};
+    for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
+        char *v = g_strconcat("v:", keys[k], NULL);
+        CU_ASSERT_EQUAL(s->put(s, K(keys[k]), K(v)), QDB_OK);
+        g_free(v);
+    }
+    CU_ASSERT_EQUAL(s->count(s), G_N_ELEMENTS(keys));
+    return s;
+}
+
+static void test_iterate_order(void)
+{
+    qdb_storage *s = fill();
+    /* memcmp order, shorter first on a common prefix; bytes are unsigned. */
+    check_range(s, "", NULL, 0, ",a,aa,ab,abc,b,b\x01,ba,c,\xff");
+    s->destroy(s);
+}
+
+static void test_iterate_ranges(void)
+{
+    qdb_storage *s = fill();
+    check_range(s, "a", "b", 0, "a,aa,ab,abc");      /* from included, to excluded */
+    check_range(s, "aa", "abc", 0, "aa,ab");
+    check_range(s, "ab", "abd", 0, "ab,abc");
+    check_range(s, "a\x01", "ab", 0, "aa");           /* bounds need not exist */
+    check_range(s, "b", NULL, 0, "b,b\x01,ba,c,\xff"); /* unbounded */
+    check_range(s, "d", NULL, 0, "\xff");
+    check_range(s, "\xff\x01", NULL, 0, "");           /* past the last key */
+    check_range(s, "zz", "\xff", 0, "");
+    check_range(s, "b", "b", 0, "");                   /* empty range */
+    check_range(s, "c", "b", 0, "");                   /* inverted range: empty too */
+    check_range(s, "", "", 0, "");
+    check_range(s, "", "a", 0, "");                    /* the empty key */
+    check_range(s, "", "aa", 0, ",a");
+    s->destroy(s);
+}
+
+static void test_iterate_stop(void)
+{
+    qdb_storage *s = fill();
+    check_range(s, "", NULL, 1, "");
+    check_range(s, "a", NULL, 3, "a,aa,ab");
+    check_range(s, "a", "ab", 5, "a,aa"); /* the bound comes first */
+    s->destroy(s);
+
+    /* An empty store calls nothing. */
+    s = qdb_storage_memory_new();
+    check_range(s, "", NULL, 0, "");
+    s->destroy(s);
+}
+
+static int count_cb(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                    size_t value_len)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_many(void)
+{
+    /* Ring-shaped keys (ID + alias): a range is an arc, iterated in order. */
+    qdb_storage *s = qdb_storage_memory_new();
+    const int n = 2000;
+    for (int k = 0; k < n; k++) {
+        char alias[16];
+        int al = g_snprintf(alias, sizeof alias, "e%d", k);
+        qdb_id id;
+        qdb_id_hash(&id, alias, (size_t)al);
+        uint8_t key[QDB_ID_BYTES + 16];
+        size_t kl = qdb_record_key(key, &id, (const uint8_t *)alias, (size_t)al);
+        CU_ASSERT_EQUAL(s->put(s, key, kl, (const uint8_t *)alias, (size_t)al), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(s->count(s), (uint64_t)n);
+    /* Split the ring at 2^255: the two halves add up to everything. */
+    qdb_id mid;
+    qdb_id_from_top64(&mid, UINT64_C(1) << 63);
+    int low = 0, high = 0, all = 0;
+    CU_ASSERT_EQUAL(s->iterate(s, NULL, 0, mid.b, QDB_ID_BYTES, count_cb, &low), QDB_OK);
+    CU_ASSERT_EQUAL(s->iterate(s, mid.b, QDB_ID_BYTES, NULL, 0, count_cb, &high), QDB_OK);
+    CU_ASSERT_EQUAL(s->iterate(s, NULL, 0, NULL, 0, count_cb, &all), QDB_OK);
+    CU_ASSERT_EQUAL(low + high, n);
+    CU_ASSERT_EQUAL(all, n);
+    CU_ASSERT_TRUE(low > n / 3 && high > n / 3); /* SHA-3 spreads them */
+    s->destroy(s);
+}
+
+/* ---- records ------------------------------------------------------------------------ */
+
+static void test_record_round_trip(void)
+{
+    static const uint8_t content[] = "the content of an entry";
+    qdb_record_meta meta = {.version = 3, .created_us = -5, .modified_us = INT64_C(1700000000000000),
+                            .size = sizeof content - 1, .checksum = 0xdeadbeef /* ignored */};
+    GByteArray *out = g_byte_array_new();
+    g_byte_array_append(out, (const uint8_t *)"pre", 3);
+    qdb_record_encode(&meta, content, out);
+    CU_ASSERT_EQUAL_FATAL(out->len, 3 + QDB_RECORD_HEADER + meta.size);
+    const uint8_t *rec = out->data + 3;
+    size_t rec_len = out->len - 3;
+
+    /* Header layout. */
+    CU_ASSERT_EQUAL(rec[0], QDB_RECORD_FORMAT);
+    CU_ASSERT_EQUAL(rec[1], 0);
+    uint32_t crc = (uint32_t)crc32(0L, content, (uInt)meta.size);
+    CU_ASSERT_EQUAL(rec[4], crc >> 24);
+    CU_ASSERT_EQUAL(rec[7], crc & 0xff);
+    CU_ASSERT_EQUAL(rec[15], 3);
+    CU_ASSERT_EQUAL(rec[16], 0xff); /* -5, two's complement big-endian */
+    CU_ASSERT_EQUAL(rec[23], 0xfb);
+    CU_ASSERT_EQUAL(rec[39], meta.size);
+    CU_ASSERT_EQUAL(memcmp(rec + QDB_RECORD_HEADER, content, meta.size), 0);
+
+    qdb_record_meta d;
+    const uint8_t *body = NULL;
+    CU_ASSERT_EQUAL_FATAL(qdb_record_decode(rec, rec_len, &d, &body), QDB_OK);
+    CU_ASSERT_EQUAL(d.version, 3);
+    CU_ASSERT_EQUAL(d.created_us, -5);
+    CU_ASSERT_EQUAL(d.modified_us, INT64_C(1700000000000000));
+    CU_ASSERT_EQUAL(d.size, meta.size);
+    CU_ASSERT_EQUAL(d.checksum, crc);
+    CU_ASSERT_PTR_EQUAL(body, rec + QDB_RECORD_HEADER);
+
+    /* Empty content. */
+    g_byte_array_set_size(out, 0);
+    meta.size = 0;
+    qdb_record_encode(&meta, NULL, out);
+    CU_ASSERT_EQUAL(out->len, QDB_RECORD_HEADER);
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_OK);
+    CU_ASSERT_EQUAL(d.size, 0);
+    CU_ASSERT_EQUAL(d.checksum, 0); /* CRC-32 of nothing */
+    g_byte_array_unref(out);
+}
+
+static void test_record_corruption(void)
+{
+    static const uint8_t content[] = "0123456789";
+    qdb_record_meta meta = {.version = 1, .size = 10};
+    GByteArray *out = g_byte_array_new();
+    qdb_record_encode(&meta, content, out);
+    qdb_record_meta d;
+    const uint8_t *body;
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_OK);
+
+    /* Any flipped bit in the content, format, reserved or size is caught. */
+    for (size_t at = 0; at < out->len; at++) {
+        if (at >= 8 && at < 32)
+            continue; /* version and times are not covered by the checksum */
+        for (int bit = 0; bit < 8; bit++) {
+            uint8_t *copy = g_memdup2(out->data, out->len);
+            copy[at] ^= (uint8_t)(1u << bit);
+            CU_ASSERT_EQUAL(qdb_record_decode(copy, out->len, &d, &body), QDB_E_STORAGE);
+            g_free(copy);
+        }
+    }
+    /* Lengths that disagree with the size field. */
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len - 1, &d, &body), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, QDB_RECORD_HEADER - 1, &d, &body), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, 0, &d, &body), QDB_E_STORAGE);
+    g_byte_array_append(out, (const uint8_t *)"x", 1);
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_E_STORAGE);
+    g_byte_array_unref(out);
+}
+
+static void test_record_key(void)
+{
+    qdb_id id;
+    qdb_id_hash(&id, "alias", 5);
+    uint8_t key[QDB_ID_BYTES + QDB_MAX_ALIAS];
+    size_t n = qdb_record_key(key, &id, (const uint8_t *)"alias", 5);
+    CU_ASSERT_EQUAL(n, QDB_ID_BYTES + 5);
+    CU_ASSERT_EQUAL(memcmp(key, id.b, QDB_ID_BYTES), 0);
+    CU_ASSERT_EQUAL(memcmp(key + QDB_ID_BYTES, "alias", 5), 0);
+    CU_ASSERT_EQUAL(qdb_record_key(key, &id, NULL, 0), QDB_ID_BYTES);
+}
+
+static CU_TestInfo memory_tests[] = {
+    {.pName = "put get overwrite del", .pTestFunc = test_put_get_del},
+    {.pName = "iteration order", .pTestFunc = test_iterate_order},
+    {.pName = "half-open ranges", .pTestFunc = test_iterate_ranges},
+    {.pName = "stop early", .pTestFunc = test_iterate_stop},
+    {.pName = "ring-shaped keys", .pTestFunc = test_many},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo record_tests[] = {
+    {.pName = "round trip", .pTestFunc = test_record_round_trip},
+    {.pName = "corruption", .pTestFunc = test_record_corruption},
+    {.pName = "key", .pTestFunc = test_record_key},
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    {.pName = "storage memory", .pTests = memory_tests},
+    {.pName = "storage record", .pTests = record_tests},
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+    return qdb_test_run(suites);
+}
