@@ -1,0 +1,1069 @@
+/* The simulated world: virtual clock, event queue, network with faults, and
+ * the env.h seams for every endpoint.  Contract in simnet.h.
+ *
+ * Sections:
+ *   - types: address records, endpoints, event payloads, the world
+ *   - small arithmetic: hashing, saturating and drift math
+ *   - endpoint lifetime (reference counts)
+ *   - event queue glue (stale/discard)
+ *   - clock seam and the one-wake-up timer
+ *   - transport seam: latency, faults, partitions
+ *   - random seam
+ *   - trace hash and hash log
+ *   - running: step, run_until, step_until, at
+ *   - world, endpoints, fault setters, stats
+ *
+ * Lifetime: an endpoint is reference-counted -- one reference while attached,
+ * one per queued event that points at it (its wake-up, frames in flight to
+ * it, unreachable notices for it).  Events never hold addresses to look up
+ * again at delivery, so a frame bound for an endpoint that was detached is
+ * recognised by its dead target and skipped, and can never reach a newer
+ * endpoint at the same address.
+ */
+#include "config.h"
+
+#include "simnet.h"
+
+#include <glib.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "error.h"
+#include "eventq.h"
+
+/* ---- types -------------------------------------------------------------------- */
+
+/* Event kinds; the values are fed to the trace hash: never renumber. */
+enum { EV_FRAME = 1, EV_TICK = 2, EV_UNREACH = 3, EV_CALL = 4, EV_ADD = 5 };
+
+/* GRand is opaque; its Mersenne Twister state is 624 words plus an index. */
+#define GRAND_BYTES (625 * sizeof(guint32))
+
+/* Everything the network knows about one address, attached or not.  Records
+ * live until the world is freed: a scenario uses a bounded set of addresses,
+ * and settings must survive a crash and restart. */
+typedef struct addr_rec {
+    uint64_t key; /* packed address; the table's key points here */
+    qdb_addr addr;
+    qdb_sim_endpoint *ep; /* attached now, or NULL */
+    int group;
+    uint32_t slow_milli; /* 1000 = normal speed */
+    int32_t ppm;         /* clock drift */
+} addr_rec;
+
+struct qdb_sim_endpoint {
+    qdb_clock clock;
+    qdb_transport transport;
+    qdb_random random;
+    qdb_simnet *net;
+    addr_rec *rec;
+    const qdb_sim_endpoint_ops *ops;
+    void *owner;
+    GRand *rng; /* created at the first draw */
+    uint64_t rng_seed;
+    uint32_t refs;
+    uint32_t timer_gen; /* the live queued wake-up carries this generation */
+    uint32_t frames_in; /* frames in flight to this endpoint */
+    bool dead;
+    bool armed;
+    /* Local clock: anchor_local + drift(virtual now - anchor_virt). */
+    qdb_time_us anchor_virt, anchor_local;
+    /* The wake-up: deadline on the local clock, armed at virtual arm_virt
+     * with sequence armed_seq, due at virtual fire_at.  queued_at is the
+     * time of the live queue entry (QDB_SIMNET_NEVER: none), which may be
+     * earlier than fire_at: it then re-queues itself (see next_event). */
+    qdb_time_us deadline, arm_virt, fire_at, queued_at;
+    uint64_t armed_seq;
+};
+
+typedef struct sim_frame {
+    qdb_sim_endpoint *dst; /* holds a reference */
+    qdb_addr src;
+    uint32_t len;
+    uint8_t bytes[];
+} sim_frame;
+
+typedef struct sim_notice {
+    qdb_sim_endpoint *sender; /* holds a reference */
+    qdb_addr dead;
+} sim_notice;
+
+typedef struct sim_call {
+    void (*fn)(void *arg);
+    void *arg;
+} sim_call;
+
+typedef struct block_key {
+    uint64_t from, to;
+} block_key;
+
+struct qdb_simnet {
+    qdb_simnet_config cfg;
+    qdb_time_us now;
+    qdb_eventq *q;
+    GRand *rng;          /* the world's: jitter and faults */
+    GHashTable *addrs;   /* &rec->key -> addr_rec; lookups only */
+    GHashTable *blocks;  /* block_key -> itself; lookups only */
+    EVP_MD_CTX *trace;   /* running SHA-256 */
+    EVP_MD_CTX *scratch; /* a copy finalized to read the digest */
+    FILE *log_write, *log_check;
+    uint64_t log_n;
+    char *line_buf; /* getline() buffer for the check */
+    size_t line_cap;
+    char *diverged;
+    bool running;
+    qdb_simnet_stats st;
+    /* for qdb_simnet_memory() */
+    size_t frames_in_flight, bytes_in_flight, endpoints_alloc, rngs;
+};
+
+/* ---- small arithmetic ----------------------------------------------------------- */
+
+/* splitmix64's finalizer: a good 64-bit mix, used only to hash (seed, link). */
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* Our own packing, not qdb_addr_key(): link latencies, hence traces, must not
+ * change if that helper's layout does. */
+static inline uint64_t addr_pack(qdb_addr a)
+{
+    return ((uint64_t)a.ip << 16) | a.port;
+}
+
+static guint key_hash(gconstpointer k)
+{
+    return (guint)mix64(*(const uint64_t *)k);
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+    return *(const uint64_t *)a == *(const uint64_t *)b;
+}
+
+static guint block_hash(gconstpointer k)
+{
+    const block_key *b = k;
+    return (guint)mix64(mix64(b->from) ^ b->to);
+}
+
+static gboolean block_equal(gconstpointer a, gconstpointer b)
+{
+    const block_key *x = a, *y = b;
+    return x->from == y->from && x->to == y->to;
+}
+
+static inline qdb_time_us sat_add(qdb_time_us a, qdb_time_us b)
+{
+    return a > QDB_SIMNET_NEVER - b ? QDB_SIMNET_NEVER : a + b;
+}
+
+/* t * milli / 1000, saturating. */
+static qdb_time_us scale_milli(qdb_time_us t, uint32_t milli)
+{
+    if (milli == 1000)
+        return t;
+    unsigned __int128 v = (unsigned __int128)t * milli / 1000;
+    return v >= QDB_SIMNET_NEVER ? QDB_SIMNET_NEVER : (qdb_time_us)v;
+}
+
+/* Local microseconds elapsed in d virtual ones: d * (1e6 + ppm) / 1e6,
+ * rounded down.  Integer arithmetic so every build agrees; monotonic in d. */
+static qdb_time_us drift_fwd(qdb_time_us d, int32_t ppm)
+{
+    if (ppm == 0)
+        return d;
+    unsigned __int128 v = (unsigned __int128)d * (uint64_t)(1000000 + (int64_t)ppm) / 1000000;
+    return v >= QDB_SIMNET_NEVER ? QDB_SIMNET_NEVER : (qdb_time_us)v;
+}
+
+/* The least d with drift_fwd(d) >= l. */
+static qdb_time_us drift_inv(qdb_time_us l, int32_t ppm)
+{
+    if (ppm == 0)
+        return l;
+    uint64_t rate = (uint64_t)(1000000 + (int64_t)ppm);
+    unsigned __int128 v = ((unsigned __int128)l * 1000000 + rate - 1) / rate;
+    qdb_time_us d = v >= QDB_SIMNET_NEVER ? QDB_SIMNET_NEVER : (qdb_time_us)v;
+    /* The division is exact up to rounding; settle the last unit. */
+    while (d < QDB_SIMNET_NEVER && drift_fwd(d, ppm) < l)
+        d++;
+    while (d > 0 && drift_fwd(d - 1, ppm) >= l)
+        d--;
+    return d;
+}
+
+static inline void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+/* ---- endpoint lifetime ------------------------------------------------------------ */
+
+static inline void ep_ref(qdb_sim_endpoint *ep)
+{
+    ep->refs++;
+}
+
+static void ep_unref(qdb_sim_endpoint *ep)
+{
+    g_assert(ep->refs > 0);
+    if (--ep->refs > 0)
+        return;
+    qdb_simnet *net = ep->net;
+    if (ep->rng) {
+        g_rand_free(ep->rng);
+        net->rngs--;
+    }
+    net->endpoints_alloc--;
+    g_free(ep);
+}
+
+static addr_rec *rec_find(qdb_simnet *net, qdb_addr a)
+{
+    uint64_t key = addr_pack(a);
+    return g_hash_table_lookup(net->addrs, &key);
+}
+
+static addr_rec *rec_get(qdb_simnet *net, qdb_addr a)
+{
+    addr_rec *rec = rec_find(net, a);
+    if (rec)
+        return rec;
+    rec = g_new0(addr_rec, 1);
+    rec->key = addr_pack(a);
+    rec->addr = a;
+    rec->slow_milli = 1000;
+    g_hash_table_insert(net->addrs, &rec->key, rec);
+    return rec;
+}
+
+/* ---- event queue glue ------------------------------------------------------------- */
+
+/* Pure: the answer for an entry only changes by detach (which is final) or by
+ * a newer wake-up generation (never undone). */
+static bool ev_stale(const qdb_event *ev, void *arg)
+{
+    switch (ev->kind) {
+    case EV_TICK: {
+        const qdb_sim_endpoint *ep = ev->ptr;
+        return ep->dead || ev->gen != ep->timer_gen;
+    }
+    case EV_FRAME:
+        return ((const sim_frame *)ev->ptr)->dst->dead;
+    case EV_UNREACH:
+        return ((const sim_notice *)ev->ptr)->sender->dead;
+    default:
+        return false;
+    }
+}
+
+static void frame_release(qdb_simnet *net, sim_frame *f)
+{
+    net->frames_in_flight--;
+    net->bytes_in_flight -= f->len;
+    ep_unref(f->dst);
+    g_free(f);
+}
+
+static void ev_discard(qdb_event *ev, void *arg)
+{
+    qdb_simnet *net = arg;
+    switch (ev->kind) {
+    case EV_TICK:
+        ep_unref(ev->ptr);
+        break;
+    case EV_FRAME: {
+        sim_frame *f = ev->ptr;
+        if (!f->dst->dead)
+            f->dst->frames_in--;
+        frame_release(net, f);
+        break;
+    }
+    case EV_UNREACH: {
+        sim_notice *n = ev->ptr;
+        ep_unref(n->sender);
+        g_free(n);
+        break;
+    }
+    default:
+        g_free(ev->ptr);
+        break;
+    }
+}
+
+static const qdb_eventq_ops eventq_ops = {.stale = ev_stale, .discard = ev_discard};
+
+/* The next event step() will process, or NULL.  A wake-up that reaches the
+ * top before it is due (its deadline moved later after it was queued: arm()
+ * does not push for a later deadline, to keep the queue at one entry per
+ * endpoint) is re-queued at its due time with the sequence of the arm() that
+ * set it.  So a tick's place is always (fire_at, armed_seq), whenever the
+ * re-queueing happens -- which is why qdb_simnet_next_time() may do it. */
+static const qdb_event *next_event(qdb_simnet *net)
+{
+    for (;;) {
+        const qdb_event *top = qdb_eventq_peek(net->q);
+        if (!top || top->kind != EV_TICK)
+            return top;
+        qdb_sim_endpoint *ep = top->ptr;
+        if (ep->fire_at == top->time && ep->armed_seq == top->seq)
+            return top;
+        qdb_event ev;
+        qdb_eventq_pop(net->q, &ev);
+        if (ep->fire_at == QDB_SIMNET_NEVER) {
+            ep->queued_at = QDB_SIMNET_NEVER;
+            ep_unref(ep);
+            continue;
+        }
+        ev.time = ep->fire_at;
+        ev.seq = ep->armed_seq;
+        ep->queued_at = ev.time;
+        qdb_eventq_push_seq(net->q, &ev); /* the reference moves with it */
+    }
+}
+
+/* ---- clock seam and timer ------------------------------------------------------------ */
+
+static qdb_time_us local_now(const qdb_sim_endpoint *ep)
+{
+    return sat_add(ep->anchor_local, drift_fwd(ep->net->now - ep->anchor_virt, ep->rec->ppm));
+}
+
+/* Restart the drift computation at the current time, before the drift or the
+ * offset changes: the clock stays continuous. */
+static void reanchor(qdb_sim_endpoint *ep)
+{
+    ep->anchor_local = local_now(ep);
+    ep->anchor_virt = ep->net->now;
+}
+
+/* The first virtual time at which the local clock reads >= deadline. */
+static qdb_time_us virt_for_local(const qdb_sim_endpoint *ep, qdb_time_us deadline)
+{
+    if (deadline <= ep->anchor_local)
+        return ep->anchor_virt;
+    return sat_add(ep->anchor_virt, drift_inv(deadline - ep->anchor_local, ep->rec->ppm));
+}
+
+/* Compute when the armed wake-up is due and make sure the queue holds an
+ * entry at or before that time.  Pushes only when the due time is earlier than
+ * the entry already queued; the earlier one then turns stale. */
+static void timer_schedule(qdb_sim_endpoint *ep)
+{
+    qdb_simnet *net = ep->net;
+    if (!ep->armed)
+        return;
+    qdb_time_us v = virt_for_local(ep, ep->deadline);
+    qdb_time_us fire = ep->arm_virt;
+    if (v > ep->arm_virt)
+        fire = sat_add(ep->arm_virt, scale_milli(v - ep->arm_virt, ep->rec->slow_milli));
+    if (fire < net->now)
+        fire = net->now;
+    ep->fire_at = fire;
+    if (fire == QDB_SIMNET_NEVER || ep->queued_at <= fire)
+        return;
+    ep->timer_gen++;
+    ep->queued_at = fire;
+    ep_ref(ep);
+    qdb_event ev = {.time = fire, .seq = ep->armed_seq, .ptr = ep, .kind = EV_TICK,
+                    .gen = ep->timer_gen};
+    qdb_eventq_push_seq(net->q, &ev);
+}
+
+static void timer_disarm(qdb_sim_endpoint *ep)
+{
+    ep->armed = false;
+    ep->fire_at = QDB_SIMNET_NEVER;
+    if (ep->queued_at != QDB_SIMNET_NEVER) {
+        ep->timer_gen++; /* the queued entry is stale now */
+        ep->queued_at = QDB_SIMNET_NEVER;
+    }
+}
+
+static qdb_time_us sim_now(qdb_clock *c)
+{
+    return local_now(c->impl);
+}
+
+static void sim_arm(qdb_clock *c, qdb_time_us deadline)
+{
+    qdb_sim_endpoint *ep = c->impl;
+    if (ep->dead)
+        return;
+    if (deadline == QDB_SIMNET_NEVER) {
+        timer_disarm(ep);
+        return;
+    }
+    ep->armed = true;
+    ep->deadline = deadline;
+    ep->arm_virt = ep->net->now;
+    ep->armed_seq = qdb_eventq_reserve_seq(ep->net->q);
+    timer_schedule(ep);
+}
+
+static int64_t sim_wall(qdb_clock *c)
+{
+    qdb_sim_endpoint *ep = c->impl;
+    return ep->net->cfg.wall_epoch_us + (int64_t)local_now(ep);
+}
+
+/* ---- transport seam ------------------------------------------------------------------- */
+
+static bool chance(qdb_simnet *net, double p)
+{
+    /* No draw when the fault is off: turning one fault on leaves the others'
+     * streams of decisions as they were until its first draw. */
+    return p > 0 && g_rand_double(net->rng) < p;
+}
+
+/* Uniform in [0, n).  The modulo bias is below n / 2^64: invisible here. */
+static qdb_time_us uniform(qdb_simnet *net, qdb_time_us n)
+{
+    if (n == 0)
+        return 0;
+    uint64_t hi = g_rand_int(net->rng);
+    uint64_t lo = g_rand_int(net->rng);
+    return ((hi << 32) | lo) % n;
+}
+
+/* -log2(m / 2^53) for 1 <= m <= 2^53, in 32.24 fixed point.  Integer only,
+ * by the bit-by-bit squaring method, rather than libm's log(): the result is
+ * then the same on every machine and libm version, and the trace hash with
+ * it.  24 fractional bits put the error far below a microsecond. */
+static uint64_t neg_log2_frac53(uint64_t m)
+{
+    int e = 63 - __builtin_clzll(m);         /* integer part of log2(m) */
+    uint64_t z = m << (62 - e);              /* m / 2^e in [1, 2), Q62 */
+    uint64_t frac = 0;
+    for (int i = 0; i < 24; i++) {
+        z = (uint64_t)(((unsigned __int128)z * z) >> 62); /* [1, 4) */
+        frac <<= 1;
+        if (z >= UINT64_C(1) << 63) {
+            z >>= 1;
+            frac |= 1;
+        }
+    }
+    return ((uint64_t)53 << 24) - (((uint64_t)e << 24) | frac);
+}
+
+/* The base latency of the link {a, b}: latency_min + Exp(latency_mean), from
+ * a hash so that no per-link state exists.  Symmetric in a and b.  Inverse
+ * transform: Exp = -mean * ln(1 - u) = mean * ln2 * -log2(1 - u). */
+static qdb_time_us link_base(const qdb_simnet *net, uint64_t a, uint64_t b)
+{
+    if (a > b) {
+        uint64_t t = a;
+        a = b;
+        b = t;
+    }
+    if (net->cfg.latency_mean == 0)
+        return net->cfg.latency_min;
+    uint64_t h = mix64(mix64(mix64(net->cfg.seed ^ UINT64_C(0x9e3779b97f4a7c15)) ^ a) ^ b);
+    uint64_t m = (UINT64_C(1) << 53) - (h >> 11); /* 2^53 * (1 - u), u in [0, 1) */
+    const uint64_t ln2_q64 = UINT64_C(0xb17217f7d1cf79ab);
+    unsigned __int128 x = (unsigned __int128)net->cfg.latency_mean * neg_log2_frac53(m) >> 24;
+    x = (x >> 64) ? QDB_SIMNET_NEVER : (x * ln2_q64) >> 64; /* at most ~37 means */
+    return sat_add(net->cfg.latency_min, (qdb_time_us)x);
+}
+
+static qdb_time_us link_latency(qdb_simnet *net, const addr_rec *src, uint64_t dkey,
+                                const addr_rec *dst)
+{
+    qdb_time_us lat = sat_add(link_base(net, src->key, dkey), uniform(net, net->cfg.jitter));
+    lat = scale_milli(lat, src->slow_milli);
+    if (dst)
+        lat = scale_milli(lat, dst->slow_milli);
+    return lat;
+}
+
+static bool partitioned(const qdb_simnet *net, const addr_rec *src, uint64_t dkey,
+                        const addr_rec *dst)
+{
+    if (src->group && dst && dst->group && src->group != dst->group)
+        return true;
+    if (g_hash_table_size(net->blocks) == 0)
+        return false;
+    block_key k = {src->key, dkey};
+    return g_hash_table_contains(net->blocks, &k);
+}
+
+static void push_frame(qdb_simnet *net, qdb_addr src, qdb_sim_endpoint *dst,
+                       const uint8_t *bytes, size_t len, qdb_time_us at)
+{
+    sim_frame *f = g_malloc(sizeof *f + len);
+    f->dst = dst;
+    f->src = src;
+    f->len = (uint32_t)len;
+    if (len)
+        memcpy(f->bytes, bytes, len);
+    ep_ref(dst);
+    dst->frames_in++;
+    net->frames_in_flight++;
+    net->bytes_in_flight += len;
+    qdb_eventq_push(net->q, at, EV_FRAME, 0, f);
+}
+
+static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t len)
+{
+    qdb_sim_endpoint *ep = t->impl;
+    qdb_simnet *net = ep->net;
+    if (ep->dead) {
+        g_strlcpy(t->errmsg, "endpoint detached", sizeof t->errmsg);
+        return QDB_E_NOT_CONNECTED;
+    }
+    if (qdb_addr_is_null(dst)) {
+        g_strlcpy(t->errmsg, "null destination address", sizeof t->errmsg);
+        return QDB_E_INVALID_ARGUMENT;
+    }
+    if (len > UINT32_MAX) {
+        g_strlcpy(t->errmsg, "frame larger than 4 GiB", sizeof t->errmsg);
+        return QDB_E_OVERSIZED;
+    }
+    net->st.frames_sent++;
+    uint64_t dkey = addr_pack(dst);
+    addr_rec *drec = g_hash_table_lookup(net->addrs, &dkey);
+    if (partitioned(net, ep->rec, dkey, drec)) {
+        net->st.dropped_partition++;
+        return 0;
+    }
+    if (!drec || !drec->ep) {
+        net->st.refused++;
+        qdb_time_us delay = net->cfg.refused_delay;
+        if (delay == QDB_SIMNET_REFUSED_RTT) {
+            qdb_time_us one_way = link_latency(net, ep->rec, dkey, drec);
+            delay = sat_add(one_way, one_way);
+        }
+        sim_notice *n = g_new(sim_notice, 1);
+        n->sender = ep;
+        n->dead = dst;
+        ep_ref(ep);
+        qdb_eventq_push(net->q, sat_add(net->now, delay), EV_UNREACH, 0, n);
+        return 0;
+    }
+    if (chance(net, net->cfg.loss)) {
+        net->st.dropped_loss++;
+        return 0;
+    }
+    qdb_time_us at = sat_add(net->now, link_latency(net, ep->rec, dkey, drec));
+    if (chance(net, net->cfg.reorder))
+        at = sat_add(at, uniform(net, net->cfg.reorder_window));
+    push_frame(net, ep->rec->addr, drec->ep, frame, len, at);
+    if (chance(net, net->cfg.dup)) {
+        net->st.duplicates++;
+        push_frame(net, ep->rec->addr, drec->ep, frame, len,
+                   sat_add(at, link_latency(net, ep->rec, dkey, drec)));
+    }
+    return 0;
+}
+
+/* ---- random seam ------------------------------------------------------------------------ */
+
+static uint64_t sim_next(qdb_random *r)
+{
+    qdb_sim_endpoint *ep = r->impl;
+    if (!ep->rng) {
+        guint32 seed[2] = {(guint32)ep->rng_seed, (guint32)(ep->rng_seed >> 32)};
+        ep->rng = g_rand_new_with_seed_array(seed, 2);
+        ep->net->rngs++;
+    }
+    /* Two statements: the order of calls inside one expression is unspecified. */
+    uint64_t hi = g_rand_int(ep->rng);
+    uint64_t lo = g_rand_int(ep->rng);
+    return (hi << 32) | lo;
+}
+
+/* ---- trace hash and hash log --------------------------------------------------------------- */
+
+static void digest_now(qdb_simnet *net, uint8_t out[32])
+{
+    unsigned int n = 0;
+    EVP_MD_CTX_copy_ex(net->scratch, net->trace);
+    EVP_DigestFinal_ex(net->scratch, out, &n);
+}
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case EV_FRAME: return "frame";
+    case EV_TICK: return "tick";
+    case EV_UNREACH: return "unreach";
+    case EV_CALL: return "call";
+    default: return "add";
+    }
+}
+
+/* Hash one item; write or check its hash-log line.  False when the check
+ * found a divergence (recorded in net->diverged). */
+static bool trace_item(qdb_simnet *net, int kind, const qdb_addr *src, const qdb_addr *dst,
+                       bool has_data, const void *data, size_t len)
+{
+    uint8_t hdr[1 + 8 + 6 + 6 + 4];
+    size_t n = 0;
+    hdr[n++] = (uint8_t)kind;
+    put_be(hdr + n, net->now, 8), n += 8;
+    if (src) {
+        put_be(hdr + n, src->ip, 4), n += 4;
+        put_be(hdr + n, src->port, 2), n += 2;
+    }
+    if (dst) {
+        put_be(hdr + n, dst->ip, 4), n += 4;
+        put_be(hdr + n, dst->port, 2), n += 2;
+    }
+    if (has_data) {
+        put_be(hdr + n, len, 4), n += 4;
+    }
+    EVP_DigestUpdate(net->trace, hdr, n);
+    if (has_data && len)
+        EVP_DigestUpdate(net->trace, data, len);
+
+    if (!net->log_write && !net->log_check)
+        return true;
+    uint8_t d[32];
+    digest_now(net, d);
+    char hex[17], s[QDB_ADDR_STRLEN] = "-", t[QDB_ADDR_STRLEN] = "-", line[128];
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (src)
+        qdb_addr_format(*src, s);
+    if (dst)
+        qdb_addr_format(*dst, t);
+    snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %s %s %s %s", ++net->log_n, net->now,
+             kind_name(kind), s, t, hex);
+    if (net->log_write)
+        fprintf(net->log_write, "%s\n", line);
+    if (net->log_check && !net->diverged) {
+        ssize_t got = getline(&net->line_buf, &net->line_cap, net->log_check);
+        if (got > 0 && net->line_buf[got - 1] == '\n')
+            net->line_buf[got - 1] = '\0';
+        if (got < 0 || strcmp(net->line_buf, line) != 0) {
+            net->diverged = g_strdup_printf("hash log diverged at item %" PRIu64 "\n"
+                                            "  expected: %s\n  actual:   %s",
+                                            net->log_n, got < 0 ? "(end of log)" : net->line_buf,
+                                            line);
+            return false;
+        }
+    }
+    return true;
+}
+
+void qdb_simnet_trace_add(qdb_simnet *net, const void *data, size_t len)
+{
+    trace_item(net, EV_ADD, NULL, NULL, true, data, len);
+}
+
+void qdb_simnet_trace_digest(qdb_simnet *net, uint8_t out[32])
+{
+    digest_now(net, out);
+}
+
+void qdb_simnet_trace_hex(qdb_simnet *net, char out[17])
+{
+    uint8_t d[32];
+    digest_now(net, d);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+void qdb_simnet_hash_log_write(qdb_simnet *net, FILE *f)
+{
+    net->log_write = f;
+}
+
+void qdb_simnet_hash_log_check(qdb_simnet *net, FILE *f)
+{
+    net->log_check = f;
+}
+
+char *qdb_simnet_diverged(const qdb_simnet *net)
+{
+    return g_strdup(net->diverged);
+}
+
+/* ---- running ----------------------------------------------------------------------------------- */
+
+/* Hash the popped event, then deliver it unless the hash log diverged. */
+static void process(qdb_simnet *net, qdb_event *ev)
+{
+    switch (ev->kind) {
+    case EV_FRAME: {
+        sim_frame *f = ev->ptr;
+        qdb_sim_endpoint *dst = f->dst;
+        dst->frames_in--;
+        if (trace_item(net, EV_FRAME, &f->src, &dst->rec->addr, true, f->bytes, f->len)) {
+            net->st.events++;
+            net->st.frames_delivered++;
+            dst->ops->recv(dst->owner, f->src, f->bytes, f->len);
+        }
+        frame_release(net, f); /* after recv: the reference keeps dst alive through it */
+        break;
+    }
+    case EV_TICK: {
+        qdb_sim_endpoint *ep = ev->ptr;
+        if (trace_item(net, EV_TICK, NULL, &ep->rec->addr, false, NULL, 0)) {
+            net->st.events++;
+            net->st.ticks++;
+            ep->armed = false;
+            ep->fire_at = QDB_SIMNET_NEVER;
+            ep->queued_at = QDB_SIMNET_NEVER;
+            if (ep->ops->tick)
+                ep->ops->tick(ep->owner);
+        }
+        ep_unref(ep);
+        break;
+    }
+    case EV_UNREACH: {
+        sim_notice *n = ev->ptr;
+        qdb_sim_endpoint *ep = n->sender;
+        if (trace_item(net, EV_UNREACH, &n->dead, &ep->rec->addr, false, NULL, 0)) {
+            net->st.events++;
+            net->st.unreachable++;
+            if (ep->ops->unreachable)
+                ep->ops->unreachable(ep->owner, n->dead);
+        }
+        ep_unref(ep);
+        g_free(n);
+        break;
+    }
+    case EV_CALL: {
+        sim_call *c = ev->ptr;
+        if (trace_item(net, EV_CALL, NULL, NULL, false, NULL, 0)) {
+            net->st.events++;
+            net->st.callbacks++;
+            c->fn(c->arg);
+        }
+        g_free(c);
+        break;
+    }
+    default:
+        g_assert_not_reached();
+    }
+}
+
+qdb_time_us qdb_simnet_now(const qdb_simnet *net)
+{
+    return net->now;
+}
+
+qdb_time_us qdb_simnet_next_time(qdb_simnet *net)
+{
+    const qdb_event *top = next_event(net);
+    return top ? top->time : QDB_SIMNET_NEVER;
+}
+
+bool qdb_simnet_step(qdb_simnet *net)
+{
+    g_return_val_if_fail(!net->running, false);
+    if (net->diverged || !next_event(net))
+        return false;
+    qdb_event ev;
+    qdb_eventq_pop(net->q, &ev); /* the top next_event() settled */
+    net->now = ev.time;
+    net->running = true;
+    process(net, &ev);
+    net->running = false;
+    return net->diverged == NULL;
+}
+
+void qdb_simnet_run_until(qdb_simnet *net, qdb_time_us t)
+{
+    while (qdb_simnet_next_time(net) <= t && qdb_simnet_step(net))
+        ;
+    if (!net->diverged && net->now < t && t != QDB_SIMNET_NEVER)
+        net->now = t;
+}
+
+bool qdb_simnet_step_until(qdb_simnet *net, bool (*done)(void *arg), void *arg,
+                           qdb_time_us limit)
+{
+    for (;;) {
+        if (done(arg))
+            return true;
+        if (qdb_simnet_next_time(net) > limit || !qdb_simnet_step(net))
+            break;
+    }
+    if (!net->diverged && net->now < limit && limit != QDB_SIMNET_NEVER)
+        net->now = limit;
+    return false;
+}
+
+void qdb_simnet_at(qdb_simnet *net, qdb_time_us t, void (*fn)(void *arg), void *arg)
+{
+    sim_call *c = g_new(sim_call, 1);
+    c->fn = fn;
+    c->arg = arg;
+    qdb_eventq_push(net->q, t < net->now ? net->now : t, EV_CALL, 0, c);
+}
+
+/* ---- world -------------------------------------------------------------------------------------- */
+
+void qdb_simnet_config_defaults(qdb_simnet_config *cfg)
+{
+    *cfg = (qdb_simnet_config){
+        .seed = 0,
+        .latency_mean = 50 * QDB_US_PER_MS,
+        .latency_min = 0,
+        .jitter = 0,
+        .loss = 0,
+        .dup = 0,
+        .reorder = 0,
+        .reorder_window = 200 * QDB_US_PER_MS,
+        .refused_delay = QDB_SIMNET_REFUSED_RTT,
+        .wall_epoch_us = INT64_C(1767225600000000),
+    };
+}
+
+static double clamp01(double p)
+{
+    return p > 0 ? (p < 1 ? p : 1) : 0; /* NaN -> 0 */
+}
+
+qdb_simnet *qdb_simnet_new(const qdb_simnet_config *cfg)
+{
+    qdb_simnet *net = g_new0(qdb_simnet, 1);
+    if (cfg)
+        net->cfg = *cfg;
+    else
+        qdb_simnet_config_defaults(&net->cfg);
+    net->cfg.loss = clamp01(net->cfg.loss);
+    net->cfg.dup = clamp01(net->cfg.dup);
+    net->cfg.reorder = clamp01(net->cfg.reorder);
+    net->q = qdb_eventq_new(&eventq_ops, net);
+    guint32 seed[2] = {(guint32)net->cfg.seed, (guint32)(net->cfg.seed >> 32)};
+    net->rng = g_rand_new_with_seed_array(seed, 2);
+    net->addrs = g_hash_table_new_full(key_hash, key_equal, NULL, g_free);
+    net->blocks = g_hash_table_new_full(block_hash, block_equal, g_free, NULL);
+    net->trace = EVP_MD_CTX_new();
+    net->scratch = EVP_MD_CTX_new();
+    g_assert(net->trace && net->scratch);
+    EVP_DigestInit_ex(net->trace, EVP_sha256(), NULL);
+    return net;
+}
+
+void qdb_simnet_free(qdb_simnet *net)
+{
+    if (!net)
+        return;
+    g_return_if_fail(!net->running);
+    /* Queue first: it drops the events' references, then only the attachment
+     * references are left.  Table order is harmless here: nothing runs. */
+    qdb_eventq_free(net->q);
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, net->addrs);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        addr_rec *rec = value;
+        if (rec->ep) {
+            rec->ep->dead = true;
+            ep_unref(rec->ep);
+        }
+    }
+    g_hash_table_destroy(net->addrs);
+    g_hash_table_destroy(net->blocks);
+    g_rand_free(net->rng);
+    EVP_MD_CTX_free(net->trace);
+    EVP_MD_CTX_free(net->scratch);
+    free(net->line_buf); /* getline() allocates with malloc */
+    g_free(net->diverged);
+    g_free(net);
+}
+
+/* ---- endpoints ---------------------------------------------------------------------------------- */
+
+qdb_sim_endpoint *qdb_simnet_attach(qdb_simnet *net, qdb_addr addr,
+                                    const qdb_sim_endpoint_ops *ops, void *owner,
+                                    uint64_t rng_seed)
+{
+    g_return_val_if_fail(ops && ops->recv, NULL);
+    if (qdb_addr_is_null(addr))
+        return NULL;
+    addr_rec *rec = rec_get(net, addr);
+    if (rec->ep)
+        return NULL;
+    qdb_sim_endpoint *ep = g_new0(qdb_sim_endpoint, 1);
+    ep->clock = (qdb_clock){.version = QDB_SEAM_VERSION, .data = owner, .impl = ep,
+                            .now = sim_now, .arm = sim_arm, .wall = sim_wall};
+    ep->transport = (qdb_transport){.version = QDB_SEAM_VERSION, .data = owner, .impl = ep,
+                                    .send = sim_send};
+    ep->random = (qdb_random){.version = QDB_SEAM_VERSION, .data = owner, .impl = ep,
+                              .next = sim_next};
+    ep->net = net;
+    ep->rec = rec;
+    ep->ops = ops;
+    ep->owner = owner;
+    ep->rng_seed = rng_seed;
+    ep->refs = 1;
+    ep->anchor_virt = ep->anchor_local = net->now;
+    ep->fire_at = ep->queued_at = QDB_SIMNET_NEVER;
+    rec->ep = ep;
+    net->st.endpoints++;
+    net->endpoints_alloc++;
+    return ep;
+}
+
+void qdb_simnet_detach(qdb_simnet *net, qdb_sim_endpoint *ep)
+{
+    g_return_if_fail(ep && ep->net == net && !ep->dead);
+    ep->dead = true; /* its queued events are stale from now on */
+    ep->rec->ep = NULL;
+    net->st.dropped_dead += ep->frames_in;
+    ep->armed = false;
+    ep->fire_at = ep->queued_at = QDB_SIMNET_NEVER;
+    net->st.endpoints--;
+    ep_unref(ep);
+}
+
+qdb_sim_endpoint *qdb_simnet_lookup(qdb_simnet *net, qdb_addr addr)
+{
+    addr_rec *rec = rec_find(net, addr);
+    return rec ? rec->ep : NULL;
+}
+
+qdb_clock *qdb_sim_endpoint_clock(qdb_sim_endpoint *ep)
+{
+    return &ep->clock;
+}
+
+qdb_transport *qdb_sim_endpoint_transport(qdb_sim_endpoint *ep)
+{
+    return &ep->transport;
+}
+
+qdb_random *qdb_sim_endpoint_random(qdb_sim_endpoint *ep)
+{
+    return &ep->random;
+}
+
+qdb_addr qdb_sim_endpoint_addr(const qdb_sim_endpoint *ep)
+{
+    return ep->rec->addr;
+}
+
+void *qdb_sim_endpoint_owner(const qdb_sim_endpoint *ep)
+{
+    return ep->owner;
+}
+
+/* ---- fault setters ---------------------------------------------------------------------------------- */
+
+void qdb_simnet_set_loss(qdb_simnet *net, double p)
+{
+    net->cfg.loss = clamp01(p);
+}
+
+void qdb_simnet_set_dup(qdb_simnet *net, double p)
+{
+    net->cfg.dup = clamp01(p);
+}
+
+void qdb_simnet_set_reorder(qdb_simnet *net, double p, qdb_time_us window)
+{
+    net->cfg.reorder = clamp01(p);
+    net->cfg.reorder_window = window;
+}
+
+void qdb_simnet_block(qdb_simnet *net, qdb_addr from, qdb_addr to)
+{
+    block_key k = {addr_pack(from), addr_pack(to)};
+    if (g_hash_table_contains(net->blocks, &k))
+        return;
+    block_key *nk = g_new(block_key, 1);
+    *nk = k;
+    g_hash_table_add(net->blocks, nk);
+}
+
+void qdb_simnet_unblock(qdb_simnet *net, qdb_addr from, qdb_addr to)
+{
+    block_key k = {addr_pack(from), addr_pack(to)};
+    g_hash_table_remove(net->blocks, &k);
+}
+
+void qdb_simnet_set_group(qdb_simnet *net, qdb_addr addr, int group)
+{
+    if (group == 0) {
+        addr_rec *rec = rec_find(net, addr);
+        if (rec)
+            rec->group = 0;
+        return;
+    }
+    rec_get(net, addr)->group = group;
+}
+
+void qdb_simnet_heal_all(qdb_simnet *net)
+{
+    g_hash_table_remove_all(net->blocks);
+    /* Iteration order is harmless: every record gets the same value. */
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, net->addrs);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        ((addr_rec *)value)->group = 0;
+}
+
+bool qdb_simnet_is_blocked(qdb_simnet *net, qdb_addr from, qdb_addr to)
+{
+    addr_rec *src = rec_find(net, from);
+    addr_rec *dst = rec_find(net, to);
+    addr_rec tmp = {.key = addr_pack(from)};
+    return partitioned(net, src ? src : &tmp, addr_pack(to), dst);
+}
+
+void qdb_simnet_set_slow(qdb_simnet *net, qdb_addr addr, double factor)
+{
+    g_return_if_fail(factor > 0);
+    double m = factor * 1000 + 0.5; /* rounded by the conversion below */
+    addr_rec *rec = rec_get(net, addr);
+    rec->slow_milli = m < 1 ? 1 : m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+    if (rec->ep)
+        timer_schedule(rec->ep);
+}
+
+void qdb_simnet_set_drift(qdb_simnet *net, qdb_addr addr, int32_t ppm)
+{
+    g_return_if_fail(ppm > -1000000);
+    addr_rec *rec = rec_get(net, addr);
+    if (rec->ep)
+        reanchor(rec->ep); /* with the old drift */
+    rec->ppm = ppm;
+    if (rec->ep)
+        timer_schedule(rec->ep);
+}
+
+bool qdb_simnet_clock_jump(qdb_simnet *net, qdb_addr addr, qdb_time_us delta)
+{
+    qdb_sim_endpoint *ep = qdb_simnet_lookup(net, addr);
+    if (!ep)
+        return false;
+    reanchor(ep);
+    ep->anchor_local = sat_add(ep->anchor_local, delta);
+    timer_schedule(ep);
+    return true;
+}
+
+/* ---- statistics ---------------------------------------------------------------------------------- */
+
+void qdb_simnet_get_stats(const qdb_simnet *net, qdb_simnet_stats *out)
+{
+    *out = net->st;
+    out->queued = qdb_eventq_size(net->q);
+}
+
+size_t qdb_simnet_memory(const qdb_simnet *net)
+{
+    /* GHashTable keeps a key, a value and a hash per bucket, buckets at most
+     * about twice the entries. */
+    const size_t bucket = 2 * (2 * sizeof(void *) + sizeof(guint));
+    size_t recs = g_hash_table_size(net->addrs);
+    size_t blocks = g_hash_table_size(net->blocks);
+    return sizeof *net + qdb_eventq_memory(net->q) +
+           net->frames_in_flight * sizeof(sim_frame) + net->bytes_in_flight +
+           net->endpoints_alloc * sizeof(qdb_sim_endpoint) + (net->rngs + 1) * GRAND_BYTES +
+           recs * (sizeof(addr_rec) + bucket) + blocks * (sizeof(block_key) + bucket);
+}
