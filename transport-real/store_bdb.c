@@ -1,0 +1,731 @@
+/* The Berkeley DB 5.3 storage backend (contract in store_bdb.h).
+ *
+ * Sections:
+ *   - state, errors and scratch buffers
+ *   - value codec: the stored layout and zstd
+ *   - the seam's methods: get, put, del, iterate, count, destroy
+ *   - opening: root checks, the lock file, environment, database, counting
+ *   - checkpoint and stats
+ *
+ * Stored value layout (the BDB data item of each key):
+ *   u8 codec          0 raw, 1 zstd
+ *   raw:  the value's bytes
+ *   zstd: u64 big-endian original length, then one zstd frame
+ */
+#define G_LOG_DOMAIN "qdb-bdb"
+
+#include "transport-real/store_bdb.h"
+
+#include <db.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "node/error.h"
+
+/* ---- state, errors and scratch buffers ----------------------------------- */
+
+enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
+#define ZSTD_HEADER 9 /* codec byte + u64 original length */
+
+/* iterate() copies at most this much out of a cursor before it closes the
+ * cursor and calls back (at least one record per batch, whatever its size). */
+#define BATCH_RECORDS 256
+#define BATCH_BYTES ((size_t)1 << 20)
+
+/* A buffer reused across calls, grown on demand, for DB_DBT_USERMEM. */
+typedef struct scratch {
+    uint8_t *buf;
+    size_t cap;
+} scratch;
+
+typedef struct bdb_store {
+    qdb_storage seam;
+    DB_ENV *env;
+    DB *db;
+    int lock_fd;
+    char *root;
+    qdb_bdb_options opt;
+    uint32_t commit_flags;
+    uint64_t count;
+    qdb_bdb_stats stats;
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    scratch data;   /* get(): the stored value */
+    scratch packed; /* put(): the compressed value */
+    char bdb_msg[256]; /* BDB's last extended error message (errcall) */
+} bdb_store;
+
+static bdb_store *store_of(qdb_storage *s)
+{
+    return s->impl;
+}
+
+static void scratch_reserve(scratch *sc, size_t n)
+{
+    if (n <= sc->cap)
+        return;
+    size_t cap = sc->cap ? sc->cap : 4096;
+    while (cap < n)
+        cap = cap > SIZE_MAX / 2 ? n : cap * 2;
+    sc->buf = g_realloc(sc->buf, cap);
+    sc->cap = cap;
+}
+
+static void scratch_free(scratch *sc)
+{
+    g_free(sc->buf);
+    sc->buf = NULL;
+    sc->cap = 0;
+}
+
+static void set_err(qdb_storage *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void set_err(qdb_storage *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+/* "bdb <op>: <db_strerror>", plus BDB's extended message when it gave one
+ * during this call (they say which file or which limit). */
+static int bdb_fail(bdb_store *st, const char *op, int ret)
+{
+    if (st->bdb_msg[0])
+        set_err(&st->seam, "bdb %s: %s (%s)", op, db_strerror(ret), st->bdb_msg);
+    else
+        set_err(&st->seam, "bdb %s: %s", op, db_strerror(ret));
+    return QDB_E_STORAGE;
+}
+
+static void bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
+{
+    bdb_store *st = env->app_private;
+    g_warning("%s%s%s", prefix ? prefix : "", prefix ? ": " : "", msg);
+    if (st)
+        g_strlcpy(st->bdb_msg, msg, sizeof st->bdb_msg);
+}
+
+static void dbt_in(DBT *d, const uint8_t *p, size_t n)
+{
+    memset(d, 0, sizeof *d);
+    d->data = (void *)p;
+    d->size = (u_int32_t)n;
+}
+
+static void dbt_user(DBT *d, scratch *sc)
+{
+    memset(d, 0, sizeof *d);
+    d->data = sc->buf;
+    d->ulen = (u_int32_t)MIN(sc->cap, (size_t)UINT32_MAX);
+    d->flags = DB_DBT_USERMEM;
+}
+
+/* dbc->get into scratch buffers, growing them on DB_BUFFER_SMALL (BDB leaves
+ * the cursor where it was then).  For DB_SET_RANGE the search key is copied
+ * into kbuf again on each try, as BDB overwrites it with the key found. */
+static int cursor_get(DBC *c, u_int32_t flags, const uint8_t *search, size_t search_len,
+                      scratch *kbuf, scratch *vbuf, DBT *key, DBT *val)
+{
+    for (;;) {
+        if (flags == DB_SET_RANGE) {
+            scratch_reserve(kbuf, search_len ? search_len : 1);
+            if (search_len)
+                memcpy(kbuf->buf, search, search_len);
+        }
+        dbt_user(key, kbuf);
+        dbt_user(val, vbuf);
+        if (flags == DB_SET_RANGE)
+            key->size = (u_int32_t)search_len;
+        int ret = c->get(c, key, val, flags);
+        if (ret != DB_BUFFER_SMALL)
+            return ret;
+        if (key->size > key->ulen)
+            scratch_reserve(kbuf, key->size);
+        if (val->size > val->ulen)
+            scratch_reserve(vbuf, val->size);
+    }
+}
+
+/* memcmp order, shorter first on a common prefix: BDB's default btree order. */
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    size_t n = MIN(alen, blen);
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* ---- value codec ----------------------------------------------------------- */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Encodes value into st->packed when compression pays (at least 1/8 saved,
+ * header included); returns the stored length, or 0 to store it raw. */
+static size_t encode_zstd(bdb_store *st, const uint8_t *value, size_t len)
+{
+    if (len < st->opt.compress_threshold || len < 16)
+        return 0;
+    size_t bound = ZSTD_compressBound(len);
+    scratch_reserve(&st->packed, ZSTD_HEADER + bound);
+    size_t z = ZSTD_compressCCtx(st->cctx, st->packed.buf + ZSTD_HEADER, bound, value, len,
+                                 st->opt.compress_level);
+    if (ZSTD_isError(z))
+        return 0; /* not an error: the value is simply stored raw */
+    size_t stored = ZSTD_HEADER + z;
+    if (stored > len - len / 8)
+        return 0;
+    st->packed.buf[0] = CODEC_ZSTD;
+    put_be64(st->packed.buf + 1, len);
+    return stored;
+}
+
+/* Checks the framing of a stored value.  Raw: *payload is the value itself.
+ * Zstd: *payload is the frame and *orig_len the declared length, which the
+ * frame's own content size must confirm (ZSTD_compress always records it). */
+static int decode_check(bdb_store *st, const uint8_t *stored, size_t len, int *codec,
+                        const uint8_t **payload, size_t *payload_len, size_t *orig_len)
+{
+    if (len < 1) {
+        set_err(&st->seam, "bdb: corrupt stored value (empty, no codec byte)");
+        return QDB_E_STORAGE;
+    }
+    *codec = stored[0];
+    if (*codec == CODEC_RAW) {
+        *payload = stored + 1;
+        *payload_len = *orig_len = len - 1;
+        return QDB_OK;
+    }
+    if (*codec != CODEC_ZSTD) {
+        set_err(&st->seam, "bdb: corrupt stored value (unknown codec %d)", *codec);
+        return QDB_E_STORAGE;
+    }
+    if (len < ZSTD_HEADER) {
+        set_err(&st->seam, "bdb: corrupt stored value (zstd header truncated, %zu bytes)", len);
+        return QDB_E_STORAGE;
+    }
+    uint64_t declared = get_be64(stored + 1);
+    *payload = stored + ZSTD_HEADER;
+    *payload_len = len - ZSTD_HEADER;
+    unsigned long long fcs = ZSTD_getFrameContentSize(*payload, *payload_len);
+    if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs != declared ||
+        declared > SIZE_MAX) {
+        set_err(&st->seam, "bdb: corrupt stored value (zstd frame does not match length %" G_GUINT64_FORMAT ")",
+                declared);
+        return QDB_E_STORAGE;
+    }
+    *orig_len = (size_t)declared;
+    return QDB_OK;
+}
+
+static int decompress_into(bdb_store *st, uint8_t *dst, size_t orig_len, const uint8_t *frame,
+                           size_t frame_len)
+{
+    size_t n = ZSTD_decompressDCtx(st->dctx, dst, orig_len, frame, frame_len);
+    if (ZSTD_isError(n) || n != orig_len) {
+        set_err(&st->seam, "bdb: corrupt stored value (zstd: %s)",
+                ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
+        return QDB_E_STORAGE;
+    }
+    return QDB_OK;
+}
+
+/* Decodes into a view: into the stored bytes when raw, into out when zstd. */
+static int decode_view(bdb_store *st, const uint8_t *stored, size_t len, scratch *out,
+                       const uint8_t **value, size_t *value_len)
+{
+    int codec;
+    const uint8_t *payload;
+    size_t payload_len, orig_len;
+    int rc = decode_check(st, stored, len, &codec, &payload, &payload_len, &orig_len);
+    if (rc)
+        return rc;
+    if (codec == CODEC_RAW) {
+        *value = payload;
+        *value_len = payload_len;
+        return QDB_OK;
+    }
+    scratch_reserve(out, orig_len ? orig_len : 1);
+    rc = decompress_into(st, out->buf, orig_len, payload, payload_len);
+    if (rc)
+        return rc;
+    *value = out->buf;
+    *value_len = orig_len;
+    return QDB_OK;
+}
+
+/* ---- the seam's methods ------------------------------------------------------ */
+
+static int bdb_get(qdb_storage *s, const uint8_t *key, size_t key_len, uint8_t **value,
+                   size_t *value_len)
+{
+    bdb_store *st = store_of(s);
+    DBT k, d;
+    int ret;
+    st->bdb_msg[0] = '\0';
+    scratch_reserve(&st->data, 1);
+    for (;;) {
+        dbt_in(&k, key, key_len);
+        dbt_user(&d, &st->data);
+        ret = st->db->get(st->db, NULL, &k, &d, 0);
+        if (ret != DB_BUFFER_SMALL)
+            break;
+        scratch_reserve(&st->data, d.size);
+    }
+    if (ret == DB_NOTFOUND)
+        return QDB_E_ALIAS_NOT_FOUND;
+    if (ret)
+        return bdb_fail(st, "get", ret);
+
+    int codec;
+    const uint8_t *payload;
+    size_t payload_len, orig_len;
+    int rc = decode_check(st, st->data.buf, d.size, &codec, &payload, &payload_len, &orig_len);
+    if (rc)
+        return rc;
+    uint8_t *out = g_malloc(orig_len ? orig_len : 1);
+    if (codec == CODEC_RAW) {
+        memcpy(out, payload, payload_len);
+    } else if ((rc = decompress_into(st, out, orig_len, payload, payload_len)) != QDB_OK) {
+        g_free(out);
+        return rc;
+    }
+    *value = out;
+    *value_len = orig_len;
+    return QDB_OK;
+}
+
+/* One transaction: an insert with DB_NOOVERWRITE tells whether the key is
+ * new (for the exact count); if it existed, the overwrite follows in the same
+ * transaction, so the commit costs one log write either way. */
+static int bdb_put(qdb_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value,
+                   size_t value_len)
+{
+    bdb_store *st = store_of(s);
+    st->bdb_msg[0] = '\0';
+    if (value_len > UINT32_MAX - ZSTD_HEADER || key_len > UINT32_MAX) {
+        set_err(s, "bdb put: key or value too large (%zu, %zu bytes)", key_len, value_len);
+        return QDB_E_STORAGE;
+    }
+
+    /* A DBT is one buffer: a raw value is copied behind its codec byte. */
+    size_t stored_len = encode_zstd(st, value, value_len);
+    bool compressed = stored_len != 0;
+    if (!compressed) {
+        stored_len = 1 + value_len;
+        scratch_reserve(&st->packed, stored_len);
+        st->packed.buf[0] = CODEC_RAW;
+        if (value_len)
+            memcpy(st->packed.buf + 1, value, value_len);
+    }
+
+    DBT k, d;
+    dbt_in(&k, key, key_len);
+    dbt_in(&d, st->packed.buf, stored_len);
+    DB_TXN *txn;
+    int ret = st->env->txn_begin(st->env, NULL, &txn, 0);
+    if (ret)
+        return bdb_fail(st, "put (txn_begin)", ret);
+    bool existed = false;
+    ret = st->db->put(st->db, txn, &k, &d, DB_NOOVERWRITE);
+    if (ret == DB_KEYEXIST) {
+        existed = true;
+        ret = st->db->put(st->db, txn, &k, &d, 0);
+    }
+    if (ret) {
+        int rc = bdb_fail(st, "put", ret);
+        txn->abort(txn);
+        return rc;
+    }
+    ret = txn->commit(txn, st->commit_flags);
+    if (ret)
+        return bdb_fail(st, "put (commit)", ret);
+
+    if (!existed)
+        st->count++;
+    st->stats.puts++;
+    st->stats.compressed_puts += compressed;
+    st->stats.bytes_in += value_len;
+    st->stats.bytes_stored += stored_len;
+    return QDB_OK;
+}
+
+static int bdb_del(qdb_storage *s, const uint8_t *key, size_t key_len)
+{
+    bdb_store *st = store_of(s);
+    st->bdb_msg[0] = '\0';
+    DBT k;
+    dbt_in(&k, key, key_len);
+    DB_TXN *txn;
+    int ret = st->env->txn_begin(st->env, NULL, &txn, 0);
+    if (ret)
+        return bdb_fail(st, "del (txn_begin)", ret);
+    ret = st->db->del(st->db, txn, &k, 0);
+    if (ret == DB_NOTFOUND) {
+        txn->abort(txn);
+        return QDB_E_ALIAS_NOT_FOUND;
+    }
+    if (ret) {
+        int rc = bdb_fail(st, "del", ret);
+        txn->abort(txn);
+        return rc;
+    }
+    ret = txn->commit(txn, st->commit_flags);
+    if (ret)
+        return bdb_fail(st, "del (commit)", ret);
+    st->count--;
+    return QDB_OK;
+}
+
+typedef struct batch_item {
+    size_t koff, klen, voff, vlen;
+} batch_item;
+
+/* Fills the batch with records from the first key >= start (and < to),
+ * stored bytes as they are.  *end is set when the range is exhausted. */
+static int read_batch(bdb_store *st, const uint8_t *start, size_t start_len, const uint8_t *to,
+                      size_t to_len, GByteArray *bytes, GArray *items, bool *end)
+{
+    scratch kbuf = { 0 }, vbuf = { 0 };
+    scratch_reserve(&kbuf, 256);
+    scratch_reserve(&vbuf, 4096);
+    DBC *c;
+    int ret = st->db->cursor(st->db, NULL, &c, 0);
+    if (ret) {
+        scratch_free(&kbuf);
+        scratch_free(&vbuf);
+        return bdb_fail(st, "iterate (cursor)", ret);
+    }
+    int rc = QDB_OK;
+    *end = false;
+    for (bool first = true; items->len < BATCH_RECORDS && bytes->len < BATCH_BYTES; first = false) {
+        DBT k, d;
+        u_int32_t op = !first ? DB_NEXT : start_len ? DB_SET_RANGE : DB_FIRST;
+        ret = cursor_get(c, op, start, start_len, &kbuf, &vbuf, &k, &d);
+        if (ret == DB_NOTFOUND) {
+            *end = true;
+            break;
+        }
+        if (ret) {
+            rc = bdb_fail(st, "iterate", ret);
+            break;
+        }
+        if (to && key_cmp(k.data, k.size, to, to_len) >= 0) {
+            *end = true;
+            break;
+        }
+        batch_item it = { .koff = bytes->len, .klen = k.size };
+        g_byte_array_append(bytes, k.data, k.size);
+        it.voff = bytes->len;
+        it.vlen = d.size;
+        g_byte_array_append(bytes, d.data, d.size);
+        g_array_append_val(items, it);
+    }
+    ret = c->close(c);
+    if (ret && rc == QDB_OK)
+        rc = bdb_fail(st, "iterate (cursor close)", ret);
+    scratch_free(&kbuf);
+    scratch_free(&vbuf);
+    return rc;
+}
+
+/* Batches of records are copied out with the cursor open, then the cursor is
+ * closed and fn runs over the copies; the next batch starts at the smallest
+ * key after the last one seen, which in this order is that key + one 0x00
+ * byte.  One extra btree descent per batch buys a walk that holds no locks
+ * while fn runs. */
+static int bdb_iterate(qdb_storage *s, const uint8_t *from, size_t from_len, const uint8_t *to,
+                       size_t to_len, qdb_storage_iter_fn fn, void *arg)
+{
+    bdb_store *st = store_of(s);
+    st->bdb_msg[0] = '\0';
+    GByteArray *start = g_byte_array_new();
+    GByteArray *bytes = g_byte_array_new();
+    GArray *items = g_array_new(FALSE, FALSE, sizeof(batch_item));
+    scratch plain = { 0 };
+    if (from_len)
+        g_byte_array_append(start, from, (guint)from_len);
+    int rc = QDB_OK;
+    bool stop = false;
+    while (!stop) {
+        bool end = false;
+        g_byte_array_set_size(bytes, 0);
+        g_array_set_size(items, 0);
+        rc = read_batch(st, start->data, start->len, to, to_len, bytes, items, &end);
+        if (rc)
+            break;
+        for (guint i = 0; i < items->len && !stop; i++) {
+            const batch_item *it = &g_array_index(items, batch_item, i);
+            const uint8_t *v;
+            size_t vlen;
+            rc = decode_view(st, bytes->data + it->voff, it->vlen, &plain, &v, &vlen);
+            if (rc) {
+                stop = true;
+                break;
+            }
+            if (fn(arg, bytes->data + it->koff, it->klen, v, vlen))
+                stop = true;
+        }
+        if (end || items->len == 0)
+            break;
+        const batch_item *last = &g_array_index(items, batch_item, items->len - 1);
+        g_byte_array_set_size(start, 0);
+        g_byte_array_append(start, bytes->data + last->koff, (guint)last->klen);
+        g_byte_array_append(start, (const guint8 *)"", 1);
+    }
+    scratch_free(&plain);
+    g_array_free(items, TRUE);
+    g_byte_array_free(bytes, TRUE);
+    g_byte_array_free(start, TRUE);
+    return rc;
+}
+
+static uint64_t bdb_count(qdb_storage *s)
+{
+    return store_of(s)->count;
+}
+
+static void bdb_destroy(qdb_storage *s)
+{
+    if (!s)
+        return;
+    bdb_store *st = store_of(s);
+    int ret;
+    /* A checkpoint makes the next open's recovery short. */
+    if ((ret = st->env->txn_checkpoint(st->env, 0, 0, 0)) != 0)
+        g_warning("%s: checkpoint at close: %s", st->root, db_strerror(ret));
+    if ((ret = st->db->close(st->db, 0)) != 0)
+        g_warning("%s: closing entries.db: %s", st->root, db_strerror(ret));
+    if ((ret = st->env->close(st->env, 0)) != 0)
+        g_warning("%s: closing the environment: %s", st->root, db_strerror(ret));
+    close(st->lock_fd); /* releases the flock */
+    ZSTD_freeCCtx(st->cctx);
+    ZSTD_freeDCtx(st->dctx);
+    scratch_free(&st->data);
+    scratch_free(&st->packed);
+    g_free(st->root);
+    g_free(st);
+}
+
+/* ---- opening ----------------------------------------------------------------- */
+
+qdb_bdb_options qdb_bdb_options_defaults(void)
+{
+    return (qdb_bdb_options){
+        .sync = 0,
+        .compress_threshold = QDB_BDB_DEFAULT_COMPRESS_THRESHOLD,
+        .compress_level = QDB_BDB_DEFAULT_COMPRESS_LEVEL,
+        .cache_bytes = QDB_BDB_DEFAULT_CACHE_BYTES,
+    };
+}
+
+/* Creates the root if missing and checks it is a writable directory, so the
+ * common mistakes get a plain message rather than BDB's. */
+static bool check_root(const char *root, char *err)
+{
+    struct stat sb;
+    if (g_stat(root, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) {
+            g_snprintf(err, QDB_ERRMSG_SIZE, "root %s is not a directory", root);
+            return false;
+        }
+    } else if (g_mkdir_with_parents(root, 0700) != 0) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "cannot create root %s: %s", root, g_strerror(errno));
+        return false;
+    }
+    if (access(root, R_OK | W_OK | X_OK) != 0) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "root %s is not writable: %s", root, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Number of records, by one walk over the keys (data not read: a partial
+ * get of 0 bytes).  O(n), once per open. */
+static int count_records(bdb_store *st, uint64_t *out)
+{
+    DBC *c;
+    int ret = st->db->cursor(st->db, NULL, &c, 0);
+    if (ret)
+        return ret;
+    scratch kbuf = { 0 };
+    scratch_reserve(&kbuf, 256);
+    uint8_t nothing;
+    uint64_t n = 0;
+    for (;;) {
+        DBT k, d;
+        memset(&d, 0, sizeof d);
+        d.data = &nothing;
+        d.flags = DB_DBT_USERMEM | DB_DBT_PARTIAL;
+        d.ulen = 1;
+        d.dlen = 0;
+        d.doff = 0;
+        dbt_user(&k, &kbuf);
+        ret = c->get(c, &k, &d, DB_NEXT);
+        if (ret == DB_BUFFER_SMALL) {
+            scratch_reserve(&kbuf, k.size);
+            continue;
+        }
+        if (ret)
+            break;
+        n++;
+    }
+    scratch_free(&kbuf);
+    int cret = c->close(c);
+    if (ret == DB_NOTFOUND)
+        ret = cret;
+    if (ret == 0)
+        *out = n;
+    return ret;
+}
+
+qdb_storage *qdb_storage_bdb_open(const char *root, const qdb_bdb_options *opt, char *err)
+{
+    qdb_bdb_options o = opt ? *opt : qdb_bdb_options_defaults();
+    err[0] = '\0';
+    if (o.compress_level < ZSTD_minCLevel() || o.compress_level > ZSTD_maxCLevel()) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "zstd level %d out of range %d..%d", o.compress_level,
+                   ZSTD_minCLevel(), ZSTD_maxCLevel());
+        return NULL;
+    }
+    if (!check_root(root, err))
+        return NULL;
+
+    bdb_store *st = g_new0(bdb_store, 1);
+    st->root = g_strdup(root);
+    st->opt = o;
+    st->commit_flags = o.sync ? DB_TXN_SYNC : DB_TXN_WRITE_NOSYNC;
+
+    /* Recovery under a live store would wreck it: one open store per root. */
+    char *lock_path = g_build_filename(root, "qdb.lock", NULL);
+    st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    g_free(lock_path);
+    if (st->lock_fd < 0) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "root %s: cannot create qdb.lock: %s", root,
+                   g_strerror(errno));
+        goto fail_alloc;
+    }
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            g_snprintf(err, QDB_ERRMSG_SIZE, "root %s is in use by another open store", root);
+        else
+            g_snprintf(err, QDB_ERRMSG_SIZE, "root %s: cannot lock qdb.lock: %s", root,
+                       g_strerror(errno));
+        goto fail_lock_file;
+    }
+
+    int ret = db_env_create(&st->env, 0);
+    if (ret) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb env create: %s", db_strerror(ret));
+        goto fail_lock_file;
+    }
+    st->env->app_private = st;
+    st->env->set_errcall(st->env, bdb_errcall);
+    const char *step = "set_cachesize";
+    if (o.cache_bytes) {
+        uint64_t gb = 1ULL << 30;
+        ret = st->env->set_cachesize(st->env, (u_int32_t)(o.cache_bytes / gb),
+                                     (u_int32_t)(o.cache_bytes % gb), 1);
+    }
+    if (!ret && !o.sync) {
+        step = "set_flags(DB_TXN_WRITE_NOSYNC)";
+        ret = st->env->set_flags(st->env, DB_TXN_WRITE_NOSYNC, 1);
+    }
+    if (!ret) {
+        step = "log_set_config(DB_LOG_AUTO_REMOVE)";
+        ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE, 1);
+    }
+    if (!ret) {
+        step = "env open";
+        ret = st->env->open(st->env, root,
+                            DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
+                                DB_INIT_MPOOL | DB_RECOVER,
+                            0600);
+    }
+    if (ret) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb %s in %s: %s%s%s", step, root, db_strerror(ret),
+                   st->bdb_msg[0] ? " -- " : "", st->bdb_msg);
+        goto fail_env_create;
+    }
+
+    ret = db_create(&st->db, st->env, 0);
+    if (ret) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb db create: %s", db_strerror(ret));
+        goto fail_env_open;
+    }
+    ret = st->db->open(st->db, NULL, "entries.db", NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT,
+                       0600);
+    if (ret) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb open %s/entries.db: %s%s%s", root, db_strerror(ret),
+                   st->bdb_msg[0] ? " -- " : "", st->bdb_msg);
+        goto fail_db_create;
+    }
+    ret = count_records(st, &st->count);
+    if (ret) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb counting records in %s: %s", root,
+                   db_strerror(ret));
+        goto fail_db_create;
+    }
+
+    st->cctx = ZSTD_createCCtx();
+    st->dctx = ZSTD_createDCtx();
+    st->seam = (qdb_storage){
+        .version = QDB_SEAM_VERSION,
+        .impl = st,
+        .get = bdb_get,
+        .put = bdb_put,
+        .del = bdb_del,
+        .iterate = bdb_iterate,
+        .count = bdb_count,
+        .destroy = bdb_destroy,
+    };
+    return &st->seam;
+
+fail_db_create:
+    st->db->close(st->db, 0);
+fail_env_open:
+fail_env_create:
+    st->env->close(st->env, 0);
+fail_lock_file:
+    close(st->lock_fd);
+fail_alloc:
+    g_free(st->root);
+    g_free(st);
+    return NULL;
+}
+
+/* ---- checkpoint and stats ----------------------------------------------------- */
+
+int qdb_storage_bdb_checkpoint(qdb_storage *s)
+{
+    bdb_store *st = store_of(s);
+    st->bdb_msg[0] = '\0';
+    int ret = st->env->txn_checkpoint(st->env, 0, 0, 0);
+    return ret ? bdb_fail(st, "checkpoint", ret) : QDB_OK;
+}
+
+void qdb_storage_bdb_stats(qdb_storage *s, qdb_bdb_stats *out)
+{
+    *out = store_of(s)->stats;
+}
