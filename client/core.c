@@ -1,0 +1,1190 @@
+/* The sans-I/O client core: see core.h for the contract.
+ *
+ * Sections
+ *   - helpers: clock, ID arithmetic, peer wire form
+ *   - location cache: known nodes, sorted by ID, with the range each is
+ *     known to own
+ *   - sessions: node address -> HELLO state and incarnation
+ *   - operations: the per-operation state machine
+ *       LOCATE -> FIND* -> HELLO? -> REQUEST -> (BACKOFF -> REQUEST)* -> done
+ *   - entry points: recv, unreachable, tick; timer re-arming
+ *   - public API
+ *
+ * Determinism: operations live in a GTree ordered by op id, and every walk
+ * over them (tick, unreachable, HELLO replies) goes in that order.  The hash
+ * tables (seq -> op, rpc -> op) are only ever probed, never iterated.  The
+ * cache and the session table are small arrays searched linearly: O(n) per
+ * probe, but n is bounded by the configuration and the order is fixed.
+ */
+#include "client/core.h"
+
+#include <glib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#define DEFAULT_TIMEOUT (60 * QDB_US_PER_S)
+#define DEFAULT_RPC_TIMEOUT (2 * QDB_US_PER_S)
+#define DEFAULT_MAX_ATTEMPTS 3
+#define DEFAULT_MAX_HOPS 64
+#define DEFAULT_LOOKUP_RETRIES 3
+#define DEFAULT_BACKOFF (100 * QDB_US_PER_MS)
+#define DEFAULT_CACHE_CAPACITY 256
+#define DEFAULT_SESSION_CAPACITY 64
+
+typedef enum op_state {
+    ST_FIND,    /* FIND(rpc) sent to find_addr */
+    ST_HELLO,   /* waiting for the session with node */
+    ST_REQUEST, /* request sent to node */
+    ST_BACKOFF, /* UNSTABLE met: waiting before asking node again */
+    ST_RETRY,   /* a node was unreachable: waiting before a new lookup */
+    ST_FINISH,  /* completion deferred to the next tick (decided inside the API) */
+} op_state;
+
+typedef struct cl_op {
+    uint64_t op_id;
+    int op; /* 0: pure lookup */
+    qdb_id id;     /* the ID being located (REMOVE_ALL: the current step's) */
+    int use_cache;
+    qdb_client_done_fn done;
+    void *arg;
+    GByteArray *frame; /* the encoded request, kept for retransmission */
+    uint32_t seq;      /* 0: none (lookups) */
+
+    op_state state;
+    qdb_time_us start, expire, deadline;
+
+    /* lookup */
+    uint32_t rpc; /* 0: no FIND outstanding */
+    qdb_addr find_addr;
+    qdb_peer find_peer;
+    bool find_peer_known;
+    unsigned lookup_hops;
+    unsigned failures;
+    bool bootstrap_down;
+
+    /* the located owner */
+    qdb_peer node;
+    bool located;
+    unsigned tx_count;      /* transmissions of seq to node */
+    unsigned step_attempts; /* attempts at this step (REMOVE_ALL: this node) */
+    bool attempt_open;      /* the next transmission starts an attempt */
+    unsigned no_session;
+    qdb_time_us backoff;
+
+    /* REMOVE_ALL walk */
+    qdb_peer first, prev;
+    bool have_prev;
+
+    int final_status; /* ST_FINISH */
+
+    /* for the result */
+    unsigned hops, lookups, wrong_node, unstable, attempts;
+} cl_op;
+
+typedef struct cache_entry {
+    qdb_peer peer;
+    qdb_id lo; /* when has_lo: peer owns (lo, peer.id] */
+    bool has_lo;
+    uint64_t used;
+} cache_entry;
+
+enum { SESSION_PENDING = 1, SESSION_OPEN = 2 };
+
+typedef struct session {
+    qdb_addr addr;
+    int state;
+    uint64_t incarnation;
+    uint64_t used;
+} session;
+
+struct qdb_client_core {
+    qdb_client_config cfg;
+    qdb_clock *clock;
+    qdb_transport *transport;
+    qdb_random *random;
+    uint64_t client_id;
+
+    uint64_t next_op_id;
+    uint32_t next_seq;
+    uint32_t next_rpc;
+    uint64_t use_counter;
+
+    GTree *ops;          /* &op_id -> cl_op*, ordered */
+    GHashTable *by_seq;  /* seq -> cl_op*, probed only */
+    GHashTable *by_rpc;  /* rpc -> cl_op*, probed only */
+    GArray *cache;       /* cache_entry, sorted by peer.id */
+    GArray *sessions;    /* session */
+    GArray *unreach_q;   /* qdb_addr: synchronous send failures, handled at tick */
+    GByteArray *scratch;
+
+    bool is_armed;
+    qdb_time_us armed;
+    int in_api; /* > 0 inside submit/lookup: completions are deferred */
+
+    qdb_client_stats stats;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static qdb_time_us cl_now(qdb_client_core *c)
+{
+    return c->clock->now(c->clock);
+}
+
+static bool is_mutation(int op)
+{
+    return op != 0 && op != QDB_MSG_GET;
+}
+
+/* out = a - 1 (mod 2^256) */
+static void id_dec(qdb_id *out, const qdb_id *a)
+{
+    *out = *a;
+    for (int i = QDB_ID_BYTES - 1; i >= 0; i--) {
+        if (out->b[i]-- != 0)
+            break;
+    }
+}
+
+static bool peer_decode(const uint8_t *p, size_t len, qdb_peer *out)
+{
+    if (p == NULL || len != QDB_PEER_WIRE)
+        return false;
+    memcpy(out->id.b, p, QDB_ID_BYTES);
+    out->addr.ip = (uint32_t)p[32] << 24 | (uint32_t)p[33] << 16 | (uint32_t)p[34] << 8 | p[35];
+    out->addr.port = (uint16_t)(p[36] << 8 | p[37]);
+    return true;
+}
+
+static uint32_t next_seq(qdb_client_core *c)
+{
+    uint32_t s = c->next_seq++;
+    if (c->next_seq == 0)
+        c->next_seq = 1;
+    return s;
+}
+
+static uint32_t next_rpc(qdb_client_core *c)
+{
+    uint32_t r = c->next_rpc++;
+    if (c->next_rpc == 0)
+        c->next_rpc = 1;
+    return r;
+}
+
+/* Send a frame.  A synchronous failure is handled like an unreachable report,
+ * at the next tick (never re-entering the caller). */
+static bool cl_send(qdb_client_core *c, qdb_addr dst, const GByteArray *frame)
+{
+    int rc = c->transport->send(c->transport, dst, frame->data, frame->len);
+    if (rc != QDB_OK) {
+        for (guint i = 0; i < c->unreach_q->len; i++)
+            if (qdb_addr_eq(g_array_index(c->unreach_q, qdb_addr, i), dst))
+                return false;
+        g_array_append_val(c->unreach_q, dst);
+        return false;
+    }
+    c->stats.frames_out++;
+    return true;
+}
+
+/* ---- location cache ---------------------------------------------------------
+ * Nodes learned from FIND answers, WRONG_NODE hints and served requests.
+ * An entry may know a range the node owns: (asker, owner] from a done=1 FIND
+ * answer, or at least (id - 1, owner] once the owner served id.  Eviction is
+ * least recently used by a core-wide counter, so it is deterministic. */
+
+static void cache_remove_addr(qdb_client_core *c, qdb_addr addr)
+{
+    for (guint i = c->cache->len; i-- > 0;)
+        if (qdb_addr_eq(g_array_index(c->cache, cache_entry, i).peer.addr, addr))
+            g_array_remove_index(c->cache, i);
+}
+
+static cache_entry *cache_find_addr(qdb_client_core *c, qdb_addr addr)
+{
+    for (guint i = 0; i < c->cache->len; i++) {
+        cache_entry *e = &g_array_index(c->cache, cache_entry, i);
+        if (qdb_addr_eq(e->peer.addr, addr))
+            return e;
+    }
+    return NULL;
+}
+
+static void cache_learn(qdb_client_core *c, const qdb_peer *p, const qdb_id *lo)
+{
+    if (qdb_peer_is_null(p))
+        return;
+    /* One address, one ID: a node that came back with a new ID replaces its old entry. */
+    for (guint i = c->cache->len; i-- > 0;) {
+        cache_entry *e = &g_array_index(c->cache, cache_entry, i);
+        if (qdb_addr_eq(e->peer.addr, p->addr) && !qdb_id_eq(&e->peer.id, &p->id))
+            g_array_remove_index(c->cache, i);
+    }
+    guint i = 0;
+    while (i < c->cache->len &&
+           qdb_id_cmp(&g_array_index(c->cache, cache_entry, i).peer.id, &p->id) < 0)
+        i++;
+    cache_entry *e;
+    if (i < c->cache->len && qdb_id_eq(&g_array_index(c->cache, cache_entry, i).peer.id, &p->id)) {
+        e = &g_array_index(c->cache, cache_entry, i);
+        e->peer.addr = p->addr;
+    } else {
+        cache_entry fresh = { .peer = *p };
+        g_array_insert_val(c->cache, i, fresh);
+        e = &g_array_index(c->cache, cache_entry, i);
+    }
+    e->used = ++c->use_counter;
+    /* Keep the wider range: (lo, id] contains (e->lo, id] when e->lo lies in it. */
+    if (lo != NULL && (!e->has_lo || qdb_id_in_open(&e->lo, lo, &p->id))) {
+        e->lo = *lo;
+        e->has_lo = true;
+    }
+    if (c->cache->len > c->cfg.cache_capacity) {
+        guint victim = 0;
+        uint64_t oldest = UINT64_MAX;
+        for (guint j = 0; j < c->cache->len; j++) {
+            cache_entry *x = &g_array_index(c->cache, cache_entry, j);
+            if (x->used < oldest) {
+                oldest = x->used;
+                victim = j;
+            }
+        }
+        g_array_remove_index(c->cache, victim);
+    }
+}
+
+/* The cached node whose known range covers id, the first clockwise from id
+ * when several do; NULL when none. */
+static const qdb_peer *cache_covering(qdb_client_core *c, const qdb_id *id)
+{
+    cache_entry *best = NULL;
+    qdb_id best_d, d;
+    for (guint i = 0; i < c->cache->len; i++) {
+        cache_entry *e = &g_array_index(c->cache, cache_entry, i);
+        if (!e->has_lo || !qdb_id_in_half(id, &e->lo, &e->peer.id))
+            continue;
+        qdb_id_distance(&d, id, &e->peer.id);
+        if (best == NULL || qdb_id_cmp(&d, &best_d) < 0) {
+            best = e;
+            best_d = d;
+        }
+    }
+    if (best == NULL)
+        return NULL;
+    best->used = ++c->use_counter;
+    return &best->peer;
+}
+
+/* The cached node closest before id (strictly), NULL when the cache is empty. */
+static const cache_entry *cache_preceding(qdb_client_core *c, const qdb_id *id)
+{
+    cache_entry *best = NULL;
+    qdb_id best_d, d;
+    for (guint i = 0; i < c->cache->len; i++) {
+        cache_entry *e = &g_array_index(c->cache, cache_entry, i);
+        if (qdb_id_eq(&e->peer.id, id))
+            continue;
+        qdb_id_distance(&d, &e->peer.id, id);
+        if (best == NULL || qdb_id_cmp(&d, &best_d) < 0) {
+            best = e;
+            best_d = d;
+        }
+    }
+    if (best != NULL)
+        best->used = ++c->use_counter;
+    return best;
+}
+
+/* ---- sessions -------------------------------------------------------------- */
+
+static session *session_find(qdb_client_core *c, qdb_addr addr)
+{
+    for (guint i = 0; i < c->sessions->len; i++) {
+        session *s = &g_array_index(c->sessions, session, i);
+        if (qdb_addr_eq(s->addr, addr))
+            return s;
+    }
+    return NULL;
+}
+
+static void session_forget(qdb_client_core *c, qdb_addr addr)
+{
+    for (guint i = 0; i < c->sessions->len; i++) {
+        if (qdb_addr_eq(g_array_index(c->sessions, session, i).addr, addr)) {
+            g_array_remove_index(c->sessions, i);
+            return;
+        }
+    }
+}
+
+/* A new PENDING session; evicts the least recently used open one when full
+ * (pending ones are kept: operations wait on them). */
+static session *session_add_pending(qdb_client_core *c, qdb_addr addr)
+{
+    if (c->sessions->len >= c->cfg.session_capacity) {
+        gint victim = -1;
+        uint64_t oldest = UINT64_MAX;
+        for (guint j = 0; j < c->sessions->len; j++) {
+            session *x = &g_array_index(c->sessions, session, j);
+            if (x->state == SESSION_OPEN && x->used < oldest) {
+                oldest = x->used;
+                victim = (gint)j;
+            }
+        }
+        if (victim >= 0)
+            g_array_remove_index(c->sessions, (guint)victim);
+    }
+    session s = { .addr = addr, .state = SESSION_PENDING, .used = ++c->use_counter };
+    g_array_append_val(c->sessions, s);
+    return &g_array_index(c->sessions, session, c->sessions->len - 1);
+}
+
+/* Forget everything known about a node that failed: cache entries, and its
+ * session when the connection is known to be gone. */
+static void cl_forget(qdb_client_core *c, qdb_addr addr, bool sessions)
+{
+    cache_remove_addr(c, addr);
+    if (sessions)
+        session_forget(c, addr);
+}
+
+/* ---- operations ------------------------------------------------------------- */
+
+typedef struct collect_ctx {
+    GArray *ids;
+    bool (*want)(const cl_op *op, const void *arg);
+    const void *arg;
+} collect_ctx;
+
+static gboolean collect_fn(gpointer key, gpointer value, gpointer data)
+{
+    collect_ctx *x = data;
+    if (x->want == NULL || x->want(value, x->arg))
+        g_array_append_val(x->ids, *(const uint64_t *)key);
+    return FALSE;
+}
+
+/* The ids of the operations that want() accepts, in op id order.  Walks
+ * collect first and act after: acting may complete operations and start new
+ * ones (from done callbacks).  g_tree_foreach keeps us on GLib 2.66. */
+static GArray *collect_ops(qdb_client_core *c, bool (*want)(const cl_op *, const void *),
+                           const void *arg)
+{
+    collect_ctx x = { g_array_new(FALSE, FALSE, sizeof(uint64_t)), want, arg };
+    g_tree_foreach(c->ops, collect_fn, &x);
+    return x.ids;
+}
+
+static void op_free(cl_op *op)
+{
+    if (op->frame != NULL)
+        g_byte_array_unref(op->frame);
+    g_free(op);
+}
+
+static void op_set_seq(qdb_client_core *c, cl_op *op, uint32_t seq)
+{
+    if (op->seq != 0 && g_hash_table_lookup(c->by_seq, GUINT_TO_POINTER(op->seq)) == op)
+        g_hash_table_remove(c->by_seq, GUINT_TO_POINTER(op->seq));
+    op->seq = seq;
+    if (seq != 0)
+        g_hash_table_insert(c->by_seq, GUINT_TO_POINTER(seq), op);
+}
+
+static void op_clear_rpc(qdb_client_core *c, cl_op *op)
+{
+    if (op->rpc != 0 && g_hash_table_lookup(c->by_rpc, GUINT_TO_POINTER(op->rpc)) == op)
+        g_hash_table_remove(c->by_rpc, GUINT_TO_POINTER(op->rpc));
+    op->rpc = 0;
+}
+
+/* Complete an operation: unlink it, report, free.  Inside the API the
+ * completion is deferred to the next tick (done never fires from submit). */
+static void op_finish(qdb_client_core *c, cl_op *op, int status, const uint8_t *content,
+                      size_t content_len)
+{
+    if (c->in_api > 0) {
+        g_assert(content == NULL);
+        op_clear_rpc(c, op);
+        op->state = ST_FINISH;
+        op->final_status = status;
+        op->deadline = cl_now(c);
+        return;
+    }
+    op_clear_rpc(c, op);
+    op_set_seq(c, op, 0);
+    g_tree_remove(c->ops, &op->op_id);
+
+    qdb_client_result r = {
+        .op_id = op->op_id,
+        .op = op->op,
+        .status = status,
+        .content = content,
+        .content_len = content_len,
+        .hops = op->hops,
+        .lookups = op->lookups,
+        .wrong_node = op->wrong_node,
+        .unstable = op->unstable,
+        .attempts = op->attempts,
+        .latency = cl_now(c) - op->start,
+    };
+    if (op->op != QDB_MSG_REMOVE_ALL)
+        r.id = op->id;
+    if (op->located)
+        r.owner = op->node;
+    if (status == QDB_OK)
+        c->stats.ok++;
+    else
+        c->stats.failed++;
+    if (status == QDB_E_TIMEOUT)
+        c->stats.timeouts++;
+    if (op->done != NULL)
+        op->done(op->arg, &r);
+    op_free(op);
+}
+
+static void op_send_find(qdb_client_core *c, cl_op *op, qdb_addr addr, const qdb_peer *peer)
+{
+    op->find_addr = addr;
+    op->find_peer_known = peer != NULL;
+    if (peer != NULL)
+        op->find_peer = *peer;
+    op_clear_rpc(c, op);
+    op->rpc = next_rpc(c);
+    g_hash_table_insert(c->by_rpc, GUINT_TO_POINTER(op->rpc), op);
+    op->state = ST_FIND;
+    op->deadline = cl_now(c) + c->cfg.rpc_timeout;
+
+    qdb_msg m = { .type = QDB_MSG_FIND, .rpc = op->rpc, .target = op->id };
+    g_byte_array_set_size(c->scratch, 0);
+    int rc = qdb_msg_encode(&m, c->scratch);
+    g_assert(rc == QDB_OK);
+    cl_send(c, addr, c->scratch);
+}
+
+/* Start an iterative lookup at addr (peer: its ID when known). */
+static void op_lookup_from(qdb_client_core *c, cl_op *op, qdb_addr addr, const qdb_peer *peer)
+{
+    op->lookups++;
+    c->stats.lookups++;
+    op->lookup_hops = 0;
+    if (peer == NULL) {
+        const cache_entry *e = cache_find_addr(c, addr);
+        if (e != NULL)
+            peer = &e->peer;
+    }
+    op_send_find(c, op, addr, peer);
+}
+
+/* Restart a lookup after a failure: from the bootstrap, or when the bootstrap
+ * is unreachable from the closest cached node; nothing left: refused. */
+static void op_restart(qdb_client_core *c, cl_op *op)
+{
+    if (!op->bootstrap_down) {
+        op_lookup_from(c, op, c->cfg.bootstrap, NULL);
+        return;
+    }
+    const cache_entry *e = cache_preceding(c, &op->id);
+    if (e != NULL) {
+        qdb_peer p = e->peer;
+        op_lookup_from(c, op, p.addr, &p);
+        return;
+    }
+    op_finish(c, op, QDB_E_CONNECTION_REFUSED, NULL, 0);
+}
+
+/* A FIND or HELLO target (or a GET's owner) failed: forget it, restart within
+ * the retry budget. */
+static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, bool unreachable)
+{
+    cl_forget(c, addr, unreachable);
+    if (unreachable && qdb_addr_eq(addr, c->cfg.bootstrap))
+        op->bootstrap_down = true;
+    op->failures++;
+    if (op->failures > c->cfg.lookup_retries) {
+        op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
+        return;
+    }
+    if (op->bootstrap_down && cache_preceding(c, &op->id) == NULL) {
+        op_finish(c, op, QDB_E_CONNECTION_REFUSED, NULL, 0);
+        return;
+    }
+    if (unreachable) {
+        /* An unreachable report can come back at once; asking the ring again
+         * in the same instant would meet the same stale routes.  Back off. */
+        op_clear_rpc(c, op);
+        op->state = ST_RETRY;
+        op->deadline = cl_now(c) + op->backoff;
+        op->backoff *= 2;
+        return;
+    }
+    op_restart(c, op);
+}
+
+/* Send (or resend) the request frame to the located node. */
+static void op_transmit(qdb_client_core *c, cl_op *op)
+{
+    op->state = ST_REQUEST;
+    op->deadline = cl_now(c) + c->cfg.rpc_timeout;
+    if (cl_send(c, op->node.addr, op->frame)) {
+        if (op->attempt_open) {
+            op->attempt_open = false;
+            op->step_attempts++;
+            op->attempts++;
+        }
+        op->tx_count++;
+        if (op->tx_count > 1)
+            c->stats.retransmits++;
+    }
+}
+
+/* Make sure a session with the node is open, then transmit. */
+static void op_send_request(qdb_client_core *c, cl_op *op)
+{
+    session *s = session_find(c, op->node.addr);
+    if (s != NULL && s->state == SESSION_OPEN) {
+        s->used = ++c->use_counter;
+        op_transmit(c, op);
+        return;
+    }
+    if (s == NULL) {
+        session_add_pending(c, op->node.addr);
+        qdb_msg m = { .type = QDB_MSG_HELLO, .seq = c->client_id };
+        g_byte_array_set_size(c->scratch, 0);
+        int rc = qdb_msg_encode(&m, c->scratch);
+        g_assert(rc == QDB_OK);
+        c->stats.hellos++;
+        cl_send(c, op->node.addr, c->scratch);
+    }
+    op->state = ST_HELLO;
+    op->deadline = cl_now(c) + c->cfg.rpc_timeout;
+}
+
+static void op_encode_remove_all(qdb_client_core *c, cl_op *op)
+{
+    qdb_msg m = { .type = QDB_MSG_REMOVE_ALL, .seq = op->seq };
+    g_byte_array_set_size(op->frame, 0);
+    int rc = qdb_msg_encode(&m, op->frame);
+    g_assert(rc == QDB_OK);
+}
+
+/* The owner of op->id is known. */
+static void op_located(qdb_client_core *c, cl_op *op, const qdb_peer *owner)
+{
+    op_clear_rpc(c, op);
+    if (op->op == QDB_MSG_REMOVE_ALL && op->have_prev) {
+        /* Back at (or past) the start: the walk is complete. */
+        if (qdb_id_eq(&owner->id, &op->first.id) ||
+            !qdb_id_in_open(&owner->id, &op->prev.id, &op->first.id)) {
+            op_finish(c, op, QDB_OK, NULL, 0);
+            return;
+        }
+    }
+    if (!op->located || !qdb_peer_eq(&op->node, owner))
+        op->tx_count = 0;
+    op->node = *owner;
+    op->located = true;
+    if (op->op == 0) {
+        op_finish(c, op, QDB_OK, NULL, 0);
+        return;
+    }
+    if (op->op == QDB_MSG_REMOVE_ALL && !op->have_prev)
+        op->first = *owner;
+    op->attempt_open = true;
+    op_send_request(c, op);
+}
+
+/* Find the owner: from the cache when it covers the ID, else a lookup. */
+static void op_locate(qdb_client_core *c, cl_op *op)
+{
+    if (op->use_cache) {
+        /* Not for REMOVE_ALL: a node answers it without a range check, so a
+         * stale cached range would skip a node that joined in between.  Each
+         * step asks the ring, starting from the closest cached node. */
+        const qdb_peer *p = op->op == QDB_MSG_REMOVE_ALL ? NULL : cache_covering(c, &op->id);
+        if (p != NULL) {
+            qdb_peer owner = *p;
+            c->stats.cache_hits++;
+            op_located(c, op, &owner);
+            return;
+        }
+        const cache_entry *e = cache_preceding(c, &op->id);
+        if (e != NULL) {
+            qdb_peer start = e->peer;
+            op_lookup_from(c, op, start.addr, &start);
+            return;
+        }
+    }
+    if (op->bootstrap_down) {
+        op_restart(c, op);
+        return;
+    }
+    op_lookup_from(c, op, c->cfg.bootstrap, NULL);
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static bool waits_on_hello(const cl_op *op, const void *arg)
+{
+    return op->state == ST_HELLO && qdb_addr_eq(op->node.addr, *(const qdb_addr *)arg);
+}
+
+static void on_hello_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
+{
+    session *s = session_find(c, src);
+    if (s == NULL || s->state != SESSION_PENDING) {
+        c->stats.stray_frames++;
+        return;
+    }
+    bool ok = m->status == QDB_OK && m->content_len == 8;
+    if (ok) {
+        uint64_t inc = 0;
+        for (int i = 0; i < 8; i++)
+            inc = inc << 8 | m->content[i];
+        s->state = SESSION_OPEN;
+        s->incarnation = inc;
+        s->used = ++c->use_counter;
+    } else {
+        session_forget(c, src);
+    }
+
+    /* Wake the operations waiting on this session, in op id order. */
+    GArray *ids = collect_ops(c, waits_on_hello, &src);
+    for (guint i = 0; i < ids->len; i++) {
+        cl_op *op = g_tree_lookup(c->ops, &g_array_index(ids, uint64_t, i));
+        if (op == NULL || op->state != ST_HELLO || !qdb_addr_eq(op->node.addr, src))
+            continue;
+        if (ok)
+            op_transmit(c, op);
+        else
+            op_node_failed(c, op, src, false);
+    }
+    g_array_free(ids, TRUE);
+}
+
+static void on_request_ok(qdb_client_core *c, cl_op *op, const qdb_msg *m)
+{
+    qdb_id lo;
+    id_dec(&lo, &op->id);
+    cache_learn(c, &op->node, &lo);
+
+    if (op->op == QDB_MSG_REMOVE_ALL && m->status == QDB_OK) {
+        /* Next step: the owner of (this node's ID + 1), under a new seq. */
+        op->prev = op->node;
+        op->have_prev = true;
+        qdb_id_add_pow2(&op->id, &op->node.id, 0);
+        op_set_seq(c, op, next_seq(c));
+        op_encode_remove_all(c, op);
+        op->step_attempts = 0;
+        op->no_session = 0;
+        op->backoff = c->cfg.backoff;
+        op->tx_count = 0;
+        op_locate(c, op);
+        return;
+    }
+    const uint8_t *content = NULL;
+    size_t len = 0;
+    if (op->op == QDB_MSG_GET || op->op == QDB_MSG_GET_UPDATE || op->op == QDB_MSG_CAS) {
+        content = m->content;
+        len = m->content_len;
+    }
+    op_finish(c, op, m->status, content, len);
+}
+
+static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
+{
+    if (m->seq == 0) {
+        on_hello_reply(c, src, m);
+        return;
+    }
+    cl_op *op = m->seq <= UINT32_MAX ? g_hash_table_lookup(c->by_seq, GUINT_TO_POINTER((guint)m->seq))
+                                     : NULL;
+    if (op == NULL || op->state == ST_FINISH || !op->located || op->tx_count == 0 ||
+        !qdb_addr_eq(src, op->node.addr)) {
+        c->stats.stray_frames++;
+        return;
+    }
+    switch (m->status) {
+    case QDB_E_WRONG_NODE:
+    case QDB_E_UNSTABLE:
+    case QDB_E_NO_SESSION:
+        /* "Did not run" answers only move an operation waiting for them. */
+        if (op->state != ST_REQUEST) {
+            c->stats.stray_frames++;
+            return;
+        }
+        break;
+    default:
+        on_request_ok(c, op, m);
+        return;
+    }
+
+    if (m->status == QDB_E_WRONG_NODE) {
+        op->wrong_node++;
+        c->stats.wrong_node++;
+        qdb_peer hint;
+        bool have_hint = peer_decode(m->content, m->content_len, &hint) && !qdb_peer_is_null(&hint);
+        cache_remove_addr(c, op->node.addr);
+        if (have_hint)
+            cache_learn(c, &hint, NULL);
+        if (op->step_attempts >= c->cfg.max_attempts) {
+            op_finish(c, op, QDB_E_WRONG_NODE, NULL, 0);
+        } else if (have_hint && !qdb_addr_eq(hint.addr, op->node.addr)) {
+            op_lookup_from(c, op, hint.addr, &hint);
+        } else {
+            op_restart(c, op);
+        }
+    } else if (m->status == QDB_E_UNSTABLE) {
+        op->unstable++;
+        c->stats.unstable++;
+        if (op->step_attempts >= c->cfg.max_attempts) {
+            op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
+            return;
+        }
+        op->state = ST_BACKOFF;
+        op->deadline = cl_now(c) + op->backoff;
+        op->backoff *= 2;
+    } else { /* NO_SESSION: the node does not know us (it restarted) */
+        session_forget(c, src);
+        if (is_mutation(op->op) && op->tx_count > 1) {
+            /* An earlier transmission may have run before the node lost it. */
+            op_finish(c, op, QDB_E_OUTCOME_UNKNOWN, NULL, 0);
+            return;
+        }
+        op->no_session++;
+        if (op->no_session > c->cfg.max_attempts) {
+            op_finish(c, op, QDB_E_NO_SESSION, NULL, 0);
+            return;
+        }
+        op_send_request(c, op);
+    }
+}
+
+static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
+{
+    cl_op *op = m->rpc != 0 && m->rpc <= UINT32_MAX
+                    ? g_hash_table_lookup(c->by_rpc, GUINT_TO_POINTER((guint)m->rpc))
+                    : NULL;
+    if (op == NULL || op->state != ST_FIND || !qdb_addr_eq(src, op->find_addr)) {
+        c->stats.stray_frames++;
+        return;
+    }
+    qdb_peer p = m->peer;
+    if (qdb_peer_is_null(&p)) {
+        op_node_failed(c, op, src, false);
+        return;
+    }
+    if (m->flags & 1) {
+        /* The asker X answered "id in (X, succ]": the owner holds (X, owner].
+         * A node naming itself owns (its pred, self], which we do not know:
+         * the served request will teach (id - 1, owner]. */
+        bool ranged = op->find_peer_known && !qdb_id_eq(&op->find_peer.id, &p.id);
+        cache_learn(c, &p, ranged ? &op->find_peer.id : NULL);
+        op_located(c, op, &p);
+        return;
+    }
+    if (qdb_addr_eq(p.addr, src)) {
+        /* "Ask me again": a node that cannot route yet.  No progress here. */
+        op_node_failed(c, op, src, false);
+        return;
+    }
+    op->hops++;
+    op->lookup_hops++;
+    c->stats.hops++;
+    if (op->lookup_hops > c->cfg.max_hops) {
+        op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
+        return;
+    }
+    cache_learn(c, &p, NULL);
+    op_send_find(c, op, p.addr, &p);
+}
+
+/* ---- entry points --------------------------------------------------------------- */
+
+static qdb_time_us op_deadline(const cl_op *op)
+{
+    if (op->state == ST_FINISH)
+        return op->deadline;
+    return MIN(op->deadline, op->expire);
+}
+
+typedef struct earliest_ctx {
+    bool have;
+    qdb_time_us t;
+} earliest_ctx;
+
+static gboolean earliest_fn(gpointer key, gpointer value, gpointer data)
+{
+    earliest_ctx *e = data;
+    qdb_time_us d = op_deadline(value);
+    if (!e->have || d < e->t) {
+        e->have = true;
+        e->t = d;
+    }
+    return FALSE;
+}
+
+/* One deadline armed per core: the earliest of all operations.  O(ops). */
+static void cl_rearm(qdb_client_core *c)
+{
+    earliest_ctx e = { 0 };
+    if (c->unreach_q->len > 0) {
+        e.have = true;
+        e.t = cl_now(c);
+    }
+    g_tree_foreach(c->ops, earliest_fn, &e);
+    if (e.have && (!c->is_armed || e.t != c->armed)) {
+        c->is_armed = true;
+        c->armed = e.t;
+        c->clock->arm(c->clock, e.t);
+    }
+}
+
+static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
+{
+    cl_forget(c, dst, true);
+    GArray *ids = collect_ops(c, NULL, NULL);
+    for (guint i = 0; i < ids->len; i++) {
+        cl_op *op = g_tree_lookup(c->ops, &g_array_index(ids, uint64_t, i));
+        if (op == NULL)
+            continue;
+        switch (op->state) {
+        case ST_FIND:
+            if (qdb_addr_eq(op->find_addr, dst))
+                op_node_failed(c, op, dst, true);
+            break;
+        case ST_HELLO:
+            if (qdb_addr_eq(op->node.addr, dst))
+                op_node_failed(c, op, dst, true);
+            break;
+        case ST_REQUEST:
+        case ST_BACKOFF:
+            if (!qdb_addr_eq(op->node.addr, dst))
+                break;
+            if (is_mutation(op->op) && op->tx_count > 0)
+                op_finish(c, op, QDB_E_OUTCOME_UNKNOWN, NULL, 0);
+            else
+                op_node_failed(c, op, dst, true);
+            break;
+        case ST_RETRY:
+        case ST_FINISH:
+            break;
+        }
+    }
+    g_array_free(ids, TRUE);
+}
+
+static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
+{
+    if (op->state == ST_FINISH) {
+        op_finish(c, op, op->final_status, NULL, 0);
+        return;
+    }
+    if (now >= op->expire) {
+        op_finish(c, op, QDB_E_TIMEOUT, NULL, 0);
+        return;
+    }
+    switch (op->state) {
+    case ST_FIND:
+        op_node_failed(c, op, op->find_addr, false);
+        break;
+    case ST_HELLO: {
+        session *s = session_find(c, op->node.addr);
+        if (s != NULL && s->state == SESSION_PENDING)
+            session_forget(c, op->node.addr);
+        op_node_failed(c, op, op->node.addr, false);
+        break;
+    }
+    case ST_REQUEST:
+        if (is_mutation(op->op)) {
+            op_transmit(c, op); /* same frame, same seq, same node */
+        } else {
+            cache_remove_addr(c, op->node.addr);
+            op_restart(c, op);
+        }
+        break;
+    case ST_BACKOFF:
+        op->attempt_open = true;
+        op_send_request(c, op);
+        break;
+    case ST_RETRY:
+        op_restart(c, op);
+        break;
+    case ST_FINISH:
+        break;
+    }
+}
+
+/* ---- public API ------------------------------------------------------------------- */
+
+void qdb_client_config_defaults(qdb_client_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->timeout = DEFAULT_TIMEOUT;
+    cfg->rpc_timeout = DEFAULT_RPC_TIMEOUT;
+    cfg->max_attempts = DEFAULT_MAX_ATTEMPTS;
+    cfg->max_hops = DEFAULT_MAX_HOPS;
+    cfg->use_cache = 1;
+    cfg->lookup_retries = DEFAULT_LOOKUP_RETRIES;
+    cfg->backoff = DEFAULT_BACKOFF;
+    cfg->cache_capacity = DEFAULT_CACHE_CAPACITY;
+    cfg->session_capacity = DEFAULT_SESSION_CAPACITY;
+}
+
+static gint op_id_cmp(gconstpointer a, gconstpointer b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+qdb_client_core *qdb_client_core_new(const qdb_client_config *cfg, qdb_clock *clock,
+                                     qdb_transport *transport, qdb_random *random, char *err)
+{
+    const char *why = NULL;
+    if (cfg == NULL)
+        why = "no configuration";
+    else if (clock == NULL || clock->version != QDB_SEAM_VERSION || clock->now == NULL ||
+             clock->arm == NULL)
+        why = "clock seam missing, of an unknown version or incomplete";
+    else if (transport == NULL || transport->version != QDB_SEAM_VERSION ||
+             transport->send == NULL)
+        why = "transport seam missing, of an unknown version or incomplete";
+    else if (cfg->client_id == 0 &&
+             (random == NULL || random->version != QDB_SEAM_VERSION || random->next == NULL))
+        why = "random seam needed for the client id: missing, unknown version or incomplete";
+    else if (random != NULL && random->version != QDB_SEAM_VERSION)
+        why = "random seam of an unknown version";
+    if (why != NULL) {
+        if (err != NULL)
+            g_strlcpy(err, why, QDB_ERRMSG_SIZE);
+        return NULL;
+    }
+
+    qdb_client_core *c = g_new0(qdb_client_core, 1);
+    c->cfg = *cfg;
+    if (c->cfg.timeout == 0)
+        c->cfg.timeout = DEFAULT_TIMEOUT;
+    if (c->cfg.rpc_timeout == 0)
+        c->cfg.rpc_timeout = DEFAULT_RPC_TIMEOUT;
+    if (c->cfg.max_attempts == 0)
+        c->cfg.max_attempts = DEFAULT_MAX_ATTEMPTS;
+    if (c->cfg.max_hops == 0)
+        c->cfg.max_hops = DEFAULT_MAX_HOPS;
+    if (c->cfg.lookup_retries == 0)
+        c->cfg.lookup_retries = DEFAULT_LOOKUP_RETRIES;
+    if (c->cfg.backoff == 0)
+        c->cfg.backoff = DEFAULT_BACKOFF;
+    if (c->cfg.cache_capacity == 0)
+        c->cfg.cache_capacity = DEFAULT_CACHE_CAPACITY;
+    if (c->cfg.session_capacity == 0)
+        c->cfg.session_capacity = DEFAULT_SESSION_CAPACITY;
+    c->clock = clock;
+    c->transport = transport;
+    c->random = random;
+    c->client_id = cfg->client_id;
+    while (c->client_id == 0)
+        c->client_id = random->next(random);
+    c->next_op_id = 1;
+    c->next_seq = 1;
+    c->next_rpc = 1;
+    c->ops = g_tree_new(op_id_cmp);
+    c->by_seq = g_hash_table_new(g_direct_hash, g_direct_equal);
+    c->by_rpc = g_hash_table_new(g_direct_hash, g_direct_equal);
+    c->cache = g_array_new(FALSE, FALSE, sizeof(cache_entry));
+    c->sessions = g_array_new(FALSE, FALSE, sizeof(session));
+    c->unreach_q = g_array_new(FALSE, FALSE, sizeof(qdb_addr));
+    c->scratch = g_byte_array_new();
+    return c;
+}
+
+static gboolean free_op_fn(gpointer key, gpointer value, gpointer data)
+{
+    op_free(value);
+    return FALSE;
+}
+
+void qdb_client_core_free(qdb_client_core *c)
+{
+    if (c == NULL)
+        return;
+    g_tree_foreach(c->ops, free_op_fn, NULL);
+    g_tree_destroy(c->ops);
+    g_hash_table_destroy(c->by_seq);
+    g_hash_table_destroy(c->by_rpc);
+    g_array_free(c->cache, TRUE);
+    g_array_free(c->sessions, TRUE);
+    g_array_free(c->unreach_q, TRUE);
+    g_byte_array_unref(c->scratch);
+    g_free(c);
+}
+
+static cl_op *op_new(qdb_client_core *c, int type, qdb_client_done_fn done, void *arg)
+{
+    cl_op *op = g_new0(cl_op, 1);
+    op->op_id = c->next_op_id++;
+    op->op = type;
+    op->done = done;
+    op->arg = arg;
+    op->start = cl_now(c);
+    op->expire = op->start + c->cfg.timeout;
+    op->backoff = c->cfg.backoff;
+    g_tree_insert(c->ops, &op->op_id, op);
+    c->stats.ops++;
+    return op;
+}
+
+int qdb_client_core_submit(qdb_client_core *c, int op_type, const uint8_t *alias, size_t alias_len,
+                           const uint8_t *content, size_t content_len,
+                           const uint8_t *comparand, size_t comparand_len,
+                           qdb_client_done_fn done, void *arg, uint64_t *op_id)
+{
+    switch (op_type) {
+    case QDB_MSG_PUT:
+    case QDB_MSG_GET:
+    case QDB_MSG_UPDATE:
+    case QDB_MSG_REMOVE:
+    case QDB_MSG_CAS:
+    case QDB_MSG_GET_UPDATE:
+    case QDB_MSG_REMOVE_ALL:
+        break;
+    default:
+        return QDB_E_INVALID_ARGUMENT;
+    }
+    if (c == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    bool has_content = op_type == QDB_MSG_PUT || op_type == QDB_MSG_UPDATE ||
+                       op_type == QDB_MSG_GET_UPDATE || op_type == QDB_MSG_CAS;
+    if (op_type != QDB_MSG_REMOVE_ALL) {
+        if (alias_len == 0 || alias_len > QDB_MAX_ALIAS)
+            return QDB_E_ALIAS_TOO_LONG;
+        if (alias == NULL)
+            return QDB_E_INVALID_ARGUMENT;
+    }
+    if (has_content && content == NULL && content_len > 0)
+        return QDB_E_INVALID_ARGUMENT;
+    if (op_type == QDB_MSG_CAS && comparand == NULL && comparand_len > 0)
+        return QDB_E_INVALID_ARGUMENT;
+
+    /* Encode under the next seq first: a refused frame consumes nothing. */
+    qdb_msg m = { .type = op_type, .seq = c->next_seq };
+    if (op_type != QDB_MSG_REMOVE_ALL) {
+        m.alias = alias;
+        m.alias_len = alias_len;
+    }
+    if (has_content) {
+        m.content = content;
+        m.content_len = content_len;
+    }
+    if (op_type == QDB_MSG_CAS) {
+        m.comparand = comparand;
+        m.comparand_len = comparand_len;
+    }
+    GByteArray *frame = g_byte_array_new();
+    int rc = qdb_msg_encode(&m, frame);
+    if (rc != QDB_OK) {
+        g_byte_array_unref(frame);
+        return rc;
+    }
+
+    c->in_api++;
+    cl_op *op = op_new(c, op_type, done, arg);
+    op->use_cache = c->cfg.use_cache;
+    op->frame = frame;
+    op_set_seq(c, op, next_seq(c));
+    if (op_type != QDB_MSG_REMOVE_ALL)
+        qdb_id_hash(&op->id, alias, alias_len);
+    if (op_id != NULL)
+        *op_id = op->op_id;
+    op_locate(c, op);
+    c->in_api--;
+    cl_rearm(c);
+    return QDB_OK;
+}
+
+int qdb_client_core_lookup(qdb_client_core *c, const qdb_id *target, int use_cache,
+                           qdb_client_done_fn done, void *arg, uint64_t *op_id)
+{
+    if (c == NULL || target == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    c->in_api++;
+    cl_op *op = op_new(c, 0, done, arg);
+    op->use_cache = use_cache;
+    op->id = *target;
+    if (op_id != NULL)
+        *op_id = op->op_id;
+    op_locate(c, op);
+    c->in_api--;
+    cl_rearm(c);
+    return QDB_OK;
+}
+
+void qdb_client_core_recv(qdb_client_core *c, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    c->stats.frames_in++;
+    qdb_msg m;
+    if (frame == NULL || qdb_msg_decode(frame, len, &m) != QDB_OK) {
+        c->stats.bad_frames++;
+        return;
+    }
+    switch (m.type) {
+    case QDB_MSG_REPLY:
+        on_reply(c, src, &m);
+        break;
+    case QDB_MSG_FIND_REPLY:
+        on_find_reply(c, src, &m);
+        break;
+    default:
+        c->stats.stray_frames++;
+        break;
+    }
+    cl_rearm(c);
+}
+
+void qdb_client_core_unreachable(qdb_client_core *c, qdb_addr dst)
+{
+    handle_unreachable(c, dst);
+    cl_rearm(c);
+}
+
+static bool is_due(const cl_op *op, const void *arg)
+{
+    return op_deadline(op) <= *(const qdb_time_us *)arg;
+}
+
+void qdb_client_core_tick(qdb_client_core *c)
+{
+    c->is_armed = false;
+    if (c->unreach_q->len > 0) {
+        GArray *q = c->unreach_q;
+        c->unreach_q = g_array_new(FALSE, FALSE, sizeof(qdb_addr));
+        for (guint i = 0; i < q->len; i++)
+            handle_unreachable(c, g_array_index(q, qdb_addr, i));
+        g_array_free(q, TRUE);
+    }
+    qdb_time_us now = cl_now(c);
+    GArray *ids = collect_ops(c, is_due, &now);
+    for (guint i = 0; i < ids->len; i++) {
+        cl_op *op = g_tree_lookup(c->ops, &g_array_index(ids, uint64_t, i));
+        if (op != NULL && op_deadline(op) <= now)
+            op_expired(c, op, now);
+    }
+    g_array_free(ids, TRUE);
+    cl_rearm(c);
+}
+
+unsigned qdb_client_core_pending(const qdb_client_core *c)
+{
+    return (unsigned)g_tree_nnodes(c->ops);
+}
+
+uint64_t qdb_client_core_client_id(const qdb_client_core *c)
+{
+    return c->client_id;
+}
+
+const qdb_client_stats *qdb_client_core_stats(const qdb_client_core *c)
+{
+    return &c->stats;
+}
