@@ -1,0 +1,464 @@
+/* A qdb node: life cycle, frame dispatch, the RPC table and the one timer.
+ *
+ * Sections
+ *   configuration and creation
+ *   logging, time, sending
+ *   the RPC table (calls in flight, their deadlines)
+ *   entry points: recv, unreachable, tick
+ *   introspection
+ *
+ * The node keeps a single wake-up armed in the clock seam: the earliest of
+ * its next stabilization round and its RPC deadlines.  RPCs in flight are few
+ * (one stabilize, one ping, one finger lookup, one hand-over batch, a notify),
+ * so they live in a small array searched linearly: O(k) with k ~ 5.
+ */
+#define G_LOG_DOMAIN "qdb-node"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "node_internal.h"
+
+/* ---- configuration and creation ----------------------------------------- */
+
+void qdb_node_config_defaults(qdb_node_config *cfg)
+{
+    if (cfg->succlist_len == 0)
+        cfg->succlist_len = 8;
+    if (cfg->stabilize_fast == 0)
+        cfg->stabilize_fast = 1 * QDB_US_PER_S;
+    if (cfg->stabilize_slow == 0)
+        cfg->stabilize_slow = 120 * QDB_US_PER_S;
+    if (cfg->rpc_timeout == 0)
+        cfg->rpc_timeout = 2 * QDB_US_PER_S;
+    if (cfg->handover_batch == 0)
+        cfg->handover_batch = 256;
+    if (cfg->dedup_capacity == 0)
+        cfg->dedup_capacity = 4096;
+}
+
+static bool seam_ok(int version, const char *what, char *err)
+{
+    if (version == QDB_SEAM_VERSION)
+        return true;
+    if (err)
+        g_snprintf(err, QDB_ERRMSG_SIZE, "%s seam version %d is not supported (want %d)", what,
+                   version, QDB_SEAM_VERSION);
+    return false;
+}
+
+qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transport *transport,
+                       qdb_random *random, qdb_storage *storage, char *err)
+{
+    qdb_node_config c = *cfg;
+    qdb_node_config_defaults(&c);
+    if (!seam_ok(clock->version, "clock", err) || !seam_ok(transport->version, "transport", err) ||
+        !seam_ok(random->version, "random", err) || !seam_ok(storage->version, "storage", err))
+        return NULL;
+    if (c.succlist_len > QDB_SUCCLIST_MAX) {
+        if (err)
+            g_snprintf(err, QDB_ERRMSG_SIZE, "successor list length %u exceeds %d", c.succlist_len,
+                       QDB_SUCCLIST_MAX);
+        return NULL;
+    }
+    if (c.stabilize_fast > c.stabilize_slow) {
+        if (err)
+            g_snprintf(err, QDB_ERRMSG_SIZE, "stabilize_fast must not exceed stabilize_slow");
+        return NULL;
+    }
+
+    qdb_node *n = g_new0(qdb_node, 1);
+    n->cfg = c;
+    n->clock = clock;
+    n->transport = transport;
+    n->random = random;
+    n->storage = storage;
+    n->incarnation = random->next(random) | 1; /* never 0: 0 means "unknown" to clients */
+    n->phase = PHASE_IDLE;
+    n->succ = g_new0(qdb_peer, c.succlist_len);
+    n->period = c.stabilize_fast;
+    n->rpcs = g_array_new(FALSE, FALSE, sizeof(node_rpc));
+    n->next_rpc = 1;
+    n->ho_keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    n->next_finger = QDB_FINGER_LO;
+    return n;
+}
+
+void qdb_node_free(qdb_node *n)
+{
+    if (!n)
+        return;
+    serve_free(n);
+    g_array_free(n->rpcs, TRUE);
+    g_ptr_array_free(n->ho_keys, TRUE);
+    if (n->out)
+        g_byte_array_free(n->out, TRUE);
+    g_free(n->join_peers);
+    g_free(n->succ);
+    g_free(n);
+}
+
+void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers)
+{
+    g_return_if_fail(n->phase == PHASE_IDLE);
+    n->join_peers = n_peers ? g_memdup2(peers, n_peers * sizeof(*peers)) : NULL;
+    n->n_join_peers = n_peers;
+    ring_start(n);
+    node_rearm(n);
+}
+
+void qdb_node_leave(qdb_node *n)
+{
+    if (n->phase != PHASE_ACTIVE) {
+        n->phase = PHASE_LEFT;
+        return;
+    }
+    const qdb_peer *s = ring_successor(n);
+    if (!s || qdb_peer_eq(s, &n->cfg.self)) { /* alone: nobody to give entries to */
+        n->phase = PHASE_LEFT;
+        return;
+    }
+    node_log(n, 3, "leaving: handing entries to successor");
+    n->phase = PHASE_LEAVING;
+    serve_push(n, s, true);
+    node_rearm(n);
+}
+
+bool qdb_node_left(const qdb_node *n)
+{
+    return n->phase == PHASE_LEFT;
+}
+
+/* ---- logging, time, sending ---------------------------------------------- */
+
+void node_log(const qdb_node *n, int level, const char *fmt, ...)
+{
+    if (level > n->cfg.log_level)
+        return;
+    char addr[QDB_ADDR_STRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    GLogLevelFlags lv = level <= 1 ? G_LOG_LEVEL_CRITICAL
+                      : level == 2 ? G_LOG_LEVEL_WARNING
+                      : level == 3 ? G_LOG_LEVEL_INFO
+                                   : G_LOG_LEVEL_DEBUG;
+    g_log(G_LOG_DOMAIN, lv, "%s %s", qdb_addr_format(n->cfg.self.addr, addr), msg);
+    g_free(msg);
+}
+
+qdb_time_us node_now(qdb_node *n)
+{
+    return n->clock->now(n->clock);
+}
+
+int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m)
+{
+    if (!n->out)
+        n->out = g_byte_array_sized_new(256);
+    g_byte_array_set_size(n->out, 0);
+    int rc = qdb_msg_encode(m, n->out);
+    if (rc != QDB_OK) {
+        node_log(n, 1, "cannot encode %s: %s", qdb_msg_type_name(m->type), qdb_strerror(rc));
+        return rc;
+    }
+    n->stats.frames_out++;
+    rc = n->transport->send(n->transport, dst, n->out->data, n->out->len);
+    /* A large hand-over leaves a big buffer behind: give it back. */
+    if (n->out->len > 65536) {
+        g_byte_array_free(n->out, TRUE);
+        n->out = NULL;
+    }
+    return rc;
+}
+
+/* ---- the RPC table --------------------------------------------------------- */
+
+uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigned arg,
+                   unsigned hops, const qdb_peer *peer)
+{
+    node_rpc r = {
+        .id = m->rpc ? m->rpc : n->next_rpc++,
+        .deadline = node_now(n) + n->cfg.rpc_timeout,
+        .dst = dst,
+        .kind = (uint16_t)kind,
+        .arg = (uint16_t)arg,
+        .hops = (uint16_t)hops,
+    };
+    if (peer)
+        r.peer = *peer;
+    m->rpc = r.id;
+    if (node_send(n, dst, m) != QDB_OK)
+        r.deadline = node_now(n); /* fails at the next tick, like a timeout */
+    g_array_append_val(n->rpcs, r);
+    node_rearm(n);
+    return r.id;
+}
+
+void node_expect(qdb_node *n, qdb_addr dst, uint64_t id, rpc_kind kind, const qdb_peer *peer)
+{
+    node_rpc r = {
+        .id = id,
+        .deadline = node_now(n) + n->cfg.rpc_timeout,
+        .dst = dst,
+        .kind = (uint16_t)kind,
+        .peer = *peer,
+    };
+    g_array_append_val(n->rpcs, r);
+    node_rearm(n);
+}
+
+bool node_rpc_pending(const qdb_node *n, rpc_kind kind)
+{
+    for (guint i = 0; i < n->rpcs->len; i++)
+        if (g_array_index(n->rpcs, node_rpc, i).kind == kind)
+            return true;
+    return false;
+}
+
+static bool rpc_take(qdb_node *n, uint64_t id, qdb_addr src, node_rpc *out)
+{
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->id == id && qdb_addr_eq(r->dst, src)) {
+            *out = *r;
+            g_array_remove_index(n->rpcs, i); /* keeps order: the table stays deterministic */
+            return true;
+        }
+    }
+    return false;
+}
+
+static void rpc_failed(qdb_node *n, const node_rpc *r)
+{
+    n->stats.rpc_timeouts++;
+    if (r->kind == RPC_HANDOVER)
+        serve_on_handover_failed(n, r);
+    ring_on_failure(n, r);
+}
+
+void node_rearm(qdb_node *n)
+{
+    if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
+        return;
+    qdb_time_us next = n->round_at;
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        qdb_time_us d = g_array_index(n->rpcs, node_rpc, i).deadline;
+        if (d < next)
+            next = d;
+    }
+    if (next != n->armed) {
+        n->armed = next;
+        n->clock->arm(n->clock, next);
+    }
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    node_rpc r;
+    if (!rpc_take(n, m->rpc, src, &r))
+        return; /* late, duplicated or unknown: harmless */
+    if (m->type == QDB_MSG_HANDOVER_ACK) {
+        if (r.kind == RPC_HANDOVER)
+            serve_on_handover_ack(n, &r);
+        return;
+    }
+    ring_on_reply(n, &r, m);
+}
+
+void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
+        return;
+    qdb_msg m;
+    int rc = qdb_msg_decode(frame, len, &m);
+    n->stats.frames_in++;
+    if (rc != QDB_OK) {
+        n->stats.bad_frames++;
+        node_log(n, 2, "dropped a bad frame (%zu bytes): %s", len, qdb_strerror(rc));
+        return;
+    }
+    switch (m.type) {
+    case QDB_MSG_HELLO:
+        serve_hello(n, src, &m);
+        break;
+    case QDB_MSG_PUT:
+    case QDB_MSG_GET:
+    case QDB_MSG_UPDATE:
+    case QDB_MSG_REMOVE:
+    case QDB_MSG_CAS:
+    case QDB_MSG_GET_UPDATE:
+    case QDB_MSG_REMOVE_ALL:
+        serve_request(n, src, &m);
+        break;
+    case QDB_MSG_FIND:
+        ring_on_find(n, src, &m);
+        break;
+    case QDB_MSG_STABILIZE:
+        ring_on_stabilize(n, src, &m);
+        break;
+    case QDB_MSG_NOTIFY:
+        ring_on_notify(n, src, &m);
+        break;
+    case QDB_MSG_PING: {
+        qdb_msg pong = {.type = QDB_MSG_PONG, .rpc = m.rpc};
+        node_send(n, src, &pong);
+        break;
+    }
+    case QDB_MSG_HANDOVER:
+        serve_on_handover(n, src, &m);
+        break;
+    case QDB_MSG_LEAVE:
+        ring_on_leave(n, src, &m);
+        break;
+    case QDB_MSG_FIND_REPLY:
+    case QDB_MSG_STABILIZE_REPLY:
+    case QDB_MSG_PONG:
+    case QDB_MSG_HANDOVER_ACK:
+        on_reply(n, src, &m);
+        break;
+    default: /* REPLY: only clients get those */
+        n->stats.bad_frames++;
+        break;
+    }
+    node_rearm(n);
+}
+
+void qdb_node_unreachable(qdb_node *n, qdb_addr dst)
+{
+    if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
+        return;
+    /* Fail every call to dst now rather than at its deadline.  Collect first:
+     * the handlers may start new calls. */
+    GArray *failed = g_array_new(FALSE, FALSE, sizeof(node_rpc));
+    for (guint i = 0; i < n->rpcs->len;) {
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (qdb_addr_eq(r->dst, dst)) {
+            g_array_append_val(failed, *r);
+            g_array_remove_index(n->rpcs, i);
+        } else {
+            i++;
+        }
+    }
+    ring_forget(n, dst);
+    for (guint i = 0; i < failed->len; i++)
+        rpc_failed(n, &g_array_index(failed, node_rpc, i));
+    g_array_free(failed, TRUE);
+    node_rearm(n);
+}
+
+void qdb_node_tick(qdb_node *n)
+{
+    if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
+        return;
+    qdb_time_us now = node_now(n);
+    n->armed = 0; /* the backend's wake-up is spent */
+    GArray *failed = NULL;
+    for (guint i = 0; i < n->rpcs->len;) {
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->deadline <= now) {
+            if (!failed)
+                failed = g_array_new(FALSE, FALSE, sizeof(node_rpc));
+            g_array_append_val(failed, *r);
+            g_array_remove_index(n->rpcs, i);
+        } else {
+            i++;
+        }
+    }
+    if (failed) {
+        for (guint i = 0; i < failed->len; i++) {
+            node_rpc *r = &g_array_index(failed, node_rpc, i);
+            node_log(n, 4, "rpc %" G_GUINT64_FORMAT " kind %u timed out", r->id, r->kind);
+            rpc_failed(n, r);
+        }
+        g_array_free(failed, TRUE);
+    }
+    if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING))
+        ring_round(n);
+    else if (now >= n->round_at)
+        n->round_at = now + n->period;
+    node_rearm(n);
+}
+
+/* ---- introspection --------------------------------------------------------- */
+
+const qdb_peer *qdb_node_self(const qdb_node *n)
+{
+    return &n->cfg.self;
+}
+
+const qdb_peer *qdb_node_successor(const qdb_node *n)
+{
+    return ring_successor(n);
+}
+
+const qdb_peer *qdb_node_predecessor(const qdb_node *n)
+{
+    return n->has_pred ? &n->pred : NULL;
+}
+
+unsigned qdb_node_succlist(const qdb_node *n, qdb_peer *out, unsigned max)
+{
+    unsigned k = MIN(max, n->n_succ);
+    memcpy(out, n->succ, k * sizeof(*out));
+    return k;
+}
+
+const qdb_peer *qdb_node_finger(const qdb_node *n, unsigned i)
+{
+    if (i >= QDB_ID_BITS)
+        return NULL;
+    if (i < QDB_FINGER_LO)
+        return ring_successor(n);
+    unsigned j = i - QDB_FINGER_LO;
+    return (n->finger_valid >> j) & 1 ? &n->finger[j] : NULL;
+}
+
+bool qdb_node_is_joining(const qdb_node *n)
+{
+    return n->phase == PHASE_JOINING || n->awaiting_handover;
+}
+
+bool qdb_node_is_stable(const qdb_node *n)
+{
+    return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover &&
+           n->quiet_rounds >= 2;
+}
+
+int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out)
+{
+    return ring_route(n, target, out);
+}
+
+bool qdb_node_owns(const qdb_node *n, const qdb_id *id)
+{
+    return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover &&
+           qdb_id_in_half(id, &n->pred.id, &n->cfg.self.id);
+}
+
+uint64_t qdb_node_incarnation(const qdb_node *n)
+{
+    return n->incarnation;
+}
+
+size_t qdb_node_memory(const qdb_node *n)
+{
+    size_t b = sizeof(*n) + n->cfg.succlist_len * sizeof(qdb_peer);
+    b += sizeof(GArray) + n->rpcs->len * sizeof(node_rpc);
+    b += sizeof(GPtrArray);
+    if (n->sessions)
+        b += 64 + g_hash_table_size(n->sessions) * 32;
+    if (n->dedup)
+        b += 64 + g_hash_table_size(n->dedup) * 80;
+    if (n->out)
+        b += n->out->len + sizeof(GByteArray);
+    return b;
+}
+
+const qdb_node_stats *qdb_node_get_stats(const qdb_node *n)
+{
+    return &n->stats;
+}

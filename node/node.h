@@ -1,0 +1,101 @@
+/* A qdb node: Chord ring maintenance and the entry store, with no I/O of its
+ * own (sans-I/O).  It is driven by three entry points -- a frame arrived, a
+ * peer is unreachable, the timer fired -- and acts only through the
+ * environment given at creation (env.h).  qdbd drives it from an epoll loop
+ * over TCP; qdbsim drives thousands of them from one event queue.
+ *
+ * Protocol, as seen by a client (the client core in client/ follows it):
+ *  - HELLO(client id) -> REPLY(seq 0, OK, node incarnation).  A node that
+ *    gets a request from an address it holds no session for answers
+ *    QDB_E_NO_SESSION (the request did not run).
+ *  - FIND(id) -> FIND_REPLY: done=1 and the owner (the successor of id) when
+ *    id is in (this node, its successor]; otherwise done=0 and the closest
+ *    preceding node it knows (Chord ToN 2003, Fig. 5, made iterative).
+ *  - Entry requests are served by the owner only: the node whose range
+ *    (predecessor, self] holds SHA-3-256(alias).  Others answer WRONG_NODE with
+ *    a peer hint; a node that has no predecessor yet or is still receiving its
+ *    hand-over answers UNSTABLE.  Neither ran the request.
+ *  - Requests carry (client id, seq).  A node remembers the replies to recent
+ *    mutations, so a frame that arrives twice is applied at most once and the
+ *    second copy gets the first reply.
+ *
+ * Ownership: qdb_node_new() borrows the seams; they must outlive the node.
+ */
+#ifndef QDB_NODE_H
+#define QDB_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "env.h"
+#include "types.h"
+
+typedef struct qdb_node qdb_node;
+
+typedef struct qdb_node_config {
+    qdb_peer self;                 /* ID and the address others reach it at */
+    unsigned succlist_len;         /* r, 1..QDB_SUCCLIST_MAX; default 8 */
+    qdb_time_us stabilize_fast;    /* period while unstable; default 1 s */
+    qdb_time_us stabilize_slow;    /* period bound once stable; default 120 s */
+    qdb_time_us rpc_timeout;       /* a peer that does not answer is suspected; default 2 s */
+    unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
+    unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */
+    int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug */
+} qdb_node_config;
+
+/* Fill in the defaults for every zero field. */
+void qdb_node_config_defaults(qdb_node_config *cfg);
+
+/* NULL and a message in err (QDB_ERRMSG_SIZE bytes) when the configuration or
+ * a seam version is unacceptable. */
+qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transport *transport,
+                       qdb_random *random, qdb_storage *storage, char *err);
+void qdb_node_free(qdb_node *n);
+
+/* Start: with no peers, create a one-node ring; otherwise join through the
+ * peers (tried in turn until one answers). */
+void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers);
+/* Graceful departure: hand every entry to the successor, tell the
+ * neighbours.  The node stays usable until qdb_node_left() is true. */
+void qdb_node_leave(qdb_node *n);
+bool qdb_node_left(const qdb_node *n);
+
+/* Entry points for the backends. */
+void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
+void qdb_node_unreachable(qdb_node *n, qdb_addr dst);
+void qdb_node_tick(qdb_node *n);
+
+/* Introspection: for the oracle, tests and logs. */
+const qdb_peer *qdb_node_self(const qdb_node *n);
+/* NULL when unknown. */
+const qdb_peer *qdb_node_successor(const qdb_node *n);
+const qdb_peer *qdb_node_predecessor(const qdb_node *n);
+unsigned qdb_node_succlist(const qdb_node *n, qdb_peer *out, unsigned max);
+/* Finger i (0..255): the node's belief of successor(self + 2^i); NULL when unknown. */
+const qdb_peer *qdb_node_finger(const qdb_node *n, unsigned i);
+/* True when the last stabilization rounds changed nothing, the hand-over is
+ * done and the predecessor is known: the node believes the ring is settled. */
+bool qdb_node_is_stable(const qdb_node *n);
+/* True while the node is still receiving its range from its successor. */
+bool qdb_node_is_joining(const qdb_node *n);
+/* Answer a FIND locally: 1 and the owner when this node knows it, 0 and the
+ * next hop otherwise.  Used by the oracle to measure lookup paths. */
+int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);
+/* Does this node consider itself the owner of id right now? */
+bool qdb_node_owns(const qdb_node *n, const qdb_id *id);
+uint64_t qdb_node_incarnation(const qdb_node *n);
+size_t qdb_node_memory(const qdb_node *n); /* bytes held, approximately */
+
+typedef struct qdb_node_stats {
+    uint64_t frames_in, frames_out, bad_frames;
+    uint64_t requests, wrong_node, unstable, duplicates;
+    uint64_t rpc_timeouts, handover_sent, handover_received;
+} qdb_node_stats;
+const qdb_node_stats *qdb_node_get_stats(const qdb_node *n);
+
+/* Storage keys: ID (32 bytes) followed by the alias.  Values: a record
+ * header followed by the content (record.h). */
+#define QDB_KEY_MAX (QDB_ID_BYTES + 1024)
+
+#endif

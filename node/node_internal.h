@@ -1,0 +1,158 @@
+/* Internals shared by node.c (life cycle, RPC table, timers), ring.c (Chord
+ * maintenance and routing) and serve.c (sessions, entry requests, hand-over).
+ * Not installed; nothing outside node/ includes it. */
+#ifndef QDB_NODE_INTERNAL_H
+#define QDB_NODE_INTERNAL_H
+
+#include <glib.h>
+
+#include "codec.h"
+#include "node.h"
+
+/* Fingers.  Finger i is successor(self + 2^i).  With N random IDs the gaps
+ * between nodes are about 2^256 / N, so for every i below 256 - log2(N) - a few
+ * finger i is simply the successor.  We store only the top QDB_FINGER_WINDOW
+ * fingers and answer the successor for the others: 64 x 40 bytes instead of
+ * 256 x 40, which is what lets a million nodes fit in memory.  The cost:
+ * when two node IDs are closer than 2^(256-64) (hand-picked IDs, or with
+ * probability ~N^2 / 2^193 for random ones) lookups take a few more hops;
+ * they are never wrong, since routing only needs successors to be right. */
+#define QDB_FINGER_WINDOW 64
+#define QDB_FINGER_LO (QDB_ID_BITS - QDB_FINGER_WINDOW)
+
+/* Lookups a node makes on its own (join, fix-fingers) give up after this many
+ * hops; a correct ring needs O(log N). */
+#define QDB_NODE_MAX_HOPS 64
+
+typedef enum node_phase {
+    PHASE_IDLE,     /* created, not started */
+    PHASE_JOINING,  /* looking for its successor through a peer */
+    PHASE_ACTIVE,   /* in the ring */
+    PHASE_LEAVING,  /* handing its entries to its successor */
+    PHASE_LEFT      /* gone: answers nothing */
+} node_phase;
+
+typedef enum rpc_kind {
+    RPC_JOIN_FIND,    /* iterative lookup of our own ID, for join */
+    RPC_RELOCATE_FIND, /* the same, by an active node that finds itself misplaced */
+    RPC_FINGER_FIND,  /* iterative lookup of a finger start; arg = finger index */
+    RPC_STABILIZE,    /* ask our successor for its predecessor and list */
+    RPC_CANDIDATE,    /* ask a would-be successor, before adopting it (Zave) */
+    RPC_JOIN_CONFIRM, /* ask the successor found by join, before adopting it */
+    RPC_NOTIFY,
+    RPC_PING,         /* check_predecessor */
+    RPC_HANDOVER,
+    RPC_LEAVE
+} rpc_kind;
+
+typedef struct node_rpc {
+    uint64_t id;
+    qdb_time_us deadline;
+    qdb_addr dst;
+    uint16_t kind;
+    uint16_t arg;
+    uint16_t hops;
+    qdb_peer peer; /* RPC_CANDIDATE/JOIN_CONFIRM: the peer asked */
+} node_rpc;
+
+struct qdb_node {
+    qdb_node_config cfg;
+    qdb_clock *clock;
+    qdb_transport *transport;
+    qdb_random *random;
+    qdb_storage *storage;
+    uint64_t incarnation;
+    node_phase phase;
+
+    /* ring state */
+    qdb_peer pred;
+    bool has_pred;
+    qdb_peer *succ;       /* succ[0] is the successor; cfg.succlist_len slots */
+    unsigned n_succ;      /* 0 only while joining */
+    qdb_peer finger[QDB_FINGER_WINDOW];
+    uint64_t finger_valid; /* bit j: finger[j] (finger index QDB_FINGER_LO + j) known */
+    unsigned next_finger;  /* the next finger index fix-fingers refreshes */
+    bool finger_busy;      /* a finger lookup is in flight */
+    bool awaiting_handover;
+    qdb_peer cand_next;    /* the best successor candidate waiting its turn */
+    bool has_cand_next;
+    bool restabilize;      /* a hint came while a stabilize was in flight */
+    unsigned walk_steps;   /* successive rounds that found a closer successor */
+
+    /* timers: one round every `period`, adapting between fast and slow */
+    qdb_time_us period;
+    qdb_time_us round_at;
+    unsigned quiet_rounds;
+    bool round_changed;
+    qdb_time_us armed;
+
+    /* join */
+    qdb_addr *join_peers;
+    size_t n_join_peers;
+    size_t join_next;
+
+    /* RPCs in flight: few, so a small array searched linearly */
+    GArray *rpcs; /* node_rpc */
+    uint64_t next_rpc;
+
+    /* hand-over we send: one batch in flight at a time */
+    uint64_t ho_rpc;       /* 0: none in flight */
+    qdb_addr ho_dst;
+    GPtrArray *ho_keys;    /* GBytes keys of the batch in flight */
+    bool ho_retry;         /* the batch in flight timed out: resend with the same rpc id */
+    bool ho_last;          /* the batch in flight is the last one */
+    /* hand-over we receive: recent (sender, rpc) pairs, to apply a batch once */
+    uint64_t ho_seen[8];
+    unsigned ho_seen_next;
+
+    /* clients: created on first use, so idle simulated nodes stay small */
+    GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
+    GHashTable *dedup;     /* dedup_key -> dedup_entry */
+    GQueue *dedup_order;   /* oldest first, for eviction */
+
+    GByteArray *out;       /* scratch for encoding */
+    qdb_node_stats stats;
+};
+
+/* node.c */
+void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+qdb_time_us node_now(qdb_node *n);
+int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m);
+/* Send m as an RPC (m->rpc is filled in) and remember it until its answer
+ * or its deadline.  Returns the RPC record's id. */
+uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigned arg,
+                   unsigned hops, const qdb_peer *peer);
+/* Remember an RPC whose frame the caller sent itself (hand-over batches). */
+void node_expect(qdb_node *n, qdb_addr dst, uint64_t id, rpc_kind kind, const qdb_peer *peer);
+void node_rearm(qdb_node *n);
+bool node_rpc_pending(const qdb_node *n, rpc_kind kind);
+
+/* ring.c */
+void ring_start(qdb_node *n);
+void ring_round(qdb_node *n);
+void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
+void ring_on_failure(qdb_node *n, const node_rpc *rpc);
+void ring_forget(qdb_node *n, qdb_addr addr);
+void ring_on_find(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void ring_set_changed(qdb_node *n);
+/* Closest preceding node for target, or the owner when done (returns 1). */
+int ring_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);
+const qdb_peer *ring_successor(const qdb_node *n);
+
+/* serve.c */
+void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc);
+void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
+/* Push entries we do not own to dst (our predecessor, or our successor
+ * when leaving).  force_last: send a (possibly empty) last batch even when
+ * there is nothing to move, so a joining node learns it has everything. */
+void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
+void serve_free(qdb_node *n);
+bool serve_has_foreign(qdb_node *n);
+
+#endif

@@ -1,0 +1,594 @@
+/* Chord ring maintenance and routing.
+ *
+ * Sections
+ *   successor list
+ *   routing (closest preceding node)
+ *   join
+ *   stabilize / notify, with Zave's fixes
+ *   fix-fingers
+ *   check-predecessor, failures, departures
+ *
+ * The algorithm is Chord's (Stoica et al., ToN 2003, Fig. 6 and 7) made
+ * iterative and asynchronous, with the corrections of P. Zave ("Reasoning
+ * about identifier spaces: how to make Chord correct", IEEE TSE 2017):
+ *  - "join and stabilize must adopt only a live successor": a would-be
+ *    successor (the one join found, or the predecessor our successor reports)
+ *    is asked first, and adopted only when it answers (RPC_JOIN_CONFIRM,
+ *    RPC_CANDIDATE);
+ *  - the successor list is rebuilt from a live successor's own list on every
+ *    stabilization, so it never keeps entries that precede the successor.
+ */
+#define G_LOG_DOMAIN "qdb-node"
+
+#include <string.h>
+
+#include "node_internal.h"
+
+/* ---- successor list ------------------------------------------------------- */
+
+const qdb_peer *ring_successor(const qdb_node *n)
+{
+    return n->n_succ ? &n->succ[0] : NULL;
+}
+
+static bool is_self(const qdb_node *n, const qdb_peer *p)
+{
+    return qdb_addr_eq(p->addr, n->cfg.self.addr);
+}
+
+void ring_set_changed(qdb_node *n)
+{
+    n->round_changed = true;
+    n->quiet_rounds = 0;
+    if (n->period != n->cfg.stabilize_fast) {
+        /* Something moved: come back to the fast period at once. */
+        n->period = n->cfg.stabilize_fast;
+        qdb_time_us soon = node_now(n) + n->period;
+        if (soon < n->round_at)
+            n->round_at = soon;
+    }
+}
+
+/* A hint to `to`: "your successor's neighbourhood changed, stabilize now".
+ * Chord waits for the next periodic round; with rounds backing off to
+ * minutes once stable, a join would take minutes to reach the successor
+ * lists of the r nodes before it.  The hint costs one frame per change and
+ * travels at most r nodes back (a list that does not change sends none).
+ * It carries no claim: the receiver still adopts only what it verifies. */
+static void send_hint(qdb_node *n, const qdb_peer *to)
+{
+    if (is_self(n, to))
+        return;
+    qdb_msg m = {.type = QDB_MSG_NOTIFY, .flags = QDB_NOTIFY_HINT, .peer = n->cfg.self};
+    node_send(n, to->addr, &m);
+}
+
+/* succ list := first, then rest (a successor's own list), cut at ourselves
+ * (in a small ring the list comes back round) and at r entries. */
+static void set_succlist(qdb_node *n, const qdb_peer *first, const qdb_peer *rest, unsigned n_rest)
+{
+    qdb_peer list[QDB_SUCCLIST_MAX];
+    unsigned k = 0;
+    list[k++] = *first;
+    for (unsigned i = 0; i < n_rest && k < n->cfg.succlist_len; i++) {
+        if (is_self(n, &rest[i]) || qdb_peer_eq(&rest[i], first))
+            break;
+        list[k++] = rest[i];
+    }
+    if (is_self(n, first))
+        k = 1; /* a ring of one */
+    bool changed = k != n->n_succ || memcmp(list, n->succ, k * sizeof(qdb_peer)) != 0;
+    if (n->n_succ == 0 || !qdb_peer_eq(&list[0], &n->succ[0])) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 4, "successor is now %s", qdb_addr_format(list[0].addr, a));
+        changed = true;
+    }
+    memcpy(n->succ, list, k * sizeof(qdb_peer));
+    n->n_succ = k;
+    if (changed) {
+        ring_set_changed(n);
+        if (n->has_pred && n->phase == PHASE_ACTIVE)
+            send_hint(n, &n->pred);
+    }
+}
+
+/* ---- routing ---------------------------------------------------------------- */
+
+int ring_route(const qdb_node *n, const qdb_id *target, qdb_peer *out)
+{
+    const qdb_peer *self = &n->cfg.self;
+    const qdb_peer *s = ring_successor(n);
+    if (!s) { /* joining: we know nobody yet */
+        *out = *self;
+        return 0;
+    }
+    /* Our successor owns it: (self, succ].  Routing answers only from
+     * successor pointers, never from "(pred, self] is mine": a predecessor is
+     * hearsay (any node that notifies us while we have none is adopted)
+     * while a successor is adopted only once it answered and only ever moves
+     * closer.  Answering from a stale predecessor sent joining nodes to
+     * successors hundreds of nodes away, which they then walked back one
+     * round at a time. */
+    if (qdb_id_in_half(target, &self->id, &s->id)) {
+        *out = *s;
+        return 1;
+    }
+    /* Closest preceding finger (ToN 2003, Fig. 5's closest_preceding_node;
+     * the successor is finger 0).  The successor list is kept for failures,
+     * not used here: routing on it too would shorten paths by about a hop
+     * and make the simulator's path lengths incomparable with the paper's
+     * (Fig. 10: 1/2 log2 N). */
+    const qdb_peer *best = s;
+    for (int j = QDB_FINGER_WINDOW - 1; j >= 0; j--) {
+        if (!((n->finger_valid >> j) & 1))
+            continue;
+        const qdb_peer *f = &n->finger[j];
+        if (qdb_id_in_open(&f->id, &best->id, target))
+            best = f;
+    }
+    *out = *best;
+    return 0;
+}
+
+void ring_on_find(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
+        return; /* we cannot route yet: the asker times out and tries elsewhere */
+    qdb_msg r = {.type = QDB_MSG_FIND_REPLY, .rpc = m->rpc};
+    r.flags = (unsigned)ring_route(n, &m->target, &r.peer);
+    if (n->cfg.log_level >= 5) {
+        char t[QDB_ID_HEX + 1], p[QDB_ID_HEX + 1], s[QDB_ID_HEX + 1];
+        qdb_id_to_hex(&m->target, t);
+        qdb_id_to_hex(&r.peer.id, p);
+        qdb_id_to_hex(&ring_successor(n)->id, s);
+        node_log(n, 5, "find %.8s -> done=%u %.8s (succ %.8s)", t, r.flags, p, s);
+    }
+    node_send(n, src, &r);
+}
+
+/* ---- join -------------------------------------------------------------------- */
+
+static void join_try(qdb_node *n)
+{
+    if (n->n_join_peers == 0)
+        return;
+    qdb_addr peer = n->join_peers[n->join_next % n->n_join_peers];
+    qdb_msg m = {.type = QDB_MSG_FIND, .target = n->cfg.self.id};
+    node_call(n, peer, &m, RPC_JOIN_FIND, 0, 0, NULL);
+}
+
+void ring_start(qdb_node *n)
+{
+    n->round_at = node_now(n) + n->period;
+    if (n->n_join_peers == 0) {
+        /* Chord's create(): a ring of one owns the whole circle. */
+        n->pred = n->cfg.self;
+        n->has_pred = true;
+        n->succ[0] = n->cfg.self;
+        n->n_succ = 1;
+        n->phase = PHASE_ACTIVE;
+        node_log(n, 3, "created a new ring");
+        return;
+    }
+    n->phase = PHASE_JOINING;
+    n->awaiting_handover = true;
+    join_try(n);
+}
+
+static void adopt_joined(qdb_node *n, const qdb_peer *s, const qdb_msg *m)
+{
+    set_succlist(n, s, m->peers, m->n_peers);
+    n->phase = PHASE_ACTIVE;
+    char a[QDB_ADDR_STRLEN];
+    node_log(n, 3, "joined: successor %s", qdb_addr_format(s->addr, a));
+    ring_set_changed(n);
+}
+
+/* ---- stabilize / notify ------------------------------------------------------ */
+
+/* Is c a better successor than the one we have?  With a ring of one (our
+ * successor is ourselves) any other node is. */
+static bool better_successor(const qdb_node *n, const qdb_peer *c)
+{
+    const qdb_peer *s = ring_successor(n);
+    if (is_self(n, c))
+        return false;
+    return !s || is_self(n, s) || qdb_id_in_open(&c->id, &n->cfg.self.id, &s->id);
+}
+
+/* Zave: adopt only a live successor.  Ask c first (RPC_CANDIDATE); one
+ * question at a time, the best other candidate waiting in cand_next.
+ * Returns true when a question went out now. */
+static bool consider_candidate(qdb_node *n, const qdb_peer *c)
+{
+    if (!better_successor(n, c))
+        return false;
+    if (node_rpc_pending(n, RPC_CANDIDATE)) {
+        if (!n->has_cand_next || qdb_id_in_open(&c->id, &n->cfg.self.id, &n->cand_next.id)) {
+            n->cand_next = *c;
+            n->has_cand_next = true;
+        }
+        return false;
+    }
+    qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
+    node_call(n, c->addr, &q, RPC_CANDIDATE, 0, 0, c);
+    return true;
+}
+
+static void next_candidate(qdb_node *n)
+{
+    if (!n->has_cand_next)
+        return;
+    n->has_cand_next = false;
+    qdb_peer c = n->cand_next;
+    consider_candidate(n, &c);
+}
+
+static void send_notify(qdb_node *n, const qdb_peer *to)
+{
+    if (is_self(n, to))
+        return;
+    qdb_msg m = {.type = QDB_MSG_NOTIFY, .peer = n->cfg.self};
+    m.flags = n->awaiting_handover ? 1u : 0u;
+    node_send(n, to->addr, &m);
+}
+
+static void stabilize(qdb_node *n)
+{
+    const qdb_peer *s = ring_successor(n);
+    if (!s)
+        return;
+    if (is_self(n, s)) {
+        /* A ring of one: our predecessor, if another node, is a successor
+         * too -- once it proves alive.  (Nodes that notify us are
+         * candidates as well: see ring_on_notify.) */
+        if (n->has_pred && !is_self(n, &n->pred))
+            consider_candidate(n, &n->pred);
+        return;
+    }
+    if (node_rpc_pending(n, RPC_STABILIZE)) {
+        /* The answer in flight may predate what prompted this call: ask
+         * again once it is in. */
+        n->restabilize = true;
+        return;
+    }
+    n->restabilize = false;
+    qdb_msg m = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
+    node_call(n, s->addr, &m, RPC_STABILIZE, 0, 0, s);
+}
+
+void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    if (n->phase != PHASE_ACTIVE)
+        return;
+    qdb_msg r = {.type = QDB_MSG_STABILIZE_REPLY, .rpc = m->rpc};
+    if (n->has_pred) {
+        r.flags = 1;
+        r.pred = n->pred;
+    }
+    r.n_peers = n->n_succ;
+    memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
+    node_send(n, src, &r);
+}
+
+static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
+{
+    const qdb_peer *s = ring_successor(n);
+    char a[QDB_ADDR_STRLEN];
+    node_log(n, 4, "stabilize reply from %s: pred %s", qdb_addr_format(rpc->dst, a),
+             (m->flags & 1) ? "known" : "none");
+    if (!s || !qdb_peer_eq(s, &rpc->peer))
+        return; /* our successor changed meanwhile */
+    qdb_peer succ = *s;
+    set_succlist(n, &succ, m->peers, m->n_peers);
+    /* Chord would adopt x = successor.predecessor now.  Zave: only if x is
+     * alive -- ask it first; we notify once it answered. */
+    if ((m->flags & 1) && better_successor(n, &m->pred)) {
+        /* Walking back one predecessor at a time is O(distance): after a
+         * few steps, look our own ID up through the ring instead, which
+         * the fingers answer in O(log N) hops. */
+        if (++n->walk_steps >= 3 && !node_rpc_pending(n, RPC_RELOCATE_FIND)) {
+            n->walk_steps = 0;
+            qdb_msg q = {.type = QDB_MSG_FIND, .target = n->cfg.self.id};
+            node_call(n, m->pred.addr, &q, RPC_RELOCATE_FIND, 0, 0, NULL);
+        }
+        if (consider_candidate(n, &m->pred))
+            return;
+    } else {
+        n->walk_steps = 0;
+    }
+    send_notify(n, &succ);
+    if (n->restabilize)
+        stabilize(n);
+}
+
+void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    if (n->phase != PHASE_ACTIVE)
+        return;
+    const qdb_peer *c = &m->peer;
+    if (is_self(n, c))
+        return;
+    if (m->flags & QDB_NOTIFY_HINT) {
+        ring_set_changed(n);
+        stabilize(n);
+        return;
+    }
+    if (!n->has_pred || qdb_id_in_open(&c->id, &n->pred.id, &n->cfg.self.id)) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 4, "predecessor is now %s", qdb_addr_format(c->addr, a));
+        /* The old predecessor now has a closer successor: tell it. */
+        if (n->has_pred && !is_self(n, &n->pred))
+            send_hint(n, &n->pred);
+        n->pred = *c;
+        n->has_pred = true;
+        ring_set_changed(n);
+    }
+    /* Whoever notifies us is alive and may be a closer successor than ours:
+     * in a bulk join every newcomer first points at the same node, and
+     * Chord's rule alone then needs O(N) rounds to sort them out. */
+    consider_candidate(n, c);
+    if (qdb_peer_eq(c, &n->pred)) {
+        /* Hand-over: the new node N takes ]P;N] from its successor -- we push
+         * whatever we hold outside our range to the predecessor. */
+        if (m->flags & 1)
+            serve_push(n, c, true);
+        else if (serve_has_foreign(n))
+            serve_push(n, c, false);
+    }
+}
+
+/* ---- fix-fingers ----------------------------------------------------------- */
+
+/* o is successor(self + 2^i): it is also successor(self + 2^j) for every
+ * later j whose start still falls in (self, o]. */
+static unsigned set_fingers_from(qdb_node *n, unsigned i, const qdb_peer *o)
+{
+    unsigned j = i;
+    for (; j < QDB_ID_BITS; j++) {
+        qdb_id start;
+        qdb_id_add_pow2(&start, &n->cfg.self.id, j);
+        if (j != i && !qdb_id_in_half(&start, &n->cfg.self.id, &o->id))
+            break;
+        n->finger[j - QDB_FINGER_LO] = *o;
+        n->finger_valid |= UINT64_C(1) << (j - QDB_FINGER_LO);
+    }
+    return j >= QDB_ID_BITS ? QDB_FINGER_LO : j;
+}
+
+static void fix_fingers(qdb_node *n)
+{
+    if (n->finger_busy || !ring_successor(n))
+        return;
+    /* Resolve locally what we can; one remote lookup per round at most.
+     * Each pass moves to the next distinct finger, so a full cycle costs
+     * O(log N) lookups, not 64. */
+    for (unsigned guard = 0; guard < QDB_FINGER_WINDOW; guard++) {
+        unsigned i = n->next_finger;
+        qdb_id start;
+        qdb_id_add_pow2(&start, &n->cfg.self.id, i);
+        qdb_peer hop;
+        if (ring_route(n, &start, &hop)) {
+            n->next_finger = set_fingers_from(n, i, &hop);
+            if (n->next_finger == QDB_FINGER_LO)
+                return; /* a whole cycle done */
+            continue;
+        }
+        qdb_msg m = {.type = QDB_MSG_FIND, .target = start};
+        n->finger_busy = true;
+        node_call(n, hop.addr, &m, RPC_FINGER_FIND, i, 1, &hop);
+        return;
+    }
+}
+
+static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
+{
+    bool done = m->flags & 1;
+    qdb_id target;
+    if (rpc->kind == RPC_JOIN_FIND || rpc->kind == RPC_RELOCATE_FIND)
+        target = n->cfg.self.id;
+    else
+        qdb_id_add_pow2(&target, &n->cfg.self.id, rpc->arg);
+
+    if (!done && (rpc->hops >= QDB_NODE_MAX_HOPS || is_self(n, &m->peer) ||
+                  qdb_addr_eq(m->peer.addr, rpc->dst))) {
+        /* No progress: give up this lookup; the next round tries again. */
+        if (rpc->kind == RPC_FINGER_FIND)
+            n->finger_busy = false;
+        else if (rpc->kind == RPC_JOIN_FIND)
+            n->join_next++;
+        return;
+    }
+    if (!done) {
+        qdb_msg q = {.type = QDB_MSG_FIND, .target = target};
+        node_call(n, m->peer.addr, &q, (rpc_kind)rpc->kind, rpc->arg, rpc->hops + 1u, &m->peer);
+        return;
+    }
+    if (rpc->kind == RPC_FINGER_FIND) {
+        n->finger_busy = false;
+        n->next_finger = set_fingers_from(n, rpc->arg, &m->peer);
+        /* Go on with the cycle: a round refreshes every distinct finger,
+         * O(log N) lookups one after another, so fingers settle within a
+         * round or two even once rounds have backed off to minutes. */
+        if (n->next_finger != QDB_FINGER_LO)
+            fix_fingers(n);
+        return;
+    }
+    if (rpc->kind == RPC_RELOCATE_FIND) {
+        consider_candidate(n, &m->peer);
+        return;
+    }
+    /* join: the successor of our ID.  Adopt it only once it answers. */
+    if (qdb_id_eq(&m->peer.id, &n->cfg.self.id) && !is_self(n, &m->peer)) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 1, "node %s already has our ID: choose another --id",
+                 qdb_addr_format(m->peer.addr, a));
+        n->join_next++;
+        return;
+    }
+    if (is_self(n, &m->peer)) { /* a stale view that still holds us: retry later */
+        n->join_next++;
+        return;
+    }
+    qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
+    node_call(n, m->peer.addr, &q, RPC_JOIN_CONFIRM, 0, 0, &m->peer);
+}
+
+/* ---- rounds, replies, failures ------------------------------------------- */
+
+void ring_round(qdb_node *n)
+{
+    qdb_time_us now = node_now(n);
+    if (n->phase == PHASE_JOINING) {
+        if (!node_rpc_pending(n, RPC_JOIN_FIND) && !node_rpc_pending(n, RPC_JOIN_CONFIRM))
+            join_try(n);
+        n->round_at = now + n->cfg.stabilize_fast;
+        return;
+    }
+    /* Adapt the period: double it after a round that changed nothing. */
+    if (n->round_changed) {
+        n->quiet_rounds = 0;
+        n->period = n->cfg.stabilize_fast;
+    } else {
+        n->quiet_rounds++;
+        n->period = MIN(n->period * 2, n->cfg.stabilize_slow);
+    }
+    n->round_changed = false;
+    n->round_at = now + n->period;
+    node_log(n, 5, "round at %" G_GUINT64_FORMAT " period %" G_GUINT64_FORMAT, now, n->period);
+
+    stabilize(n);
+    if (n->has_pred && !is_self(n, &n->pred) && !node_rpc_pending(n, RPC_PING)) {
+        qdb_msg m = {.type = QDB_MSG_PING};
+        node_call(n, n->pred.addr, &m, RPC_PING, 0, 0, &n->pred);
+    }
+    fix_fingers(n);
+}
+
+void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
+{
+    switch (rpc->kind) {
+    case RPC_JOIN_FIND:
+    case RPC_RELOCATE_FIND:
+    case RPC_FINGER_FIND:
+        if (m->type == QDB_MSG_FIND_REPLY)
+            on_find_reply(n, rpc, m);
+        break;
+    case RPC_JOIN_CONFIRM:
+        if (m->type == QDB_MSG_STABILIZE_REPLY && n->phase == PHASE_JOINING) {
+            adopt_joined(n, &rpc->peer, m);
+            send_notify(n, &rpc->peer);
+        }
+        break;
+    case RPC_CANDIDATE:
+        if (m->type == QDB_MSG_STABILIZE_REPLY) {
+            bool moved = better_successor(n, &rpc->peer); /* still better than ours? */
+            if (moved)
+                set_succlist(n, &rpc->peer, m->peers, m->n_peers);
+            send_notify(n, ring_successor(n));
+            next_candidate(n);
+            if (moved)
+                stabilize(n); /* keep going at network speed, not one step a round */
+        }
+        break;
+    case RPC_STABILIZE:
+        if (m->type == QDB_MSG_STABILIZE_REPLY)
+            on_stabilize_reply(n, rpc, m);
+        break;
+    default:
+        break; /* PONG: the predecessor is alive */
+    }
+}
+
+void ring_forget(qdb_node *n, qdb_addr addr)
+{
+    if (qdb_addr_eq(addr, n->cfg.self.addr))
+        return;
+    unsigned k = 0;
+    bool first = n->n_succ && qdb_addr_eq(n->succ[0].addr, addr);
+    for (unsigned i = 0; i < n->n_succ; i++)
+        if (!qdb_addr_eq(n->succ[i].addr, addr))
+            n->succ[k++] = n->succ[i];
+    if (k != n->n_succ) {
+        n->n_succ = k;
+        ring_set_changed(n);
+    }
+    for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++)
+        if (((n->finger_valid >> j) & 1) && qdb_addr_eq(n->finger[j].addr, addr))
+            n->finger_valid &= ~(UINT64_C(1) << j);
+    if (n->has_pred && qdb_addr_eq(n->pred.addr, addr)) {
+        n->has_pred = false;
+        ring_set_changed(n);
+    }
+    if (n->phase == PHASE_ACTIVE && n->n_succ == 0) {
+        /* Every successor we knew is gone.  Fall back to the nearest finger,
+         * then to ourselves; stabilization repairs the rest. */
+        const qdb_peer *best = NULL;
+        for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++) {
+            if (!((n->finger_valid >> j) & 1) || is_self(n, &n->finger[j]))
+                continue;
+            if (!best || qdb_id_in_open(&n->finger[j].id, &n->cfg.self.id, &best->id))
+                best = &n->finger[j];
+        }
+        n->succ[0] = best ? *best : n->cfg.self;
+        n->n_succ = 1;
+        node_log(n, 2, "lost every successor; falling back");
+    }
+    if (first && n->phase == PHASE_ACTIVE) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 3, "successor %s failed", qdb_addr_format(addr, a));
+    }
+}
+
+void ring_on_failure(qdb_node *n, const node_rpc *rpc)
+{
+    switch (rpc->kind) {
+    case RPC_JOIN_FIND:
+    case RPC_JOIN_CONFIRM:
+        n->join_next++; /* the next round tries the next peer */
+        break;
+    case RPC_FINGER_FIND:
+        n->finger_busy = false;
+        ring_forget(n, rpc->dst);
+        break;
+    case RPC_STABILIZE:
+        /* The successor does not answer: drop it, move to the next one in
+         * the list and stabilize with it at once. */
+        ring_forget(n, rpc->dst);
+        stabilize(n);
+        break;
+    case RPC_CANDIDATE:
+        ring_forget(n, rpc->dst);
+        if (ring_successor(n))
+            send_notify(n, ring_successor(n));
+        next_candidate(n);
+        break;
+    case RPC_PING:
+        ring_forget(n, rpc->dst);
+        break;
+    default:
+        break;
+    }
+}
+
+void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    const qdb_peer *l = &m->peer;
+    if (n->phase != PHASE_ACTIVE || is_self(n, l))
+        return;
+    bool was_pred = n->has_pred && qdb_peer_eq(&n->pred, l);
+    bool was_succ = n->n_succ && qdb_peer_eq(&n->succ[0], l);
+    if (was_succ && m->n_peers > 0 && !is_self(n, &m->peers[0]))
+        set_succlist(n, &m->peers[0], m->peers + 1, m->n_peers - 1);
+    ring_forget(n, l->addr);
+    if (was_pred && !qdb_peer_is_null(&m->pred) && !is_self(n, &m->pred)) {
+        /* Our range grows back to the leaver's predecessor; it gave us its
+         * entries before leaving. */
+        n->pred = m->pred;
+        n->has_pred = true;
+    } else if (was_pred && !qdb_peer_is_null(&m->pred) && is_self(n, &m->pred)) {
+        n->pred = n->cfg.self; /* we are alone again */
+        n->has_pred = true;
+    }
+    ring_set_changed(n);
+}

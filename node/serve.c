@@ -1,0 +1,532 @@
+/* Entry requests, client sessions, at-most-once replies, and hand-over.
+ *
+ * Sections
+ *   arcs of the ring as key ranges
+ *   sessions and the reply memory (dedup)
+ *   entry requests
+ *   hand-over: pushing what we do not own, receiving what we do
+ *
+ * Storage keys are ID || alias, so "the entries whose ID lies in (a, b]" is
+ * one or two key ranges, and hand-over is a range scan.
+ */
+#define G_LOG_DOMAIN "qdb-node"
+
+#include <string.h>
+
+#include "node_internal.h"
+#include "record.h"
+
+/* ---- arcs ------------------------------------------------------------------- */
+
+/* Calls fn for every stored entry whose ID lies in (a, b], clockwise, in ring
+ * order starting after a.  a == b: the whole circle.  Returns fn's stop value. */
+static int iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
+                       void *arg)
+{
+    qdb_storage *st = n->storage;
+    qdb_id from, to, zero = {{0}};
+    qdb_id_add_pow2(&from, a, 0); /* a + 1 */
+    qdb_id_add_pow2(&to, b, 0);   /* b + 1: keys "b || alias" sort before it */
+    bool to_wraps = qdb_id_eq(&to, &zero); /* b is the maximum ID */
+    if (qdb_id_eq(a, b)) {
+        /* the whole circle, starting after a */
+        int rc = st->iterate(st, from.b, QDB_ID_BYTES, NULL, 0, fn, arg);
+        if (rc || qdb_id_eq(&from, &zero))
+            return rc;
+        return st->iterate(st, zero.b, 0, from.b, QDB_ID_BYTES, fn, arg);
+    }
+    if (qdb_id_cmp(a, b) < 0) /* no wrap */
+        return st->iterate(st, from.b, QDB_ID_BYTES, to_wraps ? NULL : to.b,
+                           to_wraps ? 0 : QDB_ID_BYTES, fn, arg);
+    /* wraps past zero: (a, max] then [0, b] */
+    int rc = 0;
+    if (!qdb_id_eq(&from, &zero))
+        rc = st->iterate(st, from.b, QDB_ID_BYTES, NULL, 0, fn, arg);
+    if (rc)
+        return rc;
+    return st->iterate(st, zero.b, 0, to.b, QDB_ID_BYTES, fn, arg);
+}
+
+static int stop_at_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    *(bool *)arg = true;
+    return 1;
+}
+
+/* Do we hold entries outside (pred, self]?  Those belong to the predecessor
+ * (or to nodes before it). */
+bool serve_has_foreign(qdb_node *n)
+{
+    if (!n->has_pred || qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
+        return false;
+    bool found = false;
+    iterate_arc(n, &n->cfg.self.id, &n->pred.id, stop_at_first, &found);
+    return found;
+}
+
+/* ---- sessions and the reply memory --------------------------------------- */
+
+typedef struct dedup_key {
+    uint64_t client;
+    uint64_t seq;
+} dedup_key;
+
+typedef struct dedup_entry {
+    int status;
+    GBytes *payload; /* NULL when empty */
+} dedup_entry;
+
+static guint dedup_hash(gconstpointer p)
+{
+    const dedup_key *k = p;
+    uint64_t h = k->client * UINT64_C(0x9E3779B97F4A7C15) ^ k->seq;
+    return (guint)(h ^ (h >> 32));
+}
+
+static gboolean dedup_equal(gconstpointer a, gconstpointer b)
+{
+    const dedup_key *x = a, *y = b;
+    return x->client == y->client && x->seq == y->seq;
+}
+
+static void dedup_entry_free(gpointer p)
+{
+    dedup_entry *e = p;
+    if (e->payload)
+        g_bytes_unref(e->payload);
+    g_free(e);
+}
+
+void serve_free(qdb_node *n)
+{
+    if (n->sessions)
+        g_hash_table_destroy(n->sessions);
+    if (n->dedup) {
+        g_hash_table_destroy(n->dedup); /* frees the keys, which dedup_order shares */
+        g_queue_free(n->dedup_order);
+    }
+}
+
+/* Sessions are keyed by the address a client speaks from (a TCP connection in
+ * qdbd, a virtual address in the simulator).  The table is bounded crudely:
+ * when it grows past 65,536 sessions it is emptied, and clients say HELLO
+ * again when told QDB_E_NO_SESSION -- which they must handle anyway after a
+ * node restart. */
+#define SESSIONS_MAX 65536
+
+void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    if (!n->sessions)
+        n->sessions = g_hash_table_new(g_direct_hash, g_direct_equal);
+    if (g_hash_table_size(n->sessions) >= SESSIONS_MAX)
+        g_hash_table_remove_all(n->sessions);
+    g_hash_table_insert(n->sessions, GSIZE_TO_POINTER(qdb_addr_key(src)),
+                        GSIZE_TO_POINTER((gsize)m->seq));
+    uint64_t inc = GUINT64_TO_BE(n->incarnation);
+    qdb_msg r = {.type = QDB_MSG_REPLY, .seq = 0, .status = QDB_OK,
+                 .content = (const uint8_t *)&inc, .content_len = sizeof inc};
+    node_send(n, src, &r);
+}
+
+static bool session_of(qdb_node *n, qdb_addr src, uint64_t *client)
+{
+    gpointer v;
+    if (!n->sessions ||
+        !g_hash_table_lookup_extended(n->sessions, GSIZE_TO_POINTER(qdb_addr_key(src)), NULL, &v))
+        return false;
+    *client = (uint64_t)GPOINTER_TO_SIZE(v);
+    return true;
+}
+
+static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int status,
+                           const uint8_t *payload, size_t len)
+{
+    if (!n->dedup) {
+        n->dedup = g_hash_table_new_full(dedup_hash, dedup_equal, g_free, dedup_entry_free);
+        n->dedup_order = g_queue_new();
+    }
+    dedup_key *k = g_new(dedup_key, 1);
+    k->client = client;
+    k->seq = seq;
+    dedup_entry *e = g_new(dedup_entry, 1);
+    e->status = status;
+    e->payload = len ? g_bytes_new(payload, len) : NULL;
+    if (g_hash_table_contains(n->dedup, k)) { /* cannot happen: looked up first */
+        g_free(k);
+        dedup_entry_free(e);
+        return;
+    }
+    g_hash_table_insert(n->dedup, k, e);
+    g_queue_push_tail(n->dedup_order, k);
+    while (g_queue_get_length(n->dedup_order) > n->cfg.dedup_capacity)
+        g_hash_table_remove(n->dedup, g_queue_pop_head(n->dedup_order));
+}
+
+static void reply(qdb_node *n, qdb_addr src, uint64_t seq, int status, const uint8_t *payload,
+                  size_t len)
+{
+    qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq, .status = status,
+                 .content = payload, .content_len = len};
+    node_send(n, src, &r);
+}
+
+/* ---- entry requests --------------------------------------------------------- */
+
+static bool is_mutation(int type)
+{
+    return type != QDB_MSG_GET;
+}
+
+typedef struct remove_all_ctx {
+    GPtrArray *keys;
+} remove_all_ctx;
+
+static int collect_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    g_ptr_array_add(((remove_all_ctx *)arg)->keys, g_bytes_new(k, kl));
+    return 0;
+}
+
+static int remove_owned(qdb_node *n)
+{
+    remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
+    iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
+    int rc = QDB_OK;
+    for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
+        gsize kl;
+        const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
+        int d = n->storage->del(n->storage, k, kl);
+        if (d != QDB_OK && d != QDB_E_ALIAS_NOT_FOUND)
+            rc = d;
+    }
+    g_ptr_array_free(c.keys, TRUE);
+    return rc;
+}
+
+static int store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *old,
+                        const uint8_t *content, size_t len)
+{
+    int64_t wall = n->clock->wall(n->clock);
+    qdb_record_meta meta = {
+        .version = old ? old->version + 1 : 1,
+        .created_us = old ? old->created_us : wall,
+        .modified_us = wall,
+        .size = len,
+    };
+    GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + len);
+    qdb_record_encode(&meta, content, rec);
+    int rc = n->storage->put(n->storage, key, kl, rec->data, rec->len);
+    g_byte_array_free(rec, TRUE);
+    return rc;
+}
+
+/* Runs one request we own.  Sets *payload (pointing into *hold, which the
+ * caller frees) for replies that carry content. */
+static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **hold,
+                   const uint8_t **payload, size_t *plen)
+{
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl = qdb_record_key(key, id, m->alias, m->alias_len);
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    int rc = n->storage->get(n->storage, key, kl, &val, &vlen);
+    if (rc != QDB_OK && rc != QDB_E_ALIAS_NOT_FOUND)
+        return rc;
+    bool exists = rc == QDB_OK;
+    qdb_record_meta meta;
+    const uint8_t *cur = NULL;
+    if (exists && qdb_record_decode(val, vlen, &meta, &cur) != QDB_OK) {
+        g_free(val);
+        node_log(n, 1, "corrupt record in storage");
+        return QDB_E_STORAGE;
+    }
+    *hold = val;
+    switch (m->type) {
+    case QDB_MSG_GET:
+        if (!exists)
+            return QDB_E_ALIAS_NOT_FOUND;
+        *payload = cur;
+        *plen = meta.size;
+        return QDB_OK;
+    case QDB_MSG_PUT:
+        if (exists)
+            return QDB_E_ALIAS_ALREADY_EXISTS;
+        return store_record(n, key, kl, NULL, m->content, m->content_len);
+    case QDB_MSG_UPDATE:
+        return store_record(n, key, kl, exists ? &meta : NULL, m->content, m->content_len);
+    case QDB_MSG_GET_UPDATE:
+        if (!exists)
+            return QDB_E_ALIAS_NOT_FOUND;
+        rc = store_record(n, key, kl, &meta, m->content, m->content_len);
+        if (rc == QDB_OK) {
+            *payload = cur;
+            *plen = meta.size;
+        }
+        return rc;
+    case QDB_MSG_CAS:
+        if (!exists)
+            return QDB_E_ALIAS_NOT_FOUND;
+        if (meta.size != m->comparand_len || memcmp(cur, m->comparand, meta.size) != 0) {
+            *payload = cur;
+            *plen = meta.size;
+            return QDB_E_UNMATCHED_CONTENT;
+        }
+        return store_record(n, key, kl, &meta, m->content, m->content_len);
+    case QDB_MSG_REMOVE:
+        if (!exists)
+            return QDB_E_ALIAS_NOT_FOUND;
+        return n->storage->del(n->storage, key, kl);
+    default:
+        return QDB_E_INVALID_ARGUMENT;
+    }
+}
+
+void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    n->stats.requests++;
+    uint64_t client;
+    if (!session_of(n, src, &client)) {
+        reply(n, src, m->seq, QDB_E_NO_SESSION, NULL, 0);
+        return;
+    }
+    if (is_mutation(m->type) && n->dedup) {
+        dedup_key k = {client, m->seq};
+        dedup_entry *e = g_hash_table_lookup(n->dedup, &k);
+        if (e) { /* a copy of a request we ran: the same answer, not a second run */
+            n->stats.duplicates++;
+            gsize len = 0;
+            const uint8_t *p = e->payload ? g_bytes_get_data(e->payload, &len) : NULL;
+            reply(n, src, m->seq, e->status, p, len);
+            return;
+        }
+    }
+    bool settled = n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover;
+    int status;
+    const uint8_t *payload = NULL;
+    size_t plen = 0;
+    uint8_t *hold = NULL;
+    uint8_t hint[QDB_PEER_WIRE];
+
+    if (m->type == QDB_MSG_REMOVE_ALL) {
+        if (!settled) {
+            n->stats.unstable++;
+            reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
+            return;
+        }
+        status = remove_owned(n);
+    } else {
+        qdb_id id;
+        qdb_id_hash(&id, m->alias, m->alias_len);
+        if (!settled) {
+            n->stats.unstable++;
+            reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
+            return;
+        }
+        if (!qdb_node_owns(n, &id)) {
+            qdb_peer p;
+            ring_route(n, &id, &p);
+            qdb_peer_encode(&p, hint);
+            n->stats.wrong_node++;
+            reply(n, src, m->seq, QDB_E_WRONG_NODE, hint, sizeof hint);
+            return;
+        }
+        status = execute(n, m, &id, &hold, &payload, &plen);
+    }
+    if (is_mutation(m->type))
+        dedup_remember(n, client, m->seq, status, payload, plen);
+    reply(n, src, m->seq, status, payload, plen);
+    g_free(hold);
+}
+
+/* ---- hand-over ----------------------------------------------------------------- */
+
+typedef struct push_ctx {
+    qdb_node *n;
+    qdb_handover_builder b;
+    GPtrArray *keys;
+    size_t limit;
+    bool more;
+} push_ctx;
+
+static int add_to_batch(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    push_ctx *c = arg;
+    if (c->keys->len >= c->limit) {
+        c->more = true;
+        return 1;
+    }
+    qdb_handover_builder_add(&c->b, k, kl, v, vl);
+    g_ptr_array_add(c->keys, g_bytes_new(k, kl));
+    return 0;
+}
+
+void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
+{
+    if (n->ho_rpc) {
+        if (!n->ho_retry)
+            return; /* one batch in flight at a time */
+        if (!qdb_addr_eq(n->ho_dst, dst->addr)) {
+            /* The receiver changed: forget the unacknowledged batch (its
+             * entries are still here) and build a new one. */
+            n->ho_rpc = 0;
+            g_ptr_array_set_size(n->ho_keys, 0);
+        }
+    }
+    push_ctx c = {.n = n, .limit = n->cfg.handover_batch};
+    qdb_handover_builder_init(&c.b);
+    bool resend = n->ho_rpc != 0;
+    if (resend) {
+        /* The same records under the same rpc id: the receiver applies a
+         * batch once, whatever the number of copies. */
+        for (guint i = 0; i < n->ho_keys->len; i++) {
+            gsize kl;
+            const uint8_t *k = g_bytes_get_data(n->ho_keys->pdata[i], &kl);
+            uint8_t *v;
+            size_t vl;
+            if (n->storage->get(n->storage, k, kl, &v, &vl) == QDB_OK) {
+                qdb_handover_builder_add(&c.b, k, kl, v, vl);
+                g_free(v);
+            }
+        }
+        c.more = !n->ho_last;
+    } else {
+        c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+        if (n->phase == PHASE_LEAVING)
+            iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
+        else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
+            iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
+        if (c.keys->len == 0 && !force_last) {
+            g_ptr_array_free(c.keys, TRUE);
+            qdb_handover_builder_clear(&c.b);
+            return;
+        }
+        g_ptr_array_free(n->ho_keys, TRUE);
+        n->ho_keys = c.keys;
+    }
+    /* Framed here (node_send does not know builders), then remembered as an
+     * RPC; a resend keeps the rpc id of the batch it repeats. */
+    qdb_msg framed = {.type = QDB_MSG_HANDOVER, .rpc = resend ? n->ho_rpc : n->next_rpc++,
+                      .flags = c.more ? 0u : 1u, .peer = n->cfg.self};
+    n->ho_dst = dst->addr;
+    n->ho_retry = false;
+    n->ho_last = !c.more;
+    n->ho_rpc = framed.rpc;
+    GByteArray *out = g_byte_array_new();
+    if (qdb_msg_encode_handover(&framed, &c.b, out) == QDB_OK) {
+        n->stats.frames_out++;
+        n->transport->send(n->transport, dst->addr, out->data, out->len);
+    }
+    g_byte_array_free(out, TRUE);
+    qdb_handover_builder_clear(&c.b);
+    node_expect(n, dst->addr, framed.rpc, RPC_HANDOVER, dst);
+}
+
+void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    if (n->phase != PHASE_ACTIVE)
+        return; /* not ours to take now: the sender keeps them and retries */
+    uint64_t tag = qdb_addr_key(src) * UINT64_C(0x9E3779B97F4A7C15) ^ m->rpc;
+    bool seen = false;
+    for (unsigned i = 0; i < G_N_ELEMENTS(n->ho_seen); i++)
+        if (n->ho_seen[i] == tag)
+            seen = true;
+    if (!seen) {
+        n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
+        size_t pos = 0;
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
+            if (kl < QDB_ID_BYTES)
+                continue;
+            /* Keep a newer local version (an update that reached us after an
+             * earlier copy of this entry). */
+            uint8_t *mine;
+            size_t ml;
+            if (n->storage->get(n->storage, k, kl, &mine, &ml) == QDB_OK) {
+                qdb_record_meta a, b;
+                const uint8_t *c1, *c2;
+                bool keep = qdb_record_decode(mine, ml, &a, &c1) == QDB_OK &&
+                            qdb_record_decode(v, vl, &b, &c2) == QDB_OK && a.version > b.version;
+                g_free(mine);
+                if (keep)
+                    continue;
+            }
+            if (n->storage->put(n->storage, k, kl, v, vl) != QDB_OK) {
+                node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
+                return; /* no ack: the sender keeps the entries and retries */
+            }
+            n->stats.handover_received++;
+        }
+    }
+    if (m->flags & 1) {
+        if (n->awaiting_handover)
+            node_log(n, 3, "hand-over complete");
+        n->awaiting_handover = false;
+    }
+    qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = m->rpc};
+    node_send(n, src, &ack);
+}
+
+static void send_leave(qdb_node *n)
+{
+    qdb_msg m = {.type = QDB_MSG_LEAVE, .peer = n->cfg.self};
+    if (n->has_pred)
+        m.pred = n->pred;
+    m.n_peers = n->n_succ;
+    memcpy(m.peers, n->succ, n->n_succ * sizeof(qdb_peer));
+    if (n->n_succ)
+        node_send(n, n->succ[0].addr, &m);
+    if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr) &&
+        !(n->n_succ && qdb_addr_eq(n->pred.addr, n->succ[0].addr)))
+        node_send(n, n->pred.addr, &m);
+    n->phase = PHASE_LEFT;
+    node_log(n, 3, "left the ring");
+}
+
+void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
+{
+    if (rpc->id != n->ho_rpc)
+        return;
+    for (guint i = 0; i < n->ho_keys->len; i++) {
+        gsize kl;
+        const uint8_t *k = g_bytes_get_data(n->ho_keys->pdata[i], &kl);
+        qdb_id id;
+        memcpy(id.b, k, QDB_ID_BYTES);
+        /* Delete only what is still not ours: if our predecessor changed
+         * back meanwhile, the entry is ours again and stays. */
+        if (n->phase == PHASE_LEAVING || !qdb_node_owns(n, &id))
+            n->storage->del(n->storage, k, kl);
+        n->stats.handover_sent++;
+    }
+    g_ptr_array_set_size(n->ho_keys, 0);
+    n->ho_rpc = 0;
+    bool last = n->ho_last;
+    qdb_peer dst = rpc->peer;
+    if (n->phase == PHASE_LEAVING) {
+        if (last)
+            send_leave(n);
+        else
+            serve_push(n, &dst, true);
+        return;
+    }
+    if (!last && n->has_pred && qdb_addr_eq(n->pred.addr, dst.addr))
+        serve_push(n, &dst, true); /* true: the receiver may be waiting for "last" */
+}
+
+void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc)
+{
+    if (rpc->id != n->ho_rpc)
+        return;
+    n->ho_retry = true;
+    if (n->phase == PHASE_LEAVING) {
+        /* Our successor is gone: give everything to the next one. */
+        ring_forget(n, rpc->dst);
+        n->ho_rpc = 0;
+        g_ptr_array_set_size(n->ho_keys, 0);
+        const qdb_peer *s = ring_successor(n);
+        if (!s || qdb_addr_eq(s->addr, n->cfg.self.addr))
+            send_leave(n);
+        else
+            serve_push(n, s, true);
+    }
+}
