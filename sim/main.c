@@ -1,0 +1,181 @@
+/* qdbsim: run a scenario in the deterministic simulator and print what the
+ * oracle measured.
+ *
+ *   qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]
+ *          [--hash-log FILE | --check-hash-log FILE] [--quiet]
+ *
+ * Exit status: 0 when every expectation held, 1 when one failed, 2 on a bad
+ * scenario or command line, 3 when --check-hash-log found a divergence.
+ */
+#define G_LOG_DOMAIN "qdbsim"
+
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "world.h"
+
+/* Resident memory in bytes, for the bytes-per-node report only: it never
+ * reaches the simulation or the trace. */
+static size_t resident_bytes(void)
+{
+    size_t pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%zu %zu", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void report(sim_world *w, bool json, size_t rss0)
+{
+    sim_metrics *m = &w->m;
+    char hash[17];
+    qdb_simnet_trace_hex(w->net, hash);
+    double ring_s, full_s;
+    oracle_metric(w, "ring_stable_s", &ring_s);
+    oracle_metric(w, "full_stable_s", &full_s);
+    size_t rss = resident_bytes();
+    double per_node = rss > rss0 ? (double)(rss - rss0) / w->p.nodes : 0;
+    double vs = (double)qdb_simnet_now(w->net) / 1e6;
+    double eps = m->wall_s > 0 ? (double)m->events / m->wall_s : 0;
+    oracle_lost_entries(w, NULL);
+    if (json) {
+        printf("{\"scenario\": \"%s\", \"seed\": %" G_GUINT64_FORMAT ", \"nodes\": %u, "
+               "\"virtual_s\": %.3f, \"events\": %" G_GUINT64_FORMAT ", \"wall_s\": %.3f, "
+               "\"events_per_s\": %.0f, \"bytes_per_node\": %.0f, \"ring_stable_s\": %.3f, "
+               "\"full_stable_s\": %.3f, \"hops_mean\": %.3f, \"hops_p1\": %.0f, "
+               "\"hops_p99\": %.0f, \"lookups\": %" G_GUINT64_FORMAT ", "
+               "\"lookup_timeouts\": %" G_GUINT64_FORMAT ", "
+               "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
+               ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
+               ", \"expectations_failed\": %u, \"trace_hash\": \"%s\"}\n",
+               w->p.name, w->p.seed, w->p.nodes, vs, m->events, m->wall_s, eps, per_node, ring_s,
+               full_s, oracle_hops_mean(w), oracle_hops_percentile(w, 1),
+               oracle_hops_percentile(w, 99), m->lookups, m->lookup_timeouts,
+               m->wrong_node_retries, m->requests, m->failed_requests, m->lost_entries,
+               w->failures->len, hash);
+        return;
+    }
+    printf("scenario            %s (seed %" G_GUINT64_FORMAT ")\n", w->p.name, w->p.seed);
+    printf("nodes               %u\n", w->p.nodes);
+    printf("virtual_s           %.3f\n", vs);
+    printf("events              %" G_GUINT64_FORMAT "\n", m->events);
+    printf("wall_s              %.3f\n", m->wall_s);
+    printf("events_per_s        %.0f\n", eps);
+    printf("bytes_per_node      %.0f\n", per_node);
+    printf("ring_stable_s       %.3f%s\n", ring_s, ring_s < 0 ? " (not stable)" : "");
+    printf("full_stable_s       %.3f%s\n", full_s, full_s < 0 ? " (not stable)" : "");
+    printf("hops_mean           %.3f   (1/2 log2 N = %.3f)\n", oracle_hops_mean(w),
+           0.5 * log2((double)w->p.nodes));
+    printf("hops_p1 / p99       %.0f / %.0f   over %" G_GUINT64_FORMAT " lookups\n",
+           oracle_hops_percentile(w, 1), oracle_hops_percentile(w, 99), m->lookups);
+    printf("lookup_timeouts     %" G_GUINT64_FORMAT "\n", m->lookup_timeouts);
+    printf("wrong_node_retries  %" G_GUINT64_FORMAT "\n", m->wrong_node_retries);
+    printf("unstable_answers    %" G_GUINT64_FORMAT "\n", m->unstable_answers);
+    printf("requests            %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " writes acknowledged)\n",
+           m->requests, m->acked_writes);
+    printf("failed_requests     %" G_GUINT64_FORMAT "\n", m->failed_requests);
+    printf("lost_entries        %" G_GUINT64_FORMAT "\n", m->lost_entries);
+    printf("expectations        %u, failed %u\n", m->expectations, w->failures->len);
+    printf("trace_hash          %s\n", hash);
+}
+
+int main(int argc, char **argv)
+{
+    gchar **sets = NULL, *seed = NULL, *hash_log = NULL, *check_log = NULL;
+    gboolean json = FALSE, quiet = FALSE;
+    GOptionEntry entries[] = {
+        {"seed", 0, 0, G_OPTION_ARG_STRING, &seed, "Override the scenario's seed", "N"},
+        {"set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Override a scenario parameter", "KEY=VALUE"},
+        {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the results as one JSON object", NULL},
+        {"hash-log", 0, 0, G_OPTION_ARG_FILENAME, &hash_log, "Write a hash per event to FILE", "FILE"},
+        {"check-hash-log", 0, 0, G_OPTION_ARG_FILENAME, &check_log,
+         "Check each event against FILE; stop at the first divergence", "FILE"},
+        {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the results", NULL},
+        {NULL}};
+    GError *err = NULL;
+    GOptionContext *ctx = g_option_context_new("SCENARIO - run a qdb hive in the simulator");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2) {
+        fprintf(stderr, "qdbsim: %s\n", err ? err->message : "give exactly one scenario file");
+        fprintf(stderr, "usage: qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]\n");
+        return 2;
+    }
+    g_option_context_free(ctx);
+    qdb_scenario *sc = qdb_scenario_parse_file(argv[1], &err);
+    if (!sc) {
+        fprintf(stderr, "qdbsim: %s\n", err->message);
+        return 2;
+    }
+    if (seed) {
+        char *s = g_strdup_printf("seed=%s", seed);
+        bool ok = qdb_scenario_set(sc, s, &err);
+        g_free(s);
+        if (!ok) {
+            fprintf(stderr, "qdbsim: --seed: %s\n", err->message);
+            return 2;
+        }
+    }
+    for (gchar **s = sets; s && *s; s++)
+        if (!qdb_scenario_set(sc, *s, &err)) {
+            fprintf(stderr, "qdbsim: %s\n", err->message);
+            return 2;
+        }
+    size_t rss0 = resident_bytes();
+    sim_world *w = sim_world_new(sc, &err);
+    if (!w) {
+        fprintf(stderr, "qdbsim: %s\n", err->message);
+        return 2;
+    }
+    w->quiet = quiet || json;
+    FILE *logf = NULL;
+    if (hash_log || check_log) {
+        logf = fopen(hash_log ? hash_log : check_log, hash_log ? "w" : "r");
+        if (!logf) {
+            fprintf(stderr, "qdbsim: cannot open %s\n", hash_log ? hash_log : check_log);
+            return 2;
+        }
+        if (hash_log)
+            qdb_simnet_hash_log_write(w->net, logf);
+        else
+            qdb_simnet_hash_log_check(w->net, logf);
+    }
+    gint64 t0 = g_get_monotonic_time(); /* wall time, only to report wall_s */
+    bool ok = sim_world_run(w, &err);
+    w->m.wall_s = (double)(g_get_monotonic_time() - t0) / 1e6; /* report only */
+    qdb_simnet_stats st;
+    qdb_simnet_get_stats(w->net, &st);
+    w->m.events = st.events;
+    int rc = 0;
+    if (!ok) {
+        fprintf(stderr, "qdbsim: %s\n", err->message);
+        rc = 2;
+    } else {
+        char *div = qdb_simnet_diverged(w->net);
+        if (div) {
+            fprintf(stderr, "qdbsim: divergence from %s:\n%s\n", check_log, div);
+            g_free(div);
+            rc = 3;
+        }
+        report(w, json, rss0);
+        for (guint i = 0; i < w->failures->len; i++)
+            fprintf(stderr, "FAILED: %s\n", (char *)w->failures->pdata[i]);
+        if (rc == 0 && w->failures->len)
+            rc = 1;
+    }
+    if (logf)
+        fclose(logf);
+    sim_world_free(w);
+    qdb_scenario_free(sc);
+    g_strfreev(sets);
+    g_free(seed);
+    g_free(hash_log);
+    g_free(check_log);
+    return rc;
+}
