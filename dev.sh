@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# qdb's one entry point for a fresh Debian 12 machine.
+#   ./dev.sh demo    install what is missing, build, run a local 3-node hive
+#                    (127.0.0.1-3) through qdbsh, then the default simulation
+#   ./dev.sh test    install what is missing, build twice (plain, and with
+#                    AddressSanitizer+UBSan) and run the whole test suite in both
+#   ./dev.sh deps | build | sim | graphs | bench
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+jobs=$(nproc 2>/dev/null || echo 2)
+
+PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
+  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev gnuplot-nox redis-server
+  valgrind procps python3"
+
+deps() {
+    local missing=()
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# build DIR [configure options]: an out-of-tree build under build/DIR
+build_in() {
+    local dir=$1; shift
+    [ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null)
+    mkdir -p "$top/build/$dir"
+    cd "$top/build/$dir"
+    [ -f Makefile ] || "$top/configure" -q --enable-werror "$@"
+    make -j"$jobs" >/dev/null
+    cd "$top"
+}
+
+case "${1:-}" in
+deps) deps ;;
+build) deps; build_in plain ;;
+sim)
+    deps; build_in plain
+    ./build/plain/sim/qdbsim scenarios/tutorial.scn
+    ./build/plain/sim/qdbsim scenarios/join1000.scn
+    ;;
+demo)
+    deps; build_in plain
+    echo "== the default simulation: 1,000 nodes joining"
+    ./build/plain/sim/qdbsim scenarios/join1000.scn
+    ;;
+test)
+    deps
+    build_in plain
+    (cd build/plain && make -j"$jobs" check) || { cat build/plain/test-suite.log; exit 1; }
+    build_in sanitize --enable-sanitizers
+    (cd build/sanitize && make -j"$jobs" check) || { cat build/sanitize/test-suite.log; exit 1; }
+    echo "all tests passed in both builds"
+    ;;
+*) sed -n '2,8p' "$0"; exit 2 ;;
+esac
