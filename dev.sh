@@ -55,8 +55,15 @@ test)
     deps
     build_in plain
     (cd build/plain && make -j"$jobs" check) || { cat build/plain/test-suite.log; exit 1; }
-    build_in sanitize --enable-sanitizers
+    # -O0 with AddressSanitizer and UBSan: also proves the trace hashes do
+    # not depend on optimisation or instrumentation
+    build_in sanitize --enable-sanitizers CFLAGS="-O0 -g"
     (cd build/sanitize && make -j"$jobs" check) || { cat build/sanitize/test-suite.log; exit 1; }
+    if ! diff build/plain/scenario-hashes.txt build/sanitize/scenario-hashes.txt; then
+        echo "FAIL: trace hashes differ between the -O2 build and the -O0 sanitizer build"
+        exit 1
+    fi
+    echo "trace hashes equal in both builds: $(wc -l < build/plain/scenario-hashes.txt) scenarios"
     echo "all tests passed in both builds"
     ;;
 *) sed -n '2,8p' "$0"; exit 2 ;;
