@@ -277,8 +277,12 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
     char a[QDB_ADDR_STRLEN];
     node_log(n, 4, "stabilize reply from %s: pred %s", qdb_addr_format(rpc->dst, a),
              (m->flags & 1) ? "known" : "none");
-    if (!s || !qdb_peer_eq(s, &rpc->peer))
-        return; /* our successor changed meanwhile */
+    if (!s || !qdb_peer_eq(s, &rpc->peer)) {
+        /* our successor changed meanwhile: ask the new one if we were told to */
+        if (n->restabilize)
+            stabilize(n);
+        return;
+    }
     qdb_peer succ = *s;
     set_succlist(n, &succ, m->peers, m->n_peers);
     /* Chord would adopt x = successor.predecessor now.  Zave: only if x is
@@ -477,6 +481,12 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     case RPC_JOIN_CONFIRM:
         if (m->type == QDB_MSG_STABILIZE_REPLY && n->phase == PHASE_JOINING) {
             adopt_joined(n, &rpc->peer, m);
+            /* The answer also names our successor's predecessor: if that
+             * node lies between us, the lookup that found our successor was
+             * stale (joins race each other) -- move now, as stabilize would,
+             * rather than a round later. */
+            if ((m->flags & 1) && consider_candidate(n, &m->pred))
+                break;
             send_notify(n, &rpc->peer);
         }
         break;
@@ -487,7 +497,7 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
                 set_succlist(n, &rpc->peer, m->peers, m->n_peers);
             send_notify(n, ring_successor(n));
             next_candidate(n);
-            if (moved)
+            if (moved || n->restabilize)
                 stabilize(n); /* keep going at network speed, not one step a round */
         }
         break;
