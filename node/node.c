@@ -28,7 +28,7 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
     if (cfg->stabilize_fast == 0)
         cfg->stabilize_fast = 1 * QDB_US_PER_S;
     if (cfg->stabilize_slow == 0)
-        cfg->stabilize_slow = 120 * QDB_US_PER_S;
+        cfg->stabilize_slow = 30 * QDB_US_PER_S;
     if (cfg->rpc_timeout == 0)
         cfg->rpc_timeout = 2 * QDB_US_PER_S;
     if (cfg->handover_batch == 0)

@@ -37,7 +37,9 @@ typedef struct qdb_node_config {
     qdb_peer self;                 /* ID and the address others reach it at */
     unsigned succlist_len;         /* r, 1..QDB_SUCCLIST_MAX; default 8 */
     qdb_time_us stabilize_fast;    /* period while unstable; default 1 s */
-    qdb_time_us stabilize_slow;    /* period bound once stable; default 120 s */
+    qdb_time_us stabilize_slow;    /* period bound once stable; default 30 s (the original
+                                    * Chord/quasardb went to 2 min; a lost hint or notify
+                                    * costs up to one slow period, so we keep it shorter) */
     qdb_time_us rpc_timeout;       /* a peer that does not answer is suspected; default 2 s */
     unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
     unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */

@@ -24,6 +24,9 @@
  * hops; a correct ring needs O(log N). */
 #define QDB_NODE_MAX_HOPS 64
 
+/* Silent answers in a row before a neighbour is declared failed. */
+#define QDB_NODE_STRIKES 3
+
 typedef enum node_phase {
     PHASE_IDLE,     /* created, not started */
     PHASE_JOINING,  /* looking for its successor through a peer */

@@ -438,15 +438,21 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
             if (kl < QDB_ID_BYTES)
                 continue;
-            /* Keep a newer local version (an update that reached us after an
-             * earlier copy of this entry). */
+            /* Keep our copy when it is newer: last writer wins, by
+             * modification time, then by version.  The version alone is not
+             * enough: it counts modifications on whichever node held the
+             * entry, so a node that crashed and came back with its old
+             * storage can carry a stale copy with a higher count than the
+             * fresh one its replacement kept writing. */
             uint8_t *mine;
             size_t ml;
             if (n->storage->get(n->storage, k, kl, &mine, &ml) == QDB_OK) {
                 qdb_record_meta a, b;
                 const uint8_t *c1, *c2;
                 bool keep = qdb_record_decode(mine, ml, &a, &c1) == QDB_OK &&
-                            qdb_record_decode(v, vl, &b, &c2) == QDB_OK && a.version > b.version;
+                            qdb_record_decode(v, vl, &b, &c2) == QDB_OK &&
+                            (a.modified_us > b.modified_us ||
+                             (a.modified_us == b.modified_us && a.version > b.version));
                 g_free(mine);
                 if (keep)
                     continue;

@@ -4,8 +4,15 @@
  *   qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]
  *          [--hash-log FILE | --check-hash-log FILE] [--quiet]
  *
+ *   qdbsim SCENARIO --sweep K [--set ...]
+ *          runs seeds 1..K, each with random faults drawn from its seed
+ *          (random_faults=true, and loss/dup/reorder drawn too), and prints
+ *          the exact command that replays every failing seed.
+ *
  * Exit status: 0 when every expectation held, 1 when one failed, 2 on a bad
  * scenario or command line, 3 when --check-hash-log found a divergence.
+ * Wall-clock time is read here only to report wall_s and progress; it never
+ * reaches the simulation.
  */
 #define G_LOG_DOMAIN "qdbsim"
 
@@ -86,10 +93,104 @@ static void report(sim_world *w, bool json, size_t rss0)
     printf("trace_hash          %s\n", hash);
 }
 
+/* One updating line on a terminal: virtual time done/total, elapsed, estimate. */
+typedef struct progress {
+    gint64 t0;
+    bool shown;
+} progress;
+
+static void show_progress(sim_world *w, void *arg)
+{
+    progress *p = arg;
+    double done = (double)qdb_simnet_now(w->net) / (double)w->p.end;
+    double el = (double)(g_get_monotonic_time() - p->t0) / 1e6; /* report only */
+    if (el < 1)
+        return;
+    fprintf(stderr, "\r%s: %.0f/%.0f virtual s (%3.0f%%), %.0f s elapsed, ~%.0f s left   ",
+            w->p.name, (double)qdb_simnet_now(w->net) / 1e6, (double)w->p.end / 1e6, 100 * done,
+            el, done > 0 ? el / done - el : 0);
+    p->shown = true;
+}
+
+static char *replay_command(const char *scn, const char *seed, char **sets)
+{
+    GString *s = g_string_new("qdbsim ");
+    g_string_append(s, scn);
+    if (seed)
+        g_string_append_printf(s, " --seed %s", seed);
+    for (char **x = sets; x && *x; x++)
+        g_string_append_printf(s, " --set '%s'", *x);
+    return g_string_free(s, FALSE);
+}
+
+/* --sweep: seed k gets random faults and network trouble drawn from k. */
+static int sweep(const char *scn, unsigned k, char **sets)
+{
+    unsigned failed = 0;
+    for (unsigned seed = 1; seed <= k; seed++) {
+        GRand *r = g_rand_new_with_seed(seed * 2654435761u);
+        char *extra[] = {
+            g_strdup("random_faults=true"),
+            g_strdup_printf("loss=%.3f", g_rand_double_range(r, 0, 0.05)),
+            g_strdup_printf("dup=%.3f", g_rand_double_range(r, 0, 0.02)),
+            g_strdup_printf("reorder=%.3f", g_rand_double_range(r, 0, 0.05)),
+            NULL,
+        };
+        g_rand_free(r);
+        GPtrArray *all = g_ptr_array_new();
+        for (char **x = sets; x && *x; x++)
+            g_ptr_array_add(all, *x);
+        for (char **x = extra; *x; x++)
+            g_ptr_array_add(all, *x);
+        g_ptr_array_add(all, NULL);
+        char seedtext[24];
+        g_snprintf(seedtext, sizeof seedtext, "%u", seed);
+        char *cmd = replay_command(scn, seedtext, (char **)all->pdata);
+        GError *err = NULL;
+        qdb_scenario *sc = qdb_scenario_parse_file(scn, &err);
+        bool ok = sc != NULL;
+        char *s = g_strdup_printf("seed=%u", seed);
+        ok = ok && qdb_scenario_set(sc, s, &err);
+        g_free(s);
+        for (guint i = 0; ok && i + 1 < all->len; i++)
+            ok = qdb_scenario_set(sc, all->pdata[i], &err);
+        sim_world *w = ok ? sim_world_new(sc, &err) : NULL;
+        if (w) {
+            w->quiet = true;
+            w->replay = g_strdup(cmd);
+            ok = sim_world_run(w, &err) && w->failures->len == 0;
+            if (!ok && !err)
+                for (guint i = 0; i < w->failures->len; i++)
+                    fprintf(stderr, "  %s\n", (char *)w->failures->pdata[i]);
+            sim_world_free(w);
+        }
+        if (err) {
+            fprintf(stderr, "  %s\n", err->message);
+            g_error_free(err);
+            ok = false;
+        }
+        if (!ok) {
+            failed++;
+            printf("FAIL seed %u: %s\n", seed, cmd);
+        } else {
+            printf("ok   seed %u\n", seed);
+        }
+        fflush(stdout);
+        qdb_scenario_free(sc);
+        g_free(cmd);
+        g_ptr_array_free(all, TRUE);
+        for (char **x = extra; *x; x++)
+            g_free(*x);
+    }
+    printf("%u passed, %u failed\n", k - failed, failed);
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     gchar **sets = NULL, *seed = NULL, *hash_log = NULL, *check_log = NULL;
     gboolean json = FALSE, quiet = FALSE;
+    gint sweep_k = 0;
     GOptionEntry entries[] = {
         {"seed", 0, 0, G_OPTION_ARG_STRING, &seed, "Override the scenario's seed", "N"},
         {"set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Override a scenario parameter", "KEY=VALUE"},
@@ -98,6 +199,8 @@ int main(int argc, char **argv)
         {"check-hash-log", 0, 0, G_OPTION_ARG_FILENAME, &check_log,
          "Check each event against FILE; stop at the first divergence", "FILE"},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the results", NULL},
+        {"sweep", 0, 0, G_OPTION_ARG_INT, &sweep_k,
+         "Run seeds 1..K with random faults; print the replay command of each failure", "K"},
         {NULL}};
     GError *err = NULL;
     GOptionContext *ctx = g_option_context_new("SCENARIO - run a qdb hive in the simulator");
@@ -108,6 +211,11 @@ int main(int argc, char **argv)
         return 2;
     }
     g_option_context_free(ctx);
+    if (sweep_k > 0) {
+        int rc = sweep(argv[1], (unsigned)sweep_k, sets);
+        g_strfreev(sets);
+        return rc;
+    }
     qdb_scenario *sc = qdb_scenario_parse_file(argv[1], &err);
     if (!sc) {
         fprintf(stderr, "qdbsim: %s\n", err->message);
@@ -134,6 +242,12 @@ int main(int argc, char **argv)
         return 2;
     }
     w->quiet = quiet || json;
+    w->replay = replay_command(argv[1], seed, sets);
+    progress prog = {.t0 = g_get_monotonic_time()}; /* report only */
+    if (isatty(STDERR_FILENO) && !json) {
+        w->progress = show_progress;
+        w->progress_arg = &prog;
+    }
     FILE *logf = NULL;
     if (hash_log || check_log) {
         logf = fopen(hash_log ? hash_log : check_log, hash_log ? "w" : "r");
@@ -149,6 +263,8 @@ int main(int argc, char **argv)
     gint64 t0 = g_get_monotonic_time(); /* wall time, only to report wall_s */
     bool ok = sim_world_run(w, &err);
     w->m.wall_s = (double)(g_get_monotonic_time() - t0) / 1e6; /* report only */
+    if (prog.shown)
+        fprintf(stderr, "\r%*s\r", 100, "");
     qdb_simnet_stats st;
     qdb_simnet_get_stats(w->net, &st);
     w->m.events = st.events;

@@ -155,11 +155,114 @@ bool oracle_fingers_ok(sim_world *w, GString *why)
     return true;
 }
 
+/* ---- safety: Zave's invariants, at every check ------------------------------------
+ * Follow each live node's best successor (the first live entry of its
+ * successor list).  Correct Chord keeps, at all times (Zave, TSE 2017, Sec. 4):
+ *  - AtLeastOneRing / AtMostOneRing: the best-successor graph has exactly one
+ *    cycle;
+ *  - OrderedRing: going round that cycle, IDs increase with exactly one wrap;
+ *  - ConnectedAppendages: every node reaches the cycle (here: every node has a
+ *    live best successor, so every walk ends in some cycle, which must be the
+ *    one).
+ * Nodes that have no successor yet (their join lookup is under way) are not
+ * members yet and are skipped.  After a
+ * partition the check is off for the rest of the run: Chord cannot merge two
+ * rings a partition made, and Zave's model has no partitions. */
+
+static int best_successor(sim_world *w, const sim_node *sn)
+{
+    qdb_peer list[QDB_SUCCLIST_MAX];
+    unsigned k = qdb_node_succlist(sn->node, list, QDB_SUCCLIST_MAX);
+    for (unsigned j = 0; j < k; j++) {
+        uint32_t idx = list[j].addr.ip - w->p.address_base.ip;
+        if (idx < w->p.nodes && sim_node_up(&w->nodes[idx]) &&
+            qdb_peer_eq(&w->nodes[idx].peer, &list[j]) &&
+            qdb_node_successor(w->nodes[idx].node) != NULL)
+            return (int)idx;
+    }
+    return -1;
+}
+
+bool oracle_safety(sim_world *w, GString *why)
+{
+    oracle_rebuild_ring(w);
+    guint n = w->ring->len;
+    if (n == 0)
+        return true;
+    int *next = g_new(int, w->p.nodes);
+    uint8_t *mark = g_new0(uint8_t, w->p.nodes); /* 0 new, 1 on the walk, 2 done */
+    int cycles = 0, first_cycle = -1;
+    bool ok = true;
+    for (guint i = 0; i < n && ok; i++) {
+        unsigned x = g_array_index(w->ring, unsigned, i);
+        /* a node with no successor yet is still looking for its place */
+        next[x] = qdb_node_successor(w->nodes[x].node) == NULL ? -2
+                                                               : best_successor(w, &w->nodes[x]);
+        if (next[x] == -1) {
+            g_string_printf(why, "ConnectedAppendages: node %u has no live successor", x);
+            ok = false;
+        }
+    }
+    for (guint i = 0; i < n && ok; i++) {
+        int x = (int)g_array_index(w->ring, unsigned, i);
+        if (next[x] == -2 || mark[x])
+            continue;
+        int y = x;
+        while (y >= 0 && mark[y] == 0) {
+            mark[y] = 1;
+            y = next[y];
+        }
+        if (y >= 0 && mark[y] == 1) { /* a new cycle through y */
+            cycles++;
+            if (first_cycle < 0)
+                first_cycle = y;
+            else {
+                g_string_printf(why, "AtMostOneRing: two cycles, through nodes %d and %d",
+                                first_cycle, y);
+                ok = false;
+            }
+            /* ordered: exactly one wrap going round */
+            int wraps = 0, z = y;
+            do {
+                if (qdb_id_cmp(&w->nodes[next[z]].peer.id, &w->nodes[z].peer.id) <= 0)
+                    wraps++;
+                z = next[z];
+            } while (z != y);
+            if (ok && wraps != 1) {
+                g_string_printf(why, "OrderedRing: the cycle through node %d wraps %d times", y,
+                                wraps);
+                ok = false;
+            }
+        }
+        for (y = x; y >= 0 && mark[y] == 1; y = next[y])
+            mark[y] = 2;
+    }
+    if (ok && cycles == 0) {
+        g_string_printf(why, "AtLeastOneRing: no cycle among %u live nodes", n);
+        ok = false;
+    }
+    g_free(next);
+    g_free(mark);
+    return ok;
+}
+
 /* ---- the periodic check -------------------------------------------------------- */
 
 void oracle_check(sim_world *w)
 {
     qdb_time_us now = qdb_simnet_now(w->net);
+    if (w->partitioned)
+        w->ever_partitioned = true;
+    if (!w->violated && !w->ever_partitioned) {
+        GString *why = g_string_new(NULL);
+        if (!oracle_safety(w, why)) {
+            w->violated = true;
+            w->m.expectations_failed++;
+            sim_world_fail(w, NULL, "safety violated: %s; replay: %s", why->str,
+                           w->replay ? w->replay : "(qdbsim with the same scenario and seed)");
+        }
+        g_string_free(why, TRUE);
+    }
     bool ok = oracle_ring_ok(w, NULL);
     if (!ok) {
         w->m.ring_ok = w->m.full_ok = false;
@@ -182,6 +285,28 @@ void oracle_check(sim_world *w)
 }
 
 /* ---- data ------------------------------------------------------------------------ */
+
+/* Which live node holds the entry at version >= ver (or -1)? */
+static int held_by_live_node(sim_world *w, const uint8_t *key, size_t kl, const char *alias,
+                             uint64_t ver)
+{
+    for (unsigned i = 0; i < w->p.nodes; i++) {
+        sim_node *sn = &w->nodes[i];
+        uint8_t *v;
+        size_t vl;
+        if (!sim_node_up(sn) || sn->storage->get(sn->storage, key, kl, &v, &vl) != QDB_OK)
+            continue;
+        qdb_record_meta meta;
+        const uint8_t *content;
+        uint64_t got;
+        bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
+                  model_parse_value(content, meta.size, alias, &got) && got >= ver;
+        g_free(v);
+        if (ok)
+            return (int)i;
+    }
+    return -1;
+}
 
 static bool held_by_down_node(sim_world *w, const uint8_t *key, size_t kl)
 {
@@ -227,9 +352,14 @@ uint64_t oracle_lost_entries(sim_world *w, GString *why)
             }
         }
         if (!found && !held_by_down_node(w, key, kl)) {
-            if (why && lost == 0)
-                g_string_printf(why, "%s (version %" G_GUINT64_FORMAT ") is not at its owner, node %d",
-                                k->alias, k->acked_version, owner);
+            if (why && lost == 0) {
+                int at = held_by_live_node(w, key, kl, k->alias, k->acked_version);
+                g_string_printf(why, "%s (version %" G_GUINT64_FORMAT ") is not at its owner, node %d%s",
+                                k->alias, k->acked_version, owner,
+                                at >= 0 ? "" : ", nor on any live node");
+                if (at >= 0)
+                    g_string_append_printf(why, " (node %d holds it)", at);
+            }
             lost++;
         }
     }

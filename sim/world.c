@@ -80,7 +80,7 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
                              QDB_SUCCLIST_MAX);
     p->succlist = (unsigned)v;
     if (!param_duration(w, "stabilize_fast", QDB_US_PER_S, &p->stabilize_fast, err) ||
-        !param_duration(w, "stabilize_slow", 120 * QDB_US_PER_S, &p->stabilize_slow, err) ||
+        !param_duration(w, "stabilize_slow", 30 * QDB_US_PER_S, &p->stabilize_slow, err) ||
         !param_duration(w, "rpc_timeout", 2 * QDB_US_PER_S, &p->rpc_timeout, err) ||
         !param_duration(w, "client_timeout", 60 * QDB_US_PER_S, &p->client_timeout, err) ||
         !param_duration(w, "check_period", 100 * QDB_US_PER_MS, &p->check_period, err))
@@ -115,15 +115,24 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
         return false;
     p->reorder_window = nc->reorder_window;
 
+    t = param(w, "random_faults");
+    if (t && !qdb_scn_tok_bool(t, &p->random_faults, err))
+        return false;
+    if (!param_duration(w, "fault_until", p->end / 2, &p->fault_until, err))
+        return false;
+    return true;
+}
+
+static bool check_unused(sim_world *w, GError **err)
+{
     GPtrArray *unused = qdb_scenario_unused_params(w->sc);
+    bool ok = true;
     if (unused->len) {
         const qdb_scn_token *u = unused->pdata[0];
-        qdb_scn_error(err, &u->key_pos, "unknown parameter '%s'", u->key);
-        g_ptr_array_unref(unused);
-        return false;
+        ok = qdb_scn_error(err, &u->key_pos, "unknown parameter '%s'", u->key);
     }
     g_ptr_array_unref(unused);
-    return true;
+    return ok;
 }
 
 /* ---- nodes ------------------------------------------------------------------- */
@@ -646,6 +655,106 @@ static void lookup_step(void *arg)
     qdb_simnet_at(w->net, qdb_simnet_now(w->net) + (qdb_time_us)(1e6 / b->rate), lookup_step, b);
 }
 
+/* Churn: joins and departures as a Poisson process.  Each event is a join
+ * of a random down node (when there is one, with probability 1/2) or the
+ * departure of a random live node: a graceful leave with probability
+ * `leave`, else a crash with storage kept. */
+typedef struct churn {
+    sim_world *w;
+    double rate, leave;
+    qdb_time_us until;
+} churn;
+
+static int random_down_node(sim_world *w)
+{
+    oracle_rebuild_ring(w);
+    unsigned down = w->p.nodes - w->ring->len;
+    if (down == 0)
+        return -1;
+    unsigned k = (unsigned)g_rand_int_range(w->rng, 0, (gint32)down);
+    for (unsigned i = 0; i < w->p.nodes; i++)
+        if (!sim_node_up(&w->nodes[i]) && k-- == 0)
+            return (int)i;
+    return -1;
+}
+
+static void node_depart(sim_world *w, int i, bool graceful)
+{
+    sim_node *sn = &w->nodes[i];
+    if (graceful) {
+        sn->leaving = true;
+        qdb_node_leave(sn->node);
+    } else {
+        node_crash(w, sn, true);
+    }
+}
+
+static void churn_step(void *arg)
+{
+    churn *c = arg;
+    sim_world *w = c->w;
+    qdb_time_us now = qdb_simnet_now(w->net);
+    if (now >= c->until) {
+        g_free(c);
+        return;
+    }
+    int down = random_down_node(w);
+    if (down >= 0 && g_rand_boolean(w->rng)) {
+        join_one(w, (unsigned)down, -1);
+    } else {
+        int victim = random_live_node(w, -1);
+        oracle_rebuild_ring(w);
+        if (victim >= 0 && w->ring->len > 1)
+            node_depart(w, victim, g_rand_double(w->rng) < c->leave);
+    }
+    double u = g_rand_double(w->rng);
+    qdb_time_us gap = (qdb_time_us)(-log(1.0 - u) * 1e6 / c->rate);
+    qdb_simnet_at(w->net, now + MAX(gap, 1), churn_step, c);
+}
+
+static void heal_cb(void *arg)
+{
+    sim_world *w = arg;
+    qdb_simnet_heal_all(w->net);
+    w->partitioned = false;
+}
+
+/* --sweep's random faults: between 0 and fault_until, a fault every 5 to
+ * 20 virtual seconds, drawn from the seed -- a crash (storage kept or lost),
+ * a restart of a crashed node, or a partition healed 2 to 10 s later.
+ * After fault_until the world is left alone to settle. */
+static void random_fault(void *arg)
+{
+    sim_world *w = arg;
+    qdb_time_us now = qdb_simnet_now(w->net);
+    if (now >= w->p.fault_until) {
+        heal_cb(w);
+        return;
+    }
+    double r = g_rand_double(w->rng);
+    oracle_rebuild_ring(w);
+    if (r < 0.4 && w->ring->len > 2) {
+        int v = random_live_node(w, -1);
+        if (v >= 0)
+            node_crash(w, &w->nodes[v], g_rand_double(w->rng) < 0.8);
+    } else if (r < 0.7) {
+        int d = random_down_node(w);
+        if (d >= 0 && w->nodes[d].started)
+            join_one(w, (unsigned)d, -1);
+    } else if (w->ring->len > 3) {
+        /* split the live nodes in two by ID order for 2 to 10 s */
+        guint half = w->ring->len / 2;
+        for (guint k = 0; k < w->ring->len; k++)
+            qdb_simnet_set_group(w->net, w->nodes[g_array_index(w->ring, unsigned, k)].peer.addr,
+                                 k < half ? 1 : 2);
+        w->partitioned = true;
+        qdb_time_us heal_at = now + (qdb_time_us)g_rand_int_range(w->rng, 2, 11) * QDB_US_PER_S;
+        qdb_simnet_at(w->net, heal_at, heal_cb, w);
+    }
+    qdb_time_us gap = (qdb_time_us)g_rand_int_range(w->rng, 5, 21) * QDB_US_PER_S;
+    qdb_simnet_at(w->net, now + gap, random_fault, w);
+}
+
 static bool parse_op_expect(sim_world *w, const qdb_scn_event *ev, sim_op *op, bool is_get,
                             GError **err)
 {
@@ -777,6 +886,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
             for (uint64_t i = flo; i <= fhi; i++)
                 for (uint64_t j = tlo; j <= thi; j++)
                     qdb_simnet_block(w->net, w->nodes[i].peer.addr, w->nodes[j].peer.addr);
+            w->partitioned = true;
             return true;
         }
         for (unsigned g = 0; g < qdb_scn_event_n_args(ev); g++) {
@@ -785,12 +895,14 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
             for (uint64_t i = lo; i <= hi; i++)
                 qdb_simnet_set_group(w->net, w->nodes[i].peer.addr, (int)g + 1);
         }
+        w->partitioned = true;
         return true;
     }
     if (strcmp(v, "heal") == 0) {
         if (!qdb_scn_event_check(ev, 0, 0, k_none, err))
             return false;
         qdb_simnet_heal_all(w->net);
+        w->partitioned = false;
         oracle_membership_changed(w);
         return true;
     }
@@ -931,6 +1043,31 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         lookup_step(b);
         return true;
     }
+    if (strcmp(v, "churn") == 0) {
+        static const char *const keys[] = {"rate", "until", "leave", NULL};
+        if (!qdb_scn_event_check(ev, 0, 0, keys, err))
+            return false;
+        churn *c = g_new0(churn, 1);
+        c->w = w;
+        c->leave = 0.5;
+        c->until = w->p.end;
+        const qdb_scn_token *rt = qdb_scn_event_kv(ev, "rate"), *ut = qdb_scn_event_kv(ev, "until"),
+                            *lt = qdb_scn_event_kv(ev, "leave");
+        bool ok = rt ? qdb_scn_tok_rate(rt, &c->rate, err)
+                     : qdb_scn_error(err, &ev->end_pos, "churn: missing rate=R/s");
+        if (ok && ut)
+            ok = qdb_scn_tok_duration(ut, &c->until, err);
+        if (ok && lt)
+            ok = qdb_scn_tok_fraction(lt, &c->leave, err);
+        if (ok && c->rate <= 0)
+            ok = qdb_scn_error(err, &rt->pos, "rate must be positive");
+        if (!ok) {
+            g_free(c);
+            return false;
+        }
+        churn_step(c);
+        return true;
+    }
     if (strcmp(v, "expect") == 0)
         return sim_expect(w, ev, err);
     return qdb_scn_error(err, &ev->pos, "unknown verb '%s'", v);
@@ -989,6 +1126,29 @@ sim_world *sim_world_new(qdb_scenario *sc, GError **err)
             memcpy(sn->peer.id.b + b, &r, 4);
         }
     }
+    /* Hand-placed IDs: id.I = HEX (Zave's counterexamples need them).
+     * Looked up for every node, so only the ones given are marked used. */
+    for (unsigned i = 0; i < w->p.nodes && qdb_scenario_n_params(sc) > 0; i++) {
+        char key[32];
+        g_snprintf(key, sizeof key, "id.%u", i);
+        const qdb_scn_token *t = qdb_scenario_param(sc, key);
+        if (!t)
+            continue;
+        bool ok = qdb_id_parse(&w->nodes[i].peer.id, t->text);
+        if (!ok)
+            qdb_scn_error(err, &t->pos, "bad ID '%s' (1 to 64 hex digits, or #decimal)", t->text);
+        for (unsigned j = 0; ok && j < w->p.nodes; j++)
+            if (j != i && qdb_id_eq(&w->nodes[j].peer.id, &w->nodes[i].peer.id))
+                ok = qdb_scn_error(err, &t->pos, "nodes %u and %u have the same ID", i, j);
+        if (!ok) {
+            sim_world_free(w);
+            return NULL;
+        }
+    }
+    if (!check_unused(w, err)) {
+        sim_world_free(w);
+        return NULL;
+    }
     w->clients = g_ptr_array_new_with_free_func(client_free);
     w->via_clients = g_hash_table_new(g_direct_hash, g_direct_equal);
     w->lookup_pool = g_ptr_array_new();
@@ -1034,6 +1194,7 @@ void sim_world_free(sim_world *w)
     g_rand_free(w->rng);
     g_free(w->nodes);
     g_free(w->p.name);
+    g_free(w->replay);
     g_free(w);
 }
 
@@ -1100,12 +1261,16 @@ bool sim_world_run(sim_world *w, GError **err)
         qdb_simnet_at(w->net, ev->at, fire_event, c);
     }
     qdb_simnet_at(w->net, 0, periodic_check, w);
-    while (ok) {
+    if (w->p.random_faults)
+        qdb_simnet_at(w->net, 10 * QDB_US_PER_S, random_fault, w);
+    for (uint64_t steps = 1; ok; steps++) {
         qdb_time_us t = qdb_simnet_next_time(w->net);
         if (t == UINT64_MAX || t > w->p.end)
             break;
         if (!qdb_simnet_step(w->net))
             break; /* a hash-log divergence stops the run */
+        if (w->progress && (steps & 0xffff) == 0)
+            w->progress(w, w->progress_arg);
     }
     char *div = qdb_simnet_diverged(w->net);
     if (ok && !div) {

@@ -50,6 +50,8 @@ typedef struct sim_params {
     qdb_time_us reorder_window;
     int log_level;
     bool storage_bdb;
+    bool random_faults;          /* --sweep: crashes, restarts, partitions drawn from the seed */
+    qdb_time_us fault_until;
 } sim_params;
 
 /* Everything the oracle measures; printed at the end. */
@@ -89,6 +91,13 @@ typedef struct sim_world {
     FILE *out;                   /* where progress and failures go (stderr) */
     bool quiet;
     unsigned pending_ops;        /* client operations not yet completed */
+    bool partitioned;            /* a partition is in force: one ring is not expected */
+    bool ever_partitioned;       /* safety checks stop after the first partition */
+    char *replay;                /* the command that replays this run (for reports) */
+    bool violated;               /* a safety violation was reported (first one only) */
+    /* progress on a terminal: called every 65,536 events */
+    void (*progress)(struct sim_world *w, void *arg);
+    void *progress_arg;
 } sim_world;
 
 /* sim/world.c */
@@ -109,6 +118,8 @@ void oracle_rebuild_ring(sim_world *w);
 int oracle_owner(sim_world *w, const qdb_id *id);
 bool oracle_ring_ok(sim_world *w, GString *why);
 bool oracle_fingers_ok(sim_world *w, GString *why);
+/* Zave's safety invariants over the best-successor graph; false and why. */
+bool oracle_safety(sim_world *w, GString *why);
 void oracle_check(sim_world *w);   /* the periodic check: updates ring_ok_at etc. */
 void oracle_membership_changed(sim_world *w);
 /* Data: counts acknowledged entries that a live node should hold but no live
