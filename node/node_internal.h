@@ -27,6 +27,9 @@
 /* Silent answers in a row before a neighbour is declared failed. */
 #define QDB_NODE_STRIKES 3
 
+/* Finger lookups per stabilization round (beyond fingers never known). */
+#define QDB_FINGERS_PER_ROUND 4
+
 typedef enum node_phase {
     PHASE_IDLE,     /* created, not started */
     PHASE_JOINING,  /* looking for its successor through a peer */
@@ -76,6 +79,7 @@ struct qdb_node {
     uint64_t finger_valid; /* bit j: finger[j] (finger index QDB_FINGER_LO + j) known */
     unsigned next_finger;  /* the next finger index fix-fingers refreshes */
     bool finger_busy;      /* a finger lookup is in flight */
+    unsigned finger_budget; /* finger lookups left this round */
     bool awaiting_handover;
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
     bool has_cand_next;

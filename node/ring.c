@@ -415,11 +415,18 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     if (rpc->kind == RPC_FINGER_FIND) {
         n->finger_busy = false;
         n->next_finger = set_fingers_from(n, rpc->arg, &m->peer);
-        /* Go on with the cycle: a round refreshes every distinct finger,
-         * O(log N) lookups one after another, so fingers settle within a
-         * round or two even once rounds have backed off to minutes. */
-        if (n->next_finger != QDB_FINGER_LO)
+        /* Go on with the cycle: up to QDB_FINGERS_PER_ROUND lookups a round
+         * (Chord's one a round leaves fingers stale for minutes once rounds
+         * back off; a whole cycle a round costs O(log^2 N) frames), and with
+         * no limit while the next finger has never been known, so a new
+         * node fills its table at once. */
+        unsigned j = n->next_finger - QDB_FINGER_LO;
+        if (n->next_finger != QDB_FINGER_LO &&
+            (n->finger_budget > 0 || !((n->finger_valid >> j) & 1))) {
+            if (n->finger_budget > 0)
+                n->finger_budget--;
             fix_fingers(n);
+        }
         return;
     }
     if (rpc->kind == RPC_RELOCATE_FIND) {
@@ -466,6 +473,7 @@ void ring_round(qdb_node *n)
     node_log(n, 5, "round at %" G_GUINT64_FORMAT " period %" G_GUINT64_FORMAT, now, n->period);
 
     stabilize(n);
+    n->finger_budget = QDB_FINGERS_PER_ROUND - 1;
     if (n->has_pred && !is_self(n, &n->pred) && !node_rpc_pending(n, RPC_PING)) {
         qdb_msg m = {.type = QDB_MSG_PING};
         node_call(n, n->pred.addr, &m, RPC_PING, 0, 0, &n->pred);

@@ -83,7 +83,8 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
         !param_duration(w, "stabilize_slow", 30 * QDB_US_PER_S, &p->stabilize_slow, err) ||
         !param_duration(w, "rpc_timeout", 2 * QDB_US_PER_S, &p->rpc_timeout, err) ||
         !param_duration(w, "client_timeout", 60 * QDB_US_PER_S, &p->client_timeout, err) ||
-        !param_duration(w, "check_period", 100 * QDB_US_PER_MS, &p->check_period, err))
+        !param_duration(w, "check_period",
+                        p->nodes > 1000 ? QDB_US_PER_S : 100 * QDB_US_PER_MS, &p->check_period, err))
         return false;
     if (p->stabilize_fast == 0 || p->stabilize_fast > p->stabilize_slow)
         return qdb_scn_error(err, &param(w, "stabilize_fast")->pos,
