@@ -29,6 +29,7 @@ static const char *const messages[QDB_E_LAST_] = {
     [QDB_E_MALFORMED] = "malformed frame",
     [QDB_E_INTERNAL] = "internal error",
     [QDB_E_NOT_CONNECTED] = "not connected",
+    [QDB_E_UNAVAILABLE] = "entry unavailable: the node holding it has failed",
 };
 
 const char *qdb_strerror(int code)

@@ -31,6 +31,7 @@ typedef enum qdb_error_t {
     QDB_E_MALFORMED = 20,        /* codec: a field is out of range */
     QDB_E_INTERNAL = 21,
     QDB_E_NOT_CONNECTED = 22,
+    QDB_E_UNAVAILABLE = 23,      /* the entry's node failed; it may come back */
     QDB_E_LAST_ /* keep last */
 } qdb_error_t;
 

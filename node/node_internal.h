@@ -81,6 +81,13 @@ struct qdb_node {
     bool finger_busy;      /* a finger lookup is in flight */
     unsigned finger_budget; /* finger lookups left this round */
     bool awaiting_handover;
+    /* The arc a failed predecessor owned, which we inherited without its
+     * entries: a missing entry there is "unavailable", not "not found",
+     * until the failed node comes back (replication comes later). */
+    qdb_id orphan_lo, orphan_hi; /* (lo, hi] */
+    bool has_orphan;
+    qdb_id failed_pred;          /* the predecessor that failed, until we adopt another */
+    bool pred_failed;
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
     bool has_cand_next;
     bool restabilize;      /* a hint came while a stabilize was in flight */
@@ -161,5 +168,7 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
 bool serve_has_foreign(qdb_node *n);
+/* Is id in the arc inherited from a failed predecessor? */
+bool ring_orphaned(const qdb_node *n, const qdb_id *id);
 
 #endif

@@ -92,6 +92,11 @@ static void set_succlist(qdb_node *n, const qdb_peer *first, const qdb_peer *res
     }
 }
 
+bool ring_orphaned(const qdb_node *n, const qdb_id *id)
+{
+    return n->has_orphan && qdb_id_in_half(id, &n->orphan_lo, &n->orphan_hi);
+}
+
 /* ---- routing ---------------------------------------------------------------- */
 
 int ring_route(const qdb_node *n, const qdb_id *target, qdb_peer *out)
@@ -328,6 +333,15 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
         /* The old predecessor now has a closer successor: tell it. */
         if (n->has_pred && !is_self(n, &n->pred))
             send_hint(n, &n->pred);
+        if (!n->has_pred && n->pred_failed && !qdb_id_eq(&c->id, &n->failed_pred)) {
+            /* (c, failed] was the failed node's: ours now, without its entries */
+            n->orphan_lo = c->id;
+            n->orphan_hi = n->failed_pred;
+            n->has_orphan = qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+        } else {
+            n->has_orphan = false; /* a node took (part of) the arc back */
+        }
+        n->pred_failed = false;
         n->pred = *c;
         n->has_pred = true;
         ring_set_changed(n);
@@ -546,6 +560,8 @@ void ring_forget(qdb_node *n, qdb_addr addr)
     }
     forget_finger(n, addr);
     if (n->has_pred && qdb_addr_eq(n->pred.addr, addr)) {
+        n->failed_pred = n->pred.id;
+        n->pred_failed = true;
         n->has_pred = false;
         ring_set_changed(n);
     }
@@ -628,6 +644,7 @@ void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (was_succ && m->n_peers > 0 && !is_self(n, &m->peers[0]))
         set_succlist(n, &m->peers[0], m->peers + 1, m->n_peers - 1);
     ring_forget(n, l->addr);
+    n->pred_failed = false; /* it left: it handed its entries over first */
     if (was_pred && !qdb_peer_is_null(&m->pred) && !is_self(n, &m->pred)) {
         /* Our range grows back to the leaver's predecessor; it gave us its
          * entries before leaving. */

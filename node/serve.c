@@ -241,6 +241,8 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
         return QDB_E_STORAGE;
     }
     *hold = val;
+    if (!exists && m->type != QDB_MSG_UPDATE && ring_orphaned(n, id))
+        return QDB_E_UNAVAILABLE; /* it may well exist, on the node that failed */
     switch (m->type) {
     case QDB_MSG_GET:
         if (!exists)

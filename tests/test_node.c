@@ -442,6 +442,49 @@ static void test_crash_repair(void)
     h_free(h);
 }
 
+/* A failed node's entries are "unavailable" at the node that inherits its
+ * range -- not "not found" -- and readable again once it comes back. */
+static void test_failed_node_entries_unavailable(void)
+{
+    harness *h = h_new();
+    h_start(h, 0, -1);
+    h_start(h, 4, 0);
+    h_start(h, 8, 0);
+    h_run(h, 20 * S);
+    int live[] = {0, 4, 8};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
+    /* an alias node 4 owns */
+    char alias[16];
+    int k = 0;
+    do
+        g_snprintf(alias, sizeof alias, "a%d", k++);
+    while (owner_of(h, alias, live, 3) != 4);
+    hello(h, 4);
+    h_run(h, qdb_simnet_now(h->net) + S);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, alias, "kept", NULL), QDB_OK);
+    h_crash(h, 4); /* its storage stays in h->n[4].st */
+    h_run(h, qdb_simnet_now(h->net) + 30 * S);
+    int live2[] = {0, 8};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live2, 2));
+    hello(h, 8);
+    h_run(h, qdb_simnet_now(h->net) + S);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, alias, "other", NULL), QDB_E_UNAVAILABLE);
+    /* it comes back on its storage and serves the entry again */
+    h_start(h, 4, 0);
+    h_run(h, qdb_simnet_now(h->net) + 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
+    hello(h, 4);
+    h_run(h, qdb_simnet_now(h->net) + S);
+    GBytes *got = NULL;
+    CU_ASSERT_EQUAL(request(h, 4, QDB_MSG_GET, alias, NULL, &got), QDB_OK);
+    CU_ASSERT_TRUE(got && g_bytes_get_size(got) == 4 &&
+                   memcmp(g_bytes_get_data(got, NULL), "kept", 4) == 0);
+    if (got)
+        g_bytes_unref(got);
+    h_free(h);
+}
+
 /* Zave: node 0's successor reports a predecessor that is dead; node 0 must
  * not adopt it. */
 static void test_dead_candidate_not_adopted(void)
@@ -488,6 +531,8 @@ int main(void)
         {"a duplicated request runs once", test_at_most_once},
         {"a joining node answers unstable", test_unstable_while_joining},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
+        {"a failed node's entries are unavailable until it returns",
+         test_failed_node_entries_unavailable},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {
