@@ -4,7 +4,9 @@
 #                    (127.0.0.1-3) through qdbsh, then the default simulation
 #   ./dev.sh test    install what is missing, build twice (plain, and with
 #                    AddressSanitizer+UBSan) and run the whole test suite in both
-#   ./dev.sh deps | build | sim | graphs | bench
+#   ./dev.sh bench   qdb against redis-server on loopback, and a 10,000-node simulation
+#   ./dev.sh graphs  stabilization, path-length and failure graphs (NMAX=65536 for all sizes)
+#   ./dev.sh deps | build | sim
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
@@ -40,6 +42,8 @@ build_in() {
 
 case "${1:-}" in
 deps) deps ;;
+bench) deps; build_in plain; make -C build/plain bench ;;
+graphs) deps; build_in plain; make -C build/plain graphs ${NMAX:+NMAX=$NMAX} ;;
 build) deps; build_in plain ;;
 sim)
     deps; build_in plain
@@ -48,8 +52,36 @@ sim)
     ;;
 demo)
     deps; build_in plain
-    echo "== the default simulation: 1,000 nodes joining"
-    ./build/plain/sim/qdbsim scenarios/join1000.scn
+    b=$top/build/plain d=$top/build/demo
+    rm -rf "$d"; mkdir -p "$d"
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+    echo "== a local hive: three qdbd on 127.0.0.1-3:2836 (logs and roots in build/demo)"
+    for i in 1 2 3; do
+        peer=(); [ $i -gt 1 ] && peer=(--peer=127.0.0.1:2836)
+        "$b/transport-real/qdbd" -a 127.0.0.$i:2836 "${peer[@]}" -l "$d/qdbd$i.log" \
+            --root="$d/instance$i" &
+        pids+=($!)
+        sleep 0.3
+    done
+    # wait (at most 10 s) until the hive answers through node 2
+    for _ in $(seq 50); do
+        if "$b/client/qdbsh" --daemon=127.0.0.2:2836 get probe 2>&1 | grep -q "not found"; then
+            break
+        fi
+        sleep 0.2
+    done
+    echo "\$ qdbsh --daemon=127.0.0.2:2836      (put entry thisismyentry / get entry / exit)"
+    printf 'put entry thisismyentry\nget entry\nexit\n' | "$b/client/qdbsh" --daemon=127.0.0.2:2836
+    echo "\$ qdbsh --daemon=127.0.0.3:2836 get entry"
+    "$b/client/qdbsh" --daemon=127.0.0.3:2836 get entry; echo
+    kill -TERM "${pids[@]}"; wait; pids=()
+    echo "== the default simulation: 1,000 nodes join one by one, then 2,000 lookups"
+    "$b/sim/qdbsim" scenarios/join1000.scn --series "$d/join1000.series"
+    if command -v gnuplot >/dev/null; then
+        gnuplot -e "in='$d/join1000.series'; out='$d/join1000.png'; name='1,000 joins'" sim/series.gp
+        echo "graph: build/demo/join1000.png (ring convergence over virtual time)"
+    fi
     ;;
 test)
     deps
@@ -66,5 +98,5 @@ test)
     echo "trace hashes equal in both builds: $(wc -l < build/plain/scenario-hashes.txt) scenarios"
     echo "all tests passed in both builds"
     ;;
-*) sed -n '2,8p' "$0"; exit 2 ;;
+*) sed -n '2,10p' "$0"; exit 2 ;;
 esac

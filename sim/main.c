@@ -191,6 +191,7 @@ int main(int argc, char **argv)
     gchar **sets = NULL, *seed = NULL, *hash_log = NULL, *check_log = NULL;
     gboolean json = FALSE, quiet = FALSE;
     gint sweep_k = 0;
+    gchar *series = NULL;
     GOptionEntry entries[] = {
         {"seed", 0, 0, G_OPTION_ARG_STRING, &seed, "Override the scenario's seed", "N"},
         {"set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Override a scenario parameter", "KEY=VALUE"},
@@ -199,6 +200,9 @@ int main(int argc, char **argv)
         {"check-hash-log", 0, 0, G_OPTION_ARG_FILENAME, &check_log,
          "Check each event against FILE; stop at the first divergence", "FILE"},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the results", NULL},
+        {"series", 0, 0, G_OPTION_ARG_FILENAME, &series,
+         "Write the ring's convergence over time to FILE (virtual_s, live, successors right, "
+         "predecessors right, ring right, fingers right)", "FILE"},
         {"sweep", 0, 0, G_OPTION_ARG_INT, &sweep_k,
          "Run seeds 1..K with random faults; print the replay command of each failure", "K"},
         {NULL}};
@@ -243,6 +247,14 @@ int main(int argc, char **argv)
     }
     w->quiet = quiet || json;
     w->replay = replay_command(argv[1], seed, sets);
+    if (series) {
+        w->series = fopen(series, "w");
+        if (!w->series) {
+            fprintf(stderr, "qdbsim: cannot write %s\n", series);
+            return 2;
+        }
+        fprintf(w->series, "# virtual_s live successors_right predecessors_right ring_right fingers_right\n");
+    }
     progress prog = {.t0 = g_get_monotonic_time()}; /* report only */
     if (isatty(STDERR_FILENO) && !json) {
         w->progress = show_progress;
@@ -287,6 +299,9 @@ int main(int argc, char **argv)
     }
     if (logf)
         fclose(logf);
+    if (w->series)
+        fclose(w->series);
+    g_free(series);
     sim_world_free(w);
     qdb_scenario_free(sc);
     g_strfreev(sets);

@@ -248,9 +248,26 @@ bool oracle_safety(sim_world *w, GString *why)
 
 /* ---- the periodic check -------------------------------------------------------- */
 
+/* One line of the time series: how much of the ring is right now. */
+static void write_series(sim_world *w, qdb_time_us now)
+{
+    oracle_rebuild_ring(w);
+    guint n = w->ring->len, succ_ok = 0, pred_ok = 0;
+    for (guint i = 0; i < n; i++) {
+        const sim_node *sn = ring_at(w, i);
+        const qdb_peer *s = qdb_node_successor(sn->node), *p = qdb_node_predecessor(sn->node);
+        succ_ok += s && qdb_peer_eq(s, &ring_at(w, i + 1)->peer);
+        pred_ok += p && qdb_peer_eq(p, &ring_at(w, i + n - 1)->peer);
+    }
+    fprintf(w->series, "%.3f %u %u %u %d %d\n", (double)now / 1e6, n, succ_ok, pred_ok,
+            w->m.ring_ok ? 1 : 0, w->m.full_ok ? 1 : 0);
+}
+
 void oracle_check(sim_world *w)
 {
     qdb_time_us now = qdb_simnet_now(w->net);
+    if (w->series)
+        write_series(w, now);
     if (w->partitioned)
         w->ever_partitioned = true;
     if (!w->violated && !w->ever_partitioned) {

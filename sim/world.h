@@ -95,6 +95,7 @@ typedef struct sim_world {
     bool ever_partitioned;       /* safety checks stop after the first partition */
     char *replay;                /* the command that replays this run (for reports) */
     bool violated;               /* a safety violation was reported (first one only) */
+    FILE *series;                /* --series: one line per oracle check, or NULL */
     /* progress on a terminal: called every 65,536 events */
     void (*progress)(struct sim_world *w, void *arg);
     void *progress_arg;

@@ -1,0 +1,281 @@
+#!/bin/sh
+# make bench: qdb (1-node and 3-node hives) against redis, the same load on both,
+# then the simulator's scale line.  Everything on 127.0.0.x; every process this
+# script starts is killed on exit; every wait is bounded.
+#
+# Environment (make bench sets the first five):
+#   QDBD QDB_BENCH QDBSIM   the built binaries
+#   REDIS_SERVER            redis-server, or empty to skip redis
+#   SRCDIR                  the source tree (for scenarios/bench10k.scn)
+#   RESULTS                 where to write the table (bench/results.txt)
+#   BENCH_PORT              first of the ports used (default 28360: qdb 1-node,
+#                           +10 the 3-node hive, +20 redis)
+#   BENCH_REQUESTS BENCH_CONNS BENCH_SIZE BENCH_KEYSPACE BENCH_TIME_LIMIT
+#                           the load (100000, 50, 1024, 100000, 15 s per test)
+#   BENCH_REPEAT            runs per cell; the table shows the median (3)
+#   QDBD_ARGS               extra qdbd options
+set -u
+
+QDBD=${QDBD:-transport-real/qdbd}
+QDB_BENCH=${QDB_BENCH:-bench/qdb-bench}
+QDBSIM=${QDBSIM:-sim/qdbsim}
+REDIS_SERVER=${REDIS_SERVER-}
+SRCDIR=${SRCDIR:-.}
+RESULTS=${RESULTS:-bench/results.txt}
+PORT=${BENCH_PORT:-28360}
+N=${BENCH_REQUESTS:-100000}
+C=${BENCH_CONNS:-50}
+D=${BENCH_SIZE:-1024}
+R=${BENCH_KEYSPACE:-100000}
+TL=${BENCH_TIME_LIMIT:-15}
+REPEAT=${BENCH_REPEAT:-3}
+QDBD_ARGS=${QDBD_ARGS-}
+
+P1=$PORT
+P3=$((PORT + 10))
+PR=$((PORT + 20))
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-bench.XXXXXX") || exit 99
+pids=""
+
+cleanup() {
+    for p in $pids; do
+        kill "$p" 2>/dev/null
+    done
+    # bounded: SIGKILL whatever is still there after 3 s
+    i=0
+    for p in $pids; do
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -9 "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    pids=""
+}
+trap 'cleanup; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+for b in "$QDBD" "$QDB_BENCH"; do
+    [ -x "$b" ] || die "$b not built"
+done
+have_timeout=false
+command -v timeout >/dev/null 2>&1 && have_timeout=true
+# bounded CMD...: run with a hard limit of $1 seconds when timeout(1) exists
+bounded() {
+    lim=$1
+    shift
+    if $have_timeout; then timeout -k 5 "$lim" "$@"; else "$@"; fi
+}
+
+# start_qdbd NAME ADDR [PEER]: one transient node in the background
+start_qdbd() {
+    name=$1 addr=$2 peer=${3-}
+    if [ -n "$peer" ]; then
+        # shellcheck disable=SC2086
+        "$QDBD" -a "$addr" --transient --peer "$peer" $QDBD_ARGS >"$tmp/$name.log" 2>&1 &
+    else
+        # shellcheck disable=SC2086
+        "$QDBD" -a "$addr" --transient $QDBD_ARGS >"$tmp/$name.log" 2>&1 &
+    fi
+    pids="$pids $!"
+}
+
+# wait_put HOST PORT SECONDS: until a burst of puts through HOST all succeed
+# (keys spread over the whole ring, so every owner must answer)
+wait_put() {
+    end=$(($(date +%s) + $3))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        if bounded 10 "$QDB_BENCH" -h "$1" -p "$2" -c 4 -n 200 -d 16 -r 200 --sequential \
+            -t put --time-limit 3 --quiet >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
+# median FILE TEST: the median rps of TEST's lines in a CSV file (of repeats)
+median() {
+    awk -F'"' -v t="$2" '$2 == t { print $4 }' "$1" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+
+# qdb_load LABEL HOST PORT PIPELINE: write "PUT_rps GET_rps note" (medians over
+# $REPEAT runs) to $tmp/LABEL; a run that errs or hits the time limit ends the
+# repeats, so a slow hive costs one run, not three.
+qdb_load() {
+    out=$tmp/$1.csv
+    : >"$out"
+    note=""
+    k=0
+    while [ $k -lt "$REPEAT" ]; do
+        k=$((k + 1))
+        bounded $((TL * 2 + 30)) "$QDB_BENCH" -h "$2" -p "$3" -c "$C" -n "$N" -d "$D" -r "$R" \
+            -P "$4" -t put,get --seed "$k" --time-limit "$TL" --csv >>"$out" 2>"$tmp/$1.err"
+        rc=$?
+        errs=$(awk -F'"' '$2 == "PUT" || $2 == "GET" { e += $18 } END { print e + 0 }' "$out")
+        [ "$errs" -gt 0 ] && note="errors=$errs"
+        grep -q "time limit" "$tmp/$1.err" && note="$note time-limited"
+        [ $rc -ne 0 ] && [ -z "$note" ] && note="exit=$rc"
+        [ -s "$tmp/$1.err" ] && sed 's/^/  qdb-bench: /' "$tmp/$1.err" | head -5 >&2
+        [ -n "$note" ] && break
+    done
+    put=$(median "$out" PUT)
+    get=$(median "$out" GET)
+    echo "${put:--} ${get:--} ${note:--}" >"$tmp/$1"
+}
+
+redis_load() {
+    out=$tmp/$1.csv
+    : >"$out"
+    extra=""
+    [ "$2" -gt 1 ] && extra="-P $2"
+    k=0
+    while [ $k -lt "$REPEAT" ]; do
+        k=$((k + 1))
+        # shellcheck disable=SC2086
+        bounded 120 redis-benchmark -h 127.0.0.1 -p "$PR" -t set,get -c "$C" -n "$N" -d "$D" \
+            -r "$R" $extra --csv >>"$out" 2>"$tmp/$1.err"
+    done
+    put=$(median "$out" SET)
+    get=$(median "$out" GET)
+    echo "${put:--} ${get:--} -" >"$tmp/$1"
+}
+
+cpus=$(nproc 2>/dev/null || echo "?")
+echo "== qdb bench: $C connections, $N requests per test, $D-byte values, keyspace $R," \
+    "$cpus CPUs shared by servers and load"
+
+# ---- qdb, 1 node -------------------------------------------------------------
+echo "-- qdb 1-node hive on 127.0.0.1:$P1"
+start_qdbd n1 "127.0.0.1:$P1"
+if wait_put 127.0.0.1 "$P1" 15; then
+    qdb_load q1p1 127.0.0.1 "$P1" 1
+    qdb_load q1p16 127.0.0.1 "$P1" 16
+else
+    echo "bench: the 1-node hive did not answer within 15 s; its log:" >&2
+    tail -20 "$tmp/n1.log" >&2
+fi
+cleanup
+
+# ---- qdb, 3 nodes ------------------------------------------------------------
+echo "-- qdb 3-node hive on 127.0.0.1-3:$P3"
+start_qdbd h1 "127.0.0.1:$P3"
+sleep 0.3
+start_qdbd h2 "127.0.0.2:$P3" "127.0.0.1:$P3"
+start_qdbd h3 "127.0.0.3:$P3" "127.0.0.1:$P3"
+if wait_put 127.0.0.2 "$P3" 45; then
+    # load through node 2, as a client that knows one node
+    qdb_load q3p1 127.0.0.2 "$P3" 1
+    qdb_load q3p16 127.0.0.2 "$P3" 16
+else
+    echo "bench: puts through node 2 of the 3-node hive kept failing for 45 s; logs:" >&2
+    for n in h1 h2 h3; do tail -5 "$tmp/$n.log" | sed "s/^/  $n: /" >&2; done
+fi
+cleanup
+
+# ---- redis -------------------------------------------------------------------
+# redis-cli ships with redis-benchmark (redis-tools); without it, trust the log
+redis_up() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -h 127.0.0.1 -p "$PR" ping 2>/dev/null | grep -q PONG
+    else
+        grep -q "Ready to accept" "$tmp/redis.log" 2>/dev/null
+    fi
+}
+if [ -n "$REDIS_SERVER" ] && [ -x "$REDIS_SERVER" ] && command -v redis-benchmark >/dev/null 2>&1; then
+    echo "-- redis on 127.0.0.1:$PR"
+    "$REDIS_SERVER" --port "$PR" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize no --logfile "$tmp/redis.log" --dir "$tmp" >/dev/null 2>&1 &
+    pids="$pids $!"
+    up=false
+    i=0
+    while [ $i -lt 50 ]; do
+        if redis_up; then
+            up=true
+            break
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if $up; then
+        redis_load rp1 1
+        redis_load rp16 16
+    else
+        echo "bench: redis-server did not start" >&2
+    fi
+    cleanup
+else
+    echo "-- redis-server or redis-benchmark not installed: no comparison"
+fi
+
+# ---- the table ---------------------------------------------------------------
+get() { [ -f "$tmp/$1" ] && cat "$tmp/$1" || echo "- - not-run"; }
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'
+}
+{
+    echo "qdb vs redis: $C connections, $N requests, $D-byte values, keyspace $R;" \
+        "median ops/s of $REPEAT runs; $cpus CPUs shared by server(s) and load generator;" \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    printf "%-7s %-7s %4s %12s %12s %10s %10s  %s\n" system hive P "PUT ops/s" "GET ops/s" \
+        "PUT/redis" "GET/redis" note
+    for p in 1 16; do
+        # shellcheck disable=SC2046 # three fields, split on purpose
+        set -- $(get "rp$p")
+        rput=$1 rget=$2
+        for h in 1 3; do
+            # shellcheck disable=SC2046
+            set -- $(get "q${h}p$p")
+            printf "%-7s %-7s %4s %12s %12s %10s %10s  %s\n" qdb "$h-node" "$p" "$1" "$2" \
+                "$(ratio "$1" "$rput")" "$(ratio "$2" "$rget")" "$3"
+        done
+        printf "%-7s %-7s %4s %12s %12s %10s %10s  %s\n" redis 1-node "$p" "$rput" "$rget" "" "" ""
+    done
+} >"$tmp/table"
+
+# ---- the simulator ---------------------------------------------------------------
+scn=$SRCDIR/scenarios/bench10k.scn
+if [ -f "$scn" ] && [ -x "$QDBSIM" ]; then
+    echo "-- simulator: $scn"
+    bounded 180 "$QDBSIM" "$scn" --json >"$tmp/sim.json" 2>"$tmp/sim.err"
+    rc=$?
+    j=$(tail -1 "$tmp/sim.json")
+    field() { echo "$j" | sed -n "s/.*\"$1\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
+    {
+        echo
+        if [ -n "$j" ]; then
+            printf "simulator: %s nodes, wall_s %s, events_per_s %s, bytes_per_node %s (exit %d)\n" \
+                "$(field nodes)" "$(field wall_s)" "$(field events_per_s)" \
+                "$(field bytes_per_node)" "$rc"
+        else
+            echo "simulator: no result (exit $rc)"
+            tail -3 "$tmp/sim.err"
+        fi
+    } >>"$tmp/table"
+else
+    echo "-- no scenarios/bench10k.scn: no simulator scale line"
+fi
+
+# the raw lines, latencies included
+{
+    echo
+    echo "raw: label test rps avg min p50 p95 p99 max (ms) [errors misses]"
+    for f in q1p1 q1p16 q3p1 q3p16 rp1 rp16; do
+        [ -s "$tmp/$f.csv" ] && grep -v '^"test"' "$tmp/$f.csv" | sed "s/^/$f: /"
+    done
+} >"$tmp/raw"
+
+mkdir -p "$(dirname "$RESULTS")"
+cat "$tmp/table" "$tmp/raw" >"$RESULTS"
+echo
+cat "$tmp/table"
+echo "(written to $RESULTS)"

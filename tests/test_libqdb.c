@@ -1,0 +1,560 @@
+/* CUnit suite for libqdb (client/qdb.h), through the public API only.
+ *
+ * Sections:
+ *   - the daemon: start ${QDBD:-transport-real/qdbd} --transient on a free
+ *     loopback port, and make sure it dies in every path (atexit, fatal
+ *     signals, and PR_SET_PDEATHSIG should this process be SIGKILLed)
+ *   - arguments: errors that need no server (NULL handle, bad URIs, alias
+ *     length, a closed port refuses quickly)
+ *   - operations against the daemon, then the daemon killed under the handle
+ * Every wait is bounded.  Without the qdbd binary the server suite is
+ * skipped: exit 77 when the argument suite passed.
+ */
+#include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/qdb.h"
+#include "tests/testutil.h"
+
+#define MS_WAIT_READY 10000 /* the daemon must answer within this */
+
+/* ---- the daemon --------------------------------------------------------------- */
+
+static volatile sig_atomic_t daemon_pid = 0; /* read by the signal handler */
+static char daemon_uri[64];
+static const char *qdbd_path;
+
+/* A port nobody listens on right now: bind port 0, read it, close. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void daemon_kill(void)
+{
+    pid_t pid = (pid_t)daemon_pid;
+    if (pid <= 0)
+        return;
+    daemon_pid = 0;
+    kill(pid, SIGKILL);
+    /* SIGKILL cannot be ignored: this returns at once. */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* Async-signal-safe: kill and let the default action take its course. */
+static void on_fatal_signal(int sig)
+{
+    pid_t pid = (pid_t)daemon_pid;
+    if (pid > 0)
+        kill(pid, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_cleanup(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    atexit(daemon_kill);
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS };
+    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++)
+        signal(sigs[i], on_fatal_signal);
+}
+
+static int daemon_start(void)
+{
+    install_cleanup();
+    int port = free_port();
+    if (port <= 0)
+        return -1;
+    char addr[32];
+    g_snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    g_snprintf(daemon_uri, sizeof daemon_uri, "qdb://%s", addr);
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        /* Die with the test even if it is SIGKILLed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int log = open("test_libqdb.qdbd.log", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (log >= 0) {
+            dup2(log, STDOUT_FILENO);
+            dup2(log, STDERR_FILENO);
+            close(log);
+        }
+        execl(qdbd_path, qdbd_path, "-a", addr, "--transient", (char *)NULL);
+        _exit(127);
+    }
+    daemon_pid = pid;
+
+    /* Ready when a handle connects (refusals come back at once). */
+    qdb_handle_t h;
+    if (qdb_open(&h, qdb_p_tcp) != QDB_OK)
+        return -1;
+    qdb_set_option(h, qdb_o_operation_timeout, 2000);
+    gint64 until = g_get_monotonic_time() + (gint64)MS_WAIT_READY * 1000;
+    int rc = -1;
+    while (g_get_monotonic_time() < until) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            daemon_pid = 0;
+            fprintf(stderr, "qdbd exited at start (see test_libqdb.qdbd.log)\n");
+            break;
+        }
+        if (qdb_connect(h, daemon_uri) == QDB_OK) {
+            rc = 0;
+            break;
+        }
+        g_usleep(50 * 1000);
+    }
+    qdb_close(h);
+    if (rc != 0)
+        daemon_kill();
+    return rc;
+}
+
+/* ---- arguments: no server needed ----------------------------------------------- */
+
+static void test_open_close(void)
+{
+    CU_ASSERT_EQUAL(qdb_open(NULL, qdb_p_tcp), QDB_E_INVALID_ARGUMENT);
+    qdb_handle_t h = (qdb_handle_t)1;
+    CU_ASSERT_EQUAL(qdb_open(&h, (qdb_protocol_t)42), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_PTR_NULL(h);
+    CU_ASSERT_EQUAL(qdb_open(&h, qdb_p_tcp), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(h);
+    CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_close(NULL), QDB_E_INVALID_ARGUMENT);
+}
+
+static void test_null_handle(void)
+{
+    char buf[4];
+    size_t len = sizeof buf;
+    const void *p = NULL;
+    CU_ASSERT_EQUAL(qdb_connect(NULL, "127.0.0.1"), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_set_option(NULL, qdb_o_operation_timeout, 1000), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_put(NULL, "a", "x", 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_update(NULL, "a", "x", 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get(NULL, "a", buf, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_buffer(NULL, "a", &p, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_update(NULL, "a", "x", 1, &p, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_compare_and_swap(NULL, "a", "x", 1, "y", 1, &p, &len),
+                    QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_remove(NULL, "a"), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_remove_all(NULL), QDB_E_INVALID_ARGUMENT);
+    qdb_free_buffer(NULL, buf); /* harmless */
+}
+
+static void test_bad_arguments(void)
+{
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    char buf[4];
+    size_t len = sizeof buf;
+    const void *p = NULL;
+
+    /* NULL pointers */
+    CU_ASSERT_EQUAL(qdb_connect(h, NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_put(h, NULL, "x", 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_put(h, "a", NULL, 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get(h, "a", buf, NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get(h, "a", NULL, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_buffer(h, "a", NULL, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_update(h, "a", "x", 1, NULL, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_compare_and_swap(h, "a", "x", 1, NULL, 1, &p, &len),
+                    QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_remove(h, NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_operation_timeout, 0), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_set_option(h, (qdb_option_t)99, 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_operation_timeout, 1000), QDB_OK);
+
+    /* aliases: 1..1024 bytes */
+    char *long_alias = g_malloc(QDB_MAX_ALIAS + 2);
+    memset(long_alias, 'a', QDB_MAX_ALIAS + 1);
+    long_alias[QDB_MAX_ALIAS + 1] = '\0';
+    CU_ASSERT_EQUAL(qdb_put(h, long_alias, "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_get_buffer(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_remove(h, long_alias), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_put(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    g_free(long_alias);
+
+    /* not connected yet */
+    CU_ASSERT_EQUAL(qdb_put(h, "a", "x", 1), QDB_E_NOT_CONNECTED);
+    CU_ASSERT_EQUAL(qdb_remove_all(h), QDB_E_NOT_CONNECTED);
+
+    /* URIs */
+    const char *bad[] = { "", "qdb://", "localhost", "qdb://localhost:2836", "127.0.0.1:",
+                          "127.0.0.1:99999", "127.0.0.1:0", "qdb://127.0.0.1:2836/x",
+                          "http://127.0.0.1:2836", "::1", "127.0.0.1:28a" };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        qdb_error_t rc = qdb_connect(h, bad[i]);
+        if (rc != QDB_E_INVALID_ARGUMENT)
+            fprintf(stderr, "\n  URI \"%s\": %s\n", bad[i], qdb_error(rc));
+        CU_ASSERT_EQUAL(rc, QDB_E_INVALID_ARGUMENT);
+    }
+    CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
+}
+
+static void test_refused(void)
+{
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    int port = free_port();
+    CU_ASSERT_FATAL(port > 0);
+    char uri[64];
+    gint64 t0 = g_get_monotonic_time();
+    g_snprintf(uri, sizeof uri, "127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL(qdb_connect(h, uri), QDB_E_CONNECTION_REFUSED);
+    g_snprintf(uri, sizeof uri, "qdb://127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL(qdb_connect(h, uri), QDB_E_CONNECTION_REFUSED);
+    gint64 took = g_get_monotonic_time() - t0;
+    CU_ASSERT(took < 2 * G_USEC_PER_SEC);
+    /* a failed connect leaves the handle unconnected */
+    CU_ASSERT_EQUAL(qdb_put(h, "a", "x", 1), QDB_E_NOT_CONNECTED);
+    CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
+}
+
+static void test_strings(void)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(qdb_version());
+    CU_ASSERT(g_str_has_prefix(qdb_version(), "qdb "));
+    CU_ASSERT_PTR_NOT_NULL(qdb_error(QDB_OK));
+    CU_ASSERT_PTR_NOT_NULL(qdb_error(QDB_E_ALIAS_NOT_FOUND));
+    CU_ASSERT_PTR_NOT_NULL(qdb_error((qdb_error_t)12345));
+    CU_ASSERT_STRING_NOT_EQUAL(qdb_error(QDB_E_TIMEOUT), qdb_error(QDB_E_ALIAS_NOT_FOUND));
+}
+
+/* ---- against a real qdbd -------------------------------------------------------- */
+
+static qdb_handle_t H;
+
+static int server_init(void)
+{
+    if (daemon_start() != 0)
+        return 1;
+    if (qdb_open(&H, qdb_p_tcp) != QDB_OK)
+        return 1;
+    /* bounded: no call may hang the suite for a minute */
+    qdb_set_option(H, qdb_o_operation_timeout, 10000);
+    return qdb_connect(H, daemon_uri) == QDB_OK ? 0 : 1;
+}
+
+static int server_clean(void)
+{
+    if (H != NULL)
+        qdb_close(H);
+    H = NULL;
+    daemon_kill();
+    return 0;
+}
+
+/* Assert that alias holds exactly (want, want_len). */
+static void expect_content(const char *alias, const void *want, size_t want_len)
+{
+    const void *p = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(qdb_get_buffer(H, alias, &p, &len), QDB_OK);
+    CU_ASSERT_EQUAL(len, want_len);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    if (len == want_len && want_len > 0)
+        CU_ASSERT(memcmp(p, want, len) == 0);
+    qdb_free_buffer(H, p);
+}
+
+static void test_put_get(void)
+{
+    CU_ASSERT_EQUAL(qdb_put(H, "entry", "thisismyentry", 13), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_put(H, "entry", "other", 5), QDB_E_ALIAS_ALREADY_EXISTS);
+    char buf[64];
+    size_t len = sizeof buf;
+    CU_ASSERT_EQUAL(qdb_get(H, "entry", buf, &len), QDB_OK);
+    CU_ASSERT_EQUAL(len, 13);
+    CU_ASSERT(memcmp(buf, "thisismyentry", 13) == 0);
+    expect_content("entry", "thisismyentry", 13);
+    len = sizeof buf;
+    CU_ASSERT_EQUAL(qdb_get(H, "no such entry", buf, &len), QDB_E_ALIAS_NOT_FOUND);
+}
+
+static void test_buffer_too_small(void)
+{
+    CU_ASSERT_EQUAL(qdb_update(H, "small", "0123456789", 10), QDB_OK);
+    char buf[16];
+    memset(buf, 'z', sizeof buf);
+    size_t len = 4;
+    CU_ASSERT_EQUAL(qdb_get(H, "small", buf, &len), QDB_E_BUFFER_TOO_SMALL);
+    CU_ASSERT_EQUAL(len, 10);
+    CU_ASSERT_EQUAL(buf[0], 'z'); /* nothing copied */
+    len = 0;
+    CU_ASSERT_EQUAL(qdb_get(H, "small", NULL, &len), QDB_E_BUFFER_TOO_SMALL);
+    CU_ASSERT_EQUAL(len, 10);
+    len = 10;
+    CU_ASSERT_EQUAL(qdb_get(H, "small", buf, &len), QDB_OK);
+    CU_ASSERT(memcmp(buf, "0123456789", 10) == 0);
+}
+
+static void test_update(void)
+{
+    CU_ASSERT_EQUAL(qdb_update(H, "upd", "one", 3), QDB_OK); /* creates */
+    expect_content("upd", "one", 3);
+    CU_ASSERT_EQUAL(qdb_update(H, "upd", "second", 6), QDB_OK); /* replaces */
+    expect_content("upd", "second", 6);
+    CU_ASSERT_EQUAL(qdb_update(H, "upd", NULL, 0), QDB_OK); /* empty content */
+    expect_content("upd", NULL, 0);
+}
+
+static void test_get_update(void)
+{
+    const void *old = NULL;
+    size_t old_len = 99;
+    CU_ASSERT_EQUAL(qdb_get_update(H, "gu", "x", 1, &old, &old_len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_PTR_NULL(old);
+    CU_ASSERT_EQUAL(qdb_put(H, "gu", "before", 6), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_update(H, "gu", "after", 5, &old, &old_len), QDB_OK);
+    CU_ASSERT_EQUAL(old_len, 6);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    CU_ASSERT(memcmp(old, "before", 6) == 0);
+    qdb_free_buffer(H, old);
+    expect_content("gu", "after", 5);
+}
+
+static void test_cas(void)
+{
+    CU_ASSERT_EQUAL(qdb_put(H, "cas", "v1", 2), QDB_OK);
+    const void *orig = (const void *)1;
+    size_t orig_len = 99;
+    /* match: swapped, nothing returned */
+    CU_ASSERT_EQUAL(qdb_compare_and_swap(H, "cas", "v2", 2, "v1", 2, &orig, &orig_len), QDB_OK);
+    CU_ASSERT_PTR_NULL(orig);
+    expect_content("cas", "v2", 2);
+    /* mismatch: unchanged, the current content returned */
+    CU_ASSERT_EQUAL(qdb_compare_and_swap(H, "cas", "v3", 2, "v1", 2, &orig, &orig_len),
+                    QDB_E_UNMATCHED_CONTENT);
+    CU_ASSERT_EQUAL(orig_len, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+    CU_ASSERT(memcmp(orig, "v2", 2) == 0);
+    qdb_free_buffer(H, orig);
+    expect_content("cas", "v2", 2);
+    /* mismatch without wanting the content */
+    CU_ASSERT_EQUAL(qdb_compare_and_swap(H, "cas", "v3", 2, "zz", 2, NULL, NULL),
+                    QDB_E_UNMATCHED_CONTENT);
+    CU_ASSERT_EQUAL(qdb_compare_and_swap(H, "cas-missing", "a", 1, "b", 1, &orig, &orig_len),
+                    QDB_E_ALIAS_NOT_FOUND);
+}
+
+static void test_remove(void)
+{
+    CU_ASSERT_EQUAL(qdb_put(H, "rm", "x", 1), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_remove(H, "rm"), QDB_OK);
+    const void *p;
+    size_t len;
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "rm", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_remove(H, "rm"), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_put(H, "rm", "y", 1), QDB_OK); /* free again */
+    expect_content("rm", "y", 1);
+}
+
+static void test_binary(void)
+{
+    uint8_t bin[600];
+    for (size_t i = 0; i < sizeof bin; i++)
+        bin[i] = (uint8_t)(i % 3 == 0 ? 0 : i * 7);
+    CU_ASSERT_EQUAL(qdb_put(H, "binary", bin, sizeof bin), QDB_OK);
+    expect_content("binary", bin, sizeof bin);
+    uint8_t out[sizeof bin];
+    size_t len = sizeof out;
+    CU_ASSERT_EQUAL(qdb_get(H, "binary", out, &len), QDB_OK);
+    CU_ASSERT_EQUAL(len, sizeof bin);
+    CU_ASSERT(memcmp(out, bin, sizeof bin) == 0);
+    /* aliases of 1 and of exactly QDB_MAX_ALIAS bytes */
+    char *alias = g_malloc(QDB_MAX_ALIAS + 1);
+    memset(alias, 'k', QDB_MAX_ALIAS);
+    alias[QDB_MAX_ALIAS] = '\0';
+    CU_ASSERT_EQUAL(qdb_put(H, alias, "long", 4), QDB_OK);
+    expect_content(alias, "long", 4);
+    g_free(alias);
+    CU_ASSERT_EQUAL(qdb_put(H, "k", "", 0), QDB_OK);
+    expect_content("k", NULL, 0);
+}
+
+static void test_large(void)
+{
+    size_t n = (size_t)1 << 20;
+    uint8_t *big = g_malloc(n);
+    GRand *r = g_rand_new_with_seed(2836);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)g_rand_int(r);
+    g_rand_free(r);
+    CU_ASSERT_EQUAL(qdb_put(H, "big", big, n), QDB_OK);
+    expect_content("big", big, n);
+    big[n / 2] ^= 0xff;
+    CU_ASSERT_EQUAL(qdb_update(H, "big", big, n), QDB_OK);
+    expect_content("big", big, n);
+    g_free(big);
+}
+
+static void test_buffers_freed_by_close(void)
+{
+    /* Buffers never released go with qdb_close (the sanitizer build checks). */
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    CU_ASSERT_FATAL(qdb_connect(h, daemon_uri) == QDB_OK);
+    const void *p1, *p2;
+    size_t l1, l2;
+    CU_ASSERT_EQUAL(qdb_get_buffer(h, "entry", &p1, &l1), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_buffer(h, "entry", &p2, &l2), QDB_OK);
+    CU_ASSERT(p1 != p2);
+    qdb_free_buffer(h, p1);
+    qdb_free_buffer(h, p1); /* twice: ignored */
+    int local;
+    qdb_free_buffer(h, &local); /* not ours: ignored */
+    /* set_option on a connected handle keeps it usable */
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_operation_timeout, 5000), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_buffer(h, "entry", &p1, &l1), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
+}
+
+static void test_remove_all(void)
+{
+    char alias[32];
+    for (int i = 0; i < 20; i++) {
+        g_snprintf(alias, sizeof alias, "ra-%d", i);
+        CU_ASSERT_EQUAL(qdb_update(H, alias, alias, strlen(alias)), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(qdb_remove_all(H), QDB_OK);
+    const void *p;
+    size_t len;
+    for (int i = 0; i < 20; i++) {
+        g_snprintf(alias, sizeof alias, "ra-%d", i);
+        CU_ASSERT_EQUAL(qdb_get_buffer(H, alias, &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    }
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "entry", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_remove_all(H), QDB_OK); /* on an empty hive too */
+}
+
+static void test_daemon_stopped(void)
+{
+    /* A node that accepts but never answers: the timeout ends the call. */
+    CU_ASSERT_EQUAL(qdb_set_option(H, qdb_o_operation_timeout, 2000), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_update(H, "stopped", "x", 1), QDB_OK);
+    kill((pid_t)daemon_pid, SIGSTOP);
+    const void *p;
+    size_t len;
+    gint64 t0 = g_get_monotonic_time();
+    qdb_error_t rc = qdb_get_buffer(H, "stopped", &p, &len);
+    gint64 took = g_get_monotonic_time() - t0;
+    kill((pid_t)daemon_pid, SIGCONT);
+    CU_ASSERT(rc == QDB_E_TIMEOUT || rc == QDB_E_UNSTABLE);
+    CU_ASSERT(took >= 1500 * 1000 && took < 4 * G_USEC_PER_SEC);
+    /* once it runs again, so does the handle */
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "stopped", &p, &len), QDB_OK);
+    CU_ASSERT_EQUAL(len, 1);
+}
+
+static void test_daemon_killed(void)
+{
+    CU_ASSERT_EQUAL(qdb_set_option(H, qdb_o_operation_timeout, 2000), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_put(H, "last", "x", 1), QDB_OK);
+    daemon_kill();
+    const void *p;
+    size_t len;
+    gint64 t0 = g_get_monotonic_time();
+    qdb_error_t rc = qdb_get_buffer(H, "last", &p, &len);
+    CU_ASSERT_NOT_EQUAL(rc, QDB_OK);
+    rc = qdb_put(H, "after", "y", 1);
+    CU_ASSERT_NOT_EQUAL(rc, QDB_OK);
+    gint64 took = g_get_monotonic_time() - t0;
+    CU_ASSERT(took < 5 * G_USEC_PER_SEC); /* two calls of at most 2 s each */
+    /* and a fresh connect is refused */
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    CU_ASSERT_EQUAL(qdb_connect(h, daemon_uri), QDB_E_CONNECTION_REFUSED);
+    qdb_close(h);
+}
+
+/* ---- suites and main ------------------------------------------------------------ */
+
+static CU_TestInfo args_tests[] = {
+    { .pName = "open and close", .pTestFunc = test_open_close },
+    { .pName = "NULL handle", .pTestFunc = test_null_handle },
+    { .pName = "bad arguments and URIs", .pTestFunc = test_bad_arguments },
+    { .pName = "closed port refuses quickly", .pTestFunc = test_refused },
+    { .pName = "version and error strings", .pTestFunc = test_strings },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo server_tests[] = {
+    { .pName = "put and get", .pTestFunc = test_put_get },
+    { .pName = "buffer too small", .pTestFunc = test_buffer_too_small },
+    { .pName = "update", .pTestFunc = test_update },
+    { .pName = "get_update", .pTestFunc = test_get_update },
+    { .pName = "compare and swap", .pTestFunc = test_cas },
+    { .pName = "remove", .pTestFunc = test_remove },
+    { .pName = "binary content and alias bounds", .pTestFunc = test_binary },
+    { .pName = "1 MiB content", .pTestFunc = test_large },
+    { .pName = "buffers freed by close", .pTestFunc = test_buffers_freed_by_close },
+    { .pName = "remove_all", .pTestFunc = test_remove_all },
+    { .pName = "daemon stopped: timeout", .pTestFunc = test_daemon_stopped },
+    { .pName = "daemon killed", .pTestFunc = test_daemon_killed },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo args_suites[] = {
+    { .pName = "arguments", .pTests = args_tests },
+    CU_SUITE_INFO_NULL,
+};
+
+static CU_SuiteInfo server_suites[] = {
+    { .pName = "qdbd", .pInitFunc = server_init, .pCleanupFunc = server_clean,
+      .pTests = server_tests },
+    CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+    qdbd_path = g_getenv("QDBD");
+    if (qdbd_path == NULL || qdbd_path[0] == '\0')
+        qdbd_path = "transport-real/qdbd";
+
+    int rc = qdb_test_run(args_suites);
+    if (rc != 0)
+        return rc;
+    if (access(qdbd_path, X_OK) != 0) {
+        fprintf(stderr, "SKIP: %s not found (set QDBD): server tests skipped\n", qdbd_path);
+        return 77;
+    }
+    rc = qdb_test_run(server_suites);
+    daemon_kill();
+    return rc;
+}

@@ -1,0 +1,102 @@
+/* The real world's event loop: epoll, TCP, the monotonic clock.
+ *
+ * It hosts endpoints -- a node in qdbd, a client core in libqdb, many client
+ * cores in qdb-bench -- and gives each the env.h seams (clock, transport,
+ * random), exactly as transport-sim/simnet.h does in the simulator.  The node
+ * and client code cannot tell the two apart.
+ *
+ * Transport model
+ *  - send(dst, frame): if the endpoint has a connection keyed dst (one it
+ *    opened to dst, or one a peer opened to it whose remote address is dst)
+ *    the frame is queued on it; otherwise a non-blocking connect to dst
+ *    starts and frames queue until it completes.  Connections belong to one
+ *    endpoint: two endpoints in one loop never share a socket (a node keys
+ *    client sessions by connection).
+ *  - Frames received on a connection are delivered as recv(src = the key of
+ *    the connection).  Byte streams are cut into frames with
+ *    qdb_frame_peek(); a connection that sends a bad frame is closed.
+ *  - A refused connect, a reset or a closed connection with frames queued or
+ *    expected is reported as unreachable(dst) -- from the loop, after the
+ *    current callback returns, never from inside send().
+ *  - A listening endpoint (qdbd) accepts connections on its address.
+ * Clock: now() is CLOCK_MONOTONIC in microseconds; wall() is CLOCK_REALTIME;
+ * arm() sets the endpoint's one deadline (replacing the earlier one) and the
+ * loop calls tick() once it has passed.  Random: a GRand per endpoint seeded
+ * from getrandom().
+ *
+ * The loop's cost per event does not grow with the number of connections:
+ * epoll reports only ready sockets, and deadlines are in a small min-heap.
+ * Single-threaded: every call from the thread that runs the loop.
+ */
+#ifndef QDB_LOOP_H
+#define QDB_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "env.h"
+#include "types.h"
+
+typedef struct qdb_loop qdb_loop;
+typedef struct qdb_loop_endpoint qdb_loop_endpoint;
+
+/* recv is required; unreachable and tick may be NULL.  `frame` is valid only
+ * during the call.  Callbacks run from run_once(), one at a time; inside one,
+ * anything here may be called (send, arm, attach, detach -- even of the
+ * endpoint being called -- disconnect_all, stop) except run/run_once. */
+typedef struct qdb_loop_endpoint_ops {
+    void (*recv)(void *owner, qdb_addr src, const uint8_t *frame, size_t len);
+    void (*unreachable)(void *owner, qdb_addr dst);
+    void (*tick)(void *owner);
+} qdb_loop_endpoint_ops;
+
+/* NULL and a message in err (QDB_ERRMSG_SIZE) if epoll cannot be set up. */
+qdb_loop *qdb_loop_new(char *err);
+/* Closes every connection and listening socket; endpoints must be detached
+ * first or are freed with it (their owners are not called). */
+void qdb_loop_free(qdb_loop *loop);
+
+/* An endpoint.  listen: bind and listen on *listen (NULL for a client, which
+ * only connects out).  NULL and err on failure (address in use, not local,
+ * permission): the message names the address and the reason, and errno is
+ * left set (EADDRINUSE, EADDRNOTAVAIL, EACCES...).  ops is copied.  The seams'
+ * `data` is owner.  Outgoing connections of an endpoint listening on a
+ * loopback address are bound to that address (port 0), so peers see it as
+ * their source.  clock->arm(UINT64_MAX) disarms the wake-up. */
+qdb_loop_endpoint *qdb_loop_attach(qdb_loop *loop, const qdb_addr *listen,
+                                   const qdb_loop_endpoint_ops *ops, void *owner, char *err);
+void qdb_loop_detach(qdb_loop *loop, qdb_loop_endpoint *ep);
+qdb_clock *qdb_loop_endpoint_clock(qdb_loop_endpoint *ep);
+qdb_transport *qdb_loop_endpoint_transport(qdb_loop_endpoint *ep);
+qdb_random *qdb_loop_endpoint_random(qdb_loop_endpoint *ep);
+/* Close every connection of the endpoint (e.g. a client resetting its
+ * sessions); peers see the connection close. */
+void qdb_loop_endpoint_disconnect_all(qdb_loop_endpoint *ep);
+/* Bytes queued on the endpoint's connections and not yet written (a connect
+ * in progress counts 1): qdbd waits for 0 after its LEAVE so the last frames
+ * reach the neighbours before it exits. */
+size_t qdb_loop_endpoint_pending(const qdb_loop_endpoint *ep);
+
+/* Run ready I/O, due deadlines and deferred notices once, waiting at most
+ * timeout_ms for something to happen (-1: until something does; 0: poll).
+ * Frames sent since the last turn are written first.  Returns false when the
+ * loop has been stopped (qdb_loop_stop() since the last return; the request
+ * is consumed, so a later call runs again).  Not re-entrant. */
+bool qdb_loop_run_once(qdb_loop *loop, int timeout_ms);
+/* Run until qdb_loop_stop().  Returns 0, or -1 on a fatal epoll error. */
+int qdb_loop_run(qdb_loop *loop);
+/* Make run/run_once return; safe to call from a callback or a signal
+ * handler (it writes to an eventfd). */
+void qdb_loop_stop(qdb_loop *loop);
+/* Register fd for readability (e.g. a signalfd); fn runs from the loop. */
+bool qdb_loop_watch_fd(qdb_loop *loop, int fd, void (*fn)(void *arg, int fd), void *arg);
+/* A periodic callback (e.g. Berkeley DB checkpoints), every period_us. */
+void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg), void *arg);
+
+typedef struct qdb_loop_stats {
+    uint64_t connections_open, connections_total, frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t bad_frames, refused, resets;
+} qdb_loop_stats;
+void qdb_loop_get_stats(const qdb_loop *loop, qdb_loop_stats *out);
+
+#endif
