@@ -1040,19 +1040,7 @@ int qdb_client_core_submit(qdb_client_core *c, int op_type, const uint8_t *alias
                            const uint8_t *comparand, size_t comparand_len,
                            qdb_client_done_fn done, void *arg, uint64_t *op_id)
 {
-    switch (op_type) {
-    case QDB_MSG_PUT:
-    case QDB_MSG_GET:
-    case QDB_MSG_UPDATE:
-    case QDB_MSG_REMOVE:
-    case QDB_MSG_CAS:
-    case QDB_MSG_GET_UPDATE:
-    case QDB_MSG_REMOVE_ALL:
-        break;
-    default:
-        return QDB_E_INVALID_ARGUMENT;
-    }
-    if (c == NULL)
+    if (!qdb_msg_is_request(op_type) || c == NULL)
         return QDB_E_INVALID_ARGUMENT;
     bool has_content = op_type == QDB_MSG_PUT || op_type == QDB_MSG_UPDATE ||
                        op_type == QDB_MSG_GET_UPDATE || op_type == QDB_MSG_CAS;

@@ -281,18 +281,14 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         node_log(n, 2, "dropped a bad frame (%zu bytes): %s", len, qdb_strerror(rc));
         return;
     }
+    if (qdb_msg_is_request(m.type)) {
+        serve_request(n, src, &m);
+        node_rearm(n);
+        return;
+    }
     switch (m.type) {
     case QDB_MSG_HELLO:
         serve_hello(n, src, &m);
-        break;
-    case QDB_MSG_PUT:
-    case QDB_MSG_GET:
-    case QDB_MSG_UPDATE:
-    case QDB_MSG_REMOVE:
-    case QDB_MSG_CAS:
-    case QDB_MSG_GET_UPDATE:
-    case QDB_MSG_REMOVE_ALL:
-        serve_request(n, src, &m);
         break;
     case QDB_MSG_FIND:
         ring_on_find(n, src, &m);

@@ -756,6 +756,17 @@ static void random_fault(void *arg)
     qdb_simnet_at(w->net, now + gap, random_fault, w);
 }
 
+/* k new clients, each bootstrapped at a random live node. */
+static void add_clients(sim_world *w, GPtrArray *to, uint64_t k)
+{
+    for (uint64_t i = 0; i < k; i++) {
+        int via = random_live_node(w, -1);
+        if (via < 0)
+            break;
+        g_ptr_array_add(to, client_new(w, (unsigned)via));
+    }
+}
+
 static bool parse_op_expect(sim_world *w, const qdb_scn_event *ev, sim_op *op, bool is_get,
                             GError **err)
 {
@@ -1010,12 +1021,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
             g_free(wl);
             return false;
         }
-        for (uint64_t i = 0; i < clients; i++) {
-            int via = random_live_node(w, -1);
-            if (via < 0)
-                break;
-            g_ptr_array_add(w->workload_clients, client_new(w, (unsigned)via));
-        }
+        add_clients(w, w->workload_clients, clients);
         workload_step(wl);
         return true;
     }
@@ -1035,12 +1041,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         /* A fresh pool of clients at random live nodes: each lookup starts
          * at a random one of them, with the cache off. */
         g_ptr_array_set_size(w->lookup_pool, 0);
-        for (unsigned i = 0; i < 64; i++) {
-            int via = random_live_node(w, -1);
-            if (via < 0)
-                break;
-            g_ptr_array_add(w->lookup_pool, client_new(w, (unsigned)via));
-        }
+        add_clients(w, w->lookup_pool, 64);
         lookup_step(b);
         return true;
     }
