@@ -404,9 +404,12 @@ int main(int argc, char **argv)
 {
     gchar *daemon = NULL;
     gboolean version = FALSE;
+    gint timeout_ms = 0;
     GOptionEntry entries[] = {
         { "daemon", 'd', 0, G_OPTION_ARG_STRING, &daemon,
           "the node to talk to (default " DEFAULT_DAEMON ")", "HOST:PORT" },
+        { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms,
+          "give up on an operation after MS milliseconds (default 60000)", "MS" },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
@@ -434,8 +437,15 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
 
+    if (timeout_ms < 0) {
+        fprintf(stderr, "qdbsh: --timeout must be a positive number of milliseconds\n");
+        g_free(daemon);
+        return EXIT_USAGE;
+    }
     shell sh = { .daemon = daemon != NULL ? daemon : DEFAULT_DAEMON };
     qdb_error_t rc = qdb_open(&sh.h, qdb_p_tcp);
+    if (rc == QDB_OK && timeout_ms > 0)
+        rc = qdb_set_option(sh.h, qdb_o_operation_timeout, (int)timeout_ms);
     if (rc != QDB_OK) {
         fprintf(stderr, "qdbsh: cannot open a handle: %s\n", qdb_error(rc));
         g_free(daemon);

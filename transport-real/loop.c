@@ -754,9 +754,9 @@ static void listen_event(qdb_loop_endpoint *ep)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE) {
+                char a[QDB_ADDR_STRLEN];
                 g_warning("accept on %s: %s; shedding a connection",
-                          qdb_addr_format(ep->listen_addr, (char[QDB_ADDR_STRLEN]){0}),
-                          g_strerror(errno));
+                          qdb_addr_format(ep->listen_addr, a), g_strerror(errno));
                 accept_shed(loop, ep->listen_fd);
             }
             return;
