@@ -474,7 +474,6 @@ static void check_stable_by(void *arg)
         sim_world_fail(s->w, &s->ev->pos, "expect stable: the ring is not right: %s", why->str);
     }
     g_string_free(why, TRUE);
-    g_free(s);
 }
 
 bool sim_expect(sim_world *w, const qdb_scn_event *ev, GError **err)
@@ -494,7 +493,7 @@ bool sim_expect(sim_world *w, const qdb_scn_event *ev, GError **err)
         else if (!by)
             ok = qdb_scn_error(err, &ev->end_pos, "expect stable: missing by=TIME");
         else if (qdb_scn_tok_duration(by, &t, err)) {
-            stable_by *s = g_new0(stable_by, 1);
+            stable_by *s = sim_world_alloc(w, sizeof(stable_by));
             s->w = w;
             s->ev = ev;
             qdb_time_us now = qdb_simnet_now(w->net);

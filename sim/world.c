@@ -390,6 +390,11 @@ static void op_free(sim_op *op)
     g_free(op);
 }
 
+static void op_free_cb(gpointer p)
+{
+    op_free(p);
+}
+
 static void trace_result(sim_world *w, const qdb_client_result *r)
 {
     uint8_t head[16];
@@ -415,6 +420,7 @@ static void op_done(void *arg, const qdb_client_result *r)
     sim_op *op = arg;
     sim_world *w = op->w;
     w->pending_ops--;
+    g_hash_table_steal(w->pending, op); /* op_free below, not the table */
     trace_result(w, r);
     if (op->kind == OP_LOOKUP) {
         w->m.lookups++;
@@ -489,6 +495,7 @@ static bool submit(sim_world *w, sim_client *c, int type, const char *alias, con
         return false;
     }
     w->pending_ops++;
+    g_hash_table_add(w->pending, op);
     return true;
 }
 
@@ -562,10 +569,8 @@ static void join_next(void *arg)
     verb_ctx *c = arg;
     join_one(c->w, (unsigned)c->next, c->via);
     c->next++;
-    if (c->next > c->hi) {
-        g_free(c);
+    if (c->next > c->hi)
         return;
-    }
     /* rate is stored in the event; recompute the interval */
     double rate = 0;
     qdb_scn_tok_rate(qdb_scn_event_kv(c->ev, "rate"), &rate, NULL);
@@ -591,10 +596,8 @@ static void workload_step(void *arg)
     workload *wl = arg;
     sim_world *w = wl->w;
     qdb_time_us now = qdb_simnet_now(w->net);
-    if (now >= wl->until || w->workload_clients->len == 0) {
-        g_free(wl);
+    if (now >= wl->until || w->workload_clients->len == 0)
         return;
-    }
     sim_client *c = w->workload_clients->pdata[workload_pick_client(w)];
     bool write = g_rand_double(w->rng) * (wl->puts + wl->gets) < wl->puts;
     char alias[32];
@@ -636,10 +639,8 @@ static void lookup_step(void *arg)
 {
     lookup_batch *b = arg;
     sim_world *w = b->w;
-    if (b->left == 0 || w->lookup_pool->len == 0) {
-        g_free(b);
+    if (b->left == 0 || w->lookup_pool->len == 0)
         return;
-    }
     b->left--;
     sim_client *c = w->lookup_pool->pdata[g_rand_int_range(w->rng, 0, (gint32)w->lookup_pool->len)];
     sim_op *op = g_new0(sim_op, 1);
@@ -649,9 +650,10 @@ static void lookup_step(void *arg)
         uint32_t r = g_rand_int(w->rng);
         memcpy(op->target.b + i, &r, 4);
     }
-    if (qdb_client_core_lookup(c->core, &op->target, 0, op_done, op, NULL) == QDB_OK)
+    if (qdb_client_core_lookup(c->core, &op->target, 0, op_done, op, NULL) == QDB_OK) {
         w->pending_ops++;
-    else
+        g_hash_table_add(w->pending, op);
+    } else
         op_free(op);
     qdb_simnet_at(w->net, qdb_simnet_now(w->net) + (qdb_time_us)(1e6 / b->rate), lookup_step, b);
 }
@@ -695,10 +697,8 @@ static void churn_step(void *arg)
     churn *c = arg;
     sim_world *w = c->w;
     qdb_time_us now = qdb_simnet_now(w->net);
-    if (now >= c->until) {
-        g_free(c);
+    if (now >= c->until)
         return;
-    }
     int down = random_down_node(w);
     if (down >= 0 && g_rand_boolean(w->rng)) {
         join_one(w, (unsigned)down, -1);
@@ -823,7 +823,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
                 join_one(w, (unsigned)i, via);
             return true;
         }
-        verb_ctx *c = g_new0(verb_ctx, 1);
+        verb_ctx *c = sim_world_alloc(w, sizeof(verb_ctx));
         *c = (verb_ctx){.w = w, .ev = ev, .next = lo, .hi = hi, .via = via};
         join_next(c);
         return true;
@@ -992,7 +992,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
                                            NULL};
         if (!qdb_scn_event_check(ev, 0, 0, keys, err))
             return false;
-        workload *wl = g_new0(workload, 1);
+        workload *wl = sim_world_alloc(w, sizeof(workload));
         wl->w = w;
         uint64_t clients = 4;
         wl->keys = 100;
@@ -1017,10 +1017,8 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
             ok = qdb_scn_error(err, &ev->pos,
                                "workload: needs puts or gets > 0, keys > 0, clients > 0, "
                                "value_size <= 1 MiB");
-        if (!ok) {
-            g_free(wl);
+        if (!ok)
             return false;
-        }
         add_clients(w, w->workload_clients, clients);
         workload_step(wl);
         return true;
@@ -1029,15 +1027,13 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         static const char *const keys[] = {"rate", NULL};
         if (!qdb_scn_event_check(ev, 1, 1, keys, err))
             return false;
-        lookup_batch *b = g_new0(lookup_batch, 1);
+        lookup_batch *b = sim_world_alloc(w, sizeof(lookup_batch));
         b->w = w;
         b->rate = 1000;
         const qdb_scn_token *t = qdb_scn_event_kv(ev, "rate");
         if (!qdb_scn_tok_uint(a0, &b->left, err) || (t && !qdb_scn_tok_rate(t, &b->rate, err)) ||
-            (b->rate <= 0 && !qdb_scn_error(err, &t->pos, "rate must be positive"))) {
-            g_free(b);
+            (b->rate <= 0 && !qdb_scn_error(err, &t->pos, "rate must be positive")))
             return false;
-        }
         /* A fresh pool of clients at random live nodes: each lookup starts
          * at a random one of them, with the cache off. */
         g_ptr_array_set_size(w->lookup_pool, 0);
@@ -1049,7 +1045,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         static const char *const keys[] = {"rate", "until", "leave", NULL};
         if (!qdb_scn_event_check(ev, 0, 0, keys, err))
             return false;
-        churn *c = g_new0(churn, 1);
+        churn *c = sim_world_alloc(w, sizeof(churn));
         c->w = w;
         c->leave = 0.5;
         c->until = w->p.end;
@@ -1063,10 +1059,8 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
             ok = qdb_scn_tok_fraction(lt, &c->leave, err);
         if (ok && c->rate <= 0)
             ok = qdb_scn_error(err, &rt->pos, "rate must be positive");
-        if (!ok) {
-            g_free(c);
+        if (!ok)
             return false;
-        }
         churn_step(c);
         return true;
     }
@@ -1089,6 +1083,13 @@ bool sim_expect_readable(sim_world *w, const qdb_scn_event *ev, const char *alia
 }
 
 /* ---- the run ------------------------------------------------------------------ */
+
+void *sim_world_alloc(sim_world *w, size_t size)
+{
+    void *p = g_malloc0(size);
+    g_ptr_array_add(w->owned, p);
+    return p;
+}
 
 void sim_world_fail(sim_world *w, const qdb_scn_pos *pos, const char *fmt, ...)
 {
@@ -1160,6 +1161,8 @@ sim_world *sim_world_new(qdb_scenario *sc, GError **err)
     w->ring = g_array_new(FALSE, FALSE, sizeof(unsigned));
     w->ring_dirty = true;
     w->failures = g_ptr_array_new_with_free_func(g_free);
+    w->owned = g_ptr_array_new_with_free_func(g_free);
+    w->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, op_free_cb, NULL);
     w->m.hops = g_array_new(FALSE, FALSE, sizeof(guint));
     return w;
 }
@@ -1182,7 +1185,8 @@ void sim_world_free(sim_world *w)
         if (sn->storage)
             sn->storage->destroy(sn->storage);
     }
-    g_ptr_array_free(w->clients, TRUE);
+    g_ptr_array_free(w->clients, TRUE); /* their pending callbacks never fire now */
+    g_hash_table_destroy(w->pending);   /* so the operations they held go here */
     qdb_simnet_free(w->net);
     g_hash_table_destroy(w->via_clients);
     g_ptr_array_free(w->lookup_pool, TRUE);
@@ -1192,6 +1196,7 @@ void sim_world_free(sim_world *w)
     g_ptr_array_free(w->model_keys, TRUE);
     g_array_free(w->ring, TRUE);
     g_ptr_array_free(w->failures, TRUE);
+    g_ptr_array_free(w->owned, TRUE);
     g_array_free(w->m.hops, TRUE);
     g_rand_free(w->rng);
     g_free(w->nodes);
@@ -1212,7 +1217,6 @@ static void fire_event(void *arg)
     event_call *c = arg;
     if (*c->ok && !run_event(c->w, c->ev, c->err))
         *c->ok = false;
-    g_free(c);
 }
 
 static void periodic_check(void *arg)
@@ -1258,7 +1262,7 @@ bool sim_world_run(sim_world *w, GError **err)
             return qdb_scn_error(err, &ev->at_pos, "event after the end of the run (end = %.3fs)",
                                  (double)w->p.end / 1e6);
         }
-        event_call *c = g_new0(event_call, 1);
+        event_call *c = sim_world_alloc(w, sizeof(event_call));
         *c = (event_call){.w = w, .ev = ev, .err = err, .ok = &ok};
         qdb_simnet_at(w->net, ev->at, fire_event, c);
     }

@@ -95,6 +95,10 @@ typedef struct sim_world {
     bool ever_partitioned;       /* safety checks stop after the first partition */
     char *replay;                /* the command that replays this run (for reports) */
     bool violated;               /* a safety violation was reported (first one only) */
+    GHashTable *pending;         /* client operations in flight (looked up, never walked
+                                  * but to free them) */
+    GPtrArray *owned;            /* contexts of scheduled callbacks, freed with the world
+                                  * (a run may stop with some still queued) */
     FILE *series;                /* --series: one line per oracle check, or NULL */
     /* progress on a terminal: called every 65,536 events */
     void (*progress)(struct sim_world *w, void *arg);
@@ -106,6 +110,8 @@ sim_world *sim_world_new(qdb_scenario *sc, GError **err);
 /* Runs every event and the oracle until the end; false on a setup error. */
 bool sim_world_run(sim_world *w, GError **err);
 void sim_world_free(sim_world *w);
+/* Zeroed memory owned by the world (freed by sim_world_free). */
+void *sim_world_alloc(sim_world *w, size_t size);
 void sim_world_fail(sim_world *w, const qdb_scn_pos *pos, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 bool sim_node_up(const sim_node *sn);
 

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# make graphs: run qdbsim over the graph scenarios and draw them with gnuplot.
+#
+#   QDBSIM=sim/qdbsim SRCDIR=. GNUPLOT=gnuplot sim/graphs/graphs.sh
+#
+# Settings (environment): NMIN (8) and NMAX (4096): the world sizes, powers of
+# two; SEEDS (5): runs per point; JOBS (the number of CPUs): runs at once;
+# OUT (graphs): where data, PNG and SVG files go; REUSE=1: keep the results of
+# runs already in OUT/raw (to resume a long run).  See doc/graphs.md.
+#
+# On a terminal one line shows progress (done/total, elapsed, estimate left);
+# when stdout is not a terminal the script prints only what it wrote.
+set -u
+qdbsim=${QDBSIM:-sim/qdbsim}
+srcdir=${SRCDIR:-.}
+gnuplot=${GNUPLOT:-gnuplot}
+nmin=${NMIN:-8}
+nmax=${NMAX:-4096}
+seeds=${SEEDS:-5}
+jobs=${JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
+out=${OUT:-graphs}
+reuse=${REUSE:-0}
+scn="$srcdir/scenarios"
+here="$srcdir/sim/graphs"
+
+die() { echo "graphs: $*" >&2; exit 1; }
+[ -x "$qdbsim" ] || die "no qdbsim at $qdbsim (build it first: make sim/qdbsim)"
+command -v "$gnuplot" >/dev/null 2>&1 || die "gnuplot not found (install gnuplot-nox, then configure again)"
+for f in graph-bootstrap graph-join graph-failure graph-lookups graph-crash-fraction graph-churn; do
+    [ -f "$scn/$f.scn" ] || die "missing $scn/$f.scn"
+done
+mkdir -p "$out/raw" "$out/tmp"
+raw="$out/raw"
+
+# ---- the list of runs: "weight name scenario seed args..." -----------------
+sizes=()
+n=$nmin
+while [ "$n" -le "$nmax" ]; do sizes+=("$n"); n=$((n * 2)); done
+[ ${#sizes[@]} -gt 0 ] || die "no sizes between NMIN=$nmin and NMAX=$nmax"
+fractions="0 0.05 0.1 0.15 0.2 0.25 0.3 0.35 0.4 0.45 0.5"
+rates="0.02 0.05 0.1 0.2 0.5 1 2 5"
+
+joblist="$out/tmp/jobs"
+: > "$joblist"
+for n in "${sizes[@]}"; do
+    # the bootstrap of a large world needs more virtual time than the file gives
+    endset=""
+    [ "$n" -gt 16384 ] && endset=" --set end=900s"
+    for s in $(seq 1 "$seeds"); do
+        echo "$((n * 4)) bootstrap-$n-$s $scn/graph-bootstrap.scn $s --set nodes=$n$endset" >> "$joblist"
+        echo "$((n * 6)) join-$n-$s $scn/graph-join.scn $s --set nodes=$n" >> "$joblist"
+        echo "$((n * 6)) failure-$n-$s $scn/graph-failure.scn $s --set nodes=$n" >> "$joblist"
+        echo "$((n * 4)) lookups-$n-$s $scn/graph-lookups.scn $s --set nodes=$n" >> "$joblist"
+    done
+done
+for f in $fractions; do
+    sed "s/fraction=0\.1 /fraction=$f /" "$scn/graph-crash-fraction.scn" > "$out/tmp/crash-$f.scn"
+    for s in $(seq 1 "$seeds"); do
+        echo "400 crash-$f-$s $out/tmp/crash-$f.scn $s" >> "$joblist"
+    done
+done
+for r in $rates; do
+    sed "s|churn rate=0\.5/s|churn rate=$r/s|" "$scn/graph-churn.scn" > "$out/tmp/churn-$r.scn"
+    for s in $(seq 1 "$seeds"); do
+        echo "500 churn-$r-$s $out/tmp/churn-$r.scn $s" >> "$joblist"
+    done
+done
+# (no line may end in a blank: xargs -L would join it to the next one)
+# biggest first: the pool of workers stays busy to the end
+sort -k1,1nr -o "$joblist" "$joblist"
+
+# ---- run them ----------------------------------------------------------------
+# One run: its JSON on the first line of raw/NAME.json, qdbsim's messages
+# (FAILED lines included) in raw/NAME.err.  An expectation that fails is not
+# an error here: the graph scenarios use one to print lookup_failures.
+run_one() {
+    local weight=$1 name=$2 file=$3 seed=$4
+    shift 4
+    if [ "$reuse" = 1 ] && grep -q '"trace_hash"' "$raw/$name.json" 2>/dev/null; then
+        echo "$weight" >> "$out/tmp/done"
+        return 0
+    fi
+    "$qdbsim" --json "$file" --seed "$seed" "$@" > "$raw/$name.json.part" 2> "$raw/$name.err"
+    mv "$raw/$name.json.part" "$raw/$name.json"
+    echo "$weight" >> "$out/tmp/done"
+}
+export -f run_one
+export qdbsim raw out reuse
+
+total=$(wc -l < "$joblist")
+total_w=$(awk '{ s += $1 } END { print s }' "$joblist")
+: > "$out/tmp/done"
+start=$(date +%s)
+tty=0
+[ -t 1 ] && tty=1
+
+progress() {
+    local done done_w now el left
+    done=$(wc -l < "$out/tmp/done")
+    done_w=$(awk '{ s += $1 } END { print s + 0 }' "$out/tmp/done")
+    now=$(date +%s)
+    el=$((now - start))
+    if [ "$done_w" -gt 0 ]; then
+        left=$(awk -v e="$el" -v d="$done_w" -v t="$total_w" 'BEGIN { printf "%d", e * (t - d) / d }')
+        left=$(printf '%d:%02d' $((left / 60)) $((left % 60)))
+    else
+        left="?"
+    fi
+    printf '\rgraphs: %d/%d runs, %d:%02d elapsed, about %s left   ' \
+        "$done" "$total" $((el / 60)) $((el % 60)) "$left"
+}
+
+xargs -P "$jobs" -L 1 bash -c 'run_one "$@"' _ < "$joblist" &
+xpid=$!
+if [ "$tty" = 1 ]; then
+    while kill -0 "$xpid" 2>/dev/null; do
+        progress
+        sleep 1
+    done
+fi
+wait "$xpid"
+rc=$?
+[ "$tty" = 1 ] && { progress; echo; }
+[ "$rc" -eq 0 ] || die "some runs failed (xargs status $rc): see $raw/*.err"
+
+# ---- data files ---------------------------------------------------------------
+field() { sed -n "s/.*\"$1\": \([-0-9.]*\).*/\1/p" "$2"; }
+# lookup failures: from the JSON when qdbsim has the field, else from the
+# FAILED line of the scenario's "expect lookup_failures < 0"
+lookup_failures() {
+    local v
+    v=$(field lookup_failures "$raw/$1.json")
+    [ -n "$v" ] || v=$(sed -n 's/.*expect lookup_failures < 0: it is \([0-9]*\).*/\1/p' "$raw/$1.err")
+    echo "${v:-0}"
+}
+
+# mean, min, max over the seeds of one value; a negative value (never
+# stable before the end) is counted apart and left out
+stats() { # name-prefix field
+    local pfx=$1 f=$2 s v vals="" bad=0
+    for s in $(seq 1 "$seeds"); do
+        v=$(field "$f" "$raw/$pfx-$s.json")
+        [ -z "$v" ] && continue
+        case $v in -*) bad=$((bad + 1)); continue ;; esac
+        vals="$vals $v"
+    done
+    echo "$vals" | awk -v bad="$bad" '{
+        if (NF == 0) { printf "NaN NaN NaN %d", bad; exit }
+        mn = $1; mx = $1; s = 0
+        for (i = 1; i <= NF; i++) { s += $i; if ($i < mn) mn = $i; if ($i > mx) mx = $i }
+        printf "%.3f %.3f %.3f %d", s / NF, mn, mx, bad }'
+}
+
+dat="$out/stabilization.dat"
+{
+    echo "# stabilization time (virtual s) against N; $seeds seeds each: mean min max unstable-runs"
+    echo "# N  boot_ring(mean min max bad)  boot_full(...)  join_ring(...)  join_full(...)  fail_ring(...)  fail_full(...)"
+    for n in "${sizes[@]}"; do
+        echo "$n $(stats bootstrap-$n ring_stable_s) $(stats bootstrap-$n full_stable_s)" \
+             "$(stats join-$n ring_stable_s) $(stats join-$n full_stable_s)" \
+             "$(stats failure-$n ring_stable_s) $(stats failure-$n full_stable_s)"
+    done
+} > "$dat"
+
+dat="$out/hops.dat"
+{
+    echo "# lookup path length against N ($seeds seeds x 2000 lookups): N hops_mean hops_p1 hops_p99 half_log2_N"
+    for n in "${sizes[@]}"; do
+        m=$(stats lookups-$n hops_mean); p1=$(stats lookups-$n hops_p1); p99=$(stats lookups-$n hops_p99)
+        echo "$n ${m%% *} ${p1%% *} ${p99%% *} $(awk -v n="$n" 'BEGIN { printf "%.3f", log(n) / log(2) / 2 }')"
+    done
+} > "$dat"
+
+# fraction of lookups (mean over seeds, with min and max) that failed / timed out
+lookup_stats() { # name-prefix
+    local s vf="" vt=""
+    for s in $(seq 1 "$seeds"); do
+        [ -f "$raw/$1-$s.json" ] || continue
+        local n f t
+        n=$(field lookups "$raw/$1-$s.json"); t=$(field lookup_timeouts "$raw/$1-$s.json")
+        f=$(lookup_failures "$1-$s")
+        [ -n "$n" ] && [ "$n" -gt 0 ] || continue
+        vf="$vf $(awk -v a="$f" -v b="$n" 'BEGIN { print a / b }')"
+        vt="$vt $(awk -v a="$t" -v b="$n" 'BEGIN { print a / b }')"
+    done
+    for v in "$vf" "$vt"; do
+        echo "$v" | awk '{ if (NF == 0) { printf "NaN NaN NaN "; exit }
+            mn = $1; mx = $1; s = 0
+            for (i = 1; i <= NF; i++) { s += $i; if ($i < mn) mn = $i; if ($i > mx) mx = $i }
+            printf "%.4f %.4f %.4f ", s / NF, mn, mx }'
+    done
+}
+{
+    echo "# lookups right after a fraction F of 256 nodes crashed: F failed(mean min max) timed_out(mean min max)"
+    for f in $fractions; do echo "$f $(lookup_stats crash-$f)"; done
+} > "$out/lookups-failures.dat"
+{
+    echo "# lookups under churn (256-node world): rate(events/s) failed(mean min max) timed_out(mean min max)"
+    for r in $rates; do echo "$r $(lookup_stats churn-$r)"; done
+} > "$out/lookups-churn.dat"
+
+# ---- plots -----------------------------------------------------------------------
+# pngcairo when gnuplot has it (gnuplot-nox does on Debian 12), else png
+if "$gnuplot" -e 'set terminal' 2>&1 | grep -q pngcairo; then
+    pngterm="pngcairo size 960,600 font 'sans,11'"
+else
+    pngterm="png size 960,600"
+fi
+for g in stabilization hops lookups; do
+    for fmt in png svg; do
+        if [ "$fmt" = png ]; then term=$pngterm; else term="svg size 960,600 dynamic font 'sans,11'"; fi
+        "$gnuplot" -e "set terminal $term" -e "outdir='$out'" -e "ext='$fmt'" "$here/$g.gp" \
+            || die "gnuplot failed on $here/$g.gp"
+    done
+done
+rm -rf "$out/tmp"
+echo "graphs: wrote $(cd "$out" && ls *.png *.svg *.dat | tr '\n' ' ')in $out/"
