@@ -77,7 +77,12 @@ static void set_succlist(qdb_node *n, const qdb_peer *first, const qdb_peer *res
     }
     if (is_self(n, first))
         k = 1; /* a ring of one */
-    bool changed = k != n->n_succ || memcmp(list, n->succ, k * sizeof(qdb_peer)) != 0;
+    /* Peer by peer, never memcmp: a qdb_peer has padding bytes, and padding
+     * is whatever the stack held -- it differed between -O0 and -O2 builds
+     * and changed the trace. */
+    bool changed = k != n->n_succ;
+    for (unsigned i = 0; i < k && !changed; i++)
+        changed = !qdb_peer_eq(&list[i], &n->succ[i]);
     if (n->n_succ == 0 || !qdb_peer_eq(&list[0], &n->succ[0])) {
         char a[QDB_ADDR_STRLEN];
         node_log(n, 4, "successor is now %s", qdb_addr_format(list[0].addr, a));

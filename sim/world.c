@@ -1125,7 +1125,11 @@ sim_world *sim_world_new(qdb_scenario *sc, GError **err)
         sn->index = i;
         sn->peer.addr = (qdb_addr){.ip = w->p.address_base.ip + i, .port = w->p.address_base.port};
         for (unsigned b = 0; b < QDB_ID_BYTES; b += 4) {
-            uint32_t r = GUINT32_TO_BE(g_rand_int(w->rng));
+            /* Draw first: without optimisation GLib's byte-order macros
+             * evaluate their argument four times (it drew four numbers in
+             * the -O0 build and one at -O2, and the trace hashes differed). */
+            uint32_t r = g_rand_int(w->rng);
+            r = GUINT32_TO_BE(r);
             memcpy(sn->peer.id.b + b, &r, 4);
         }
     }
