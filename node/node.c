@@ -101,8 +101,10 @@ void qdb_node_free(qdb_node *n)
 void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers)
 {
     g_return_if_fail(n->phase == PHASE_IDLE);
-    n->join_peers = n_peers ? g_memdup2(peers, n_peers * sizeof(*peers)) : NULL;
-    n->n_join_peers = n_peers;
+    n->n_join_peers = MIN(n_peers, (size_t)QDB_JOIN_PEERS);
+    n->join_peers = g_new0(qdb_addr, QDB_JOIN_PEERS);
+    if (n_peers)
+        memcpy(n->join_peers, peers, n->n_join_peers * sizeof(*peers));
     ring_start(n);
     node_rearm(n);
 }

@@ -27,6 +27,12 @@
 /* Silent answers in a row before a neighbour is declared failed. */
 #define QDB_NODE_STRIKES 3
 
+/* Peers a joining node keeps trying; silent peers remembered for merging,
+ * and how many probes each gets (one a round: ~20 min at the slow period). */
+#define QDB_JOIN_PEERS 8
+#define QDB_REMEMBERED 8
+#define QDB_REMEMBERED_TRIES 40
+
 /* Finger lookups per stabilization round (beyond fingers never known). */
 #define QDB_FINGERS_PER_ROUND 4
 
@@ -100,10 +106,18 @@ struct qdb_node {
     bool round_changed;
     qdb_time_us armed;
 
-    /* join */
+    /* join: the peers given at start, then the ones join lookups name (so a
+     * join survives its first peer leaving), at most QDB_JOIN_PEERS */
     qdb_addr *join_peers;
     size_t n_join_peers;
     size_t join_next;
+
+    /* peers forgotten because they fell silent (not because they left):
+     * probed one a round, so two rings a long partition made merge again */
+    qdb_addr remembered[QDB_REMEMBERED];
+    uint8_t remembered_tries[QDB_REMEMBERED];
+    unsigned n_remembered;
+    unsigned remembered_next;
 
     /* RPCs in flight: few, so a small array searched linearly */
     GArray *rpcs; /* node_rpc */

@@ -158,6 +158,60 @@ void ring_on_find(qdb_node *n, qdb_addr src, const qdb_msg *m)
 
 /* ---- join -------------------------------------------------------------------- */
 
+/* A join lookup named this peer: try it too if the first ones fail. */
+static void join_learn(qdb_node *n, qdb_addr a)
+{
+    if (qdb_addr_eq(a, n->cfg.self.addr) || n->n_join_peers >= QDB_JOIN_PEERS)
+        return;
+    for (size_t i = 0; i < n->n_join_peers; i++)
+        if (qdb_addr_eq(n->join_peers[i], a))
+            return;
+    n->join_peers[n->n_join_peers++] = a;
+}
+
+/* ---- remembered peers: merging rings after a partition ---------------------- */
+
+static void remember(qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_remembered; i++)
+        if (qdb_addr_eq(n->remembered[i], a)) {
+            n->remembered_tries[i] = 0;
+            return;
+        }
+    unsigned slot = n->n_remembered < QDB_REMEMBERED ? n->n_remembered++
+                                                     : n->remembered_next % QDB_REMEMBERED;
+    n->remembered[slot] = a;
+    n->remembered_tries[slot] = 0;
+}
+
+static void unremember(qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_remembered; i++)
+        if (qdb_addr_eq(n->remembered[i], a)) {
+            n->n_remembered--;
+            n->remembered[i] = n->remembered[n->n_remembered];
+            n->remembered_tries[i] = n->remembered_tries[n->n_remembered];
+            return;
+        }
+}
+
+/* One probe a round: look our own ID up through a peer we dropped for
+ * silence.  Chord alone never merges two rings (each is consistent on its
+ * own); the answer from the other ring names a closer successor there, which
+ * we adopt once it answers (Zave), and stabilization zips the rings. */
+static void probe_remembered(qdb_node *n)
+{
+    if (n->n_remembered == 0 || node_rpc_pending(n, RPC_RELOCATE_FIND))
+        return;
+    unsigned i = n->remembered_next++ % n->n_remembered;
+    if (++n->remembered_tries[i] > QDB_REMEMBERED_TRIES) {
+        unremember(n, n->remembered[i]);
+        return;
+    }
+    qdb_msg q = {.type = QDB_MSG_FIND, .target = n->cfg.self.id};
+    node_call(n, n->remembered[i], &q, RPC_RELOCATE_FIND, 1 /* a probe */, 0, NULL);
+}
+
 static void join_try(qdb_node *n)
 {
     if (n->n_join_peers == 0)
@@ -412,6 +466,10 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     bool done = m->flags & 1;
     qdb_id target;
+    if (rpc->kind == RPC_RELOCATE_FIND && rpc->arg == 1)
+        unremember(n, rpc->dst); /* it answers: no longer a stranger */
+    if (rpc->kind == RPC_JOIN_FIND)
+        join_learn(n, m->peer.addr);
     if (rpc->kind == RPC_JOIN_FIND || rpc->kind == RPC_RELOCATE_FIND)
         target = n->cfg.self.id;
     else
@@ -428,7 +486,8 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     }
     if (!done) {
         qdb_msg q = {.type = QDB_MSG_FIND, .target = target};
-        node_call(n, m->peer.addr, &q, (rpc_kind)rpc->kind, rpc->arg, rpc->hops + 1u, &m->peer);
+        unsigned arg = rpc->kind == RPC_RELOCATE_FIND ? 0 : rpc->arg; /* later hops are no probes */
+        node_call(n, m->peer.addr, &q, (rpc_kind)rpc->kind, arg, rpc->hops + 1u, &m->peer);
         return;
     }
     if (rpc->kind == RPC_FINGER_FIND) {
@@ -492,6 +551,7 @@ void ring_round(qdb_node *n)
     node_log(n, 5, "round at %" G_GUINT64_FORMAT " period %" G_GUINT64_FORMAT, now, n->period);
 
     stabilize(n);
+    probe_remembered(n);
     n->finger_budget = QDB_FINGERS_PER_ROUND - 1;
     if (n->has_pred && !is_self(n, &n->pred) && !node_rpc_pending(n, RPC_PING)) {
         qdb_msg m = {.type = QDB_MSG_PING};
@@ -615,6 +675,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         }
         /* The successor does not answer: drop it, move to the next one in
          * the list and stabilize with it at once. */
+        remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
         stabilize(n);
         break;
@@ -632,6 +693,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             node_call(n, rpc->dst, &q, RPC_PING, rpc->arg + 1u, 0, &rpc->peer); /* next strike */
             break;
         }
+        remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
         break;
     default:

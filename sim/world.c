@@ -199,7 +199,7 @@ static int random_live_node(sim_world *w, int except)
 
 /* Bring a node up: a fresh endpoint and node object; its storage is kept
  * from before when it crashed with storage=keep. */
-static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peer)
+static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t n_peers)
 {
     sn->ep = qdb_simnet_attach(w->net, sn->peer.addr, &node_ops, sn, rng_u64(w->rng));
     if (!sn->ep)
@@ -225,7 +225,7 @@ static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peer)
     }
     sn->started = true;
     sn->leaving = false;
-    qdb_node_start(sn->node, peer, peer ? 1 : 0);
+    qdb_node_start(sn->node, peers, n_peers);
     oracle_membership_changed(w);
     return true;
 }
@@ -554,14 +554,25 @@ static void join_one(sim_world *w, unsigned i, int via)
     sim_node *sn = &w->nodes[i];
     if (sim_node_up(sn))
         return;
-    int v = via;
-    if (v < 0 || !sim_node_up(&w->nodes[v]))
-        v = random_live_node(w, (int)i);
-    if (v < 0) {
-        node_boot(w, sn, NULL); /* nobody to join: start a ring */
+    if (via >= 0 && sim_node_up(&w->nodes[via])) {
+        node_boot(w, sn, &w->nodes[via].peer.addr, 1);
         return;
     }
-    node_boot(w, sn, &w->nodes[v].peer.addr);
+    /* Through random live nodes: up to three, as an operator gives qdbd
+     * several --peer, so a join survives its first peer leaving. */
+    qdb_addr peers[3];
+    size_t k = 0;
+    for (int tries = 0; tries < 8 && k < 3; tries++) {
+        int v = random_live_node(w, (int)i);
+        if (v < 0)
+            break;
+        bool dup = false;
+        for (size_t j = 0; j < k; j++)
+            dup |= qdb_addr_eq(peers[j], w->nodes[v].peer.addr);
+        if (!dup)
+            peers[k++] = w->nodes[v].peer.addr;
+    }
+    node_boot(w, sn, k ? peers : NULL, k); /* nobody to join: start a ring */
 }
 
 static void join_next(void *arg)
@@ -801,7 +812,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
             return false;
         for (uint64_t i = lo; i <= hi; i++)
             if (!sim_node_up(&w->nodes[i]))
-                node_boot(w, &w->nodes[i], NULL);
+                node_boot(w, &w->nodes[i], NULL, 0);
         return true;
     }
     if (strcmp(v, "join") == 0 || strcmp(v, "restart") == 0) {
