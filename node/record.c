@@ -54,8 +54,7 @@ void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByt
         g_byte_array_append(out, content, (guint)meta->size);
 }
 
-int qdb_record_decode(const uint8_t *value, size_t value_len, qdb_record_meta *meta,
-                      const uint8_t **content)
+int qdb_record_decode_meta(const uint8_t *value, size_t value_len, qdb_record_meta *meta)
 {
     if (value == NULL || value_len < QDB_RECORD_HEADER)
         return QDB_E_STORAGE;
@@ -64,15 +63,23 @@ int qdb_record_decode(const uint8_t *value, size_t value_len, qdb_record_meta *m
     uint64_t size = get_be(value + 32, 8);
     if (size != value_len - QDB_RECORD_HEADER)
         return QDB_E_STORAGE;
-    uint32_t checksum = (uint32_t)get_be(value + 4, 4);
-    const uint8_t *body = value + QDB_RECORD_HEADER;
-    if (content_crc(body, (size_t)size) != checksum)
-        return QDB_E_STORAGE;
     meta->version = get_be(value + 8, 8);
     meta->created_us = (int64_t)get_be(value + 16, 8);
     meta->modified_us = (int64_t)get_be(value + 24, 8);
     meta->size = size;
-    meta->checksum = checksum;
+    meta->checksum = (uint32_t)get_be(value + 4, 4);
+    return QDB_OK;
+}
+
+int qdb_record_decode(const uint8_t *value, size_t value_len, qdb_record_meta *meta,
+                      const uint8_t **content)
+{
+    int rc = qdb_record_decode_meta(value, value_len, meta);
+    if (rc != QDB_OK)
+        return rc;
+    const uint8_t *body = value + QDB_RECORD_HEADER;
+    if (content_crc(body, (size_t)meta->size) != meta->checksum)
+        return QDB_E_STORAGE;
     *content = body;
     return QDB_OK;
 }

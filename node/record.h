@@ -40,6 +40,11 @@ void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByt
 int qdb_record_decode(const uint8_t *value, size_t value_len, qdb_record_meta *meta,
                       const uint8_t **content);
 
+/* The header only, without checking the content against its checksum: for
+ * writes that replace the content and need only the old metadata (reading
+ * the content is where a checksum is checked). */
+int qdb_record_decode_meta(const uint8_t *value, size_t value_len, qdb_record_meta *meta);
+
 /* Storage key of an alias: ID (32 bytes) then the alias bytes; returns length. */
 size_t qdb_record_key(uint8_t *out, const qdb_id *id, const uint8_t *alias, size_t alias_len);
 

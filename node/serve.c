@@ -235,7 +235,11 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     bool exists = rc == QDB_OK;
     qdb_record_meta meta;
     const uint8_t *cur = NULL;
-    if (exists && qdb_record_decode(val, vlen, &meta, &cur) != QDB_OK) {
+    /* GET, GET_UPDATE and CAS read the content: check it against its
+     * checksum.  PUT, UPDATE and REMOVE only need the old header. */
+    bool reads = m->type == QDB_MSG_GET || m->type == QDB_MSG_GET_UPDATE || m->type == QDB_MSG_CAS;
+    if (exists && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
+                         : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
         g_free(val);
         node_log(n, 1, "corrupt record in storage");
         return QDB_E_STORAGE;

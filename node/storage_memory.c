@@ -1,9 +1,10 @@
 /* The in-memory storage backend: a GTree (balanced binary tree) of byte-string
  * keys in memcmp order, shorter first on a common prefix.
  *
- * One allocation per entry holds the key and the value side by side, and the
- * tree uses it as both its key and its value (so only the key destructor is
- * set: the entry must be freed exactly once).  An empty store is the seam
+ * One allocation per entry holds the key, another the value, and the tree
+ * uses the entry as both its key and its value (so only the key destructor is
+ * set: the entry must be freed exactly once).  An update swaps the value
+ * block in place: only new keys touch the tree.  An empty store is the seam
  * struct plus an empty GTree -- no preallocation -- because the simulator
  * creates one per virtual node, up to a million.
  *
@@ -30,8 +31,16 @@ typedef struct mem_entry {
     const uint8_t *key; /* data[] for stored entries; the caller's bytes for probes */
     size_t key_len;
     size_t value_len;
-    uint8_t data[]; /* key bytes, then value bytes */
+    uint8_t *value;     /* its own block: replacing a value leaves the tree alone */
+    uint8_t data[];     /* key bytes */
 } mem_entry;
+
+static void mem_entry_free(gpointer p)
+{
+    mem_entry *e = p;
+    g_free(e->value);
+    g_free(e);
+}
 
 static int mem_key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
 {
@@ -96,7 +105,7 @@ static mem_entry *mem_find(qdb_storage *s, const mem_entry *probe)
 
 static const uint8_t *mem_value(const mem_entry *e)
 {
-    return e->data + e->key_len;
+    return e->value;
 }
 
 static int mem_get(qdb_storage *s, const uint8_t *key, size_t key_len, uint8_t **value,
@@ -117,20 +126,26 @@ static int mem_get(qdb_storage *s, const uint8_t *key, size_t key_len, uint8_t *
 static int mem_put(qdb_storage *s, const uint8_t *key, size_t key_len, const uint8_t *value,
                    size_t value_len)
 {
-    mem_entry *e = g_malloc(sizeof *e + key_len + value_len);
+    mem_store *m = s->impl;
+    uint8_t *copy = g_malloc(value_len > 0 ? value_len : 1);
+    if (value_len > 0)
+        memcpy(copy, value, value_len);
+    mem_entry probe = {.key = key, .key_len = key_len};
+    mem_entry *old = mem_find(s, &probe);
+    if (old) { /* an update: swap the value, the tree and the index stay */
+        g_free(old->value);
+        old->value = copy;
+        old->value_len = value_len;
+        return QDB_OK;
+    }
+    mem_entry *e = g_malloc(sizeof *e + key_len);
     e->key = e->data;
     e->key_len = key_len;
     e->value_len = value_len;
+    e->value = copy;
     if (key_len > 0)
         memcpy(e->data, key, key_len);
-    if (value_len > 0)
-        memcpy(e->data + key_len, value, value_len);
-    /* replace, not insert: the old entry (key and value in one block) must go
-     * and the new block must become the tree's key. */
-    mem_store *m = s->impl;
-    if (m->index)
-        g_hash_table_remove(m->index, e); /* it points at the old block, about to be freed */
-    g_tree_replace(m->tree, e, e);
+    g_tree_insert(m->tree, e, e);
     if (m->index)
         g_hash_table_add(m->index, e);
     else if (g_tree_nnodes(m->tree) > MEM_INDEX_AT) {
@@ -186,7 +201,7 @@ qdb_storage *qdb_storage_memory_new(void)
     qdb_storage *s = g_new0(qdb_storage, 1);
     s->version = QDB_SEAM_VERSION;
     mem_store *m = g_new0(mem_store, 1);
-    m->tree = g_tree_new_full(mem_entry_cmp, NULL, g_free, NULL);
+    m->tree = g_tree_new_full(mem_entry_cmp, NULL, mem_entry_free, NULL);
     s->impl = m;
     s->get = mem_get;
     s->put = mem_put;
