@@ -15,12 +15,14 @@
  */
 #define G_LOG_DOMAIN "qdbsim"
 
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
 #include "codec.h"
 #include "record.h"
+#include "transport-real/store_bdb.h"
 #include "world.h"
 
 #define SIM_CLIENT_BASE 0x64400000u /* 100.64.0.0: clients live apart from nodes */
@@ -100,9 +102,7 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
         int c;
         if (!qdb_scn_tok_choice(t, choices, &c, err))
             return false;
-        if (c == 1)
-            return qdb_scn_error(err, &t->pos,
-                                 "storage=bdb is not available in qdbsim yet (memory only)");
+        p->storage_bdb = c == 1;
     }
 
     qdb_simnet_config_defaults(nc);
@@ -197,6 +197,57 @@ static int random_live_node(sim_world *w, int except)
     }
 }
 
+/* storage = bdb: one Berkeley DB environment per node under a temporary
+ * folder that lives as long as the world.  A crash with storage kept leaves
+ * the store open (as the disk survives a process crash); with storage lost
+ * its folder goes. */
+static char *node_bdb_dir(sim_world *w, const sim_node *sn)
+{
+    char name[32];
+    g_snprintf(name, sizeof name, "node-%u", sn->index);
+    return g_build_filename(w->bdb_root, name, NULL);
+}
+
+static qdb_storage *node_storage(sim_world *w, sim_node *sn)
+{
+    if (!w->p.storage_bdb)
+        return qdb_storage_memory_new();
+    if (!w->bdb_root) {
+        GError *e = NULL;
+        w->bdb_root = g_dir_make_tmp("qdbsim-XXXXXX", &e); /* a folder name only: no behaviour */
+        if (!w->bdb_root) {
+            g_warning("storage=bdb: %s", e->message);
+            g_error_free(e);
+            return NULL;
+        }
+    }
+    char *dir = node_bdb_dir(w, sn);
+    char err[QDB_ERRMSG_SIZE];
+    qdb_bdb_options opt = qdb_bdb_options_defaults();
+    opt.cache_bytes = 256 * 1024; /* small worlds, many environments */
+    qdb_storage *st = qdb_storage_bdb_open(dir, &opt, err);
+    if (!st)
+        g_warning("node %u: %s", sn->index, err);
+    g_free(dir);
+    return st;
+}
+
+/* rm -r: GLib has no recursive delete outside GIO. */
+static void remove_tree(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    if (d) {
+        const char *name;
+        while ((name = g_dir_read_name(d)) != NULL) {
+            char *child = g_build_filename(path, name, NULL);
+            remove_tree(child);
+            g_free(child);
+        }
+        g_dir_close(d);
+    }
+    g_remove(path);
+}
+
 /* Bring a node up: a fresh endpoint and node object; its storage is kept
  * from before when it crashed with storage=keep. */
 static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t n_peers)
@@ -205,7 +256,12 @@ static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t 
     if (!sn->ep)
         return false;
     if (!sn->storage)
-        sn->storage = qdb_storage_memory_new();
+        sn->storage = node_storage(w, sn);
+    if (!sn->storage) {
+        qdb_simnet_detach(w->net, sn->ep);
+        sn->ep = NULL;
+        return false;
+    }
     qdb_node_config cfg = {
         .self = sn->peer,
         .succlist_len = w->p.succlist,
@@ -260,6 +316,11 @@ static void node_crash(sim_world *w, sim_node *sn, bool keep_storage)
         sn->storage->iterate(sn->storage, NULL, 0, NULL, 0, excuse_key, w);
         sn->storage->destroy(sn->storage);
         sn->storage = NULL;
+        if (w->bdb_root) {
+            char *dir = node_bdb_dir(w, sn);
+            remove_tree(dir);
+            g_free(dir);
+        }
     }
 }
 
@@ -1214,6 +1275,10 @@ void sim_world_free(sim_world *w)
     g_ptr_array_free(w->owned, TRUE);
     g_array_free(w->m.hops, TRUE);
     g_rand_free(w->rng);
+    if (w->bdb_root) {
+        remove_tree(w->bdb_root);
+        g_free(w->bdb_root);
+    }
     g_free(w->nodes);
     g_free(w->p.name);
     g_free(w->replay);

@@ -99,6 +99,7 @@ typedef struct sim_world {
                                   * but to free them) */
     GPtrArray *owned;            /* contexts of scheduled callbacks, freed with the world
                                   * (a run may stop with some still queued) */
+    char *bdb_root;              /* storage = bdb: the temporary folder of the stores */
     FILE *series;                /* --series: one line per oracle check, or NULL */
     /* progress on a terminal: called every 65,536 events */
     void (*progress)(struct sim_world *w, void *arg);

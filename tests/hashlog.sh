@@ -5,7 +5,8 @@
 set -u
 srcdir=${srcdir:-.}
 qdbsim=${QDBSIM:-sim/qdbsim}
-scn=$srcdir/scenarios/tutorial.scn
+scn_dir=$srcdir/scenarios
+scn=$scn_dir/tutorial.scn
 log=hashlog.$$.txt
 trap 'rm -f "$log" hashlog.$$.err' EXIT
 "$qdbsim" -q "$scn" --hash-log "$log" >/dev/null || { echo "FAIL: writing the hash log"; exit 1; }
@@ -20,3 +21,12 @@ if [ $rc -ne 3 ] || ! grep -q "divergence" hashlog.$$.err; then
 fi
 echo "PASS: $(wc -l < "$log") events logged; same run agrees; another seed stops at:"
 head -n 4 hashlog.$$.err
+# The store is a seam: the real Berkeley DB store and the memory store must
+# give the very same run.
+bdb=$scn_dir/bdb-small.scn
+a=$("$qdbsim" --json "$bdb" 2>/dev/null | sed -n 's/.*"trace_hash": "\([0-9a-f]*\)".*/\1/p')
+b=$("$qdbsim" --json "$bdb" --set storage=memory 2>/dev/null | sed -n 's/.*"trace_hash": "\([0-9a-f]*\)".*/\1/p')
+if [ -z "$a" ] || [ "$a" != "$b" ]; then
+    echo "FAIL: bdb-small: Berkeley DB gave hash '$a', the memory store '$b'"; exit 1
+fi
+echo "PASS: bdb-small gives hash $a with Berkeley DB and with the memory store"
