@@ -58,13 +58,14 @@ static void report(sim_world *w, bool json, size_t rss0)
                "\"events_per_s\": %.0f, \"bytes_per_node\": %.0f, \"ring_stable_s\": %.3f, "
                "\"full_stable_s\": %.3f, \"hops_mean\": %.3f, \"hops_p1\": %.0f, "
                "\"hops_p99\": %.0f, \"lookups\": %" G_GUINT64_FORMAT ", "
+               "\"lookup_failures\": %" G_GUINT64_FORMAT ", "
                "\"lookup_timeouts\": %" G_GUINT64_FORMAT ", "
                "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
                ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
                ", \"expectations_failed\": %u, \"trace_hash\": \"%s\"}\n",
                w->p.name, w->p.seed, w->p.nodes, vs, m->events, m->wall_s, eps, per_node, ring_s,
                full_s, oracle_hops_mean(w), oracle_hops_percentile(w, 1),
-               oracle_hops_percentile(w, 99), m->lookups, m->lookup_timeouts,
+               oracle_hops_percentile(w, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
                m->wrong_node_retries, m->requests, m->failed_requests, m->lost_entries,
                w->failures->len, hash);
         return;
