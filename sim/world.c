@@ -655,6 +655,15 @@ static unsigned workload_pick_client(sim_world *w)
     return (unsigned)g_rand_int_range(w->rng, 0, (gint32)w->workload_clients->len);
 }
 
+/* The gap to the next arrival of a Poisson process of `rate` per second:
+ * exponential, drawn from the world's generator, at least 1 us. */
+static qdb_time_us poisson_gap(sim_world *w, double rate)
+{
+    double u = g_rand_double(w->rng);
+    qdb_time_us gap = (qdb_time_us)(-log(1.0 - u) * 1e6 / rate);
+    return MAX(gap, 1);
+}
+
 typedef struct workload {
     sim_world *w;
     double puts, gets;
@@ -695,10 +704,8 @@ static void workload_step(void *arg)
         op->min_version = k->removed ? 0 : k->acked_version;
         submit(w, c, QDB_MSG_GET, alias, NULL, 0, op);
     }
-    /* Poisson arrivals: exponential gaps at the total rate. */
-    double u = g_rand_double(w->rng);
-    qdb_time_us gap = (qdb_time_us)(-log(1.0 - u) * 1e6 / (wl->puts + wl->gets));
-    qdb_simnet_at(w->net, now + MAX(gap, 1), workload_step, wl);
+    /* Poisson arrivals at the total rate. */
+    qdb_simnet_at(w->net, now + poisson_gap(w, wl->puts + wl->gets), workload_step, wl);
 }
 
 typedef struct lookup_batch {
@@ -780,9 +787,7 @@ static void churn_step(void *arg)
         if (victim >= 0 && w->ring->len > 1)
             node_depart(w, victim, g_rand_double(w->rng) < c->leave);
     }
-    double u = g_rand_double(w->rng);
-    qdb_time_us gap = (qdb_time_us)(-log(1.0 - u) * 1e6 / c->rate);
-    qdb_simnet_at(w->net, now + MAX(gap, 1), churn_step, c);
+    qdb_simnet_at(w->net, now + poisson_gap(w, c->rate), churn_step, c);
 }
 
 static void heal_cb(void *arg)
