@@ -122,27 +122,6 @@ struct bench {
 
 static void bench_fill(bench_conn *c);
 
-static void conn_recv(void *owner, qdb_addr src, const uint8_t *frame, size_t len)
-{
-    qdb_client_core_recv(((bench_conn *)owner)->core, src, frame, len);
-}
-
-static void conn_unreachable(void *owner, qdb_addr dst)
-{
-    qdb_client_core_unreachable(((bench_conn *)owner)->core, dst);
-}
-
-static void conn_tick(void *owner)
-{
-    qdb_client_core_tick(((bench_conn *)owner)->core);
-}
-
-static const qdb_loop_endpoint_ops conn_ops = {
-    .recv = conn_recv,
-    .unreachable = conn_unreachable,
-    .tick = conn_tick,
-};
-
 static void bench_record(bench *b, int kind, int status, qdb_time_us latency)
 {
     bench_stats *s = &b->st[kind];
@@ -530,7 +509,7 @@ int main(int argc, char **argv)
         c->free_tags = g_new(bench_op_tag *, b.o.pipeline);
         for (int t = 0; t < b.o.pipeline; t++)
             c->free_tags[t] = &c->tags[t];
-        c->ep = qdb_loop_attach(b.loop, NULL, &conn_ops, c, err);
+        c->ep = qdb_loop_attach(b.loop, NULL, NULL, NULL, err);
         if (!c->ep) {
             fprintf(stderr, "qdb-bench: connection %d: %s\n", attached, err);
             goto out_conns;
@@ -548,6 +527,7 @@ int main(int argc, char **argv)
             qdb_loop_detach(b.loop, c->ep);
             goto out_conns;
         }
+        qdb_loop_endpoint_bind(c->ep, &qdb_client_core_inbound, c->core);
     }
 
     if (b.o.csv)

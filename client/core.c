@@ -1162,6 +1162,27 @@ void qdb_client_core_tick(qdb_client_core *c)
     cl_rearm(c);
 }
 
+static void inbound_recv(void *c, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    qdb_client_core_recv(c, src, frame, len);
+}
+
+static void inbound_unreachable(void *c, qdb_addr dst)
+{
+    qdb_client_core_unreachable(c, dst);
+}
+
+static void inbound_tick(void *c)
+{
+    qdb_client_core_tick(c);
+}
+
+const qdb_inbound qdb_client_core_inbound = {
+    .recv = inbound_recv,
+    .unreachable = inbound_unreachable,
+    .tick = inbound_tick,
+};
+
 unsigned qdb_client_core_pending(const qdb_client_core *c)
 {
     return (unsigned)g_tree_nnodes(c->ops);

@@ -158,6 +158,9 @@ void qdb_client_core_unreachable(qdb_client_core *c, qdb_addr dst);
  * exactly one deadline armed -- the earliest of all its operations -- and
  * re-arms after every entry point; with nothing pending it arms nothing. */
 void qdb_client_core_tick(qdb_client_core *c);
+/* The three entry points above, for a host's bind call (core = the
+ * qdb_client_core). */
+extern const qdb_inbound qdb_client_core_inbound;
 
 /* Operations accepted and not yet completed. */
 unsigned qdb_client_core_pending(const qdb_client_core *c);

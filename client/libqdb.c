@@ -44,39 +44,13 @@ struct qdb_session {
 
 /* ---- seams glue: the loop calls these for the endpoint ---------------------- */
 
-static void h_recv(void *owner, qdb_addr src, const uint8_t *frame, size_t len)
-{
-    struct qdb_session *h = owner;
-    if (h->core != NULL)
-        qdb_client_core_recv(h->core, src, frame, len);
-}
-
-static void h_unreachable(void *owner, qdb_addr dst)
-{
-    struct qdb_session *h = owner;
-    if (h->core != NULL)
-        qdb_client_core_unreachable(h->core, dst);
-}
-
-static void h_tick(void *owner)
-{
-    struct qdb_session *h = owner;
-    if (h->core != NULL)
-        qdb_client_core_tick(h->core);
-}
-
-static const qdb_loop_endpoint_ops h_ops = {
-    .recv = h_recv,
-    .unreachable = h_unreachable,
-    .tick = h_tick,
-};
-
 /* Forget the core and every connection it used.  A new core draws a new
  * client id, so sequence numbers starting again at 1 never meet the old
  * session's dedup entries on a node. */
 static void h_drop_core(struct qdb_session *h)
 {
     if (h->core != NULL) {
+        qdb_loop_endpoint_bind(h->ep, NULL, NULL);
         qdb_client_core_free(h->core);
         h->core = NULL;
     }
@@ -100,6 +74,7 @@ static qdb_error_t h_make_core(struct qdb_session *h, qdb_addr node)
         g_warning("libqdb: cannot create the client core: %s", err);
         return QDB_E_INTERNAL;
     }
+    qdb_loop_endpoint_bind(h->ep, &qdb_client_core_inbound, h->core);
     h->node = node;
     return QDB_OK;
 }
@@ -204,7 +179,7 @@ qdb_error_t qdb_open(qdb_handle_t *handle, qdb_protocol_t proto)
         g_warning("libqdb: cannot create the event loop: %s", err);
         goto fail_alloc;
     }
-    h->ep = qdb_loop_attach(h->loop, NULL, &h_ops, h, err);
+    h->ep = qdb_loop_attach(h->loop, NULL, NULL, NULL, err);
     if (h->ep == NULL) {
         g_warning("libqdb: cannot create the client endpoint: %s", err);
         goto fail_loop;

@@ -10,7 +10,8 @@
  *
  * Every call is made from the one thread that drives the node.  Nothing a
  * backend does may reach the node except through the entry points declared in
- * node.h (qdb_node_recv, qdb_node_unreachable, qdb_node_tick).
+ * node.h (qdb_node_recv, qdb_node_unreachable, qdb_node_tick), which the
+ * qdb_inbound table below gathers for the hosts.
  */
 #ifndef QDB_ENV_H
 #define QDB_ENV_H
@@ -22,6 +23,20 @@
 
 #define QDB_SEAM_VERSION 1
 #define QDB_ERRMSG_SIZE 128
+
+/* ---- inbound: what a host calls on the core it carries ------------------------
+ * Every host (the epoll loop in transport-real/, the simulated network in
+ * transport-sim/) delivers events to the core bound to an endpoint through
+ * this one table: a frame arrived, an earlier send found nobody, the armed
+ * deadline passed.  The node and the client core each export theirs
+ * (qdb_node_inbound, qdb_client_core_inbound), so no host writes pass-through
+ * glue; a host with nothing bound drops the event.  `core` is the pointer the
+ * host was given with the table; `frame` is valid only during the call. */
+typedef struct qdb_inbound {
+    void (*recv)(void *core, qdb_addr src, const uint8_t *frame, size_t len);
+    void (*unreachable)(void *core, qdb_addr dst); /* may be NULL */
+    void (*tick)(void *core);                      /* may be NULL */
+} qdb_inbound;
 
 /* ---- clock and timer ----------------------------------------------------
  * One wake-up per owner: arm() replaces any earlier deadline.  The owner

@@ -381,6 +381,27 @@ void qdb_node_tick(qdb_node *n)
     node_rearm(n);
 }
 
+static void inbound_recv(void *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    qdb_node_recv(n, src, frame, len);
+}
+
+static void inbound_unreachable(void *n, qdb_addr dst)
+{
+    qdb_node_unreachable(n, dst);
+}
+
+static void inbound_tick(void *n)
+{
+    qdb_node_tick(n);
+}
+
+const qdb_inbound qdb_node_inbound = {
+    .recv = inbound_recv,
+    .unreachable = inbound_unreachable,
+    .tick = inbound_tick,
+};
+
 /* ---- introspection --------------------------------------------------------- */
 
 const qdb_peer *qdb_node_self(const qdb_node *n)

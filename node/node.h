@@ -63,10 +63,12 @@ void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers);
 void qdb_node_leave(qdb_node *n);
 bool qdb_node_left(const qdb_node *n);
 
-/* Entry points for the backends. */
+/* Entry points for the backends; qdb_node_inbound gathers them for a host's
+ * bind call (the core pointer is the qdb_node). */
 void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
 void qdb_node_unreachable(qdb_node *n, qdb_addr dst);
 void qdb_node_tick(qdb_node *n);
+extern const qdb_inbound qdb_node_inbound;
 
 /* Introspection: for the oracle, tests and logs. */
 const qdb_peer *qdb_node_self(const qdb_node *n);

@@ -143,33 +143,6 @@ bool sim_node_up(const sim_node *sn)
     return sn->node != NULL;
 }
 
-static void node_recv(void *owner, qdb_addr src, const uint8_t *frame, size_t len)
-{
-    sim_node *sn = owner;
-    if (sn->node)
-        qdb_node_recv(sn->node, src, frame, len);
-}
-
-static void node_unreachable(void *owner, qdb_addr dst)
-{
-    sim_node *sn = owner;
-    if (sn->node)
-        qdb_node_unreachable(sn->node, dst);
-}
-
-static void node_tick(void *owner)
-{
-    sim_node *sn = owner;
-    if (sn->node)
-        qdb_node_tick(sn->node);
-}
-
-static const qdb_sim_endpoint_ops node_ops = {
-    .recv = node_recv,
-    .unreachable = node_unreachable,
-    .tick = node_tick,
-};
-
 static uint64_t rng_u64(GRand *r)
 {
     return (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);
@@ -252,7 +225,7 @@ static void remove_tree(const char *path)
  * from before when it crashed with storage=keep. */
 static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t n_peers)
 {
-    sn->ep = qdb_simnet_attach(w->net, sn->peer.addr, &node_ops, sn, rng_u64(w->rng));
+    sn->ep = qdb_simnet_attach(w->net, sn->peer.addr, NULL, NULL, rng_u64(w->rng));
     if (!sn->ep)
         return false;
     if (!sn->storage)
@@ -279,6 +252,7 @@ static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t 
         sn->ep = NULL;
         return false;
     }
+    qdb_sim_endpoint_bind(sn->ep, &qdb_node_inbound, sn->node);
     sn->started = true;
     sn->leaving = false;
     qdb_node_start(sn->node, peers, n_peers);
@@ -326,34 +300,13 @@ static void node_crash(sim_world *w, sim_node *sn, bool keep_storage)
 
 /* ---- clients and the data model ----------------------------------------- */
 
-static void client_recv(void *owner, qdb_addr src, const uint8_t *frame, size_t len)
-{
-    qdb_client_core_recv(((sim_client *)owner)->core, src, frame, len);
-}
-
-static void client_unreachable(void *owner, qdb_addr dst)
-{
-    qdb_client_core_unreachable(((sim_client *)owner)->core, dst);
-}
-
-static void client_tick(void *owner)
-{
-    qdb_client_core_tick(((sim_client *)owner)->core);
-}
-
-static const qdb_sim_endpoint_ops client_ops = {
-    .recv = client_recv,
-    .unreachable = client_unreachable,
-    .tick = client_tick,
-};
-
 static sim_client *client_new(sim_world *w, unsigned via)
 {
     sim_client *c = g_new0(sim_client, 1);
     c->w = w;
     c->index = w->clients->len;
     c->addr = (qdb_addr){.ip = SIM_CLIENT_BASE + c->index + 1, .port = SIM_CLIENT_PORT};
-    c->ep = qdb_simnet_attach(w->net, c->addr, &client_ops, c, rng_u64(w->rng));
+    c->ep = qdb_simnet_attach(w->net, c->addr, NULL, NULL, rng_u64(w->rng));
     g_assert(c->ep);
     qdb_client_config cfg;
     qdb_client_config_defaults(&cfg);
@@ -365,6 +318,7 @@ static sim_client *client_new(sim_world *w, unsigned via)
                                   qdb_sim_endpoint_transport(c->ep),
                                   qdb_sim_endpoint_random(c->ep), err);
     g_assert(c->core);
+    qdb_sim_endpoint_bind(c->ep, &qdb_client_core_inbound, c->core);
     g_ptr_array_add(w->clients, c);
     return c;
 }

@@ -31,33 +31,13 @@ typedef struct harness {
     uint32_t seq;
 } harness;
 
-static void h_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
-{
-    hnode *h = o;
-    if (h->node)
-        qdb_node_recv(h->node, src, f, len);
-}
-static void h_unreach(void *o, qdb_addr dst)
-{
-    hnode *h = o;
-    if (h->node)
-        qdb_node_unreachable(h->node, dst);
-}
-static void h_tick(void *o)
-{
-    hnode *h = o;
-    if (h->node)
-        qdb_node_tick(h->node);
-}
-static const qdb_sim_endpoint_ops node_ops = {h_recv, h_unreach, h_tick};
-
 static void c_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
 {
     g_ptr_array_add(((harness *)o)->replies, g_bytes_new(f, len));
 }
 static void c_none(void *o, qdb_addr a) {}
 static void c_tick(void *o) {}
-static const qdb_sim_endpoint_ops client_ops = {c_recv, c_none, c_tick};
+static const qdb_inbound client_ops = {c_recv, c_none, c_tick};
 
 static harness *h_new(void)
 {
@@ -82,7 +62,7 @@ static harness *h_new(void)
 static void h_start(harness *h, int i, int via)
 {
     hnode *x = &h->n[i];
-    x->ep = qdb_simnet_attach(h->net, x->peer.addr, &node_ops, x, (uint64_t)i + 1);
+    x->ep = qdb_simnet_attach(h->net, x->peer.addr, NULL, NULL, (uint64_t)i + 1);
     if (!x->st)
         x->st = qdb_storage_memory_new();
     qdb_node_config cfg = {.self = x->peer, .succlist_len = 3};
@@ -90,6 +70,7 @@ static void h_start(harness *h, int i, int via)
     x->node = qdb_node_new(&cfg, qdb_sim_endpoint_clock(x->ep), qdb_sim_endpoint_transport(x->ep),
                            qdb_sim_endpoint_random(x->ep), x->st, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(x->node);
+    qdb_sim_endpoint_bind(x->ep, &qdb_node_inbound, x->node);
     qdb_addr peer = via >= 0 ? h->n[via].peer.addr : (qdb_addr){0};
     qdb_node_start(x->node, via >= 0 ? &peer : NULL, via >= 0 ? 1 : 0);
 }

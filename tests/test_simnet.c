@@ -277,7 +277,7 @@ static void o_unreach(void *o_, qdb_addr dst)
     g_array_append_val(o->evs, e);
 }
 
-static const qdb_sim_endpoint_ops o_ops = {.recv = o_recv, .unreachable = o_unreach,
+static const qdb_inbound o_ops = {.recv = o_recv, .unreachable = o_unreach,
                                            .tick = o_tick};
 
 static qdb_addr A(unsigned n)
@@ -428,7 +428,7 @@ static void ord_tick(void *o)
  * when the queue entry was pushed by an older arm. */
 static void test_timer_same_time_order(void)
 {
-    static const qdb_sim_endpoint_ops ops = {.recv = ord_recv, .tick = ord_tick};
+    static const qdb_inbound ops = {.recv = ord_recv, .tick = ord_tick};
     qdb_simnet *net = net_fixed(10000);
     qdb_sim_endpoint *x = qdb_simnet_attach(net, A(1), &ops, "x", 1);
     qdb_sim_endpoint *y = qdb_simnet_attach(net, A(2), &ops, "y", 2);
@@ -1210,7 +1210,7 @@ static void bench_tick(void *o_)
 
 static int bench(unsigned n, uint64_t events)
 {
-    static const qdb_sim_endpoint_ops ops = {.recv = bench_recv, .tick = bench_tick};
+    static const qdb_inbound ops = {.recv = bench_recv, .tick = bench_tick};
     qdb_simnet_config cfg;
     qdb_simnet_config_defaults(&cfg);
     cfg.seed = 1;

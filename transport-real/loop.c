@@ -113,7 +113,7 @@ typedef struct loop_watch {
 
 struct qdb_loop_endpoint {
     qdb_loop *loop;
-    qdb_loop_endpoint_ops ops;
+    const qdb_inbound *ops; /* NULL: nothing bound, events are dropped */
     void *owner;
     qdb_clock clock;
     qdb_transport transport;
@@ -273,7 +273,7 @@ static void timer_set(qdb_loop *loop, loop_timer *t, qdb_time_us when)
  * One notice per (endpoint, address) at a time. */
 static void notice_raise(qdb_loop_endpoint *ep, qdb_addr dst)
 {
-    if (ep->detached || !ep->ops.unreachable)
+    if (ep->detached || !ep->ops || !ep->ops->unreachable)
         return;
     uint64_t k = qdb_addr_key(dst);
     if (g_hash_table_contains(ep->pending, &k))
@@ -300,8 +300,8 @@ static void notices_deliver(qdb_loop *loop)
         qdb_loop_endpoint *ep = nt->ep;
         uint64_t k = qdb_addr_key(nt->dst);
         g_hash_table_remove(ep->pending, &k);
-        if (!ep->detached && ep->ops.unreachable)
-            ep->ops.unreachable(ep->owner, nt->dst);
+        if (!ep->detached && ep->ops && ep->ops->unreachable)
+            ep->ops->unreachable(ep->owner, nt->dst);
         g_free(nt);
     }
 }
@@ -499,8 +499,8 @@ static bool conn_deliver(loop_conn *c)
         const uint8_t *frame = c->in->data + c->in_off;
         c->in_off += flen;
         loop->stats.frames_in++;
-        if (!ep->detached)
-            ep->ops.recv(ep->owner, c->key, frame, flen);
+        if (!ep->detached && ep->ops)
+            ep->ops->recv(ep->owner, c->key, frame, flen);
         if (c->closed || ep->detached)
             return false;
     }
@@ -809,8 +809,9 @@ fail:;
 }
 
 qdb_loop_endpoint *qdb_loop_attach(qdb_loop *loop, const qdb_addr *listen,
-                                   const qdb_loop_endpoint_ops *ops, void *owner, char *err)
+                                   const qdb_inbound *ops, void *owner, char *err)
 {
+    g_return_val_if_fail(ops == NULL || ops->recv, NULL);
     int lfd = -1;
     if (listen) {
         lfd = listener_open(listen, err);
@@ -819,7 +820,7 @@ qdb_loop_endpoint *qdb_loop_attach(qdb_loop *loop, const qdb_addr *listen,
     }
     qdb_loop_endpoint *ep = g_new0(qdb_loop_endpoint, 1);
     ep->loop = loop;
-    ep->ops = *ops;
+    ep->ops = ops;
     ep->owner = owner;
     ep->listen_fd = lfd;
     ep->listen_src.kind = SRC_LISTEN;
@@ -906,6 +907,14 @@ void qdb_loop_detach(qdb_loop *loop, qdb_loop_endpoint *ep)
     g_ptr_array_add(loop->dead_eps, ep);
     if (!loop->in_run)
         graveyard_empty(loop);
+}
+
+void qdb_loop_endpoint_bind(qdb_loop_endpoint *ep, const qdb_inbound *ops, void *owner)
+{
+    g_return_if_fail(ops == NULL || ops->recv);
+    ep->ops = ops;
+    ep->owner = owner;
+    ep->clock.data = ep->transport.data = ep->random.data = owner;
 }
 
 qdb_clock *qdb_loop_endpoint_clock(qdb_loop_endpoint *ep)
@@ -1042,8 +1051,8 @@ static void timers_run(qdb_loop *loop)
             continue; /* re-armed or cancelled by an earlier callback */
         t->due_pass = 0;
         if (t->ep) {
-            if (!t->ep->detached && t->ep->ops.tick)
-                t->ep->ops.tick(t->ep->owner);
+            if (!t->ep->detached && t->ep->ops && t->ep->ops->tick)
+                t->ep->ops->tick(t->ep->owner);
         } else {
             loop_every *e = t->every;
             qdb_time_us next = t->when + e->period;

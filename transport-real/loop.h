@@ -40,15 +40,9 @@
 typedef struct qdb_loop qdb_loop;
 typedef struct qdb_loop_endpoint qdb_loop_endpoint;
 
-/* recv is required; unreachable and tick may be NULL.  `frame` is valid only
- * during the call.  Callbacks run from run_once(), one at a time; inside one,
- * anything here may be called (send, arm, attach, detach -- even of the
+/* Callbacks (env.h's qdb_inbound) run from run_once(), one at a time; inside
+ * one, anything here may be called (send, arm, attach, detach -- even of the
  * endpoint being called -- disconnect_all, stop) except run/run_once. */
-typedef struct qdb_loop_endpoint_ops {
-    void (*recv)(void *owner, qdb_addr src, const uint8_t *frame, size_t len);
-    void (*unreachable)(void *owner, qdb_addr dst);
-    void (*tick)(void *owner);
-} qdb_loop_endpoint_ops;
 
 /* NULL and a message in err (QDB_ERRMSG_SIZE) if epoll cannot be set up. */
 qdb_loop *qdb_loop_new(char *err);
@@ -59,12 +53,15 @@ void qdb_loop_free(qdb_loop *loop);
 /* An endpoint.  listen: bind and listen on *listen (NULL for a client, which
  * only connects out).  NULL and err on failure (address in use, not local,
  * permission): the message names the address and the reason, and errno is
- * left set (EADDRINUSE, EADDRNOTAVAIL, EACCES...).  ops is copied.  The seams'
- * `data` is owner.  Outgoing connections of an endpoint listening on a
+ * left set (EADDRINUSE, EADDRNOTAVAIL, EACCES...).  ops is borrowed (it must
+ * outlive the endpoint) and may be NULL until a core is bound; events with
+ * nothing bound are dropped.  The seams' `data` is owner.  Outgoing connections of an endpoint listening on a
  * loopback address are bound to that address (port 0), so peers see it as
  * their source.  clock->arm(UINT64_MAX) disarms the wake-up. */
 qdb_loop_endpoint *qdb_loop_attach(qdb_loop *loop, const qdb_addr *listen,
-                                   const qdb_loop_endpoint_ops *ops, void *owner, char *err);
+                                   const qdb_inbound *ops, void *owner, char *err);
+/* Bind (or re-bind; NULL unbinds) what the endpoint's events go to. */
+void qdb_loop_endpoint_bind(qdb_loop_endpoint *ep, const qdb_inbound *ops, void *owner);
 void qdb_loop_detach(qdb_loop *loop, qdb_loop_endpoint *ep);
 qdb_clock *qdb_loop_endpoint_clock(qdb_loop_endpoint *ep);
 qdb_transport *qdb_loop_endpoint_transport(qdb_loop_endpoint *ep);

@@ -301,33 +301,6 @@ static qdb_time_us qdbd_now(qdbd *d)
     return c->now(c);
 }
 
-static void on_recv(void *owner, qdb_addr src, const uint8_t *frame, size_t len)
-{
-    qdbd *d = owner;
-    if (d->node)
-        qdb_node_recv(d->node, src, frame, len);
-}
-
-static void on_unreachable(void *owner, qdb_addr dst)
-{
-    qdbd *d = owner;
-    if (d->node)
-        qdb_node_unreachable(d->node, dst);
-}
-
-static void on_tick(void *owner)
-{
-    qdbd *d = owner;
-    if (d->node)
-        qdb_node_tick(d->node);
-}
-
-static const qdb_loop_endpoint_ops qdbd_ops = {
-    .recv = on_recv,
-    .unreachable = on_unreachable,
-    .tick = on_tick,
-};
-
 /* SIGUSR1: one line of counters, for operators and tests/hive.sh. */
 static void log_stats(qdbd *d)
 {
@@ -550,7 +523,7 @@ int main(int argc, char **argv)
         rc = fail(EX_OSERR, "%s", err);
         goto out_sigfd;
     }
-    d.ep = qdb_loop_attach(d.loop, &self_addr, &qdbd_ops, &d, err);
+    d.ep = qdb_loop_attach(d.loop, &self_addr, NULL, NULL, err);
     if (!d.ep) {
         rc = fail(EX_UNAVAILABLE, "%s", err);
         goto out_loop;
@@ -623,6 +596,7 @@ int main(int argc, char **argv)
         rc = fail(EX_SOFTWARE, "cannot create the node: %s", nerr);
         goto out_store;
     }
+    qdb_loop_endpoint_bind(d.ep, &qdb_node_inbound, d.node);
     if (!qdb_loop_watch_fd(d.loop, d.sigfd, on_signal, &d)) {
         rc = fail(EX_OSERR, "cannot watch the signalfd: %s", g_strerror(errno));
         goto out_node;
@@ -682,6 +656,7 @@ int main(int argc, char **argv)
     if (pid_path)
         unlink(pid_path);
 out_node:
+    qdb_loop_endpoint_bind(d.ep, NULL, NULL);
     qdb_node_free(d.node);
 out_store:
     if (d.store)

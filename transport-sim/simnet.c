@@ -58,7 +58,7 @@ struct qdb_sim_endpoint {
     qdb_random random;
     qdb_simnet *net;
     addr_rec *rec;
-    const qdb_sim_endpoint_ops *ops;
+    const qdb_inbound *ops; /* NULL: nothing bound, events are dropped */
     void *owner;
     GRand *rng; /* created at the first draw */
     uint64_t rng_seed;
@@ -700,7 +700,8 @@ static void process(qdb_simnet *net, qdb_event *ev)
         if (trace_item(net, EV_FRAME, &f->src, &dst->rec->addr, true, f->bytes, f->len)) {
             net->st.events++;
             net->st.frames_delivered++;
-            dst->ops->recv(dst->owner, f->src, f->bytes, f->len);
+            if (dst->ops)
+                dst->ops->recv(dst->owner, f->src, f->bytes, f->len);
         }
         frame_release(net, f); /* after recv: the reference keeps dst alive through it */
         break;
@@ -713,7 +714,7 @@ static void process(qdb_simnet *net, qdb_event *ev)
             ep->armed = false;
             ep->fire_at = QDB_SIMNET_NEVER;
             ep->queued_at = QDB_SIMNET_NEVER;
-            if (ep->ops->tick)
+            if (ep->ops && ep->ops->tick)
                 ep->ops->tick(ep->owner);
         }
         ep_unref(ep);
@@ -725,7 +726,7 @@ static void process(qdb_simnet *net, qdb_event *ev)
         if (trace_item(net, EV_UNREACH, &n->dead, &ep->rec->addr, false, NULL, 0)) {
             net->st.events++;
             net->st.unreachable++;
-            if (ep->ops->unreachable)
+            if (ep->ops && ep->ops->unreachable)
                 ep->ops->unreachable(ep->owner, n->dead);
         }
         ep_unref(ep);
@@ -878,10 +879,10 @@ void qdb_simnet_free(qdb_simnet *net)
 /* ---- endpoints ---------------------------------------------------------------------------------- */
 
 qdb_sim_endpoint *qdb_simnet_attach(qdb_simnet *net, qdb_addr addr,
-                                    const qdb_sim_endpoint_ops *ops, void *owner,
+                                    const qdb_inbound *ops, void *owner,
                                     uint64_t rng_seed)
 {
-    g_return_val_if_fail(ops && ops->recv, NULL);
+    g_return_val_if_fail(ops == NULL || ops->recv, NULL);
     if (qdb_addr_is_null(addr))
         return NULL;
     addr_rec *rec = rec_get(net, addr);
@@ -944,6 +945,14 @@ qdb_random *qdb_sim_endpoint_random(qdb_sim_endpoint *ep)
 qdb_addr qdb_sim_endpoint_addr(const qdb_sim_endpoint *ep)
 {
     return ep->rec->addr;
+}
+
+void qdb_sim_endpoint_bind(qdb_sim_endpoint *ep, const qdb_inbound *ops, void *owner)
+{
+    g_return_if_fail(ops == NULL || ops->recv);
+    ep->ops = ops;
+    ep->owner = owner;
+    ep->clock.data = ep->transport.data = ep->random.data = owner;
 }
 
 void *qdb_sim_endpoint_owner(const qdb_sim_endpoint *ep)

@@ -91,28 +91,24 @@ void qdb_simnet_free(qdb_simnet *net);
 
 /* ---- endpoints -------------------------------------------------------------- */
 
-/* What the world calls on an endpoint's owner.  recv is required; unreachable
- * and tick may be NULL (the event still happens and is hashed). */
-typedef struct qdb_sim_endpoint_ops {
-    /* A frame from src.  `frame` is valid only during the call. */
-    void (*recv)(void *owner, qdb_addr src, const uint8_t *frame, size_t len);
-    /* An earlier send to dst found no endpoint there. */
-    void (*unreachable)(void *owner, qdb_addr dst);
-    /* The armed deadline passed (once per arm; the wake-up is disarmed when
-     * this runs, so arming again from inside it is the usual pattern). */
-    void (*tick)(void *owner);
-} qdb_sim_endpoint_ops;
 
 /* Attach an endpoint at addr.  NULL when addr is null (0.0.0.0:0) or already
- * has an endpoint.  ops is borrowed (it must outlive the endpoint), owner is
- * passed to every callback and stored as the seams' `data`.  rng_seed seeds
+ * has an endpoint.  ops (env.h's inbound table: qdb_node_inbound,
+ * qdb_client_core_inbound, or a test's own) is borrowed and must outlive the
+ * endpoint; owner is passed to every callback and stored as the seams'
+ * `data`.  ops may be NULL and bound later (a core is usually created from
+ * the endpoint's seams, then bound): until then every event for the endpoint
+ * is processed and hashed, and dropped.  rng_seed seeds
  * the endpoint's own generator (its random seam), independent of the world's.
  * The endpoint's clock reads the current virtual time (plus drift from now
  * on, if the address has some).  Frames sent to addr before this call were
  * bound to no endpoint and are never delivered here. */
 qdb_sim_endpoint *qdb_simnet_attach(qdb_simnet *net, qdb_addr addr,
-                                    const qdb_sim_endpoint_ops *ops, void *owner,
+                                    const qdb_inbound *ops, void *owner,
                                     uint64_t rng_seed);
+/* Bind (or re-bind; NULL unbinds) what the endpoint's events are delivered
+ * to, from now on. */
+void qdb_sim_endpoint_bind(qdb_sim_endpoint *ep, const qdb_inbound *ops, void *owner);
 /* Crash or departure.  From now on no callback runs for this endpoint: its
  * wake-up and every frame in flight TO it are dropped (counted in
  * dropped_dead), even if another endpoint attaches at the same address later;
