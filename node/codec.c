@@ -173,17 +173,36 @@ static void w_varint(writer *w, uint64_t v)
     w_bytes(w, tmp, qdb_varint_put(tmp, v));
 }
 
+static void w_addr(writer *w, qdb_addr a)
+{
+    uint8_t tmp[QDB_ADDR_WIRE];
+    tmp[0] = (uint8_t)(a.ip >> 24);
+    tmp[1] = (uint8_t)(a.ip >> 16);
+    tmp[2] = (uint8_t)(a.ip >> 8);
+    tmp[3] = (uint8_t)a.ip;
+    tmp[4] = (uint8_t)(a.port >> 8);
+    tmp[5] = (uint8_t)a.port;
+    w_bytes(w, tmp, sizeof tmp);
+}
+
 static void w_peer(writer *w, const qdb_peer *p)
 {
-    uint8_t tmp[QDB_PEER_WIRE];
-    memcpy(tmp, p->id.b, QDB_ID_BYTES);
-    tmp[32] = (uint8_t)(p->addr.ip >> 24);
-    tmp[33] = (uint8_t)(p->addr.ip >> 16);
-    tmp[34] = (uint8_t)(p->addr.ip >> 8);
-    tmp[35] = (uint8_t)p->addr.ip;
-    tmp[36] = (uint8_t)(p->addr.port >> 8);
-    tmp[37] = (uint8_t)p->addr.port;
-    w_bytes(w, tmp, sizeof tmp);
+    w_bytes(w, p->id.b, QDB_ID_BYTES);
+    w_addr(w, p->addr);
+}
+
+/* FIND's exclusion list: absent when empty, so a FIND without one keeps its
+ * old bytes and every message still has exactly one encoding. */
+static int w_exclude(writer *w, const qdb_msg *m)
+{
+    if (m->n_exclude > QDB_FIND_EXCLUDE_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    if (m->n_exclude == 0)
+        return QDB_OK;
+    w_u8(w, m->n_exclude);
+    for (unsigned k = 0; k < m->n_exclude; k++)
+        w_addr(w, m->exclude[k]);
+    return QDB_OK;
 }
 
 static int check_bytes(const uint8_t *p, size_t len)
@@ -303,7 +322,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
     case QDB_MSG_FIND:
         w_varint(w, m->rpc);
         w_bytes(w, m->target.b, QDB_ID_BYTES);
-        return QDB_OK;
+        return w_exclude(w, m);
     case QDB_MSG_FIND_REPLY:
     case QDB_MSG_NOTIFY:
         w_varint(w, m->rpc);
@@ -515,13 +534,35 @@ static int r_flag(reader *r, unsigned *flags, unsigned max)
     return *flags > max ? QDB_E_MALFORMED : QDB_OK;
 }
 
+static int r_addr(reader *r, qdb_addr *a)
+{
+    const uint8_t *p;
+    TRY(r_bytes(r, QDB_ADDR_WIRE, &p));
+    a->ip = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    a->port = (uint16_t)(p[4] << 8 | p[5]);
+    return QDB_OK;
+}
+
 static int r_peer(reader *r, qdb_peer *peer)
 {
     const uint8_t *p;
-    TRY(r_bytes(r, QDB_PEER_WIRE, &p));
+    TRY(r_bytes(r, QDB_ID_BYTES, &p));
     memcpy(peer->id.b, p, QDB_ID_BYTES);
-    peer->addr.ip = (uint32_t)p[32] << 24 | (uint32_t)p[33] << 16 | (uint32_t)p[34] << 8 | p[35];
-    peer->addr.port = (uint16_t)(p[36] << 8 | p[37]);
+    return r_addr(r, &peer->addr);
+}
+
+/* Optional: nothing left means no list; a list is 1..max addresses. */
+static int r_exclude(reader *r, qdb_msg *m)
+{
+    if (r->left == 0)
+        return QDB_OK;
+    unsigned n;
+    TRY(r_u8(r, &n));
+    if (n == 0 || n > QDB_FIND_EXCLUDE_MAX)
+        return QDB_E_MALFORMED;
+    m->n_exclude = n;
+    for (unsigned k = 0; k < n; k++)
+        TRY(r_addr(r, &m->exclude[k]));
     return QDB_OK;
 }
 
@@ -619,6 +660,7 @@ static int decode_body(reader *r, qdb_msg *m)
         TRY(r_varint(r, &m->rpc));
         TRY(r_bytes(r, QDB_ID_BYTES, &p));
         memcpy(m->target.b, p, QDB_ID_BYTES);
+        TRY(r_exclude(r, m));
         return r_end(r);
     }
     case QDB_MSG_FIND_REPLY:
