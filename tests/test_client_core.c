@@ -382,6 +382,13 @@ static void test_lookup_three_hops(void)
     answer_find(c, b.addr, m.rpc, 0, &d);
     expect(&e, &m, QDB_MSG_FIND, d.addr);
     answer_find(c, d.addr, m.rpc, 1, &o);
+    /* the owner named is checked alive before the lookup reports it */
+    CU_ASSERT_EQUAL(rec.calls, 0);
+    expect(&e, &m, QDB_MSG_PING, o.addr);
+    qdb_msg pong = { .type = QDB_MSG_PONG, .rpc = m.rpc };
+    deliver(c, d.addr, &pong); /* from the wrong node: ignored */
+    CU_ASSERT_EQUAL(rec.calls, 0);
+    deliver(c, o.addr, &pong);
     CU_ASSERT_EQUAL(rec.calls, 1);
     CU_ASSERT_EQUAL(rec.r.status, QDB_OK);
     CU_ASSERT_EQUAL(rec.r.op, 0);
@@ -605,14 +612,15 @@ static void test_timeout_exact(void)
     uint64_t seq = m.seq;
     advance_to(&e, c, t0 + 60 * S - 1);
     CU_ASSERT_EQUAL(rec.calls, 0);
-    /* retransmitted every rpc_timeout, always the same seq */
+    /* retransmitted with the timeout doubling each time (RFC 6298 back-off:
+     * at 2, 6, 14 and 30 s; the next would be at 62 s), always the same seq */
     unsigned n = 0;
     while (pop(&e, &m) != NULL) {
         CU_ASSERT_EQUAL(m.type, QDB_MSG_UPDATE);
         CU_ASSERT_EQUAL(m.seq, seq);
         n++;
     }
-    CU_ASSERT_EQUAL(n, 29);
+    CU_ASSERT_EQUAL(n, 4);
     advance_to(&e, c, t0 + 60 * S);
     CU_ASSERT_EQUAL(rec.calls, 1);
     CU_ASSERT_EQUAL(rec.r.status, QDB_E_TIMEOUT);
@@ -621,13 +629,16 @@ static void test_timeout_exact(void)
     CU_ASSERT_EQUAL(qdb_client_core_stats(c)->timeouts, 1);
     CU_ASSERT_EQUAL(qdb_client_core_pending(c), 0);
 
-    /* a lookup that never gets an answer ends UNSTABLE after its retries */
+    /* a lookup that never gets an answer ends UNSTABLE after its restarts:
+     * the cached o (its timeout backed off to 32 s), then the bootstrap
+     * three times (200 ms -- its FIND answer was measured --, 400, 800) */
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "other", NULL, &rec, NULL), QDB_OK);
     advance(&e, c, 60 * S);
     CU_ASSERT_EQUAL(rec.calls, 2);
     CU_ASSERT_EQUAL(rec.r.status, QDB_E_UNSTABLE);
-    CU_ASSERT_EQUAL(rec.r.latency, 4 * 2 * S);
+    CU_ASSERT_EQUAL(rec.r.latency, 32 * S + 1400 * MS);
     CU_ASSERT_EQUAL(rec.r.lookups, 4);
+    CU_ASSERT_EQUAL(rec.r.dead_contacts, 4);
     rec_clear(&rec);
     qdb_client_core_free(c);
     env_clear(&e);
@@ -656,11 +667,17 @@ static void test_retransmit_same_seq(void)
     CU_ASSERT_EQUAL(rec.r.attempts, 1);
     CU_ASSERT_EQUAL(qdb_client_core_stats(c)->retransmits, 1);
 
-    /* a GET that times out is not retransmitted: it is located again */
+    /* a GET that times out is not retransmitted: it is located again, with
+     * the silent owner excluded.  o's timeout has backed off to 4 s (RFC
+     * 6298: doubled after the PUT's timeout, no clean sample since). */
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "k", NULL, &rec, NULL), QDB_OK);
     expect(&e, &m, QDB_MSG_GET, o.addr);
-    advance(&e, c, 2 * S);
+    advance(&e, c, 4 * S - 1);
+    CU_ASSERT_EQUAL(unread(&e), 0);
+    advance(&e, c, 1);
     expect(&e, &m, QDB_MSG_FIND, BOOT);
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 1);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[0], o.addr));
     rec_clear(&rec);
     qdb_client_core_free(c);
     env_clear(&e);
@@ -754,10 +771,10 @@ static void test_unreachable_after_put(void)
     expect(&e, &m, QDB_MSG_HELLO, o.addr);
     qdb_client_core_unreachable(c, o.addr);
     qdb_peer o2 = peer_at(3, 100);
-    advance(&e, c, 100 * MS - 1); /* a back-off before asking the ring again */
-    CU_ASSERT_EQUAL(unread(&e), 0);
-    advance(&e, c, 1);
+    /* at once, the last live hop is asked again, told that o is dead */
     expect(&e, &m, QDB_MSG_FIND, BOOT);
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 1);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[0], o.addr));
     answer_find(c, BOOT, m.rpc, 1, &o2);
     expect(&e, &m, QDB_MSG_HELLO, o2.addr);
     answer_hello(c, o2.addr, 1);
@@ -785,9 +802,8 @@ static void test_get_retried_on_unreachable(void)
     uint64_t seq = m.seq;
     qdb_client_core_unreachable(c, o.addr);
     CU_ASSERT_EQUAL(rec.calls, 0);
-    CU_ASSERT_EQUAL(unread(&e), 0);
-    advance(&e, c, 100 * MS);
-    expect(&e, &m, QDB_MSG_FIND, BOOT);
+    expect(&e, &m, QDB_MSG_FIND, BOOT); /* the hop before o, asked again */
+    CU_ASSERT_EQUAL(m.n_exclude, 1);
     answer_find(c, BOOT, m.rpc, 1, &o2);
     expect(&e, &m, QDB_MSG_HELLO, o2.addr);
     answer_hello(c, o2.addr, 1);
@@ -799,7 +815,8 @@ static void test_get_retried_on_unreachable(void)
     CU_ASSERT_EQUAL(rec.calls, 1);
     CU_ASSERT_EQUAL(rec.r.status, QDB_OK);
     CU_ASSERT_EQUAL(rec.content->data[0], 'v');
-    CU_ASSERT_EQUAL(rec.r.lookups, 2);
+    CU_ASSERT_EQUAL(rec.r.lookups, 1); /* one lookup, gone back one hop */
+    CU_ASSERT_EQUAL(rec.r.dead_contacts, 1);
     rec_clear(&rec);
     qdb_client_core_free(c);
     env_clear(&e);
