@@ -37,6 +37,8 @@
 /* Live hops of one lookup remembered for going back (older ones are
  * dropped: going back further than this is rarer than a restart). */
 #define CL_PATH_MAX 16
+/* FINDs and PINGs that timed out, kept to measure their late answers. */
+#define CL_LATE 8
 
 typedef enum op_state {
     ST_FIND,    /* FIND(rpc) sent to find_addr */
@@ -183,6 +185,8 @@ struct qdb_client_core {
     GArray *unreach_q;   /* qdb_addr: synchronous send failures, handled at tick */
     GByteArray *scratch;
     qdb_rto rto;         /* per-peer timeouts */
+    struct { uint32_t rpc; qdb_addr addr; qdb_time_us sent; } late[CL_LATE];
+    unsigned late_next;
 
     bool is_armed;
     qdb_time_us armed;
@@ -572,6 +576,8 @@ static void op_restart(qdb_client_core *c, cl_op *op)
         return;
     }
     if (!op->bootstrap_down) {
+        /* the same question to the same silent node: back off (RFC 6298) */
+        qdb_rto_backoff(&c->rto, c->cfg.bootstrap);
         op_lookup_from(c, op, c->cfg.bootstrap, NULL);
         return;
     }
@@ -869,6 +875,18 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
 }
 
+static void late_answer(qdb_client_core *c, qdb_addr src, uint64_t rpc)
+{
+    for (unsigned i = 0; i < CL_LATE; i++)
+        if (c->late[i].rpc != 0 && c->late[i].rpc == rpc && qdb_addr_eq(c->late[i].addr, src)) {
+            qdb_rto_sample(&c->rto, src, cl_now(c) - c->late[i].sent);
+            c->late[i].rpc = 0;
+            return;
+        }
+}
+
+static void late_note(qdb_client_core *c, const cl_op *op, qdb_addr addr);
+
 static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
 {
     cl_op *op = m->rpc != 0 && m->rpc <= UINT32_MAX
@@ -876,6 +894,7 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
                     : NULL;
     if (op == NULL || op->state != ST_FIND || !qdb_addr_eq(src, op->find_addr)) {
         c->stats.stray_frames++;
+        late_answer(c, src, m->rpc);
         return;
     }
     qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
@@ -919,6 +938,7 @@ static void on_pong(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
                     : NULL;
     if (op == NULL || op->state != ST_VERIFY || !qdb_addr_eq(src, op->node.addr)) {
         c->stats.stray_frames++;
+        late_answer(c, src, m->rpc);
         return;
     }
     qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
@@ -1000,6 +1020,16 @@ static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
     g_array_free(ids, TRUE);
 }
 
+/* A FIND or PING that timed out: its answer may still come, and measures
+ * the peer (rpc numbers are never reused soon, so it is unambiguous). */
+static void late_note(qdb_client_core *c, const cl_op *op, qdb_addr addr)
+{
+    unsigned i = c->late_next++ % CL_LATE;
+    c->late[i].rpc = op->rpc;
+    c->late[i].addr = addr;
+    c->late[i].sent = op->sent;
+}
+
 static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
 {
     if (op->state == ST_FINISH) {
@@ -1010,24 +1040,28 @@ static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
         op_finish(c, op, QDB_E_TIMEOUT, NULL, 0);
         return;
     }
+    /* Lookup hops are not backed off: a dead node is excluded, not asked
+     * again, and doubling its timeout would only slow the next lookup that
+     * meets it (before it learns it is dead) down to the ceiling.  A slow
+     * node is learned from its late answer instead (late_answer). */
     switch (op->state) {
     case ST_FIND:
-        qdb_rto_backoff(&c->rto, op->find_addr);
+        late_note(c, op, op->find_addr);
         op_node_failed(c, op, op->find_addr, false, true);
         break;
     case ST_HELLO: {
         session *s = session_find(c, op->node.addr);
         if (s != NULL && s->state == SESSION_PENDING)
             session_forget(c, op->node.addr);
-        qdb_rto_backoff(&c->rto, op->node.addr);
         op_node_failed(c, op, op->node.addr, false, true);
         break;
     }
     case ST_VERIFY:
-        qdb_rto_backoff(&c->rto, op->node.addr);
+        late_note(c, op, op->node.addr);
         op_node_failed(c, op, op->node.addr, false, true);
         break;
     case ST_REQUEST:
+        /* the same request again: back off, as TCP does (RFC 6298, 5.5) */
         qdb_rto_backoff(&c->rto, op->node.addr);
         if (is_mutation(op->op))
             op_transmit(c, op); /* same frame, same seq, same node */

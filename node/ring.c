@@ -130,9 +130,14 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
      * the successor of everything up to it. */
     const qdb_peer *s = NULL;
     for (unsigned i = 0; i < n->n_succ && !s; i++)
-        if (offerable(n, &n->succ[i], excl, n_excl))
+        if (!addr_in(n->succ[i].addr, excl, n_excl))
             s = &n->succ[i];
-    /* Our successor owns it: (self, succ].  Routing answers only from
+    /* Only the asker's own exclusions move the owner we name: a suspect
+     * (someone else's report, not yet checked) may well be alive, and
+     * naming the node after it would be a wrong answer.  An owner named
+     * dead is found so by the asker, who comes back with it excluded.
+     *
+     * Our successor owns it: (self, succ].  Routing answers only from
      * successor pointers, never from "(pred, self] is mine": a predecessor is
      * hearsay (any node that notifies us while we have none is adopted)
      * while a successor is adopted only once it answered and only ever moves

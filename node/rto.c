@@ -68,7 +68,11 @@ void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt)
         e->rttvar = (3 * e->rttvar + d) / 4;
         e->srtt = (7 * e->srtt + rtt) / 8;
     }
-    qdb_time_us rto = e->srtt + 4 * e->rttvar;
+    /* RFC 6298 adds max(G, 4 RTTVAR), G the clock granularity.  Ours is
+     * exact, and a link of constant delay drives RTTVAR to 0: RTO would
+     * equal the round trip and an answer right on time would race its own
+     * deadline.  So the variance term is at least SRTT / 2. */
+    qdb_time_us rto = e->srtt + MAX(4 * e->rttvar, e->srtt / 2);
     e->rto = CLAMP(rto, t->floor, t->ceiling);
 }
 

@@ -1,7 +1,8 @@
 /* Retransmission timeouts from measured round trips, per peer (RFC 6298,
  * Jacobson/Karels), for the node's RPCs and the client core's requests.
  *
- * For each peer: SRTT, RTTVAR and RTO = SRTT + 4 RTTVAR, clamped to
+ * For each peer: SRTT, RTTVAR and RTO = SRTT + max(4 RTTVAR, SRTT / 2) (the
+ * second term stands for RFC 6298's clock granularity G), clamped to
  * [floor, ceiling].  The first sample R sets SRTT = R, RTTVAR = R / 2; later
  * ones RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R, in
  * integer microseconds (no floating point: the same numbers in every build).

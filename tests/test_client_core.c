@@ -1170,6 +1170,64 @@ static void test_submit_from_callback(void)
     env_clear(&e);
 }
 
+/* Routing around dead hops: a hop that times out sends the lookup back to
+ * the newest live hop, asked again with every dead node excluded; an owner
+ * that is refused, likewise; lookup_at starts where it is told. */
+static void test_route_around_dead_hops(void)
+{
+    fake_env e;
+    env_init(&e);
+    qdb_client_core *c = core_new(&e, NULL);
+    result_rec rec = { 0 };
+    qdb_id target;
+    qdb_id_from_top64(&target, 1000);
+    qdb_peer start = peer_at(9, 50), a = peer_at(2, 100), b = peer_at(3, 400),
+             b2 = peer_at(6, 300), o = peer_at(5, 1100), o2 = peer_at(7, 1200);
+    qdb_msg m;
+
+    CU_ASSERT_EQUAL(qdb_client_core_lookup_at(c, &target, start.addr, on_done, &rec, NULL), QDB_OK);
+    expect(&e, &m, QDB_MSG_FIND, start.addr); /* not the bootstrap */
+    CU_ASSERT_EQUAL(m.n_exclude, 0);
+    answer_find(c, start.addr, m.rpc, 0, &a);
+    expect(&e, &m, QDB_MSG_FIND, a.addr);
+    answer_find(c, a.addr, m.rpc, 0, &b);
+    expect(&e, &m, QDB_MSG_FIND, b.addr);
+    advance(&e, c, 2 * S); /* b is silent: rpc_timeout (never measured) */
+    expect(&e, &m, QDB_MSG_FIND, a.addr); /* back one hop */
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 1);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[0], b.addr));
+    answer_find(c, a.addr, m.rpc, 0, &b2); /* its next best */
+    expect(&e, &m, QDB_MSG_FIND, b2.addr);
+    CU_ASSERT_EQUAL(m.n_exclude, 1);
+    answer_find(c, b2.addr, m.rpc, 1, &o);
+    expect(&e, &m, QDB_MSG_PING, o.addr);
+    qdb_client_core_unreachable(c, o.addr); /* the owner named is dead */
+    expect(&e, &m, QDB_MSG_FIND, b2.addr);
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 2);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[1], o.addr));
+    answer_find(c, b2.addr, m.rpc, 1, &o2);
+    expect(&e, &m, QDB_MSG_PING, o2.addr);
+    qdb_msg pong = { .type = QDB_MSG_PONG, .rpc = m.rpc };
+    deliver(c, o2.addr, &pong);
+    CU_ASSERT_EQUAL(rec.calls, 1);
+    CU_ASSERT_EQUAL(rec.r.status, QDB_OK);
+    CU_ASSERT_TRUE(qdb_peer_eq(&rec.r.owner, &o2));
+    CU_ASSERT_EQUAL(rec.r.hops, 3);          /* start->a, a->b, a->b2 */
+    CU_ASSERT_EQUAL(rec.r.lookups, 1);
+    CU_ASSERT_EQUAL(rec.r.dead_contacts, 2); /* b, o */
+    CU_ASSERT_EQUAL(qdb_client_core_stats(c)->dead_contacts, 2);
+    CU_ASSERT_EQUAL(unread(&e), 0);
+    /* the late answer of the silent b measures it: 2 s, so RTO = 2 + 4 = 6 s */
+    answer_find(c, b.addr, 3, 0, &b2);
+    CU_ASSERT_EQUAL(qdb_client_core_lookup_at(c, &target, b.addr, on_done, &rec, NULL), QDB_OK);
+    expect(&e, &m, QDB_MSG_FIND, b.addr);
+    advance(&e, c, 4 * S);
+    CU_ASSERT_EQUAL(unread(&e), 0); /* still waiting: no longer 2 s */
+    rec_clear(&rec);
+    qdb_client_core_free(c);
+    env_clear(&e);
+}
+
 static CU_TestInfo core_tests[] = {
     { "HELLO before the first request", test_hello_before_request },
     { "client id from the random seam", test_client_id_from_random },
@@ -1192,6 +1250,7 @@ static CU_TestInfo core_tests[] = {
     { "REMOVE_ALL walks the ring", test_remove_all_walk },
     { "same script, same frames", test_deterministic },
     { "submit from a done callback", test_submit_from_callback },
+    { "lookups route around dead hops", test_route_around_dead_hops },
     CU_TEST_INFO_NULL,
 };
 
