@@ -121,6 +121,14 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
         return false;
     if (!param_duration(w, "fault_until", p->end / 2, &p->fault_until, err))
         return false;
+    t = param(w, "crash");
+    if (t) {
+        static const char *const choices[] = {"process", "host", NULL};
+        int c;
+        if (!qdb_scn_tok_choice(t, choices, &c, err))
+            return false;
+        p->crash_host = c == 1;
+    }
     return true;
 }
 
@@ -225,6 +233,7 @@ static void remove_tree(const char *path)
  * from before when it crashed with storage=keep. */
 static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t n_peers)
 {
+    qdb_simnet_set_host_down(w->net, sn->peer.addr, false); /* the machine is back */
     sn->ep = qdb_simnet_attach(w->net, sn->peer.addr, NULL, NULL, rng_u64(w->rng));
     if (!sn->ep)
         return false;
@@ -253,6 +262,7 @@ static bool node_boot(sim_world *w, sim_node *sn, const qdb_addr *peers, size_t 
         return false;
     }
     qdb_sim_endpoint_bind(sn->ep, &qdb_node_inbound, sn->node);
+    qdb_node_pause_maintenance(sn->node, w->maintenance_off);
     sn->started = true;
     sn->leaving = false;
     qdb_node_start(sn->node, peers, n_peers);
@@ -280,10 +290,14 @@ static int excuse_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
     return 0;
 }
 
-static void node_crash(sim_world *w, sim_node *sn, bool keep_storage)
+/* host: the machine goes silent (no reset: peers learn by timeout);
+ * otherwise only the process dies and its address refuses at once. */
+static void node_crash(sim_world *w, sim_node *sn, bool keep_storage, bool host)
 {
     if (!sim_node_up(sn))
         return;
+    if (host)
+        qdb_simnet_set_host_down(w->net, sn->peer.addr, true);
     node_down(w, sn);
     if (!keep_storage) {
         /* What it held is gone with it: the oracle excuses those entries. */
@@ -439,9 +453,17 @@ static void op_done(void *arg, const qdb_client_result *r)
     trace_result(w, r);
     if (op->kind == OP_LOOKUP) {
         w->m.lookups++;
+        w->m.lookup_dead_contacts += r->dead_contacts;
         if (r->status == QDB_OK) {
             guint h = r->hops;
             g_array_append_val(w->m.hops, h);
+            /* The answer must be the ID's first live successor right now. */
+            int owner = oracle_owner(w, &op->target);
+            if (owner < 0 || !qdb_addr_eq(w->nodes[owner].peer.addr, r->owner.addr)) {
+                if (w->m.lookup_wrong++ == 0)
+                    sim_world_fail(w, NULL, "a lookup answered %s, not the owner",
+                                   qdb_addr_format(r->owner.addr, (char[QDB_ADDR_STRLEN]){0}));
+            }
         } else if (r->status == QDB_E_TIMEOUT) {
             w->m.lookup_timeouts++;
         } else {
@@ -674,8 +696,11 @@ static void lookup_step(void *arg)
     sim_world *w = b->w;
     if (b->left == 0 || w->lookup_pool->len == 0)
         return;
+    int start = random_live_node(w, -1);
+    if (start < 0)
+        return;
     b->left--;
-    sim_client *c = w->lookup_pool->pdata[g_rand_int_range(w->rng, 0, (gint32)w->lookup_pool->len)];
+    sim_client *c = w->lookup_pool->pdata[0];
     sim_op *op = g_new0(sim_op, 1);
     op->w = w;
     op->kind = OP_LOOKUP;
@@ -683,7 +708,9 @@ static void lookup_step(void *arg)
         uint32_t r = g_rand_int(w->rng);
         memcpy(op->target.b + i, &r, 4);
     }
-    if (qdb_client_core_lookup(c->core, &op->target, 0, op_done, op, NULL) == QDB_OK) {
+    /* Each lookup starts at a random live node, as in the Chord paper. */
+    if (qdb_client_core_lookup_at(c->core, &op->target, w->nodes[start].peer.addr, op_done, op,
+                                  NULL) == QDB_OK) {
         w->pending_ops++;
         g_hash_table_add(w->pending, op);
     } else
@@ -721,7 +748,7 @@ static void node_depart(sim_world *w, int i, bool graceful)
         sn->leaving = true;
         qdb_node_leave(sn->node);
     } else {
-        node_crash(w, sn, true);
+        node_crash(w, sn, true, w->p.crash_host);
     }
 }
 
@@ -768,7 +795,7 @@ static void random_fault(void *arg)
     if (r < 0.4 && w->ring->len > 2) {
         int v = random_live_node(w, -1);
         if (v >= 0)
-            node_crash(w, &w->nodes[v], g_rand_double(w->rng) < 0.8);
+            node_crash(w, &w->nodes[v], g_rand_double(w->rng) < 0.8, w->p.crash_host);
     } else if (r < 0.7) {
         int d = random_down_node(w);
         if (d >= 0 && w->nodes[d].started)
@@ -860,10 +887,18 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         return true;
     }
     if (strcmp(v, "crash") == 0) {
-        static const char *const keys[] = {"fraction", "storage", NULL};
+        static const char *const keys[] = {"fraction", "storage", "mode", NULL};
         if (!qdb_scn_event_check(ev, 0, 1, keys, err))
             return false;
-        bool keep = true;
+        bool keep = true, host = w->p.crash_host;
+        const qdb_scn_token *mt = qdb_scn_event_kv(ev, "mode");
+        if (mt) {
+            static const char *const ch[] = {"process", "host", NULL};
+            int c;
+            if (!qdb_scn_tok_choice(mt, ch, &c, err))
+                return false;
+            host = c == 1;
+        }
         const qdb_scn_token *st = qdb_scn_event_kv(ev, "storage");
         if (st) {
             static const char *const ch[] = {"keep", "lose", NULL};
@@ -888,7 +923,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
                 unsigned t = g_array_index(live, unsigned, i);
                 g_array_index(live, unsigned, i) = g_array_index(live, unsigned, j);
                 g_array_index(live, unsigned, j) = t;
-                node_crash(w, &w->nodes[g_array_index(live, unsigned, i)], keep);
+                node_crash(w, &w->nodes[g_array_index(live, unsigned, i)], keep, host);
             }
             g_array_free(live, TRUE);
             return true;
@@ -898,7 +933,7 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         if (!node_range(w, a0, &lo, &hi, err))
             return false;
         for (uint64_t i = lo; i <= hi; i++)
-            node_crash(w, &w->nodes[i], keep);
+            node_crash(w, &w->nodes[i], keep, host);
         return true;
     }
     if (strcmp(v, "leave") == 0) {
@@ -1065,10 +1100,9 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         if (!qdb_scn_tok_uint(a0, &b->left, err) || (t && !qdb_scn_tok_rate(t, &b->rate, err)) ||
             (b->rate <= 0 && !qdb_scn_error(err, &t->pos, "rate must be positive")))
             return false;
-        /* A fresh pool of clients at random live nodes: each lookup starts
-         * at a random one of them, with the cache off. */
+        /* One client; each lookup starts at a random live node, cache off. */
         g_ptr_array_set_size(w->lookup_pool, 0);
-        add_clients(w, w->lookup_pool, 64);
+        add_clients(w, w->lookup_pool, 1);
         lookup_step(b);
         return true;
     }
@@ -1093,6 +1127,18 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         if (!ok)
             return false;
         churn_step(c);
+        return true;
+    }
+    if (strcmp(v, "stabilize") == 0) {
+        /* stabilize off|on: pause or resume ring maintenance everywhere */
+        static const char *const ch[] = {"off", "on", NULL};
+        int c;
+        if (!qdb_scn_event_check(ev, 1, 1, k_none, err) || !qdb_scn_tok_choice(a0, ch, &c, err))
+            return false;
+        w->maintenance_off = c == 0;
+        for (unsigned i = 0; i < w->p.nodes; i++)
+            if (sim_node_up(&w->nodes[i]))
+                qdb_node_pause_maintenance(w->nodes[i].node, w->maintenance_off);
         return true;
     }
     if (strcmp(v, "expect") == 0)

@@ -51,6 +51,8 @@ typedef struct sim_params {
     int log_level;
     bool storage_bdb;
     bool random_faults;          /* --sweep: crashes, restarts, partitions drawn from the seed */
+    bool crash_host;             /* crash = host: a crash silences the machine (timeouts);
+                                  * process (default): its address refuses at once */
     qdb_time_us fault_until;
 } sim_params;
 
@@ -60,6 +62,8 @@ typedef struct sim_metrics {
     double wall_s;
     GArray *hops;                /* guint per completed lookup */
     uint64_t lookups, lookup_timeouts, lookup_failures;
+    uint64_t lookup_wrong;       /* answered, but not the key's first live successor then */
+    uint64_t lookup_dead_contacts; /* dead or silent nodes met, over every lookup */
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
     uint64_t acked_writes, bad_reads, stale_reads, missing_reads, lost_entries;
     qdb_time_us last_change;     /* last membership change (join, crash, leave, restart, heal) */
@@ -92,6 +96,7 @@ typedef struct sim_world {
     bool quiet;
     unsigned pending_ops;        /* client operations not yet completed */
     bool partitioned;            /* a partition is in force: one ring is not expected */
+    bool maintenance_off;        /* `stabilize off`: nodes (even new ones) do no rounds */
     bool ever_partitioned;       /* safety checks stop after the first partition */
     char *replay;                /* the command that replays this run (for reports) */
     bool violated;               /* a safety violation was reported (first one only) */
