@@ -460,9 +460,15 @@ static void op_done(void *arg, const qdb_client_result *r)
             /* The answer must be the ID's first live successor right now. */
             int owner = oracle_owner(w, &op->target);
             if (owner < 0 || !qdb_addr_eq(w->nodes[owner].peer.addr, r->owner.addr)) {
-                if (w->m.lookup_wrong++ == 0)
-                    sim_world_fail(w, NULL, "a lookup answered %s, not the owner",
-                                   qdb_addr_format(r->owner.addr, (char[QDB_ADDR_STRLEN]){0}));
+                /* Counted, and checked by `expect lookup_wrong`: under churn
+                 * Chord itself answers wrongly for a moment (a node that just
+                 * joined, before its neighbours know it). */
+                char a[QDB_ADDR_STRLEN], b[QDB_ADDR_STRLEN];
+                if (w->m.lookup_wrong++ == 0 && !w->quiet)
+                    fprintf(w->out, "%s: at %.3fs: first wrong lookup: %s answered, the owner is %s\n",
+                            qdb_scenario_source(w->sc), qdb_simnet_now(w->net) / 1e6,
+                            qdb_addr_format(r->owner.addr, a),
+                            owner < 0 ? "none" : qdb_addr_format(w->nodes[owner].peer.addr, b));
             }
         } else if (r->status == QDB_E_TIMEOUT) {
             w->m.lookup_timeouts++;
