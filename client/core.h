@@ -81,12 +81,14 @@ typedef struct qdb_client_config {
     qdb_time_us timeout;       /* a whole operation; default 60 s */
     qdb_time_us rpc_timeout;   /* wait for one answer; default 2 s */
     unsigned max_attempts;     /* WRONG_NODE / UNSTABLE attempts; default 3 */
-    unsigned max_hops;         /* done=0 answers in one lookup; default 64 */
+    unsigned max_hops;         /* done=0 answers in one lookup, and also hops
+                                * routed around in one operation; default 64 */
     int use_cache;             /* location cache on submitted ops; default 1 */
     /* beyond the minimum */
-    unsigned lookup_retries;   /* lookup restarts after a failed node; default 3 */
-    qdb_time_us backoff;       /* first back-off after UNSTABLE or an unreachable node,
-                                * doubling per operation; default 100 ms */
+    unsigned lookup_retries;   /* lookup restarts when no live hop is left to go
+                                * back to (see 4. below); default 3 */
+    qdb_time_us backoff;       /* first back-off after UNSTABLE, doubling per
+                                * operation; default 100 ms */
     unsigned cache_capacity;   /* cached nodes; default 256 */
     unsigned session_capacity; /* remembered sessions; default 64 */
 } qdb_client_config;
