@@ -1,4 +1,4 @@
-/* Unit tests for the in-memory storage backend (node/storage_memory.c) and
+/* Unit tests for the in-memory storage backend (storage/memory.c) and
  * the storage record format (node/record.c): basic operations, key order
  * (memcmp, shorter first), half-open and unbounded ranges, early stop, and
  * record encode/decode with corruption detection. */
@@ -8,6 +8,7 @@
 
 #include "env.h"
 #include "record.h"
+#include "storage/memory.h"
 #include "testutil.h"
 
 #define K(s) (const uint8_t *)(s), strlen(s)

@@ -8,7 +8,7 @@
  *     crash durability (fork + SIGKILL), bad roots
  *   - suites and main
  */
-#include "transport-real/store_bdb.h"
+#include "storage/bdb.h"
 
 #include <db.h>
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "node/error.h"
+#include "storage/memory.h"
 #include "tests/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -638,6 +639,10 @@ static void test_corrupt(void)
     }
     CU_ASSERT_EQUAL_FATAL(stored[0], 1); /* zstd */
     CU_ASSERT_FATAL(stored_len > 12);
+    /* The layout in bdb.c's banner, which stores on disk depend on: the
+     * codec byte, then the original length as a big-endian u64. */
+    static const uint8_t len_4096_be[8] = { 0, 0, 0, 0, 0, 0, 0x10, 0x00 };
+    CU_ASSERT_EQUAL(memcmp(stored + 1, len_4096_be, sizeof len_4096_be), 0);
 
     uint8_t bad_codec[] = { 7, 'x' };
     CU_ASSERT(poke_raw(root, BYTES("codec"), bad_codec, sizeof bad_codec));
