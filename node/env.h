@@ -106,8 +106,9 @@ typedef struct qdb_random {
  *        not modify the store.
  * count(): the number of records.
  *
- * The backends live in storage/, one header each: storage/memory.h (a GTree)
- * and storage/bdb.h (Berkeley DB). */
+ * The backends live in storage/, one header each: storage/memory.h (a GTree),
+ * storage/bdb.h (Berkeley DB) and storage/fault.h (a wrapper that injects
+ * failures into any of them, for tests). */
 typedef int (*qdb_storage_iter_fn)(void *arg, const uint8_t *key, size_t key_len,
                                    const uint8_t *value, size_t value_len);
 
