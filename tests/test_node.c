@@ -11,6 +11,7 @@
 #include "node.h"
 #include "record.h"
 #include "rto.h"
+#include "storage/memory.h"
 #include "testutil.h"
 #include "transport-sim/simnet.h"
 
