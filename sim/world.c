@@ -58,6 +58,25 @@ static bool param_fraction(sim_world *w, const char *key, double *out, GError **
     return !t || qdb_scn_tok_fraction(t, out, err);
 }
 
+/* A token that is one of two words: *second says it is the second. */
+static bool tok_either(const qdb_scn_token *t, const char *first, const char *second, bool *second_,
+                       GError **err)
+{
+    const char *const choices[] = {first, second, NULL};
+    int c;
+    if (!qdb_scn_tok_choice(t, choices, &c, err))
+        return false;
+    *second_ = c == 1;
+    return true;
+}
+
+static bool param_either(sim_world *w, const char *key, const char *first, const char *second,
+                         bool *second_, GError **err)
+{
+    const qdb_scn_token *t = param(w, key);
+    return !t || tok_either(t, first, second, second_, err);
+}
+
 static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
 {
     sim_params *p = &w->p;
@@ -97,14 +116,8 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
     if (!param_uint(w, "log", 0, &v, err))
         return false;
     p->log_level = (int)MIN(v, 5);
-    t = param(w, "storage");
-    if (t) {
-        static const char *const choices[] = {"memory", "bdb", NULL};
-        int c;
-        if (!qdb_scn_tok_choice(t, choices, &c, err))
-            return false;
-        p->storage_bdb = c == 1;
-    }
+    if (!param_either(w, "storage", "memory", "bdb", &p->storage_bdb, err))
+        return false;
 
     qdb_simnet_config_defaults(nc);
     nc->seed = p->seed;
@@ -122,15 +135,7 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
         return false;
     if (!param_duration(w, "fault_until", p->end / 2, &p->fault_until, err))
         return false;
-    t = param(w, "crash");
-    if (t) {
-        static const char *const choices[] = {"process", "host", NULL};
-        int c;
-        if (!qdb_scn_tok_choice(t, choices, &c, err))
-            return false;
-        p->crash_host = c == 1;
-    }
-    return true;
+    return param_either(w, "crash", "process", "host", &p->crash_host, err);
 }
 
 static bool check_unused(sim_world *w, GError **err)
@@ -897,23 +902,12 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
         static const char *const keys[] = {"fraction", "storage", "mode", NULL};
         if (!qdb_scn_event_check(ev, 0, 1, keys, err))
             return false;
-        bool keep = true, host = w->p.crash_host;
-        const qdb_scn_token *mt = qdb_scn_event_kv(ev, "mode");
-        if (mt) {
-            static const char *const ch[] = {"process", "host", NULL};
-            int c;
-            if (!qdb_scn_tok_choice(mt, ch, &c, err))
-                return false;
-            host = c == 1;
-        }
-        const qdb_scn_token *st = qdb_scn_event_kv(ev, "storage");
-        if (st) {
-            static const char *const ch[] = {"keep", "lose", NULL};
-            int c;
-            if (!qdb_scn_tok_choice(st, ch, &c, err))
-                return false;
-            keep = c == 0;
-        }
+        bool lose = false, host = w->p.crash_host;
+        const qdb_scn_token *mt = qdb_scn_event_kv(ev, "mode"), *st = qdb_scn_event_kv(ev, "storage");
+        if ((mt && !tok_either(mt, "process", "host", &host, err)) ||
+            (st && !tok_either(st, "keep", "lose", &lose, err)))
+            return false;
+        bool keep = !lose;
         const qdb_scn_token *ft = qdb_scn_event_kv(ev, "fraction");
         if (a0 && ft)
             return qdb_scn_error(err, &ft->pos, "crash: give nodes or fraction=, not both");
@@ -1138,11 +1132,10 @@ static bool run_event(sim_world *w, const qdb_scn_event *ev, GError **err)
     }
     if (strcmp(v, "stabilize") == 0) {
         /* stabilize off|on: pause or resume ring maintenance everywhere */
-        static const char *const ch[] = {"off", "on", NULL};
-        int c;
-        if (!qdb_scn_event_check(ev, 1, 1, k_none, err) || !qdb_scn_tok_choice(a0, ch, &c, err))
+        bool on;
+        if (!qdb_scn_event_check(ev, 1, 1, k_none, err) || !tok_either(a0, "off", "on", &on, err))
             return false;
-        w->maintenance_off = c == 0;
+        w->maintenance_off = !on;
         for (unsigned i = 0; i < w->p.nodes; i++)
             if (sim_node_up(&w->nodes[i]))
                 qdb_node_pause_maintenance(w->nodes[i].node, w->maintenance_off);
