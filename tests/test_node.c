@@ -508,7 +508,8 @@ static qdb_msg find_via(harness *h, int to, const qdb_id *target, const qdb_addr
                         unsigned n_excl)
 {
     qdb_msg m = {.type = QDB_MSG_FIND, .rpc = ++h->seq, .target = *target, .n_exclude = n_excl};
-    memcpy(m.exclude, excl, n_excl * sizeof(qdb_addr));
+    if (n_excl)
+        memcpy(m.exclude, excl, n_excl * sizeof(qdb_addr));
     g_ptr_array_set_size(h->replies, 0);
     send_msg(h, to, &m);
     h_run(h, qdb_simnet_now(h->net) + 2 * S);
