@@ -73,9 +73,10 @@ unsigned qdb_fixture_n_nodes(const qdb_fixture *f);
 
 /* Bring node i up: attach an endpoint, open its store if it has none, create
  * the node and start it -- a one-node ring with no peers, or a join through
- * them (qdb_node_start).  False (and nothing changed but the generator) when
- * it is up already, or the store or node could not be created
- * (qdb_fixture_errmsg). */
+ * them (qdb_node_start).  Starting a node that crashed is a restart: fresh
+ * volatile state, the store it kept.  False when it is up already (nothing
+ * changes), or when the endpoint, store or node could not be created
+ * (qdb_fixture_errmsg; the endpoint's seed was drawn, nothing else stays). */
 bool qdb_fixture_start(qdb_fixture *f, unsigned i, const qdb_addr *peers, size_t n_peers);
 /* Crash node i (nothing if it is down): the node and its endpoint go, frames
  * in flight to it are lost.  keep_storage false: its store is lost too. */
