@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "storage/memory.h"
 
 #define FIXTURE_CLIENT_BASE 0x64400000u /* 100.64.0.0: clients live apart from nodes */
 #define FIXTURE_CLIENT_PORT 40000

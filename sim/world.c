@@ -22,7 +22,8 @@
 
 #include "codec.h"
 #include "load.h"
-#include "transport-real/store_bdb.h"
+#include "storage/bdb.h"
+#include "world.h"
 #include "world.h"
 
 /* ---- parameters ------------------------------------------------------------ */
