@@ -14,6 +14,8 @@
 #include "node.h"
 #include "record.h"
 #include "sim/fixture.h"
+#include "storage/fault.h"
+#include "storage/memory.h"
 #include "testutil.h"
 
 #define MAXN 16
@@ -180,31 +182,36 @@ static void hello(harness *h, int to)
     send_msg(h, to, &m);
 }
 
-/* Send a request and return the status of its reply (and a copy of the
- * payload in *payload when asked). */
-static int request(harness *h, int to, int type, const char *alias, const char *content,
-                   GBytes **payload)
+/* Send m (with a fresh seq) and return the status of its reply (and a copy
+ * of the payload in *payload when asked). */
+static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
 {
-    qdb_msg m = {.type = type, .seq = ++h->seq, .alias = (const uint8_t *)alias,
-                 .alias_len = strlen(alias)};
-    if (content) {
-        m.content = (const uint8_t *)content;
-        m.content_len = strlen(content);
-    }
+    m->seq = ++h->seq;
     g_ptr_array_set_size(h->replies, 0);
-    send_msg(h, to, &m);
+    send_msg(h, to, m);
     h_run(h, now(h) + 2 * S);
     for (guint i = 0; i < h->replies->len; i++) {
         gsize len;
         const uint8_t *f = g_bytes_get_data(h->replies->pdata[i], &len);
         qdb_msg r;
-        if (qdb_msg_decode(f, len, &r) == QDB_OK && r.type == QDB_MSG_REPLY && r.seq == m.seq) {
+        if (qdb_msg_decode(f, len, &r) == QDB_OK && r.type == QDB_MSG_REPLY && r.seq == m->seq) {
             if (payload)
                 *payload = g_bytes_new(r.content, r.content_len);
             return r.status;
         }
     }
     return -1;
+}
+
+static int request(harness *h, int to, int type, const char *alias, const char *content,
+                   GBytes **payload)
+{
+    qdb_msg m = {.type = type, .alias = (const uint8_t *)alias, .alias_len = strlen(alias)};
+    if (content) {
+        m.content = (const uint8_t *)content;
+        m.content_len = strlen(content);
+    }
+    return exchange(h, to, &m, payload);
 }
 
 static int owner_of(harness *h, const char *alias, const int *live, int k)
@@ -594,6 +601,275 @@ static void test_crashed_successor_bypassed(void)
     h_free(h);
 }
 
+/* ---- storage failures --------------------------------------------------------
+ * Every node's store is wrapped in storage/fault.h's injector, through the
+ * fixture's storage factory.  For each call of node->storage in serve.c whose
+ * failure the node handles: what the client is told, that nothing changed,
+ * that the node keeps serving, and that nothing acknowledged is lost. */
+
+static qdb_storage *faulty_open(void *arg, unsigned i, char *err)
+{
+    return qdb_storage_fault_new(qdb_storage_memory_new());
+}
+
+static const qdb_fixture_storage faulty = {.open = faulty_open};
+
+/* The next matching call of node i's store fails (once). */
+static void fail_next(harness *h, int i, unsigned ops)
+{
+    qdb_storage_fault_fail_nth(store(h, i), ops, 1, false);
+}
+
+static uint64_t injected(harness *h, int i, qdb_fault_method m)
+{
+    qdb_fault_stats st;
+    qdb_storage_fault_stats(store(h, i), &st);
+    return st.injected[m];
+}
+
+/* GET alias at node `at` answers want (NULL: not found). */
+static void check_value(harness *h, int at, const char *alias, const char *want)
+{
+    GBytes *got = NULL;
+    int st = request(h, at, QDB_MSG_GET, alias, NULL, &got);
+    if (!want) {
+        CU_ASSERT_EQUAL(st, QDB_E_ALIAS_NOT_FOUND);
+    } else {
+        CU_ASSERT_EQUAL(st, QDB_OK);
+        CU_ASSERT_TRUE(got && g_bytes_get_size(got) == strlen(want) &&
+                       memcmp(g_bytes_get_data(got, NULL), want, strlen(want)) == 0);
+    }
+    if (got)
+        g_bytes_unref(got);
+}
+
+/* One node on a fault-injecting store, a session, and k = "v1". */
+static harness *faulty_one(void)
+{
+    harness *h = h_new_with(0, &faulty);
+    h_start(h, 0, -1);
+    h_run(h, 3 * S);
+    hello(h, 0);
+    h_run(h, 4 * S);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "k", "v1", NULL), QDB_OK);
+    return h;
+}
+
+/* A request of each kind on k (PUT on a new alias); CAS compares with "v1". */
+static int kind_request(harness *h, int type)
+{
+    qdb_msg m = {.type = type, .alias = (const uint8_t *)"k", .alias_len = 1,
+                 .content = (const uint8_t *)"v2", .content_len = 2};
+    if (type == QDB_MSG_PUT)
+        m.alias = (const uint8_t *)"n";
+    if (type == QDB_MSG_CAS) {
+        m.comparand = (const uint8_t *)"v1";
+        m.comparand_len = 2;
+    }
+    if (type == QDB_MSG_GET || type == QDB_MSG_REMOVE)
+        m.content_len = 0;
+    return exchange(h, 0, &m, NULL);
+}
+
+/* execute(): the read that comes first fails -- every kind of request is told
+ * STORAGE and runs nothing. */
+static void test_storage_get_fails(void)
+{
+    harness *h = faulty_one();
+    static const int kinds[] = {QDB_MSG_GET, QDB_MSG_PUT, QDB_MSG_UPDATE, QDB_MSG_GET_UPDATE,
+                                QDB_MSG_CAS, QDB_MSG_REMOVE};
+    for (unsigned i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        fail_next(h, 0, QDB_FAULT_GET);
+        CU_ASSERT_EQUAL(kind_request(h, kinds[i]), QDB_E_STORAGE);
+        CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_GET), i + 1);
+        check_value(h, 0, "k", "v1");
+        check_value(h, 0, "n", NULL);
+    }
+    /* and it serves again: the same requests, asked anew, run */
+    CU_ASSERT_EQUAL(kind_request(h, QDB_MSG_PUT), QDB_OK);
+    CU_ASSERT_EQUAL(kind_request(h, QDB_MSG_CAS), QDB_OK);
+    check_value(h, 0, "k", "v2");
+    check_value(h, 0, "n", "v2");
+    h_free(h);
+}
+
+/* store_record(): the write fails -- PUT, UPDATE, GET_UPDATE and CAS are told
+ * STORAGE (GET_UPDATE without the old content) and the old value stays. */
+static void test_storage_put_fails(void)
+{
+    harness *h = faulty_one();
+    static const int kinds[] = {QDB_MSG_PUT, QDB_MSG_UPDATE, QDB_MSG_GET_UPDATE, QDB_MSG_CAS};
+    for (unsigned i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        fail_next(h, 0, QDB_FAULT_PUT);
+        GBytes *payload = NULL;
+        qdb_msg m = {.type = kinds[i], .alias = (const uint8_t *)(i ? "k" : "n"), .alias_len = 1,
+                     .content = (const uint8_t *)"v2", .content_len = 2,
+                     .comparand = (const uint8_t *)"v1", .comparand_len = kinds[i] == QDB_MSG_CAS ? 2 : 0};
+        CU_ASSERT_EQUAL(exchange(h, 0, &m, &payload), QDB_E_STORAGE);
+        CU_ASSERT_TRUE(payload && g_bytes_get_size(payload) == 0);
+        if (payload)
+            g_bytes_unref(payload);
+        CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_PUT), i + 1);
+        check_value(h, 0, "k", "v1");
+        check_value(h, 0, "n", NULL);
+    }
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_UPDATE, "k", "v3", NULL), QDB_OK);
+    check_value(h, 0, "k", "v3");
+    h_free(h);
+}
+
+/* REMOVE: the delete fails -- told STORAGE, the entry stays. */
+static void test_storage_del_fails(void)
+{
+    harness *h = faulty_one();
+    fail_next(h, 0, QDB_FAULT_DEL);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    check_value(h, 0, "k", "v1");
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_OK);
+    check_value(h, 0, "k", NULL);
+    h_free(h);
+}
+
+/* REMOVE_ALL: the scan of the node's range or a delete fails -- told
+ * STORAGE; what was not deleted stays readable, and it works once the store
+ * does. */
+static void test_storage_remove_all_fails(void)
+{
+    harness *h = faulty_one();
+    char alias[16];
+    for (int i = 0; i < 10; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    qdb_msg all = {.type = QDB_MSG_REMOVE_ALL};
+    fail_next(h, 0, QDB_FAULT_ITERATE);
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_ITERATE), 1);
+    CU_ASSERT_EQUAL(stored(h, 0), 11);
+    fail_next(h, 0, QDB_FAULT_DEL);
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    CU_ASSERT_EQUAL(stored(h, 0), 11); /* the first delete failed: it stopped there */
+    for (int i = 0; i < 10; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        check_value(h, 0, alias, alias);
+    }
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(stored(h, 0), 0);
+    h_free(h);
+}
+
+#define HO_N 40
+
+/* Node 0 on a fault-injecting store holds HO_N entries; node 4 (also
+ * faulty) is started through it, and takes over about a quarter of them.
+ * Returns the time node 4 was started. */
+static qdb_time_us handover_setup(harness **hp)
+{
+    harness *h = *hp = h_new_with(0, &faulty);
+    h_start(h, 0, -1);
+    h_run(h, 3 * S);
+    hello(h, 0);
+    h_run(h, 4 * S);
+    char alias[16];
+    for (int i = 0; i < HO_N; i++) {
+        g_snprintf(alias, sizeof alias, "h%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    qdb_time_us t0 = now(h);
+    h_start(h, 4, 0);
+    return t0;
+}
+
+/* After a hand-over that met a failure: every entry once, at its owner,
+ * readable there; the ring of two right. */
+static void handover_check(harness *h)
+{
+    h_run(h, now(h) + 30 * S);
+    int live[] = {0, 4};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 2));
+    CU_ASSERT_FALSE(qdb_node_is_joining(node(h, 4)));
+    CU_ASSERT_EQUAL(stored(h, 0) + stored(h, 4), HO_N);
+    CU_ASSERT_TRUE(stored(h, 4) > 0);
+    hello(h, 4);
+    h_run(h, now(h) + S);
+    char alias[16];
+    for (int i = 0; i < HO_N; i++) {
+        g_snprintf(alias, sizeof alias, "h%d", i);
+        check_value(h, owner_of(h, alias, live, 2), alias, alias);
+    }
+}
+
+/* serve_on_handover(): the receiver's write fails -- no acknowledgement, so
+ * the sender keeps the batch; it sends it again once its call timed out
+ * (rpc_timeout), and the receiver must apply it then. */
+static void test_storage_handover_put_fails(void)
+{
+    harness *h;
+    qdb_time_us t0 = handover_setup(&h);
+    fail_next(h, 4, QDB_FAULT_PUT);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){4, 0}, t0 + 30 * S));
+    CU_ASSERT_EQUAL(injected(h, 4, QDB_FAULT_METHOD_PUT), 1);
+    CU_ASSERT_TRUE(now(h) >= t0 + 5 * L + 2 * S); /* not before the sender's call timed out */
+    handover_check(h);
+    h_free(h);
+}
+
+/* serve_push(), sending a batch again: reading one of its records fails --
+ * that record is not in the batch, so the acknowledgement must not delete it
+ * at the sender; it goes with a later push. */
+static void test_storage_handover_resend_get_fails(void)
+{
+    harness *h;
+    qdb_time_us t0 = handover_setup(&h);
+    fail_next(h, 4, QDB_FAULT_PUT); /* the first batch is not acknowledged */
+    h_run(h, t0 + S);
+    CU_ASSERT_EQUAL(injected(h, 4, QDB_FAULT_METHOD_PUT), 1);
+    CU_ASSERT_TRUE(qdb_node_is_joining(node(h, 4)));
+    fail_next(h, 0, QDB_FAULT_GET); /* node 0 reads only to send the batch again */
+    handover_check(h);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_GET), 1);
+    h_free(h);
+}
+
+/* serve_push(): the scan of the range to hand over fails -- nothing is sent,
+ * in particular no batch marked last, which would end the newcomer's wait
+ * while its entries are still at the sender (it would answer "not found"
+ * for them).  The newcomer's next NOTIFY brings the push again. */
+static void test_storage_handover_scan_fails(void)
+{
+    harness *h;
+    qdb_time_us t0 = handover_setup(&h);
+    fail_next(h, 0, QDB_FAULT_ITERATE);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){4, 0}, t0 + 30 * S));
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_ITERATE), 1);
+    /* the moment it has joined, every entry it owns is there */
+    int live[] = {0, 4};
+    int mine = 0;
+    char alias[16];
+    for (int i = 0; i < HO_N; i++) {
+        g_snprintf(alias, sizeof alias, "h%d", i);
+        mine += owner_of(h, alias, live, 2) == 4;
+    }
+    CU_ASSERT_EQUAL(stored(h, 4), mine);
+    handover_check(h);
+    h_free(h);
+}
+
+/* serve_on_handover_ack(): deleting a handed-over record at the sender fails
+ * -- a stale copy stays there, outside its range; it is pushed again and
+ * deleted then, and the receiver keeps its own (equal or newer) copy. */
+static void test_storage_handover_del_fails(void)
+{
+    harness *h;
+    handover_setup(&h);
+    fail_next(h, 0, QDB_FAULT_DEL);
+    handover_check(h);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    h_free(h);
+}
+
 int main(void)
 {
     CU_TestInfo ring[] = {
@@ -615,9 +891,25 @@ int main(void)
          test_failed_node_entries_unavailable},
         CU_TEST_INFO_NULL,
     };
+    CU_TestInfo storage[] = {
+        {"a failed read: every request told STORAGE, nothing run", test_storage_get_fails},
+        {"a failed write: told STORAGE, the old value stays", test_storage_put_fails},
+        {"a failed delete: REMOVE told STORAGE, the entry stays", test_storage_del_fails},
+        {"REMOVE_ALL: a failed scan or delete told STORAGE", test_storage_remove_all_fails},
+        {"hand-over: a failed write at the receiver, the batch again",
+         test_storage_handover_put_fails},
+        {"hand-over: a failed read of a resent batch keeps that entry",
+         test_storage_handover_resend_get_fails},
+        {"hand-over: a failed scan sends nothing, not an empty last batch",
+         test_storage_handover_scan_fails},
+        {"hand-over: a failed delete after the ack leaves a copy, cleared later",
+         test_storage_handover_del_fails},
+        CU_TEST_INFO_NULL,
+    };
     CU_SuiteInfo suites[] = {
         {.pName = "ring", .pTests = ring},
         {.pName = "requests", .pTests = serve},
+        {.pName = "storage failures", .pTests = storage},
         CU_SUITE_INFO_NULL,
     };
     return qdb_test_run(suites);
