@@ -802,8 +802,8 @@ static void handover_check(harness *h)
 }
 
 /* serve_on_handover(): the receiver's write fails -- no acknowledgement, so
- * the sender keeps the batch; it sends it again once its call timed out
- * (rpc_timeout), and the receiver must apply it then. */
+ * the sender keeps the batch; it sends it again once its call timed out, and
+ * the receiver must apply it then. */
 static void test_storage_handover_put_fails(void)
 {
     harness *h;
@@ -811,7 +811,13 @@ static void test_storage_handover_put_fails(void)
     fail_next(h, 4, QDB_FAULT_PUT);
     CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){4, 0}, t0 + 30 * S));
     CU_ASSERT_EQUAL(injected(h, 4, QDB_FAULT_METHOD_PUT), 1);
-    CU_ASSERT_TRUE(now(h) >= t0 + 5 * L + 2 * S); /* not before the sender's call timed out */
+    /* The sender's call times out at t0 + 5L + rpc_timeout (2 s); it repeats
+     * the batch on the newcomer's next NOTIFY.  The newcomer's rounds come at
+     * t0 + 1 s and + 2 s, then every 2 s (the period doubles after a quiet
+     * round): the NOTIFY of the 2 s round arrives while the call is still
+     * pending, the one of the 4 s round brings the batch -- its STABILIZE
+     * round trip (2L), the NOTIFY (L), the batch (L). */
+    CU_ASSERT_EQUAL(now(h), t0 + 4 * S + 4 * L);
     handover_check(h);
     h_free(h);
 }
