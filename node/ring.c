@@ -174,7 +174,7 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
 
 qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period)
 {
-    if (period < 2)
+    if (period < 2 || n->cfg.no_jitter)
         return period;
     return period / 2 + n->random->next(n->random) % period;
 }
