@@ -147,16 +147,6 @@ static void id_dec(qdb_id *out, const qdb_id *a)
     }
 }
 
-static bool peer_decode(const uint8_t *p, size_t len, qdb_peer *out)
-{
-    if (p == NULL || len != QDB_PEER_WIRE)
-        return false;
-    memcpy(out->id.b, p, QDB_ID_BYTES);
-    out->addr.ip = (uint32_t)p[32] << 24 | (uint32_t)p[33] << 16 | (uint32_t)p[34] << 8 | p[35];
-    out->addr.port = (uint16_t)(p[36] << 8 | p[37]);
-    return true;
-}
-
 static uint32_t next_seq(qdb_client_core *c)
 {
     uint32_t s = c->next_seq++;
@@ -640,11 +630,8 @@ static void on_hello_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
     bool ok = m->status == QDB_OK && m->content_len == 8;
     if (ok) {
-        uint64_t inc = 0;
-        for (int i = 0; i < 8; i++)
-            inc = inc << 8 | m->content[i];
         s->state = SESSION_OPEN;
-        s->incarnation = inc;
+        s->incarnation = qdb_be64_get(m->content);
         s->used = ++c->use_counter;
     } else {
         session_forget(c, src);
@@ -725,7 +712,8 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         op->wrong_node++;
         c->stats.wrong_node++;
         qdb_peer hint;
-        bool have_hint = peer_decode(m->content, m->content_len, &hint) && !qdb_peer_is_null(&hint);
+        bool have_hint = qdb_peer_decode(m->content, m->content_len, &hint) == QDB_OK &&
+                         !qdb_peer_is_null(&hint);
         cache_remove_addr(c, op->node.addr);
         if (have_hint)
             cache_learn(c, &hint, NULL);
@@ -776,7 +764,7 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         op_node_failed(c, op, src, false);
         return;
     }
-    if (m->flags & 1) {
+    if (m->flags & QDB_FIND_DONE) {
         /* The asker X answered "id in (X, succ]": the owner holds (X, owner].
          * A node naming itself owns (its pred, self], which we do not know:
          * the served request will teach (id - 1, owner]. */
