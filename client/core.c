@@ -23,15 +23,6 @@
 
 #include "codec.h"
 
-#define DEFAULT_TIMEOUT (60 * QDB_US_PER_S)
-#define DEFAULT_RPC_TIMEOUT (2 * QDB_US_PER_S)
-#define DEFAULT_MAX_ATTEMPTS 3
-#define DEFAULT_MAX_HOPS 64
-#define DEFAULT_LOOKUP_RETRIES 3
-#define DEFAULT_BACKOFF (100 * QDB_US_PER_MS)
-#define DEFAULT_CACHE_CAPACITY 256
-#define DEFAULT_SESSION_CAPACITY 64
-
 typedef enum op_state {
     ST_FIND,    /* FIND(rpc) sent to find_addr */
     ST_HELLO,   /* waiting for the session with node */
@@ -907,18 +898,31 @@ static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
 
 /* ---- public API ------------------------------------------------------------------- */
 
+/* Every zero numeric field takes its default (node/defaults.h). */
+static void fill_defaults(qdb_client_config *cfg)
+{
+    if (cfg->timeout == 0)
+        cfg->timeout = QDB_DEFAULT_CLIENT_TIMEOUT_US;
+    if (cfg->rpc_timeout == 0)
+        cfg->rpc_timeout = QDB_DEFAULT_CLIENT_RPC_TIMEOUT_US;
+    if (cfg->max_attempts == 0)
+        cfg->max_attempts = QDB_DEFAULT_CLIENT_MAX_ATTEMPTS;
+    if (cfg->max_hops == 0)
+        cfg->max_hops = QDB_DEFAULT_CLIENT_MAX_HOPS;
+    if (cfg->lookup_retries == 0)
+        cfg->lookup_retries = QDB_DEFAULT_CLIENT_LOOKUP_RETRIES;
+    if (cfg->backoff == 0)
+        cfg->backoff = QDB_DEFAULT_CLIENT_BACKOFF_US;
+    if (cfg->cache_capacity == 0)
+        cfg->cache_capacity = QDB_DEFAULT_CLIENT_CACHE_CAPACITY;
+    if (cfg->session_capacity == 0)
+        cfg->session_capacity = QDB_DEFAULT_CLIENT_SESSION_CAPACITY;
+}
+
 void qdb_client_config_defaults(qdb_client_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->timeout = DEFAULT_TIMEOUT;
-    cfg->rpc_timeout = DEFAULT_RPC_TIMEOUT;
-    cfg->max_attempts = DEFAULT_MAX_ATTEMPTS;
-    cfg->max_hops = DEFAULT_MAX_HOPS;
-    cfg->use_cache = 1;
-    cfg->lookup_retries = DEFAULT_LOOKUP_RETRIES;
-    cfg->backoff = DEFAULT_BACKOFF;
-    cfg->cache_capacity = DEFAULT_CACHE_CAPACITY;
-    cfg->session_capacity = DEFAULT_SESSION_CAPACITY;
+    *cfg = (qdb_client_config){.use_cache = 1};
+    fill_defaults(cfg);
 }
 
 static gint op_id_cmp(gconstpointer a, gconstpointer b)
@@ -952,22 +956,7 @@ qdb_client_core *qdb_client_core_new(const qdb_client_config *cfg, qdb_clock *cl
 
     qdb_client_core *c = g_new0(qdb_client_core, 1);
     c->cfg = *cfg;
-    if (c->cfg.timeout == 0)
-        c->cfg.timeout = DEFAULT_TIMEOUT;
-    if (c->cfg.rpc_timeout == 0)
-        c->cfg.rpc_timeout = DEFAULT_RPC_TIMEOUT;
-    if (c->cfg.max_attempts == 0)
-        c->cfg.max_attempts = DEFAULT_MAX_ATTEMPTS;
-    if (c->cfg.max_hops == 0)
-        c->cfg.max_hops = DEFAULT_MAX_HOPS;
-    if (c->cfg.lookup_retries == 0)
-        c->cfg.lookup_retries = DEFAULT_LOOKUP_RETRIES;
-    if (c->cfg.backoff == 0)
-        c->cfg.backoff = DEFAULT_BACKOFF;
-    if (c->cfg.cache_capacity == 0)
-        c->cfg.cache_capacity = DEFAULT_CACHE_CAPACITY;
-    if (c->cfg.session_capacity == 0)
-        c->cfg.session_capacity = DEFAULT_SESSION_CAPACITY;
+    fill_defaults(&c->cfg);
     c->clock = clock;
     c->transport = transport;
     c->random = random;

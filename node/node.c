@@ -24,17 +24,17 @@
 void qdb_node_config_defaults(qdb_node_config *cfg)
 {
     if (cfg->succlist_len == 0)
-        cfg->succlist_len = 8;
+        cfg->succlist_len = QDB_DEFAULT_SUCCLIST;
     if (cfg->stabilize_fast == 0)
-        cfg->stabilize_fast = 1 * QDB_US_PER_S;
+        cfg->stabilize_fast = QDB_DEFAULT_STABILIZE_FAST_US;
     if (cfg->stabilize_slow == 0)
-        cfg->stabilize_slow = 30 * QDB_US_PER_S;
+        cfg->stabilize_slow = QDB_DEFAULT_STABILIZE_SLOW_US;
     if (cfg->rpc_timeout == 0)
-        cfg->rpc_timeout = 2 * QDB_US_PER_S;
+        cfg->rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US;
     if (cfg->handover_batch == 0)
-        cfg->handover_batch = 256;
+        cfg->handover_batch = QDB_DEFAULT_HANDOVER_BATCH;
     if (cfg->dedup_capacity == 0)
-        cfg->dedup_capacity = 4096;
+        cfg->dedup_capacity = QDB_DEFAULT_DEDUP_CAPACITY;
 }
 
 static bool seam_ok(int version, const char *what, char *err)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "defaults.h"
 #include "id.h"
 
 /* Microseconds on the node's monotonic clock (virtual in the simulator).
@@ -25,7 +26,6 @@ typedef struct qdb_addr {
 } qdb_addr;
 
 #define QDB_ADDR_STRLEN 22 /* "255.255.255.255:65535" + NUL */
-#define QDB_DEFAULT_PORT 2836
 
 bool qdb_addr_eq(qdb_addr a, qdb_addr b);
 int qdb_addr_cmp(qdb_addr a, qdb_addr b);
