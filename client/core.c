@@ -949,8 +949,7 @@ qdb_client_core *qdb_client_core_new(const qdb_client_config *cfg, qdb_clock *cl
     else if (random != NULL && random->version != QDB_SEAM_VERSION)
         why = "random seam of an unknown version";
     if (why != NULL) {
-        if (err != NULL)
-            g_strlcpy(err, why, QDB_ERRMSG_SIZE);
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "%s", why);
         return NULL;
     }
 

@@ -41,9 +41,8 @@ static bool seam_ok(int version, const char *what, char *err)
 {
     if (version == QDB_SEAM_VERSION)
         return true;
-    if (err)
-        g_snprintf(err, QDB_ERRMSG_SIZE, "%s seam version %d is not supported (want %d)", what,
-                   version, QDB_SEAM_VERSION);
+    qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "%s seam version %d is not supported (want %d)",
+                  what, version, QDB_SEAM_VERSION);
     return false;
 }
 
@@ -56,14 +55,12 @@ qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transpo
         !seam_ok(random->version, "random", err) || !seam_ok(storage->version, "storage", err))
         return NULL;
     if (c.succlist_len > QDB_SUCCLIST_MAX) {
-        if (err)
-            g_snprintf(err, QDB_ERRMSG_SIZE, "successor list length %u exceeds %d", c.succlist_len,
-                       QDB_SUCCLIST_MAX);
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "successor list length %u exceeds %d",
+                      c.succlist_len, QDB_SUCCLIST_MAX);
         return NULL;
     }
     if (c.stabilize_fast > c.stabilize_slow) {
-        if (err)
-            g_snprintf(err, QDB_ERRMSG_SIZE, "stabilize_fast must not exceed stabilize_slow");
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "stabilize_fast must not exceed stabilize_slow");
         return NULL;
     }
 

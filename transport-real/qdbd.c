@@ -554,11 +554,8 @@ int main(int argc, char **argv)
     }
     if (!have_id) {
         qdb_random *r = qdb_loop_endpoint_random(d.ep);
-        for (int i = 0; i < QDB_ID_BYTES; i += 8) {
-            uint64_t v = r->next(r);
-            for (int j = 0; j < 8; j++)
-                id.b[i + j] = (uint8_t)(v >> (56 - 8 * j));
-        }
+        for (int i = 0; i < QDB_ID_BYTES; i += 8)
+            qdb_be64_put(id.b + i, r->next(r));
     }
     if (id_path) {
         char hex0[QDB_ID_HEX + 2];

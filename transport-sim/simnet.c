@@ -505,18 +505,12 @@ static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t
 {
     qdb_sim_endpoint *ep = t->impl;
     qdb_simnet *net = ep->net;
-    if (ep->dead) {
-        g_strlcpy(t->errmsg, "endpoint detached", sizeof t->errmsg);
-        return QDB_E_NOT_CONNECTED;
-    }
-    if (qdb_addr_is_null(dst)) {
-        g_strlcpy(t->errmsg, "null destination address", sizeof t->errmsg);
-        return QDB_E_INVALID_ARGUMENT;
-    }
-    if (len > UINT32_MAX) {
-        g_strlcpy(t->errmsg, "frame larger than 4 GiB", sizeof t->errmsg);
-        return QDB_E_OVERSIZED;
-    }
+    if (ep->dead)
+        return qdb_error_set(t->errmsg, QDB_E_NOT_CONNECTED, "endpoint detached");
+    if (qdb_addr_is_null(dst))
+        return qdb_error_set(t->errmsg, QDB_E_INVALID_ARGUMENT, "null destination address");
+    if (len > UINT32_MAX)
+        return qdb_error_set(t->errmsg, QDB_E_OVERSIZED, "frame larger than 4 GiB");
     net->st.frames_sent++;
     uint64_t dkey = addr_pack(dst);
     addr_rec *drec = g_hash_table_lookup(net->addrs, &dkey);
