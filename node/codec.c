@@ -11,8 +11,9 @@
  * Decoding is zero-copy: byte fields point into the caller's frame.  Every
  * read goes through a bounds-checked reader, so no input -- truncated,
  * mutated or hostile -- makes it read outside [buf, buf + len).  Everything
- * the decoder accepts the encoder reproduces byte for byte (flags are 0 or 1,
- * varints minimal, no trailing bytes), which the mutation test checks.
+ * the decoder accepts the encoder reproduces byte for byte (flags hold only
+ * the bits their type defines, varints are minimal, no trailing bytes), which
+ * the mutation test checks.
  */
 #include "codec.h"
 
