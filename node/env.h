@@ -104,7 +104,11 @@ typedef struct qdb_random {
  * iterate(): calls fn for each key k with from <= k < to (to == NULL: no upper
  *        bound) in key order; fn returns non-zero to stop.  The callback must
  *        not modify the store.
- * count(): the number of records. */
+ * count(): the number of records.
+ *
+ * The backends live in storage/, one header each: storage/memory.h (a GTree),
+ * storage/bdb.h (Berkeley DB) and storage/fault.h (a wrapper that injects
+ * failures into any of them, for tests). */
 typedef int (*qdb_storage_iter_fn)(void *arg, const uint8_t *key, size_t key_len,
                                    const uint8_t *value, size_t value_len);
 
@@ -124,9 +128,5 @@ typedef struct qdb_storage {
     uint64_t (*count)(struct qdb_storage *s);
     void (*destroy)(struct qdb_storage *s);
 } qdb_storage;
-
-/* The in-memory backend (a GTree): the simulator's default and --transient.
- * Nothing survives destroy(). */
-qdb_storage *qdb_storage_memory_new(void);
 
 #endif

@@ -22,7 +22,8 @@
 
 #include "codec.h"
 #include "record.h"
-#include "transport-real/store_bdb.h"
+#include "storage/bdb.h"
+#include "storage/memory.h"
 #include "world.h"
 
 #define SIM_CLIENT_BASE 0x64400000u /* 100.64.0.0: clients live apart from nodes */

@@ -13,6 +13,7 @@
 #include "client/core.h"
 #include "codec.h"
 #include "node.h"
+#include "storage/memory.h"
 #include "tests/testutil.h"
 
 #define S QDB_US_PER_S

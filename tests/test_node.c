@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "node.h"
 #include "record.h"
+#include "storage/memory.h"
 #include "testutil.h"
 #include "transport-sim/simnet.h"
 

@@ -1,13 +1,19 @@
-/* Unit tests for the in-memory storage backend (node/storage_memory.c) and
- * the storage record format (node/record.c): basic operations, key order
- * (memcmp, shorter first), half-open and unbounded ranges, early stop, and
- * record encode/decode with corruption detection. */
+/* Unit tests for the in-memory storage backend (storage/memory.c), the
+ * fault-injecting wrapper (storage/fault.c) and the storage record format
+ * (node/record.c): basic operations, key order (memcmp, shorter first),
+ * half-open and unbounded ranges, early stop; injected failures (n-th call,
+ * persistent, seeded fraction, iterate at the start and part-way) that leave
+ * the inner store alone, and the wrapper's counters; record encode/decode with
+ * corruption detection.  The conformance suite over every backend, the
+ * unarmed wrapper included, is in test_store_bdb.c. */
 #include <glib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "env.h"
 #include "record.h"
+#include "storage/fault.h"
+#include "storage/memory.h"
 #include "testutil.h"
 
 #define K(s) (const uint8_t *)(s), strlen(s)
@@ -99,16 +105,23 @@ static int collect(void *arg, const uint8_t *key, size_t key_len, const uint8_t 
     return c->stop_after && c->calls >= c->stop_after;
 }
 
-/* Iterate [from, to) and return the keys joined by ",". */
-static char *range(qdb_storage *s, const char *from, const char *to, int stop_after)
+/* Iterate [from, to): the keys fn saw joined by ",", and iterate's code in *rc. */
+static char *range_rc(qdb_storage *s, const char *from, const char *to, int stop_after, int *rc)
 {
     collected c = {g_ptr_array_new_with_free_func(g_free), stop_after, 0};
-    int rc = s->iterate(s, (const uint8_t *)from, strlen(from), (const uint8_t *)to,
-                        to ? strlen(to) : 0, collect, &c);
-    CU_ASSERT_EQUAL(rc, QDB_OK);
+    *rc = s->iterate(s, (const uint8_t *)from, strlen(from), (const uint8_t *)to,
+                     to ? strlen(to) : 0, collect, &c);
     g_ptr_array_add(c.keys, NULL);
     char *joined = g_strjoinv(",", (char **)c.keys->pdata);
     g_ptr_array_unref(c.keys);
+    return joined;
+}
+
+static char *range(qdb_storage *s, const char *from, const char *to, int stop_after)
+{
+    int rc;
+    char *joined = range_rc(s, from, to, stop_after, &rc);
+    CU_ASSERT_EQUAL(rc, QDB_OK);
     return joined;
 }
 
@@ -213,6 +226,289 @@ static void test_many(void)
     s->destroy(s);
 }
 
+/* ---- fault wrapper ------------------------------------------------------------------ */
+
+/* Every record of a store, keys and values length-prefixed, in key order: two
+ * stores hold the same records iff their dumps are equal. */
+static int dump_cb(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                   size_t value_len)
+{
+    g_string_append_printf(arg, "%zu:", key_len);
+    g_string_append_len(arg, (const char *)key, (gssize)key_len);
+    g_string_append_printf(arg, "=%zu:", value_len);
+    g_string_append_len(arg, (const char *)value, (gssize)value_len);
+    g_string_append_c(arg, ';');
+    return 0;
+}
+
+static char *dump(qdb_storage *s)
+{
+    GString *out = g_string_new(NULL);
+    CU_ASSERT_EQUAL(s->iterate(s, NULL, 0, NULL, 0, dump_cb, out), QDB_OK);
+    return g_string_free(out, FALSE);
+}
+
+/* A wrapper around a memory store holding "a", "b", "c" (value "v:" + key). */
+static qdb_storage *fault_abc(void)
+{
+    qdb_storage *s = qdb_storage_fault_new(qdb_storage_memory_new());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->version, QDB_SEAM_VERSION);
+    CU_ASSERT_PTR_NULL(s->data);
+    CU_ASSERT_EQUAL(s->put(s, K("a"), K("v:a")), QDB_OK);
+    CU_ASSERT_EQUAL(s->put(s, K("b"), K("v:b")), QDB_OK);
+    CU_ASSERT_EQUAL(s->put(s, K("c"), K("v:c")), QDB_OK);
+    qdb_storage_fault_reset(s);
+    return s;
+}
+
+static bool get_equals_str(qdb_storage *s, const char *key, const char *value)
+{
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    bool ok = s->get(s, K(key), &v, &vl) == QDB_OK && vl == strlen(value) &&
+              memcmp(v, value, vl) == 0;
+    g_free(v);
+    return ok;
+}
+
+static qdb_fault_stats stats_of(qdb_storage *s)
+{
+    qdb_fault_stats st;
+    qdb_storage_fault_stats(s, &st);
+    return st;
+}
+
+static void test_fault_nth_once(void)
+{
+    qdb_storage *s = fault_abc();
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_PUT, 3, false);
+    CU_ASSERT_EQUAL(s->put(s, K("d"), K("v:d")), QDB_OK);
+    CU_ASSERT_EQUAL(s->get(s, K("x"), &(uint8_t *){NULL}, &(size_t){0}), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->put(s, K("e"), K("v:e")), QDB_OK); /* gets do not match */
+    CU_ASSERT_EQUAL(s->put(s, K("f"), K("v:f")), QDB_E_STORAGE);
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected fault: put (call 3)");
+    CU_ASSERT_EQUAL(s->put(s, K("g"), K("v:g")), QDB_OK); /* one-shot: disarmed */
+    CU_ASSERT_EQUAL(s->put(s, K("f"), K("v:f")), QDB_OK);
+    CU_ASSERT_EQUAL(s->count(s), 7);
+    qdb_fault_stats st = stats_of(s);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_PUT], 5);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_PUT], 1);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_GET], 1);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_GET], 0);
+
+    /* Re-arming counts matching calls from the arming; n = 1 is the next. */
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_DEL | QDB_FAULT_GET, 1, false);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_STORAGE);
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected fault: del (call 1)");
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_OK);
+    s->destroy(s);
+}
+
+static void test_fault_persistent(void)
+{
+    qdb_storage *s = fault_abc();
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_WRITES, 2, true);
+    CU_ASSERT_EQUAL(s->put(s, K("d"), K("v:d")), QDB_OK);
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(s->put(s, K("e"), K("v:e")), QDB_E_STORAGE);
+        CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_STORAGE);
+    }
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected fault: del (call 5)");
+    CU_ASSERT_TRUE(get_equals_str(s, "a", "v:a")); /* reads still work */
+    qdb_fault_stats st = stats_of(s);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_PUT], 6);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_PUT], 5);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_DEL], 5);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_DEL], 5);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_GET], 0);
+
+    /* Disarmed: writes work again, counters kept. */
+    qdb_storage_fault_disarm(s);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_OK);
+    CU_ASSERT_EQUAL(s->put(s, K("e"), K("v:e")), QDB_OK);
+    st = stats_of(s);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_DEL], 6);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_DEL], 5);
+
+    /* Reset: counters back to 0. */
+    qdb_storage_fault_reset(s);
+    st = stats_of(s);
+    for (int m = 0; m < QDB_FAULT_N_METHODS; m++) {
+        CU_ASSERT_EQUAL(st.calls[m], 0);
+        CU_ASSERT_EQUAL(st.injected[m], 0);
+    }
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "");
+    s->destroy(s);
+}
+
+/* Which of n gets fail under fraction p drawn from `seed`: a string of 0/1.
+ * With puts, a put (not a matching call) follows each get. */
+static char *fraction_pattern(qdb_storage *s, double p, uint64_t seed, int n, bool puts)
+{
+    qdb_storage_fault_fail_fraction(s, QDB_FAULT_GET, p, seed);
+    char *out = g_malloc((size_t)n + 1);
+    for (int i = 0; i < n; i++) {
+        uint8_t *v = NULL;
+        size_t vl = 0;
+        int rc = s->get(s, K("b"), &v, &vl);
+        CU_ASSERT_TRUE(rc == QDB_OK || rc == QDB_E_STORAGE);
+        if (puts)
+            CU_ASSERT_EQUAL(s->put(s, K("b"), K("v:b")), QDB_OK);
+        out[i] = rc == QDB_OK ? '0' : '1';
+        g_free(v);
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static int ones(const char *pattern)
+{
+    int n = 0;
+    for (; *pattern; pattern++)
+        n += *pattern == '1';
+    return n;
+}
+
+static void test_fault_fraction(void)
+{
+    enum { N = 400 };
+    qdb_storage *s = fault_abc();
+    char *first = fraction_pattern(s, 0.25, 1234, N, true);
+    char *again = fraction_pattern(s, 0.25, 1234, N, false);
+    char *other = fraction_pattern(s, 0.25, 1235, N, true);
+    /* The seed alone fixes the pattern: calls that do not match take no draw. */
+    CU_ASSERT_STRING_EQUAL(first, again);
+    CU_ASSERT_STRING_NOT_EQUAL(first, other);
+    /* Binomial(400, 0.25): mean 100, sd 8.7; these bounds are 5 sd wide. */
+    CU_ASSERT_TRUE(ones(first) > 56 && ones(first) < 144);
+    CU_ASSERT_TRUE(ones(other) > 56 && ones(other) < 144);
+    qdb_fault_stats st = stats_of(s);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_GET], 3 * N);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_GET],
+                    (uint64_t)(ones(first) + ones(again) + ones(other)));
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_PUT], 2 * N);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_PUT], 0);
+    g_free(first);
+    g_free(again);
+    g_free(other);
+
+    /* The edges: p = 0 never fails, p = 1 always does. */
+    char *never = fraction_pattern(s, 0.0, 1, 50, false);
+    char *always = fraction_pattern(s, 1.0, 1, 50, false);
+    CU_ASSERT_EQUAL(ones(never), 0);
+    CU_ASSERT_EQUAL(ones(always), 50);
+    g_free(never);
+    g_free(always);
+    s->destroy(s);
+}
+
+static void test_fault_leaves_inner(void)
+{
+    qdb_storage *s = fault_abc();
+    qdb_storage *inner = qdb_storage_fault_inner(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(inner);
+    char *before = dump(inner);
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_ALL, 1, true);
+    CU_ASSERT_EQUAL(s->put(s, K("new"), K("v:new")), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(s->put(s, K("a"), K("overwritten")), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(s->del(s, K("b")), QDB_E_STORAGE);
+    /* A failed get leaves the caller's outputs alone. */
+    uint8_t sentinel = 0, *v = &sentinel;
+    size_t vl = 77;
+    CU_ASSERT_EQUAL(s->get(s, K("a"), &v, &vl), QDB_E_STORAGE);
+    CU_ASSERT_PTR_EQUAL(v, &sentinel);
+    CU_ASSERT_EQUAL(vl, 77);
+    CU_ASSERT_EQUAL(s->count(s), 3); /* count() never fails */
+    char *after = dump(inner);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    qdb_fault_stats st = stats_of(s);
+    for (int m = 0; m < QDB_FAULT_N_METHODS - 1; m++) /* iterate was not called */
+        CU_ASSERT_EQUAL(st.injected[m], st.calls[m]);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_PUT], 2);
+    g_free(before);
+    g_free(after);
+    s->destroy(s);
+}
+
+/* One iterate over [from, NULL): its code, and the keys fn saw. */
+static void expect_walk(qdb_storage *s, const char *from, int stop_after, int rc,
+                        const char *keys)
+{
+    int got_rc;
+    char *got = range_rc(s, from, NULL, stop_after, &got_rc);
+    CU_ASSERT_EQUAL(got_rc, rc);
+    CU_ASSERT_STRING_EQUAL(got, keys);
+    g_free(got);
+}
+
+static void test_fault_iterate(void)
+{
+    qdb_storage *s = fault_abc();
+    expect_walk(s, "", 0, QDB_OK, "a,b,c");
+
+    /* At the start (the default): fn is never called. */
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_ITERATE, 1, false);
+    expect_walk(s, "", 0, QDB_E_STORAGE, "");
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected fault: iterate (call 2)");
+    expect_walk(s, "", 0, QDB_OK, "a,b,c");
+
+    /* Part-way: after k records. */
+    qdb_storage_fault_iterate_after(s, 2);
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_ITERATE, 1, true);
+    expect_walk(s, "", 0, QDB_E_STORAGE, "a,b");
+    expect_walk(s, "b", 0, QDB_E_STORAGE, "b,c");
+    expect_walk(s, "c", 0, QDB_E_STORAGE, "c");  /* a shorter range still fails */
+    expect_walk(s, "z", 0, QDB_E_STORAGE, "");
+    expect_walk(s, "", 1, QDB_E_STORAGE, "a");   /* and so does one fn stopped */
+    qdb_fault_stats st = stats_of(s);
+    CU_ASSERT_EQUAL(st.calls[QDB_FAULT_METHOD_ITERATE], 8);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_ITERATE], 6);
+
+    /* Only the iterate mask matches: point operations pass. */
+    CU_ASSERT_EQUAL(s->put(s, K("d"), K("v:d")), QDB_OK);
+    CU_ASSERT_TRUE(get_equals_str(s, "d", "v:d"));
+    qdb_storage_fault_reset(s); /* iterate_after back to 0 */
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_ITERATE, 1, false);
+    expect_walk(s, "", 0, QDB_E_STORAGE, "");
+    s->destroy(s);
+}
+
+/* A store that fails by itself (here a wrapper armed inside an unarmed one):
+ * the outer wrapper returns its code and its message, and counts no
+ * injection of its own. */
+static void test_fault_passes_inner_errors(void)
+{
+    qdb_storage *inner = qdb_storage_fault_new(qdb_storage_memory_new());
+    qdb_storage *s = qdb_storage_fault_new(inner);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_EQUAL(qdb_storage_fault_inner(s), inner);
+    qdb_storage_fault_fail_nth(inner, QDB_FAULT_ALL, 1, true);
+    CU_ASSERT_EQUAL(s->put(s, K("a"), K("v:a")), QDB_E_STORAGE);
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected fault: put (call 1)");
+    qdb_storage_fault_iterate_after(s, 1);
+    qdb_storage_fault_fail_nth(s, QDB_FAULT_ITERATE, 1, false);
+    expect_walk(s, "", 0, QDB_E_STORAGE, "");
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected fault: iterate (call 1)");
+    qdb_fault_stats st = stats_of(s);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_PUT], 0);
+    CU_ASSERT_EQUAL(st.injected[QDB_FAULT_METHOD_ITERATE], 0); /* the inner one's */
+    CU_ASSERT_EQUAL(stats_of(inner).injected[QDB_FAULT_METHOD_ITERATE], 1);
+    /* Absent keys are not failures. */
+    qdb_storage_fault_disarm(inner);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_ALIAS_NOT_FOUND);
+    s->destroy(s); /* both wrappers and the memory store */
+}
+
+static void test_fault_refuses_version(void)
+{
+    qdb_storage *mem = qdb_storage_memory_new();
+    mem->version = QDB_SEAM_VERSION + 1;
+    CU_ASSERT_PTR_NULL(qdb_storage_fault_new(mem));
+    mem->version = QDB_SEAM_VERSION;
+    mem->destroy(mem); /* still the caller's */
+}
+
 /* ---- records ------------------------------------------------------------------------ */
 
 static void test_record_round_trip(void)
@@ -311,6 +607,17 @@ static CU_TestInfo memory_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo fault_tests[] = {
+    {.pName = "n-th call, one-shot", .pTestFunc = test_fault_nth_once},
+    {.pName = "persistent, disarm, reset", .pTestFunc = test_fault_persistent},
+    {.pName = "seeded fraction", .pTestFunc = test_fault_fraction},
+    {.pName = "failures leave the inner store", .pTestFunc = test_fault_leaves_inner},
+    {.pName = "iterate at the start and part-way", .pTestFunc = test_fault_iterate},
+    {.pName = "inner errors pass through", .pTestFunc = test_fault_passes_inner_errors},
+    {.pName = "refuses an unknown version", .pTestFunc = test_fault_refuses_version},
+    CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo record_tests[] = {
     {.pName = "round trip", .pTestFunc = test_record_round_trip},
     {.pName = "corruption", .pTestFunc = test_record_corruption},
@@ -320,6 +627,7 @@ static CU_TestInfo record_tests[] = {
 
 static CU_SuiteInfo suites[] = {
     {.pName = "storage memory", .pTests = memory_tests},
+    {.pName = "storage fault", .pTests = fault_tests},
     {.pName = "storage record", .pTests = record_tests},
     CU_SUITE_INFO_NULL,
 };

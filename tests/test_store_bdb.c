@@ -1,5 +1,7 @@
-/* Storage seam tests: one conformance suite run over the memory backend and
- * over the Berkeley DB backend, then BDB-only tests.
+/* Storage seam tests: one conformance suite run over the memory backend, over
+ * the Berkeley DB backend and over the fault wrapper (storage/fault.h) around
+ * the memory backend with no fault armed, then BDB-only tests.  The fault
+ * wrapper's own tests are in test_storage.c.
  *
  * Sections:
  *   - helpers: temp roots, reference records, collecting an iteration
@@ -8,7 +10,7 @@
  *     crash durability (fork + SIGKILL), bad roots
  *   - suites and main
  */
-#include "transport-real/store_bdb.h"
+#include "storage/bdb.h"
 
 #include <db.h>
 #include <errno.h>
@@ -23,6 +25,8 @@
 #include <unistd.h>
 
 #include "node/error.h"
+#include "storage/fault.h"
+#include "storage/memory.h"
 #include "tests/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -105,8 +109,25 @@ static void bdb_tmp_close(qdb_storage *s)
     g_free(root);
 }
 
+/* Unarmed, the wrapper must be indistinguishable from what it wraps. */
+static qdb_storage *fault_memory_open(void)
+{
+    return qdb_storage_fault_new(qdb_storage_memory_new());
+}
+
+static void fault_memory_close(qdb_storage *s)
+{
+    qdb_fault_stats st;
+    qdb_storage_fault_stats(s, &st);
+    for (int m = 0; m < QDB_FAULT_N_METHODS; m++)
+        CU_ASSERT_EQUAL(st.injected[m], 0);
+    s->destroy(s); /* the memory store with it */
+}
+
 static const backend memory_backend = { "memory", memory_open, memory_close };
 static const backend bdb_backend = { "bdb", bdb_tmp_open, bdb_tmp_close };
+static const backend fault_memory_backend = { "fault(memory)", fault_memory_open,
+                                              fault_memory_close };
 
 #define BYTES(lit) (const uint8_t *)(lit), (sizeof(lit) - 1)
 
@@ -470,7 +491,8 @@ static void conf_iterate_many(const backend *b)
         X(iterate_stop) X(iterate_many)
 #define WRAP(name)                                                                            \
     static void mem_##name(void) { conf_##name(&memory_backend); }                            \
-    static void bdb_##name(void) { conf_##name(&bdb_backend); }
+    static void bdb_##name(void) { conf_##name(&bdb_backend); }                               \
+    static void flt_##name(void) { conf_##name(&fault_memory_backend); }
 CONFORMANCE(WRAP)
 
 /* ---- BDB: reopen, compression, corruption, checkpoint ------------------------ */
@@ -638,6 +660,10 @@ static void test_corrupt(void)
     }
     CU_ASSERT_EQUAL_FATAL(stored[0], 1); /* zstd */
     CU_ASSERT_FATAL(stored_len > 12);
+    /* The layout in bdb.c's banner, which stores on disk depend on: the
+     * codec byte, then the original length as a big-endian u64. */
+    static const uint8_t len_4096_be[8] = { 0, 0, 0, 0, 0, 0, 0x10, 0x00 };
+    CU_ASSERT_EQUAL(memcmp(stored + 1, len_4096_be, sizeof len_4096_be), 0);
 
     uint8_t bad_codec[] = { 7, 'x' };
     CU_ASSERT(poke_raw(root, BYTES("codec"), bad_codec, sizeof bad_codec));
@@ -986,9 +1012,11 @@ static void test_defaults(void)
 #define TEST_ENTRY(prefix, name) { .pName = #name, .pTestFunc = prefix##_##name },
 #define MEM_ENTRY(name) TEST_ENTRY(mem, name)
 #define BDB_ENTRY(name) TEST_ENTRY(bdb, name)
+#define FLT_ENTRY(name) TEST_ENTRY(flt, name)
 
 static CU_TestInfo memory_tests[] = { CONFORMANCE(MEM_ENTRY) CU_TEST_INFO_NULL };
 static CU_TestInfo bdb_conformance_tests[] = { CONFORMANCE(BDB_ENTRY) CU_TEST_INFO_NULL };
+static CU_TestInfo fault_conformance_tests[] = { CONFORMANCE(FLT_ENTRY) CU_TEST_INFO_NULL };
 
 static CU_TestInfo bdb_tests[] = {
     { .pName = "defaults", .pTestFunc = test_defaults },
@@ -1007,6 +1035,7 @@ static CU_TestInfo bdb_tests[] = {
 static CU_SuiteInfo suites[] = {
     { .pName = "storage conformance: memory", .pTests = memory_tests },
     { .pName = "storage conformance: bdb", .pTests = bdb_conformance_tests },
+    { .pName = "storage conformance: fault(memory), unarmed", .pTests = fault_conformance_tests },
     { .pName = "bdb", .pTests = bdb_tests },
     CU_SUITE_INFO_NULL,
 };

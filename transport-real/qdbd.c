@@ -1,5 +1,6 @@
 /* qdbd: one node of a qdb hive, driven by the epoll loop (loop.h) over TCP,
- * storing its entries in Berkeley DB (store_bdb.h) or in memory.
+ * storing its entries in Berkeley DB (storage/bdb.h) or in memory
+ * (storage/memory.h).
  *
  * Sections
  *   options: command line, then the key file for what the command line left
@@ -32,8 +33,9 @@
 
 #include "node/error.h"
 #include "node/node.h"
+#include "storage/bdb.h"
+#include "storage/memory.h"
 #include "transport-real/loop.h"
-#include "transport-real/store_bdb.h"
 
 /* ---- options ----------------------------------------------------------------- */
 

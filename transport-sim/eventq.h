@@ -1,4 +1,5 @@
-/* The simulator's event queue: a binary min-heap of small fixed-size events.
+/* The simulator's event queue: a binary min-heap of small fixed-size events
+ * (common/heap.h) with a sequence counter and lazy cancellation on top.
  *
  * Order: by time, then by sequence number.  The sequence is one counter per
  * queue, incremented at every push (or reservation), so two events at the
@@ -23,15 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/heap.h"
 #include "types.h"
 
-typedef struct qdb_event {
-    qdb_time_us time;   /* when it fires, virtual microseconds */
-    uint64_t seq;       /* tie-break; assigned by the queue */
-    void *ptr;          /* owner's payload: never dereferenced by the queue */
-    uint32_t kind;      /* owner's tag */
-    uint32_t gen;       /* owner's generation, for lazy cancellation */
-} qdb_event;
+/* The entry of common/heap.h, under the simulator's names: the heap
+ * orders by (time, seq) and carries ptr, kind and gen untouched.
+ *   time  when it fires, virtual microseconds (qdb_time_us)
+ *   seq   tie-break; assigned by the queue
+ *   ptr   owner's payload: never dereferenced by the queue
+ *   kind  owner's tag
+ *   gen   owner's generation, for lazy cancellation */
+typedef qdb_heap_entry qdb_event;
 
 typedef struct qdb_eventq_ops {
     /* Optional.  True when the entry was cancelled and must be skipped.  It

@@ -39,8 +39,8 @@
  * Threads: a store is used from one thread only (the node's event loop); it
  * is opened without DB_THREAD.
  */
-#ifndef QDB_STORE_BDB_H
-#define QDB_STORE_BDB_H
+#ifndef QDB_STORAGE_BDB_H
+#define QDB_STORAGE_BDB_H
 
 #include <stddef.h>
 #include <stdint.h>

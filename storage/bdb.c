@@ -1,4 +1,4 @@
-/* The Berkeley DB 5.3 storage backend (contract in store_bdb.h).
+/* The Berkeley DB 5.3 storage backend (contract in bdb.h).
  *
  * Sections:
  *   - state, errors and scratch buffers
@@ -14,7 +14,7 @@
  */
 #define G_LOG_DOMAIN "qdb-bdb"
 
-#include "transport-real/store_bdb.h"
+#include "storage/bdb.h"
 
 #include <db.h>
 #include <errno.h>
@@ -167,20 +167,6 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 
 /* ---- value codec ----------------------------------------------------------- */
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Encodes value into st->packed when compression pays (at least 1/8 saved,
  * header included); returns the stored length, or 0 to store it raw. */
 static size_t encode_zstd(bdb_store *st, const uint8_t *value, size_t len)
@@ -197,7 +183,8 @@ static size_t encode_zstd(bdb_store *st, const uint8_t *value, size_t len)
     if (stored > len - len / 8)
         return 0;
     st->packed.buf[0] = CODEC_ZSTD;
-    put_be64(st->packed.buf + 1, len);
+    guint64 be = GUINT64_TO_BE((guint64)len);
+    memcpy(st->packed.buf + 1, &be, sizeof be);
     return stored;
 }
 
@@ -225,7 +212,9 @@ static int decode_check(bdb_store *st, const uint8_t *stored, size_t len, int *c
         set_err(&st->seam, "bdb: corrupt stored value (zstd header truncated, %zu bytes)", len);
         return QDB_E_STORAGE;
     }
-    uint64_t declared = get_be64(stored + 1);
+    guint64 be;
+    memcpy(&be, stored + 1, sizeof be); /* unaligned: no cast */
+    uint64_t declared = GUINT64_FROM_BE(be);
     *payload = stored + ZSTD_HEADER;
     *payload_len = len - ZSTD_HEADER;
     unsigned long long fcs = ZSTD_getFrameContentSize(*payload, *payload_len);

@@ -1,4 +1,4 @@
-/* The in-memory storage backend: a GTree (balanced binary tree) of byte-string
+/* The in-memory storage backend (contract in memory.h): a GTree (balanced binary tree) of byte-string
  * keys in memcmp order, shorter first on a common prefix.
  *
  * One allocation per entry holds the key, another the value, and the tree
@@ -17,14 +17,15 @@
  * holds a few -- never pay for the index.  The index is only looked up, never
  * iterated, so its order cannot reach anything.
  */
-#include "env.h"
-#include "error.h"
+#include "storage/memory.h"
+
+#include "node/error.h"
 
 #include <glib.h>
 #include <string.h>
 
 #if !GLIB_CHECK_VERSION(2, 68, 0)
-#error "storage_memory.c needs GLib >= 2.68 (g_tree_lower_bound, g_tree_node_next)"
+#error "storage/memory.c needs GLib >= 2.68 (g_tree_lower_bound, g_tree_node_next)"
 #endif
 
 typedef struct mem_entry {

@@ -1,0 +1,650 @@
+/* The real loop's connections (conn.h): TCP connect and accept, buffers,
+ * framing with qdb_frame_peek(), unreachable notices.
+ *
+ * Sections
+ *   structures and address helpers
+ *   notices: raise, deliver, purge
+ *   connections: open, close, write, read and cut frames
+ *   listeners: open, accept, shed on EMFILE
+ *   the shared part (loop_net) and an endpoint's part (loop_peers)
+ */
+#define G_LOG_DOMAIN "qdb-loop"
+
+#include "config.h"
+
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "error.h"
+
+#define READ_CHUNK 65536           /* bytes asked of one read() */
+#define READ_BUDGET (256 * 1024)   /* bytes read from one socket per turn */
+#define ACCEPT_BUDGET 64           /* connections accepted per listener per turn */
+#define LISTEN_BACKLOG 512
+
+/* ---- structures and address helpers ------------------------------------------- */
+
+typedef struct loop_conn {
+    loop_src src;          /* first: the source is the connection */
+    loop_peers *p;
+    int fd;
+    qdb_addr key;          /* dst for one we opened, the remote address otherwise */
+    uint64_t key64;        /* qdb_addr_key(key): the table's key points here */
+    bool outgoing;
+    bool connecting;
+    bool closed;
+    bool indexed;          /* p->conns maps key64 to this connection */
+    bool in_flush;         /* on net->flush */
+    bool want_out;         /* EPOLLOUT registered */
+    GByteArray *in;        /* bytes received, not yet cut into frames */
+    size_t in_off;         /* start of the first unconsumed byte in `in` */
+    GByteArray *out;       /* bytes queued for the socket */
+    size_t out_off;
+    GList peers_link;      /* in p->all */
+    GList flush_link;      /* in net->flush while in_flush */
+} loop_conn;
+
+typedef struct loop_notice {
+    loop_peers *p;
+    qdb_addr dst;
+} loop_notice;
+
+static void addr_to_sin(qdb_addr a, struct sockaddr_in *sin)
+{
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(a.ip);
+    sin->sin_port = htons(a.port);
+}
+
+static qdb_addr sin_to_addr(const struct sockaddr_in *sin)
+{
+    qdb_addr a = {.ip = ntohl(sin->sin_addr.s_addr), .port = ntohs(sin->sin_port)};
+    return a;
+}
+
+static bool is_loopback(uint32_t ip)
+{
+    return (ip >> 24) == 127;
+}
+
+/* ---- notices -------------------------------------------------------------------- */
+
+/* Raise unreachable(dst) for p, delivered after the current callback phase.
+ * One notice per (endpoint, address) at a time. */
+static void notice_raise(loop_peers *p, qdb_addr dst)
+{
+    if (p->closed || !p->ops || !p->ops->unreachable)
+        return;
+    uint64_t k = qdb_addr_key(dst);
+    if (g_hash_table_contains(p->pending, &k))
+        return;
+    uint64_t *kk = g_new(uint64_t, 1);
+    *kk = k;
+    g_hash_table_add(p->pending, kk);
+    loop_notice *nt = g_new(loop_notice, 1);
+    nt->p = p;
+    nt->dst = dst;
+    g_queue_push_tail(&p->net->notices, nt);
+}
+
+void net_notify(loop_net *net)
+{
+    guint n = g_queue_get_length(&net->notices);
+    for (guint i = 0; i < n; i++) {
+        loop_notice *nt = g_queue_pop_head(&net->notices);
+        if (!nt)
+            break;
+        loop_peers *p = nt->p;
+        uint64_t k = qdb_addr_key(nt->dst);
+        g_hash_table_remove(p->pending, &k);
+        if (!p->closed && p->ops && p->ops->unreachable)
+            p->ops->unreachable(p->owner, nt->dst);
+        g_free(nt);
+    }
+}
+
+static void notices_purge(loop_net *net, loop_peers *p)
+{
+    for (GList *l = net->notices.head; l;) {
+        GList *next = l->next;
+        loop_notice *nt = l->data;
+        if (nt->p == p) {
+            g_free(nt);
+            g_queue_delete_link(&net->notices, l);
+        }
+        l = next;
+    }
+}
+
+
+/* ---- connections ----------------------------------------------------------------- */
+
+static void conn_ready(loop_src *s, uint32_t events);
+
+static void conn_set_events(loop_conn *c, bool want_out)
+{
+    if (c->closed || c->want_out == want_out)
+        return;
+    if (poller_mod(c->p->net->poller, c->fd, &c->src, want_out) == 0)
+        c->want_out = want_out;
+}
+
+static void conn_index(loop_conn *c)
+{
+    loop_peers *p = c->p;
+    loop_conn *old = g_hash_table_lookup(p->conns, &c->key64);
+    if (old)
+        old->indexed = false; /* still read from, no longer sent to */
+    g_hash_table_replace(p->conns, &c->key64, c);
+    c->indexed = true;
+}
+
+static loop_conn *conn_new(loop_peers *p, int fd, qdb_addr key, bool outgoing)
+{
+    loop_conn *c = g_new0(loop_conn, 1);
+    c->src.ready = conn_ready;
+    c->p = p;
+    c->fd = fd;
+    c->key = key;
+    c->key64 = qdb_addr_key(key);
+    c->outgoing = outgoing;
+    c->in = g_byte_array_new();
+    c->out = g_byte_array_new();
+    c->peers_link.data = c;
+    c->flush_link.data = c;
+    g_queue_push_tail_link(&p->all, &c->peers_link);
+    conn_index(c);
+    p->net->stats.connections_open++;
+    p->net->stats.connections_total++;
+    return c;
+}
+
+/* Close a connection; the struct is freed by net_free_closed().  notify: raise unreachable(key) for its endpoint. */
+static void conn_close(loop_conn *c, bool notify)
+{
+    if (c->closed)
+        return;
+    loop_net *net = c->p->net;
+    c->closed = true;
+    close(c->fd); /* also removes it from the epoll set */
+    c->fd = -1;
+    if (c->indexed && g_hash_table_lookup(c->p->conns, &c->key64) == c)
+        g_hash_table_remove(c->p->conns, &c->key64);
+    c->indexed = false;
+    g_queue_unlink(&c->p->all, &c->peers_link);
+    if (c->in_flush) { /* it may be freed before the next flush */
+        g_queue_unlink(&net->flush, &c->flush_link);
+        c->in_flush = false;
+    }
+    net->stats.connections_open--;
+    if (notify)
+        notice_raise(c->p, c->key);
+    g_ptr_array_add(net->closed, c);
+}
+
+static void conn_free(loop_conn *c)
+{
+    g_byte_array_free(c->in, TRUE);
+    g_byte_array_free(c->out, TRUE);
+    g_free(c);
+}
+
+static bool conn_has_output(const loop_conn *c)
+{
+    return c->out->len > c->out_off;
+}
+
+/* The peer went away (EOF, reset) or broke the protocol.  A connection we
+ * opened is how we reach dst, so its loss is news; one a peer opened is news
+ * only if we still had something for it. */
+static void conn_lost(loop_conn *c)
+{
+    conn_close(c, c->outgoing || conn_has_output(c) || c->connecting);
+}
+
+/* Write as much of the queue as the socket takes. */
+static void conn_flush(loop_conn *c)
+{
+    if (c->closed || c->connecting)
+        return;
+    loop_net *net = c->p->net;
+    while (conn_has_output(c)) {
+        ssize_t w = send(c->fd, c->out->data + c->out_off, c->out->len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (errno == ECONNRESET)
+                net->stats.resets++;
+            conn_close(c, true);
+            return;
+        }
+        c->out_off += (size_t)w;
+        net->stats.bytes_out += (uint64_t)w;
+    }
+    if (!conn_has_output(c)) {
+        if (c->out->len > READ_BUDGET) { /* let a large hand-over buffer go */
+            g_byte_array_free(c->out, TRUE);
+            c->out = g_byte_array_new();
+        } else {
+            g_byte_array_set_size(c->out, 0);
+        }
+        c->out_off = 0;
+        conn_set_events(c, false);
+    } else {
+        if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
+            g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
+            c->out_off = 0;
+        }
+        conn_set_events(c, true);
+    }
+}
+
+void net_flush(loop_net *net)
+{
+    /* Bounded: each connection is on the list at most once, and flushing
+     * adds none. */
+    GList *l;
+    while ((l = g_queue_pop_head_link(&net->flush)) != NULL) {
+        loop_conn *c = l->data;
+        c->in_flush = false;
+        conn_flush(c);
+    }
+}
+
+static void flush_schedule(loop_conn *c)
+{
+    if (c->in_flush || c->closed)
+        return;
+    c->in_flush = true;
+    g_queue_push_tail_link(&c->p->net->flush, &c->flush_link);
+}
+
+/* Cut and deliver the whole frames at the front of the input buffer.
+ * Returns false when the connection was closed meanwhile (bad frame, or the
+ * owner closed it from recv). */
+static bool conn_deliver(loop_conn *c)
+{
+    loop_peers *p = c->p;
+    loop_net *net = p->net;
+    for (;;) {
+        size_t avail = c->in->len - c->in_off;
+        if (avail == 0)
+            break;
+        size_t flen;
+        int rc = qdb_frame_peek(c->in->data + c->in_off, avail, &flen);
+        if (rc == QDB_E_TRUNCATED)
+            break;
+        if (rc != QDB_OK) {
+            net->stats.bad_frames++;
+            char a[QDB_ADDR_STRLEN];
+            g_debug("closing connection from %s: bad frame prefix (%s)",
+                    qdb_addr_format(c->key, a), qdb_strerror(rc));
+            conn_lost(c);
+            return false;
+        }
+        if (avail < flen) {
+            /* Make room for the rest at once: no repeated regrowth for a
+             * large hand-over frame. */
+            if (c->in_off > 0) {
+                g_byte_array_remove_range(c->in, 0, (guint)c->in_off);
+                c->in_off = 0;
+            }
+            break;
+        }
+        const uint8_t *frame = c->in->data + c->in_off;
+        c->in_off += flen;
+        net->stats.frames_in++;
+        if (!p->closed && p->ops)
+            p->ops->recv(p->owner, c->key, frame, flen);
+        if (c->closed || p->closed)
+            return false;
+    }
+    if (c->in_off == c->in->len) {
+        if (c->in->len > READ_CHUNK * 4) { /* give a big buffer back */
+            g_byte_array_free(c->in, TRUE);
+            c->in = g_byte_array_new();
+        } else {
+            g_byte_array_set_size(c->in, 0);
+        }
+        c->in_off = 0;
+    }
+    return true;
+}
+
+static void conn_readable(loop_conn *c)
+{
+    loop_net *net = c->p->net;
+    size_t budget = READ_BUDGET;
+    while (budget > 0 && !c->closed) {
+        guint old = c->in->len;
+        g_byte_array_set_size(c->in, old + READ_CHUNK);
+        ssize_t r = recv(c->fd, c->in->data + old, READ_CHUNK, MSG_DONTWAIT);
+        g_byte_array_set_size(c->in, old + (r > 0 ? (guint)r : 0));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == ECONNRESET)
+                net->stats.resets++;
+            conn_lost(c);
+            return;
+        }
+        if (r == 0) {
+            conn_lost(c);
+            return;
+        }
+        net->stats.bytes_in += (uint64_t)r;
+        budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
+        if (!conn_deliver(c))
+            return;
+        if ((size_t)r < READ_CHUNK)
+            return; /* drained for now; level-triggered epoll says if more came */
+    }
+}
+
+static void conn_connected(loop_conn *c)
+{
+    loop_net *net = c->p->net;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        /* A connect to an unused local port can meet itself (TCP
+         * simultaneous open when the kernel picks the same port): that is
+         * a refusal, not a peer. */
+        struct sockaddr_in me, peer;
+        socklen_t ml = sizeof(me), pl = sizeof(peer);
+        if (getsockname(c->fd, (struct sockaddr *)&me, &ml) == 0 &&
+            getpeername(c->fd, (struct sockaddr *)&peer, &pl) == 0 &&
+            me.sin_addr.s_addr == peer.sin_addr.s_addr && me.sin_port == peer.sin_port)
+            err = ECONNREFUSED;
+    }
+    if (err != 0) {
+        if (err == ECONNREFUSED)
+            net->stats.refused++;
+        conn_close(c, true);
+        return;
+    }
+    c->connecting = false;
+    conn_flush(c);
+}
+
+static void conn_ready(loop_src *s, uint32_t events)
+{
+    loop_conn *c = (loop_conn *)s;
+    if (c->closed)
+        return;
+    if (c->connecting) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            conn_connected(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        conn_readable(c); /* reads the error or EOF and closes */
+    if (!c->closed && (events & EPOLLOUT))
+        conn_flush(c);
+}
+
+/* Open a connection from p to dst.  NULL when the connect failed at once
+ * (a notice is then raised, as a refused connect would later). */
+static loop_conn *conn_open(loop_peers *p, qdb_addr dst, int *fatal)
+{
+    loop_net *net = p->net;
+    *fatal = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *fatal = errno;
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* An endpoint that listens on a loopback alias speaks from it, so peers
+     * see 127.0.0.2:x rather than 127.0.0.1:x. */
+    if (p->listen_fd >= 0 && p->listen_addr.ip != 0 &&
+        is_loopback(p->listen_addr.ip) == is_loopback(dst.ip)) {
+        struct sockaddr_in src;
+        addr_to_sin((qdb_addr){.ip = p->listen_addr.ip, .port = 0}, &src);
+        (void)bind(fd, (struct sockaddr *)&src, sizeof(src)); /* best effort */
+    }
+    struct sockaddr_in sin;
+    addr_to_sin(dst, &sin);
+    int rc;
+    do
+        rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0 && errno != EINPROGRESS) {
+        if (errno == ECONNREFUSED)
+            net->stats.refused++;
+        close(fd);
+        notice_raise(p, dst);
+        return NULL;
+    }
+    loop_conn *c = conn_new(p, fd, dst, true);
+    c->connecting = rc < 0;
+    c->want_out = c->connecting;
+    if (poller_add(net->poller, fd, &c->src, c->connecting) < 0) {
+        *fatal = errno;
+        conn_close(c, false);
+        return NULL;
+    }
+    return c;
+}
+
+
+/* ---- listeners -------------------------------------------------------------------- */
+
+/* Out of descriptors: take one connection with the spare descriptor and
+ * close it at once, so the listener does not stay readable forever. */
+static void accept_shed(loop_net *net, int lfd)
+{
+    if (net->sparefd < 0)
+        return;
+    close(net->sparefd);
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0)
+        close(fd);
+    net->sparefd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void listen_ready(loop_src *s, uint32_t events)
+{
+    (void)events;
+    loop_peers *p = (loop_peers *)((char *)s - offsetof(loop_peers, listen_src));
+    loop_net *net = p->net;
+    for (int i = 0; i < ACCEPT_BUDGET && !p->closed; i++) {
+        struct sockaddr_in sin;
+        socklen_t sl = sizeof(sin);
+        int fd = accept4(p->listen_fd, (struct sockaddr *)&sin, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                char a[QDB_ADDR_STRLEN];
+                g_warning("accept on %s: %s; shedding a connection",
+                          qdb_addr_format(p->listen_addr, a), g_strerror(errno));
+                accept_shed(net, p->listen_fd);
+            }
+            return;
+        }
+        if (sin.sin_family != AF_INET) {
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        loop_conn *c = conn_new(p, fd, sin_to_addr(&sin), false);
+        if (poller_add(net->poller, fd, &c->src, false) < 0)
+            conn_close(c, false);
+    }
+}
+
+/* listen(2), under another name: loop.h calls the attach parameter `listen`. */
+static int sock_listen(int fd)
+{
+    return listen(fd, LISTEN_BACKLOG);
+}
+
+static int listener_open(const qdb_addr *addr, char *err)
+{
+    char a[QDB_ADDR_STRLEN];
+    if (addr->port == 0) {
+        g_snprintf(err, QDB_ERRMSG_SIZE, "cannot listen on %s: no port", qdb_addr_format(*addr, a));
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sin;
+    addr_to_sin(*addr, &sin);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || sock_listen(fd) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    g_snprintf(err, QDB_ERRMSG_SIZE, "cannot listen on %s: %s", qdb_addr_format(*addr, a),
+               g_strerror(e));
+    if (fd >= 0)
+        close(fd);
+    errno = e;
+    return -1;
+}
+
+
+/* ---- the shared part and an endpoint's part -------------------------------------- */
+
+void net_init(loop_net *net, loop_poller *poller)
+{
+    net->poller = poller;
+    net->sparefd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    g_queue_init(&net->notices);
+    g_queue_init(&net->flush);
+    net->closed = g_ptr_array_new();
+    memset(&net->stats, 0, sizeof(net->stats));
+}
+
+void net_clear(loop_net *net)
+{
+    loop_notice *nt;
+    while ((nt = g_queue_pop_head(&net->notices)) != NULL)
+        g_free(nt);
+    g_assert(net->flush.length == 0); /* closing every connection emptied it */
+    net_free_closed(net);
+    g_ptr_array_free(net->closed, TRUE);
+    if (net->sparefd >= 0)
+        close(net->sparefd);
+}
+
+bool net_busy(const loop_net *net)
+{
+    return net->notices.length > 0 || net->flush.length > 0;
+}
+
+void net_free_closed(loop_net *net)
+{
+    for (guint i = 0; i < net->closed->len; i++)
+        conn_free(net->closed->pdata[i]);
+    g_ptr_array_set_size(net->closed, 0);
+}
+
+bool peers_init(loop_peers *p, loop_net *net, const qdb_addr *listen, const qdb_inbound *ops,
+                void *owner, char *err)
+{
+    memset(p, 0, sizeof(*p));
+    p->net = net;
+    p->ops = ops;
+    p->owner = owner;
+    p->listen_fd = -1;
+    p->listen_src.ready = listen_ready;
+    if (listen) {
+        p->listen_addr = *listen;
+        p->listen_fd = listener_open(listen, err);
+        if (p->listen_fd < 0)
+            return false;
+        if (poller_add(net->poller, p->listen_fd, &p->listen_src, false) < 0) {
+            int e = errno;
+            char a[QDB_ADDR_STRLEN];
+            g_snprintf(err, QDB_ERRMSG_SIZE, "cannot watch %s: %s", qdb_addr_format(*listen, a),
+                       g_strerror(e));
+            close(p->listen_fd);
+            errno = e;
+            return false;
+        }
+    }
+    p->conns = g_hash_table_new(g_int64_hash, g_int64_equal);
+    p->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    g_queue_init(&p->all);
+    return true;
+}
+
+void peers_disconnect_all(loop_peers *p)
+{
+    /* Bounded: every pass closes the head, which unlinks it. */
+    while (p->all.head)
+        conn_close(p->all.head->data, false);
+}
+
+void peers_close(loop_peers *p)
+{
+    if (p->closed)
+        return;
+    p->closed = true;
+    peers_disconnect_all(p);
+    if (p->listen_fd >= 0) {
+        close(p->listen_fd);
+        p->listen_fd = -1;
+    }
+    notices_purge(p->net, p);
+}
+
+void peers_free(loop_peers *p)
+{
+    g_hash_table_destroy(p->conns);
+    g_hash_table_destroy(p->pending);
+}
+
+int peers_send(loop_peers *p, qdb_addr dst, const uint8_t *frame, size_t len)
+{
+    uint64_t k = qdb_addr_key(dst);
+    loop_conn *c = g_hash_table_lookup(p->conns, &k);
+    if (!c) {
+        int fatal;
+        c = conn_open(p, dst, &fatal);
+        if (!c)
+            return fatal; /* 0: refused at once, the notice is on its way */
+    }
+    g_byte_array_append(c->out, frame, (guint)len);
+    p->net->stats.frames_out++;
+    flush_schedule(c);
+    return 0;
+}
+
+size_t peers_pending(const loop_peers *p)
+{
+    size_t n = 0;
+    for (GList *l = p->all.head; l; l = l->next) {
+        const loop_conn *c = l->data;
+        n += c->out->len - c->out_off;
+        if (c->connecting && c->out->len == c->out_off)
+            n++;
+    }
+    return n;
+}

@@ -1,0 +1,103 @@
+/* The real loop's connections: TCP connect and accept, buffers, framing,
+ * and unreachable notices -- the transport model of loop.h, without the
+ * seams (loop.c wraps these in qdb_transport).
+ *
+ * Two objects:
+ *  - loop_net, one per loop: what every endpoint's connections share (the
+ *    poller, the flush list, the notice queue, the closed connections not
+ *    yet freed, the statistics).
+ *  - loop_peers, one per endpoint: its connections, keyed by address, its
+ *    listener, and where its inbound events go (ops, owner).
+ *
+ * Sending: peers_send() queues the frame on the connection keyed dst (one
+ * this endpoint opened to dst, or one a peer opened whose remote address is
+ * dst), starting a non-blocking connect when there is none.  Nothing is
+ * written then: the connection goes on the flush list and net_flush() writes
+ * every queued byte it can, so a burst of small frames goes out in one
+ * write() and sending never does I/O that could call back.  EPOLLOUT is asked
+ * for only while a connection has bytes left or a connect in progress.
+ *
+ * Receiving: bytes read are cut into frames with qdb_frame_peek() and each
+ * whole frame is delivered as ops->recv(owner, src = the connection's key).
+ * A connection whose bytes are not a frame prefix is closed (bad_frames).
+ * One socket gives at most READ_BUDGET bytes per turn (epoll reports it
+ * again), and a listener accepts at most ACCEPT_BUDGET connections.
+ *
+ * Unreachable: a refused connect, a reset or a closed connection with
+ * frames queued or expected raises ops->unreachable(owner, dst) -- queued,
+ * one per (endpoint, address) at a time, and delivered by net_notify() after
+ * the callbacks of the turn, never from inside peers_send().
+ *
+ * Lifetime: a closed connection stays in memory until net_free_closed(),
+ * because epoll events for it may still be waiting to be dispatched.
+ * Order: connections are looked up by key, never walked for anything that
+ * reaches a frame; notices are delivered in the order they were raised.
+ */
+#ifndef QDB_LOOP_CONN_H
+#define QDB_LOOP_CONN_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "env.h"
+#include "loop.h"
+#include "poller.h"
+#include "types.h"
+
+typedef struct loop_net {
+    loop_poller *poller;
+    int sparefd;            /* /dev/null, given up to accept() and close() on EMFILE */
+    GQueue notices;         /* loop_notice*, in the order they were raised */
+    GQueue flush;           /* connections with bytes to write (their flush_link) */
+    GPtrArray *closed;      /* closed connections, freed by net_free_closed() */
+    qdb_loop_stats stats;
+} loop_net;
+
+typedef struct loop_peers {
+    loop_net *net;
+    const qdb_inbound *ops; /* NULL: nothing bound, events are dropped */
+    void *owner;
+    bool closed;            /* peers_close() was called: nothing is delivered */
+    loop_src listen_src;
+    int listen_fd;          /* -1 for a client */
+    qdb_addr listen_addr;
+    GHashTable *conns;      /* &key64 -> connection; lookups only */
+    GQueue all;             /* every open connection, indexed or not */
+    GHashTable *pending;    /* key64 set: addresses with a notice queued */
+} loop_peers;
+
+void net_init(loop_net *net, loop_poller *poller);
+/* Every endpoint's peers must be closed first. */
+void net_clear(loop_net *net);
+/* True when a notice or a write waits: the loop must not block. */
+bool net_busy(const loop_net *net);
+/* Write what every connection on the flush list has queued. */
+void net_flush(loop_net *net);
+/* Deliver the notices raised before this call; those raised by the
+ * callbacks wait for the next call, so an owner that keeps sending to a dead
+ * address cannot spin here. */
+void net_notify(loop_net *net);
+void net_free_closed(loop_net *net);
+
+/* listen: bind and listen on it, and accept from the loop (NULL: connect
+ * out only).  false and a message in err (QDB_ERRMSG_SIZE) naming the
+ * address on failure, errno left set. */
+bool peers_init(loop_peers *p, loop_net *net, const qdb_addr *listen, const qdb_inbound *ops,
+                void *owner, char *err);
+/* Close every connection and the listener, drop queued notices; nothing is
+ * delivered afterwards.  The struct must stay valid until the current turn
+ * ends (epoll events may still point at its listener). */
+void peers_close(loop_peers *p);
+void peers_free(loop_peers *p);
+
+/* Queue a frame for dst (see above).  0, or an errno when no socket could
+ * be made; a connect refused at once is 0, with a notice on its way. */
+int peers_send(loop_peers *p, qdb_addr dst, const uint8_t *frame, size_t len);
+/* Close every connection; peers see them close. */
+void peers_disconnect_all(loop_peers *p);
+/* Bytes queued and not written (a connect in progress counts 1). */
+size_t peers_pending(const loop_peers *p);
+
+#endif
