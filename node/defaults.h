@@ -37,6 +37,11 @@
 #define QDB_DEFAULT_CLIENT_CACHE_CAPACITY 256
 #define QDB_DEFAULT_CLIENT_SESSION_CAPACITY 64
 
+/* ---- the Berkeley DB store (qdb_bdb_options_defaults(), storage/bdb.h) ---- */
+#define QDB_DEFAULT_BDB_COMPRESS_THRESHOLD 512 /* bytes: smaller values stay raw */
+#define QDB_DEFAULT_BDB_COMPRESS_LEVEL 3       /* zstd's level */
+#define QDB_DEFAULT_BDB_CACHE_BYTES ((size_t)16 << 20)
+
 /* ---- qdbd -----------------------------------------------------------------
  * Its ring timers differ from the node's: on a LAN an answer takes well under
  * a millisecond, and a 3-node loopback hive settles within about 2 s. */

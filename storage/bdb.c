@@ -502,9 +502,9 @@ qdb_bdb_options qdb_bdb_options_defaults(void)
 {
     return (qdb_bdb_options){
         .sync = 0,
-        .compress_threshold = QDB_BDB_DEFAULT_COMPRESS_THRESHOLD,
-        .compress_level = QDB_BDB_DEFAULT_COMPRESS_LEVEL,
-        .cache_bytes = QDB_BDB_DEFAULT_CACHE_BYTES,
+        .compress_threshold = QDB_DEFAULT_BDB_COMPRESS_THRESHOLD,
+        .compress_level = QDB_DEFAULT_BDB_COMPRESS_LEVEL,
+        .cache_bytes = QDB_DEFAULT_BDB_CACHE_BYTES,
     };
 }
 
