@@ -46,7 +46,8 @@ typedef struct qdb_node_config {
                                     * [200 ms, 60 s] */
     unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
     unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */
-    int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug */
+    int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug,
+                                    * 5 trace (every FIND answer and round; logged as debug) */
     bool no_jitter;                /* rounds exactly every period instead of uniformly in
                                     * [0.5, 1.5) x period: for tests that assert times */
 } qdb_node_config;

@@ -23,8 +23,6 @@
 
 #include "types.h"
 
-#define QDB_RTO_FLOOR (200 * QDB_US_PER_MS)
-#define QDB_RTO_CEILING (60 * QDB_US_PER_S)
 
 typedef struct qdb_rto_entry {
     qdb_addr addr;
