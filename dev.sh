@@ -3,7 +3,11 @@
 #   ./dev.sh demo    install what is missing, build, run a local 3-node hive
 #                    (127.0.0.1-3) through qdbsh, then the default simulation
 #   ./dev.sh test    install what is missing, build twice (plain, and with
-#                    AddressSanitizer+UBSan) and run the whole test suite in both
+#                    AddressSanitizer+UBSan) and run the whole test suite in both,
+#                    then the package stage below
+#   ./dev.sh package build the Debian packages, install them on this machine
+#                    (CI's is a fresh Debian 12, as root), run the tutorial from
+#                    the installed binaries and check qdbd's notify protocol
 #   ./dev.sh bench   qdb against redis-server on loopback, and a 10,000-node simulation
 #   ./dev.sh graphs  stabilization, path-length and failure graphs (NMAX=65536 for all sizes)
 #   ./dev.sh deps | build | sim
@@ -14,7 +18,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev gnuplot-nox redis-server
-  valgrind procps python3"
+  valgrind procps python3 libsystemd-dev debhelper dpkg-dev fakeroot"
 
 deps() {
     local missing=()
@@ -40,6 +44,89 @@ build_in() {
     cd "$top"
 }
 
+# The .debs from the `make dist` tarball (so the tarball is proved complete)
+# with debian/ copied in, built once without make check (test has run it);
+# installed with apt, which brings their dependencies; then what a newcomer
+# does with them.  Nothing here starts systemd: the notify path is checked by
+# playing the service manager, as tests/notify.sh does in make check.
+package() {
+    local sudo="" d=$top/build/deb
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    build_in plain
+    make -C build/plain dist >/dev/null
+    rm -rf "$d"; mkdir -p "$d"
+    tar -C "$d" -xzf build/plain/qdb-*.tar.gz
+    local src
+    src=$(echo "$d"/qdb-*/)
+    cp -a debian "$src"
+    echo "== packages: dpkg-buildpackage -us -uc -b (log in build/deb/build.log)"
+    (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" dpkg-buildpackage -us -uc -b) \
+        > "$d/build.log" 2>&1 || { tail -40 "$d/build.log"; echo "FAIL: dpkg-buildpackage"; exit 1; }
+    local want="qdbd qdbsh qdbsim libqdb0 libqdb-dev" p
+    for p in $want; do
+        ls "$d/${p}_"*.deb >/dev/null 2>&1 || { echo "FAIL: no $p package"; exit 1; }
+    done
+    echo "built: $(cd "$d" && ls ./*.deb | tr '\n' ' ')"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --reinstall --no-install-recommends $(for p in $want; do echo "$d/${p}_"*.deb; done) \
+        > "$d/install.log" 2>&1 \
+        || { cat "$d/install.log"; echo "FAIL: apt-get install of the packages"; exit 1; }
+    echo "installed: $(dpkg-query -W -f='${Package} ${Version}, ' $want)"
+    (cd "$d" && package_check)
+}
+
+# What the installed packages must do; run from build/deb.
+package_check() {
+    local bad=0 f port pids=()
+    fail() { echo "FAIL: $*"; bad=1; }
+    getent passwd qdb >/dev/null || fail "no qdb system user"
+    for f in /usr/sbin/qdbd /usr/bin/qdbsh /usr/bin/qdbsim /lib/systemd/system/qdbd.service \
+             /etc/qdb/qdbd.conf /usr/include/qdb/qdb.h /usr/share/man/man8/qdbd.8.gz \
+             /usr/share/qdb/doc/scenarios.md; do
+        [ -e "$f" ] || fail "$f is not installed"
+    done
+    grep -qx 'root = /var/lib/qdb' /etc/qdb/qdbd.conf || fail "qdbd.conf does not set the root"
+    /usr/sbin/qdbd --check-config >/dev/null || fail "the installed qdbd.conf is rejected"
+    grep -q '^ExecStart=/usr/sbin/qdbd --config=/etc/qdb/qdbd.conf$' /lib/systemd/system/qdbd.service \
+        || fail "qdbd.service: ExecStart"
+    if command -v systemd-analyze >/dev/null; then
+        systemd-analyze verify /lib/systemd/system/qdbd.service || fail "systemd-analyze verify qdbd.service"
+    fi
+    diff <(cd "$top/scenarios" && ls ./*.scn) <(cd /usr/share/qdb/scenarios && ls ./*.scn) \
+        || fail "installed scenarios differ from scenarios/ (scenarios/local.am's list)"
+    # libqdb-dev: a program builds against <qdb/qdb.h> with pkg-config
+    printf '#include <qdb/qdb.h>\n#include <stdio.h>\nint main(void) { puts(qdb_version()); return qdb_strerror(0) == 0; }\n' > use.c
+    cc use.c -o use $(pkg-config --cflags --libs libqdb) && ./use | grep -q '^qdb ' \
+        || fail "a program using libqdb-dev does not build or run"
+    # qdbsim(1)'s examples, from another directory
+    (cd /tmp && /usr/bin/qdbsim -q scenarios/tutorial.scn | grep -q '^trace_hash') || fail "qdbsim scenarios/tutorial.scn"
+    # the README's tutorial, from the installed binaries (a random port, so a
+    # hive already running on 2836 is left alone)
+    port=$(( 20000 + RANDOM % 20000 ))
+    rm -rf hive; mkdir hive
+    for i in 1 2 3; do
+        local peer=(); [ $i -gt 1 ] && peer=(--peer=127.0.0.1:$port)
+        /usr/sbin/qdbd -a 127.0.0.$i:$port "${peer[@]}" -l hive/qdbd$i.log --root=hive/instance$i &
+        pids+=($!)
+        sleep 0.3
+    done
+    local out="" _
+    for _ in $(seq 50); do
+        out=$(/usr/bin/qdbsh --daemon=127.0.0.2:$port get probe 2>&1) || true
+        echo "$out" | grep -q "not found" && break
+        sleep 0.2
+    done
+    printf 'put entry thisismyentry\nexit\n' | /usr/bin/qdbsh --daemon=127.0.0.2:$port || fail "qdbsh put"
+    out=$(/usr/bin/qdbsh --daemon=127.0.0.3:$port get entry) || true
+    [ "$out" = thisismyentry ] || fail "qdbsh get entry through node 3 gave '$out'"
+    kill -TERM "${pids[@]}"
+    for f in "${pids[@]}"; do wait "$f" || fail "an installed qdbd exited $? after SIGTERM"; done
+    # systemd's start, as the service manager sees it
+    QDBD=/usr/sbin/qdbd QDBSH=/usr/bin/qdbsh sh "$top/tests/notify.sh" || fail "notify protocol"
+    [ $bad -eq 0 ] || { for f in hive/*.log; do echo "-- $f"; tail -5 "$f"; done; exit 1; }
+    echo "packages: installed, tutorial from /usr/bin and /usr/sbin, notify protocol: ok"
+}
+
 case "${1:-}" in
 deps) deps ;;
 bench) deps; build_in plain; make -C build/plain bench ;;
@@ -55,7 +142,9 @@ demo)
     b=$top/build/plain d=$top/build/demo
     rm -rf "$d"; mkdir -p "$d"
     pids=()
-    trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+    # (with no pids left, a bare kill fails, and under set -e would turn a
+    # successful demo into exit status 2)
+    trap 'if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi; wait 2>/dev/null || true' EXIT
     echo "== a local hive: three qdbd on 127.0.0.1-3:2836 (logs and roots in build/demo)"
     for i in 1 2 3; do
         peer=(); [ $i -gt 1 ] && peer=(--peer=127.0.0.1:2836)
@@ -109,7 +198,9 @@ test)
      done
      "${vg[@]}" sim/qdbsim -q "$top/scenarios/tutorial.scn" > /dev/null || { echo "valgrind: qdbsim failed"; exit 1; }
      echo "valgrind: qdbsim tutorial clean")
-    echo "all tests passed in both builds and under valgrind"
+    package
+    echo "all tests passed in both builds, under valgrind and from the packages"
     ;;
-*) sed -n '2,10p' "$0"; exit 2 ;;
+package) deps; package ;;
+*) sed -n '2,13p' "$0"; exit 2 ;;
 esac
