@@ -6,6 +6,8 @@
 #     setlocale, so GLib knows the terminal's charset
 #   - qdbsim --seed abc says what is wrong with --seed (not "--set:1:6")
 #   - qdbd has no -d: it is qdbsh's --daemon; qdbd spells out --daemonize
+#   - the man pages share one header: .TH NAME SECTION "Month Year"
+#     "qdb VERSION" "qdb manual", VERSION being the programs' own
 QDBD=${QDBD:-transport-real/qdbd}
 QDBSH=${QDBSH:-client/qdbsh}
 QDBSIM=${QDBSIM:-sim/qdbsim}
@@ -40,5 +42,14 @@ echo "$msg" | grep -q "Unknown option -d" || fail "qdbd -d said: $msg"
 "$QDBD" --help | grep -q -- '--daemonize' || fail "qdbd --help lacks --daemonize"
 "$QDBSH" --help | grep -q -- '-d, --daemon' || fail "qdbsh --help lacks -d, --daemon"
 
-[ $failed -eq 0 ] && echo "cli: -V, setlocale, --seed, -d: ok"
+version=$("$QDBD" --version | sed -n 's/^qdbd //p')
+for page in "${srcdir:-.}"/doc/*.[18]; do
+    name=$(basename "$page" | sed 's/\.[18]$//' | tr a-z A-Z)
+    section=${page##*.}
+    grep -Eq "^\.TH $name $section \"[A-Z][a-z]+ [0-9]{4}\" \"qdb $version\" \"qdb manual\"\$" "$page" ||
+        fail "$page: header is not '.TH $name $section \"Month Year\" \"qdb $version\" \"qdb manual\"'"
+done
+grep -q '^\.BR qdbsim (1),' "${srcdir:-.}/doc/qdbd.8" || fail "qdbd(8) SEE ALSO lacks qdbsim(1)"
+
+[ $failed -eq 0 ] && echo "cli: -V, setlocale, --seed, -d, man headers: ok"
 exit $failed

@@ -3,15 +3,18 @@
  * (storage/memory.h).
  *
  * Sections
- *   options: command line, then the key file for what the command line left
- *   logging: one g_log writer, "<UTC time> LEVEL domain: message" lines
+ *   options: one table for the command line, the key file (for what the
+ *            command line left; /etc/qdb/qdbd.conf by default) and --gen-config
+ *   logging: one g_log writer, "<UTC time> LEVEL domain: message" lines, to a
+ *            file, syslog and/or standard error
+ *   the service manager: systemd's notify protocol (READY, STOPPING, WATCHDOG)
  *   signals: a signalfd in the loop; TERM/INT leave the ring, a second one quits
  *   start-up: daemonize, store, endpoint, node
  *   the main loop and shutdown
  *
  * Exit codes follow sysexits.h: 64 bad usage, 66 config file unreadable,
  * 69 address unusable, 70 internal error, 71 OS failure, 73 root unusable,
- * 78 bad config file; 0 after a clean departure, 1 when the hand-over did not
+ * 78 bad config file (named with its line); 0 after a clean departure, 1 when the hand-over did not
  * finish (timeout or a second signal).
  */
 #define G_LOG_DOMAIN "qdbd"
@@ -637,7 +640,7 @@ static void on_status(void *arg)
 }
 
 /* Fork; the parent waits for the child's start-up verdict on a pipe and
- * exits with it, so "qdbd -d" still fails with the right code and message. */
+ * exits with it, so "qdbd --daemonize" still fails with the right code and message. */
 static int daemonize(int *report_fd)
 {
     int p[2];
