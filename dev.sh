@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # qdb's one entry point for a fresh Debian 12 machine.
 #   ./dev.sh demo    install what is missing, build, run a local 3-node hive
 #                    (127.0.0.1-3) through qdbsh, then the default simulation

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdb-bench: a load generator for a qdb hive, in the manner of redis-benchmark.
  *
  *   qdb-bench [-h HOST] [-p PORT] [-c CONNS] [-n REQUESTS] [-d BYTES] [-P DEPTH]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbsh: the qdb shell, a thin front end over libqdb (qdb.h).
  *
  *   qdbsh [--daemon=HOST:PORT]                 read commands (terminal or pipe)

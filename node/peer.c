@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A peer's fixed 38-byte wire form, shared by the codec's users (WRONG_NODE
  * hints travel in a REPLY payload). */
 #include <string.h>

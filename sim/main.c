@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbsim: run a scenario in the deterministic simulator and print what the
  * oracle measured.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/cli.sh: what every program's command line promises (qdbd, qdbsh,
 # qdbsim, qdb-bench).  Exit 0 pass, 1 fail.
 #   - -V and --version print "NAME VERSION" and exit 0

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/config.sh: qdbd's configuration file.  Exit 0 pass, 77 skip, 1 fail.
 #   1. --gen-config prints every option of --help, commented, in [qdbd]; the
 #      file it prints is valid as it stands and with every key uncommented

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # Registered by make check in place of the CUnit suites when configure did
 # not find CUnit: a hard error (99), so a build without the suites can never
 # look like a passing one.

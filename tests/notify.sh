@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/notify.sh: qdbd speaks systemd's notify protocol (Type=notify).
 # Plays the service manager: a python3 listener on an AF_UNIX datagram
 # socket, named to qdbd by NOTIFY_SOCKET, with WATCHDOG_USEC set.  Checks

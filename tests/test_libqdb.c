@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* CUnit suite for libqdb (client/qdb.h), through the public API only.
  *
  * Sections:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbd: one node of a qdb hive, driven by the epoll loop (loop.h) over TCP,
  * storing its entries in Berkeley DB (storage/bdb.h) or in memory
  * (storage/memory.h).
