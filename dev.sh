@@ -8,7 +8,8 @@
 #                    then the package stage below
 #   ./dev.sh package build the Debian packages, install them on this machine
 #                    (CI's is a fresh Debian 12, as root), run the tutorial from
-#                    the installed binaries and check qdbd's notify protocol
+#                    the installed binaries and check qdbd's notify protocol;
+#                    with --fresh-root, in a fresh debootstrap root instead
 #   ./dev.sh bench   qdb against redis-server on loopback, and a 10,000-node simulation
 #   ./dev.sh graphs  stabilization, path-length and failure graphs (NMAX=65536 for all sizes)
 #   ./dev.sh deps | build | sim
@@ -68,12 +69,64 @@ package() {
         ls "$d/${p}_"*.deb >/dev/null 2>&1 || { echo "FAIL: no $p package"; exit 1; }
     done
     echo "built: $(cd "$d" && ls ./*.deb | tr '\n' ' ')"
+    if [ "${1:-}" = --fresh-root ]; then
+        package_fresh_root "$d" $want
+        return
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
         --reinstall --no-install-recommends $(for p in $want; do echo "$d/${p}_"*.deb; done) \
         > "$d/install.log" 2>&1 \
         || { cat "$d/install.log"; echo "FAIL: apt-get install of the packages"; exit 1; }
     echo "installed: $(dpkg-query -W -f='${Package} ${Version}, ' $want)"
     (cd "$d" && package_check)
+}
+
+# --fresh-root: install the packages in a copy of a minimal Debian 12 root
+# (made once with debootstrap, as ../shared/tools/fresh-debian does, and kept
+# in ${TMPDIR:-/tmp}/qdb-fresh-base), with apt fetching only their
+# dependencies, and run package_check there.  Root only; a few minutes the
+# first time, then about 30 s.
+package_fresh_root() {
+    local d=$1; shift
+    local base=${TMPDIR:-/tmp}/qdb-fresh-base run p m
+    fresh_run=
+    [ "$(id -u)" -eq 0 ] || { echo "FAIL: --fresh-root needs root (chroot, mounts)"; exit 1; }
+    if [ ! -f "$base/.ready" ]; then
+        command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
+        rm -rf "$base"
+        echo "== a Debian 12 base root, once (debootstrap, a few minutes)"
+        debootstrap --variant=minbase bookworm "$base" > "$d/debootstrap.log" 2>&1 \
+            || { tail "$d/debootstrap.log"; echo "FAIL: debootstrap"; exit 1; }
+        cp /etc/resolv.conf "$base/etc/resolv.conf" 2>/dev/null || true
+        touch "$base/.ready"
+    fi
+    run=$(mktemp -d "${TMPDIR:-/tmp}/qdb-pkgroot.XXXX")
+    fresh_run=$run
+    trap fresh_root_cleanup EXIT
+    cp -a "$base/." "$run/"
+    mkdir -p "$run/build/qdb/build/deb" "$run/build/qdb/tests"
+    for p in "$@"; do cp "$d/${p}_"*.deb "$run/build/qdb/build/deb/"; done
+    cp -a dev.sh scenarios "$run/build/qdb/"
+    cp tests/notify.sh "$run/build/qdb/tests/"
+    for m in proc sys dev dev/pts; do mount --bind "/$m" "$run/$m"; done
+    echo "== fresh root: apt-get install of the packages (and python3, a compiler for the libqdb-dev check)"
+    chroot "$run" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends /build/qdb/build/deb/*.deb \
+                 python3-minimal gcc libc6-dev pkg-config' > "$d/fresh-install.log" 2>&1 \
+        || { tail -20 "$d/fresh-install.log"; echo "FAIL: install in the fresh root"; exit 1; }
+    chroot "$run" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        /build/qdb/dev.sh package-check
+}
+
+# never remove the root while anything is still mounted inside it
+fresh_root_cleanup() {
+    local m
+    for m in dev/pts dev sys proc; do umount -l "$fresh_run/$m" 2>/dev/null || true; done
+    if grep -q " $fresh_run/" /proc/self/mounts; then
+        echo "left $fresh_run in place: still mounted" >&2
+    else
+        rm -rf "$fresh_run"
+    fi
 }
 
 # What the installed packages must do; run from build/deb.
@@ -202,6 +255,7 @@ test)
     package
     echo "all tests passed in both builds, under valgrind and from the packages"
     ;;
-package) deps; package ;;
+package) deps; package "${2:-}" ;;
+package-check) cd build/deb && package_check ;; # inside the fresh root
 *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
