@@ -48,18 +48,6 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-/* qdbd's ring timers: a 3-node loopback hive settles within about 2 s.  The
- * simulator keeps the node defaults (1 s / 120 s, 2 s RPC timeout). */
-#define QDBD_STABILIZE_FAST (250 * QDB_US_PER_MS)
-#define QDBD_STABILIZE_SLOW (30 * QDB_US_PER_S)
-#define QDBD_RPC_TIMEOUT (1 * QDB_US_PER_S)
-#define QDBD_CHECKPOINT_PERIOD (30 * QDB_US_PER_S)
-#define QDBD_LEAVE_TIMEOUT (10 * QDB_US_PER_S)
-#define QDBD_DRAIN_TIMEOUT (1 * QDB_US_PER_S)
-#define QDBD_STATUS_PERIOD (500 * QDB_US_PER_MS)
-#define QDB_DEFAULT_ADDRESS "127.0.0.1:2836"
-#define QDBD_DEFAULT_ROOT "./db"
-
 /* ---- options ----------------------------------------------------------------- */
 
 /* qdbd reads its configuration file, when there is one, at this path unless
@@ -114,7 +102,7 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                       "Log to syslog, facility daemon (the default with --daemonize and no "
                       "log file)", "false"},
     [QO_LOG_LEVEL] = {"log-level", 0, OPT_STRING, OFF(log_level), "LEVEL",
-                     "debug, info, warning or error", "info"},
+                     "debug, info, warning or error", QDBD_DEFAULT_LOG_LEVEL},
     [QO_ID] = {"id", 0, OPT_STRING, OFF(id), "ID",
               "Node ID: 1-64 hex digits, or #decimal (default: the one kept in the root, "
               "else random)", ""},
@@ -401,8 +389,9 @@ typedef struct qdbd_log {
     int threshold;  /* 1 error .. 4 debug, as node_config.log_level */
 } qdbd_log;
 
-static qdbd_log g_qlog = {.threshold = 3}; /* the writer has no user data pointer of its own
-                                             * lifetime: one logger per process */
+/* The writer has no user data pointer of its own lifetime: one logger per
+ * process.  threshold is set from --log-level before the writer is installed. */
+static qdbd_log g_qlog;
 
 static int level_rank(GLogLevelFlags lv)
 {
@@ -588,8 +577,8 @@ static void on_signal(void *arg, int fd)
         d->signals++;
         if (d->signals == 1) {
             g_info("signal %u: leaving the hive (hand-over to the successor, at most %u s)",
-                   si.ssi_signo, (unsigned)(QDBD_LEAVE_TIMEOUT / QDB_US_PER_S));
-            d->leave_deadline = qdbd_now(d) + QDBD_LEAVE_TIMEOUT;
+                   si.ssi_signo, (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
+            d->leave_deadline = qdbd_now(d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
             notify("STOPPING=1");
             qdb_node_leave(d->node);
         } else {
@@ -748,7 +737,7 @@ int main(int argc, char **argv)
         rc = opt_fail(&o, QO_ID, "'%s': want 1 to 64 hex digits or #decimal", o.id);
         goto out_opts;
     }
-    if (o.log_level && !log_level_parse(o.log_level, &g_qlog.threshold)) {
+    if (!log_level_parse(o.log_level ? o.log_level : QDBD_DEFAULT_LOG_LEVEL, &g_qlog.threshold)) {
         rc = opt_fail(&o, QO_LOG_LEVEL, "'%s': want debug, info, warning or error",
                       o.log_level);
         goto out_opts;
@@ -841,11 +830,8 @@ int main(int argc, char **argv)
     }
     if (!have_id) {
         qdb_random *r = qdb_loop_endpoint_random(d.ep);
-        for (int i = 0; i < QDB_ID_BYTES; i += 8) {
-            uint64_t v = r->next(r);
-            for (int j = 0; j < 8; j++)
-                id.b[i + j] = (uint8_t)(v >> (56 - 8 * j));
-        }
+        for (int i = 0; i < QDB_ID_BYTES; i += 8)
+            qdb_be64_put(id.b + i, r->next(r));
     }
     if (id_path) {
         char hex0[QDB_ID_HEX + 2];
@@ -860,9 +846,9 @@ int main(int argc, char **argv)
     }
     qdb_node_config cfg = {
         .self = {.id = id, .addr = self_addr},
-        .stabilize_fast = QDBD_STABILIZE_FAST,
-        .stabilize_slow = QDBD_STABILIZE_SLOW,
-        .rpc_timeout = QDBD_RPC_TIMEOUT,
+        .stabilize_fast = QDBD_DEFAULT_STABILIZE_FAST_US,
+        .stabilize_slow = QDBD_DEFAULT_STABILIZE_SLOW_US,
+        .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
     };
     qdb_node_config_defaults(&cfg);
@@ -896,8 +882,8 @@ int main(int argc, char **argv)
            n_peers, n_peers == 1 ? "peer" : "peers", o.config_path ? ", config " : "",
            o.config_path ? o.config_path : "");
     if (d.bdb)
-        qdb_loop_every(d.loop, QDBD_CHECKPOINT_PERIOD, on_checkpoint, &d);
-    qdb_loop_every(d.loop, QDBD_STATUS_PERIOD, on_status, &d);
+        qdb_loop_every(d.loop, QDBD_DEFAULT_CHECKPOINT_PERIOD_US, on_checkpoint, &d);
+    qdb_loop_every(d.loop, QDBD_DEFAULT_STATUS_PERIOD_US, on_status, &d);
     qdb_time_us watchdog = notify_watchdog_period();
     if (watchdog)
         qdb_loop_every(d.loop, watchdog / 2, on_watchdog, &d);
@@ -906,8 +892,8 @@ int main(int argc, char **argv)
     notify("READY=1\nMAINPID=%ld", (long)getpid());
 
     /* -- run until a signal's departure completes.  Every wait is bounded:
-     * the hand-over by QDBD_LEAVE_TIMEOUT, the last writes by
-     * QDBD_DRAIN_TIMEOUT. */
+     * the hand-over by QDBD_DEFAULT_LEAVE_TIMEOUT_US, the last writes by
+     * QDBD_DEFAULT_DRAIN_TIMEOUT_US. */
     qdb_time_us left_at = 0;
     for (;;) {
         if (!qdb_loop_run_once(d.loop, d.signals ? 50 : -1))
@@ -926,11 +912,11 @@ int main(int argc, char **argv)
                 g_info("left the hive; %" G_GUINT64_FORMAT " %s remain%s here", left,
                        entries_word(left), left == 1 ? "s" : "");
             }
-            if (qdb_loop_endpoint_pending(d.ep) == 0 || now >= left_at + QDBD_DRAIN_TIMEOUT)
+            if (qdb_loop_endpoint_pending(d.ep) == 0 || now >= left_at + QDBD_DEFAULT_DRAIN_TIMEOUT_US)
                 break;
         } else if (now >= d.leave_deadline) {
             g_warning("hand-over did not finish within %u s; quitting",
-                      (unsigned)(QDBD_LEAVE_TIMEOUT / QDB_US_PER_S));
+                      (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
             rc = 1;
             break;
         }
