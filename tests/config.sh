@@ -41,27 +41,23 @@ expect_error() {
     echo "$msg" | grep -q -- "$pat" || fail "$*: '$msg' does not say '$pat'"
 }
 bad() { printf '%b' "$1" > "$tmp/bad.conf"; }
-bad '[qdbd]\naddress = 127.0.0.9:2836\n\nlog-level = loud\n'
-expect_error 78 4 "log-level: 'loud'" --config="$tmp/bad.conf"
+# one bad file a line: LINE|what the message must say|the file (printf %b)
+while IFS='|' read -r line pat text; do
+    bad "$text"
+    expect_error 78 "$line" "$pat" --config="$tmp/bad.conf"
+done <<'CASES'
+4|log-level: 'loud'|[qdbd]\naddress = 127.0.0.9:2836\n\nlog-level = loud\n
+3|not a boolean|# a comment\n[qdbd]\nsync = yes please\n
+2|unknown key 'adress'|[qdbd]\nadress = 127.0.0.1\n
+3|unknown group \[server\]|[qdbd]\nroot = x\n[server]\n
+2|not a 'key = value' line|[qdbd]\nthis line is not a key\n
+1|before the \[qdbd\] group|root = x\n[qdbd]\n
+3|peer: '10.0.0'|[qdbd]\n\npeer = 127.0.0.1:2836;10.0.0\n
+2|address: '0.0.0.0'|[qdbd]\naddress = 0.0.0.0\n
+2|id: 'xyz'|[qdbd]\nid = xyz\n
+3|exclude each other|[qdbd]\ntransient = true\nsync = true\n
+CASES
 expect_error 64 - "bad --log-level: 'loud'" --log-level=loud
-bad '# a comment\n[qdbd]\nsync = yes please\n'
-expect_error 78 3 "not a boolean" --config="$tmp/bad.conf"
-bad '[qdbd]\nadress = 127.0.0.1\n'
-expect_error 78 2 "unknown key 'adress'" --config="$tmp/bad.conf"
-bad '[qdbd]\nroot = x\n[server]\n'
-expect_error 78 3 "unknown group \[server\]" --config="$tmp/bad.conf"
-bad '[qdbd]\nthis line is not a key\n'
-expect_error 78 2 "not a 'key = value' line" --config="$tmp/bad.conf"
-bad 'root = x\n[qdbd]\n'
-expect_error 78 1 "before the \[qdbd\] group" --config="$tmp/bad.conf"
-bad '[qdbd]\n\npeer = 127.0.0.1:2836;10.0.0\n'
-expect_error 78 3 "peer: '10.0.0'" --config="$tmp/bad.conf"
-bad '[qdbd]\naddress = 0.0.0.0\n'
-expect_error 78 2 "address: '0.0.0.0'" --config="$tmp/bad.conf"
-bad '[qdbd]\nid = xyz\n'
-expect_error 78 2 "id: 'xyz'" --config="$tmp/bad.conf"
-bad '[qdbd]\ntransient = true\nsync = true\n'
-expect_error 78 3 "exclude each other" --config="$tmp/bad.conf"
 expect_error 66 - "cannot read $tmp/missing.conf" --config="$tmp/missing.conf"
 expect_error 64 - "Unknown option -d" -d
 
