@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Per-peer retransmission timeouts: see rto.h. */
 #include "rto.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Retransmission timeouts from measured round trips, per peer (RFC 6298,
  * Jacobson/Karels), for the node's RPCs and the client core's requests.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Lookups that fail, time out or answer wrongly, and the dead nodes they
 # meet (make graphs).
 # lookups-failures.dat: F failed(mean min max) timed_out(...) wrong(...) dead_contacts(...)
