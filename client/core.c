@@ -85,9 +85,13 @@ typedef struct cl_op {
     unsigned no_session;
     qdb_time_us backoff;
 
-    /* REMOVE_ALL walk */
+    /* REMOVE_ALL and PREFIX walk */
     qdb_peer first, prev;
     bool have_prev;
+    /* PREFIX: what the nodes answered so far */
+    GPtrArray *found;   /* GBytes aliases */
+    uint64_t count, max;
+    bool count_only;
 
     int final_status; /* ST_FINISH */
 
@@ -197,7 +201,13 @@ static qdb_time_us cl_now(qdb_client_core *c)
 
 static bool is_mutation(int op)
 {
-    return op != 0 && op != QDB_MSG_GET;
+    return op != 0 && !qdb_msg_is_read(op);
+}
+
+/* Operations that visit every node around the ring. */
+static bool is_walk(int op)
+{
+    return op == QDB_MSG_REMOVE_ALL || op == QDB_MSG_PREFIX;
 }
 
 /* out = a - 1 (mod 2^256) */
@@ -434,6 +444,8 @@ static void op_free(cl_op *op)
 {
     if (op->frame != NULL)
         g_byte_array_unref(op->frame);
+    if (op->found != NULL)
+        g_ptr_array_free(op->found, TRUE);
     g_free(op);
 }
 
@@ -484,7 +496,7 @@ static void op_finish(qdb_client_core *c, cl_op *op, int status, const uint8_t *
         .dead_contacts = op->dead_contacts,
         .latency = cl_now(c) - op->start,
     };
-    if (op->op != QDB_MSG_REMOVE_ALL)
+    if (!is_walk(op->op))
         r.id = op->id;
     if (op->located)
         r.owner = op->node;
@@ -644,23 +656,93 @@ static void op_send_request(qdb_client_core *c, cl_op *op)
     op->deadline = cl_now(c) + qdb_rto_timeout(&c->rto, op->node.addr);
 }
 
-static void op_encode_remove_all(qdb_client_core *c, cl_op *op)
+/* A walk's next step: the same request under op->seq. */
+static void op_reencode(cl_op *op)
 {
-    qdb_msg m = { .type = QDB_MSG_REMOVE_ALL, .seq = op->seq };
-    g_byte_array_set_size(op->frame, 0);
-    int rc = qdb_msg_encode(&m, op->frame);
+    qdb_msg m;
+    GByteArray *old = op->frame;
+    int rc = qdb_msg_decode(old->data, old->len, &m);
     g_assert(rc == QDB_OK);
+    m.seq = op->seq;
+    op->frame = g_byte_array_new();
+    rc = qdb_msg_encode(&m, op->frame);
+    g_assert(rc == QDB_OK);
+    g_byte_array_unref(old); /* m pointed into it */
+}
+
+static gint bytes_cmp(gconstpointer a, gconstpointer b)
+{
+    return g_bytes_compare(*(GBytes *const *)a, *(GBytes *const *)b);
+}
+
+/* A PREFIX walk is complete: the aliases of every node, sorted and without
+ * the duplicates a moving range may give, as a PREFIX reply payload. */
+static void op_finish_prefix(qdb_client_core *c, cl_op *op)
+{
+    g_ptr_array_sort(op->found, bytes_cmp);
+    uint64_t kept = 0;
+    for (guint i = 0; i < op->found->len; i++)
+        if (i == 0 || !g_bytes_equal(op->found->pdata[i], op->found->pdata[i - 1]))
+            kept++;
+    if (!op->count_only && kept > op->max) {
+        op_finish(c, op, QDB_E_TOO_MANY, NULL, 0);
+        return;
+    }
+    GByteArray *out = g_byte_array_new();
+    uint8_t tmp[10];
+    g_byte_array_append(out, tmp, (guint)qdb_varint_put(tmp, op->count_only ? op->count : kept));
+    for (guint i = 0; i < op->found->len; i++) {
+        if (i > 0 && g_bytes_equal(op->found->pdata[i], op->found->pdata[i - 1]))
+            continue;
+        gsize len;
+        const uint8_t *a = g_bytes_get_data(op->found->pdata[i], &len);
+        g_byte_array_append(out, tmp, (guint)qdb_varint_put(tmp, len));
+        g_byte_array_append(out, a, (guint)len);
+    }
+    op_finish(c, op, QDB_OK, out->data, out->len);
+    g_byte_array_free(out, TRUE);
+}
+
+/* Fold one node's PREFIX answer into op: QDB_OK, QDB_E_PROTOCOL for a
+ * payload that is not a count and whole aliases, QDB_E_TOO_MANY past max. */
+static int op_add_prefix(cl_op *op, const uint8_t *p, size_t len)
+{
+    uint64_t n;
+    int k = qdb_varint_get(p, len, &n);
+    if (k <= 0)
+        return QDB_E_PROTOCOL;
+    size_t at = (size_t)k;
+    if (op->count_only) {
+        op->count += n;
+        return at == len ? QDB_OK : QDB_E_PROTOCOL;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t alen;
+        k = qdb_varint_get(p + at, len - at, &alen);
+        if (k <= 0 || alen > QDB_MAX_ALIAS || alen > len - at - (size_t)k)
+            return QDB_E_PROTOCOL;
+        at += (size_t)k;
+        g_ptr_array_add(op->found, g_bytes_new(p + at, (size_t)alen));
+        at += (size_t)alen;
+    }
+    if (at != len)
+        return QDB_E_PROTOCOL;
+    /* duplicates are only removed at the end: a close call may still pass */
+    return op->found->len > op->max + 1 ? QDB_E_TOO_MANY : QDB_OK;
 }
 
 /* The owner of op->id is known. */
 static void op_located(qdb_client_core *c, cl_op *op, const qdb_peer *owner)
 {
     op_clear_rpc(c, op);
-    if (op->op == QDB_MSG_REMOVE_ALL && op->have_prev) {
+    if (is_walk(op->op) && op->have_prev) {
         /* Back at (or past) the start: the walk is complete. */
         if (qdb_id_eq(&owner->id, &op->first.id) ||
             !qdb_id_in_open(&owner->id, &op->prev.id, &op->first.id)) {
-            op_finish(c, op, QDB_OK, NULL, 0);
+            if (op->op == QDB_MSG_PREFIX)
+                op_finish_prefix(c, op);
+            else
+                op_finish(c, op, QDB_OK, NULL, 0);
             return;
         }
     }
@@ -684,7 +766,7 @@ static void op_located(qdb_client_core *c, cl_op *op, const qdb_peer *owner)
         op_finish(c, op, QDB_OK, NULL, 0);
         return;
     }
-    if (op->op == QDB_MSG_REMOVE_ALL && !op->have_prev)
+    if (is_walk(op->op) && !op->have_prev)
         op->first = *owner;
     op->attempt_open = true;
     op_send_request(c, op);
@@ -697,7 +779,7 @@ static void op_locate(qdb_client_core *c, cl_op *op)
         /* Not for REMOVE_ALL: a node answers it without a range check, so a
          * stale cached range would skip a node that joined in between.  Each
          * step asks the ring, starting from the closest cached node. */
-        const qdb_peer *p = op->op == QDB_MSG_REMOVE_ALL ? NULL : cache_covering(c, &op->id);
+        const qdb_peer *p = is_walk(op->op) ? NULL : cache_covering(c, &op->id);
         if (p != NULL) {
             qdb_peer owner = *p;
             c->stats.cache_hits++;
@@ -763,13 +845,20 @@ static void on_request_ok(qdb_client_core *c, cl_op *op, const qdb_msg *m)
     id_dec(&lo, &op->id);
     cache_learn(c, &op->node, &lo);
 
-    if (op->op == QDB_MSG_REMOVE_ALL && m->status == QDB_OK) {
+    if (is_walk(op->op) && m->status == QDB_OK) {
+        if (op->op == QDB_MSG_PREFIX) {
+            int rc = op_add_prefix(op, m->content, m->content_len);
+            if (rc != QDB_OK) {
+                op_finish(c, op, rc, NULL, 0);
+                return;
+            }
+        }
         /* Next step: the owner of (this node's ID + 1), under a new seq. */
         op->prev = op->node;
         op->have_prev = true;
         qdb_id_add_pow2(&op->id, &op->node.id, 0);
         op_set_seq(c, op, next_seq(c));
-        op_encode_remove_all(c, op);
+        op_reencode(op);
         op->step_attempts = 0;
         op->no_session = 0;
         op->backoff = c->cfg.backoff;
@@ -779,7 +868,9 @@ static void on_request_ok(qdb_client_core *c, cl_op *op, const qdb_msg *m)
     }
     const uint8_t *content = NULL;
     size_t len = 0;
-    if (op->op == QDB_MSG_GET || op->op == QDB_MSG_GET_UPDATE || op->op == QDB_MSG_CAS) {
+    if (op->op == QDB_MSG_GET || op->op == QDB_MSG_GET_UPDATE || op->op == QDB_MSG_CAS ||
+        op->op == QDB_MSG_GET_REMOVE || op->op == QDB_MSG_REMOVE_IF ||
+        op->op == QDB_MSG_GET_META) {
         content = m->content;
         len = m->content_len;
     }
@@ -1180,49 +1271,103 @@ int qdb_client_core_submit(qdb_client_core *c, int op_type, const uint8_t *alias
                            const uint8_t *comparand, size_t comparand_len,
                            qdb_client_done_fn done, void *arg, uint64_t *op_id)
 {
-    if (!qdb_msg_is_request(op_type) || c == NULL)
+    qdb_client_request req = {.op = op_type, .alias = alias, .alias_len = alias_len,
+                              .content = content, .content_len = content_len,
+                              .comparand = comparand, .comparand_len = comparand_len};
+    return qdb_client_core_submit_request(c, &req, done, arg, op_id);
+}
+
+int qdb_client_core_check_request(const qdb_client_request *r)
+{
+    int op = r->op;
+    if (!qdb_msg_is_request(op) || op == QDB_MSG_PUT_EX || op == QDB_MSG_UPDATE_EX)
         return QDB_E_INVALID_ARGUMENT;
-    bool has_content = op_type == QDB_MSG_PUT || op_type == QDB_MSG_UPDATE ||
-                       op_type == QDB_MSG_GET_UPDATE || op_type == QDB_MSG_CAS;
-    if (op_type != QDB_MSG_REMOVE_ALL) {
-        if (alias_len == 0 || alias_len > QDB_MAX_ALIAS)
+    bool has_content = op == QDB_MSG_PUT || op == QDB_MSG_UPDATE ||
+                       op == QDB_MSG_GET_UPDATE || op == QDB_MSG_CAS;
+    bool has_comparand = op == QDB_MSG_CAS || op == QDB_MSG_REMOVE_IF;
+    if (op == QDB_MSG_PREFIX) {
+        if (r->alias_len > QDB_MAX_ALIAS)
             return QDB_E_ALIAS_TOO_LONG;
-        if (alias == NULL)
+        if ((r->alias == NULL && r->alias_len > 0) || r->flags > QDB_PREFIX_COUNT ||
+            (!(r->flags & QDB_PREFIX_COUNT) && r->max > QDB_PREFIX_MAX))
+            return QDB_E_INVALID_ARGUMENT;
+    } else if (op != QDB_MSG_REMOVE_ALL) {
+        if (r->alias_len == 0 || r->alias_len > QDB_MAX_ALIAS)
+            return QDB_E_ALIAS_TOO_LONG;
+        if (r->alias == NULL)
             return QDB_E_INVALID_ARGUMENT;
     }
-    if (has_content && content == NULL && content_len > 0)
+    if (has_content && r->content == NULL && r->content_len > 0)
         return QDB_E_INVALID_ARGUMENT;
-    if (op_type == QDB_MSG_CAS && comparand == NULL && comparand_len > 0)
+    if (has_comparand && r->comparand == NULL && r->comparand_len > 0)
         return QDB_E_INVALID_ARGUMENT;
+    bool has_expiry = op == QDB_MSG_PUT || op == QDB_MSG_UPDATE || op == QDB_MSG_EXPIRE;
+    if (r->expiry != 0 && !has_expiry)
+        return QDB_E_INVALID_ARGUMENT;
+    if (r->expiry < 0 || r->expiry > QDB_EXPIRY_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    return QDB_OK;
+}
 
+/* The request's frame under seq.  PUT and UPDATE with an expiry travel as
+ * PUT_EX and UPDATE_EX, so that without one their bytes never changed. */
+static int encode_request(const qdb_client_request *r, uint32_t seq, GByteArray *frame)
+{
+    int op = r->op;
+    qdb_msg m = { .type = op, .seq = seq };
+    if (op != QDB_MSG_REMOVE_ALL) {
+        m.alias = r->alias;
+        m.alias_len = r->alias_len;
+    }
+    if (op == QDB_MSG_PUT || op == QDB_MSG_UPDATE || op == QDB_MSG_GET_UPDATE ||
+        op == QDB_MSG_CAS) {
+        m.content = r->content;
+        m.content_len = r->content_len;
+    }
+    if (op == QDB_MSG_CAS || op == QDB_MSG_REMOVE_IF) {
+        m.comparand = r->comparand;
+        m.comparand_len = r->comparand_len;
+    }
+    m.expiry = r->expiry;
+    if (r->expiry != 0 && op == QDB_MSG_PUT)
+        m.type = QDB_MSG_PUT_EX;
+    if (r->expiry != 0 && op == QDB_MSG_UPDATE)
+        m.type = QDB_MSG_UPDATE_EX;
+    if (op == QDB_MSG_PREFIX) {
+        m.flags = r->flags;
+        m.max = r->flags & QDB_PREFIX_COUNT ? 0 : r->max;
+    }
+    return qdb_msg_encode(&m, frame);
+}
+
+int qdb_client_core_submit_request(qdb_client_core *c, const qdb_client_request *r,
+                                   qdb_client_done_fn done, void *arg, uint64_t *op_id)
+{
+    if (c == NULL || r == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    int rc = qdb_client_core_check_request(r);
+    if (rc != QDB_OK)
+        return rc;
     /* Encode under the next seq first: a refused frame consumes nothing. */
-    qdb_msg m = { .type = op_type, .seq = c->next_seq };
-    if (op_type != QDB_MSG_REMOVE_ALL) {
-        m.alias = alias;
-        m.alias_len = alias_len;
-    }
-    if (has_content) {
-        m.content = content;
-        m.content_len = content_len;
-    }
-    if (op_type == QDB_MSG_CAS) {
-        m.comparand = comparand;
-        m.comparand_len = comparand_len;
-    }
     GByteArray *frame = g_byte_array_new();
-    int rc = qdb_msg_encode(&m, frame);
+    rc = encode_request(r, c->next_seq, frame);
     if (rc != QDB_OK) {
         g_byte_array_unref(frame);
         return rc;
     }
 
     c->in_api++;
-    cl_op *op = op_new(c, op_type, done, arg);
+    cl_op *op = op_new(c, r->op, done, arg);
     op->use_cache = c->cfg.use_cache;
     op->frame = frame;
     op_set_seq(c, op, next_seq(c));
-    if (op_type != QDB_MSG_REMOVE_ALL)
-        qdb_id_hash(&op->id, alias, alias_len);
+    if (r->op == QDB_MSG_PREFIX) {
+        op->found = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+        op->max = r->max;
+        op->count_only = (r->flags & QDB_PREFIX_COUNT) != 0;
+    } else if (r->op != QDB_MSG_REMOVE_ALL) {
+        qdb_id_hash(&op->id, r->alias, r->alias_len);
+    }
     if (op_id != NULL)
         *op_id = op->op_id;
     op_locate(c, op);

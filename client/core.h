@@ -149,6 +149,41 @@ int qdb_client_core_submit(qdb_client_core *c, int op, const uint8_t *alias, siz
                            const uint8_t *comparand, size_t comparand_len,
                            qdb_client_done_fn done, void *arg, uint64_t *op_id);
 
+/* One entry operation, for qdb_client_core_submit_request().  Fields an op
+ * does not use must be zero. */
+typedef struct qdb_client_request {
+    int op;                    /* QDB_MSG_PUT ... REMOVE_ALL, GET_REMOVE, REMOVE_IF,
+                                * GET_META, EXPIRE, PREFIX (never PUT_EX/UPDATE_EX:
+                                * PUT and UPDATE with an expiry become those) */
+    const uint8_t *alias;      /* PREFIX: the prefix, may be empty */
+    size_t alias_len;
+    const uint8_t *content;    /* PUT, UPDATE, GET_UPDATE, CAS (the new content) */
+    size_t content_len;
+    const uint8_t *comparand;  /* CAS, REMOVE_IF */
+    size_t comparand_len;
+    int64_t expiry;            /* PUT, UPDATE: 0 none; EXPIRE: 0 never; else absolute
+                                * UTC seconds in [1, QDB_EXPIRY_MAX] */
+    uint64_t max;              /* PREFIX: most aliases wanted, <= QDB_PREFIX_MAX */
+    unsigned flags;            /* PREFIX: QDB_PREFIX_COUNT for the number only */
+} qdb_client_request;
+
+/* What submit_request() refuses before sending anything: QDB_OK, or
+ * QDB_E_INVALID_ARGUMENT (unknown op, NULL bytes with a length, an expiry
+ * out of range or on an op without one, max over QDB_PREFIX_MAX, unknown
+ * flags), QDB_E_ALIAS_TOO_LONG (alias empty -- but a prefix -- or longer
+ * than QDB_MAX_ALIAS). */
+int qdb_client_core_check_request(const qdb_client_request *r);
+
+/* submit() for every op.  Results: GET_REMOVE gives the removed content,
+ * REMOVE_IF the current content when UNMATCHED_CONTENT, GET_META
+ * QDB_META_WIRE bytes (qdb_meta_decode).  PREFIX walks the ring like
+ * REMOVE_ALL, each node answering for the arc it owns, and gives a PREFIX
+ * reply payload (codec.h): the aliases of every node merged, sorted
+ * bytewise, without duplicates (or, count only, the sum), or QDB_E_TOO_MANY
+ * when more than max match. */
+int qdb_client_core_submit_request(qdb_client_core *c, const qdb_client_request *r,
+                                   qdb_client_done_fn done, void *arg, uint64_t *op_id);
+
 /* Find the owner of target: result.op 0, status QDB_OK with result.owner and
  * result.hops, or the lookup's failure code.  use_cache 0 starts from the
  * bootstrap and ignores the cache (what the simulator does to measure path

@@ -123,18 +123,25 @@ static qdb_error_t h_wait(struct qdb_session *h)
     return (qdb_error_t)h->status;
 }
 
-static qdb_error_t h_run(struct qdb_session *h, int op, const char *alias, const void *content,
-                         size_t content_len, const void *comparand, size_t comparand_len)
+static qdb_error_t h_run_request(struct qdb_session *h, const qdb_client_request *req)
 {
     if (h->core == NULL)
         return QDB_E_NOT_CONNECTED;
     h_reset_result(h);
-    size_t alias_len = alias != NULL ? strlen(alias) : 0;
-    int rc = qdb_client_core_submit(h->core, op, (const uint8_t *)alias, alias_len, content,
-                                    content_len, comparand, comparand_len, h_done, h, NULL);
+    int rc = qdb_client_core_submit_request(h->core, req, h_done, h, NULL);
     if (rc != QDB_OK)
         return (qdb_error_t)rc;
     return h_wait(h);
+}
+
+static qdb_error_t h_run(struct qdb_session *h, int op, const char *alias, const void *content,
+                         size_t content_len, const void *comparand, size_t comparand_len)
+{
+    qdb_client_request req = {.op = op, .alias = (const uint8_t *)alias,
+                              .alias_len = alias != NULL ? strlen(alias) : 0,
+                              .content = content, .content_len = content_len,
+                              .comparand = comparand, .comparand_len = comparand_len};
+    return h_run_request(h, &req);
 }
 
 /* Hand the result's content to the caller as a tracked buffer. */
@@ -148,6 +155,13 @@ static const void *h_take_content(struct qdb_session *h, size_t *len)
     h->content_len = 0;
     g_hash_table_add(h->buffers, buf);
     return buf;
+}
+
+G_STATIC_ASSERT(QDB_EXPIRY_MAX == QDB_MAX_EXPIRY_TIME);
+
+static bool expiry_ok(qdb_time_t t)
+{
+    return t >= 0 && t <= QDB_EXPIRY_MAX;
 }
 
 /* QDB_OK, or the code for an alias the API refuses. */
@@ -271,25 +285,42 @@ qdb_error_t qdb_set_option(qdb_handle_t h, qdb_option_t option, ...)
     return rc;
 }
 
-qdb_error_t qdb_put(qdb_handle_t h, const char *alias, const void *content, size_t content_length)
+/* PUT or UPDATE, with an expiry or none (0). */
+static qdb_error_t h_write(qdb_handle_t h, int op, const char *alias, const void *content,
+                           size_t content_length, qdb_time_t expiry)
 {
-    if (h == NULL || (content == NULL && content_length > 0))
+    if (h == NULL || (content == NULL && content_length > 0) || !expiry_ok(expiry))
         return QDB_E_INVALID_ARGUMENT;
     qdb_error_t rc = check_alias(alias);
     if (rc != QDB_OK)
         return rc;
-    return h_run(h, QDB_MSG_PUT, alias, content, content_length, NULL, 0);
+    qdb_client_request req = {.op = op, .alias = (const uint8_t *)alias,
+                              .alias_len = strlen(alias), .content = content,
+                              .content_len = content_length, .expiry = expiry};
+    return h_run_request(h, &req);
+}
+
+qdb_error_t qdb_put(qdb_handle_t h, const char *alias, const void *content, size_t content_length)
+{
+    return h_write(h, QDB_MSG_PUT, alias, content, content_length, 0);
 }
 
 qdb_error_t qdb_update(qdb_handle_t h, const char *alias, const void *content,
                        size_t content_length)
 {
-    if (h == NULL || (content == NULL && content_length > 0))
-        return QDB_E_INVALID_ARGUMENT;
-    qdb_error_t rc = check_alias(alias);
-    if (rc != QDB_OK)
-        return rc;
-    return h_run(h, QDB_MSG_UPDATE, alias, content, content_length, NULL, 0);
+    return h_write(h, QDB_MSG_UPDATE, alias, content, content_length, 0);
+}
+
+qdb_error_t qdb_put_with_expiry(qdb_handle_t h, const char *alias, const void *content,
+                                size_t content_length, qdb_time_t expiry_time)
+{
+    return h_write(h, QDB_MSG_PUT, alias, content, content_length, expiry_time);
+}
+
+qdb_error_t qdb_update_with_expiry(qdb_handle_t h, const char *alias, const void *content,
+                                   size_t content_length, qdb_time_t expiry_time)
+{
+    return h_write(h, QDB_MSG_UPDATE, alias, content, content_length, expiry_time);
 }
 
 qdb_error_t qdb_get(qdb_handle_t h, const char *alias, void *content, size_t *content_length)
@@ -394,6 +425,154 @@ qdb_error_t qdb_remove_all(qdb_handle_t h)
     if (h == NULL)
         return QDB_E_INVALID_ARGUMENT;
     return h_run(h, QDB_MSG_REMOVE_ALL, NULL, NULL, 0, NULL, 0);
+}
+
+qdb_error_t qdb_get_remove(qdb_handle_t h, const char *alias, const void **content,
+                           size_t *content_length)
+{
+    if (h == NULL || content == NULL || content_length == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    *content = NULL;
+    *content_length = 0;
+    qdb_error_t rc = check_alias(alias);
+    if (rc != QDB_OK)
+        return rc;
+    rc = h_run(h, QDB_MSG_GET_REMOVE, alias, NULL, 0, NULL, 0);
+    if (rc == QDB_OK)
+        *content = h_take_content(h, content_length);
+    return rc;
+}
+
+qdb_error_t qdb_remove_if(qdb_handle_t h, const char *alias, const void *comparand,
+                          size_t comparand_length)
+{
+    if (h == NULL || (comparand == NULL && comparand_length > 0))
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_error_t rc = check_alias(alias);
+    if (rc != QDB_OK)
+        return rc;
+    return h_run(h, QDB_MSG_REMOVE_IF, alias, NULL, 0, comparand, comparand_length);
+}
+
+qdb_error_t qdb_get_metadata(qdb_handle_t h, const char *alias, qdb_metadata_t *metadata)
+{
+    if (h == NULL || metadata == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    memset(metadata, 0, sizeof *metadata);
+    qdb_error_t rc = check_alias(alias);
+    if (rc != QDB_OK)
+        return rc;
+    rc = h_run(h, QDB_MSG_GET_META, alias, NULL, 0, NULL, 0);
+    if (rc != QDB_OK)
+        return rc;
+    qdb_meta m;
+    if (qdb_meta_decode(h->content, h->content_len, &m) != QDB_OK)
+        return QDB_E_PROTOCOL;
+    metadata->size = m.size;
+    metadata->version = m.version;
+    metadata->creation_time_us = m.created_us;
+    metadata->modification_time_us = m.modified_us;
+    metadata->expiry_time = m.expiry_s;
+    return QDB_OK;
+}
+
+qdb_error_t qdb_expires_at(qdb_handle_t h, const char *alias, qdb_time_t expiry_time)
+{
+    if (h == NULL || !expiry_ok(expiry_time))
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_error_t rc = check_alias(alias);
+    if (rc != QDB_OK)
+        return rc;
+    qdb_client_request req = {.op = QDB_MSG_EXPIRE, .alias = (const uint8_t *)alias,
+                              .alias_len = strlen(alias), .expiry = expiry_time};
+    return h_run_request(h, &req);
+}
+
+qdb_error_t qdb_expires_from_now(qdb_handle_t h, const char *alias, qdb_time_t seconds)
+{
+    /* This machine's clock: the owner decides by its own, so clocks apart
+     * by more than the margin wanted must be kept in step (NTP). */
+    qdb_time_t now = (qdb_time_t)(g_get_real_time() / G_USEC_PER_SEC);
+    if (seconds < 0 || seconds > QDB_EXPIRY_MAX - now)
+        return QDB_E_INVALID_ARGUMENT;
+    return qdb_expires_at(h, alias, now + seconds);
+}
+
+qdb_error_t qdb_get_expiry(qdb_handle_t h, const char *alias, qdb_time_t *expiry_time)
+{
+    if (expiry_time == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_metadata_t m;
+    qdb_error_t rc = qdb_get_metadata(h, alias, &m);
+    *expiry_time = m.expiry_time;
+    return rc;
+}
+
+/* PREFIX (count_only or not); leaves the reply payload in h->content. */
+static qdb_error_t h_prefix(qdb_handle_t h, const char *prefix, uint64_t max, bool count_only,
+                            uint64_t *n, size_t *at)
+{
+    if (h == NULL || prefix == NULL || max > QDB_PREFIX_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    size_t len = strnlen(prefix, QDB_MAX_ALIAS + 1);
+    if (len > QDB_MAX_ALIAS)
+        return QDB_E_ALIAS_TOO_LONG;
+    qdb_client_request req = {.op = QDB_MSG_PREFIX, .alias = (const uint8_t *)prefix,
+                              .alias_len = len, .max = count_only ? 0 : max,
+                              .flags = count_only ? QDB_PREFIX_COUNT : 0};
+    qdb_error_t rc = h_run_request(h, &req);
+    if (rc != QDB_OK)
+        return rc;
+    int k = qdb_varint_get(h->content, h->content_len, n);
+    if (k <= 0)
+        return QDB_E_PROTOCOL;
+    *at = (size_t)k;
+    return QDB_OK;
+}
+
+qdb_error_t qdb_prefix_count(qdb_handle_t h, const char *prefix, uint64_t *count)
+{
+    if (count == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    *count = 0;
+    size_t at;
+    return h_prefix(h, prefix, 0, true, count, &at);
+}
+
+qdb_error_t qdb_prefix_get(qdb_handle_t h, const char *prefix, size_t max, const char ***aliases,
+                           size_t *count)
+{
+    if (aliases == NULL || count == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    *aliases = NULL;
+    *count = 0;
+    uint64_t n;
+    size_t at;
+    qdb_error_t rc = h_prefix(h, prefix, max, false, &n, &at);
+    if (rc != QDB_OK)
+        return rc;
+    /* One buffer: n + 1 pointers (NULL last), then the NUL-terminated
+     * aliases.  The core checked the payload's shape. */
+    if (n > h->content_len)
+        return QDB_E_PROTOCOL;
+    size_t table = ((size_t)n + 1) * sizeof(char *);
+    char *buf = g_malloc0(table + h->content_len + (size_t)n);
+    const char **ptrs = (const char **)(void *)buf;
+    char *text = buf + table;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len;
+        int k = qdb_varint_get(h->content + at, h->content_len - at, &len);
+        g_assert(k > 0 && len <= h->content_len - at - (size_t)k);
+        at += (size_t)k;
+        memcpy(text, h->content + at, (size_t)len);
+        ptrs[i] = text;
+        text += len + 1;
+        at += (size_t)len;
+    }
+    g_hash_table_add(h->buffers, buf);
+    *aliases = ptrs;
+    *count = (size_t)n;
+    return QDB_OK;
 }
 
 const char *qdb_error(qdb_error_t error)

@@ -25,6 +25,7 @@
 #define QDB_QDB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -33,6 +34,22 @@ extern "C" {
 #endif
 
 typedef struct qdb_session *qdb_handle_t;
+
+/* Absolute UTC time in seconds since the epoch (expiry). */
+typedef int64_t qdb_time_t;
+/* The latest expiry accepted: 9999-12-31 23:59:59 UTC. */
+#define QDB_MAX_EXPIRY_TIME ((qdb_time_t)253402300799)
+
+/* What qdb_get_metadata() tells about an entry. */
+typedef struct qdb_metadata_t {
+    uint64_t size;                 /* content bytes */
+    int64_t creation_time_us;      /* owner's wall clock, microseconds since the epoch */
+    int64_t modification_time_us;  /* the same, at the last write */
+    qdb_time_t expiry_time;        /* seconds since the epoch; 0: never expires */
+    uint64_t version;              /* 1 at creation, +1 on every modification (the
+                                    * record's counter; TODO: the replication
+                                    * engine's version when it lands on main) */
+} qdb_metadata_t;
 
 typedef enum qdb_protocol_t { qdb_p_tcp = 0 } qdb_protocol_t;
 
@@ -86,6 +103,53 @@ qdb_error_t qdb_compare_and_swap(qdb_handle_t handle, const char *alias,
 qdb_error_t qdb_remove(qdb_handle_t handle, const char *alias);
 /* Delete every entry of the hive, node by node around the ring. */
 qdb_error_t qdb_remove_all(qdb_handle_t handle);
+
+/* ---- since version-info 1 (qdb 0.2): expiry, metadata, prefixes ----------
+ *
+ * Expiry.  An entry may carry an expiry time: absolute UTC seconds since the
+ * epoch, 0 for never, at most QDB_MAX_EXPIRY_TIME (otherwise, or negative:
+ * QDB_E_INVALID_ARGUMENT, on the client and again on the node).  From the
+ * second its owner's clock reaches that time the entry reads as not found
+ * by every call, at once (qdb_put may then create it again); the node
+ * reclaims its space in the background.  qdb_update and qdb_put set no
+ * expiry (the entry never expires); qdb_get_update and qdb_compare_and_swap
+ * keep the entry's expiry. */
+
+/* qdb_put / qdb_update with an expiry (0: never). */
+qdb_error_t qdb_put_with_expiry(qdb_handle_t handle, const char *alias, const void *content,
+                                size_t content_length, qdb_time_t expiry_time);
+qdb_error_t qdb_update_with_expiry(qdb_handle_t handle, const char *alias, const void *content,
+                                   size_t content_length, qdb_time_t expiry_time);
+/* Set (or, with 0, clear) an existing entry's expiry.  QDB_E_ALIAS_NOT_FOUND
+ * if it does not exist.  A time already past makes it expire now. */
+qdb_error_t qdb_expires_at(qdb_handle_t handle, const char *alias, qdb_time_t expiry_time);
+/* qdb_expires_at(now + seconds), now by this machine's clock; seconds >= 0. */
+qdb_error_t qdb_expires_from_now(qdb_handle_t handle, const char *alias, qdb_time_t seconds);
+/* The entry's expiry (0: never). */
+qdb_error_t qdb_get_expiry(qdb_handle_t handle, const char *alias, qdb_time_t *expiry_time);
+
+/* Read and delete an entry in one step on its node: no other call sees it in
+ * between.  *content is a buffer for qdb_free_buffer. */
+qdb_error_t qdb_get_remove(qdb_handle_t handle, const char *alias, const void **content,
+                           size_t *content_length);
+/* Delete the entry only if its content equals comparand: QDB_OK, or
+ * QDB_E_UNMATCHED_CONTENT (nothing deleted), QDB_E_ALIAS_NOT_FOUND. */
+qdb_error_t qdb_remove_if(qdb_handle_t handle, const char *alias, const void *comparand,
+                          size_t comparand_length);
+/* Size, creation and modification times, expiry and version of an entry,
+ * without its content. */
+qdb_error_t qdb_get_metadata(qdb_handle_t handle, const char *alias, qdb_metadata_t *metadata);
+
+/* The aliases starting with prefix (which may be empty: every alias),
+ * sorted bytewise, from every node of the hive (the call visits each node
+ * around the ring; each answers for what it owns).  *aliases is a
+ * NULL-terminated array of *count strings in one buffer for
+ * qdb_free_buffer.  QDB_E_TOO_MANY (nothing returned) when more than max
+ * aliases match; max is at most 1,000,000 (else QDB_E_INVALID_ARGUMENT). */
+qdb_error_t qdb_prefix_get(qdb_handle_t handle, const char *prefix, size_t max,
+                           const char ***aliases, size_t *count);
+/* How many aliases start with prefix, over the whole hive. */
+qdb_error_t qdb_prefix_count(qdb_handle_t handle, const char *prefix, uint64_t *count);
 
 /* Text for an error code (never NULL). */
 const char *qdb_error(qdb_error_t error);

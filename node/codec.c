@@ -110,6 +110,13 @@ static const char *const type_names[QDB_MSG_TYPE_MAX_ + 1] = {
     [QDB_MSG_HANDOVER] = "HANDOVER",
     [QDB_MSG_HANDOVER_ACK] = "HANDOVER_ACK",
     [QDB_MSG_LEAVE] = "LEAVE",
+    [QDB_MSG_GET_REMOVE] = "GET_REMOVE",
+    [QDB_MSG_REMOVE_IF] = "REMOVE_IF",
+    [QDB_MSG_GET_META] = "GET_META",
+    [QDB_MSG_EXPIRE] = "EXPIRE",
+    [QDB_MSG_PUT_EX] = "PUT_EX",
+    [QDB_MSG_UPDATE_EX] = "UPDATE_EX",
+    [QDB_MSG_PREFIX] = "PREFIX",
 };
 
 const char *qdb_msg_type_name(int type)
@@ -129,10 +136,45 @@ int qdb_msg_is_request(int type)
     case QDB_MSG_CAS:
     case QDB_MSG_GET_UPDATE:
     case QDB_MSG_REMOVE_ALL:
+    case QDB_MSG_GET_REMOVE:
+    case QDB_MSG_REMOVE_IF:
+    case QDB_MSG_GET_META:
+    case QDB_MSG_EXPIRE:
+    case QDB_MSG_PUT_EX:
+    case QDB_MSG_UPDATE_EX:
+    case QDB_MSG_PREFIX:
         return 1;
     default:
         return 0;
     }
+}
+
+int qdb_msg_is_read(int type)
+{
+    return type == QDB_MSG_GET || type == QDB_MSG_GET_META || type == QDB_MSG_PREFIX;
+}
+
+/* ---- entry metadata ---------------------------------------------------------- */
+
+void qdb_meta_encode(const qdb_meta *meta, uint8_t out[QDB_META_WIRE])
+{
+    qdb_be64_put(out, meta->version);
+    qdb_be64_put(out + 8, (uint64_t)meta->created_us);
+    qdb_be64_put(out + 16, (uint64_t)meta->modified_us);
+    qdb_be64_put(out + 24, meta->size);
+    qdb_be64_put(out + 32, (uint64_t)meta->expiry_s);
+}
+
+int qdb_meta_decode(const uint8_t *buf, size_t len, qdb_meta *meta)
+{
+    if (len != QDB_META_WIRE)
+        return QDB_E_MALFORMED;
+    meta->version = qdb_be64_get(buf);
+    meta->created_us = (int64_t)qdb_be64_get(buf + 8);
+    meta->modified_us = (int64_t)qdb_be64_get(buf + 16);
+    meta->size = qdb_be64_get(buf + 24);
+    meta->expiry_s = (int64_t)qdb_be64_get(buf + 32);
+    return QDB_OK;
 }
 
 /* ---- frame prefix ------------------------------------------------------------ */
@@ -317,7 +359,34 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         return QDB_OK;
     case QDB_MSG_GET:
     case QDB_MSG_REMOVE:
+    case QDB_MSG_GET_REMOVE:
+    case QDB_MSG_GET_META:
         TRY(w_seq(w, m->seq));
+        return w_alias(w, m);
+    case QDB_MSG_REMOVE_IF:
+        TRY(w_seq(w, m->seq));
+        TRY(w_alias(w, m));
+        TRY(check_bytes(m->comparand, m->comparand_len));
+        w_bytes(w, m->comparand, m->comparand_len);
+        return QDB_OK;
+    case QDB_MSG_EXPIRE:
+    case QDB_MSG_PUT_EX:
+    case QDB_MSG_UPDATE_EX: {
+        TRY(w_seq(w, m->seq));
+        TRY(w_alias(w, m));
+        uint8_t e[8];
+        qdb_be64_put(e, (uint64_t)m->expiry);
+        w_bytes(w, e, sizeof e);
+        if (m->type == QDB_MSG_EXPIRE)
+            return QDB_OK;
+        TRY(check_bytes(m->content, m->content_len));
+        w_bytes(w, m->content, m->content_len);
+        return QDB_OK;
+    }
+    case QDB_MSG_PREFIX:
+        TRY(w_seq(w, m->seq));
+        TRY(w_flag(w, m));
+        w_varint(w, m->max);
         return w_alias(w, m);
     case QDB_MSG_CAS:
         TRY(w_seq(w, m->seq));
@@ -650,7 +719,33 @@ static int decode_body(reader *r, qdb_msg *m)
         return QDB_OK;
     case QDB_MSG_GET:
     case QDB_MSG_REMOVE:
+    case QDB_MSG_GET_REMOVE:
+    case QDB_MSG_GET_META:
         TRY(r_seq(r, &m->seq));
+        TRY(r_len_bytes(r, QDB_MAX_ALIAS, &m->alias, &m->alias_len));
+        return r_end(r);
+    case QDB_MSG_REMOVE_IF:
+        TRY(r_seq(r, &m->seq));
+        TRY(r_len_bytes(r, QDB_MAX_ALIAS, &m->alias, &m->alias_len));
+        r_rest(r, &m->comparand, &m->comparand_len);
+        return QDB_OK;
+    case QDB_MSG_EXPIRE:
+    case QDB_MSG_PUT_EX:
+    case QDB_MSG_UPDATE_EX: {
+        const uint8_t *p;
+        TRY(r_seq(r, &m->seq));
+        TRY(r_len_bytes(r, QDB_MAX_ALIAS, &m->alias, &m->alias_len));
+        TRY(r_bytes(r, 8, &p));
+        m->expiry = (int64_t)qdb_be64_get(p);
+        if (m->type == QDB_MSG_EXPIRE)
+            return r_end(r);
+        r_rest(r, &m->content, &m->content_len);
+        return QDB_OK;
+    }
+    case QDB_MSG_PREFIX:
+        TRY(r_seq(r, &m->seq));
+        TRY(r_flag(r, m));
+        TRY(r_varint(r, &m->max));
         TRY(r_len_bytes(r, QDB_MAX_ALIAS, &m->alias, &m->alias_len));
         return r_end(r);
     case QDB_MSG_CAS:

@@ -26,9 +26,24 @@
  *   GET REMOVE                       seq, alias
  *   CAS          seq, alias, varint new length, new content, comparand = rest
  *   REMOVE_ALL   seq
+ *   GET_REMOVE GET_META              seq, alias
+ *   REMOVE_IF    seq, alias, comparand = rest
+ *   EXPIRE       seq, alias, i64 expiry (absolute UTC seconds; 0: never)
+ *   PUT_EX UPDATE_EX                 seq, alias, i64 expiry, content = rest
+ *                (PUT and UPDATE with an expiry; without one the client
+ *                sends PUT and UPDATE, whose bytes never change)
+ *   PREFIX       seq, u8 flags (bit 0: count only), varint max, prefix
+ *                (an alias field, 0..1024 bytes): the aliases this node owns
+ *                that start with prefix
  *   REPLY        seq, u8 status, payload = rest
  *                  HELLO reply: u64 node incarnation
- *                  GET, GET_UPDATE, CAS (unmatched): content
+ *                  GET, GET_UPDATE, GET_REMOVE, CAS and REMOVE_IF
+ *                  (unmatched): content
+ *                  GET_META: the entry's metadata (QDB_META_WIRE bytes,
+ *                  qdb_meta_encode)
+ *                  PREFIX: varint n, then (not count only) n aliases as
+ *                  (varint length, bytes), sorted bytewise; TOO_MANY when
+ *                  more than max match
  *                  WRONG_NODE: a peer (the best hint of the owner)
  *   FIND         rpc, ID, [u8 n, n addresses] who owns (or precedes) this ID?
  *                the optional list (1..QDB_FIND_EXCLUDE_MAX addresses of 6
@@ -76,6 +91,12 @@
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
+#define QDB_PREFIX_COUNT 1u       /* PREFIX: the number only, no aliases */
+/* The latest expiry accepted anywhere (API, wire, record): 9999-12-31
+ * 23:59:59 UTC, in seconds.  Beyond it (or negative) is a bad expiry. */
+#define QDB_EXPIRY_MAX INT64_C(253402300799)
+/* The largest max a PREFIX may ask for (more: QDB_E_INVALID_ARGUMENT). */
+#define QDB_PREFIX_MAX 1000000u
 
 typedef enum qdb_msg_type {
     QDB_MSG_HELLO = 1,
@@ -97,12 +118,21 @@ typedef enum qdb_msg_type {
     QDB_MSG_HANDOVER = 17,
     QDB_MSG_HANDOVER_ACK = 18,
     QDB_MSG_LEAVE = 19,
-    QDB_MSG_TYPE_MAX_ = 19
+    QDB_MSG_GET_REMOVE = 20,
+    QDB_MSG_REMOVE_IF = 21,
+    QDB_MSG_GET_META = 22,
+    QDB_MSG_EXPIRE = 23,
+    QDB_MSG_PUT_EX = 24,
+    QDB_MSG_UPDATE_EX = 25,
+    QDB_MSG_PREFIX = 26,
+    QDB_MSG_TYPE_MAX_ = 26
 } qdb_msg_type;
 
 const char *qdb_msg_type_name(int type);
 /* True for the types a client sends to ask for an entry operation. */
 int qdb_msg_is_request(int type);
+/* True for the requests that only read (never in the dedup table). */
+int qdb_msg_is_read(int type);
 
 /* A decoded message.  Byte fields point into the decoded frame (no copies):
  * they live as long as the frame's buffer.  Fields not used by a type are
@@ -116,10 +146,13 @@ typedef struct qdb_msg {
     size_t alias_len;
     const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload */
     size_t content_len;
-    const uint8_t *comparand; /* CAS */
+    const uint8_t *comparand; /* CAS, REMOVE_IF */
     size_t comparand_len;
+    int64_t expiry;      /* EXPIRE, PUT_EX, UPDATE_EX: any 64 bits; nodes check the range */
+    uint64_t max;        /* PREFIX */
     qdb_id target;       /* FIND */
-    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER last */
+    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining,
+                          * HANDOVER last, PREFIX count only */
     qdb_peer peer;       /* FIND_REPLY, STABILIZE (asker), NOTIFY, HANDOVER, LEAVE: the subject */
     qdb_peer pred;       /* STABILIZE_REPLY, LEAVE */
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE */
@@ -171,6 +204,19 @@ int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m);
 void qdb_peer_encode(const qdb_peer *p, uint8_t out[QDB_PEER_WIRE]);
 /* QDB_OK, or QDB_E_MALFORMED when len != QDB_PEER_WIRE. */
 int qdb_peer_decode(const uint8_t *buf, size_t len, qdb_peer *p);
+
+/* An entry's metadata in a GET_META reply: u64 version, i64 created (wall
+ * microseconds), i64 modified, u64 size, i64 expiry (UTC seconds, 0: never). */
+#define QDB_META_WIRE 40
+typedef struct qdb_meta {
+    uint64_t version;
+    int64_t created_us, modified_us;
+    uint64_t size;
+    int64_t expiry_s;
+} qdb_meta;
+void qdb_meta_encode(const qdb_meta *meta, uint8_t out[QDB_META_WIRE]);
+/* QDB_OK, or QDB_E_MALFORMED when len != QDB_META_WIRE. */
+int qdb_meta_decode(const uint8_t *buf, size_t len, qdb_meta *meta);
 
 /* Low-level pieces, exposed for tests and for the storage record format. */
 size_t qdb_varint_put(uint8_t out[10], uint64_t v);

@@ -90,6 +90,8 @@ void qdb_node_free(qdb_node *n)
     serve_free(n);
     g_array_free(n->rpcs, TRUE);
     g_ptr_array_free(n->ho_keys, TRUE);
+    if (n->gc_cursor)
+        g_byte_array_free(n->gc_cursor, TRUE);
     if (n->out)
         g_byte_array_free(n->out, TRUE);
     g_free(n->join_peers);
@@ -408,8 +410,10 @@ void qdb_node_tick(qdb_node *n)
         }
         g_array_free(failed, TRUE);
     }
-    if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING))
+    if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING)) {
+        serve_collect_expired(n); /* sends nothing: the round's timing is unchanged */
         ring_round(n);
+    }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);
     node_rearm(n);

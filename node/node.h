@@ -109,6 +109,7 @@ typedef struct qdb_node_stats {
     uint64_t frames_in, frames_out, bad_frames;
     uint64_t requests, wrong_node, unstable, duplicates;
     uint64_t rpc_timeouts, handover_sent, handover_received;
+    uint64_t expired; /* expired records the collector deleted */
 } qdb_node_stats;
 const qdb_node_stats *qdb_node_get_stats(const qdb_node *n);
 

@@ -161,6 +161,7 @@ struct qdb_node {
     GQueue *dedup_order;   /* oldest first, for eviction */
 
     GByteArray *out;       /* scratch for encoding */
+    GByteArray *gc_cursor; /* expiry collection resumes after this key (NULL: start) */
     qdb_node_stats stats;
 };
 
@@ -211,6 +212,33 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
 bool serve_has_foreign(qdb_node *n);
+/* Calls fn for every stored entry whose ID lies in (a, b] (a == b: the
+ * whole circle), in ring order; returns fn's stop value or the store's error. */
+int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
+                      void *arg);
+/* Write a record for key: a new one (old NULL) or the next version of old. */
+struct qdb_record_meta;
+int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl,
+                       const struct qdb_record_meta *old, const uint8_t *content, size_t len,
+                       int64_t expiry_s);
+
+/* serve_ext.c: the requests beyond the tutorial's, and expiry collection */
+/* QDB_OK, or the code refusing a request's arguments (checked on every node
+ * whatever the client checked: empty or long alias, bad expiry, bad max). */
+int serve_ext_check(const qdb_msg *m);
+/* GET_REMOVE, REMOVE_IF, GET_META, EXPIRE on an owned entry (old NULL: it
+ * does not exist or expired); as execute() in serve.c. */
+int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t kl,
+                      const struct qdb_record_meta *old, const uint8_t *cur, uint8_t **hold,
+                      const uint8_t **payload, size_t *plen);
+/* PREFIX over the arc this node owns; the payload points into *hold. */
+int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **payload,
+                 size_t *plen);
+/* Delete expired records, visiting at most QDB_GC_BATCH of them from where
+ * the last call stopped (one call per stabilization round). */
+void serve_collect_expired(qdb_node *n);
+#define QDB_GC_BATCH 64
+
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);
 

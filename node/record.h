@@ -3,20 +3,24 @@
  * so a single put() writes both and they can never disagree.
  *
  *   u8  format      QDB_RECORD_FORMAT
- *   u8  flags       reserved, 0
+ *   u8  flags       bit 0: an expiry follows the header; others reserved, 0
  *   u16 reserved    0
  *   u32 checksum    CRC-32 (zlib) of the content
  *   u64 version     1 on creation, +1 on every modification
  *   i64 created     wall-clock microseconds (clock seam's wall())
  *   i64 modified
  *   u64 size        content length in bytes
+ *   [i64 expiry]    when flags bit 0: absolute UTC seconds after which the
+ *                   entry reads as not found (never 0: no expiry, no field)
  *   ... content
- * All integers big-endian: 40 bytes of header.
+ * All integers big-endian: 40 bytes of header (48 with an expiry).  A record
+ * without expiry keeps the bytes it had before expiry existed.
  */
 #ifndef QDB_RECORD_H
 #define QDB_RECORD_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +29,7 @@
 
 #define QDB_RECORD_FORMAT 1
 #define QDB_RECORD_HEADER 40
+#define QDB_RECORD_HAS_EXPIRY 1u /* flags: the i64 expiry follows the header */
 
 typedef struct qdb_record_meta {
     uint64_t version;
@@ -32,7 +37,11 @@ typedef struct qdb_record_meta {
     int64_t modified_us;
     uint64_t size;
     uint32_t checksum;
+    int64_t expiry_s; /* absolute UTC seconds; 0: never */
 } qdb_record_meta;
+
+/* Has the entry expired at wall-clock time wall_us (clock seam's wall())? */
+bool qdb_record_expired(const qdb_record_meta *meta, int64_t wall_us);
 
 /* Appends header + content to out. */
 void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByteArray *out);

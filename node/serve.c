@@ -21,8 +21,8 @@
 
 /* Calls fn for every stored entry whose ID lies in (a, b], clockwise, in ring
  * order starting after a.  a == b: the whole circle.  Returns fn's stop value. */
-static int iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
-                       void *arg)
+int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
+                      void *arg)
 {
     qdb_storage *st = n->storage;
     qdb_id from, to, zero = {{0}};
@@ -61,7 +61,7 @@ bool serve_has_foreign(qdb_node *n)
     if (!n->has_pred || qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
         return false;
     bool found = false;
-    iterate_arc(n, &n->cfg.self.id, &n->pred.id, stop_at_first, &found);
+    serve_iterate_arc(n, &n->cfg.self.id, &n->pred.id, stop_at_first, &found);
     return found;
 }
 
@@ -176,7 +176,7 @@ static void reply(qdb_node *n, qdb_addr src, uint64_t seq, int status, const uin
 
 static bool is_mutation(int type)
 {
-    return type != QDB_MSG_GET;
+    return !qdb_msg_is_read(type);
 }
 
 typedef struct remove_all_ctx {
@@ -194,7 +194,7 @@ static int remove_owned(qdb_node *n)
     remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
     /* collect_key never stops the walk: non-zero is the store's error, and
      * the client is told (nothing was deleted) */
-    int rc = iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
+    int rc = serve_iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
     for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
         gsize kl;
         const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
@@ -206,8 +206,8 @@ static int remove_owned(qdb_node *n)
     return rc;
 }
 
-static int store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *old,
-                        const uint8_t *content, size_t len)
+int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *old,
+                       const uint8_t *content, size_t len, int64_t expiry_s)
 {
     int64_t wall = n->clock->wall(n->clock);
     qdb_record_meta meta = {
@@ -215,6 +215,7 @@ static int store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_re
         .created_us = old ? old->created_us : wall,
         .modified_us = wall,
         .size = len,
+        .expiry_s = expiry_s,
     };
     GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + len);
     qdb_record_encode(&meta, content, rec);
@@ -238,9 +239,11 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     bool exists = rc == QDB_OK;
     qdb_record_meta meta;
     const uint8_t *cur = NULL;
-    /* GET, GET_UPDATE and CAS read the content: check it against its
-     * checksum.  PUT, UPDATE and REMOVE only need the old header. */
-    bool reads = m->type == QDB_MSG_GET || m->type == QDB_MSG_GET_UPDATE || m->type == QDB_MSG_CAS;
+    /* The reads of content check it against its checksum.  The others only
+     * need the old header. */
+    bool reads = m->type == QDB_MSG_GET || m->type == QDB_MSG_GET_UPDATE ||
+                 m->type == QDB_MSG_CAS || m->type == QDB_MSG_GET_REMOVE ||
+                 m->type == QDB_MSG_REMOVE_IF;
     if (exists && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
                          : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
         g_free(val);
@@ -248,7 +251,12 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
         return QDB_E_STORAGE;
     }
     *hold = val;
-    if (!exists && m->type != QDB_MSG_UPDATE && ring_orphaned(n, id))
+    /* Expired: not found, whatever asks (the collector deletes it later,
+     * a write replaces it). */
+    if (exists && qdb_record_expired(&meta, n->clock->wall(n->clock)))
+        exists = false;
+    bool upsert = m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX;
+    if (!exists && !upsert && ring_orphaned(n, id))
         return QDB_E_UNAVAILABLE; /* it may well exist, on the node that failed */
     switch (m->type) {
     case QDB_MSG_GET:
@@ -258,15 +266,18 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
         *plen = meta.size;
         return QDB_OK;
     case QDB_MSG_PUT:
+    case QDB_MSG_PUT_EX:
         if (exists)
             return QDB_E_ALIAS_ALREADY_EXISTS;
-        return store_record(n, key, kl, NULL, m->content, m->content_len);
+        return serve_store_record(n, key, kl, NULL, m->content, m->content_len, m->expiry);
     case QDB_MSG_UPDATE:
-        return store_record(n, key, kl, exists ? &meta : NULL, m->content, m->content_len);
+    case QDB_MSG_UPDATE_EX: /* the expiry given replaces the old one (none: never) */
+        return serve_store_record(n, key, kl, exists ? &meta : NULL, m->content,
+                                  m->content_len, m->expiry);
     case QDB_MSG_GET_UPDATE:
         if (!exists)
             return QDB_E_ALIAS_NOT_FOUND;
-        rc = store_record(n, key, kl, &meta, m->content, m->content_len);
+        rc = serve_store_record(n, key, kl, &meta, m->content, m->content_len, meta.expiry_s);
         if (rc == QDB_OK) {
             *payload = cur;
             *plen = meta.size;
@@ -280,13 +291,13 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
             *plen = meta.size;
             return QDB_E_UNMATCHED_CONTENT;
         }
-        return store_record(n, key, kl, &meta, m->content, m->content_len);
+        return serve_store_record(n, key, kl, &meta, m->content, m->content_len, meta.expiry_s);
     case QDB_MSG_REMOVE:
         if (!exists)
             return QDB_E_ALIAS_NOT_FOUND;
         return n->storage->del(n->storage, key, kl);
     default:
-        return QDB_E_INVALID_ARGUMENT;
+        return serve_ext_execute(n, m, key, kl, exists ? &meta : NULL, cur, hold, payload, plen);
     }
 }
 
@@ -316,13 +327,16 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     uint8_t *hold = NULL;
     uint8_t hint[QDB_PEER_WIRE];
 
-    if (m->type == QDB_MSG_REMOVE_ALL) {
+    if ((status = serve_ext_check(m)) != QDB_OK) {
+        /* refused: nothing ran */
+    } else if (m->type == QDB_MSG_REMOVE_ALL || m->type == QDB_MSG_PREFIX) {
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
             return;
         }
-        status = remove_owned(n);
+        status = m->type == QDB_MSG_PREFIX ? serve_prefix(n, m, &hold, &payload, &plen)
+                                           : remove_owned(n);
     } else {
         qdb_id id;
         qdb_id_hash(&id, m->alias, m->alias_len);
@@ -407,9 +421,9 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
         c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
         int rc = 0;
         if (n->phase == PHASE_LEAVING)
-            rc = iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
+            rc = serve_iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
         else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
-            rc = iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
+            rc = serve_iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
         bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
         if (failed)
             node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);

@@ -50,6 +50,8 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
         CU_ASSERT_TRUE(qdb_peer_eq(&a->peers[k], &b->peers[k]));
     CU_ASSERT_EQUAL(a->n_entries, b->n_entries);
     CU_ASSERT_TRUE(bytes_eq(a->entries, a->entries_len, b->entries, b->entries_len));
+    CU_ASSERT_EQUAL(a->expiry, b->expiry);
+    CU_ASSERT_EQUAL(a->max, b->max);
     CU_ASSERT_EQUAL(a->n_exclude, b->n_exclude);
     for (unsigned k = 0; k < a->n_exclude && k < b->n_exclude; k++)
         CU_ASSERT_TRUE(qdb_addr_eq(a->exclude[k], b->exclude[k]));
@@ -152,6 +154,39 @@ static void samples_init(samples *s)
     m->alias_len = 2;
     m = add(s, QDB_MSG_REMOVE_ALL);
     m->seq = 99999;
+    static const int alias_only[] = {QDB_MSG_GET_REMOVE, QDB_MSG_GET_META};
+    for (size_t k = 0; k < G_N_ELEMENTS(alias_only); k++) {
+        m = add(s, alias_only[k]);
+        m->seq = 2000 + k;
+        m->alias = alias_a;
+        m->alias_len = sizeof alias_a - 1;
+    }
+    m = add(s, QDB_MSG_REMOVE_IF);
+    m->seq = 2100;
+    m->alias = alias_a;
+    m->alias_len = sizeof alias_a - 1;
+    m->comparand = comparand_a;
+    m->comparand_len = sizeof comparand_a - 1;
+    static const int with_expiry[] = {QDB_MSG_EXPIRE, QDB_MSG_PUT_EX, QDB_MSG_UPDATE_EX};
+    for (size_t k = 0; k < G_N_ELEMENTS(with_expiry); k++) {
+        m = add(s, with_expiry[k]);
+        m->seq = 2200 + k;
+        m->alias = alias_a;
+        m->alias_len = sizeof alias_a - 1;
+        m->expiry = k == 0 ? -1 : INT64_C(1767225600) + (int64_t)k; /* any 64 bits travel */
+        if (with_expiry[k] != QDB_MSG_EXPIRE) {
+            m->content = content_a;
+            m->content_len = sizeof content_a - 1;
+        }
+    }
+    m = add(s, QDB_MSG_PREFIX);
+    m->seq = 2300;
+    m->max = QDB_PREFIX_MAX;
+    m->alias = alias_a;
+    m->alias_len = 5;
+    m = add(s, QDB_MSG_PREFIX); /* empty prefix, count only */
+    m->seq = 2301;
+    m->flags = QDB_PREFIX_COUNT;
     m = add(s, QDB_MSG_REPLY);
     m->seq = 1000;
     m->status = QDB_OK;
@@ -307,9 +342,15 @@ static void test_type_names(void)
     CU_ASSERT_STRING_EQUAL(qdb_msg_type_name(-3), "UNKNOWN");
     for (int t = 1; t <= QDB_MSG_TYPE_MAX_; t++) {
         CU_ASSERT_STRING_NOT_EQUAL(qdb_msg_type_name(t), "UNKNOWN");
-        int expect = t >= QDB_MSG_PUT && t <= QDB_MSG_REMOVE_ALL;
+        int expect = (t >= QDB_MSG_PUT && t <= QDB_MSG_REMOVE_ALL) ||
+                     (t >= QDB_MSG_GET_REMOVE && t <= QDB_MSG_PREFIX);
         CU_ASSERT_EQUAL(!!qdb_msg_is_request(t), expect);
     }
+    CU_ASSERT_STRING_EQUAL(qdb_msg_type_name(QDB_MSG_PREFIX), "PREFIX");
+    CU_ASSERT_TRUE(qdb_msg_is_read(QDB_MSG_GET) && qdb_msg_is_read(QDB_MSG_GET_META) &&
+                   qdb_msg_is_read(QDB_MSG_PREFIX));
+    CU_ASSERT_FALSE(qdb_msg_is_read(QDB_MSG_GET_REMOVE) || qdb_msg_is_read(QDB_MSG_EXPIRE) ||
+                    qdb_msg_is_read(QDB_MSG_REMOVE_ALL));
     CU_ASSERT_FALSE(qdb_msg_is_request(0));
     CU_ASSERT_FALSE(qdb_msg_is_request(99));
 }
@@ -380,6 +421,59 @@ static void test_fixed_layouts(void)
     static const uint8_t addr[] = {0x0a, 0x00, 0x01, 0x02, 0x0b, 0x16};
     CU_ASSERT_EQUAL(memcmp(out->data + 4 + 32, addr, 6), 0);
     g_byte_array_unref(out);
+}
+
+/* The requests beyond the tutorial's: their bytes, and what decoding refuses. */
+static void test_new_requests(void)
+{
+    GByteArray *out = g_byte_array_new();
+    qdb_msg m = {.type = QDB_MSG_PUT_EX, .seq = 5, .alias = (const uint8_t *)"ab",
+                 .alias_len = 2, .expiry = 0x0102, .content = (const uint8_t *)"z",
+                 .content_len = 1};
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_OK);
+    static const uint8_t put_ex[] = {14, 0x20 | QDB_MSG_PUT_EX, 5, 2, 'a', 'b',
+                                     0, 0, 0, 0, 0, 0, 1, 2, 'z'};
+    CU_ASSERT_TRUE(bytes_eq(out->data, out->len, put_ex, sizeof put_ex));
+    g_byte_array_set_size(out, 0);
+    m = (qdb_msg){.type = QDB_MSG_PREFIX, .seq = 1, .flags = QDB_PREFIX_COUNT, .max = 300,
+                  .alias = (const uint8_t *)"p", .alias_len = 1};
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_OK);
+    static const uint8_t prefix[] = {7, 0x20 | QDB_MSG_PREFIX, 1, 1, 0xac, 0x02, 1, 'p'};
+    CU_ASSERT_TRUE(bytes_eq(out->data, out->len, prefix, sizeof prefix));
+    m.flags = 2; /* undefined bit */
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    g_byte_array_unref(out);
+
+    /* EXPIRE: exactly 8 bytes of expiry after the alias. */
+    static const uint8_t expire[] = {0x20 | QDB_MSG_EXPIRE, 1, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 9, 0};
+    CU_ASSERT_EQUAL(decode_body(expire, sizeof expire - 1), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(expire, sizeof expire - 2), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(expire, sizeof expire), QDB_E_MALFORMED);
+    /* PUT_EX without its expiry is cut short. */
+    static const uint8_t put_cut[] = {0x20 | QDB_MSG_PUT_EX, 1, 1, 'a', 0, 0, 0};
+    CU_ASSERT_EQUAL(decode_body(put_cut, sizeof put_cut), QDB_E_TRUNCATED);
+    /* PREFIX: defined flags only, minimal max, nothing after the prefix. */
+    static const uint8_t pre_ok[] = {0x20 | QDB_MSG_PREFIX, 1, 0, 5, 0, 0};
+    CU_ASSERT_EQUAL(decode_body(pre_ok, sizeof pre_ok - 1), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(pre_ok, sizeof pre_ok), QDB_E_MALFORMED);
+    static const uint8_t pre_flags[] = {0x20 | QDB_MSG_PREFIX, 1, 2, 5, 0};
+    CU_ASSERT_EQUAL(decode_body(pre_flags, sizeof pre_flags), QDB_E_MALFORMED);
+    static const uint8_t pre_nonmin[] = {0x20 | QDB_MSG_PREFIX, 1, 0, 0x85, 0, 0};
+    CU_ASSERT_EQUAL(decode_body(pre_nonmin, sizeof pre_nonmin), QDB_E_MALFORMED);
+    /* GET_META and GET_REMOVE: nothing after the alias. */
+    static const uint8_t meta[] = {0x20 | QDB_MSG_GET_META, 1, 1, 'a', 'x'};
+    CU_ASSERT_EQUAL(decode_body(meta, sizeof meta - 1), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(meta, sizeof meta), QDB_E_MALFORMED);
+
+    /* The metadata payload: 40 bytes exactly, round trip. */
+    qdb_meta a = {.version = 3, .created_us = -1, .modified_us = 7, .size = 1u << 20,
+                  .expiry_s = 1767225600}, b;
+    uint8_t w[QDB_META_WIRE];
+    qdb_meta_encode(&a, w);
+    CU_ASSERT_EQUAL(qdb_meta_decode(w, sizeof w, &b), QDB_OK);
+    CU_ASSERT_EQUAL(memcmp(&a, &b, sizeof a), 0);
+    CU_ASSERT_EQUAL(qdb_meta_decode(w, sizeof w - 1, &b), QDB_E_MALFORMED);
+    CU_ASSERT_EQUAL(w[7], 3);
 }
 
 static void test_handover_builder(void)
@@ -869,8 +963,10 @@ static void test_prefixes(void)
                 /* a FIND cut exactly before its optional list is a FIND without one */
                 bool find_head = t == QDB_MSG_FIND && s.m[k].n_exclude > 0 &&
                                  body == len - pre - 1 - s.m[k].n_exclude * QDB_ADDR_WIRE;
-                CU_ASSERT_TRUE(t == QDB_MSG_PUT || t == QDB_MSG_UPDATE || t == QDB_MSG_GET_UPDATE ||
-                               t == QDB_MSG_REPLY || t == QDB_MSG_CAS || find_head);
+                bool rest = t == QDB_MSG_PUT || t == QDB_MSG_UPDATE || t == QDB_MSG_GET_UPDATE ||
+                            t == QDB_MSG_REPLY || t == QDB_MSG_CAS || t == QDB_MSG_REMOVE_IF ||
+                            t == QDB_MSG_PUT_EX || t == QDB_MSG_UPDATE_EX;
+                CU_ASSERT_TRUE(rest || find_head);
             }
         }
     }
@@ -995,6 +1091,7 @@ static CU_TestInfo basic_tests[] = {
     {.pName = "varint", .pTestFunc = test_varint},
     {.pName = "type names", .pTestFunc = test_type_names},
     {.pName = "round trip every type", .pTestFunc = test_round_trip},
+    {.pName = "new requests", .pTestFunc = test_new_requests},
     {.pName = "fixed layouts", .pTestFunc = test_fixed_layouts},
     {.pName = "handover builder", .pTestFunc = test_handover_builder},
     CU_TEST_INFO_NULL,

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The entry requests beyond the tutorial's -- GET_REMOVE, REMOVE_IF,
+ * GET_META, EXPIRE, PREFIX -- the checks every request's arguments get on
+ * the node, and the background collection of expired entries.
+ *
+ * Sections
+ *   argument checks
+ *   single-entry requests
+ *   PREFIX: the aliases this node owns that start with a prefix
+ *   expiry collection
+ *
+ * Expiry is decided by the owner's clock seam (wall()): execute() in
+ * serve.c reads an expired record as absent, so an entry expires for every
+ * client at the same instant of the owner's clock; the collector below only
+ * reclaims the space, a little per stabilization round.
+ */
+#define G_LOG_DOMAIN "qdb-node"
+
+#include <string.h>
+
+#include "node_internal.h"
+#include "record.h"
+
+/* ---- argument checks ---------------------------------------------------------- */
+
+int serve_ext_check(const qdb_msg *m)
+{
+    if (m->type == QDB_MSG_REMOVE_ALL)
+        return QDB_OK;
+    if (m->type == QDB_MSG_PREFIX) /* a prefix may be empty: every alias */
+        return !(m->flags & QDB_PREFIX_COUNT) && m->max > QDB_PREFIX_MAX
+                   ? QDB_E_INVALID_ARGUMENT
+                   : QDB_OK;
+    if (m->alias_len == 0) /* the codec bounds the length above */
+        return QDB_E_ALIAS_TOO_LONG;
+    if (m->expiry < 0 || m->expiry > QDB_EXPIRY_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    return QDB_OK;
+}
+
+/* ---- single-entry requests ------------------------------------------------------ */
+
+int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t kl,
+                      const qdb_record_meta *old, const uint8_t *cur, uint8_t **hold,
+                      const uint8_t **payload, size_t *plen)
+{
+    if (old == NULL)
+        return QDB_E_ALIAS_NOT_FOUND;
+    switch (m->type) {
+    case QDB_MSG_GET_REMOVE: {
+        int rc = n->storage->del(n->storage, key, kl);
+        if (rc == QDB_OK) {
+            *payload = cur;
+            *plen = old->size;
+        }
+        return rc;
+    }
+    case QDB_MSG_REMOVE_IF:
+        if (old->size != m->comparand_len || memcmp(cur, m->comparand, old->size) != 0) {
+            *payload = cur;
+            *plen = old->size;
+            return QDB_E_UNMATCHED_CONTENT;
+        }
+        return n->storage->del(n->storage, key, kl);
+    case QDB_MSG_GET_META: {
+        qdb_meta w = {.version = old->version, .created_us = old->created_us,
+                      .modified_us = old->modified_us, .size = old->size,
+                      .expiry_s = old->expiry_s};
+        /* *hold has the record; the reply needs only these bytes */
+        g_free(*hold);
+        *hold = g_malloc(QDB_META_WIRE);
+        qdb_meta_encode(&w, *hold);
+        *payload = *hold;
+        *plen = QDB_META_WIRE;
+        return QDB_OK;
+    }
+    case QDB_MSG_EXPIRE: {
+        /* A new header over the same content: the content was not read
+         * (nor checked) here, so it is read again with its checksum. */
+        qdb_record_meta meta;
+        const uint8_t *content;
+        uint8_t *val;
+        size_t vlen;
+        int rc = n->storage->get(n->storage, key, kl, &val, &vlen);
+        if (rc != QDB_OK)
+            return rc;
+        rc = qdb_record_decode(val, vlen, &meta, &content);
+        if (rc == QDB_OK)
+            rc = serve_store_record(n, key, kl, &meta, content, meta.size, m->expiry);
+        g_free(val);
+        return rc;
+    }
+    default:
+        return QDB_E_INVALID_ARGUMENT;
+    }
+}
+
+/* ---- PREFIX ------------------------------------------------------------------------
+ * Keys are ID || alias, so aliases sharing a prefix are scattered over the
+ * ring: every owned record is visited (O(records here)) and its alias
+ * compared.  The client walks every node and merges. */
+
+typedef struct prefix_ctx {
+    qdb_node *n;
+    const qdb_msg *m;
+    int64_t wall;
+    GPtrArray *found; /* GBytes aliases */
+    uint64_t count;
+    int rc;
+} prefix_ctx;
+
+static int prefix_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    prefix_ctx *c = arg;
+    const uint8_t *alias = k + QDB_ID_BYTES;
+    size_t alen = kl - QDB_ID_BYTES;
+    if (kl < QDB_ID_BYTES || alen < c->m->alias_len ||
+        (c->m->alias_len > 0 && memcmp(alias, c->m->alias, c->m->alias_len) != 0))
+        return 0;
+    qdb_record_meta meta;
+    if (qdb_record_decode_meta(v, vl, &meta) != QDB_OK) {
+        c->rc = QDB_E_STORAGE;
+        return 1;
+    }
+    if (qdb_record_expired(&meta, c->wall))
+        return 0;
+    c->count++;
+    if (c->m->flags & QDB_PREFIX_COUNT)
+        return 0;
+    if (c->count > c->m->max) {
+        c->rc = QDB_E_TOO_MANY;
+        return 1;
+    }
+    g_ptr_array_add(c->found, g_bytes_new(alias, alen));
+    return 0;
+}
+
+static gint bytes_cmp(gconstpointer a, gconstpointer b)
+{
+    return g_bytes_compare(*(GBytes *const *)a, *(GBytes *const *)b);
+}
+
+int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **payload,
+                 size_t *plen)
+{
+    prefix_ctx c = {.n = n, .m = m, .wall = n->clock->wall(n->clock),
+                    .found = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
+    int rc = serve_iterate_arc(n, &n->pred.id, &n->cfg.self.id, prefix_visit, &c);
+    if (c.rc != QDB_OK)
+        rc = c.rc;
+    GByteArray *out = g_byte_array_new();
+    if (rc == QDB_OK) {
+        /* g_bytes_compare: bytewise, then shorter first -- the client's order */
+        g_ptr_array_sort(c.found, bytes_cmp);
+        uint8_t tmp[10];
+        g_byte_array_append(out, tmp, (guint)qdb_varint_put(tmp, c.count));
+        for (guint i = 0; i < c.found->len; i++) {
+            gsize len;
+            const uint8_t *a = g_bytes_get_data(c.found->pdata[i], &len);
+            g_byte_array_append(out, tmp, (guint)qdb_varint_put(tmp, len));
+            g_byte_array_append(out, a, (guint)len);
+        }
+        if (out->len > QDB_FRAME_MAX - 16) /* room for the reply's own fields */
+            rc = QDB_E_OVERSIZED;
+    }
+    g_ptr_array_free(c.found, TRUE);
+    if (rc != QDB_OK) {
+        g_byte_array_free(out, TRUE);
+        return rc;
+    }
+    *plen = out->len;
+    *hold = g_byte_array_free(out, FALSE);
+    *payload = *hold;
+    return QDB_OK;
+}
+
+/* ---- expiry collection ----------------------------------------------------------------
+ * A cursor walks the whole store, QDB_GC_BATCH records a call, and wraps
+ * around: every record is looked at once per (records / QDB_GC_BATCH)
+ * rounds.  Expired records anywhere in the store go, owned or not: nobody
+ * may read them any more. */
+
+typedef struct gc_ctx {
+    int64_t wall;
+    unsigned seen;
+    GPtrArray *expired; /* GBytes keys */
+    GByteArray *last;
+} gc_ctx;
+
+static int gc_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    gc_ctx *c = arg;
+    if (c->seen == 0 && c->last->len == kl && memcmp(c->last->data, k, kl) == 0)
+        return 0; /* the cursor itself, visited last call */
+    if (c->seen++ >= QDB_GC_BATCH)
+        return 1;
+    qdb_record_meta meta;
+    if (qdb_record_decode_meta(v, vl, &meta) == QDB_OK && qdb_record_expired(&meta, c->wall))
+        g_ptr_array_add(c->expired, g_bytes_new(k, kl));
+    g_byte_array_set_size(c->last, 0);
+    g_byte_array_append(c->last, k, (guint)kl);
+    return 0;
+}
+
+void serve_collect_expired(qdb_node *n)
+{
+    if (n->gc_cursor == NULL)
+        n->gc_cursor = g_byte_array_new();
+    gc_ctx c = {.wall = n->clock->wall(n->clock),
+                .expired = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
+                .last = n->gc_cursor};
+    int rc = n->storage->iterate(n->storage, n->gc_cursor->data, n->gc_cursor->len, NULL, 0,
+                                 gc_visit, &c);
+    if (rc == QDB_OK) /* not stopped by a full batch */
+        g_byte_array_set_size(n->gc_cursor, 0); /* the end: start over next time */
+    for (guint i = 0; i < c.expired->len; i++) {
+        gsize kl;
+        const uint8_t *k = g_bytes_get_data(c.expired->pdata[i], &kl);
+        if (n->storage->del(n->storage, k, kl) == QDB_OK)
+            n->stats.expired++;
+    }
+    g_ptr_array_free(c.expired, TRUE);
+}
