@@ -58,6 +58,16 @@ typedef enum cmd_id {
     CMD_REMOVE,
     CMD_REMOVE_ALL,
     CMD_EXIT,
+    CMD_PUT_EXPIRING,
+    CMD_UPDATE_EXPIRING,
+    CMD_GET_REMOVE,
+    CMD_REMOVE_IF,
+    CMD_METADATA,
+    CMD_EXPIRES_AT,
+    CMD_EXPIRES_FROM_NOW,
+    CMD_GET_EXPIRY,
+    CMD_PREFIX_GET,
+    CMD_PREFIX_COUNT,
 } cmd_id;
 
 typedef struct cmd_def {
@@ -79,9 +89,27 @@ static const cmd_def commands[] = {
       "replace an existing entry, print its previous content" },
     { "cas", CMD_CAS, 3, false, "ALIAS NEW COMPARAND",
       "replace with NEW if the content equals COMPARAND (single words);\n"
-      "                                  on mismatch print the current content and fail" },
+      "                                      on mismatch print the current content and fail" },
     { "remove", CMD_REMOVE, 1, false, "ALIAS", "delete an entry" },
     { "remove_all", CMD_REMOVE_ALL, 0, false, "", "delete every entry of the hive" },
+    { "put_expiring", CMD_PUT_EXPIRING, 2, true, "ALIAS TIME CONTENT",
+      "put with an expiry: TIME in UTC seconds since the epoch (0: never)" },
+    { "update_expiring", CMD_UPDATE_EXPIRING, 2, true, "ALIAS TIME CONTENT",
+      "update with an expiry (0: never)" },
+    { "get_remove", CMD_GET_REMOVE, 1, false, "ALIAS", "print an entry's content and delete it" },
+    { "remove_if", CMD_REMOVE_IF, 1, true, "ALIAS CONTENT",
+      "delete the entry if its content equals CONTENT" },
+    { "metadata", CMD_METADATA, 1, false, "ALIAS",
+      "print size, version, creation, modification and expiry" },
+    { "expires_at", CMD_EXPIRES_AT, 2, false, "ALIAS TIME",
+      "expire at TIME, UTC seconds since the epoch (0: never)" },
+    { "expires_from_now", CMD_EXPIRES_FROM_NOW, 2, false, "ALIAS SECONDS",
+      "expire SECONDS from now (this machine's clock)" },
+    { "get_expiry", CMD_GET_EXPIRY, 1, false, "ALIAS", "print the expiry (0: never)" },
+    { "prefix_get", CMD_PREFIX_GET, 2, false, "PREFIX MAX",
+      "print the aliases starting with PREFIX, sorted; fails over MAX" },
+    { "prefix_count", CMD_PREFIX_COUNT, 1, false, "PREFIX",
+      "print how many aliases start with PREFIX" },
     { "exit", CMD_EXIT, 0, false, "", "leave the shell (end of input does too)" },
 };
 
@@ -98,7 +126,7 @@ static void print_help(FILE *out)
     fprintf(out, "Commands (content is the rest of the line after one space):\n");
     for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
         char *left = g_strdup_printf("%s %s", commands[i].name, commands[i].usage);
-        fprintf(out, "  %-32s%s\n", left, commands[i].help);
+        fprintf(out, "  %-36s%s\n", left, commands[i].help);
         g_free(left);
     }
 }
@@ -147,6 +175,58 @@ static void print_content(shell *sh, const void *buf, size_t len)
     fflush(stdout);
 }
 
+/* A number argument: the whole word, within [min, max]. */
+static bool parse_number(const char *word, gint64 min, gint64 max, gint64 *out)
+{
+    GError *error = NULL;
+    if (!g_ascii_string_to_signed(word, 10, min, max, out, &error)) {
+        print_error("'%s': %s", word, error->message);
+        g_error_free(error);
+        return false;
+    }
+    return true;
+}
+
+/* A wall-clock time for people: ISO 8601 UTC, or "never" for 0. */
+static void print_time(const char *what, gint64 us)
+{
+    GDateTime *t = us != 0 ? g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC) : NULL;
+    char *text = t != NULL ? g_date_time_format_iso8601(t) : g_strdup("never");
+    printf("%-13s%s (%" G_GINT64_FORMAT ")\n", what, text, us / G_USEC_PER_SEC);
+    g_free(text);
+    if (t != NULL)
+        g_date_time_unref(t);
+}
+
+static qdb_error_t run_metadata(shell *sh, const char *alias)
+{
+    qdb_metadata_t m;
+    qdb_error_t rc = qdb_get_metadata(sh->h, alias, &m);
+    if (rc != QDB_OK)
+        return rc;
+    printf("%-13s%" G_GUINT64_FORMAT "\n", "size", (guint64)m.size);
+    printf("%-13s%" G_GUINT64_FORMAT "\n", "version", (guint64)m.version);
+    print_time("created", m.creation_time_us);
+    print_time("modified", m.modification_time_us);
+    print_time("expires", m.expiry_time * G_USEC_PER_SEC);
+    fflush(stdout);
+    return QDB_OK;
+}
+
+static qdb_error_t run_prefix_get(shell *sh, const char *prefix, gint64 max)
+{
+    const char **aliases;
+    size_t n;
+    qdb_error_t rc = qdb_prefix_get(sh->h, prefix, (size_t)max, &aliases, &n);
+    if (rc != QDB_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        printf("%s\n", aliases[i]);
+    fflush(stdout);
+    qdb_free_buffer(sh->h, aliases);
+    return QDB_OK;
+}
+
 /* Run one command.  Returns true on success; false after printing the error. */
 static bool run_command(shell *sh, const cmd_def *cmd, const cmd_args *a)
 {
@@ -168,10 +248,55 @@ static bool run_command(shell *sh, const cmd_def *cmd, const cmd_args *a)
         break;
     }
 
+    /* number arguments are checked before connecting */
+    gint64 num = 0;
+    if ((cmd->id == CMD_PUT_EXPIRING || cmd->id == CMD_UPDATE_EXPIRING ||
+         cmd->id == CMD_EXPIRES_AT || cmd->id == CMD_EXPIRES_FROM_NOW) &&
+        !parse_number(a->word[1], 0, QDB_MAX_EXPIRY_TIME, &num))
+        return false;
+    if (cmd->id == CMD_PREFIX_GET && !parse_number(a->word[1], 0, 1000000, &num))
+        return false;
     if (!sh_connect(sh))
         return false;
     const char *alias = a->word[0];
+    uint64_t count;
     switch (cmd->id) {
+    case CMD_PUT_EXPIRING:
+        rc = qdb_put_with_expiry(sh->h, alias, a->content, a->content_len, num);
+        break;
+    case CMD_UPDATE_EXPIRING:
+        rc = qdb_update_with_expiry(sh->h, alias, a->content, a->content_len, num);
+        break;
+    case CMD_GET_REMOVE:
+        rc = qdb_get_remove(sh->h, alias, &buf, &len);
+        if (rc == QDB_OK)
+            print_content(sh, buf, len);
+        break;
+    case CMD_REMOVE_IF:
+        rc = qdb_remove_if(sh->h, alias, a->content, a->content_len);
+        break;
+    case CMD_METADATA:
+        rc = run_metadata(sh, alias);
+        break;
+    case CMD_EXPIRES_AT:
+        rc = qdb_expires_at(sh->h, alias, num);
+        break;
+    case CMD_EXPIRES_FROM_NOW:
+        rc = qdb_expires_from_now(sh->h, alias, num);
+        break;
+    case CMD_GET_EXPIRY:
+        rc = qdb_get_expiry(sh->h, alias, &num);
+        if (rc == QDB_OK)
+            printf("%" G_GINT64_FORMAT "\n", num);
+        break;
+    case CMD_PREFIX_GET:
+        rc = run_prefix_get(sh, alias, num);
+        break;
+    case CMD_PREFIX_COUNT:
+        rc = qdb_prefix_count(sh->h, alias, &count);
+        if (rc == QDB_OK)
+            printf("%" G_GUINT64_FORMAT "\n", (guint64)count);
+        break;
     case CMD_PUT:
         rc = qdb_put(sh->h, alias, a->content, a->content_len);
         break;
@@ -273,7 +398,8 @@ static line_result run_line(shell *sh, char *line, size_t len)
          * blanks and NUL bytes included, is the content.  A line that ends
          * right after the alias has no content at all: that is an error, while
          * "put ALIAS " (one trailing space) stores an empty content. */
-        char *alias_end = (char *)a.word[0] + strlen(a.word[0]);
+        const char *last = a.word[cmd->words - 1];
+        char *alias_end = (char *)last + strlen(last);
         if (alias_end == line + text_len) {
             print_error("usage: %s %s", cmd->name, cmd->usage);
             return LINE_FAILED;
@@ -424,9 +550,13 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_option_context_set_description(
         ctx, "Commands: help, version, put ALIAS [CONTENT], get ALIAS, update ALIAS [CONTENT],\n"
-             "get_update ALIAS [CONTENT], cas ALIAS NEW COMPARAND, remove ALIAS, remove_all.\n"
+             "get_update ALIAS [CONTENT], cas ALIAS NEW COMPARAND, remove ALIAS, remove_all,\n"
+             "put_expiring ALIAS TIME [CONTENT], update_expiring ALIAS TIME [CONTENT],\n"
+             "get_remove ALIAS, remove_if ALIAS [CONTENT], metadata ALIAS, expires_at ALIAS TIME,\n"
+             "expires_from_now ALIAS SECONDS, get_expiry ALIAS, prefix_get PREFIX MAX,\n"
+             "prefix_count PREFIX.  'qdbsh help' explains each.\n"
              "Without a command, commands are read from standard input, one a line.\n"
-             "Without CONTENT, put/update/get_update read it from standard input.\n"
+             "Without CONTENT, the commands that take one read it from standard input.\n"
              "See qdbsh(1).\n");
     /* Stop at the first non-option so "qdbsh put x -v" stores "-v". */
     g_option_context_set_strict_posix(ctx, TRUE);

@@ -234,10 +234,9 @@ int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t 
 /* PREFIX over the arc this node owns; the payload points into *hold. */
 int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **payload,
                  size_t *plen);
-/* Delete expired records, visiting at most QDB_GC_BATCH of them from where
+/* Delete expired records, visiting at most QDB_GC_BATCH (defaults.h) of them from where
  * the last call stopped (one call per stabilization round). */
 void serve_collect_expired(qdb_node *n);
-#define QDB_GC_BATCH 64
 
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);

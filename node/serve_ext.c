@@ -183,6 +183,7 @@ int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **
 typedef struct gc_ctx {
     int64_t wall;
     unsigned seen;
+    bool full;          /* stopped with records left: resume after last */
     GPtrArray *expired; /* GBytes keys */
     GByteArray *last;
 } gc_ctx;
@@ -192,8 +193,10 @@ static int gc_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
     gc_ctx *c = arg;
     if (c->seen == 0 && c->last->len == kl && memcmp(c->last->data, k, kl) == 0)
         return 0; /* the cursor itself, visited last call */
-    if (c->seen++ >= QDB_GC_BATCH)
+    if (c->seen++ >= QDB_GC_BATCH) {
+        c->full = true;
         return 1;
+    }
     qdb_record_meta meta;
     if (qdb_record_decode_meta(v, vl, &meta) == QDB_OK && qdb_record_expired(&meta, c->wall))
         g_ptr_array_add(c->expired, g_bytes_new(k, kl));
@@ -211,7 +214,8 @@ void serve_collect_expired(qdb_node *n)
                 .last = n->gc_cursor};
     int rc = n->storage->iterate(n->storage, n->gc_cursor->data, n->gc_cursor->len, NULL, 0,
                                  gc_visit, &c);
-    if (rc == QDB_OK) /* not stopped by a full batch */
+    if (rc == QDB_OK && !c.full) /* the end of the store (stores differ on what
+                                   * a stopped walk returns: ask c.full) */
         g_byte_array_set_size(n->gc_cursor, 0); /* the end: start over next time */
     for (guint i = 0; i < c.expired->len; i++) {
         gsize kl;

@@ -1224,6 +1224,8 @@ static void test_route_around_dead_hops(void)
     env_clear(&e);
 }
 
+static void test_request_checks(void); /* with the real-node tests, below */
+
 static CU_TestInfo core_tests[] = {
     { "HELLO before the first request", test_hello_before_request },
     { "client id from the random seam", test_client_id_from_random },
@@ -1247,6 +1249,7 @@ static CU_TestInfo core_tests[] = {
     { "same script, same frames", test_deterministic },
     { "submit from a done callback", test_submit_from_callback },
     { "lookups route around dead hops", test_route_around_dead_hops },
+    { "new requests: argument checks", test_request_checks },
     CU_TEST_INFO_NULL,
 };
 
@@ -1422,9 +1425,170 @@ static void test_real_three_nodes(void)
     run_real_ring(3);
 }
 
+/* Submit a request and run the world until it completes. */
+static int w_request(world *w, const qdb_client_request *req, result_rec *rec)
+{
+    unsigned before = rec->calls;
+    in_api_call = true;
+    int rc = qdb_client_core_submit_request(w->core, req, on_done, rec, NULL);
+    in_api_call = false;
+    CU_ASSERT_EQUAL_FATAL(rc, QDB_OK);
+    qdb_fixture_step_until(w->f, client_idle, w->core, qdb_fixture_now(w->f) + 120 * S);
+    CU_ASSERT_EQUAL_FATAL(rec->calls, before + 1);
+    return rec->r.status;
+}
+
+static int w_prefix(world *w, const char *prefix, uint64_t max, unsigned flags, result_rec *rec)
+{
+    qdb_client_request req = {.op = QDB_MSG_PREFIX, .alias = (const uint8_t *)prefix,
+                              .alias_len = strlen(prefix), .max = max, .flags = flags};
+    return w_request(w, &req, rec);
+}
+
+/* PREFIX over three real nodes and 10,000 entries: every matching alias of
+ * the ring, from whichever node owns it, sorted bytewise, bounded by max. */
+static void test_real_prefix(void)
+{
+    world w;
+    world_init(&w, 3);
+    result_rec rec = {0};
+    char alias[32];
+    enum { N = 10000, P = N - (N + 2) / 3 }; /* P: the numbers not divisible by 3 */
+    for (int i = 0; i < N; i++) {
+        /* numbers in a scrambled order (7919 is prime to N) */
+        int v = (int)(((int64_t)i * 7919) % N);
+        g_snprintf(alias, sizeof alias, v % 3 ? "p/%05d" : "q/%05d", v);
+        CU_ASSERT_EQUAL_FATAL(w_op(&w, QDB_MSG_PUT, alias, "v", &rec), QDB_OK);
+    }
+    /* every node holds some of them: the walk must visit all three */
+    for (unsigned i = 0; i < 3; i++)
+        CU_ASSERT_TRUE(qdb_fixture_storage_of(w.f, i)->count(qdb_fixture_storage_of(w.f, i)) > 0);
+    CU_ASSERT_EQUAL(w_prefix(&w, "p/", P, 0, &rec), QDB_OK);
+    const uint8_t *p = rec.content->data;
+    size_t len = rec.content->len, at;
+    uint64_t n;
+    at = (size_t)qdb_varint_get(p, len, &n);
+    CU_ASSERT_EQUAL_FATAL(n, P);
+    int prev = -1;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t alen;
+        at += (size_t)qdb_varint_get(p + at, len - at, &alen);
+        CU_ASSERT_EQUAL_FATAL(alen, 7);
+        CU_ASSERT_EQUAL(memcmp(p + at, "p/", 2), 0);
+        char digits[6] = {0};
+        memcpy(digits, p + at + 2, 5);
+        int v = atoi(digits);
+        CU_ASSERT_TRUE(v > prev && v % 3 != 0); /* sorted, and only p/ aliases */
+        prev = v;
+        at += (size_t)alen;
+    }
+    CU_ASSERT_EQUAL(at, len);
+    CU_ASSERT_EQUAL(w_prefix(&w, "p/", P - 1, 0, &rec), QDB_E_TOO_MANY);
+    CU_ASSERT_EQUAL(w_prefix(&w, "", 0, QDB_PREFIX_COUNT, &rec), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_varint_get(rec.content->data, rec.content->len, &n), 2);
+    CU_ASSERT_EQUAL(n, N);
+    CU_ASSERT_EQUAL(w_prefix(&w, "q/000", 1000, QDB_PREFIX_COUNT, &rec), QDB_OK);
+    qdb_varint_get(rec.content->data, rec.content->len, &n);
+    CU_ASSERT_EQUAL(n, 34); /* q/00000 .. q/00099, every third */
+    CU_ASSERT_EQUAL(w_prefix(&w, "none/", 10, 0, &rec), QDB_OK);
+    CU_ASSERT_EQUAL(rec.content->len, 1);
+    CU_ASSERT_EQUAL(rec.content->data[0], 0);
+    rec_clear(&rec);
+    world_free(&w);
+}
+
+/* Expiry on the simulator's virtual wall clock: the entry is there one
+ * second before, gone one second after, for every operation. */
+static void test_real_expiry(void)
+{
+    world w;
+    world_init(&w, 3);
+    result_rec rec = {0};
+    qdb_clock *clk = qdb_sim_endpoint_clock(qdb_fixture_endpoint(w.f, 0));
+    int64_t at = clk->wall(clk) / QDB_US_PER_S + 10;
+    qdb_client_request put = {.op = QDB_MSG_PUT, .alias = (const uint8_t *)"soon",
+                              .alias_len = 4, .content = (const uint8_t *)"abc",
+                              .content_len = 3, .expiry = at};
+    CU_ASSERT_EQUAL(w_request(&w, &put, &rec), QDB_OK);
+    qdb_client_request meta = {.op = QDB_MSG_GET_META, .alias = (const uint8_t *)"soon",
+                               .alias_len = 4};
+    CU_ASSERT_EQUAL(w_request(&w, &meta, &rec), QDB_OK);
+    qdb_meta m;
+    CU_ASSERT_EQUAL_FATAL(qdb_meta_decode(rec.content->data, rec.content->len, &m), QDB_OK);
+    CU_ASSERT_EQUAL(m.expiry_s, at);
+    CU_ASSERT_EQUAL(m.size, 3);
+    CU_ASSERT_EQUAL(m.version, 1);
+    qdb_fixture_run_until(w.f, (at - 1 - INT64_C(1767225600)) * S);
+    CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_GET, "soon", NULL, &rec), QDB_OK);
+    qdb_fixture_run_until(w.f, (at + 1 - INT64_C(1767225600)) * S);
+    CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_GET, "soon", NULL, &rec), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(w_request(&w, &meta, &rec), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_REMOVE, "soon", NULL, &rec), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(w_prefix(&w, "soon", 5, QDB_PREFIX_COUNT, &rec), QDB_OK);
+    CU_ASSERT_EQUAL(rec.content->data[0], 0);
+    /* a PUT creates it anew, without expiry */
+    CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_PUT, "soon", "new", &rec), QDB_OK);
+    CU_ASSERT_EQUAL(w_request(&w, &meta, &rec), QDB_OK);
+    qdb_meta_decode(rec.content->data, rec.content->len, &m);
+    CU_ASSERT_EQUAL(m.expiry_s, 0);
+    CU_ASSERT_EQUAL(m.version, 1);
+    rec_clear(&rec);
+    world_free(&w);
+}
+
+/* What submit_request refuses before sending anything. */
+static void test_request_checks(void)
+{
+    fake_env e;
+    env_init(&e);
+    qdb_client_core *c = core_new(&e, NULL);
+    const uint8_t *a = (const uint8_t *)"a";
+    char big[QDB_MAX_ALIAS + 1];
+    memset(big, 'x', sizeof big);
+    static const struct {
+        qdb_client_request r;
+        int rc;
+    } cases[] = {
+        {{.op = QDB_MSG_GET_REMOVE, .alias = (const uint8_t *)"", .alias_len = 0},
+         QDB_E_ALIAS_TOO_LONG},
+        {{.op = QDB_MSG_GET_META, .alias = NULL, .alias_len = 1}, QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_EXPIRE, .alias = (const uint8_t *)"a", .alias_len = 1, .expiry = -1},
+         QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_PUT, .alias = (const uint8_t *)"a", .alias_len = 1,
+          .expiry = QDB_EXPIRY_MAX + 1}, QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_GET, .alias = (const uint8_t *)"a", .alias_len = 1, .expiry = 5},
+         QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_REMOVE_IF, .alias = (const uint8_t *)"a", .alias_len = 1,
+          .comparand_len = 3}, QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_PREFIX, .max = QDB_PREFIX_MAX + 1}, QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_PREFIX, .flags = 2}, QDB_E_INVALID_ARGUMENT},
+        {{.op = QDB_MSG_PUT_EX, .alias = (const uint8_t *)"a", .alias_len = 1},
+         QDB_E_INVALID_ARGUMENT},
+    };
+    for (size_t k = 0; k < G_N_ELEMENTS(cases); k++)
+        CU_ASSERT_EQUAL(qdb_client_core_submit_request(c, &cases[k].r, on_done, NULL, NULL),
+                        cases[k].rc);
+    qdb_client_request r = {.op = QDB_MSG_GET_META, .alias = (const uint8_t *)big,
+                            .alias_len = sizeof big};
+    CU_ASSERT_EQUAL(qdb_client_core_submit_request(c, &r, on_done, NULL, NULL),
+                    QDB_E_ALIAS_TOO_LONG);
+    r.alias_len = QDB_MAX_ALIAS;
+    r.op = QDB_MSG_PREFIX; /* a prefix may be empty, and as long as an alias */
+    CU_ASSERT_EQUAL(qdb_client_core_check_request(&r), QDB_OK);
+    r.alias = a;
+    r.alias_len = 0;
+    CU_ASSERT_EQUAL(qdb_client_core_check_request(&r), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_client_core_pending(c), 0);
+    CU_ASSERT_EQUAL(e.sent->len, 0);
+    qdb_client_core_free(c);
+    env_clear(&e);
+}
+
 static CU_TestInfo real_tests[] = {
     { "one real node", test_real_one_node },
     { "three real nodes", test_real_three_nodes },
+    { "prefix over three real nodes", test_real_prefix },
+    { "expiry on virtual wall time", test_real_expiry },
     CU_TEST_INFO_NULL,
 };
 

@@ -35,8 +35,10 @@
 
 /* ---- the daemon --------------------------------------------------------------- */
 
-static volatile sig_atomic_t daemon_pid = 0; /* read by the signal handler */
-static char daemon_uri[64];
+/* Daemon 0 serves the qdbd suite; 0, 1 and 2 form the hive of three. */
+#define DAEMONS 3
+static volatile sig_atomic_t daemon_pids[DAEMONS]; /* read by the signal handler */
+static char daemon_uris[DAEMONS][64];
 static const char *qdbd_path;
 
 /* A port nobody listens on right now: bind port 0, read it, close. */
@@ -56,24 +58,32 @@ static int free_port(void)
     return port;
 }
 
-static void daemon_kill(void)
+static void daemon_kill_one(int i)
 {
-    pid_t pid = (pid_t)daemon_pid;
+    pid_t pid = (pid_t)daemon_pids[i];
     if (pid <= 0)
         return;
-    daemon_pid = 0;
+    daemon_pids[i] = 0;
     kill(pid, SIGKILL);
     /* SIGKILL cannot be ignored: this returns at once. */
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
 }
 
+static void daemon_kill(void)
+{
+    for (int i = 0; i < DAEMONS; i++)
+        daemon_kill_one(i);
+}
+
 /* Async-signal-safe: kill and let the default action take its course. */
 static void on_fatal_signal(int sig)
 {
-    pid_t pid = (pid_t)daemon_pid;
-    if (pid > 0)
-        kill(pid, SIGKILL);
+    for (int i = 0; i < DAEMONS; i++) {
+        pid_t pid = (pid_t)daemon_pids[i];
+        if (pid > 0)
+            kill(pid, SIGKILL);
+    }
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -90,15 +100,19 @@ static void install_cleanup(void)
         signal(sigs[i], on_fatal_signal);
 }
 
-static int daemon_start(void)
+/* Start daemon i, alone or joining peer ("HOST:PORT"), and wait until it
+ * answers. */
+static int daemon_start_at(int i, const char *peer)
 {
     install_cleanup();
     int port = free_port();
     if (port <= 0)
         return -1;
-    char addr[32];
+    char addr[32], join[64], logname[64];
     g_snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    g_snprintf(daemon_uri, sizeof daemon_uri, "qdb://%s", addr);
+    g_snprintf(daemon_uris[i], sizeof daemon_uris[i], "qdb://%s", addr);
+    g_snprintf(join, sizeof join, "--peer=%s", peer != NULL ? peer : "");
+    g_snprintf(logname, sizeof logname, i ? "test_libqdb.qdbd%d.log" : "test_libqdb.qdbd.log", i);
 
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -109,16 +123,17 @@ static int daemon_start(void)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        int log = open("test_libqdb.qdbd.log", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int log = open(logname, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (log >= 0) {
             dup2(log, STDOUT_FILENO);
             dup2(log, STDERR_FILENO);
             close(log);
         }
-        execl(qdbd_path, qdbd_path, "-a", addr, "--transient", (char *)NULL);
+        execl(qdbd_path, qdbd_path, "-a", addr, "--transient", peer != NULL ? join : (char *)NULL,
+              (char *)NULL);
         _exit(127);
     }
-    daemon_pid = pid;
+    daemon_pids[i] = pid;
 
     /* Ready when a handle connects (refusals come back at once). */
     qdb_handle_t h;
@@ -129,11 +144,11 @@ static int daemon_start(void)
     int rc = -1;
     while (g_get_monotonic_time() < until) {
         if (waitpid(pid, NULL, WNOHANG) == pid) {
-            daemon_pid = 0;
+            daemon_pids[i] = 0;
             fprintf(stderr, "qdbd exited at start (see test_libqdb.qdbd.log)\n");
             break;
         }
-        if (qdb_connect(h, daemon_uri) == QDB_OK) {
+        if (qdb_connect(h, daemon_uris[i]) == QDB_OK) {
             rc = 0;
             break;
         }
@@ -141,8 +156,13 @@ static int daemon_start(void)
     }
     qdb_close(h);
     if (rc != 0)
-        daemon_kill();
+        daemon_kill_one(i);
     return rc;
+}
+
+static int daemon_start(void)
+{
+    return daemon_start_at(0, NULL);
 }
 
 /* ---- arguments: no server needed ----------------------------------------------- */
@@ -175,6 +195,20 @@ static void test_null_handle(void)
                     QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(qdb_remove(NULL, "a"), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(qdb_remove_all(NULL), QDB_E_INVALID_ARGUMENT);
+    qdb_metadata_t meta;
+    qdb_time_t t;
+    uint64_t n;
+    const char **aliases;
+    CU_ASSERT_EQUAL(qdb_put_with_expiry(NULL, "a", "x", 1, 0), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_update_with_expiry(NULL, "a", "x", 1, 0), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_expires_at(NULL, "a", 0), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_expires_from_now(NULL, "a", 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_expiry(NULL, "a", &t), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_remove(NULL, "a", &p, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_remove_if(NULL, "a", "x", 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_metadata(NULL, "a", &meta), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_prefix_get(NULL, "a", 10, &aliases, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_prefix_count(NULL, "a", &n), QDB_E_INVALID_ARGUMENT);
     qdb_free_buffer(NULL, buf); /* harmless */
 }
 
@@ -209,7 +243,35 @@ static void test_bad_arguments(void)
     CU_ASSERT_EQUAL(qdb_get_buffer(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
     CU_ASSERT_EQUAL(qdb_remove(h, long_alias), QDB_E_ALIAS_TOO_LONG);
     CU_ASSERT_EQUAL(qdb_put(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_get_remove(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_remove_if(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_expires_at(h, long_alias, 0), QDB_E_ALIAS_TOO_LONG);
+    qdb_metadata_t meta;
+    CU_ASSERT_EQUAL(qdb_get_metadata(h, "", &meta), QDB_E_ALIAS_TOO_LONG);
+    const char **aliases;
+    uint64_t n;
+    CU_ASSERT_EQUAL(qdb_prefix_get(h, long_alias, 10, &aliases, &len), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_prefix_count(h, long_alias, &n), QDB_E_ALIAS_TOO_LONG);
     g_free(long_alias);
+
+    /* NULL pointers and bad expiries or bounds, new calls */
+    CU_ASSERT_EQUAL(qdb_get_remove(h, "a", NULL, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_remove_if(h, "a", NULL, 1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_metadata(h, "a", NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_get_expiry(h, "a", NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_prefix_get(h, NULL, 10, &aliases, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_prefix_get(h, "a", 10, NULL, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_prefix_get(h, "a", 1000001, &aliases, &len), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_prefix_count(h, "a", NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_put_with_expiry(h, "a", "x", 1, -1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_update_with_expiry(h, "a", "x", 1, QDB_MAX_EXPIRY_TIME + 1),
+                    QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_expires_at(h, "a", -5), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_expires_from_now(h, "a", -1), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_expires_from_now(h, "a", QDB_MAX_EXPIRY_TIME), QDB_E_INVALID_ARGUMENT);
+    /* valid, but not connected */
+    CU_ASSERT_EQUAL(qdb_expires_at(h, "a", QDB_MAX_EXPIRY_TIME), QDB_E_NOT_CONNECTED);
+    CU_ASSERT_EQUAL(qdb_prefix_count(h, "", &n), QDB_E_NOT_CONNECTED);
 
     /* not connected yet */
     CU_ASSERT_EQUAL(qdb_put(h, "a", "x", 1), QDB_E_NOT_CONNECTED);
@@ -272,7 +334,7 @@ static int server_init(void)
         return 1;
     /* bounded: no call may hang the suite for a minute */
     qdb_set_option(H, qdb_o_operation_timeout, 10000);
-    return qdb_connect(H, daemon_uri) == QDB_OK ? 0 : 1;
+    return qdb_connect(H, daemon_uris[0]) == QDB_OK ? 0 : 1;
 }
 
 static int server_clean(void)
@@ -433,7 +495,7 @@ static void test_buffers_freed_by_close(void)
     /* Buffers never released go with qdb_close (the sanitizer build checks). */
     qdb_handle_t h;
     CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
-    CU_ASSERT_FATAL(qdb_connect(h, daemon_uri) == QDB_OK);
+    CU_ASSERT_FATAL(qdb_connect(h, daemon_uris[0]) == QDB_OK);
     const void *p1, *p2;
     size_t l1, l2;
     CU_ASSERT_EQUAL(qdb_get_buffer(h, "entry", &p1, &l1), QDB_OK);
@@ -467,18 +529,124 @@ static void test_remove_all(void)
     CU_ASSERT_EQUAL(qdb_remove_all(H), QDB_OK); /* on an empty hive too */
 }
 
+static void test_get_remove_remove_if(void)
+{
+    CU_ASSERT_EQUAL(qdb_put(H, "gr", "take me", 7), QDB_OK);
+    const void *p = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(qdb_get_remove(H, "gr", &p, &len), QDB_OK);
+    CU_ASSERT(len == 7 && memcmp(p, "take me", 7) == 0);
+    qdb_free_buffer(H, p);
+    CU_ASSERT_EQUAL(qdb_get_remove(H, "gr", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_PTR_NULL(p);
+
+    CU_ASSERT_EQUAL(qdb_put(H, "ri", "v1", 2), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_remove_if(H, "ri", "v2", 2), QDB_E_UNMATCHED_CONTENT);
+    expect_content("ri", "v1", 2);
+    CU_ASSERT_EQUAL(qdb_remove_if(H, "ri", "v1", 2), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "ri", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_remove_if(H, "ri", "v1", 2), QDB_E_ALIAS_NOT_FOUND);
+}
+
+static void test_metadata(void)
+{
+    gint64 before = g_get_real_time();
+    CU_ASSERT_EQUAL(qdb_put(H, "md", "12345", 5), QDB_OK);
+    qdb_metadata_t m;
+    CU_ASSERT_EQUAL(qdb_get_metadata(H, "md", &m), QDB_OK);
+    CU_ASSERT_EQUAL(m.size, 5);
+    CU_ASSERT_EQUAL(m.version, 1);
+    CU_ASSERT_EQUAL(m.expiry_time, 0);
+    CU_ASSERT(m.creation_time_us >= before - G_USEC_PER_SEC &&
+              m.creation_time_us <= g_get_real_time() + G_USEC_PER_SEC);
+    CU_ASSERT_EQUAL(m.modification_time_us, m.creation_time_us);
+    CU_ASSERT_EQUAL(qdb_update(H, "md", "1234567", 7), QDB_OK);
+    qdb_metadata_t m2;
+    CU_ASSERT_EQUAL(qdb_get_metadata(H, "md", &m2), QDB_OK);
+    CU_ASSERT_EQUAL(m2.size, 7);
+    CU_ASSERT_EQUAL(m2.version, 2);
+    CU_ASSERT_EQUAL(m2.creation_time_us, m.creation_time_us);
+    CU_ASSERT(m2.modification_time_us >= m.modification_time_us);
+    CU_ASSERT_EQUAL(qdb_get_metadata(H, "no such entry", &m2), QDB_E_ALIAS_NOT_FOUND);
+}
+
+static void test_expiry(void)
+{
+    qdb_time_t now = (qdb_time_t)(g_get_real_time() / G_USEC_PER_SEC);
+    CU_ASSERT_EQUAL(qdb_put_with_expiry(H, "ex", "x", 1, now + 3600), QDB_OK);
+    qdb_time_t t = -1;
+    CU_ASSERT_EQUAL(qdb_get_expiry(H, "ex", &t), QDB_OK);
+    CU_ASSERT_EQUAL(t, now + 3600);
+    CU_ASSERT_EQUAL(qdb_expires_at(H, "ex", 0), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_expiry(H, "ex", &t), QDB_OK);
+    CU_ASSERT_EQUAL(t, 0);
+    CU_ASSERT_EQUAL(qdb_expires_from_now(H, "ex", 100), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_expiry(H, "ex", &t), QDB_OK);
+    CU_ASSERT(t >= now + 100 && t <= now + 102);
+    /* an update without expiry: never expires */
+    CU_ASSERT_EQUAL(qdb_update(H, "ex", "y", 1), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_expiry(H, "ex", &t), QDB_OK);
+    CU_ASSERT_EQUAL(t, 0);
+    /* a time already past: gone for every call at once */
+    CU_ASSERT_EQUAL(qdb_update_with_expiry(H, "ex", "z", 1, now - 1), QDB_OK);
+    const void *p;
+    size_t len;
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "ex", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_get_expiry(H, "ex", &t), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_remove(H, "ex"), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_expires_at(H, "ex", 0), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_put(H, "ex", "again", 5), QDB_OK);
+    expect_content("ex", "again", 5);
+    /* expiring in a second: there, then not */
+    now = (qdb_time_t)(g_get_real_time() / G_USEC_PER_SEC);
+    CU_ASSERT_EQUAL(qdb_put_with_expiry(H, "ex1", "x", 1, now + 1), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "ex1", &p, &len), QDB_OK);
+    g_usleep((gulong)((now + 2) * G_USEC_PER_SEC - g_get_real_time()));
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "ex1", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+}
+
+static void test_prefix_one_node(void)
+{
+    char alias[32];
+    for (int i = 0; i < 50; i++) {
+        g_snprintf(alias, sizeof alias, "pf/%02d", 49 - i);
+        CU_ASSERT_EQUAL(qdb_update(H, alias, "x", 1), QDB_OK);
+    }
+    const char **aliases = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qdb_prefix_get(H, "pf/", 50, &aliases, &n), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 50);
+    for (size_t i = 0; i < n; i++) {
+        g_snprintf(alias, sizeof alias, "pf/%02zu", i);
+        CU_ASSERT_STRING_EQUAL(aliases[i], alias);
+    }
+    CU_ASSERT_PTR_NULL(aliases[n]);
+    qdb_free_buffer(H, aliases);
+    CU_ASSERT_EQUAL(qdb_prefix_get(H, "pf/", 49, &aliases, &n), QDB_E_TOO_MANY);
+    CU_ASSERT_PTR_NULL(aliases);
+    CU_ASSERT_STRING_EQUAL(qdb_error(QDB_E_TOO_MANY),
+                           "too many results: more entries match than the maximum asked for");
+    uint64_t count;
+    CU_ASSERT_EQUAL(qdb_prefix_count(H, "pf/4", &count), QDB_OK);
+    CU_ASSERT_EQUAL(count, 10);
+    CU_ASSERT_EQUAL(qdb_prefix_get(H, "nothing/", 5, &aliases, &n), QDB_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(aliases);
+    CU_ASSERT_PTR_NULL(aliases[0]);
+}
+
 static void test_daemon_stopped(void)
 {
     /* A node that accepts but never answers: the timeout ends the call. */
     CU_ASSERT_EQUAL(qdb_set_option(H, qdb_o_operation_timeout, 2000), QDB_OK);
     CU_ASSERT_EQUAL(qdb_update(H, "stopped", "x", 1), QDB_OK);
-    kill((pid_t)daemon_pid, SIGSTOP);
+    kill((pid_t)daemon_pids[0], SIGSTOP);
     const void *p;
     size_t len;
     gint64 t0 = g_get_monotonic_time();
     qdb_error_t rc = qdb_get_buffer(H, "stopped", &p, &len);
     gint64 took = g_get_monotonic_time() - t0;
-    kill((pid_t)daemon_pid, SIGCONT);
+    kill((pid_t)daemon_pids[0], SIGCONT);
     CU_ASSERT(rc == QDB_E_TIMEOUT || rc == QDB_E_UNSTABLE);
     CU_ASSERT(took >= 1500 * 1000 && took < 4 * G_USEC_PER_SEC);
     /* once it runs again, so does the handle */
@@ -503,9 +671,69 @@ static void test_daemon_killed(void)
     /* and a fresh connect is refused */
     qdb_handle_t h;
     CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
-    CU_ASSERT_EQUAL(qdb_connect(h, daemon_uri), QDB_E_CONNECTION_REFUSED);
+    CU_ASSERT_EQUAL(qdb_connect(h, daemon_uris[0]), QDB_E_CONNECTION_REFUSED);
     qdb_close(h);
 }
+
+/* ---- a hive of three ---------------------------------------------------------------
+ * Daemons 1 and 2 join daemon 0: aliases scatter over three stores, and the
+ * prefix calls must find each of them. */
+
+static int hive_init(void)
+{
+    if (daemon_start_at(0, NULL) != 0)
+        return 1;
+    const char *first = daemon_uris[0] + strlen("qdb://");
+    if (daemon_start_at(1, first) != 0 || daemon_start_at(2, first) != 0)
+        return 1;
+    if (qdb_open(&H, qdb_p_tcp) != QDB_OK)
+        return 1;
+    qdb_set_option(H, qdb_o_operation_timeout, 20000);
+    return qdb_connect(H, daemon_uris[2]) == QDB_OK ? 0 : 1;
+}
+
+static void test_hive_prefix(void)
+{
+    enum { N = 1000 };
+    char alias[32];
+    /* until the ring has settled, a write may be told UNSTABLE: retried */
+    for (int i = 0; i < N; i++) {
+        g_snprintf(alias, sizeof alias, "%s/%04d", i % 4 ? "hp" : "other", (i * 7919) % N);
+        qdb_error_t rc;
+        for (int tries = 0; (rc = qdb_update(H, alias, "v", 1)) == QDB_E_UNSTABLE && tries < 50;
+             tries++)
+            g_usleep(100 * 1000);
+        CU_ASSERT_EQUAL_FATAL(rc, QDB_OK);
+    }
+    const char **aliases = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qdb_prefix_get(H, "hp/", N, &aliases, &n), QDB_OK);
+    CU_ASSERT_EQUAL(n, N - N / 4);
+    int prev = -1;
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(strncmp(aliases[i], "hp/", 3), 0);
+        int v = atoi(aliases[i] + 3);
+        CU_ASSERT(v > prev && strlen(aliases[i]) == 7);
+        prev = v;
+    }
+    qdb_free_buffer(H, aliases);
+    uint64_t count;
+    CU_ASSERT_EQUAL(qdb_prefix_count(H, "", &count), QDB_OK);
+    CU_ASSERT_EQUAL(count, N);
+    CU_ASSERT_EQUAL(qdb_prefix_get(H, "hp/", N - N / 4 - 1, &aliases, &n), QDB_E_TOO_MANY);
+    /* the same through another node */
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    CU_ASSERT_FATAL(qdb_connect(h, daemon_uris[1]) == QDB_OK);
+    CU_ASSERT_EQUAL(qdb_prefix_count(h, "other/", &count), QDB_OK);
+    CU_ASSERT_EQUAL(count, N / 4);
+    qdb_close(h);
+}
+
+static CU_TestInfo hive_tests[] = {
+    { .pName = "prefix_get over three nodes", .pTestFunc = test_hive_prefix },
+    CU_TEST_INFO_NULL,
+};
 
 /* ---- suites and main ------------------------------------------------------------ */
 
@@ -528,6 +756,10 @@ static CU_TestInfo server_tests[] = {
     { .pName = "binary content and alias bounds", .pTestFunc = test_binary },
     { .pName = "1 MiB content", .pTestFunc = test_large },
     { .pName = "buffers freed by close", .pTestFunc = test_buffers_freed_by_close },
+    { .pName = "get_remove and remove_if", .pTestFunc = test_get_remove_remove_if },
+    { .pName = "metadata", .pTestFunc = test_metadata },
+    { .pName = "expiry", .pTestFunc = test_expiry },
+    { .pName = "prefix on one node", .pTestFunc = test_prefix_one_node },
     { .pName = "remove_all", .pTestFunc = test_remove_all },
     { .pName = "daemon stopped: timeout", .pTestFunc = test_daemon_stopped },
     { .pName = "daemon killed", .pTestFunc = test_daemon_killed },
@@ -542,6 +774,8 @@ static CU_SuiteInfo args_suites[] = {
 static CU_SuiteInfo server_suites[] = {
     { .pName = "qdbd", .pInitFunc = server_init, .pCleanupFunc = server_clean,
       .pTests = server_tests },
+    { .pName = "hive of three", .pInitFunc = hive_init, .pCleanupFunc = server_clean,
+      .pTests = hive_tests },
     CU_SUITE_INFO_NULL,
 };
 

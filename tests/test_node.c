@@ -388,6 +388,137 @@ static int stored(harness *h, int i)
     return c;
 }
 
+static qdb_meta meta_of(harness *h, int to, const char *alias)
+{
+    GBytes *got = NULL;
+    qdb_meta m = {0};
+    CU_ASSERT_EQUAL(request(h, to, QDB_MSG_GET_META, alias, NULL, &got), QDB_OK);
+    if (got) {
+        CU_ASSERT_EQUAL(qdb_meta_decode(g_bytes_get_data(got, NULL), g_bytes_get_size(got), &m),
+                        QDB_OK);
+        g_bytes_unref(got);
+    }
+    return m;
+}
+
+static bool payload_is(GBytes *b, const char *want)
+{
+    bool eq = b && g_bytes_get_size(b) == strlen(want) &&
+              memcmp(g_bytes_get_data(b, NULL), want, strlen(want)) == 0;
+    if (b)
+        g_bytes_unref(b);
+    return eq;
+}
+
+/* GET_REMOVE, REMOVE_IF, GET_META, EXPIRE on one node, and the arguments the
+ * node refuses whatever a client let through. */
+static void test_new_requests(void)
+{
+    harness *h = h_new();
+    h_start(h, 0, -1);
+    h_run(h, 5 * S);
+    hello(h, 0);
+    h_run(h, now(h) + S);
+    int64_t t0 = qdb_sim_endpoint_clock(qdb_fixture_endpoint(h->f, 0))
+                     ->wall(qdb_sim_endpoint_clock(qdb_fixture_endpoint(h->f, 0)));
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "e", "one", NULL), QDB_OK);
+    qdb_meta m = meta_of(h, 0, "e");
+    CU_ASSERT_EQUAL(m.version, 1);
+    CU_ASSERT_EQUAL(m.size, 3);
+    CU_ASSERT_EQUAL(m.expiry_s, 0);
+    CU_ASSERT_TRUE(m.created_us >= t0 && m.created_us == m.modified_us);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_UPDATE, "e", "three", NULL), QDB_OK);
+    qdb_meta m2 = meta_of(h, 0, "e");
+    CU_ASSERT_EQUAL(m2.version, 2);
+    CU_ASSERT_EQUAL(m2.size, 5);
+    CU_ASSERT_EQUAL(m2.created_us, m.created_us);
+    CU_ASSERT_TRUE(m2.modified_us >= m.modified_us + (int64_t)S);
+
+    GBytes *got = NULL;
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE_IF, "e", NULL, &got), QDB_E_UNMATCHED_CONTENT);
+    CU_ASSERT_TRUE(payload_is(got, "three"));
+    qdb_msg rif = {.type = QDB_MSG_REMOVE_IF, .alias = (const uint8_t *)"e", .alias_len = 1,
+                   .comparand = (const uint8_t *)"three", .comparand_len = 5};
+    CU_ASSERT_EQUAL(exchange(h, 0, &rif, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, "e", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(exchange(h, 0, &rif, NULL), QDB_E_ALIAS_NOT_FOUND);
+
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "g", "gone", NULL), QDB_OK);
+    got = NULL;
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_REMOVE, "g", NULL, &got), QDB_OK);
+    CU_ASSERT_TRUE(payload_is(got, "gone"));
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_REMOVE, "g", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(stored(h, 0), 0);
+
+    /* EXPIRE sets and clears; the content and version move as for a write */
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "x", "keep", NULL), QDB_OK);
+    qdb_msg ex = {.type = QDB_MSG_EXPIRE, .alias = (const uint8_t *)"x", .alias_len = 1,
+                  .expiry = QDB_EXPIRY_MAX};
+    CU_ASSERT_EQUAL(exchange(h, 0, &ex, NULL), QDB_OK);
+    m = meta_of(h, 0, "x");
+    CU_ASSERT_EQUAL(m.expiry_s, QDB_EXPIRY_MAX);
+    CU_ASSERT_EQUAL(m.version, 2);
+    ex.expiry = 0;
+    CU_ASSERT_EQUAL(exchange(h, 0, &ex, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(meta_of(h, 0, "x").expiry_s, 0);
+    got = NULL;
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, "x", NULL, &got), QDB_OK);
+    CU_ASSERT_TRUE(payload_is(got, "keep"));
+
+    /* refused on the node: nothing runs */
+    ex.expiry = -1;
+    CU_ASSERT_EQUAL(exchange(h, 0, &ex, NULL), QDB_E_INVALID_ARGUMENT);
+    ex.expiry = QDB_EXPIRY_MAX + 1;
+    CU_ASSERT_EQUAL(exchange(h, 0, &ex, NULL), QDB_E_INVALID_ARGUMENT);
+    qdb_msg put = {.type = QDB_MSG_PUT_EX, .alias = (const uint8_t *)"y", .alias_len = 1,
+                   .expiry = INT64_MIN};
+    CU_ASSERT_EQUAL(exchange(h, 0, &put, NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "", "empty", NULL), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_META, "", NULL, NULL), QDB_E_ALIAS_TOO_LONG);
+    qdb_msg pre = {.type = QDB_MSG_PREFIX, .max = QDB_PREFIX_MAX + 1};
+    CU_ASSERT_EQUAL(exchange(h, 0, &pre, NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(stored(h, 0), 1);
+    CU_ASSERT_EQUAL(meta_of(h, 0, "x").version, 3);
+    h_free(h);
+}
+
+/* An expired entry reads as absent at once; the collector then deletes it,
+ * QDB_GC_BATCH records a round. */
+static void test_expiry_collected(void)
+{
+    harness *h = h_new_with(S, NULL);
+    h_start(h, 0, -1);
+    h_run(h, 5 * S);
+    hello(h, 0);
+    h_run(h, now(h) + S);
+    qdb_clock *clk = qdb_sim_endpoint_clock(qdb_fixture_endpoint(h->f, 0));
+    /* exchange() runs 2 s per request: the last one is written before at */
+    int64_t at = clk->wall(clk) / (int64_t)S + 3 * QDB_GC_BATCH * 2 + 5;
+    char alias[16];
+    for (int i = 0; i < 3 * QDB_GC_BATCH; i++) {
+        g_snprintf(alias, sizeof alias, "k%d", i);
+        qdb_msg put = {.type = i % 2 ? QDB_MSG_PUT_EX : QDB_MSG_PUT,
+                       .alias = (const uint8_t *)alias, .alias_len = strlen(alias),
+                       .expiry = i % 2 ? at : 0};
+        CU_ASSERT_EQUAL(exchange(h, 0, &put, NULL), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, "k1", NULL, NULL), QDB_OK);
+    /* half a second after: at most one round ran since, visiting 64 */
+    h_run(h, now(h) + (qdb_time_us)(at * (int64_t)S - clk->wall(clk)) + S / 2);
+    CU_ASSERT_TRUE(stored(h, 0) >= 3 * QDB_GC_BATCH - QDB_GC_BATCH / 2);
+    /* yet every expired one reads absent, at once */
+    for (int i = 1; i < 3 * QDB_GC_BATCH; i += 20) {
+        g_snprintf(alias, sizeof alias, "k%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, alias, NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    }
+    h_run(h, now(h) + 5 * S); /* 5 more rounds: 3 are enough to visit all */
+    CU_ASSERT_EQUAL(stored(h, 0), 3 * QDB_GC_BATCH / 2);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->expired, 3 * QDB_GC_BATCH / 2);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, "k190", NULL, NULL), QDB_OK);
+    h_free(h);
+}
+
 /* Puts 100 entries into a one-node hive, then lets nodes join and leave:
  * every entry must end at its owner, once, and stay readable. */
 static void test_handover_join_and_leave(void)
@@ -1059,6 +1190,8 @@ int main(void)
     CU_TestInfo serve[] = {
         {"requests, wrong node, no session", test_requests_and_answers},
         {"a duplicated request runs once", test_at_most_once},
+        {"get_remove, remove_if, metadata, expire; bad arguments", test_new_requests},
+        {"expired entries read absent, then collected", test_expiry_collected},
         {"a joining node answers unstable", test_unstable_while_joining},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
         {"a failed node's entries are unavailable until it returns",
