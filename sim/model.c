@@ -264,8 +264,10 @@ int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *ali
                      const uint8_t *content, size_t len, sim_op *op)
 {
     op->model = m;
-    int rc = qdb_client_core_submit(c, type, (const uint8_t *)alias, strlen(alias), content, len,
-                                    NULL, 0, op_done, op, NULL);
+    qdb_client_request req = {.op = type, .alias = (const uint8_t *)alias,
+                              .alias_len = strlen(alias), .content = content,
+                              .content_len = len, .expiry = op->expiry};
+    int rc = qdb_client_core_submit_request(c, &req, op_done, op, NULL);
     return submitted(m, op, rc);
 }
 

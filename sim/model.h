@@ -51,6 +51,7 @@ typedef struct sim_op {
     uint64_t version;            /* workload write: the version written */
     uint64_t min_version;        /* workload read: acknowledged when it was issued */
     qdb_id target;               /* lookup */
+    int64_t expiry;              /* scripted put/update: UTC seconds (0: none) */
 } sim_op;
 
 /* The counters of what clients were told. */

@@ -303,7 +303,9 @@ static bool parse_op_expect(const qdb_scn_event *ev, sim_op *op, bool is_get, GE
 }
 
 /* put ALIAS CONTENT, update ALIAS CONTENT, get ALIAS, remove ALIAS
- * [via=N|random] [expect=...]. */
+ * [via=N|random] [expect=...]; put and update take [expires=DURATION]: the
+ * entry expires that long (rounded up to a second) after the via node's
+ * wall clock reads now. */
 static bool verb_request(sim_world *w, const qdb_scn_event *ev, GError **err)
 {
     const char *v = ev->verb;
@@ -316,6 +318,21 @@ static bool verb_request(sim_world *w, const qdb_scn_event *ev, GError **err)
     if (!parse_op_expect(ev, op, v[0] == 'g', err)) {
         sim_op_free(op);
         return false;
+    }
+    const qdb_scn_token *t = qdb_scn_event_kv(ev, "expires");
+    qdb_time_us in;
+    if (t && (!has_content || !qdb_scn_tok_duration(t, &in, err))) {
+        sim_op_free(op);
+        return has_content ? false : qdb_scn_error(err, &t->pos, "expires: put and update only");
+    }
+    qdb_sim_endpoint *ep = t ? qdb_fixture_endpoint(w->fx, (unsigned)via) : NULL;
+    if (t && !ep) {
+        sim_op_free(op);
+        return qdb_scn_error(err, &t->pos, "expires: node %d is down", via);
+    }
+    if (t) {
+        qdb_clock *clk = qdb_sim_endpoint_clock(ep);
+        op->expiry = (clk->wall(clk) + (int64_t)in + QDB_US_PER_S - 1) / QDB_US_PER_S;
     }
     int type = v[0] == 'p' ? QDB_MSG_PUT : v[0] == 'u' ? QDB_MSG_UPDATE
              : v[0] == 'g' ? QDB_MSG_GET : QDB_MSG_REMOVE;
@@ -528,7 +545,7 @@ static const char *const k_crash[] = {"fraction", "storage", "mode", NULL};
 static const char *const k_set[] = {"loss", "dup", "reorder", NULL};
 static const char *const k_slow[] = {"factor", NULL};
 static const char *const k_drift[] = {"ppm", NULL};
-static const char *const k_request[] = {"via", "expect", NULL};
+static const char *const k_request[] = {"via", "expect", "expires", NULL};
 static const char *const k_workload[] = {"clients", "puts", "gets", "keys", "value_size", "until",
                                          NULL};
 static const char *const k_lookups[] = {"rate", NULL};
