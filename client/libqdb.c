@@ -10,7 +10,8 @@
  * this file only validates arguments, copies results out and tracks the
  * buffers it hands to the caller.  There is no process-wide state.
  *
- * Sections: the handle -- seams glue -- running one operation -- the API.
+ * Sections: seams glue -- running one operation -- the API.  The handle
+ * (struct qdb_session) is in session.h; qdb_run_batch in batch.c.
  */
 #include "config.h"
 
@@ -18,36 +19,17 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "client/core.h"
-#include "client/qdb.h"
+#include "client/session.h"
 #include "codec.h"
-#include "transport-real/loop.h"
 
 #define QDB_URI_SCHEME "qdb://"
-
-/* ---- the handle ------------------------------------------------------------ */
-
-struct qdb_session {
-    qdb_loop *loop;
-    qdb_loop_endpoint *ep;
-    qdb_client_core *core; /* NULL until connected */
-    qdb_addr node;         /* the node given to qdb_connect */
-    int timeout_ms;        /* qdb_o_operation_timeout */
-    GHashTable *buffers;   /* buffers handed to the caller (a set of pointers) */
-
-    /* the operation in flight: at most one, since every call blocks */
-    bool done;
-    int status;
-    uint8_t *content; /* a copy of the result's content (g_malloc), or NULL */
-    size_t content_len;
-};
 
 /* ---- seams glue: the loop calls these for the endpoint ---------------------- */
 
 /* Forget the core and every connection it used.  A new core draws a new
  * client id, so sequence numbers starting again at 1 never meet the old
  * session's dedup entries on a node. */
-static void h_drop_core(struct qdb_session *h)
+void session_drop_core(struct qdb_session *h)
 {
     if (h->core != NULL) {
         qdb_loop_endpoint_bind(h->ep, NULL, NULL);
@@ -90,11 +72,7 @@ static void h_done(void *arg, const qdb_client_result *r)
     h->content = NULL;
     h->content_len = 0;
     if (r->content != NULL) {
-        /* One spare byte: an empty content still gets a pointer, and text
-         * content is NUL-terminated for free. */
-        h->content = g_malloc(r->content_len + 1);
-        memcpy(h->content, r->content, r->content_len);
-        h->content[r->content_len] = '\0';
+        h->content = session_copy(r->content, r->content_len);
         h->content_len = r->content_len;
     }
 }
@@ -116,7 +94,7 @@ static qdb_error_t h_wait(struct qdb_session *h)
     while (!h->done) {
         if (!qdb_loop_run_once(h->loop, 1000)) {
             /* The loop was stopped under us: drop the operation with the core. */
-            h_drop_core(h);
+            session_drop_core(h);
             return QDB_E_INTERNAL;
         }
     }
@@ -157,15 +135,33 @@ static const void *h_take_content(struct qdb_session *h, size_t *len)
     return buf;
 }
 
+uint8_t *session_copy(const uint8_t *content, size_t len)
+{
+    /* One spare byte: an empty content still gets a pointer, and text
+     * content is NUL-terminated for free. */
+    uint8_t *copy = g_malloc(len + 1);
+    if (len > 0)
+        memcpy(copy, content, len);
+    copy[len] = '\0';
+    return copy;
+}
+
+const void *session_keep(struct qdb_session *h, const uint8_t *content, size_t len)
+{
+    uint8_t *buf = session_copy(content, len);
+    g_hash_table_add(h->buffers, buf);
+    return buf;
+}
+
 G_STATIC_ASSERT(QDB_EXPIRY_MAX == QDB_MAX_EXPIRY_TIME);
 
-static bool expiry_ok(qdb_time_t t)
+bool session_expiry_ok(qdb_time_t t)
 {
     return t >= 0 && t <= QDB_EXPIRY_MAX;
 }
 
 /* QDB_OK, or the code for an alias the API refuses. */
-static qdb_error_t check_alias(const char *alias)
+qdb_error_t session_check_alias(const char *alias)
 {
     if (alias == NULL)
         return QDB_E_INVALID_ARGUMENT;
@@ -221,7 +217,7 @@ qdb_error_t qdb_connect(qdb_handle_t h, const char *uri)
     if (!qdb_addr_parse(&node, text) || node.port == 0 || node.ip == 0)
         return QDB_E_INVALID_ARGUMENT;
 
-    h_drop_core(h);
+    session_drop_core(h);
     qdb_error_t rc = h_make_core(h, node);
     if (rc != QDB_OK)
         return rc;
@@ -235,7 +231,7 @@ qdb_error_t qdb_connect(qdb_handle_t h, const char *uri)
     int lrc = qdb_client_core_lookup(h->core, &target, 0, h_done, h, NULL);
     rc = lrc == QDB_OK ? h_wait(h) : (qdb_error_t)lrc;
     if (rc != QDB_OK && h->core != NULL)
-        h_drop_core(h);
+        session_drop_core(h);
     return rc;
 }
 
@@ -272,7 +268,7 @@ qdb_error_t qdb_set_option(qdb_handle_t h, qdb_option_t option, ...)
          * the same node (losing only the location cache and sessions). */
         if (h->core != NULL) {
             qdb_addr node = h->node;
-            h_drop_core(h);
+            session_drop_core(h);
             rc = h_make_core(h, node);
         }
         break;
@@ -289,9 +285,9 @@ qdb_error_t qdb_set_option(qdb_handle_t h, qdb_option_t option, ...)
 static qdb_error_t h_write(qdb_handle_t h, int op, const char *alias, const void *content,
                            size_t content_length, qdb_time_t expiry)
 {
-    if (h == NULL || (content == NULL && content_length > 0) || !expiry_ok(expiry))
+    if (h == NULL || (content == NULL && content_length > 0) || !session_expiry_ok(expiry))
         return QDB_E_INVALID_ARGUMENT;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     qdb_client_request req = {.op = op, .alias = (const uint8_t *)alias,
@@ -327,7 +323,7 @@ qdb_error_t qdb_get(qdb_handle_t h, const char *alias, void *content, size_t *co
 {
     if (h == NULL || content_length == NULL || (content == NULL && *content_length > 0))
         return QDB_E_INVALID_ARGUMENT;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     size_t room = *content_length;
@@ -349,7 +345,7 @@ qdb_error_t qdb_get_buffer(qdb_handle_t h, const char *alias, const void **conte
         return QDB_E_INVALID_ARGUMENT;
     *content = NULL;
     *content_length = 0;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     rc = h_run(h, QDB_MSG_GET, alias, NULL, 0, NULL, 0);
@@ -375,7 +371,7 @@ qdb_error_t qdb_get_update(qdb_handle_t h, const char *alias, const void *new_co
         return QDB_E_INVALID_ARGUMENT;
     *old_content = NULL;
     *old_content_length = 0;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     rc = h_run(h, QDB_MSG_GET_UPDATE, alias, new_content, new_content_length, NULL, 0);
@@ -396,7 +392,7 @@ qdb_error_t qdb_compare_and_swap(qdb_handle_t h, const char *alias, const void *
         *original_content = NULL;
     if (original_length != NULL)
         *original_length = 0;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     rc = h_run(h, QDB_MSG_CAS, alias, new_content, new_content_length, comparand,
@@ -414,7 +410,7 @@ qdb_error_t qdb_remove(qdb_handle_t h, const char *alias)
 {
     if (h == NULL)
         return QDB_E_INVALID_ARGUMENT;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     return h_run(h, QDB_MSG_REMOVE, alias, NULL, 0, NULL, 0);
@@ -434,7 +430,7 @@ qdb_error_t qdb_get_remove(qdb_handle_t h, const char *alias, const void **conte
         return QDB_E_INVALID_ARGUMENT;
     *content = NULL;
     *content_length = 0;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     rc = h_run(h, QDB_MSG_GET_REMOVE, alias, NULL, 0, NULL, 0);
@@ -448,7 +444,7 @@ qdb_error_t qdb_remove_if(qdb_handle_t h, const char *alias, const void *compara
 {
     if (h == NULL || (comparand == NULL && comparand_length > 0))
         return QDB_E_INVALID_ARGUMENT;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     return h_run(h, QDB_MSG_REMOVE_IF, alias, NULL, 0, comparand, comparand_length);
@@ -459,7 +455,7 @@ qdb_error_t qdb_get_metadata(qdb_handle_t h, const char *alias, qdb_metadata_t *
     if (h == NULL || metadata == NULL)
         return QDB_E_INVALID_ARGUMENT;
     memset(metadata, 0, sizeof *metadata);
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     rc = h_run(h, QDB_MSG_GET_META, alias, NULL, 0, NULL, 0);
@@ -478,9 +474,9 @@ qdb_error_t qdb_get_metadata(qdb_handle_t h, const char *alias, qdb_metadata_t *
 
 qdb_error_t qdb_expires_at(qdb_handle_t h, const char *alias, qdb_time_t expiry_time)
 {
-    if (h == NULL || !expiry_ok(expiry_time))
+    if (h == NULL || !session_expiry_ok(expiry_time))
         return QDB_E_INVALID_ARGUMENT;
-    qdb_error_t rc = check_alias(alias);
+    qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
     qdb_client_request req = {.op = QDB_MSG_EXPIRE, .alias = (const uint8_t *)alias,

@@ -151,6 +151,52 @@ qdb_error_t qdb_prefix_get(qdb_handle_t handle, const char *prefix, size_t max,
 /* How many aliases start with prefix, over the whole hive. */
 qdb_error_t qdb_prefix_count(qdb_handle_t handle, const char *prefix, uint64_t *count);
 
+/* ---- batches -----------------------------------------------------------------
+ * Many operations in one call.  Every operation is sent before any answer is
+ * awaited: those for the same node go out together on its connection and
+ * are answered one after another (pipelined), nodes in parallel.  Each gets
+ * its own result in its slot; one failing does not stop the others.  The
+ * order in which operations on different aliases run is not defined; two on
+ * the same alias run in batch order unless one of them had to be retried
+ * (do not put both in one batch when their order matters). */
+
+typedef enum qdb_operation_type_t {
+    qdb_op_uninitialized = -1, /* refused with QDB_E_INVALID_ARGUMENT */
+    qdb_op_get = 0,        /* result: the content */
+    qdb_op_put = 1,        /* content; expiry_time (0: never) */
+    qdb_op_update = 2,     /* content; expiry_time (0: never) */
+    qdb_op_remove = 3,
+    qdb_op_cas = 4,        /* content (new), comparand; result on
+                            * QDB_E_UNMATCHED_CONTENT: the current content */
+    qdb_op_get_update = 5, /* content (new); result: the previous content */
+    qdb_op_get_remove = 6, /* result: the removed content */
+    qdb_op_remove_if = 7,  /* comparand; result on QDB_E_UNMATCHED_CONTENT:
+                            * the current content */
+} qdb_operation_type_t;
+
+typedef struct qdb_operation_t {
+    /* in */
+    qdb_operation_type_t type;
+    const char *alias;
+    const void *content;
+    size_t content_size;
+    const void *comparand;
+    size_t comparand_size;
+    qdb_time_t expiry_time;
+    /* out */
+    qdb_error_t error;
+    const void *result; /* a buffer for qdb_free_buffer, or NULL */
+    size_t result_size;
+} qdb_operation_t;
+
+/* Zero count operations and mark them qdb_op_uninitialized. */
+qdb_error_t qdb_init_operations(qdb_operation_t *operations, size_t count);
+/* Run count operations; returns how many ended with QDB_OK.  Each
+ * operation's error (and result) is set; arguments are checked per
+ * operation, as the single calls check them (a bad one gets its error and
+ * is not sent).  A NULL handle or operations: 0, nothing set. */
+size_t qdb_run_batch(qdb_handle_t handle, qdb_operation_t *operations, size_t count);
+
 /* Text for an error code (never NULL). */
 const char *qdb_error(qdb_error_t error);
 /* "qdb x.y.z". */

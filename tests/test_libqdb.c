@@ -272,6 +272,9 @@ static void test_bad_arguments(void)
     /* valid, but not connected */
     CU_ASSERT_EQUAL(qdb_expires_at(h, "a", QDB_MAX_EXPIRY_TIME), QDB_E_NOT_CONNECTED);
     CU_ASSERT_EQUAL(qdb_prefix_count(h, "", &n), QDB_E_NOT_CONNECTED);
+    qdb_operation_t op = {.type = qdb_op_get, .alias = "a"};
+    CU_ASSERT_EQUAL(qdb_run_batch(h, &op, 1), 0);
+    CU_ASSERT_EQUAL(op.error, QDB_E_NOT_CONNECTED);
 
     /* not connected yet */
     CU_ASSERT_EQUAL(qdb_put(h, "a", "x", 1), QDB_E_NOT_CONNECTED);
@@ -635,6 +638,78 @@ static void test_prefix_one_node(void)
     CU_ASSERT_PTR_NULL(aliases[0]);
 }
 
+static void test_batch(void)
+{
+    enum { N = 1000 };
+    qdb_operation_t *ops = g_new(qdb_operation_t, 2 * N);
+    char (*aliases)[16] = g_malloc(N * sizeof *aliases);
+    CU_ASSERT_EQUAL(qdb_init_operations(ops, 2 * N), QDB_OK);
+    CU_ASSERT_EQUAL(ops[0].type, qdb_op_uninitialized);
+    for (int i = 0; i < N; i++) {
+        g_snprintf(aliases[i], sizeof aliases[i], "b/%d", i);
+        ops[i].type = qdb_op_update;
+        ops[i].alias = aliases[i];
+        ops[i].content = aliases[i];
+        ops[i].content_size = strlen(aliases[i]);
+        ops[N + i].type = qdb_op_get;
+        ops[N + i].alias = aliases[i];
+    }
+    /* the updates first (the gets in the same batch could overtake them) */
+    CU_ASSERT_EQUAL(qdb_run_batch(H, ops, N), N);
+    CU_ASSERT_EQUAL(qdb_run_batch(H, ops + N, N), N);
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(ops[i].error, QDB_OK);
+        CU_ASSERT_PTR_NULL(ops[i].result);
+        CU_ASSERT_EQUAL(ops[N + i].error, QDB_OK);
+        CU_ASSERT(ops[N + i].result_size == strlen(aliases[i]) &&
+                  memcmp(ops[N + i].result, aliases[i], strlen(aliases[i])) == 0);
+        qdb_free_buffer(H, ops[N + i].result);
+    }
+
+    /* each operation its own result, bad ones refused alone */
+    qdb_operation_t m[10];
+    qdb_init_operations(m, G_N_ELEMENTS(m));
+    m[0] = (qdb_operation_t){.type = qdb_op_put, .alias = "b/0", .content = "x", .content_size = 1};
+    m[1] = (qdb_operation_t){.type = qdb_op_get_remove, .alias = "b/1"};
+    m[2] = (qdb_operation_t){.type = qdb_op_cas, .alias = "b/2", .content = "n",
+                             .content_size = 1, .comparand = "no", .comparand_size = 2};
+    m[3] = (qdb_operation_t){.type = qdb_op_remove_if, .alias = "b/3", .comparand = "b/3",
+                             .comparand_size = 3};
+    m[4] = (qdb_operation_t){.type = qdb_op_get, .alias = ""};
+    m[5] = (qdb_operation_t){.type = qdb_op_put, .alias = "b/new", .content = "x",
+                             .content_size = 1, .expiry_time = -1};
+    m[6].alias = "b/4"; /* uninitialized type */
+    m[7] = (qdb_operation_t){.type = qdb_op_get_update, .alias = "b/5", .content = "five",
+                             .content_size = 4};
+    m[8] = (qdb_operation_t){.type = qdb_op_remove, .alias = "no such alias"};
+    m[9] = (qdb_operation_t){.type = qdb_op_get, .alias = "b/6", .expiry_time = 5};
+    CU_ASSERT_EQUAL(qdb_run_batch(H, m, G_N_ELEMENTS(m)), 3);
+    CU_ASSERT_EQUAL(m[0].error, QDB_E_ALIAS_ALREADY_EXISTS);
+    CU_ASSERT_EQUAL(m[1].error, QDB_OK);
+    CU_ASSERT(m[1].result_size == 3 && memcmp(m[1].result, "b/1", 3) == 0);
+    CU_ASSERT_EQUAL(m[2].error, QDB_E_UNMATCHED_CONTENT);
+    CU_ASSERT(m[2].result_size == 3 && memcmp(m[2].result, "b/2", 3) == 0);
+    CU_ASSERT_EQUAL(m[3].error, QDB_OK);
+    CU_ASSERT_EQUAL(m[4].error, QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(m[5].error, QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(m[6].error, QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(m[7].error, QDB_OK);
+    CU_ASSERT(m[7].result_size == 3 && memcmp(m[7].result, "b/5", 3) == 0);
+    CU_ASSERT_EQUAL(m[8].error, QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(m[9].error, QDB_E_INVALID_ARGUMENT);
+    const void *p;
+    size_t len;
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "b/1", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_get_buffer(H, "b/3", &p, &len), QDB_E_ALIAS_NOT_FOUND);
+    expect_content("b/5", "five", 4);
+    /* no handle, nothing run; an empty batch is fine */
+    CU_ASSERT_EQUAL(qdb_run_batch(NULL, m, 1), 0);
+    CU_ASSERT_EQUAL(qdb_run_batch(H, m, 0), 0);
+    CU_ASSERT_EQUAL(qdb_init_operations(NULL, 1), QDB_E_INVALID_ARGUMENT);
+    g_free(aliases);
+    g_free(ops);
+}
+
 static void test_daemon_stopped(void)
 {
     /* A node that accepts but never answers: the timeout ends the call. */
@@ -760,6 +835,7 @@ static CU_TestInfo server_tests[] = {
     { .pName = "metadata", .pTestFunc = test_metadata },
     { .pName = "expiry", .pTestFunc = test_expiry },
     { .pName = "prefix on one node", .pTestFunc = test_prefix_one_node },
+    { .pName = "batches", .pTestFunc = test_batch },
     { .pName = "remove_all", .pTestFunc = test_remove_all },
     { .pName = "daemon stopped: timeout", .pTestFunc = test_daemon_stopped },
     { .pName = "daemon killed", .pTestFunc = test_daemon_killed },
