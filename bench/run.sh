@@ -20,6 +20,7 @@ set -u
 QDBD=${QDBD:-transport-real/qdbd}
 QDB_BENCH=${QDB_BENCH:-bench/qdb-bench}
 QDBSIM=${QDBSIM:-sim/qdbsim}
+QDB_BATCH_BENCH=${QDB_BATCH_BENCH:-bench/qdb-batch-bench}
 REDIS_SERVER=${REDIS_SERVER-}
 SRCDIR=${SRCDIR:-.}
 RESULTS=${RESULTS:-bench/results.txt}
@@ -177,6 +178,11 @@ if wait_put 127.0.0.2 "$P3" 45; then
     # load through node 2, as a client that knows one node
     qdb_load q3p1 127.0.0.2 "$P3" 1
     qdb_load q3p16 127.0.0.2 "$P3" 16
+    # 1,000-operation batches against single calls, through libqdb
+    if [ -x "$QDB_BATCH_BENCH" ]; then
+        bounded 120 "$QDB_BATCH_BENCH" "127.0.0.2:$P3" 10000 1000 "$D" >"$tmp/batch" 2>&1 ||
+            echo "bench: qdb-batch-bench failed: $(cat "$tmp/batch")" >&2
+    fi
 else
     echo "bench: puts through node 2 of the 3-node hive kept failing for 45 s; logs:" >&2
     for n in h1 h2 h3; do tail -5 "$tmp/$n.log" | sed "s/^/  $n: /" >&2; done
@@ -241,6 +247,12 @@ ratio() {
         done
         printf "%-7s %-7s %4s %12s %12s %10s %10s  %s\n" redis 1-node "$p" "$rput" "$rget" "" "" ""
     done
+    if [ -s "$tmp/batch" ]; then
+        # shellcheck disable=SC2046 # "single R batch R ratio X", split on purpose
+        set -- $(cat "$tmp/batch")
+        echo "libqdb on the 3-node hive, 10,000 $D-byte updates: single calls $2 ops/s," \
+            "1,000-operation batches $4 ops/s: batches ${6}x faster"
+    fi
 } >"$tmp/table"
 
 # ---- the simulator ---------------------------------------------------------------
