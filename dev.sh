@@ -20,7 +20,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev gnuplot-nox redis-server
-  valgrind procps python3 libsystemd-dev debhelper dpkg-dev fakeroot"
+  valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot"
 
 deps() {
     local missing=()
@@ -64,7 +64,7 @@ package() {
     echo "== packages: dpkg-buildpackage -us -uc -b (log in build/deb/build.log)"
     (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" dpkg-buildpackage -us -uc -b) \
         > "$d/build.log" 2>&1 || { tail -40 "$d/build.log"; echo "FAIL: dpkg-buildpackage"; exit 1; }
-    local want="qdbd qdbsh qdbsim libqdb0 libqdb-dev" p
+    local want="qdbd qdbsh qdbsim libqdb0 libqdb-dev python3-qdb" p
     for p in $want; do
         ls "$d/${p}_"*.deb >/dev/null 2>&1 || { echo "FAIL: no $p package"; exit 1; }
     done
@@ -152,6 +152,9 @@ package_check() {
     printf '#include <qdb/qdb.h>\n#include <stdio.h>\nint main(void) { puts(qdb_version()); return qdb_strerror(0) == 0; }\n' > use.c
     cc use.c -o use $(pkg-config --cflags --libs libqdb) && ./use | grep -q '^qdb ' \
         || fail "a program using libqdb-dev does not build or run"
+    # python3-qdb: the package imports the installed libqdb (no QDB_LIBRARY)
+    (cd /tmp && env -u QDB_LIBRARY /usr/bin/python3 -c 'import qdb; assert qdb.version().startswith("qdb ")') \
+        || fail "python3 cannot import the installed qdb package"
     # qdbsim(1)'s examples, from another directory
     (cd /tmp && /usr/bin/qdbsim -q scenarios/tutorial.scn | grep -q '^trace_hash') || fail "qdbsim scenarios/tutorial.scn"
     # the README's tutorial, from the installed binaries (a random port, so a
