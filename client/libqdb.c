@@ -338,8 +338,9 @@ qdb_error_t qdb_get(qdb_handle_t h, const char *alias, void *content, size_t *co
     return QDB_OK;
 }
 
-qdb_error_t qdb_get_buffer(qdb_handle_t h, const char *alias, const void **content,
-                           size_t *content_length)
+/* GET or GET_REMOVE into a buffer the library allocates. */
+static qdb_error_t h_read_buffer(qdb_handle_t h, int op, const char *alias, const void **content,
+                                 size_t *content_length)
 {
     if (h == NULL || content == NULL || content_length == NULL)
         return QDB_E_INVALID_ARGUMENT;
@@ -348,10 +349,16 @@ qdb_error_t qdb_get_buffer(qdb_handle_t h, const char *alias, const void **conte
     qdb_error_t rc = session_check_alias(alias);
     if (rc != QDB_OK)
         return rc;
-    rc = h_run(h, QDB_MSG_GET, alias, NULL, 0, NULL, 0);
+    rc = h_run(h, op, alias, NULL, 0, NULL, 0);
     if (rc == QDB_OK)
         *content = h_take_content(h, content_length);
     return rc;
+}
+
+qdb_error_t qdb_get_buffer(qdb_handle_t h, const char *alias, const void **content,
+                           size_t *content_length)
+{
+    return h_read_buffer(h, QDB_MSG_GET, alias, content, content_length);
 }
 
 void qdb_free_buffer(qdb_handle_t h, const void *buffer)
@@ -426,17 +433,7 @@ qdb_error_t qdb_remove_all(qdb_handle_t h)
 qdb_error_t qdb_get_remove(qdb_handle_t h, const char *alias, const void **content,
                            size_t *content_length)
 {
-    if (h == NULL || content == NULL || content_length == NULL)
-        return QDB_E_INVALID_ARGUMENT;
-    *content = NULL;
-    *content_length = 0;
-    qdb_error_t rc = session_check_alias(alias);
-    if (rc != QDB_OK)
-        return rc;
-    rc = h_run(h, QDB_MSG_GET_REMOVE, alias, NULL, 0, NULL, 0);
-    if (rc == QDB_OK)
-        *content = h_take_content(h, content_length);
-    return rc;
+    return h_read_buffer(h, QDB_MSG_GET_REMOVE, alias, content, content_length);
 }
 
 qdb_error_t qdb_remove_if(qdb_handle_t h, const char *alias, const void *comparand,

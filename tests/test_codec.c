@@ -154,19 +154,18 @@ static void samples_init(samples *s)
     m->alias_len = 2;
     m = add(s, QDB_MSG_REMOVE_ALL);
     m->seq = 99999;
-    static const int alias_only[] = {QDB_MSG_GET_REMOVE, QDB_MSG_GET_META};
+    /* the requests beyond the tutorial's, on alias_a */
+    static const int alias_only[] = {QDB_MSG_GET_REMOVE, QDB_MSG_GET_META, QDB_MSG_REMOVE_IF};
     for (size_t k = 0; k < G_N_ELEMENTS(alias_only); k++) {
         m = add(s, alias_only[k]);
         m->seq = 2000 + k;
         m->alias = alias_a;
         m->alias_len = sizeof alias_a - 1;
+        if (alias_only[k] == QDB_MSG_REMOVE_IF) {
+            m->comparand = comparand_a;
+            m->comparand_len = sizeof comparand_a - 1;
+        }
     }
-    m = add(s, QDB_MSG_REMOVE_IF);
-    m->seq = 2100;
-    m->alias = alias_a;
-    m->alias_len = sizeof alias_a - 1;
-    m->comparand = comparand_a;
-    m->comparand_len = sizeof comparand_a - 1;
     static const int with_expiry[] = {QDB_MSG_EXPIRE, QDB_MSG_PUT_EX, QDB_MSG_UPDATE_EX};
     for (size_t k = 0; k < G_N_ELEMENTS(with_expiry); k++) {
         m = add(s, with_expiry[k]);

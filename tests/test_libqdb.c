@@ -160,10 +160,6 @@ static int daemon_start_at(int i, const char *peer)
     return rc;
 }
 
-static int daemon_start(void)
-{
-    return daemon_start_at(0, NULL);
-}
 
 /* ---- arguments: no server needed ----------------------------------------------- */
 
@@ -329,15 +325,18 @@ static void test_strings(void)
 
 static qdb_handle_t H;
 
-static int server_init(void)
+/* H, connected to daemon i; bounded: no call may hang the suite for a minute */
+static int open_H(int i, int timeout_ms)
 {
-    if (daemon_start() != 0)
-        return 1;
     if (qdb_open(&H, qdb_p_tcp) != QDB_OK)
         return 1;
-    /* bounded: no call may hang the suite for a minute */
-    qdb_set_option(H, qdb_o_operation_timeout, 10000);
-    return qdb_connect(H, daemon_uris[0]) == QDB_OK ? 0 : 1;
+    qdb_set_option(H, qdb_o_operation_timeout, timeout_ms);
+    return qdb_connect(H, daemon_uris[i]) == QDB_OK ? 0 : 1;
+}
+
+static int server_init(void)
+{
+    return daemon_start_at(0, NULL) != 0 ? 1 : open_H(0, 10000);
 }
 
 static int server_clean(void)
@@ -761,10 +760,7 @@ static int hive_init(void)
     const char *first = daemon_uris[0] + strlen("qdb://");
     if (daemon_start_at(1, first) != 0 || daemon_start_at(2, first) != 0)
         return 1;
-    if (qdb_open(&H, qdb_p_tcp) != QDB_OK)
-        return 1;
-    qdb_set_option(H, qdb_o_operation_timeout, 20000);
-    return qdb_connect(H, daemon_uris[2]) == QDB_OK ? 0 : 1;
+    return open_H(2, 20000);
 }
 
 static void test_hive_prefix(void)
