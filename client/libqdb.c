@@ -23,7 +23,6 @@
 #include "transport-real/loop.h"
 
 #define QDB_URI_SCHEME "qdb://"
-#define QDB_DEFAULT_TIMEOUT_MS 60000
 
 /* ---- the handle ------------------------------------------------------------ */
 
@@ -173,7 +172,7 @@ qdb_error_t qdb_open(qdb_handle_t *handle, qdb_protocol_t proto)
 
     char err[QDB_ERRMSG_SIZE] = "";
     struct qdb_session *h = g_new0(struct qdb_session, 1);
-    h->timeout_ms = QDB_DEFAULT_TIMEOUT_MS;
+    h->timeout_ms = (int)(QDB_DEFAULT_CLIENT_TIMEOUT_US / QDB_US_PER_MS);
     h->loop = qdb_loop_new(err);
     if (h->loop == NULL) {
         g_warning("libqdb: cannot create the event loop: %s", err);

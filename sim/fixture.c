@@ -122,7 +122,7 @@ const char *qdb_fixture_errmsg(const qdb_fixture *f)
 
 static uint64_t draw_seed(qdb_fixture *f)
 {
-    return (uint64_t)g_rand_int(f->rng) << 32 | g_rand_int(f->rng);
+    return qdb_rand_u64(f->rng);
 }
 
 /* ---- nodes --------------------------------------------------------------------- */

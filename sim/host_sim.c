@@ -3,6 +3,7 @@
  * it did when it called the simnet itself. */
 #include <glib.h>
 
+#include "error.h"
 #include "host.h"
 
 #define SIM_NODE_BASE 0x0a000001u /* 10.0.0.1 */
@@ -17,7 +18,7 @@ static qdb_host_endpoint *sim_attach(qdb_host *h, qdb_addr addr, bool listen, ui
     (void)listen; /* every simulated endpoint is reachable at its address */
     qdb_sim_endpoint *ep = qdb_simnet_attach(h->impl, addr, NULL, NULL, seed);
     if (!ep)
-        g_snprintf(h->errmsg, sizeof h->errmsg, "address in use");
+        qdb_error_set(h->errmsg, QDB_E_INVALID_ARGUMENT, "address in use");
     return (qdb_host_endpoint *)ep;
 }
 
