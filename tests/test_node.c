@@ -109,9 +109,10 @@ static qdb_fixture *fixture_new(const qdb_fixture_storage *storage, uint64_t see
 /* Node i gets ID (i+1) * 2^252 and the host's i-th node address.  period:
  * stabilization rounds every `period` (fast = slow: the period never
  * changes, so round times are known: a node started at s runs rounds at
- * s + k*period); 0: the node defaults on the simulated network, and on the
- * loop the same shape in the suite's seconds -- rounds from 1 S, backing off
- * to 4 S once quiet (not 30: the loop waits in real time), RPC timeout 2 S. */
+ * s + k*period); 0: the node defaults (node/defaults.h) on the simulated
+ * network, and on the loop the same in the suite's seconds -- rounds from
+ * 1 S, RPC timeout 2 S -- except that quiet rounds back off only to 4 S,
+ * not 30: the loop waits in real time. */
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
     harness *h = g_new0(harness, 1);
@@ -124,8 +125,10 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
     qdb_host *host = qdb_fixture_host(h->f);
     qdb_node_config cfg = {.succlist_len = 3, .stabilize_fast = period, .stabilize_slow = period};
     if (!period && !B.simulated)
-        cfg = (qdb_node_config){.succlist_len = 3, .stabilize_fast = S, .stabilize_slow = 4 * S,
-                                .rpc_timeout = 2 * S};
+        cfg = (qdb_node_config){.succlist_len = 3,
+                                .stabilize_fast = QDB_DEFAULT_STABILIZE_FAST_US * S / QDB_US_PER_S,
+                                .stabilize_slow = 4 * S,
+                                .rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US * S / QDB_US_PER_S};
     for (int i = 0; i < MAXN; i++) {
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
