@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A host: what carries the fixture's endpoints and runs its clock.
  *
  * The fixture (fixture.h) starts nodes and client cores on endpoints and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulated network as a fixture host (host.h): every method is the
  * simnet call of the same name, so the fixture behaves -- and hashes -- as
  * it did when it called the simnet itself. */

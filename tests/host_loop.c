@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real epoll loop as a fixture host: see host_loop.h. */
 #include <errno.h>
 #include <glib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real epoll loop (transport-real/loop.h) as a fixture host
  * (sim/host.h), so the node suite runs over real loopback sockets as well
  * as over the simulated network.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The node core: ring formation, routing, ownership answers, at-most-once
  * replies, hand-over on join and on leave, failure repair, storage failures,
  * and Zave's "adopt only a live successor".
