@@ -325,13 +325,13 @@ static bool verb_request(sim_world *w, const qdb_scn_event *ev, GError **err)
         sim_op_free(op);
         return has_content ? false : qdb_scn_error(err, &t->pos, "expires: put and update only");
     }
-    qdb_sim_endpoint *ep = t ? qdb_fixture_endpoint(w->fx, (unsigned)via) : NULL;
+    qdb_host_endpoint *ep = t ? qdb_fixture_endpoint(w->fx, (unsigned)via) : NULL;
     if (t && !ep) {
         sim_op_free(op);
         return qdb_scn_error(err, &t->pos, "expires: node %d is down", via);
     }
     if (t) {
-        qdb_clock *clk = qdb_sim_endpoint_clock(ep);
+        qdb_clock *clk = qdb_fixture_host(w->fx)->seams(ep).clock;
         op->expiry = (clk->wall(clk) + (int64_t)in + QDB_US_PER_S - 1) / QDB_US_PER_S;
     }
     int type = v[0] == 'p' ? QDB_MSG_PUT : v[0] == 'u' ? QDB_MSG_UPDATE

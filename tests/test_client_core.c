@@ -1504,7 +1504,7 @@ static void test_real_expiry(void)
     world w;
     world_init(&w, 3);
     result_rec rec = {0};
-    qdb_clock *clk = qdb_sim_endpoint_clock(qdb_fixture_endpoint(w.f, 0));
+    qdb_clock *clk = qdb_fixture_host(w.f)->seams(qdb_fixture_endpoint(w.f, 0)).clock;
     int64_t at = clk->wall(clk) / QDB_US_PER_S + 10;
     qdb_client_request put = {.op = QDB_MSG_PUT, .alias = (const uint8_t *)"soon",
                               .alias_len = 4, .content = (const uint8_t *)"abc",
