@@ -63,6 +63,9 @@ int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t 
         }
         return n->storage->del(n->storage, key, kl);
     case QDB_MSG_GET_META: {
+        /* TODO(replication): report the replication engine's record version
+         * once it lands on main; until then, the record's modification
+         * counter (1 at creation, +1 per write). */
         qdb_meta w = {.version = old->version, .created_us = old->created_us,
                       .modified_us = old->modified_us, .size = old->size,
                       .expiry_s = old->expiry_s};

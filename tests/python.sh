@@ -18,6 +18,13 @@ done
 [ -n "$py" ] || { echo "SKIP: no python3 with pytest (apt-get install python3-pytest)"; exit 77; }
 lib=$(pwd)/client/.libs/libqdb.so.0
 [ -f "$lib" ] || { echo "FAIL: $lib is not built"; exit 99; }
+# A sanitizer build's libqdb needs the ASan runtime loaded before python
+# (which is not instrumented, and whose own allocations are not our leaks).
+asan=$(ldd "$lib" 2>/dev/null | sed -n 's/.*libasan[^ ]* => \([^ ]*\) .*/\1/p')
+if [ -n "$asan" ]; then
+    export LD_PRELOAD="$asan${LD_PRELOAD:+ $LD_PRELOAD}"
+    export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-python.XXXXXX") || exit 99
 pids=
