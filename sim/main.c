@@ -212,7 +212,7 @@ static int sweep(const char *scn, unsigned k, char **sets)
         char seedtext[24];
         g_snprintf(seedtext, sizeof seedtext, "%u", seed);
         char *cmd = replay_command(scn, seedtext, (char **)all->pdata);
-        GError *err = NULL;
+        qdb_scn_err err = {0};
         qdb_scenario *sc = qdb_scenario_parse_file(scn, &err);
         bool ok = sc != NULL;
         char *s = g_strdup_printf("seed=%u", seed);
@@ -225,14 +225,13 @@ static int sweep(const char *scn, unsigned k, char **sets)
             w->quiet = true;
             w->replay = g_strdup(cmd);
             ok = sim_world_run(w, &err) && w->failures->len == 0;
-            if (!ok && !err)
+            if (!ok && err.code == QDB_SCN_OK)
                 for (guint i = 0; i < w->failures->len; i++)
                     fprintf(stderr, "  %s\n", (char *)w->failures->pdata[i]);
             sim_world_free(w);
         }
-        if (err) {
-            fprintf(stderr, "  %s\n", err->message);
-            g_error_free(err);
+        if (err.code != QDB_SCN_OK) {
+            fprintf(stderr, "  %s\n", err.msg);
             ok = false;
         }
         if (!ok) {
@@ -278,11 +277,18 @@ int main(int argc, char **argv)
          "Run seeds 1..K with random faults; print the replay command of each failure", "K"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL}};
-    GError *err = NULL;
+    GError *gerr = NULL; /* GLib's boundary: turned into err at once */
+    qdb_scn_err err = {0};
     GOptionContext *ctx = g_option_context_new("SCENARIO - run a qdb hive in the simulator");
     g_option_context_add_main_entries(ctx, entries, NULL);
-    bool parsed = g_option_context_parse(ctx, &argc, &argv, &err);
+    bool parsed = g_option_context_parse(ctx, &argc, &argv, &gerr);
     g_option_context_free(ctx);
+    if (!parsed) {
+        g_strlcpy(err.msg, gerr->message, sizeof err.msg);
+        g_error_free(gerr);
+    } else if (argc != 2) {
+        g_strlcpy(err.msg, "give exactly one scenario file", sizeof err.msg);
+    }
     guint64 seed_value;
     if (parsed && (version || (seed && !g_ascii_string_to_unsigned(seed, 10, 0, G_MAXUINT64,
                                                                   &seed_value, NULL)))) {
@@ -299,7 +305,7 @@ int main(int argc, char **argv)
         return version ? 0 : 2;
     }
     if (!parsed || argc != 2) {
-        fprintf(stderr, "qdbsim: %s\n", err ? err->message : "give exactly one scenario file");
+        fprintf(stderr, "qdbsim: %s\n", err.msg);
         fprintf(stderr, "usage: qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]\n");
         return 2;
     }
@@ -313,7 +319,7 @@ int main(int argc, char **argv)
     qdb_scenario *sc = qdb_scenario_parse_file(scn_path, &err);
     g_free(scn_path);
     if (!sc) {
-        fprintf(stderr, "qdbsim: %s\n", err->message);
+        fprintf(stderr, "qdbsim: %s\n", err.msg);
         return 2;
     }
     if (seed) {
@@ -321,19 +327,19 @@ int main(int argc, char **argv)
         bool ok = qdb_scenario_set(sc, s, &err);
         g_free(s);
         if (!ok) {
-            fprintf(stderr, "qdbsim: --seed: %s\n", err->message);
+            fprintf(stderr, "qdbsim: --seed: %s\n", err.msg);
             return 2;
         }
     }
     for (gchar **s = sets; s && *s; s++)
         if (!qdb_scenario_set(sc, *s, &err)) {
-            fprintf(stderr, "qdbsim: %s\n", err->message);
+            fprintf(stderr, "qdbsim: %s\n", err.msg);
             return 2;
         }
     size_t rss0 = resident_bytes();
     sim_world *w = sim_world_new(sc, &err);
     if (!w) {
-        fprintf(stderr, "qdbsim: %s\n", err->message);
+        fprintf(stderr, "qdbsim: %s\n", err.msg);
         return 2;
     }
     w->quiet = quiet || json;
@@ -374,7 +380,7 @@ int main(int argc, char **argv)
     w->events = st.events;
     int rc = 0;
     if (!ok) {
-        fprintf(stderr, "qdbsim: %s\n", err->message);
+        fprintf(stderr, "qdbsim: %s\n", err.msg);
         rc = 2;
     } else {
         char *div = qdb_simnet_diverged(w->net);

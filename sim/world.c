@@ -34,7 +34,7 @@ static const qdb_scn_token *param(sim_world *w, const char *key)
     return qdb_scenario_param(w->sc, key);
 }
 
-static bool param_uint(sim_world *w, const char *key, uint64_t def, uint64_t *out, GError **err)
+static bool param_uint(sim_world *w, const char *key, uint64_t def, uint64_t *out, qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     *out = def;
@@ -42,14 +42,14 @@ static bool param_uint(sim_world *w, const char *key, uint64_t def, uint64_t *ou
 }
 
 static bool param_duration(sim_world *w, const char *key, qdb_time_us def, qdb_time_us *out,
-                           GError **err)
+                           qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     *out = def;
     return !t || qdb_scn_tok_duration(t, out, err);
 }
 
-static bool param_fraction(sim_world *w, const char *key, double *out, GError **err)
+static bool param_fraction(sim_world *w, const char *key, double *out, qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     *out = 0;
@@ -57,7 +57,7 @@ static bool param_fraction(sim_world *w, const char *key, double *out, GError **
 }
 
 bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *second, bool *second_,
-                    GError **err)
+                    qdb_scn_err *err)
 {
     const char *const choices[] = {first, second, NULL};
     int c;
@@ -68,13 +68,13 @@ bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *secon
 }
 
 static bool param_either(sim_world *w, const char *key, const char *first, const char *second,
-                         bool *second_, GError **err)
+                         bool *second_, qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     return !t || sim_tok_either(t, first, second, second_, err);
 }
 
-static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
+static bool read_params(sim_world *w, qdb_simnet_config *nc, qdb_scn_err *err)
 {
     sim_params *p = &w->p;
     uint64_t v;
@@ -138,7 +138,7 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
     return param_either(w, "crash", "process", "host", &p->crash_host, err);
 }
 
-static bool check_unused(sim_world *w, GError **err)
+static bool check_unused(sim_world *w, qdb_scn_err *err)
 {
     GPtrArray *unused = qdb_scenario_unused_params(w->sc);
     bool ok = true;
@@ -387,7 +387,7 @@ static void bad_read(void *arg, const char *alias)
 
 /* Node IDs: drawn from the generator in index order, or placed by hand
  * (id.I = HEX: Zave's counterexamples need them). */
-static bool add_nodes(sim_world *w, GError **err)
+static bool add_nodes(sim_world *w, qdb_scn_err *err)
 {
     qdb_peer *peers = g_new0(qdb_peer, w->p.nodes);
     bool ok = true;
@@ -429,7 +429,7 @@ static bool add_nodes(sim_world *w, GError **err)
     return ok;
 }
 
-sim_world *sim_world_new(qdb_scenario *sc, GError **err)
+sim_world *sim_world_new(qdb_scenario *sc, qdb_scn_err *err)
 {
     sim_world *w = g_new0(sim_world, 1);
     w->sc = sc;
@@ -486,7 +486,7 @@ void sim_world_free(sim_world *w)
 typedef struct event_call {
     sim_world *w;
     const qdb_scn_event *ev;
-    GError **err;
+    qdb_scn_err *err;
     bool *ok;
 } event_call;
 
@@ -532,7 +532,7 @@ static void drain(sim_world *w)
     }
 }
 
-bool sim_world_run(sim_world *w, GError **err)
+bool sim_world_run(sim_world *w, qdb_scn_err *err)
 {
     bool ok = true;
     GPtrArray *events = qdb_scenario_events_sorted(w->sc);
