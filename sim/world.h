@@ -68,6 +68,9 @@ typedef struct sim_world {
 
 /* ---- sim/world.c: the world and the run ------------------------------------------ */
 
+/* Reads sc's parameters and adds the nodes (none started).  NULL and *err
+ * on a bad or unknown parameter, with nothing left behind.  sc must outlive
+ * the world. */
 sim_world *sim_world_new(qdb_scenario *sc, qdb_scn_err *err);
 /* Runs every event and the oracle until the end; false on a setup error. */
 bool sim_world_run(sim_world *w, qdb_scn_err *err);
