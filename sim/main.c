@@ -251,6 +251,34 @@ static int sweep(const char *scn, unsigned k, char **sets)
     return failed ? 1 : 0;
 }
 
+/* The scenario at path with --seed and --set applied, and its world (*scp
+ * gets the scenario, which must outlive the world).  NULL after printing
+ * why, with nothing left behind. */
+static sim_world *open_world(const char *path, const char *seed, char **sets,
+                             qdb_scenario **scp)
+{
+    qdb_scn_err err = {0};
+    const char *what = ""; /* --seed is named: its "--set:1:6" would puzzle */
+    qdb_scenario *sc = qdb_scenario_parse_file(path, &err);
+    bool ok = sc != NULL;
+    if (ok && seed) {
+        char *s = g_strdup_printf("seed=%s", seed);
+        ok = qdb_scenario_set(sc, s, &err);
+        what = ok ? "" : "--seed: ";
+        g_free(s);
+    }
+    for (gchar **s = sets; ok && s && *s; s++)
+        ok = qdb_scenario_set(sc, *s, &err);
+    sim_world *w = ok ? sim_world_new(sc, &err) : NULL;
+    if (!w) {
+        fprintf(stderr, "qdbsim: %s%s\n", what, err.msg);
+        qdb_scenario_free(sc);
+        return NULL;
+    }
+    *scp = sc;
+    return w;
+}
+
 int main(int argc, char **argv)
 {
     /* As in qdbd's main: the charset, not the numbers.  Nothing the locale
@@ -316,39 +344,21 @@ int main(int argc, char **argv)
         g_free(scn_path);
         return rc;
     }
-    qdb_scenario *sc = qdb_scenario_parse_file(scn_path, &err);
-    g_free(scn_path);
-    if (!sc) {
-        fprintf(stderr, "qdbsim: %s\n", err.msg);
-        return 2;
-    }
-    if (seed) {
-        char *s = g_strdup_printf("seed=%s", seed);
-        bool ok = qdb_scenario_set(sc, s, &err);
-        g_free(s);
-        if (!ok) {
-            fprintf(stderr, "qdbsim: --seed: %s\n", err.msg);
-            return 2;
-        }
-    }
-    for (gchar **s = sets; s && *s; s++)
-        if (!qdb_scenario_set(sc, *s, &err)) {
-            fprintf(stderr, "qdbsim: %s\n", err.msg);
-            return 2;
-        }
+    qdb_scenario *sc = NULL;
     size_t rss0 = resident_bytes();
-    sim_world *w = sim_world_new(sc, &err);
-    if (!w) {
-        fprintf(stderr, "qdbsim: %s\n", err.msg);
-        return 2;
-    }
+    sim_world *w = open_world(scn_path, seed, sets, &sc);
+    g_free(scn_path);
+    int rc = 2;
+    FILE *logf = NULL;
+    if (!w)
+        goto out_opts;
     w->quiet = quiet || json;
     w->replay = replay_command(argv[1], seed, sets);
     if (series) {
         w->oracle.series = fopen(series, "w");
         if (!w->oracle.series) {
             fprintf(stderr, "qdbsim: cannot write %s\n", series);
-            return 2;
+            goto out_world;
         }
         fprintf(w->oracle.series, "# virtual_s live successors_right predecessors_right ring_right fingers_right\n");
     }
@@ -358,12 +368,11 @@ int main(int argc, char **argv)
         w->progress = show_progress;
         w->progress_arg = &prog;
     }
-    FILE *logf = NULL;
     if (hash_log || check_log) {
         logf = fopen(hash_log ? hash_log : check_log, hash_log ? "w" : "r");
         if (!logf) {
             fprintf(stderr, "qdbsim: cannot open %s\n", hash_log ? hash_log : check_log);
-            return 2;
+            goto out_world;
         }
         if (hash_log)
             qdb_simnet_hash_log_write(w->net, logf);
@@ -378,7 +387,7 @@ int main(int argc, char **argv)
     qdb_simnet_stats st;
     qdb_simnet_get_stats(w->net, &st);
     w->events = st.events;
-    int rc = 0;
+    rc = 0;
     if (!ok) {
         fprintf(stderr, "qdbsim: %s\n", err.msg);
         rc = 2;
@@ -395,13 +404,15 @@ int main(int argc, char **argv)
         if (rc == 0 && w->failures->len)
             rc = 1;
     }
+out_world:
     if (logf)
         fclose(logf);
     if (w->oracle.series)
         fclose(w->oracle.series);
-    g_free(series);
     sim_world_free(w);
     qdb_scenario_free(sc);
+out_opts:
+    g_free(series);
     g_strfreev(sets);
     g_free(seed);
     g_free(hash_log);
