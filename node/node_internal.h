@@ -140,7 +140,15 @@ struct qdb_node {
 
     GByteArray *out;       /* scratch for encoding */
     qdb_node_stats stats;
+    /* replies to entry requests by type and status: allocated on the first
+     * request, so idle simulated nodes stay small (serve.c) */
+    uint64_t *req_counts;
+    qdb_time_us started_at; /* qdb_node_start(), for the uptime */
 };
+
+/* Rows and columns of req_counts. */
+#define QDB_REQ_TYPES (QDB_MSG_REMOVE_ALL - QDB_MSG_PUT + 1)
+#define QDB_REQ_RESULTS ((int)QDB_E_LAST_)
 
 /* node.c */
 void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -182,6 +190,10 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
 bool serve_has_foreign(qdb_node *n);
+/* status.c: operators' requests */
+void status_on_status(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void status_on_stop(qdb_node *n, qdb_addr src, const qdb_msg *m);
+
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);
 
