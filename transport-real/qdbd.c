@@ -35,6 +35,7 @@
 #include "node/node.h"
 #include "storage/bdb.h"
 #include "storage/memory.h"
+#include "transport-real/http.h"
 #include "transport-real/loop.h"
 
 /* qdbd's ring timers: a 3-node loopback hive settles within about 2 s.  The
@@ -52,6 +53,8 @@
 typedef struct qdbd_opts {
     char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *config;
     gboolean log_console, sync, transient, daemonize, version;
+    char *http;                   /* --http: the status page's address */
+    gboolean allow_remote_stop;   /* --allow-remote-stop: obey qdbsh stop_node */
 } qdbd_opts;
 
 static void opts_clear(qdbd_opts *o)
@@ -64,6 +67,7 @@ static void opts_clear(qdbd_opts *o)
     g_free(o->id);
     g_free(o->pid_file);
     g_free(o->config);
+    g_free(o->http);
 }
 
 static G_GNUC_PRINTF(2, 3) int fail(int code, const char *fmt, ...)
@@ -179,6 +183,11 @@ static int opts_parse(qdbd_opts *o, int *argc, char ***argv)
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config,
          "Read options from a key file (group [qdbd]); the command line wins", "FILE"},
         {"version", 0, 0, G_OPTION_ARG_NONE, &o->version, "Print the version and exit", NULL},
+        {"http", 0, 0, G_OPTION_ARG_STRING, &o->http,
+         "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
+         "ADDR:PORT"},
+        {"allow-remote-stop", 0, 0, G_OPTION_ARG_NONE, &o->allow_remote_stop,
+         "Leave the hive when a client asks (qdbsh stop_node); default: refuse", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     GOptionContext *ctx = g_option_context_new("- a node of a qdb hive");
@@ -288,6 +297,7 @@ typedef struct qdbd {
     qdb_loop_endpoint *ep;
     qdb_node *node;
     qdb_storage *store;
+    qdb_http *http;
     bool bdb;
     int sigfd;
     int signals;          /* TERM/INT received */
@@ -462,6 +472,11 @@ int main(int argc, char **argv)
                   o.address);
         goto out_opts;
     }
+    qdb_addr http_addr;
+    if (o.http && (!qdb_addr_parse(&http_addr, o.http) || http_addr.port == 0)) {
+        rc = fail(EX_USAGE, "bad --http '%s': want a.b.c.d:port", o.http);
+        goto out_opts;
+    }
     n_peers = o.peers ? g_strv_length(o.peers) : 0;
     peers = g_new0(qdb_addr, n_peers + 1);
     size_t np = 0;
@@ -589,6 +604,7 @@ int main(int argc, char **argv)
         .stabilize_slow = QDBD_STABILIZE_SLOW,
         .rpc_timeout = QDBD_RPC_TIMEOUT,
         .log_level = g_qlog.threshold,
+        .allow_remote_stop = o.allow_remote_stop,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];
@@ -599,6 +615,10 @@ int main(int argc, char **argv)
         goto out_store;
     }
     qdb_loop_endpoint_bind(d.ep, &qdb_node_inbound, d.node);
+    if (o.http && !(d.http = qdb_http_start(d.loop, d.node, &http_addr, nerr))) {
+        rc = fail(EX_UNAVAILABLE, "%s", nerr);
+        goto out_node;
+    }
     if (!qdb_loop_watch_fd(d.loop, d.sigfd, on_signal, &d)) {
         rc = fail(EX_OSERR, "cannot watch the signalfd: %s", g_strerror(errno));
         goto out_node;
@@ -635,6 +655,12 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (!d.signals && qdb_node_leaving(d.node)) { /* a stop_node it was allowed to obey */
+            g_info("leaving the hive on request (at most %u s)",
+                   (unsigned)(QDBD_LEAVE_TIMEOUT / QDB_US_PER_S));
+            d.signals = 1;
+            d.leave_deadline = qdbd_now(&d) + QDBD_LEAVE_TIMEOUT;
+        }
         if (!d.signals)
             continue;
         qdb_time_us now = qdbd_now(&d);
@@ -658,6 +684,7 @@ int main(int argc, char **argv)
     if (pid_path)
         unlink(pid_path);
 out_node:
+    qdb_http_stop(d.http); /* the loop no longer runs */
     qdb_loop_endpoint_bind(d.ep, NULL, NULL);
     qdb_node_free(d.node);
 out_store:
