@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "node.h"
 #include "record.h"
+#include "status.h"
 #include "storage/memory.h"
 #include "testutil.h"
 #include "transport-sim/simnet.h"
@@ -30,6 +31,7 @@ typedef struct harness {
     qdb_sim_endpoint *client;
     GPtrArray *replies; /* GBytes frames the raw client received */
     uint32_t seq;
+    bool allow_stop; /* the next node started obeys STOP */
 } harness;
 
 static void c_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
@@ -66,7 +68,7 @@ static void h_start(harness *h, int i, int via)
     x->ep = qdb_simnet_attach(h->net, x->peer.addr, NULL, NULL, (uint64_t)i + 1);
     if (!x->st)
         x->st = qdb_storage_memory_new();
-    qdb_node_config cfg = {.self = x->peer, .succlist_len = 3};
+    qdb_node_config cfg = {.self = x->peer, .succlist_len = 3, .allow_remote_stop = h->allow_stop};
     char err[QDB_ERRMSG_SIZE];
     x->node = qdb_node_new(&cfg, qdb_sim_endpoint_clock(x->ep), qdb_sim_endpoint_transport(x->ep),
                            qdb_sim_endpoint_random(x->ep), x->st, err);
@@ -156,6 +158,24 @@ static int request(harness *h, int to, int type, const char *alias, const char *
         }
     }
     return -1;
+}
+
+/* Send an operator's message (STATUS, STOP) and return a copy of the frame
+ * of type `want` that answers it, or NULL. */
+static GBytes *ask(harness *h, int to, qdb_msg *m, int want)
+{
+    m->rpc = 4242;
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, to, m);
+    h_run(h, qdb_simnet_now(h->net) + S);
+    for (guint i = 0; i < h->replies->len; i++) {
+        gsize len;
+        const uint8_t *f = g_bytes_get_data(h->replies->pdata[i], &len);
+        qdb_msg r;
+        if (qdb_msg_decode(f, len, &r) == QDB_OK && r.type == want && r.rpc == m->rpc)
+            return g_bytes_ref(h->replies->pdata[i]);
+    }
+    return NULL;
 }
 
 static int owner_of(harness *h, const char *alias, const int *live, int k)
@@ -499,6 +519,98 @@ static void test_dead_candidate_not_adopted(void)
     h_free(h);
 }
 
+/* STATUS: the reply's fields and JSON, counters by request, the metrics;
+ * STOP: refused by default, obeyed when allowed. */
+static void test_status_and_stop(void)
+{
+    harness *h = h_new();
+    h_start(h, 0, -1);
+    h_start(h, 4, 0);
+    h->allow_stop = true;
+    h_start(h, 8, 0);
+    h_run(h, 20 * S);
+    int live[] = {0, 4, 8};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
+    int own = owner_of(h, "entry", live, 3);
+    hello(h, own);
+    h_run(h, qdb_simnet_now(h->net) + S);
+    CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, "entry", "value", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, own, QDB_MSG_GET, "nothing", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_node_requests(h->n[own].node, QDB_MSG_PUT, QDB_OK), 1);
+    CU_ASSERT_EQUAL(qdb_node_requests(h->n[own].node, QDB_MSG_GET, QDB_E_ALIAS_NOT_FOUND), 1);
+    CU_ASSERT_EQUAL(qdb_node_requests(h->n[own].node, QDB_MSG_GET, QDB_OK), 0);
+
+    qdb_msg m = {.type = QDB_MSG_STATUS, .what = QDB_STATUS_NODE};
+    GBytes *f = ask(h, 4, &m, QDB_MSG_STATUS_REPLY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    qdb_msg r;
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
+    CU_ASSERT_EQUAL(r.flags, QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, &h->n[4].peer));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.pred, &h->n[0].peer));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peers[0], &h->n[8].peer));
+    CU_ASSERT_EQUAL(r.count, own == 4 ? 1 : 0);
+    char *json = g_strndup((const char *)r.content, r.content_len);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "{\"id\":\"5000000000000000"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"address\":\"10.0.0.5:2836\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"state\":\"active\",\"stable\":true"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"predecessor\":{\"id\":\"1000000000000000"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"successors\":[{\"id\":\"9000000000000000"));
+    /* the uptime is virtual time since the start: about 23 s here */
+    const char *up = strstr(json, "\"uptime_ms\":");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(up);
+    uint64_t ms = g_ascii_strtoull(up + strlen("\"uptime_ms\":"), NULL, 10);
+    CU_ASSERT_TRUE(ms > 20000 && ms <= qdb_simnet_now(h->net) / QDB_US_PER_MS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"status_requests\":1,"));
+    g_free(json);
+    g_bytes_unref(f);
+
+    /* what = topology and config: their parts only */
+    m = (qdb_msg){.type = QDB_MSG_STATUS, .what = QDB_STATUS_CONFIG};
+    f = ask(h, 0, &m, QDB_MSG_STATUS_REPLY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
+    json = g_strndup((const char *)r.content, r.content_len);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"config\":{\"successor_list_length\":3,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
+    CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
+    g_free(json);
+    g_bytes_unref(f);
+
+    /* the requests in the JSON and the metrics */
+    GString *o = g_string_new("");
+    qdb_node_status_json(h->n[own].node, QDB_STATUS_NODE, o);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\"by_request\":{\"get\":{\"alias_not_found\":1},"
+                                          "\"put\":{\"ok\":1}}") ||
+                           strstr(o->str, "\"by_request\":{\"put\":{\"ok\":1},"
+                                          "\"get\":{\"alias_not_found\":1}}"));
+    g_string_truncate(o, 0);
+    qdb_node_metrics(h->n[own].node, o);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\nqdb_requests_total{type=\"put\",result=\"ok\"} 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\nqdb_entries 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "# TYPE qdb_lookups_total counter\n"));
+    g_string_free(o, TRUE);
+
+    /* STOP: node 4 refuses and stays; node 8 obeys and leaves */
+    m = (qdb_msg){.type = QDB_MSG_STOP};
+    f = ask(h, 4, &m, QDB_MSG_STOP_REPLY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
+    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
+    CU_ASSERT_FALSE(qdb_node_leaving(h->n[4].node));
+    g_bytes_unref(f);
+    f = ask(h, 8, &m, QDB_MSG_STOP_REPLY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
+    CU_ASSERT_EQUAL(r.status, QDB_OK);
+    g_bytes_unref(f);
+    h_run(h, qdb_simnet_now(h->net) + 10 * S);
+    CU_ASSERT_TRUE(qdb_node_left(h->n[8].node));
+    int two[] = {0, 4};
+    CU_ASSERT_TRUE(ring_ok(h, two, 2));
+    h_free(h);
+}
+
 int main(void)
 {
     CU_TestInfo ring[] = {
@@ -515,6 +627,7 @@ int main(void)
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
         {"a failed node's entries are unavailable until it returns",
          test_failed_node_entries_unavailable},
+        {"STATUS answers, counters, metrics; STOP refused or obeyed", test_status_and_stop},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {
