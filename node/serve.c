@@ -198,8 +198,9 @@ static int collect_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
 static int remove_owned(qdb_node *n)
 {
     remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
-    iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
-    int rc = QDB_OK;
+    /* collect_key never stops the walk: non-zero is the store's error, and
+     * the client is told (nothing was deleted) */
+    int rc = iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
     for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
         gsize kl;
         const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
@@ -392,7 +393,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     if (resend) {
         /* The same records under the same rpc id: the receiver applies a
          * batch once, whatever the number of copies. */
-        for (guint i = 0; i < n->ho_keys->len; i++) {
+        for (guint i = 0; i < n->ho_keys->len;) {
             gsize kl;
             const uint8_t *k = g_bytes_get_data(n->ho_keys->pdata[i], &kl);
             uint8_t *v;
@@ -400,16 +401,32 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
             if (n->storage->get(n->storage, k, kl, &v, &vl) == QDB_OK) {
                 qdb_handover_builder_add(&c.b, k, kl, v, vl);
                 g_free(v);
+                i++;
+            } else {
+                /* Not sent, so the acknowledgement must not delete it: it
+                 * stays here, outside our range, for a later push. */
+                g_ptr_array_remove_index(n->ho_keys, i);
             }
         }
         c.more = !n->ho_last;
     } else {
         c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+        int rc = 0;
         if (n->phase == PHASE_LEAVING)
-            iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
+            rc = iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
         else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
-            iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
-        if (c.keys->len == 0 && !force_last) {
+            rc = iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
+        bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
+        if (failed) {
+            node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
+            n->stats.storage_errors++;
+        }
+        /* A failed scan sends nothing: a batch marked last would end the
+         * receiver's wait while its entries are still here.  It notifies us
+         * again, and we push again.  (A leaving node has no such trigger: it
+         * sends what it has read, and what is left stays here, outside its
+         * range.) */
+        if ((failed && n->phase != PHASE_LEAVING) || (c.keys->len == 0 && !force_last)) {
             g_ptr_array_free(c.keys, TRUE);
             qdb_handover_builder_clear(&c.b);
             return;
@@ -445,7 +462,6 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (n->ho_seen[i] == tag)
             seen = true;
     if (!seen) {
-        n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
         size_t pos = 0;
         const uint8_t *k, *v;
         size_t kl, vl;
@@ -478,6 +494,10 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
             }
             n->stats.handover_received++;
         }
+        /* Seen only once every record is stored: a batch that failed half-way
+         * is applied again when the sender repeats it (records are replaced
+         * by equal or newer ones only, so applying twice is harmless). */
+        n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
     }
     if (m->flags & 1) {
         if (n->awaiting_handover)

@@ -41,17 +41,17 @@ static size_t resident_bytes(void)
 
 static void report(sim_world *w, bool json, size_t rss0)
 {
-    sim_metrics *m = &w->m;
+    const sim_client_stats *m = sim_model_stats(w->model);
     char hash[17];
     qdb_simnet_trace_hex(w->net, hash);
     double ring_s, full_s;
-    oracle_metric(w, "ring_stable_s", &ring_s);
-    oracle_metric(w, "full_stable_s", &full_s);
+    sim_oracle_metric(&w->oracle, "ring_stable_s", &ring_s);
+    sim_oracle_metric(&w->oracle, "full_stable_s", &full_s);
     size_t rss = resident_bytes();
     double per_node = rss > rss0 ? (double)(rss - rss0) / w->p.nodes : 0;
     double vs = (double)qdb_simnet_now(w->net) / 1e6;
-    double eps = m->wall_s > 0 ? (double)m->events / m->wall_s : 0;
-    oracle_lost_entries(w, NULL);
+    double eps = w->wall_s > 0 ? (double)w->events / w->wall_s : 0;
+    uint64_t lost = sim_oracle_lost_entries(&w->oracle, NULL);
     if (json) {
         printf("{\"scenario\": \"%s\", \"seed\": %" G_GUINT64_FORMAT ", \"nodes\": %u, "
                "\"virtual_s\": %.3f, \"events\": %" G_GUINT64_FORMAT ", \"wall_s\": %.3f, "
@@ -63,34 +63,34 @@ static void report(sim_world *w, bool json, size_t rss0)
                "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
                ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
                ", \"expectations_failed\": %u, \"trace_hash\": \"%s\"}\n",
-               w->p.name, w->p.seed, w->p.nodes, vs, m->events, m->wall_s, eps, per_node, ring_s,
-               full_s, oracle_hops_mean(w), oracle_hops_percentile(w, 1),
-               oracle_hops_percentile(w, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
-               m->wrong_node_retries, m->requests, m->failed_requests, m->lost_entries,
+               w->p.name, w->p.seed, w->p.nodes, vs, w->events, w->wall_s, eps, per_node, ring_s,
+               full_s, sim_oracle_hops_mean(&w->oracle), sim_oracle_hops_percentile(&w->oracle, 1),
+               sim_oracle_hops_percentile(&w->oracle, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
+               m->wrong_node_retries, m->requests, m->failed_requests, lost,
                w->failures->len, hash);
         return;
     }
     printf("scenario            %s (seed %" G_GUINT64_FORMAT ")\n", w->p.name, w->p.seed);
     printf("nodes               %u\n", w->p.nodes);
     printf("virtual_s           %.3f\n", vs);
-    printf("events              %" G_GUINT64_FORMAT "\n", m->events);
-    printf("wall_s              %.3f\n", m->wall_s);
+    printf("events              %" G_GUINT64_FORMAT "\n", w->events);
+    printf("wall_s              %.3f\n", w->wall_s);
     printf("events_per_s        %.0f\n", eps);
     printf("bytes_per_node      %.0f\n", per_node);
     printf("ring_stable_s       %.3f%s\n", ring_s, ring_s < 0 ? " (not stable)" : "");
     printf("full_stable_s       %.3f%s\n", full_s, full_s < 0 ? " (not stable)" : "");
-    printf("hops_mean           %.3f   (1/2 log2 N = %.3f)\n", oracle_hops_mean(w),
+    printf("hops_mean           %.3f   (1/2 log2 N = %.3f)\n", sim_oracle_hops_mean(&w->oracle),
            0.5 * log2((double)w->p.nodes));
     printf("hops_p1 / p99       %.0f / %.0f   over %" G_GUINT64_FORMAT " lookups\n",
-           oracle_hops_percentile(w, 1), oracle_hops_percentile(w, 99), m->lookups);
+           sim_oracle_hops_percentile(&w->oracle, 1), sim_oracle_hops_percentile(&w->oracle, 99), m->lookups);
     printf("lookup_timeouts     %" G_GUINT64_FORMAT "\n", m->lookup_timeouts);
     printf("wrong_node_retries  %" G_GUINT64_FORMAT "\n", m->wrong_node_retries);
     printf("unstable_answers    %" G_GUINT64_FORMAT "\n", m->unstable_answers);
     printf("requests            %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " writes acknowledged)\n",
            m->requests, m->acked_writes);
     printf("failed_requests     %" G_GUINT64_FORMAT "\n", m->failed_requests);
-    printf("lost_entries        %" G_GUINT64_FORMAT "\n", m->lost_entries);
-    printf("expectations        %u, failed %u\n", m->expectations, w->failures->len);
+    printf("lost_entries        %" G_GUINT64_FORMAT "\n", lost);
+    printf("expectations        %u, failed %u\n", w->expectations, w->failures->len);
     printf("trace_hash          %s\n", hash);
 }
 
@@ -249,12 +249,12 @@ int main(int argc, char **argv)
     w->quiet = quiet || json;
     w->replay = replay_command(argv[1], seed, sets);
     if (series) {
-        w->series = fopen(series, "w");
-        if (!w->series) {
+        w->oracle.series = fopen(series, "w");
+        if (!w->oracle.series) {
             fprintf(stderr, "qdbsim: cannot write %s\n", series);
             return 2;
         }
-        fprintf(w->series, "# virtual_s live successors_right predecessors_right ring_right fingers_right\n");
+        fprintf(w->oracle.series, "# virtual_s live successors_right predecessors_right ring_right fingers_right\n");
     }
     progress prog = {.t0 = g_get_monotonic_time()}; /* report only */
     if (isatty(STDERR_FILENO) && !json) {
@@ -275,12 +275,12 @@ int main(int argc, char **argv)
     }
     gint64 t0 = g_get_monotonic_time(); /* wall time, only to report wall_s */
     bool ok = sim_world_run(w, &err);
-    w->m.wall_s = (double)(g_get_monotonic_time() - t0) / 1e6; /* report only */
+    w->wall_s = (double)(g_get_monotonic_time() - t0) / 1e6; /* report only */
     if (prog.shown)
         fprintf(stderr, "\r%*s\r", 100, "");
     qdb_simnet_stats st;
     qdb_simnet_get_stats(w->net, &st);
-    w->m.events = st.events;
+    w->events = st.events;
     int rc = 0;
     if (!ok) {
         fprintf(stderr, "qdbsim: %s\n", err->message);
@@ -300,8 +300,8 @@ int main(int argc, char **argv)
     }
     if (logf)
         fclose(logf);
-    if (w->series)
-        fclose(w->series);
+    if (w->oracle.series)
+        fclose(w->oracle.series);
     g_free(series);
     sim_world_free(w);
     qdb_scenario_free(sc);

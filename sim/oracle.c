@@ -1,17 +1,15 @@
 /* The oracle: it sees every node and checks what no node can check alone.
  *
  * Sections
- *   the live ring (sorted IDs of the nodes that are up)
  *   ring and finger invariants
+ *   safety: Zave's invariants
  *   the periodic check and stabilization times
  *   data invariants
- *   metrics and expectations
+ *   metrics
  *
- * Ring invariant (Zave, IEEE TSE 2017, "one ordered ring"): every live node's
- * successor is the next live ID clockwise, its predecessor the previous one,
- * and its successor list the next r live IDs (fewer in a smaller ring).
- * Checking it costs O(N) per check; the fingers cost O(N * 64 * log N) and
- * are checked only while the ring is right, at most once a virtual second.
+ * Checking the ring costs O(N) per check; the fingers cost O(N * 64 * log N)
+ * and are checked only while the ring is right, at most once a virtual
+ * second.
  */
 #define G_LOG_DOMAIN "qdbsim"
 
@@ -20,113 +18,77 @@
 #include <string.h>
 
 #include "codec.h"
+#include "oracle.h"
 #include "record.h"
-#include "world.h"
 
-/* ---- the live ring ------------------------------------------------------------ */
-
-static gint by_id(gconstpointer a, gconstpointer b, gpointer data)
+void sim_oracle_init(sim_oracle *o, qdb_fixture *fx, sim_model *model, unsigned succlist)
 {
-    const sim_world *w = data;
-    const sim_node *x = &w->nodes[*(const unsigned *)a];
-    const sim_node *y = &w->nodes[*(const unsigned *)b];
-    return qdb_id_cmp(&x->peer.id, &y->peer.id);
+    *o = (sim_oracle){.fx = fx, .model = model, .succlist = succlist};
 }
 
-void oracle_rebuild_ring(sim_world *w)
+void sim_oracle_membership_changed(sim_oracle *o)
 {
-    if (!w->ring_dirty)
-        return;
-    g_array_set_size(w->ring, 0);
-    for (unsigned i = 0; i < w->p.nodes; i++)
-        if (sim_node_up(&w->nodes[i]))
-            g_array_append_val(w->ring, i);
-    g_array_sort_with_data(w->ring, by_id, w); /* IDs are distinct: the order is total */
-    w->ring_dirty = false;
-}
-
-void oracle_membership_changed(sim_world *w)
-{
-    w->ring_dirty = true;
-    w->m.last_change = qdb_simnet_now(w->net);
-    w->m.ring_ok_at = 0;
-    w->m.full_ok_at = 0;
-    w->m.ring_ok = w->m.full_ok = false;
-}
-
-/* Position in w->ring of the first live node with ID >= id (wrapping). */
-static guint successor_pos(sim_world *w, const qdb_id *id)
-{
-    guint lo = 0, hi = w->ring->len;
-    while (lo < hi) {
-        guint mid = (lo + hi) / 2;
-        const sim_node *sn = &w->nodes[g_array_index(w->ring, unsigned, mid)];
-        if (qdb_id_cmp(&sn->peer.id, id) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo == w->ring->len ? 0 : lo;
-}
-
-int oracle_owner(sim_world *w, const qdb_id *id)
-{
-    oracle_rebuild_ring(w);
-    if (w->ring->len == 0)
-        return -1;
-    return (int)g_array_index(w->ring, unsigned, successor_pos(w, id));
+    o->last_change = qdb_fixture_now(o->fx);
+    o->ring_ok_at = 0;
+    o->full_ok_at = 0;
+    o->ring_ok = o->full_ok = false;
 }
 
 /* ---- invariants ----------------------------------------------------------- */
 
-static const sim_node *ring_at(sim_world *w, guint pos)
+/* The index of the live node at ring position pos (wrapping). */
+static unsigned ring_at(sim_oracle *o, guint pos)
 {
-    return &w->nodes[g_array_index(w->ring, unsigned, pos % w->ring->len)];
+    const GArray *ring = qdb_fixture_ring(o->fx);
+    return g_array_index(ring, unsigned, pos % ring->len);
 }
 
-bool oracle_ring_ok(sim_world *w, GString *why)
+static const qdb_peer *peer_of(sim_oracle *o, unsigned i)
 {
-    oracle_rebuild_ring(w);
-    guint n = w->ring->len;
+    return qdb_fixture_peer(o->fx, i);
+}
+
+bool sim_oracle_ring_ok(sim_oracle *o, GString *why)
+{
+    guint n = qdb_fixture_ring(o->fx)->len;
     char a[QDB_ADDR_STRLEN], b[QDB_ADDR_STRLEN], c[QDB_ADDR_STRLEN];
     for (guint i = 0; i < n; i++) {
-        const sim_node *sn = ring_at(w, i);
-        const sim_node *next = ring_at(w, i + 1), *prev = ring_at(w, i + n - 1);
-        const qdb_peer *s = qdb_node_successor(sn->node), *p = qdb_node_predecessor(sn->node);
-        if (qdb_node_is_joining(sn->node)) {
+        unsigned x = ring_at(o, i), next = ring_at(o, i + 1), prev = ring_at(o, i + n - 1);
+        const qdb_node *node = qdb_fixture_node(o->fx, x);
+        qdb_addr addr = peer_of(o, x)->addr;
+        const qdb_peer *s = qdb_node_successor(node), *p = qdb_node_predecessor(node);
+        if (qdb_node_is_joining(node)) {
             if (why)
-                g_string_printf(why, "node %u (%s) is still joining", sn->index,
-                                qdb_addr_format(sn->peer.addr, a));
+                g_string_printf(why, "node %u (%s) is still joining", x, qdb_addr_format(addr, a));
             return false;
         }
-        if (!s || !qdb_peer_eq(s, &next->peer)) {
+        if (!s || !qdb_peer_eq(s, peer_of(o, next))) {
             if (why)
-                g_string_printf(why, "node %u (%s): successor is %s, should be node %u (%s)",
-                                sn->index, qdb_addr_format(sn->peer.addr, a),
-                                s ? qdb_addr_format(s->addr, b) : "unknown", next->index,
-                                qdb_addr_format(next->peer.addr, c));
+                g_string_printf(why, "node %u (%s): successor is %s, should be node %u (%s)", x,
+                                qdb_addr_format(addr, a), s ? qdb_addr_format(s->addr, b) : "unknown",
+                                next, qdb_addr_format(peer_of(o, next)->addr, c));
             return false;
         }
-        if (!p || !qdb_peer_eq(p, &prev->peer)) {
+        if (!p || !qdb_peer_eq(p, peer_of(o, prev))) {
             if (why)
-                g_string_printf(why, "node %u (%s): predecessor is %s, should be node %u",
-                                sn->index, qdb_addr_format(sn->peer.addr, a),
-                                p ? qdb_addr_format(p->addr, b) : "unknown", prev->index);
+                g_string_printf(why, "node %u (%s): predecessor is %s, should be node %u", x,
+                                qdb_addr_format(addr, a), p ? qdb_addr_format(p->addr, b) : "unknown",
+                                prev);
             return false;
         }
         qdb_peer list[QDB_SUCCLIST_MAX];
-        unsigned k = qdb_node_succlist(sn->node, list, QDB_SUCCLIST_MAX);
-        unsigned want = MIN(w->p.succlist, n > 1 ? n - 1 : 1);
+        unsigned k = qdb_node_succlist(node, list, QDB_SUCCLIST_MAX);
+        unsigned want = MIN(o->succlist, n > 1 ? n - 1 : 1);
         if (k != want) {
             if (why)
-                g_string_printf(why, "node %u: successor list has %u entries, should have %u",
-                                sn->index, k, want);
+                g_string_printf(why, "node %u: successor list has %u entries, should have %u", x,
+                                k, want);
             return false;
         }
         for (unsigned j = 0; j < k; j++) {
-            if (!qdb_peer_eq(&list[j], &ring_at(w, i + 1 + j)->peer)) {
+            if (!qdb_peer_eq(&list[j], peer_of(o, ring_at(o, i + 1 + j)))) {
                 if (why)
-                    g_string_printf(why, "node %u: successor list entry %u is wrong", sn->index, j);
+                    g_string_printf(why, "node %u: successor list entry %u is wrong", x, j);
                 return false;
             }
         }
@@ -134,20 +96,20 @@ bool oracle_ring_ok(sim_world *w, GString *why)
     return true;
 }
 
-bool oracle_fingers_ok(sim_world *w, GString *why)
+bool sim_oracle_fingers_ok(sim_oracle *o, GString *why)
 {
-    oracle_rebuild_ring(w);
-    for (guint i = 0; i < w->ring->len; i++) {
-        const sim_node *sn = ring_at(w, i);
+    guint n = qdb_fixture_ring(o->fx)->len;
+    for (guint i = 0; i < n; i++) {
+        unsigned x = ring_at(o, i);
         for (unsigned f = QDB_ID_BITS - 64; f < QDB_ID_BITS; f++) {
             qdb_id start;
-            qdb_id_add_pow2(&start, &sn->peer.id, f);
-            const sim_node *want = ring_at(w, successor_pos(w, &start));
-            const qdb_peer *have = qdb_node_finger(sn->node, f);
-            if (!have || !qdb_peer_eq(have, &want->peer)) {
+            qdb_id_add_pow2(&start, &peer_of(o, x)->id, f);
+            unsigned want = (unsigned)qdb_fixture_owner(o->fx, &start);
+            const qdb_peer *have = qdb_node_finger(qdb_fixture_node(o->fx, x), f);
+            if (!have || !qdb_peer_eq(have, peer_of(o, want))) {
                 if (why)
-                    g_string_printf(why, "node %u: finger %u is %s, should be node %u", sn->index,
-                                    f, have ? "wrong" : "unknown", want->index);
+                    g_string_printf(why, "node %u: finger %u is %s, should be node %u", x, f,
+                                    have ? "wrong" : "unknown", want);
                 return false;
             }
         }
@@ -169,42 +131,43 @@ bool oracle_fingers_ok(sim_world *w, GString *why)
  * partition the check is off for the rest of the run: Chord cannot merge two
  * rings a partition made, and Zave's model has no partitions. */
 
-static int best_successor(sim_world *w, const sim_node *sn)
+static int best_successor(sim_oracle *o, unsigned x)
 {
     qdb_peer list[QDB_SUCCLIST_MAX];
-    unsigned k = qdb_node_succlist(sn->node, list, QDB_SUCCLIST_MAX);
+    unsigned k = qdb_node_succlist(qdb_fixture_node(o->fx, x), list, QDB_SUCCLIST_MAX);
     for (unsigned j = 0; j < k; j++) {
-        uint32_t idx = list[j].addr.ip - w->p.address_base.ip;
-        if (idx < w->p.nodes && sim_node_up(&w->nodes[idx]) &&
-            qdb_peer_eq(&w->nodes[idx].peer, &list[j]) &&
-            qdb_node_successor(w->nodes[idx].node) != NULL)
-            return (int)idx;
+        int idx = qdb_fixture_index_of(o->fx, list[j].addr);
+        if (idx >= 0 && qdb_fixture_up(o->fx, (unsigned)idx) &&
+            qdb_peer_eq(peer_of(o, (unsigned)idx), &list[j]) &&
+            qdb_node_successor(qdb_fixture_node(o->fx, (unsigned)idx)) != NULL)
+            return idx;
     }
     return -1;
 }
 
-bool oracle_safety(sim_world *w, GString *why)
+bool sim_oracle_safety(sim_oracle *o, GString *why)
 {
-    oracle_rebuild_ring(w);
-    guint n = w->ring->len;
+    const GArray *ring = qdb_fixture_ring(o->fx);
+    guint n = ring->len;
     if (n == 0)
         return true;
-    int *next = g_new(int, w->p.nodes);
-    uint8_t *mark = g_new0(uint8_t, w->p.nodes); /* 0 new, 1 on the walk, 2 done */
+    unsigned nodes = qdb_fixture_n_nodes(o->fx);
+    int *next = g_new(int, nodes);
+    uint8_t *mark = g_new0(uint8_t, nodes); /* 0 new, 1 on the walk, 2 done */
     int cycles = 0, first_cycle = -1;
     bool ok = true;
     for (guint i = 0; i < n && ok; i++) {
-        unsigned x = g_array_index(w->ring, unsigned, i);
+        unsigned x = g_array_index(ring, unsigned, i);
         /* a node with no successor yet is still looking for its place */
-        next[x] = qdb_node_successor(w->nodes[x].node) == NULL ? -2
-                                                               : best_successor(w, &w->nodes[x]);
+        next[x] = qdb_node_successor(qdb_fixture_node(o->fx, x)) == NULL ? -2
+                                                                         : best_successor(o, x);
         if (next[x] == -1) {
             g_string_printf(why, "ConnectedAppendages: node %u has no live successor", x);
             ok = false;
         }
     }
     for (guint i = 0; i < n && ok; i++) {
-        int x = (int)g_array_index(w->ring, unsigned, i);
+        int x = (int)g_array_index(ring, unsigned, i);
         if (next[x] == -2 || mark[x])
             continue;
         int y = x;
@@ -224,7 +187,7 @@ bool oracle_safety(sim_world *w, GString *why)
             /* ordered: exactly one wrap going round */
             int wraps = 0, z = y;
             do {
-                if (qdb_id_cmp(&w->nodes[next[z]].peer.id, &w->nodes[z].peer.id) <= 0)
+                if (qdb_id_cmp(&peer_of(o, (unsigned)next[z])->id, &peer_of(o, (unsigned)z)->id) <= 0)
                     wraps++;
                 z = next[z];
             } while (z != y);
@@ -249,91 +212,89 @@ bool oracle_safety(sim_world *w, GString *why)
 /* ---- the periodic check -------------------------------------------------------- */
 
 /* One line of the time series: how much of the ring is right now. */
-static void write_series(sim_world *w, qdb_time_us now)
+static void write_series(sim_oracle *o, qdb_time_us now)
 {
-    oracle_rebuild_ring(w);
-    guint n = w->ring->len, succ_ok = 0, pred_ok = 0;
+    guint n = qdb_fixture_ring(o->fx)->len, succ_ok = 0, pred_ok = 0;
     for (guint i = 0; i < n; i++) {
-        const sim_node *sn = ring_at(w, i);
-        const qdb_peer *s = qdb_node_successor(sn->node), *p = qdb_node_predecessor(sn->node);
-        succ_ok += s && qdb_peer_eq(s, &ring_at(w, i + 1)->peer);
-        pred_ok += p && qdb_peer_eq(p, &ring_at(w, i + n - 1)->peer);
+        const qdb_node *node = qdb_fixture_node(o->fx, ring_at(o, i));
+        const qdb_peer *s = qdb_node_successor(node), *p = qdb_node_predecessor(node);
+        succ_ok += s && qdb_peer_eq(s, peer_of(o, ring_at(o, i + 1)));
+        pred_ok += p && qdb_peer_eq(p, peer_of(o, ring_at(o, i + n - 1)));
     }
-    fprintf(w->series, "%.3f %u %u %u %d %d\n", (double)now / 1e6, n, succ_ok, pred_ok,
-            w->m.ring_ok ? 1 : 0, w->m.full_ok ? 1 : 0);
+    fprintf(o->series, "%.3f %u %u %u %d %d\n", (double)now / 1e6, n, succ_ok, pred_ok,
+            o->ring_ok ? 1 : 0, o->full_ok ? 1 : 0);
 }
 
-void oracle_check(sim_world *w)
+bool sim_oracle_check(sim_oracle *o, GString *why)
 {
-    qdb_time_us now = qdb_simnet_now(w->net);
-    if (w->series)
-        write_series(w, now);
-    if (w->partitioned)
-        w->ever_partitioned = true;
-    if (!w->violated && !w->ever_partitioned) {
-        GString *why = g_string_new(NULL);
-        if (!oracle_safety(w, why)) {
-            w->violated = true;
-            w->m.expectations_failed++;
-            sim_world_fail(w, NULL, "safety violated: %s; replay: %s", why->str,
-                           w->replay ? w->replay : "(qdbsim with the same scenario and seed)");
-        }
-        g_string_free(why, TRUE);
+    qdb_time_us now = qdb_fixture_now(o->fx);
+    bool safe = true;
+    if (o->series)
+        write_series(o, now);
+    if (qdb_fixture_partitioned(o->fx))
+        o->ever_partitioned = true;
+    if (!o->violated && !o->ever_partitioned && !sim_oracle_safety(o, why))
+        safe = !(o->violated = true);
+    if (!sim_oracle_ring_ok(o, NULL)) {
+        o->ring_ok = o->full_ok = false;
+        o->ring_ok_at = o->full_ok_at = 0;
+        return safe;
     }
-    bool ok = oracle_ring_ok(w, NULL);
-    if (!ok) {
-        w->m.ring_ok = w->m.full_ok = false;
-        w->m.ring_ok_at = w->m.full_ok_at = 0;
-        return;
+    if (!o->ring_ok) {
+        o->ring_ok = true;
+        o->ring_ok_at = now;
     }
-    if (!w->m.ring_ok) {
-        w->m.ring_ok = true;
-        w->m.ring_ok_at = now;
+    if (o->full_ok)
+        return safe;
+    if (now - o->last_full_check < QDB_US_PER_S && o->last_full_check != 0)
+        return safe;
+    o->last_full_check = now;
+    if (sim_oracle_fingers_ok(o, NULL)) {
+        o->full_ok = true;
+        o->full_ok_at = now;
     }
-    if (w->m.full_ok)
-        return;
-    if (now - w->last_full_check < QDB_US_PER_S && w->last_full_check != 0)
-        return;
-    w->last_full_check = now;
-    if (oracle_fingers_ok(w, NULL)) {
-        w->m.full_ok = true;
-        w->m.full_ok_at = now;
-    }
+    return safe;
 }
 
 /* ---- data ------------------------------------------------------------------------ */
 
+/* Does node i hold the entry at version >= ver? */
+static bool holds(sim_oracle *o, unsigned i, const uint8_t *key, size_t kl, const char *alias,
+                  uint64_t ver)
+{
+    qdb_storage *st = qdb_fixture_storage_of(o->fx, i);
+    uint8_t *v;
+    size_t vl;
+    if (st->get(st, key, kl, &v, &vl) != QDB_OK)
+        return false;
+    qdb_record_meta meta;
+    const uint8_t *content;
+    uint64_t got;
+    bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
+              sim_model_parse_value(content, meta.size, alias, &got) && got >= ver;
+    g_free(v);
+    return ok;
+}
+
 /* Which live node holds the entry at version >= ver (or -1)? */
-static int held_by_live_node(sim_world *w, const uint8_t *key, size_t kl, const char *alias,
+static int held_by_live_node(sim_oracle *o, const uint8_t *key, size_t kl, const char *alias,
                              uint64_t ver)
 {
-    for (unsigned i = 0; i < w->p.nodes; i++) {
-        sim_node *sn = &w->nodes[i];
-        uint8_t *v;
-        size_t vl;
-        if (!sim_node_up(sn) || sn->storage->get(sn->storage, key, kl, &v, &vl) != QDB_OK)
-            continue;
-        qdb_record_meta meta;
-        const uint8_t *content;
-        uint64_t got;
-        bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
-                  model_parse_value(content, meta.size, alias, &got) && got >= ver;
-        g_free(v);
-        if (ok)
+    for (unsigned i = 0; i < qdb_fixture_n_nodes(o->fx); i++)
+        if (qdb_fixture_up(o->fx, i) && holds(o, i, key, kl, alias, ver))
             return (int)i;
-    }
     return -1;
 }
 
-static bool held_by_down_node(sim_world *w, const uint8_t *key, size_t kl)
+static bool held_by_down_node(sim_oracle *o, const uint8_t *key, size_t kl)
 {
-    for (unsigned i = 0; i < w->p.nodes; i++) {
-        sim_node *sn = &w->nodes[i];
-        if (sim_node_up(sn) || !sn->storage)
+    for (unsigned i = 0; i < qdb_fixture_n_nodes(o->fx); i++) {
+        qdb_storage *st = qdb_fixture_storage_of(o->fx, i);
+        if (qdb_fixture_up(o->fx, i) || !st)
             continue;
         uint8_t *v;
         size_t vl;
-        if (sn->storage->get(sn->storage, key, kl, &v, &vl) == QDB_OK) {
+        if (st->get(st, key, kl, &v, &vl) == QDB_OK) {
             g_free(v);
             return true;
         }
@@ -341,36 +302,23 @@ static bool held_by_down_node(sim_world *w, const uint8_t *key, size_t kl)
     return false;
 }
 
-uint64_t oracle_lost_entries(sim_world *w, GString *why)
+uint64_t sim_oracle_lost_entries(sim_oracle *o, GString *why)
 {
     uint64_t lost = 0;
-    for (guint i = 0; i < w->model_keys->len; i++) {
-        sim_key *k = w->model_keys->pdata[i];
+    const GPtrArray *keys = sim_model_keys(o->model);
+    for (guint i = 0; i < keys->len; i++) {
+        sim_key *k = keys->pdata[i];
         if (k->acked_version == 0 || k->removed || k->excused)
             continue;
         qdb_id id;
         qdb_id_hash(&id, k->alias, strlen(k->alias));
         uint8_t key[QDB_KEY_MAX];
         size_t kl = qdb_record_key(key, &id, (const uint8_t *)k->alias, strlen(k->alias));
-        int owner = oracle_owner(w, &id);
-        bool found = false;
-        if (owner >= 0) {
-            qdb_storage *st = w->nodes[owner].storage;
-            uint8_t *v;
-            size_t vl;
-            if (st->get(st, key, kl, &v, &vl) == QDB_OK) {
-                qdb_record_meta meta;
-                const uint8_t *content;
-                uint64_t ver;
-                found = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
-                        model_parse_value(content, meta.size, k->alias, &ver) &&
-                        ver >= k->acked_version;
-                g_free(v);
-            }
-        }
-        if (!found && !held_by_down_node(w, key, kl)) {
+        int owner = qdb_fixture_owner(o->fx, &id);
+        bool found = owner >= 0 && holds(o, (unsigned)owner, key, kl, k->alias, k->acked_version);
+        if (!found && !held_by_down_node(o, key, kl)) {
             if (why && lost == 0) {
-                int at = held_by_live_node(w, key, kl, k->alias, k->acked_version);
+                int at = held_by_live_node(o, key, kl, k->alias, k->acked_version);
                 g_string_printf(why, "%s (version %" G_GUINT64_FORMAT ") is not at its owner, node %d%s",
                                 k->alias, k->acked_version, owner,
                                 at >= 0 ? "" : ", nor on any live node");
@@ -380,7 +328,7 @@ uint64_t oracle_lost_entries(sim_world *w, GString *why)
             lost++;
         }
     }
-    w->m.lost_entries = lost;
+    o->lost_entries = lost;
     return lost;
 }
 
@@ -392,9 +340,9 @@ static int cmp_uint(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-double oracle_hops_percentile(sim_world *w, double p)
+double sim_oracle_hops_percentile(sim_oracle *o, double p)
 {
-    GArray *h = w->m.hops;
+    GArray *h = sim_model_stats(o->model)->hops;
     if (h->len == 0)
         return 0;
     qsort(h->data, h->len, sizeof(guint), cmp_uint);
@@ -403,9 +351,9 @@ double oracle_hops_percentile(sim_world *w, double p)
     return g_array_index(h, guint, rank ? rank - 1 : 0);
 }
 
-double oracle_hops_mean(sim_world *w)
+double sim_oracle_hops_mean(sim_oracle *o)
 {
-    GArray *h = w->m.hops;
+    GArray *h = sim_model_stats(o->model)->hops;
     if (h->len == 0)
         return 0;
     double s = 0;
@@ -414,16 +362,16 @@ double oracle_hops_mean(sim_world *w)
     return s / h->len;
 }
 
-static double stable_s(sim_world *w, bool ok, qdb_time_us at)
+static double stable_s(sim_oracle *o, bool ok, qdb_time_us at)
 {
     if (!ok)
         return -1;
-    return at > w->m.last_change ? (double)(at - w->m.last_change) / 1e6 : 0;
+    return at > o->last_change ? (double)(at - o->last_change) / 1e6 : 0;
 }
 
-bool oracle_metric(sim_world *w, const char *name, double *out)
+bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
 {
-    sim_metrics *m = &w->m;
+    const sim_client_stats *m = sim_model_stats(o->model);
     if (strcmp(name, "failed_requests") == 0)
         *out = (double)m->failed_requests;
     else if (strcmp(name, "lookup_timeouts") == 0)
@@ -435,13 +383,13 @@ bool oracle_metric(sim_world *w, const char *name, double *out)
     else if (strcmp(name, "unstable_answers") == 0)
         *out = (double)m->unstable_answers;
     else if (strcmp(name, "hops_mean") == 0)
-        *out = oracle_hops_mean(w);
+        *out = sim_oracle_hops_mean(o);
     else if (strcmp(name, "ring_stable_s") == 0)
-        *out = stable_s(w, m->ring_ok, m->ring_ok_at);
+        *out = stable_s(o, o->ring_ok, o->ring_ok_at);
     else if (strcmp(name, "full_stable_s") == 0)
-        *out = stable_s(w, m->full_ok, m->full_ok_at);
+        *out = stable_s(o, o->full_ok, o->full_ok_at);
     else if (strcmp(name, "lost_entries") == 0)
-        *out = (double)oracle_lost_entries(w, NULL);
+        *out = (double)sim_oracle_lost_entries(o, NULL);
     else if (strcmp(name, "bad_reads") == 0)
         *out = (double)m->bad_reads;
     else if (strcmp(name, "stale_reads") == 0)
@@ -455,101 +403,4 @@ bool oracle_metric(sim_world *w, const char *name, double *out)
     else
         return false;
     return true;
-}
-
-/* ---- expectations --------------------------------------------------------------- */
-
-typedef struct stable_by {
-    sim_world *w;
-    const qdb_scn_event *ev;
-} stable_by;
-
-static void check_stable_by(void *arg)
-{
-    stable_by *s = arg;
-    GString *why = g_string_new(NULL);
-    s->w->m.expectations++;
-    if (!oracle_ring_ok(s->w, why)) {
-        s->w->m.expectations_failed++;
-        sim_world_fail(s->w, &s->ev->pos, "expect stable: the ring is not right: %s", why->str);
-    }
-    g_string_free(why, TRUE);
-}
-
-bool sim_expect(sim_world *w, const qdb_scn_event *ev, GError **err)
-{
-    qdb_scn_token *what = qdb_scn_event_arg(ev, 0);
-    if (!what)
-        return qdb_scn_error(err, &ev->end_pos, "expect: what? (stable, ring_ok, readable, "
-                                                "acked_readable, or METRIC OP NUMBER)");
-    GString *why = g_string_new(NULL);
-    bool ok = true;
-    if (strcmp(what->text, "stable") == 0) {
-        static const char *const keys[] = {"by", NULL};
-        const qdb_scn_token *by = qdb_scn_event_kv(ev, "by");
-        qdb_time_us t;
-        if (!qdb_scn_event_check(ev, 1, 1, keys, err))
-            ok = false;
-        else if (!by)
-            ok = qdb_scn_error(err, &ev->end_pos, "expect stable: missing by=TIME");
-        else if (qdb_scn_tok_duration(by, &t, err)) {
-            stable_by *s = sim_world_alloc(w, sizeof(stable_by));
-            s->w = w;
-            s->ev = ev;
-            qdb_time_us now = qdb_simnet_now(w->net);
-            qdb_simnet_at(w->net, MAX(t, now), check_stable_by, s);
-        } else {
-            ok = false;
-        }
-    } else if (strcmp(what->text, "ring_ok") == 0) {
-        if (qdb_scn_event_check(ev, 1, 1, NULL, err)) {
-            w->m.expectations++;
-            if (!oracle_ring_ok(w, why)) {
-                w->m.expectations_failed++;
-                sim_world_fail(w, &ev->pos, "expect ring_ok: %s", why->str);
-            }
-        } else {
-            ok = false;
-        }
-    } else if (strcmp(what->text, "readable") == 0) {
-        static const char *const keys[] = {"via", NULL};
-        if (qdb_scn_event_check(ev, 2, 2, keys, err)) {
-            w->m.expectations++;
-            ok = sim_expect_readable(w, ev, qdb_scn_event_arg(ev, 1)->text, err);
-        } else {
-            ok = false;
-        }
-    } else if (strcmp(what->text, "acked_readable") == 0) {
-        if (qdb_scn_event_check(ev, 1, 1, NULL, err)) {
-            w->m.expectations++;
-            uint64_t lost = oracle_lost_entries(w, why);
-            if (lost) {
-                w->m.expectations_failed++;
-                sim_world_fail(w, &ev->pos, "expect acked_readable: %" G_GUINT64_FORMAT
-                               " acknowledged entries lost, e.g. %s", lost, why->str);
-            }
-        } else {
-            ok = false;
-        }
-    } else {
-        double value, bound;
-        qdb_scn_cmp op;
-        qdb_scn_token *optok = qdb_scn_event_arg(ev, 1), *num = qdb_scn_event_arg(ev, 2);
-        if (!qdb_scn_event_check(ev, 3, 3, NULL, err))
-            ok = false;
-        else if (!oracle_metric(w, what->text, &value))
-            ok = qdb_scn_error(err, &what->pos, "expect: unknown metric '%s'", what->text);
-        else if (!qdb_scn_tok_cmp(optok, &op, err) || !qdb_scn_tok_double(num, &bound, err))
-            ok = false;
-        else {
-            w->m.expectations++;
-            if (!qdb_scn_cmp_eval(op, value, bound)) {
-                w->m.expectations_failed++;
-                sim_world_fail(w, &ev->pos, "expect %s %s %s: it is %g", what->text,
-                               qdb_scn_cmp_str(op), num->text, value);
-            }
-        }
-    }
-    g_string_free(why, TRUE);
-    return ok;
 }

@@ -4,7 +4,8 @@
  * deadline fires tick, never early), a capturing transport (each frame and its
  * destination, decoded back with qdb_msg_decode) and a GRand-backed random.
  * Fake nodes are scripted by answering the captured frames by hand, or by a
- * small ring responder that routes FINDs over a sorted list of nodes.
+ * small ring responder that routes FINDs over a sorted list of nodes.  The
+ * last suite runs the client against real nodes on the simulator's fixture.
  */
 #include <CUnit/CUnit.h>
 #include <glib.h>
@@ -13,7 +14,7 @@
 #include "client/core.h"
 #include "codec.h"
 #include "node.h"
-#include "storage/memory.h"
+#include "sim/fixture.h"
 #include "tests/testutil.h"
 
 #define S QDB_US_PER_S
@@ -1181,198 +1182,70 @@ static CU_TestInfo core_tests[] = {
 
 
 /* ---- against real nodes ------------------------------------------------------------------
- * A tiny world: real qdb_node instances (memory storage) and one client core,
- * a zero-latency FIFO network, one virtual clock, every seam's single
- * deadline fired in time order.  Protocol compatibility, end to end. */
+ * Real qdb_node instances (memory storage) and one client core on the
+ * simulator's fixture (sim/fixture.h), every link taking exactly L, so the
+ * latency of each operation is known: one round trip (2L) per FIND answered,
+ * one for the HELLO that opens a session with a new owner, one for the
+ * request.  Protocol compatibility, end to end. */
 
 #define W_MAX 4
-
-typedef struct w_frame {
-    qdb_addr src, dst;
-    GByteArray *bytes;
-} w_frame;
-
-typedef struct w_host {
-    qdb_clock clock;
-    qdb_transport transport;
-    qdb_random random;
-    struct world *w;
-    qdb_addr addr;
-    bool armed;
-    qdb_time_us deadline;
-    GRand *rand;
-    qdb_node *node;       /* NULL: the client */
-    qdb_storage *storage;
-    bool down;
-} w_host;
+#define L (5 * MS)
+#define W_SEED 11
 
 typedef struct world {
-    qdb_time_us now;
-    GQueue *q;
-    w_host hosts[W_MAX + 1]; /* [0] is the client */
-    unsigned n;              /* nodes */
+    qdb_fixture *f;
     qdb_client_core *core;
-    uint64_t delivered;
+    bool session[W_MAX];       /* the client has met node i as an owner */
+    unsigned failures_before;
 } world;
-
-static qdb_time_us w_now(qdb_clock *c)
-{
-    return ((w_host *)c->data)->w->now;
-}
-
-static void w_arm(qdb_clock *c, qdb_time_us d)
-{
-    w_host *h = c->data;
-    h->armed = true;
-    h->deadline = d;
-}
-
-static int64_t w_wall(qdb_clock *c)
-{
-    return (int64_t)w_now(c) + INT64_C(1700000000000000);
-}
-
-static int w_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t len)
-{
-    w_host *h = t->data;
-    w_frame *f = g_new(w_frame, 1);
-    f->src = h->addr;
-    f->dst = dst;
-    f->bytes = g_byte_array_new();
-    g_byte_array_append(f->bytes, frame, (guint)len);
-    g_queue_push_tail(h->w->q, f);
-    return QDB_OK;
-}
-
-static uint64_t w_next(qdb_random *r)
-{
-    w_host *h = r->data;
-    return (uint64_t)g_rand_int(h->rand) << 32 | g_rand_int(h->rand);
-}
-
-static void w_host_init(world *w, w_host *h, qdb_addr addr, uint32_t seed)
-{
-    h->w = w;
-    h->addr = addr;
-    h->rand = g_rand_new_with_seed(seed);
-    h->clock = (qdb_clock){ .version = QDB_SEAM_VERSION, .data = h, .now = w_now, .arm = w_arm,
-                            .wall = w_wall };
-    h->transport = (qdb_transport){ .version = QDB_SEAM_VERSION, .data = h, .send = w_send };
-    h->random = (qdb_random){ .version = QDB_SEAM_VERSION, .data = h, .next = w_next };
-}
-
-static w_host *w_find(world *w, qdb_addr a)
-{
-    for (unsigned i = 0; i <= w->n; i++)
-        if (qdb_addr_eq(w->hosts[i].addr, a))
-            return &w->hosts[i];
-    return NULL;
-}
-
-static void w_frame_free(gpointer p)
-{
-    w_frame *f = p;
-    g_byte_array_unref(f->bytes);
-    g_free(f);
-}
-
-/* Run until virtual time `until`, or until stop() holds after an event. */
-static void world_run(world *w, qdb_time_us until, bool (*stop)(world *))
-{
-    for (unsigned steps = 0; steps < 1000000; steps++) {
-        w_frame *f = g_queue_pop_head(w->q);
-        if (f != NULL) {
-            w_host *to = w_find(w, f->dst), *from = w_find(w, f->src);
-            if (to == NULL || to->down) {
-                if (from != NULL && !from->down) {
-                    if (from->node != NULL)
-                        qdb_node_unreachable(from->node, f->dst);
-                    else
-                        qdb_client_core_unreachable(w->core, f->dst);
-                }
-            } else if (to->node != NULL) {
-                qdb_node_recv(to->node, f->src, f->bytes->data, f->bytes->len);
-            } else {
-                qdb_client_core_recv(w->core, f->src, f->bytes->data, f->bytes->len);
-            }
-            w->delivered++;
-            w_frame_free(f);
-        } else {
-            w_host *next = NULL;
-            for (unsigned i = 0; i <= w->n; i++) {
-                w_host *h = &w->hosts[i];
-                if (h->armed && !h->down && (next == NULL || h->deadline < next->deadline))
-                    next = h;
-            }
-            if (next == NULL || next->deadline > until)
-                break;
-            if (next->deadline > w->now)
-                w->now = next->deadline;
-            next->armed = false;
-            if (next->node != NULL)
-                qdb_node_tick(next->node);
-            else
-                qdb_client_core_tick(w->core);
-        }
-        if (stop != NULL && stop(w))
-            return;
-    }
-    if (until > w->now)
-        w->now = until;
-}
 
 static void world_init(world *w, unsigned n)
 {
     memset(w, 0, sizeof *w);
-    w->now = 5 * S;
-    w->q = g_queue_new();
-    w->n = n;
+    w->failures_before = CU_get_number_of_failures();
+    qdb_simnet_config c;
+    qdb_simnet_config_defaults(&c);
+    c.seed = W_SEED;
+    c.latency_mean = 0;
+    c.latency_min = L;
+    w->f = qdb_fixture_new(&c, NULL);
     const uint64_t tops[W_MAX] = { UINT64_C(0x2000000000000000), UINT64_C(0x9000000000000000),
                                    UINT64_C(0x6000000000000000), UINT64_C(0xd000000000000000) };
-    for (unsigned i = 1; i <= n; i++) {
-        w_host *h = &w->hosts[i];
-        w_host_init(w, h, addr_of(10 + i), 100 + i);
-        qdb_node_config cfg = { 0 };
-        cfg.self.addr = h->addr;
-        qdb_id_from_top64(&cfg.self.id, tops[i - 1]);
-        qdb_node_config_defaults(&cfg);
-        h->storage = qdb_storage_memory_new();
-        char err[QDB_ERRMSG_SIZE] = "";
-        h->node = qdb_node_new(&cfg, &h->clock, &h->transport, &h->random, h->storage, err);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(h->node);
+    for (unsigned i = 0; i < n; i++) {
+        qdb_peer p = { .addr = addr_of(11 + i) };
+        qdb_id_from_top64(&p.id, tops[i]);
+        qdb_fixture_add_node(w->f, &p, NULL);
     }
-    qdb_node_start(w->hosts[1].node, NULL, 0);
-    for (unsigned i = 2; i <= n; i++) {
-        world_run(w, w->now + 5 * S, NULL);
-        qdb_node_start(w->hosts[i].node, &w->hosts[1].addr, 1);
+    qdb_addr boot = addr_of(11);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_start(w->f, 0, NULL, 0));
+    for (unsigned i = 1; i < n; i++) {
+        qdb_fixture_run_until(w->f, qdb_fixture_now(w->f) + 5 * S);
+        CU_ASSERT_TRUE_FATAL(qdb_fixture_start(w->f, i, &boot, 1));
     }
-    world_run(w, w->now + 120 * S, NULL); /* let the ring settle */
-
-    w_host *ch = &w->hosts[0];
-    w_host_init(w, ch, addr_of(200), 7);
+    qdb_fixture_run_until(w->f, qdb_fixture_now(w->f) + 120 * S); /* let the ring settle */
     qdb_client_config cfg;
     qdb_client_config_defaults(&cfg);
-    cfg.bootstrap = w->hosts[1].addr;
-    char err[QDB_ERRMSG_SIZE] = "";
-    w->core = qdb_client_core_new(&cfg, &ch->clock, &ch->transport, &ch->random, err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(w->core);
+    cfg.bootstrap = boot;
+    w->core = qdb_fixture_client(w->f, qdb_fixture_add_client(w->f, &cfg));
 }
 
 static void world_free(world *w)
 {
-    qdb_client_core_free(w->core);
-    for (unsigned i = 1; i <= w->n; i++) {
-        qdb_node_free(w->hosts[i].node);
-        w->hosts[i].storage->destroy(w->hosts[i].storage);
-    }
-    for (unsigned i = 0; i <= w->n; i++)
-        g_rand_free(w->hosts[i].rand);
-    g_queue_free_full(w->q, w_frame_free);
+    if (CU_get_number_of_failures() != w->failures_before)
+        fprintf(stderr, "\n  (simulation seed %d, failed at %.6f s)\n", W_SEED,
+                (double)qdb_fixture_now(w->f) / 1e6);
+    qdb_fixture_free(w->f);
 }
 
-static bool client_idle(world *w)
+static bool client_idle(qdb_fixture *f, void *core)
 {
-    return qdb_client_core_pending(w->core) == 0;
+    return qdb_client_core_pending(core) == 0;
+}
+
+/* The node that answered the last operation. */
+static int owner_index(world *w, const result_rec *rec)
+{
+    return qdb_fixture_index_of(w->f, rec->r.owner.addr);
 }
 
 /* Submit and run the world until the op completes. */
@@ -1381,31 +1254,47 @@ static int w_op(world *w, int op, const char *alias, const char *content, result
     unsigned before = rec->calls;
     int rc = submit(w->core, op, alias, content, rec, NULL);
     CU_ASSERT_EQUAL_FATAL(rc, QDB_OK);
-    world_run(w, w->now + 120 * S, client_idle);
+    qdb_fixture_step_until(w->f, client_idle, w->core, qdb_fixture_now(w->f) + 120 * S);
     CU_ASSERT_EQUAL_FATAL(rec->calls, before + 1);
     return rec->r.status;
+}
+
+/* An operation on a stable ring: it completes after exactly the round trips
+ * it made (FINDs, a HELLO to an owner met for the first time, the request). */
+static int w_op_timed(world *w, int op, const char *alias, const char *content, result_rec *rec)
+{
+    int st = w_op(w, op, alias, content, rec);
+    int o = owner_index(w, rec);
+    CU_ASSERT_TRUE_FATAL(o >= 0);
+    unsigned trips = (rec->r.lookups ? rec->r.hops + 1 : 0) + (w->session[o] ? 0 : 1) + 1;
+    CU_ASSERT_EQUAL(rec->r.lookups, w->session[o] ? rec->r.lookups : 1);
+    CU_ASSERT_EQUAL(rec->r.latency, trips * 2 * L);
+    w->session[o] = true;
+    return st;
 }
 
 static void run_real_ring(unsigned n)
 {
     world w;
     world_init(&w, n);
-    for (unsigned i = 1; i <= n; i++)
-        CU_ASSERT_TRUE(qdb_node_is_stable(w.hosts[i].node));
+    for (unsigned i = 0; i < n; i++)
+        CU_ASSERT_TRUE(qdb_node_is_stable(qdb_fixture_node(w.f, i)));
     result_rec rec = { 0 };
     char alias[16], value[16];
     for (int i = 0; i < 30; i++) {
         g_snprintf(alias, sizeof alias, "key-%d", i);
         g_snprintf(value, sizeof value, "value-%d", i);
-        CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_PUT, alias, value, &rec), QDB_OK);
-        CU_ASSERT_TRUE(qdb_node_owns(w_find(&w, rec.r.owner.addr)->node, &rec.r.id));
+        CU_ASSERT_EQUAL(w_op_timed(&w, QDB_MSG_PUT, alias, value, &rec), QDB_OK);
+        CU_ASSERT_TRUE(qdb_node_owns(qdb_fixture_node(w.f, (unsigned)owner_index(&w, &rec)),
+                                     &rec.r.id));
     }
     CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_PUT, "key-3", "again", &rec), QDB_E_ALIAS_ALREADY_EXISTS);
     for (int i = 0; i < 30; i++) {
         g_snprintf(alias, sizeof alias, "key-%d", i);
         g_snprintf(value, sizeof value, "value-%d", i);
-        CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_GET, alias, NULL, &rec), QDB_OK);
+        CU_ASSERT_EQUAL(w_op_timed(&w, QDB_MSG_GET, alias, NULL, &rec), QDB_OK);
         CU_ASSERT_EQUAL(rec.r.lookups, 0); /* the cache knows every owner by now */
+        CU_ASSERT_EQUAL(rec.r.latency, 2 * L); /* so one round trip */
         CU_ASSERT_EQUAL(rec.content->len, strlen(value));
         CU_ASSERT_EQUAL(memcmp(rec.content->data, value, rec.content->len), 0);
     }
@@ -1418,33 +1307,36 @@ static void run_real_ring(unsigned n)
     CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_GET, "key-2", NULL, &rec), QDB_E_ALIAS_NOT_FOUND);
 
     uint64_t stored = 0;
-    for (unsigned i = 1; i <= n; i++)
-        stored += w.hosts[i].storage->count(w.hosts[i].storage);
+    for (unsigned i = 0; i < n; i++)
+        stored += qdb_fixture_storage_of(w.f, i)->count(qdb_fixture_storage_of(w.f, i));
     CU_ASSERT_EQUAL(stored, 29);
     CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_REMOVE_ALL, NULL, NULL, &rec), QDB_OK);
     CU_ASSERT_EQUAL(rec.r.attempts, n);
     stored = 0;
-    for (unsigned i = 1; i <= n; i++)
-        stored += w.hosts[i].storage->count(w.hosts[i].storage);
+    for (unsigned i = 0; i < n; i++)
+        stored += qdb_fixture_storage_of(w.f, i)->count(qdb_fixture_storage_of(w.f, i));
     CU_ASSERT_EQUAL(stored, 0);
     CU_ASSERT_EQUAL(qdb_client_core_stats(w.core)->bad_frames, 0);
 
     /* a node dies: operations on its keys still end, never hang */
-    w.hosts[2].down = true;
+    qdb_fixture_crash(w.f, n > 1 ? 1 : 0, true); /* with one node: the whole hive */
     for (int i = 0; i < 10; i++) {
         g_snprintf(alias, sizeof alias, "after-%d", i);
         w_op(&w, QDB_MSG_PUT, alias, "v", &rec);
         CU_ASSERT_TRUE(rec.r.attempts <= 3);
     }
     CU_ASSERT_EQUAL(qdb_client_core_pending(w.core), 0);
-    /* once the ring has repaired itself, every key is served again.  UPDATE,
-     * not PUT: in the arc the dead node owned, whether an alias exists cannot
-     * be known while it is down, so a PUT there answers "unavailable". */
-    world_run(&w, w.now + 120 * S, NULL);
-    for (int i = 0; i < 10; i++) {
-        g_snprintf(alias, sizeof alias, "later-%d", i);
-        CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_UPDATE, alias, "v", &rec), QDB_OK);
-        CU_ASSERT_FALSE(qdb_addr_eq(rec.r.owner.addr, w.hosts[2].addr));
+    if (n > 1) {
+        /* once the ring has repaired itself, every key is served again.
+         * UPDATE, not PUT: in the arc the dead node owned, whether an alias
+         * exists cannot be known while it is down, so a PUT there answers
+         * "unavailable". */
+        qdb_fixture_run_until(w.f, qdb_fixture_now(w.f) + 120 * S);
+        for (int i = 0; i < 10; i++) {
+            g_snprintf(alias, sizeof alias, "later-%d", i);
+            CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_UPDATE, alias, "v", &rec), QDB_OK);
+            CU_ASSERT_NOT_EQUAL(owner_index(&w, &rec), 1);
+        }
     }
     rec_clear(&rec);
     world_free(&w);

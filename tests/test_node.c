@@ -2,118 +2,168 @@
  * ownership answers, at-most-once replies, hand-over on join and on leave,
  * failure repair, and Zave's "adopt only a live successor".
  *
- * Node i gets ID (i+1) * 2^252, so ring order is index order and every
- * expected successor is known in advance.  A raw client endpoint speaks the
- * wire protocol directly, so the tests see exactly what a node answers. */
+ * The nodes run on the simulator's fixture (sim/fixture.h).  Node i gets ID
+ * (i+1) * 2^252, so ring order is index order and every expected successor
+ * is known in advance; every link takes exactly L, so where timing is the
+ * point the tests assert exact virtual times.  A raw client endpoint speaks
+ * the wire protocol directly, so the tests see exactly what a node answers.
+ * A failing test prints its simulation seed and virtual time. */
 #include <string.h>
 
 #include "codec.h"
 #include "node.h"
 #include "record.h"
+#include "sim/fixture.h"
 #include "status.h"
+#include "storage/fault.h"
 #include "storage/memory.h"
 #include "testutil.h"
-#include "transport-sim/simnet.h"
 
 #define MAXN 16
 #define S QDB_US_PER_S
-
-typedef struct hnode {
-    qdb_node *node;
-    qdb_sim_endpoint *ep;
-    qdb_storage *st;
-    qdb_peer peer;
-} hnode;
+#define MS QDB_US_PER_MS
+/* Every link takes exactly L (no jitter, no exponential part), so the time
+ * of every exchange is known: a request and its reply take 2L. */
+#define L (10 * MS)
+#define SEED 5
 
 typedef struct harness {
-    qdb_simnet *net;
-    hnode n[MAXN];
-    qdb_sim_endpoint *client;
-    GPtrArray *replies; /* GBytes frames the raw client received */
+    qdb_fixture *f;
+    qdb_sim_endpoint *client; /* a raw client that speaks the wire protocol */
+    GPtrArray *replies;       /* GBytes frames the raw client received */
     uint32_t seq;
-    bool allow_stop; /* the next node started obeys STOP */
+    uint64_t seed;
+    unsigned failures_before;
 } harness;
 
 static void c_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
 {
     g_ptr_array_add(((harness *)o)->replies, g_bytes_new(f, len));
 }
-static void c_none(void *o, qdb_addr a) {}
-static void c_tick(void *o) {}
-static const qdb_inbound client_ops = {c_recv, c_none, c_tick};
+static const qdb_inbound client_ops = {.recv = c_recv};
+
+static const qdb_peer *peer(harness *h, int i)
+{
+    return qdb_fixture_peer(h->f, (unsigned)i);
+}
+
+static qdb_node *node(harness *h, int i)
+{
+    return qdb_fixture_node(h->f, (unsigned)i);
+}
+
+static qdb_storage *store(harness *h, int i)
+{
+    return qdb_fixture_storage_of(h->f, (unsigned)i);
+}
+
+/* Node i gets ID (i+1) * 2^252 and address 10.0.0.(i+1); stabilization
+ * rounds come every `period` (fast = slow: the period never changes, so
+ * round times are known: a node started at s runs rounds at s + k*period). */
+static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
+{
+    harness *h = g_new0(harness, 1);
+    h->seed = SEED;
+    h->failures_before = CU_get_number_of_failures();
+    qdb_simnet_config c;
+    qdb_simnet_config_defaults(&c);
+    c.seed = h->seed;
+    c.latency_mean = 0;
+    c.latency_min = L;
+    h->f = qdb_fixture_new(&c, storage);
+    qdb_node_config cfg = {.succlist_len = 3, .stabilize_fast = period, .stabilize_slow = period};
+    for (int i = 0; i < MAXN; i++) {
+        qdb_peer p = {.addr = {.ip = 0x0a000001u + (uint32_t)i, .port = 2836}};
+        p.id.b[0] = (uint8_t)((i + 1) << 4);
+        qdb_fixture_add_node(h->f, &p, period ? &cfg : &(qdb_node_config){.succlist_len = 3});
+    }
+    h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    h->client = qdb_simnet_attach(qdb_fixture_net(h->f), (qdb_addr){.ip = 0x64400101u, .port = 40000},
+                                  &client_ops, h, 99);
+    return h;
+}
 
 static harness *h_new(void)
 {
-    harness *h = g_new0(harness, 1);
-    qdb_simnet_config c;
-    qdb_simnet_config_defaults(&c);
-    c.seed = 5;
-    c.latency_mean = 10 * QDB_US_PER_MS;
-    h->net = qdb_simnet_new(&c);
-    for (int i = 0; i < MAXN; i++) {
-        memset(&h->n[i].peer.id, 0, sizeof(qdb_id));
-        h->n[i].peer.id.b[0] = (uint8_t)((i + 1) << 4);
-        h->n[i].peer.addr = (qdb_addr){.ip = 0x0a000001u + (uint32_t)i, .port = 2836};
-    }
-    h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-    h->client = qdb_simnet_attach(h->net, (qdb_addr){.ip = 0x64400001u, .port = 40000}, &client_ops,
-                                  h, 99);
-    return h;
+    return h_new_with(0, NULL);
 }
 
 /* Bring node i up; join through node `via` (or create a ring with via < 0). */
 static void h_start(harness *h, int i, int via)
 {
-    hnode *x = &h->n[i];
-    x->ep = qdb_simnet_attach(h->net, x->peer.addr, NULL, NULL, (uint64_t)i + 1);
-    if (!x->st)
-        x->st = qdb_storage_memory_new();
-    qdb_node_config cfg = {.self = x->peer, .succlist_len = 3, .allow_remote_stop = h->allow_stop};
-    char err[QDB_ERRMSG_SIZE];
-    x->node = qdb_node_new(&cfg, qdb_sim_endpoint_clock(x->ep), qdb_sim_endpoint_transport(x->ep),
-                           qdb_sim_endpoint_random(x->ep), x->st, err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(x->node);
-    qdb_sim_endpoint_bind(x->ep, &qdb_node_inbound, x->node);
-    qdb_addr peer = via >= 0 ? h->n[via].peer.addr : (qdb_addr){0};
-    qdb_node_start(x->node, via >= 0 ? &peer : NULL, via >= 0 ? 1 : 0);
+    qdb_addr p = via >= 0 ? peer(h, via)->addr : (qdb_addr){0};
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_start(h->f, (unsigned)i, via >= 0 ? &p : NULL, via >= 0));
 }
 
+/* A crash that keeps the storage (a process crash). */
 static void h_crash(harness *h, int i)
 {
-    qdb_node_free(h->n[i].node);
-    h->n[i].node = NULL;
-    qdb_simnet_detach(h->net, h->n[i].ep);
-    h->n[i].ep = NULL;
+    qdb_fixture_crash(h->f, (unsigned)i, true);
 }
 
 static void h_free(harness *h)
 {
-    for (int i = 0; i < MAXN; i++) {
-        qdb_node_free(h->n[i].node);
-        if (h->n[i].st)
-            h->n[i].st->destroy(h->n[i].st);
-    }
-    qdb_simnet_free(h->net);
+    if (CU_get_number_of_failures() != h->failures_before)
+        fprintf(stderr, "\n  (simulation seed %" G_GUINT64_FORMAT ", failed at %.6f s)\n", h->seed,
+                (double)qdb_fixture_now(h->f) / 1e6);
+    qdb_fixture_free(h->f);
     g_ptr_array_free(h->replies, TRUE);
     g_free(h);
 }
 
 static void h_run(harness *h, qdb_time_us until)
 {
-    qdb_simnet_run_until(h->net, until);
+    qdb_fixture_run_until(h->f, until);
+}
+
+static qdb_time_us now(harness *h)
+{
+    return qdb_fixture_now(h->f);
 }
 
 /* Are the live nodes in `live` (ascending indices) one correct ring? */
 static bool ring_ok(harness *h, const int *live, int k)
 {
     for (int j = 0; j < k; j++) {
-        qdb_node *n = h->n[live[j]].node;
+        qdb_node *n = node(h, live[j]);
         const qdb_peer *s = qdb_node_successor(n), *p = qdb_node_predecessor(n);
-        if (!s || !p || !qdb_peer_eq(s, &h->n[live[(j + 1) % k]].peer) ||
-            !qdb_peer_eq(p, &h->n[live[(j + k - 1) % k]].peer))
+        if (!s || !p || !qdb_peer_eq(s, peer(h, live[(j + 1) % k])) ||
+            !qdb_peer_eq(p, peer(h, live[(j + k - 1) % k])))
             return false;
     }
     return true;
+}
+
+/* Predicates for qdb_fixture_step_until: node a's predecessor (successor)
+ * is node b; node a has joined; nodes a and b form a ring of two. */
+typedef struct pred_arg {
+    int a, b;
+} pred_arg;
+
+static bool pred_is(qdb_fixture *f, void *arg)
+{
+    const pred_arg *x = arg;
+    const qdb_peer *p = qdb_node_predecessor(qdb_fixture_node(f, (unsigned)x->a));
+    return p && qdb_peer_eq(p, qdb_fixture_peer(f, (unsigned)x->b));
+}
+
+static bool succ_is(qdb_fixture *f, void *arg)
+{
+    const pred_arg *x = arg;
+    const qdb_peer *s = qdb_node_successor(qdb_fixture_node(f, (unsigned)x->a));
+    return s && qdb_peer_eq(s, qdb_fixture_peer(f, (unsigned)x->b));
+}
+
+static bool joined(qdb_fixture *f, void *arg)
+{
+    return !qdb_node_is_joining(qdb_fixture_node(f, (unsigned)((pred_arg *)arg)->a));
+}
+
+static bool ring_right(qdb_fixture *f, void *arg)
+{
+    const pred_arg *x = arg;
+    pred_arg y = {x->b, x->a};
+    return succ_is(f, &y) && pred_is(f, &y) && succ_is(f, arg) && pred_is(f, arg);
 }
 
 /* ---- the raw client ---------------------------------------------------- */
@@ -123,7 +173,7 @@ static void send_msg(harness *h, int to, const qdb_msg *m)
     GByteArray *b = g_byte_array_new();
     CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(m, b), QDB_OK);
     qdb_transport *t = qdb_sim_endpoint_transport(h->client);
-    t->send(t, h->n[to].peer.addr, b->data, b->len);
+    t->send(t, peer(h, to)->addr, b->data, b->len);
     g_byte_array_free(b, TRUE);
 }
 
@@ -133,25 +183,19 @@ static void hello(harness *h, int to)
     send_msg(h, to, &m);
 }
 
-/* Send a request and return the status of its reply (and a copy of the
- * payload in *payload when asked). */
-static int request(harness *h, int to, int type, const char *alias, const char *content,
-                   GBytes **payload)
+/* Send m (with a fresh seq) and return the status of its reply (and a copy
+ * of the payload in *payload when asked). */
+static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
 {
-    qdb_msg m = {.type = type, .seq = ++h->seq, .alias = (const uint8_t *)alias,
-                 .alias_len = strlen(alias)};
-    if (content) {
-        m.content = (const uint8_t *)content;
-        m.content_len = strlen(content);
-    }
+    m->seq = ++h->seq;
     g_ptr_array_set_size(h->replies, 0);
-    send_msg(h, to, &m);
-    h_run(h, qdb_simnet_now(h->net) + 2 * S);
+    send_msg(h, to, m);
+    h_run(h, now(h) + 2 * S);
     for (guint i = 0; i < h->replies->len; i++) {
         gsize len;
         const uint8_t *f = g_bytes_get_data(h->replies->pdata[i], &len);
         qdb_msg r;
-        if (qdb_msg_decode(f, len, &r) == QDB_OK && r.type == QDB_MSG_REPLY && r.seq == m.seq) {
+        if (qdb_msg_decode(f, len, &r) == QDB_OK && r.type == QDB_MSG_REPLY && r.seq == m->seq) {
             if (payload)
                 *payload = g_bytes_new(r.content, r.content_len);
             return r.status;
@@ -167,7 +211,7 @@ static GBytes *ask(harness *h, int to, qdb_msg *m, int want)
     m->rpc = 4242;
     g_ptr_array_set_size(h->replies, 0);
     send_msg(h, to, m);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     for (guint i = 0; i < h->replies->len; i++) {
         gsize len;
         const uint8_t *f = g_bytes_get_data(h->replies->pdata[i], &len);
@@ -178,12 +222,23 @@ static GBytes *ask(harness *h, int to, qdb_msg *m, int want)
     return NULL;
 }
 
+static int request(harness *h, int to, int type, const char *alias, const char *content,
+                   GBytes **payload)
+{
+    qdb_msg m = {.type = type, .alias = (const uint8_t *)alias, .alias_len = strlen(alias)};
+    if (content) {
+        m.content = (const uint8_t *)content;
+        m.content_len = strlen(content);
+    }
+    return exchange(h, to, &m, payload);
+}
+
 static int owner_of(harness *h, const char *alias, const int *live, int k)
 {
     qdb_id id;
     qdb_id_hash(&id, alias, strlen(alias));
     for (int j = 0; j < k; j++)
-        if (qdb_id_cmp(&id, &h->n[live[j]].peer.id) <= 0)
+        if (qdb_id_cmp(&id, &peer(h, live[j])->id) <= 0)
             return live[j];
     return live[0];
 }
@@ -198,10 +253,10 @@ static void test_one_node(void)
     qdb_id any;
     qdb_id_hash(&any, "x", 1);
     qdb_peer out;
-    CU_ASSERT_EQUAL(qdb_node_route(h->n[0].node, &any, &out), 1);
-    CU_ASSERT_TRUE(qdb_peer_eq(&out, &h->n[0].peer));
-    CU_ASSERT_TRUE(qdb_node_owns(h->n[0].node, &any));
-    CU_ASSERT_TRUE(qdb_node_is_stable(h->n[0].node));
+    CU_ASSERT_EQUAL(qdb_node_route(node(h, 0), &any, &out), 1);
+    CU_ASSERT_TRUE(qdb_peer_eq(&out, peer(h, 0)));
+    CU_ASSERT_TRUE(qdb_node_owns(node(h, 0), &any));
+    CU_ASSERT_TRUE(qdb_node_is_stable(node(h, 0)));
     h_free(h);
 }
 
@@ -220,27 +275,27 @@ static void test_ring_forms(void)
     CU_ASSERT_TRUE(ring_ok(h, live, 8));
     for (int i = 0; i < 8; i++) {
         qdb_peer list[4];
-        CU_ASSERT_EQUAL(qdb_node_succlist(h->n[i].node, list, 4), 3);
+        CU_ASSERT_EQUAL(qdb_node_succlist(node(h, i), list, 4), 3);
         for (int k = 0; k < 3; k++)
-            CU_ASSERT_TRUE(qdb_peer_eq(&list[k], &h->n[(i + 1 + k) % 8].peer));
-        CU_ASSERT_TRUE(qdb_node_is_stable(h->n[i].node));
-        CU_ASSERT_FALSE(qdb_node_is_joining(h->n[i].node));
+            CU_ASSERT_TRUE(qdb_peer_eq(&list[k], peer(h, (i + 1 + k) % 8)));
+        CU_ASSERT_TRUE(qdb_node_is_stable(node(h, i)));
+        CU_ASSERT_FALSE(qdb_node_is_joining(node(h, i)));
         /* every finger is the true successor of its start */
         for (unsigned f = 248; f < 256; f++) {
             qdb_id start;
-            qdb_id_add_pow2(&start, &h->n[i].peer.id, f);
+            qdb_id_add_pow2(&start, &peer(h, i)->id, f);
             int want = 0;
             for (int k = 0; k < 8; k++) {
                 int c = (i + 1 + k) % 8;
-                if (!qdb_id_in_open(&h->n[c].peer.id, &h->n[i].peer.id, &start)) { /* at or after start */
+                if (!qdb_id_in_open(&peer(h, c)->id, &peer(h, i)->id, &start)) { /* at or after start */
                     want = c;
                     break;
                 }
             }
-            const qdb_peer *got = qdb_node_finger(h->n[i].node, f);
+            const qdb_peer *got = qdb_node_finger(node(h, i), f);
             CU_ASSERT_PTR_NOT_NULL(got);
             if (got)
-                CU_ASSERT_TRUE(qdb_peer_eq(got, &h->n[want].peer));
+                CU_ASSERT_TRUE(qdb_peer_eq(got, peer(h, want)));
         }
     }
     h_free(h);
@@ -262,7 +317,7 @@ static void test_requests_and_answers(void)
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, "entry", "a", NULL), QDB_E_NO_SESSION);
     hello(h, own);
     hello(h, other);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, "entry", "thisismyentry", NULL), QDB_OK);
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, "entry", "again", NULL), QDB_E_ALIAS_ALREADY_EXISTS);
     GBytes *got = NULL;
@@ -283,8 +338,8 @@ static void test_requests_and_answers(void)
     /* the hint is the owner, or a node closer to it */
     qdb_id id;
     qdb_id_hash(&id, "entry", 5);
-    CU_ASSERT_TRUE(qdb_peer_eq(&p, &h->n[own].peer) ||
-                   qdb_id_in_open(&p.id, &h->n[other].peer.id, &id));
+    CU_ASSERT_TRUE(qdb_peer_eq(&p, peer(h, own)) ||
+                   qdb_id_in_open(&p.id, &peer(h, other)->id, &id));
 
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_UPDATE, "entry", "v2", NULL), QDB_OK);
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_REMOVE, "entry", NULL, NULL), QDB_OK);
@@ -316,7 +371,7 @@ static void test_at_most_once(void)
             ok++;
     }
     CU_ASSERT_EQUAL(ok, 2);
-    CU_ASSERT_EQUAL(qdb_node_get_stats(h->n[0].node)->duplicates, 1);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, 1);
     /* version 1: the entry was written once */
     uint8_t key[QDB_KEY_MAX];
     qdb_id id;
@@ -324,7 +379,7 @@ static void test_at_most_once(void)
     size_t kl = qdb_record_key(key, &id, (const uint8_t *)"k", 1);
     uint8_t *v;
     size_t vl;
-    CU_ASSERT_EQUAL_FATAL(h->n[0].st->get(h->n[0].st, key, kl, &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(store(h, 0)->get(store(h, 0), key, kl, &v, &vl), QDB_OK);
     qdb_record_meta meta;
     const uint8_t *c;
     CU_ASSERT_EQUAL(qdb_record_decode(v, vl, &meta, &c), QDB_OK);
@@ -339,10 +394,11 @@ static int count_cb(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
     return 0;
 }
 
-static int stored(hnode *x)
+static int stored(harness *h, int i)
 {
     int c = 0;
-    x->st->iterate(x->st, NULL, 0, NULL, 0, count_cb, &c);
+    qdb_storage *st = store(h, i);
+    st->iterate(st, NULL, 0, NULL, 0, count_cb, &c);
     return c;
 }
 
@@ -363,31 +419,31 @@ static void test_handover_join_and_leave(void)
     h_start(h, 3, 0);
     h_start(h, 7, 0);
     h_start(h, 11, 0);
-    h_run(h, qdb_simnet_now(h->net) + 30 * S);
+    h_run(h, now(h) + 30 * S);
     int live[] = {0, 3, 7, 11};
     CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 4));
-    CU_ASSERT_EQUAL(stored(&h->n[0]) + stored(&h->n[3]) + stored(&h->n[7]) + stored(&h->n[11]),
+    CU_ASSERT_EQUAL(stored(h, 0) + stored(h, 3) + stored(h, 7) + stored(h, 11),
                     100);
     for (int j = 0; j < 4; j++)
         hello(h, live[j]);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     for (int i = 0; i < 100; i++) {
         g_snprintf(alias, sizeof alias, "e%d", i);
         CU_ASSERT_EQUAL(request(h, owner_of(h, alias, live, 4), QDB_MSG_GET, alias, NULL, NULL),
                         QDB_OK);
     }
     /* node 7 leaves gracefully: its entries go to node 11 */
-    int had = stored(&h->n[7]);
+    int had = stored(h, 7);
     CU_ASSERT_TRUE(had > 0);
-    qdb_node_leave(h->n[7].node);
-    h_run(h, qdb_simnet_now(h->net) + 10 * S);
-    CU_ASSERT_TRUE_FATAL(qdb_node_left(h->n[7].node));
-    CU_ASSERT_EQUAL(stored(&h->n[7]), 0);
+    qdb_node_leave(node(h, 7));
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_TRUE_FATAL(qdb_node_left(node(h, 7)));
+    CU_ASSERT_EQUAL(stored(h, 7), 0);
     h_crash(h, 7);
-    h_run(h, qdb_simnet_now(h->net) + 20 * S);
+    h_run(h, now(h) + 20 * S);
     int live3[] = {0, 3, 11};
     CU_ASSERT_TRUE(ring_ok(h, live3, 3));
-    CU_ASSERT_EQUAL(stored(&h->n[0]) + stored(&h->n[3]) + stored(&h->n[11]), 100);
+    CU_ASSERT_EQUAL(stored(h, 0) + stored(h, 3) + stored(h, 11), 100);
     for (int i = 0; i < 100; i++) {
         g_snprintf(alias, sizeof alias, "e%d", i);
         CU_ASSERT_EQUAL(request(h, owner_of(h, alias, live3, 3), QDB_MSG_GET, alias, NULL, NULL),
@@ -402,14 +458,14 @@ static void test_unstable_while_joining(void)
     h_start(h, 0, -1);
     h_run(h, 3 * S);
     /* node 0's answers never reach node 8, which stays joining */
-    qdb_simnet_block(h->net, h->n[0].peer.addr, h->n[8].peer.addr);
+    qdb_simnet_block(qdb_fixture_net(h->f), peer(h, 0)->addr, peer(h, 8)->addr);
     h_start(h, 8, 0);
     hello(h, 8);
     /* node 8 has no range yet and says so */
     qdb_msg m = {.type = QDB_MSG_GET, .seq = 5, .alias = (const uint8_t *)"a", .alias_len = 1};
     g_ptr_array_set_size(h->replies, 0);
     send_msg(h, 8, &m);
-    h_run(h, qdb_simnet_now(h->net) + QDB_US_PER_MS * 200);
+    h_run(h, now(h) + QDB_US_PER_MS * 200);
     bool unstable = false;
     for (guint i = 0; i < h->replies->len; i++) {
         gsize len;
@@ -419,11 +475,11 @@ static void test_unstable_while_joining(void)
             unstable = r.status == QDB_E_UNSTABLE;
     }
     CU_ASSERT_TRUE(unstable);
-    CU_ASSERT_TRUE(qdb_node_is_joining(h->n[8].node));
+    CU_ASSERT_TRUE(qdb_node_is_joining(node(h, 8)));
     /* once the link heals, it joins and serves */
-    qdb_simnet_heal_all(h->net);
-    h_run(h, qdb_simnet_now(h->net) + 10 * S);
-    CU_ASSERT_FALSE(qdb_node_is_joining(h->n[8].node));
+    qdb_fixture_heal(h->f);
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_FALSE(qdb_node_is_joining(node(h, 8)));
     h_free(h);
 }
 
@@ -438,7 +494,7 @@ static void test_crash_repair(void)
     CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 6));
     h_crash(h, 2);
     h_crash(h, 3); /* two neighbours at once: the successor list (r = 3) bridges them */
-    h_run(h, qdb_simnet_now(h->net) + 60 * S);
+    h_run(h, now(h) + 60 * S);
     int live4[] = {0, 1, 4, 5};
     CU_ASSERT_TRUE(ring_ok(h, live4, 4));
     h_free(h);
@@ -462,22 +518,22 @@ static void test_failed_node_entries_unavailable(void)
         g_snprintf(alias, sizeof alias, "a%d", k++);
     while (owner_of(h, alias, live, 3) != 4);
     hello(h, 4);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, alias, "kept", NULL), QDB_OK);
-    h_crash(h, 4); /* its storage stays in h->n[4].st */
-    h_run(h, qdb_simnet_now(h->net) + 30 * S);
+    h_crash(h, 4); /* its storage stays */
+    h_run(h, now(h) + 30 * S);
     int live2[] = {0, 8};
     CU_ASSERT_TRUE_FATAL(ring_ok(h, live2, 2));
     hello(h, 8);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
     CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, alias, "other", NULL), QDB_E_UNAVAILABLE);
     /* it comes back on its storage and serves the entry again */
     h_start(h, 4, 0);
-    h_run(h, qdb_simnet_now(h->net) + 30 * S);
+    h_run(h, now(h) + 30 * S);
     CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
     hello(h, 4);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     GBytes *got = NULL;
     CU_ASSERT_EQUAL(request(h, 4, QDB_MSG_GET, alias, NULL, &got), QDB_OK);
     CU_ASSERT_TRUE(got && g_bytes_get_size(got) == 4 &&
@@ -497,24 +553,18 @@ static void test_dead_candidate_not_adopted(void)
     h_run(h, 20 * S);
     int live[] = {0, 8};
     CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 2));
-    /* node 4 joins (node 8 adopts it as predecessor), then dies at once */
+    /* node 4 joins (node 8 adopts it as predecessor), then dies at once.
+     * FIND at node 0, its answer (node 8 owns node 4's ID), the confirming
+     * STABILIZE to node 8, its reply, then node 4's NOTIFY: five links. */
+    qdb_time_us t0 = now(h);
     h_start(h, 4, 0);
-    for (int step = 0; step < 400; step++) {
-        h_run(h, qdb_simnet_now(h->net) + QDB_US_PER_MS * 5);
-        const qdb_peer *p = qdb_node_predecessor(h->n[8].node);
-        if (p && qdb_peer_eq(p, &h->n[4].peer))
-            break;
-    }
-    CU_ASSERT_TRUE_FATAL(qdb_peer_eq(qdb_node_predecessor(h->n[8].node), &h->n[4].peer));
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, pred_is, &(pred_arg){8, 4}, t0 + 2 * S));
+    CU_ASSERT_EQUAL(now(h), t0 + 5 * L);
     h_crash(h, 4);
-    bool adopted_dead = false;
-    for (int step = 0; step < 600; step++) {
-        h_run(h, qdb_simnet_now(h->net) + QDB_US_PER_MS * 50);
-        const qdb_peer *s = qdb_node_successor(h->n[0].node);
-        if (s && qdb_peer_eq(s, &h->n[4].peer))
-            adopted_dead = true;
-    }
-    CU_ASSERT_FALSE(adopted_dead);
+    /* after every single event for 30 s: node 0 never takes the dead node */
+    qdb_time_us until = now(h) + 30 * S;
+    CU_ASSERT_FALSE(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 4}, until));
+    CU_ASSERT_EQUAL(now(h), until);
     CU_ASSERT_TRUE(ring_ok(h, live, 2));
     h_free(h);
 }
@@ -524,21 +574,25 @@ static void test_dead_candidate_not_adopted(void)
 static void test_status_and_stop(void)
 {
     harness *h = h_new();
+    /* one more node, X, after the others on the ring, that obeys STOP */
+    qdb_peer px = {.addr = {.ip = 0x0a000001u + MAXN, .port = 2836}};
+    px.id.b[0] = 0xf8;
+    qdb_node_config allow = {.succlist_len = 3, .allow_remote_stop = true};
+    int x = (int)qdb_fixture_add_node(h->f, &px, &allow);
     h_start(h, 0, -1);
     h_start(h, 4, 0);
-    h->allow_stop = true;
-    h_start(h, 8, 0);
+    h_start(h, x, 0);
     h_run(h, 20 * S);
-    int live[] = {0, 4, 8};
+    int live[] = {0, 4, x};
     CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
     int own = owner_of(h, "entry", live, 3);
     hello(h, own);
-    h_run(h, qdb_simnet_now(h->net) + S);
+    h_run(h, now(h) + S);
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, "entry", "value", NULL), QDB_OK);
     CU_ASSERT_EQUAL(request(h, own, QDB_MSG_GET, "nothing", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
-    CU_ASSERT_EQUAL(qdb_node_requests(h->n[own].node, QDB_MSG_PUT, QDB_OK), 1);
-    CU_ASSERT_EQUAL(qdb_node_requests(h->n[own].node, QDB_MSG_GET, QDB_E_ALIAS_NOT_FOUND), 1);
-    CU_ASSERT_EQUAL(qdb_node_requests(h->n[own].node, QDB_MSG_GET, QDB_OK), 0);
+    CU_ASSERT_EQUAL(qdb_node_requests(node(h, own), QDB_MSG_PUT, QDB_OK), 1);
+    CU_ASSERT_EQUAL(qdb_node_requests(node(h, own), QDB_MSG_GET, QDB_E_ALIAS_NOT_FOUND), 1);
+    CU_ASSERT_EQUAL(qdb_node_requests(node(h, own), QDB_MSG_GET, QDB_OK), 0);
 
     qdb_msg m = {.type = QDB_MSG_STATUS, .what = QDB_STATUS_NODE};
     GBytes *f = ask(h, 4, &m, QDB_MSG_STATUS_REPLY);
@@ -546,21 +600,21 @@ static void test_status_and_stop(void)
     qdb_msg r;
     CU_ASSERT_EQUAL_FATAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
     CU_ASSERT_EQUAL(r.flags, QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC);
-    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, &h->n[4].peer));
-    CU_ASSERT_TRUE(qdb_peer_eq(&r.pred, &h->n[0].peer));
-    CU_ASSERT_TRUE(qdb_peer_eq(&r.peers[0], &h->n[8].peer));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 4)));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.pred, peer(h, 0)));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peers[0], peer(h, x)));
     CU_ASSERT_EQUAL(r.count, own == 4 ? 1 : 0);
     char *json = g_strndup((const char *)r.content, r.content_len);
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "{\"id\":\"5000000000000000"));
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"address\":\"10.0.0.5:2836\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"state\":\"active\",\"stable\":true"));
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"predecessor\":{\"id\":\"1000000000000000"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"successors\":[{\"id\":\"9000000000000000"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"successors\":[{\"id\":\"f800000000000000"));
     /* the uptime is virtual time since the start: about 23 s here */
     const char *up = strstr(json, "\"uptime_ms\":");
     CU_ASSERT_PTR_NOT_NULL_FATAL(up);
     uint64_t ms = g_ascii_strtoull(up + strlen("\"uptime_ms\":"), NULL, 10);
-    CU_ASSERT_TRUE(ms > 20000 && ms <= qdb_simnet_now(h->net) / QDB_US_PER_MS);
+    CU_ASSERT_TRUE(ms > 20000 && ms <= now(h) / QDB_US_PER_MS);
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"status_requests\":1,"));
     g_free(json);
     g_bytes_unref(f);
@@ -579,35 +633,361 @@ static void test_status_and_stop(void)
 
     /* the requests in the JSON and the metrics */
     GString *o = g_string_new("");
-    qdb_node_status_json(h->n[own].node, QDB_STATUS_NODE, o);
+    qdb_node_status_json(node(h, own), QDB_STATUS_NODE, o);
     CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\"by_request\":{\"get\":{\"alias_not_found\":1},"
                                           "\"put\":{\"ok\":1}}") ||
                            strstr(o->str, "\"by_request\":{\"put\":{\"ok\":1},"
                                           "\"get\":{\"alias_not_found\":1}}"));
     g_string_truncate(o, 0);
-    qdb_node_metrics(h->n[own].node, o);
+    qdb_node_metrics(node(h, own), o);
     CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\nqdb_requests_total{type=\"put\",result=\"ok\"} 1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\nqdb_entries 1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "# TYPE qdb_lookups_total counter\n"));
     g_string_free(o, TRUE);
 
-    /* STOP: node 4 refuses and stays; node 8 obeys and leaves */
+    /* STOP: node 4 refuses and stays; X obeys and leaves */
     m = (qdb_msg){.type = QDB_MSG_STOP};
     f = ask(h, 4, &m, QDB_MSG_STOP_REPLY);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_EQUAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
     CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
-    CU_ASSERT_FALSE(qdb_node_leaving(h->n[4].node));
+    CU_ASSERT_FALSE(qdb_node_leaving(node(h, 4)));
     g_bytes_unref(f);
-    f = ask(h, 8, &m, QDB_MSG_STOP_REPLY);
+    f = ask(h, x, &m, QDB_MSG_STOP_REPLY);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_EQUAL(qdb_msg_decode(g_bytes_get_data(f, NULL), g_bytes_get_size(f), &r), QDB_OK);
     CU_ASSERT_EQUAL(r.status, QDB_OK);
     g_bytes_unref(f);
-    h_run(h, qdb_simnet_now(h->net) + 10 * S);
-    CU_ASSERT_TRUE(qdb_node_left(h->n[8].node));
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_TRUE(qdb_node_left(node(h, x)));
     int two[] = {0, 4};
     CU_ASSERT_TRUE(ring_ok(h, two, 2));
+    h_free(h);
+}
+
+/* A join completes (the node has its range and serves) six link latencies
+ * after it starts: FIND(own ID) at the peer and its answer, the confirming
+ * STABILIZE to the successor and its reply, the NOTIFY that makes the
+ * successor adopt it as predecessor, and the successor's hand-over (one
+ * batch, marked last) back to it. */
+static void test_join_time(void)
+{
+    harness *h = h_new();
+    h_start(h, 0, -1);
+    h_run(h, 3 * S);
+    qdb_time_us t0 = now(h);
+    h_start(h, 1, 0);
+    CU_ASSERT_TRUE(qdb_node_is_joining(node(h, 1)));
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){1, 0}, t0 + 10 * S));
+    CU_ASSERT_EQUAL(now(h), t0 + 6 * L);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_successor(node(h, 1)), peer(h, 0)));
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_predecessor(node(h, 0)), peer(h, 1)));
+    h_free(h);
+}
+
+/* A crashed successor is bypassed at the first round of its predecessor
+ * after the crash: that round's STABILIZE finds no endpoint, and the
+ * connection is refused one round trip (2L) later -- then the next entry of
+ * the successor list takes over.  Rounds come every P exactly (fast = slow). */
+static void test_crashed_successor_bypassed(void)
+{
+    const qdb_time_us P = S;
+    harness *h = h_new_with(P, NULL);
+    h_start(h, 0, -1);               /* rounds at P, 2P, ... */
+    h_run(h, 3 * P / 10);
+    h_start(h, 1, 0);                /* rounds at 0.3 s + kP */
+    h_run(h, 6 * P / 10);
+    h_start(h, 2, 0);                /* rounds at 0.6 s + kP */
+    qdb_time_us crash_at = 10 * P + 7 * P / 10; /* between everyone's rounds */
+    h_run(h, crash_at);
+    int live[] = {0, 1, 2};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
+    h_crash(h, 1);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 2}, crash_at + 5 * P));
+    CU_ASSERT_EQUAL(now(h), 11 * P + 2 * L);
+    /* Node 2 learns its predecessor died when its own round's PING is
+     * refused (11.6 s + 2L); node 0's next round (12 s) then finds node 2
+     * without a predecessor and notifies it: one STABILIZE round trip and a
+     * NOTIFY, 3L. */
+    int live2[] = {0, 2};
+    CU_ASSERT_TRUE(qdb_fixture_step_until(h->f, ring_right, &(pred_arg){0, 2}, crash_at + 5 * P));
+    CU_ASSERT_EQUAL(now(h), 12 * P + 3 * L);
+    CU_ASSERT_TRUE(ring_ok(h, live2, 2));
+    h_free(h);
+}
+
+/* ---- storage failures --------------------------------------------------------
+ * Every node's store is wrapped in storage/fault.h's injector, through the
+ * fixture's storage factory.  For each call of node->storage in serve.c whose
+ * failure the node handles: what the client is told, that nothing changed,
+ * that the node keeps serving, and that nothing acknowledged is lost. */
+
+static qdb_storage *faulty_open(void *arg, unsigned i, char *err)
+{
+    return qdb_storage_fault_new(qdb_storage_memory_new());
+}
+
+static const qdb_fixture_storage faulty = {.open = faulty_open};
+
+/* The next matching call of node i's store fails (once). */
+static void fail_next(harness *h, int i, unsigned ops)
+{
+    qdb_storage_fault_fail_nth(store(h, i), ops, 1, false);
+}
+
+static uint64_t injected(harness *h, int i, qdb_fault_method m)
+{
+    qdb_fault_stats st;
+    qdb_storage_fault_stats(store(h, i), &st);
+    return st.injected[m];
+}
+
+/* GET alias at node `at` answers want (NULL: not found). */
+static void check_value(harness *h, int at, const char *alias, const char *want)
+{
+    GBytes *got = NULL;
+    int st = request(h, at, QDB_MSG_GET, alias, NULL, &got);
+    if (!want) {
+        CU_ASSERT_EQUAL(st, QDB_E_ALIAS_NOT_FOUND);
+    } else {
+        CU_ASSERT_EQUAL(st, QDB_OK);
+        CU_ASSERT_TRUE(got && g_bytes_get_size(got) == strlen(want) &&
+                       memcmp(g_bytes_get_data(got, NULL), want, strlen(want)) == 0);
+    }
+    if (got)
+        g_bytes_unref(got);
+}
+
+/* One node on a fault-injecting store, a session, and k = "v1". */
+static harness *faulty_one(void)
+{
+    harness *h = h_new_with(0, &faulty);
+    h_start(h, 0, -1);
+    h_run(h, 3 * S);
+    hello(h, 0);
+    h_run(h, 4 * S);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "k", "v1", NULL), QDB_OK);
+    return h;
+}
+
+/* A request of each kind on k (PUT on a new alias); CAS compares with "v1". */
+static int kind_request(harness *h, int type)
+{
+    qdb_msg m = {.type = type, .alias = (const uint8_t *)"k", .alias_len = 1,
+                 .content = (const uint8_t *)"v2", .content_len = 2};
+    if (type == QDB_MSG_PUT)
+        m.alias = (const uint8_t *)"n";
+    if (type == QDB_MSG_CAS) {
+        m.comparand = (const uint8_t *)"v1";
+        m.comparand_len = 2;
+    }
+    if (type == QDB_MSG_GET || type == QDB_MSG_REMOVE)
+        m.content_len = 0;
+    return exchange(h, 0, &m, NULL);
+}
+
+/* execute(): the read that comes first fails -- every kind of request is told
+ * STORAGE and runs nothing. */
+static void test_storage_get_fails(void)
+{
+    harness *h = faulty_one();
+    static const int kinds[] = {QDB_MSG_GET, QDB_MSG_PUT, QDB_MSG_UPDATE, QDB_MSG_GET_UPDATE,
+                                QDB_MSG_CAS, QDB_MSG_REMOVE};
+    for (unsigned i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        fail_next(h, 0, QDB_FAULT_GET);
+        CU_ASSERT_EQUAL(kind_request(h, kinds[i]), QDB_E_STORAGE);
+        CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_GET), i + 1);
+        check_value(h, 0, "k", "v1");
+        check_value(h, 0, "n", NULL);
+    }
+    /* and it serves again: the same requests, asked anew, run */
+    CU_ASSERT_EQUAL(kind_request(h, QDB_MSG_PUT), QDB_OK);
+    CU_ASSERT_EQUAL(kind_request(h, QDB_MSG_CAS), QDB_OK);
+    check_value(h, 0, "k", "v2");
+    check_value(h, 0, "n", "v2");
+    h_free(h);
+}
+
+/* store_record(): the write fails -- PUT, UPDATE, GET_UPDATE and CAS are told
+ * STORAGE (GET_UPDATE without the old content) and the old value stays. */
+static void test_storage_put_fails(void)
+{
+    harness *h = faulty_one();
+    static const int kinds[] = {QDB_MSG_PUT, QDB_MSG_UPDATE, QDB_MSG_GET_UPDATE, QDB_MSG_CAS};
+    for (unsigned i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        fail_next(h, 0, QDB_FAULT_PUT);
+        GBytes *payload = NULL;
+        qdb_msg m = {.type = kinds[i], .alias = (const uint8_t *)(i ? "k" : "n"), .alias_len = 1,
+                     .content = (const uint8_t *)"v2", .content_len = 2,
+                     .comparand = (const uint8_t *)"v1", .comparand_len = kinds[i] == QDB_MSG_CAS ? 2 : 0};
+        CU_ASSERT_EQUAL(exchange(h, 0, &m, &payload), QDB_E_STORAGE);
+        CU_ASSERT_TRUE(payload && g_bytes_get_size(payload) == 0);
+        if (payload)
+            g_bytes_unref(payload);
+        CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_PUT), i + 1);
+        check_value(h, 0, "k", "v1");
+        check_value(h, 0, "n", NULL);
+    }
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_UPDATE, "k", "v3", NULL), QDB_OK);
+    check_value(h, 0, "k", "v3");
+    h_free(h);
+}
+
+/* REMOVE: the delete fails -- told STORAGE, the entry stays. */
+static void test_storage_del_fails(void)
+{
+    harness *h = faulty_one();
+    fail_next(h, 0, QDB_FAULT_DEL);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    check_value(h, 0, "k", "v1");
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_OK);
+    check_value(h, 0, "k", NULL);
+    h_free(h);
+}
+
+/* REMOVE_ALL: the scan of the node's range or a delete fails -- told
+ * STORAGE; what was not deleted stays readable, and it works once the store
+ * does. */
+static void test_storage_remove_all_fails(void)
+{
+    harness *h = faulty_one();
+    char alias[16];
+    for (int i = 0; i < 10; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    qdb_msg all = {.type = QDB_MSG_REMOVE_ALL};
+    fail_next(h, 0, QDB_FAULT_ITERATE);
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_ITERATE), 1);
+    CU_ASSERT_EQUAL(stored(h, 0), 11);
+    fail_next(h, 0, QDB_FAULT_DEL);
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    CU_ASSERT_EQUAL(stored(h, 0), 11); /* the first delete failed: it stopped there */
+    for (int i = 0; i < 10; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        check_value(h, 0, alias, alias);
+    }
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(stored(h, 0), 0);
+    h_free(h);
+}
+
+#define HO_N 40
+
+/* Node 0 on a fault-injecting store holds HO_N entries; node 4 (also
+ * faulty) is started through it, and takes over about a quarter of them.
+ * Returns the time node 4 was started. */
+static qdb_time_us handover_setup(harness **hp)
+{
+    harness *h = *hp = h_new_with(0, &faulty);
+    h_start(h, 0, -1);
+    h_run(h, 3 * S);
+    hello(h, 0);
+    h_run(h, 4 * S);
+    char alias[16];
+    for (int i = 0; i < HO_N; i++) {
+        g_snprintf(alias, sizeof alias, "h%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    qdb_time_us t0 = now(h);
+    h_start(h, 4, 0);
+    return t0;
+}
+
+/* After a hand-over that met a failure: every entry once, at its owner,
+ * readable there; the ring of two right. */
+static void handover_check(harness *h)
+{
+    h_run(h, now(h) + 30 * S);
+    int live[] = {0, 4};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 2));
+    CU_ASSERT_FALSE(qdb_node_is_joining(node(h, 4)));
+    CU_ASSERT_EQUAL(stored(h, 0) + stored(h, 4), HO_N);
+    CU_ASSERT_TRUE(stored(h, 4) > 0);
+    hello(h, 4);
+    h_run(h, now(h) + S);
+    char alias[16];
+    for (int i = 0; i < HO_N; i++) {
+        g_snprintf(alias, sizeof alias, "h%d", i);
+        check_value(h, owner_of(h, alias, live, 2), alias, alias);
+    }
+}
+
+/* serve_on_handover(): the receiver's write fails -- no acknowledgement, so
+ * the sender keeps the batch; it sends it again once its call timed out, and
+ * the receiver must apply it then. */
+static void test_storage_handover_put_fails(void)
+{
+    harness *h;
+    qdb_time_us t0 = handover_setup(&h);
+    fail_next(h, 4, QDB_FAULT_PUT);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){4, 0}, t0 + 30 * S));
+    CU_ASSERT_EQUAL(injected(h, 4, QDB_FAULT_METHOD_PUT), 1);
+    /* The sender's call times out at t0 + 5L + rpc_timeout (2 s); it repeats
+     * the batch on the newcomer's next NOTIFY.  The newcomer's rounds come at
+     * t0 + 1 s and + 2 s, then every 2 s (the period doubles after a quiet
+     * round): the NOTIFY of the 2 s round arrives while the call is still
+     * pending, the one of the 4 s round brings the batch -- its STABILIZE
+     * round trip (2L), the NOTIFY (L), the batch (L). */
+    CU_ASSERT_EQUAL(now(h), t0 + 4 * S + 4 * L);
+    handover_check(h);
+    h_free(h);
+}
+
+/* serve_push(), sending a batch again: reading one of its records fails --
+ * that record is not in the batch, so the acknowledgement must not delete it
+ * at the sender; it goes with a later push. */
+static void test_storage_handover_resend_get_fails(void)
+{
+    harness *h;
+    qdb_time_us t0 = handover_setup(&h);
+    fail_next(h, 4, QDB_FAULT_PUT); /* the first batch is not acknowledged */
+    h_run(h, t0 + S);
+    CU_ASSERT_EQUAL(injected(h, 4, QDB_FAULT_METHOD_PUT), 1);
+    CU_ASSERT_TRUE(qdb_node_is_joining(node(h, 4)));
+    fail_next(h, 0, QDB_FAULT_GET); /* node 0 reads only to send the batch again */
+    handover_check(h);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_GET), 1);
+    h_free(h);
+}
+
+/* serve_push(): the scan of the range to hand over fails -- nothing is sent,
+ * in particular no batch marked last, which would end the newcomer's wait
+ * while its entries are still at the sender (it would answer "not found"
+ * for them).  The newcomer's next NOTIFY brings the push again. */
+static void test_storage_handover_scan_fails(void)
+{
+    harness *h;
+    qdb_time_us t0 = handover_setup(&h);
+    fail_next(h, 0, QDB_FAULT_ITERATE);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){4, 0}, t0 + 30 * S));
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_ITERATE), 1);
+    /* the moment it has joined, every entry it owns is there */
+    int live[] = {0, 4};
+    int mine = 0;
+    char alias[16];
+    for (int i = 0; i < HO_N; i++) {
+        g_snprintf(alias, sizeof alias, "h%d", i);
+        mine += owner_of(h, alias, live, 2) == 4;
+    }
+    CU_ASSERT_EQUAL(stored(h, 4), mine);
+    handover_check(h);
+    h_free(h);
+}
+
+/* serve_on_handover_ack(): deleting a handed-over record at the sender fails
+ * -- a stale copy stays there, outside its range; it is pushed again and
+ * deleted then, and the receiver keeps its own (equal or newer) copy. */
+static void test_storage_handover_del_fails(void)
+{
+    harness *h;
+    handover_setup(&h);
+    fail_next(h, 0, QDB_FAULT_DEL);
+    handover_check(h);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
     h_free(h);
 }
 
@@ -618,6 +998,9 @@ int main(void)
         {"eight joins form one ordered ring", test_ring_forms},
         {"two neighbours crash, the ring repairs", test_crash_repair},
         {"a dead candidate is never adopted (Zave)", test_dead_candidate_not_adopted},
+        {"a join completes after exactly 6 link latencies", test_join_time},
+        {"a crashed successor is bypassed one round trip after the next round",
+         test_crashed_successor_bypassed},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo serve[] = {
@@ -630,9 +1013,25 @@ int main(void)
         {"STATUS answers, counters, metrics; STOP refused or obeyed", test_status_and_stop},
         CU_TEST_INFO_NULL,
     };
+    CU_TestInfo storage[] = {
+        {"a failed read: every request told STORAGE, nothing run", test_storage_get_fails},
+        {"a failed write: told STORAGE, the old value stays", test_storage_put_fails},
+        {"a failed delete: REMOVE told STORAGE, the entry stays", test_storage_del_fails},
+        {"REMOVE_ALL: a failed scan or delete told STORAGE", test_storage_remove_all_fails},
+        {"hand-over: a failed write at the receiver, the batch again",
+         test_storage_handover_put_fails},
+        {"hand-over: a failed read of a resent batch keeps that entry",
+         test_storage_handover_resend_get_fails},
+        {"hand-over: a failed scan sends nothing, not an empty last batch",
+         test_storage_handover_scan_fails},
+        {"hand-over: a failed delete after the ack leaves a copy, cleared later",
+         test_storage_handover_del_fails},
+        CU_TEST_INFO_NULL,
+    };
     CU_SuiteInfo suites[] = {
         {.pName = "ring", .pTests = ring},
         {.pName = "requests", .pTests = serve},
+        {.pName = "storage failures", .pTests = storage},
         CU_SUITE_INFO_NULL,
     };
     return qdb_test_run(suites);

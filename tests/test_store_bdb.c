@@ -837,7 +837,14 @@ static G_GNUC_NORETURN void crash_child(const char *root, int sync, int self_kil
         if (i == self_kill_at)
             kill(getpid(), SIGKILL);
     }
-    _exit(6); /* the parent kills us before this */
+    /* Every record written before the parent's kill arrived (a loaded
+     * machine lets the child run ahead of the acks the parent reads): wait
+     * for the kill rather than exit, so the outcome does not depend on who
+     * ran first. */
+    if (self_kill_at >= 0)
+        _exit(6); /* unreachable: we killed ourselves above */
+    for (;;)
+        pause();
 }
 
 /* Reads acknowledgements until EOF, or until `kill_after` of them when

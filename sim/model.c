@@ -1,0 +1,273 @@
+/* The data model: what clients were told.
+ *
+ * Sections
+ *   keys and values
+ *   operations and their results
+ */
+#define G_LOG_DOMAIN "qdbsim"
+
+#include <string.h>
+
+#include "model.h"
+
+struct sim_model {
+    qdb_simnet *net;
+    sim_model_hooks hooks;
+    GHashTable *keys;            /* alias (char*) -> sim_key*: looked up only */
+    GPtrArray *order;            /* sim_key*, in creation order: deterministic walks */
+    GHashTable *pending;         /* sim_op* in flight: looked up, walked only to free them */
+    sim_client_stats stats;
+};
+
+static void key_free(gpointer p)
+{
+    sim_key *k = p;
+    g_free(k->alias);
+    g_free(k);
+}
+
+static void op_free_cb(gpointer p)
+{
+    sim_op_free(p);
+}
+
+sim_model *sim_model_new(qdb_simnet *net, const sim_model_hooks *hooks)
+{
+    sim_model *m = g_new0(sim_model, 1);
+    m->net = net;
+    if (hooks)
+        m->hooks = *hooks;
+    m->keys = g_hash_table_new(g_str_hash, g_str_equal);
+    m->order = g_ptr_array_new_with_free_func(key_free);
+    m->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, op_free_cb, NULL);
+    m->stats.hops = g_array_new(FALSE, FALSE, sizeof(guint));
+    return m;
+}
+
+void sim_model_free(sim_model *m)
+{
+    if (!m)
+        return;
+    g_hash_table_destroy(m->pending);
+    g_hash_table_destroy(m->keys);
+    g_ptr_array_free(m->order, TRUE);
+    g_array_free(m->stats.hops, TRUE);
+    g_free(m);
+}
+
+/* ---- keys and values ------------------------------------------------------------- */
+
+sim_key *sim_model_key(sim_model *m, const char *alias)
+{
+    sim_key *k = g_hash_table_lookup(m->keys, alias);
+    if (!k) {
+        k = g_new0(sim_key, 1);
+        k->alias = g_strdup(alias);
+        g_hash_table_insert(m->keys, k->alias, k);
+        g_ptr_array_add(m->order, k);
+    }
+    return k;
+}
+
+sim_key *sim_model_find(sim_model *m, const char *alias)
+{
+    return g_hash_table_lookup(m->keys, alias);
+}
+
+const GPtrArray *sim_model_keys(const sim_model *m)
+{
+    return m->order;
+}
+
+/* Storage keys are ID (32 bytes) + alias. */
+static int excuse_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    sim_model *m = arg;
+    char *alias = g_strndup((const char *)k + QDB_ID_BYTES, kl - QDB_ID_BYTES);
+    sim_key *key = sim_model_find(m, alias);
+    if (key)
+        key->excused = true;
+    g_free(alias);
+    return 0;
+}
+
+void sim_model_excuse_store(sim_model *m, qdb_storage *st)
+{
+    st->iterate(st, NULL, 0, NULL, 0, excuse_key, m);
+}
+
+char *sim_model_value(const char *alias, uint64_t version, size_t size, size_t *len)
+{
+    char *head = g_strdup_printf("%s#%" G_GUINT64_FORMAT, alias, version);
+    size_t hl = strlen(head);
+    size_t n = MAX(size, hl);
+    char *v = g_malloc(n + 1);
+    memcpy(v, head, hl);
+    memset(v + hl, '.', n - hl);
+    v[n] = 0;
+    g_free(head);
+    *len = n;
+    return v;
+}
+
+bool sim_model_parse_value(const uint8_t *v, size_t len, const char *alias, uint64_t *version)
+{
+    size_t al = strlen(alias);
+    if (len < al + 2 || memcmp(v, alias, al) != 0 || v[al] != '#')
+        return false;
+    uint64_t ver = 0;
+    size_t i = al + 1;
+    if (i >= len || v[i] < '0' || v[i] > '9')
+        return false;
+    for (; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+        ver = ver * 10 + (uint64_t)(v[i] - '0');
+    for (; i < len; i++)
+        if (v[i] != '.')
+            return false;
+    *version = ver;
+    return true;
+}
+
+/* ---- operations and their results ------------------------------------------------- */
+
+sim_op *sim_op_new(sim_op_kind kind)
+{
+    sim_op *op = g_new0(sim_op, 1);
+    op->kind = kind;
+    return op;
+}
+
+void sim_op_free(sim_op *op)
+{
+    g_free(op->expect);
+    g_free(op);
+}
+
+unsigned sim_model_pending(const sim_model *m)
+{
+    return g_hash_table_size(m->pending);
+}
+
+sim_client_stats *sim_model_stats(sim_model *m)
+{
+    return &m->stats;
+}
+
+/* Every result reaches the trace: (op id, status, content length), content. */
+static void trace_result(sim_model *m, const qdb_client_result *r)
+{
+    uint8_t head[16];
+    uint64_t id = GUINT64_TO_BE(r->op_id);
+    memcpy(head, &id, 8);
+    uint32_t st = GUINT32_TO_BE((uint32_t)r->status);
+    memcpy(head + 8, &st, 4);
+    uint32_t len = GUINT32_TO_BE((uint32_t)r->content_len);
+    memcpy(head + 12, &len, 4);
+    qdb_simnet_trace_add(m->net, head, sizeof head);
+    if (r->content_len)
+        qdb_simnet_trace_add(m->net, r->content, r->content_len);
+}
+
+static bool status_is_answer(int s)
+{
+    return s == QDB_OK || s == QDB_E_ALIAS_NOT_FOUND || s == QDB_E_ALIAS_ALREADY_EXISTS ||
+           s == QDB_E_UNMATCHED_CONTENT;
+}
+
+static void lookup_done(sim_model *m, const qdb_client_result *r)
+{
+    sim_client_stats *s = &m->stats;
+    s->lookups++;
+    if (r->status == QDB_OK) {
+        guint h = r->hops;
+        g_array_append_val(s->hops, h);
+    } else if (r->status == QDB_E_TIMEOUT) {
+        s->lookup_timeouts++;
+    } else {
+        s->lookup_failures++;
+    }
+}
+
+static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r)
+{
+    sim_client_stats *s = &m->stats;
+    if (r->status == QDB_OK) {
+        uint64_t ver;
+        if (!sim_model_parse_value(r->content, r->content_len, op->key->alias, &ver) || ver == 0 ||
+            ver > op->key->writes_issued) {
+            s->bad_reads++;
+            if (m->hooks.bad_read)
+                m->hooks.bad_read(m->hooks.arg, op->key->alias);
+        } else if (ver < op->min_version && !op->key->excused) {
+            s->stale_reads++;
+        }
+    } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
+        s->missing_reads++;
+    }
+}
+
+static void op_done(void *arg, const qdb_client_result *r)
+{
+    sim_op *op = arg;
+    sim_model *m = op->model;
+    g_hash_table_steal(m->pending, op); /* freed below, not by the table */
+    trace_result(m, r);
+    if (op->kind == SIM_OP_LOOKUP) {
+        lookup_done(m, r);
+        sim_op_free(op);
+        return;
+    }
+    sim_client_stats *s = &m->stats;
+    s->requests++;
+    s->wrong_node_retries += r->wrong_node;
+    s->unstable_answers += r->unstable;
+    if (!status_is_answer(r->status))
+        s->failed_requests++;
+    switch (op->kind) {
+    case SIM_OP_WRITE:
+        op->key->writes_inflight = false;
+        if (r->status == QDB_OK) {
+            s->acked_writes++;
+            if (op->version > op->key->acked_version)
+                op->key->acked_version = op->version;
+            op->key->removed = false;
+        }
+        break;
+    case SIM_OP_READ:
+        read_done(m, op, r);
+        break;
+    case SIM_OP_SCRIPTED:
+        if (m->hooks.scripted)
+            m->hooks.scripted(m->hooks.arg, op, r);
+        break;
+    default:
+        break;
+    }
+    sim_op_free(op);
+}
+
+static int submitted(sim_model *m, sim_op *op, int rc)
+{
+    if (rc != QDB_OK) {
+        sim_op_free(op);
+        return rc;
+    }
+    g_hash_table_add(m->pending, op);
+    return QDB_OK;
+}
+
+int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *alias,
+                     const uint8_t *content, size_t len, sim_op *op)
+{
+    op->model = m;
+    int rc = qdb_client_core_submit(c, type, (const uint8_t *)alias, strlen(alias), content, len,
+                                    NULL, 0, op_done, op, NULL);
+    return submitted(m, op, rc);
+}
+
+int sim_model_lookup(sim_model *m, qdb_client_core *c, sim_op *op)
+{
+    op->model = m;
+    int rc = qdb_client_core_lookup(c, &op->target, 0, op_done, op, NULL);
+    return submitted(m, op, rc);
+}

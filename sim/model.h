@@ -1,0 +1,106 @@
+/* The data model: what clients were told.
+ *
+ * Every client operation the simulator issues goes through here: the model
+ * submits it to a client core, remembers it until its result arrives, adds
+ * the result to the trace hash, and keeps the consequences -- per alias the
+ * versions written and the highest one acknowledged, and the counters the
+ * oracle and the report read (lookups and their hop counts, failed requests,
+ * wrong-node retries, stale or impossible reads).
+ *
+ * Workload values carry their alias and version, "ALIAS#VERSION" padded with
+ * '.' to the value size, so any read can be checked against the writes
+ * issued: a value never written is a safety violation, an older version than
+ * the one acknowledged when the read was issued is a stale read.
+ *
+ * Determinism: keys are looked up by alias in a hash table but walked only in
+ * creation order (sim_model_keys); operations in flight are in a table that
+ * is only looked up, or walked to free them.
+ */
+#ifndef QDB_SIM_MODEL_H
+#define QDB_SIM_MODEL_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "client/core.h"
+#include "transport-sim/simnet.h"
+
+typedef struct sim_key {
+    char *alias;
+    uint64_t writes_issued;      /* versions are 1..writes_issued */
+    uint64_t acked_version;      /* highest acknowledged write; 0: none */
+    bool removed;                /* the last acknowledged operation removed it */
+    bool excused;                /* a holder died with its storage: loss is allowed */
+    bool writes_inflight;        /* one write per key at a time */
+} sim_key;
+
+typedef enum sim_op_kind { SIM_OP_SCRIPTED, SIM_OP_WRITE, SIM_OP_READ, SIM_OP_LOOKUP } sim_op_kind;
+
+/* One client operation in flight.  Created by sim_op_new, owned by the model
+ * from a successful submit until its result has been handled. */
+typedef struct sim_model sim_model;
+
+typedef struct sim_op {
+    sim_model *model;            /* set by submit */
+    sim_op_kind kind;
+    const void *tag;             /* scripted: the caller's (the scenario event) */
+    char *expect;                /* scripted get: content expected; NULL: none */
+    int expect_status;           /* scripted: QDB_OK unless told otherwise */
+    sim_key *key;                /* workload */
+    uint64_t version;            /* workload write: the version written */
+    uint64_t min_version;        /* workload read: acknowledged when it was issued */
+    qdb_id target;               /* lookup */
+} sim_op;
+
+/* The counters of what clients were told. */
+typedef struct sim_client_stats {
+    GArray *hops;                /* guint per completed lookup */
+    uint64_t lookups, lookup_timeouts, lookup_failures;
+    uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
+    uint64_t acked_writes, bad_reads, stale_reads, missing_reads;
+} sim_client_stats;
+
+typedef struct sim_model_hooks {
+    /* A scripted operation completed (already counted); op is freed after. */
+    void (*scripted)(void *arg, const sim_op *op, const qdb_client_result *r);
+    /* A read returned a value that was never written. */
+    void (*bad_read)(void *arg, const char *alias);
+    void *arg;
+} sim_model_hooks;
+
+/* Results are added to net's trace hash. */
+sim_model *sim_model_new(qdb_simnet *net, const sim_model_hooks *hooks);
+/* Frees the keys and every operation still in flight (free the client cores
+ * first: their callbacks must never fire afterwards). */
+void sim_model_free(sim_model *m);
+
+/* ---- keys ------------------------------------------------------------------- */
+
+/* The key for alias, created on first use. */
+sim_key *sim_model_key(sim_model *m, const char *alias);
+/* NULL when no operation ever used alias. */
+sim_key *sim_model_find(sim_model *m, const char *alias);
+/* Every key, in creation order. */
+const GPtrArray *sim_model_keys(const sim_model *m);
+/* A store was lost with its node: the keys it held may be lost (the excuse
+ * is for the rest of the run). */
+void sim_model_excuse_store(sim_model *m, qdb_storage *st);
+
+char *sim_model_value(const char *alias, uint64_t version, size_t size, size_t *len);
+bool sim_model_parse_value(const uint8_t *v, size_t len, const char *alias, uint64_t *version);
+
+/* ---- operations ----------------------------------------------------------------- */
+
+sim_op *sim_op_new(sim_op_kind kind);
+void sim_op_free(sim_op *op);
+/* Submit a request (QDB_MSG_PUT, ...) on client core c.  On failure the
+ * operation is freed and the error returned. */
+int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *alias,
+                     const uint8_t *content, size_t len, sim_op *op);
+/* A lookup of op->target with the location cache off; same contract. */
+int sim_model_lookup(sim_model *m, qdb_client_core *c, sim_op *op);
+/* Operations submitted and not completed yet. */
+unsigned sim_model_pending(const sim_model *m);
+sim_client_stats *sim_model_stats(sim_model *m);
+
+#endif
