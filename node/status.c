@@ -11,6 +11,7 @@
 
 #include "status.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "node_internal.h"
@@ -147,22 +148,53 @@ static void json_request_cell(void *arg, int type, const char *result, uint64_t 
     g_string_append_printf(j->o, "\"%s\":%" G_GUINT64_FORMAT, result, count);
 }
 
+/* The node's counters, each under its JSON key and, unless it is covered by
+ * another metric, its Prometheus name: one list for both outputs. */
+typedef struct counter_def {
+    const char *key, *metric, *help;
+    size_t offset; /* in qdb_node_stats */
+} counter_def;
+
+#define STAT(field) offsetof(qdb_node_stats, field)
+static const counter_def counters[] = {
+    {"frames_in", "qdb_frames_in_total", "Frames received by the node.", STAT(frames_in)},
+    {"frames_out", "qdb_frames_out_total", "Frames sent by the node.", STAT(frames_out)},
+    {"bad_frames", "qdb_bad_frames_total", "Frames that did not decode.", STAT(bad_frames)},
+    {"requests", NULL, NULL, STAT(requests)}, /* qdb_requests_total, by type and result */
+    {"wrong_node", "qdb_wrong_node_total",
+     "Requests answered 'wrong node' (the client's topology was outdated).", STAT(wrong_node)},
+    {"unstable", "qdb_unstable_total", "Requests answered 'unstable' (the ring was settling here).",
+     STAT(unstable)},
+    {"duplicates", "qdb_duplicate_requests_total",
+     "Retransmitted requests answered from the reply memory.", STAT(duplicates)},
+    {"lookups", "qdb_lookups_total", "FIND lookups answered by this node.", STAT(finds)},
+    {"rpc_timeouts", "qdb_rpc_timeouts_total", "Calls to other nodes that timed out.",
+     STAT(rpc_timeouts)},
+    {"handover_sent", "qdb_handover_sent_entries_total", "Entries handed over to another node.",
+     STAT(handover_sent)},
+    {"handover_received", "qdb_handover_received_entries_total", "Entries received in hand-overs.",
+     STAT(handover_received)},
+    {"storage_errors", "qdb_storage_errors_total", "Storage operations that failed.",
+     STAT(storage_errors)},
+    {"status_requests", "qdb_status_requests_total", "STATUS requests answered.",
+     STAT(status_requests)},
+    {"stops", "qdb_stop_requests_total", "STOP requests, obeyed or refused.", STAT(stops)},
+};
+#undef STAT
+
+static uint64_t counter_value(const qdb_node *n, const counter_def *c)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)&n->stats + c->offset, sizeof v);
+    return v;
+}
+
 static void j_counters(GString *o, const qdb_node *n)
 {
-    const qdb_node_stats *s = &n->stats;
-    g_string_append_printf(o, ",\"counters\":{\"frames_in\":%" G_GUINT64_FORMAT, s->frames_in);
-    j_u64(o, "frames_out", s->frames_out);
-    j_u64(o, "bad_frames", s->bad_frames);
-    j_u64(o, "requests", s->requests);
-    j_u64(o, "wrong_node", s->wrong_node);
-    j_u64(o, "unstable", s->unstable);
-    j_u64(o, "duplicates", s->duplicates);
-    j_u64(o, "lookups", s->finds);
-    j_u64(o, "rpc_timeouts", s->rpc_timeouts);
-    j_u64(o, "handover_sent", s->handover_sent);
-    j_u64(o, "handover_received", s->handover_received);
-    j_u64(o, "storage_errors", s->storage_errors);
-    j_u64(o, "status_requests", s->status_requests);
+    g_string_append(o, ",\"counters\":{");
+    for (size_t i = 0; i < G_N_ELEMENTS(counters); i++)
+        g_string_append_printf(o, "%s\"%s\":%" G_GUINT64_FORMAT, i ? "," : "", counters[i].key,
+                               counter_value(n, &counters[i]));
     g_string_append(o, ",\"by_request\":{");
     json_requests j = {o, 0};
     each_request_count(n, json_request_cell, &j);
@@ -278,7 +310,6 @@ static void metric_request_cell(void *arg, int type, const char *result, uint64_
 
 void qdb_node_metrics(const qdb_node *n, GString *o)
 {
-    const qdb_node_stats *s = &n->stats;
     char hex[QDB_ID_HEX + 1], a[QDB_ADDR_STRLEN];
     qdb_id_to_hex(&n->cfg.self.id, hex);
     g_string_append_printf(o, "# HELP qdb_node_info The node's ID and address.\n"
@@ -301,27 +332,10 @@ void qdb_node_metrics(const qdb_node *n, GString *o)
     g_string_append(o, "# HELP qdb_requests_total Entry requests answered, by type and result.\n"
                        "# TYPE qdb_requests_total counter\n");
     each_request_count(n, metric_request_cell, o);
-    qdb_metric(o, "qdb_wrong_node_total", "counter",
-               "Requests answered 'wrong node' (the client's topology was outdated).",
-               s->wrong_node);
-    qdb_metric(o, "qdb_unstable_total", "counter",
-               "Requests answered 'unstable' (the ring was settling here).", s->unstable);
-    qdb_metric(o, "qdb_duplicate_requests_total", "counter",
-               "Retransmitted requests answered from the reply memory.", s->duplicates);
-    qdb_metric(o, "qdb_lookups_total", "counter", "FIND lookups answered by this node.",
-               s->finds);
-    qdb_metric(o, "qdb_rpc_timeouts_total", "counter", "Calls to other nodes that timed out.",
-               s->rpc_timeouts);
-    qdb_metric(o, "qdb_handover_sent_entries_total", "counter",
-               "Entries handed over to another node.", s->handover_sent);
-    qdb_metric(o, "qdb_handover_received_entries_total", "counter",
-               "Entries received in hand-overs.", s->handover_received);
-    qdb_metric(o, "qdb_storage_errors_total", "counter", "Storage operations that failed.",
-               s->storage_errors);
-    qdb_metric(o, "qdb_frames_in_total", "counter", "Frames received by the node.", s->frames_in);
-    qdb_metric(o, "qdb_frames_out_total", "counter", "Frames sent by the node.", s->frames_out);
-    qdb_metric(o, "qdb_bad_frames_total", "counter", "Frames that did not decode.",
-               s->bad_frames);
+    for (size_t i = 0; i < G_N_ELEMENTS(counters); i++)
+        if (counters[i].metric)
+            qdb_metric(o, counters[i].metric, "counter", counters[i].help,
+                       counter_value(n, &counters[i]));
 }
 
 /* ---- STATUS and STOP ---------------------------------------------------------------- */

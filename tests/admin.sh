@@ -12,10 +12,7 @@
 
 node_args() { [ "$1" -eq 2 ] && echo "--allow-remote-stop"; }
 . "${srcdir:-.}/tests/hivelib.sh"
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "SKIP: python3 is needed to read the JSON"
-    exit 77
-fi
+need python3 "python3 is needed to read the JSON"
 
 hive_start 3
 hive_wait_stable 3
@@ -148,11 +145,8 @@ sh1 stop_node "$A3" >/dev/null 2>"$tmp/err" && fail "stop_node of node 3 (not al
 grep -q "refused: that node does not allow remote stop" "$tmp/err" || fail "refusal: $(cat "$tmp/err")"
 alive "$pid3" || fail "node 3 died although it refused to stop"
 out=$(sh1 stop_node "$A2") || fail "stop_node $A2: $out"
-gone() { ! alive "$pid2"; }
-wait_until 15 gone || fail "node 2 did not exit within 15 s of stop_node"
-wait "$pid2"
-rc=$?
-[ $rc -eq 0 ] || fail "node 2 exited $rc after stop_node"
+wait_exit "$pid2" 15
+[ $exit_rc -eq 0 ] || fail "node 2 exited $exit_rc after stop_node"
 grep -q "leaving the hive on request" "$tmp/n2.log" || fail "node 2 did not log the stop"
 hive_wait_stable 2
 hs=$(sh1 --raw hive_status) || fail "hive_status after the stop"

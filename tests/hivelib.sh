@@ -1,23 +1,44 @@
 # tests/hivelib.sh: a hive of real qdbd processes on 127.0.0.1..N for the
-# integration tests of the operators' tools (sourced, not run).
+# integration tests (sourced, not run: tests/hive.sh, admin.sh, http.sh,
+# status-page.sh).
 #
-#   hive_start N      node 1 alone, then 2..N join it; node I listens on
-#                     127.0.0.I:$PORT with ID $IDI (fixed, so the ring order
-#                     is 1, 2, 3) plus the words `node_args I` prints
+#   hive_start N        node 1 alone, then 2..N join it; node I listens on
+#                       127.0.0.I:$PORT with ID $IDI (fixed, so the ring order
+#                       is 1, 2, 3) plus the words `node_args I` prints;
+#                       T_LAST is when the last one was started
+#   start_node I ARGS   (re)start node I with its root, log and ARGS
 #   hive_wait_stable N  until hive_status from node 1 sees N stable nodes
-#   qsh SECONDS ARGS  qdbsh, killed after SECONDS
+#   qsh SECONDS ARGS    qdbsh, killed after SECONDS
+#   wait_exit PID S     until PID exits (fail after S seconds); its status
+#                       in exit_rc
+#   need CMD WHY        skip (77) without CMD
 #
 # Every wait polls against a deadline; every process started here is killed
 # by the exit trap, and the temporary directory removed.  The test skips
-# (77) without qdbd or qdbsh, without loopback aliases or a free port.
-# QDBD, QDBSH and HIVE_PORT may be set from the environment.
+# (77) without qdbd, without qdbsh (unless QDBSH_OPTIONAL is set: then
+# HAVE_SH tells), without loopback aliases or a free port.  QDBD, QDBSH and
+# HIVE_PORT may be set from the environment.
 
 QDBD=${QDBD:-transport-real/qdbd}
 QDBSH=${QDBSH:-client/qdbsh}
-if [ ! -x "$QDBD" ] || [ ! -x "$QDBSH" ]; then
-    echo "SKIP: $QDBD or $QDBSH is not built"
+if [ ! -x "$QDBD" ]; then
+    echo "SKIP: $QDBD is not built"
     exit 77
 fi
+HAVE_SH=yes
+if [ ! -x "$QDBSH" ]; then
+    if [ -z "${QDBSH_OPTIONAL:-}" ]; then
+        echo "SKIP: $QDBSH is not built"
+        exit 77
+    fi
+    echo "NOTE: $QDBSH is not built; checking qdbd alone"
+    HAVE_SH=
+fi
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "SKIP: $2"
+    exit 77
+}
 TIMEOUT=
 if command -v timeout >/dev/null 2>&1; then
     TIMEOUT="timeout -k 2"
@@ -78,14 +99,30 @@ command -v node_args >/dev/null 2>&1 || node_args() { :; }
 
 start_node() {
     _i=$1
-    eval "_id=\$ID$_i"
-    _peer=
-    [ "$_i" -gt 1 ] && _peer="--peer=127.0.0.1:$PORT"
+    shift
     # shellcheck disable=SC2046 # node_args prints words
-    "$QDBD" -a "127.0.0.$_i:$PORT" -r "$tmp/root$_i" -l "$tmp/n$_i.log" --id="$_id" $_peer \
-        $(node_args "$_i") 2>>"$tmp/n$_i.err" &
+    "$QDBD" -a "127.0.0.$_i:$PORT" -r "$tmp/root$_i" -l "$tmp/n$_i.log" --log-level=info \
+        "$@" $(node_args "$_i") 2>>"$tmp/n$_i.err" &
     eval "pid$_i=$!"
     pids="$pids $!"
+}
+
+# start_member I: node I with its ID, joining through node 1 (but node 1).
+start_member() {
+    eval "_id=\$ID$1"
+    if [ "$1" -eq 1 ]; then
+        start_node 1 --id="$_id"
+    else
+        start_node "$1" --id="$_id" --peer="127.0.0.1:$PORT"
+    fi
+}
+
+# wait_exit PID SECONDS: until PID exits; its exit status in exit_rc.
+wait_exit() {
+    _gone() { ! alive "$1"; }
+    wait_until "$2" _gone "$1" || fail "process $1 did not exit within $2 s"
+    wait "$1"
+    exit_rc=$?
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -112,9 +149,10 @@ hive_start() {
         pids=
         _rc=0
         for _i in $(seq "$_n"); do
-            start_node "$_i"
+            start_member "$_i"
             [ "$_i" -eq 1 ] && { wait_started 1 || { _rc=$?; break; }; }
         done
+        T_LAST=$(now_ms)
         if [ $_rc -eq 0 ]; then
             for _i in $(seq 2 "$_n"); do
                 wait_started "$_i" || { _rc=$?; break; }

@@ -15,10 +15,7 @@
 
 node_args() { [ "$1" -eq 1 ] && echo "--http=127.0.0.1:$((PORT + 1))"; }
 . "${srcdir:-.}/tests/hivelib.sh"
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "SKIP: python3 is needed for the HTTP client"
-    exit 77
-fi
+need python3 "python3 is needed for the HTTP client"
 
 hive_start 3
 hive_wait_stable 3

@@ -13,11 +13,8 @@ if [ -z "$CHROMIUM" ]; then
     echo "SKIP: Chromium is not installed (apt-get install chromium); the status page is not checked in a browser"
     exit 77
 fi
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "SKIP: python3 is needed to read the screenshot"
-    exit 77
-fi
 . "${srcdir:-.}/tests/hivelib.sh"
+need python3 "python3 is needed to read the screenshot"
 
 hive_start 3
 hive_wait_stable 3
