@@ -494,6 +494,8 @@ size_t qdb_node_memory(const qdb_node *n)
         b += 64 + g_hash_table_size(n->dedup) * 80;
     if (n->out)
         b += n->out->len + sizeof(GByteArray);
+    if (n->req_counts)
+        b += QDB_REQ_TYPES * QDB_REQ_RESULTS * sizeof(uint64_t);
     return b;
 }
 
@@ -502,10 +504,3 @@ const qdb_node_stats *qdb_node_get_stats(const qdb_node *n)
     return &n->stats;
 }
 
-uint64_t qdb_node_requests(const qdb_node *n, int type, int status)
-{
-    if (!n->req_counts || type < QDB_MSG_PUT || type > QDB_MSG_REMOVE_ALL || status < 0 ||
-        status >= QDB_REQ_RESULTS)
-        return 0;
-    return n->req_counts[(type - QDB_MSG_PUT) * QDB_REQ_RESULTS + status];
-}

@@ -106,7 +106,8 @@ typedef struct qdb_node_stats {
     uint64_t status_requests, stops; /* STATUS answered; STOP obeyed or refused */
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
- * result (a qdb_error_t; codes past QDB_E_LAST_ count as QDB_E_INTERNAL). */
+ * result (a qdb_error_t).  The results a node gives by itself are counted
+ * apart; any other code shares one count ("other" in the metrics). */
 uint64_t qdb_node_requests(const qdb_node *n, int type, int status);
 const qdb_node_stats *qdb_node_get_stats(const qdb_node *n);
 

@@ -146,9 +146,10 @@ struct qdb_node {
     qdb_time_us started_at; /* qdb_node_start(), for the uptime */
 };
 
-/* Rows and columns of req_counts. */
+/* Rows (request types) and columns (the results a node gives, and one for
+ * any other) of req_counts: 7 x 10 counters, 560 bytes. */
 #define QDB_REQ_TYPES (QDB_MSG_REMOVE_ALL - QDB_MSG_PUT + 1)
-#define QDB_REQ_RESULTS ((int)QDB_E_LAST_)
+#define QDB_REQ_RESULTS 10
 
 /* node.c */
 void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -193,6 +194,8 @@ bool serve_has_foreign(qdb_node *n);
 /* status.c: operators' requests */
 void status_on_status(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void status_on_stop(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* Count the answer to an entry request (the metrics). */
+void status_count_request(qdb_node *n, int type, int status);
 
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);

@@ -167,10 +167,7 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
 static void reply(qdb_node *n, qdb_addr src, const qdb_msg *m, int status,
                   const uint8_t *payload, size_t len)
 {
-    if (!n->req_counts)
-        n->req_counts = g_new0(uint64_t, QDB_REQ_TYPES * QDB_REQ_RESULTS);
-    int col = status >= 0 && status < QDB_REQ_RESULTS ? status : QDB_E_INTERNAL;
-    n->req_counts[(m->type - QDB_MSG_PUT) * QDB_REQ_RESULTS + col]++;
+    status_count_request(n, m->type, status);
     if (status == QDB_E_STORAGE)
         n->stats.storage_errors++;
     qdb_msg r = {.type = QDB_MSG_REPLY, .seq = m->seq, .status = status,

@@ -91,43 +91,57 @@ static const char *request_name(int type)
     return names[type - QDB_MSG_PUT];
 }
 
-static const char *result_name(int status)
+/* The columns of req_counts: the results a node gives by itself, then
+ * "other" for any code not listed. */
+static const struct {
+    int code;
+    const char *name;
+} results[QDB_REQ_RESULTS] = {
+    {QDB_OK, "ok"},
+    {QDB_E_ALIAS_NOT_FOUND, "alias_not_found"},
+    {QDB_E_ALIAS_ALREADY_EXISTS, "alias_already_exists"},
+    {QDB_E_UNMATCHED_CONTENT, "unmatched_content"},
+    {QDB_E_WRONG_NODE, "wrong_node"},
+    {QDB_E_UNSTABLE, "unstable"},
+    {QDB_E_NO_SESSION, "no_session"},
+    {QDB_E_UNAVAILABLE, "unavailable"},
+    {QDB_E_STORAGE, "storage_error"},
+    {-1, "other"},
+};
+
+static int result_column(int status)
 {
-    static const char *const names[QDB_E_LAST_] = {
-        [QDB_OK] = "ok",
-        [QDB_E_ALIAS_NOT_FOUND] = "alias_not_found",
-        [QDB_E_ALIAS_ALREADY_EXISTS] = "alias_already_exists",
-        [QDB_E_UNSTABLE] = "unstable",
-        [QDB_E_WRONG_NODE] = "wrong_node",
-        [QDB_E_UNMATCHED_CONTENT] = "unmatched_content",
-        [QDB_E_NO_SESSION] = "no_session",
-        [QDB_E_STORAGE] = "storage_error",
-        [QDB_E_UNAVAILABLE] = "unavailable",
-        [QDB_E_INVALID_ARGUMENT] = "invalid_argument",
-    };
-    return status >= 0 && status < QDB_E_LAST_ && names[status] ? names[status] : "other";
+    int k = 0;
+    while (k < QDB_REQ_RESULTS - 1 && results[k].code != status)
+        k++;
+    return k;
+}
+
+void status_count_request(qdb_node *n, int type, int status)
+{
+    if (!n->req_counts)
+        n->req_counts = g_new0(uint64_t, QDB_REQ_TYPES * QDB_REQ_RESULTS);
+    n->req_counts[(type - QDB_MSG_PUT) * QDB_REQ_RESULTS + result_column(status)]++;
+}
+
+uint64_t qdb_node_requests(const qdb_node *n, int type, int status)
+{
+    if (!n->req_counts || type < QDB_MSG_PUT || type > QDB_MSG_REMOVE_ALL)
+        return 0;
+    return n->req_counts[(type - QDB_MSG_PUT) * QDB_REQ_RESULTS + result_column(status)];
 }
 
 typedef void (*request_cell_fn)(void *arg, int type, const char *result, uint64_t count);
 
-/* Every non-zero request counter, in (type, result label) order; results that
- * share the label "other" are summed. */
+/* Every non-zero request counter, in (type, result) order. */
 static void each_request_count(const qdb_node *n, request_cell_fn fn, void *arg)
 {
-    for (int t = QDB_MSG_PUT; t <= QDB_MSG_REMOVE_ALL; t++) {
-        uint64_t other = 0;
+    for (int t = QDB_MSG_PUT; t <= QDB_MSG_REMOVE_ALL; t++)
         for (int r = 0; r < QDB_REQ_RESULTS; r++) {
-            uint64_t c = qdb_node_requests(n, t, r);
-            if (c == 0)
-                continue;
-            if (strcmp(result_name(r), "other") == 0)
-                other += c;
-            else
-                fn(arg, t, result_name(r), c);
+            uint64_t c = n->req_counts ? n->req_counts[(t - QDB_MSG_PUT) * QDB_REQ_RESULTS + r] : 0;
+            if (c)
+                fn(arg, t, results[r].name, c);
         }
-        if (other)
-            fn(arg, t, "other", other);
-    }
 }
 
 typedef struct json_requests {
