@@ -23,15 +23,6 @@
 
 #include "codec.h"
 
-#define DEFAULT_TIMEOUT (60 * QDB_US_PER_S)
-#define DEFAULT_RPC_TIMEOUT (2 * QDB_US_PER_S)
-#define DEFAULT_MAX_ATTEMPTS 3
-#define DEFAULT_MAX_HOPS 64
-#define DEFAULT_LOOKUP_RETRIES 3
-#define DEFAULT_BACKOFF (100 * QDB_US_PER_MS)
-#define DEFAULT_CACHE_CAPACITY 256
-#define DEFAULT_SESSION_CAPACITY 64
-
 typedef enum op_state {
     ST_FIND,    /* FIND(rpc) sent to find_addr */
     ST_HELLO,   /* waiting for the session with node */
@@ -145,16 +136,6 @@ static void id_dec(qdb_id *out, const qdb_id *a)
         if (out->b[i]-- != 0)
             break;
     }
-}
-
-static bool peer_decode(const uint8_t *p, size_t len, qdb_peer *out)
-{
-    if (p == NULL || len != QDB_PEER_WIRE)
-        return false;
-    memcpy(out->id.b, p, QDB_ID_BYTES);
-    out->addr.ip = (uint32_t)p[32] << 24 | (uint32_t)p[33] << 16 | (uint32_t)p[34] << 8 | p[35];
-    out->addr.port = (uint16_t)(p[36] << 8 | p[37]);
-    return true;
 }
 
 static uint32_t next_seq(qdb_client_core *c)
@@ -640,11 +621,8 @@ static void on_hello_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
     bool ok = m->status == QDB_OK && m->content_len == 8;
     if (ok) {
-        uint64_t inc = 0;
-        for (int i = 0; i < 8; i++)
-            inc = inc << 8 | m->content[i];
         s->state = SESSION_OPEN;
-        s->incarnation = inc;
+        s->incarnation = qdb_be64_get(m->content);
         s->used = ++c->use_counter;
     } else {
         session_forget(c, src);
@@ -725,7 +703,8 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         op->wrong_node++;
         c->stats.wrong_node++;
         qdb_peer hint;
-        bool have_hint = peer_decode(m->content, m->content_len, &hint) && !qdb_peer_is_null(&hint);
+        bool have_hint = qdb_peer_decode(m->content, m->content_len, &hint) == QDB_OK &&
+                         !qdb_peer_is_null(&hint);
         cache_remove_addr(c, op->node.addr);
         if (have_hint)
             cache_learn(c, &hint, NULL);
@@ -776,7 +755,7 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         op_node_failed(c, op, src, false);
         return;
     }
-    if (m->flags & 1) {
+    if (m->flags & QDB_FIND_DONE) {
         /* The asker X answered "id in (X, succ]": the owner holds (X, owner].
          * A node naming itself owns (its pred, self], which we do not know:
          * the served request will teach (id - 1, owner]. */
@@ -919,18 +898,31 @@ static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
 
 /* ---- public API ------------------------------------------------------------------- */
 
+/* Every zero numeric field takes its default (node/defaults.h). */
+static void fill_defaults(qdb_client_config *cfg)
+{
+    if (cfg->timeout == 0)
+        cfg->timeout = QDB_DEFAULT_CLIENT_TIMEOUT_US;
+    if (cfg->rpc_timeout == 0)
+        cfg->rpc_timeout = QDB_DEFAULT_CLIENT_RPC_TIMEOUT_US;
+    if (cfg->max_attempts == 0)
+        cfg->max_attempts = QDB_DEFAULT_CLIENT_MAX_ATTEMPTS;
+    if (cfg->max_hops == 0)
+        cfg->max_hops = QDB_DEFAULT_CLIENT_MAX_HOPS;
+    if (cfg->lookup_retries == 0)
+        cfg->lookup_retries = QDB_DEFAULT_CLIENT_LOOKUP_RETRIES;
+    if (cfg->backoff == 0)
+        cfg->backoff = QDB_DEFAULT_CLIENT_BACKOFF_US;
+    if (cfg->cache_capacity == 0)
+        cfg->cache_capacity = QDB_DEFAULT_CLIENT_CACHE_CAPACITY;
+    if (cfg->session_capacity == 0)
+        cfg->session_capacity = QDB_DEFAULT_CLIENT_SESSION_CAPACITY;
+}
+
 void qdb_client_config_defaults(qdb_client_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->timeout = DEFAULT_TIMEOUT;
-    cfg->rpc_timeout = DEFAULT_RPC_TIMEOUT;
-    cfg->max_attempts = DEFAULT_MAX_ATTEMPTS;
-    cfg->max_hops = DEFAULT_MAX_HOPS;
-    cfg->use_cache = 1;
-    cfg->lookup_retries = DEFAULT_LOOKUP_RETRIES;
-    cfg->backoff = DEFAULT_BACKOFF;
-    cfg->cache_capacity = DEFAULT_CACHE_CAPACITY;
-    cfg->session_capacity = DEFAULT_SESSION_CAPACITY;
+    *cfg = (qdb_client_config){.use_cache = 1};
+    fill_defaults(cfg);
 }
 
 static gint op_id_cmp(gconstpointer a, gconstpointer b)
@@ -957,29 +949,13 @@ qdb_client_core *qdb_client_core_new(const qdb_client_config *cfg, qdb_clock *cl
     else if (random != NULL && random->version != QDB_SEAM_VERSION)
         why = "random seam of an unknown version";
     if (why != NULL) {
-        if (err != NULL)
-            g_strlcpy(err, why, QDB_ERRMSG_SIZE);
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "%s", why);
         return NULL;
     }
 
     qdb_client_core *c = g_new0(qdb_client_core, 1);
     c->cfg = *cfg;
-    if (c->cfg.timeout == 0)
-        c->cfg.timeout = DEFAULT_TIMEOUT;
-    if (c->cfg.rpc_timeout == 0)
-        c->cfg.rpc_timeout = DEFAULT_RPC_TIMEOUT;
-    if (c->cfg.max_attempts == 0)
-        c->cfg.max_attempts = DEFAULT_MAX_ATTEMPTS;
-    if (c->cfg.max_hops == 0)
-        c->cfg.max_hops = DEFAULT_MAX_HOPS;
-    if (c->cfg.lookup_retries == 0)
-        c->cfg.lookup_retries = DEFAULT_LOOKUP_RETRIES;
-    if (c->cfg.backoff == 0)
-        c->cfg.backoff = DEFAULT_BACKOFF;
-    if (c->cfg.cache_capacity == 0)
-        c->cfg.cache_capacity = DEFAULT_CACHE_CAPACITY;
-    if (c->cfg.session_capacity == 0)
-        c->cfg.session_capacity = DEFAULT_SESSION_CAPACITY;
+    fill_defaults(&c->cfg);
     c->clock = clock;
     c->transport = transport;
     c->random = random;

@@ -31,7 +31,6 @@
 #include "transport-real/loop.h"
 
 #define QDB_URI_SCHEME "qdb://"
-#define QDB_DEFAULT_TIMEOUT_MS 60000
 
 /* ---- the handle ------------------------------------------------------------ */
 
@@ -340,10 +339,7 @@ typedef struct walk_node {
 /* The top 64 bits of an ID: enough for arcs as fractions of the ring. */
 static uint64_t id_top(const qdb_id *id)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | id->b[i];
-    return v;
+    return qdb_be64_get(id->b);
 }
 
 static void json_problem(GString *o, bool *first, const char *kind, qdb_addr at, int code)
@@ -361,7 +357,7 @@ static void json_problem(GString *o, bool *first, const char *kind, qdb_addr at,
  * wrong on the way (an unreachable node, a missing successor, a cycle that
  * misses start, predecessors that disagree, IDs out of ring order).  At
  * most QDB_HIVE_WALK_MAX nodes. */
-#define QDB_HIVE_WALK_MAX 4096
+#define QDB_HIVE_WALK_MAX QDB_DEFAULT_HIVE_WALK_MAX
 
 static bool hive_walk(struct qdb_session *h, qdb_addr start, GString *o)
 {
@@ -519,7 +515,7 @@ qdb_error_t qdb_open(qdb_handle_t *handle, qdb_protocol_t proto)
 
     char err[QDB_ERRMSG_SIZE] = "";
     struct qdb_session *h = g_new0(struct qdb_session, 1);
-    h->timeout_ms = QDB_DEFAULT_TIMEOUT_MS;
+    h->timeout_ms = (int)(QDB_DEFAULT_CLIENT_TIMEOUT_US / QDB_US_PER_MS);
     h->loop = qdb_loop_new(err);
     if (h->loop == NULL) {
         g_warning("libqdb: cannot create the event loop: %s", err);

@@ -35,8 +35,8 @@
 #include <editline/readline.h>
 
 #include "client/qdb.h"
+#include "node/types.h" /* node/defaults.h and its units */
 
-#define DEFAULT_DAEMON "127.0.0.1:2836"
 #define STDIN_CONTENT_MAX ((size_t)64 << 20) /* 64 MiB */
 
 /* Exit statuses (documented in qdbsh.1). */
@@ -672,14 +672,17 @@ int main(int argc, char **argv)
     gchar *daemon = NULL;
     gboolean version = FALSE;
     gint timeout_ms = 0;
+    char *timeout_help =
+        g_strdup_printf("give up on an operation after MS milliseconds (default %" G_GUINT64_FORMAT ")",
+                        (guint64)(QDB_DEFAULT_CLIENT_TIMEOUT_US / QDB_US_PER_MS));
     gboolean raw = FALSE;
     GOptionEntry entries[] = {
         { "daemon", 'd', 0, G_OPTION_ARG_STRING, &daemon,
           "the node to talk to: a host name or IPv4 address, or a comma-separated list "
-          "tried in turn (default " DEFAULT_DAEMON ")", "HOST:PORT[,...]" },
+          "tried in turn (default " QDB_DEFAULT_ADDRESS ")", "HOST:PORT[,...]" },
         { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "print JSON compact, even on a terminal", NULL },
         { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms,
-          "give up on an operation after MS milliseconds (default 60000)", "MS" },
+          timeout_help, "MS" },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
@@ -696,13 +699,14 @@ int main(int argc, char **argv)
     /* Stop at the first non-option so "qdbsh put x -v" stores "-v". */
     g_option_context_set_strict_posix(ctx, TRUE);
     GError *error = NULL;
-    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    gboolean parsed = g_option_context_parse(ctx, &argc, &argv, &error);
+    g_option_context_free(ctx);
+    g_free(timeout_help);
+    if (!parsed) {
         fprintf(stderr, "qdbsh: %s (see qdbsh --help)\n", error->message);
         g_error_free(error);
-        g_option_context_free(ctx);
         return EXIT_USAGE;
     }
-    g_option_context_free(ctx);
     if (version) {
         printf("qdbsh (%s)\n", qdb_version());
         g_free(daemon);
@@ -714,7 +718,7 @@ int main(int argc, char **argv)
         g_free(daemon);
         return EXIT_USAGE;
     }
-    shell sh = { .daemon = daemon != NULL ? daemon : DEFAULT_DAEMON,
+    shell sh = { .daemon = daemon != NULL ? daemon : QDB_DEFAULT_ADDRESS,
                  .pretty = !raw && isatty(STDOUT_FILENO) };
     qdb_error_t rc = qdb_open(&sh.h, qdb_p_tcp);
     if (rc == QDB_OK && timeout_ms > 0)

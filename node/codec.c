@@ -1,7 +1,7 @@
 /* Wire codec: frames <-> qdb_msg.  The layout is documented in codec.h.
  *
- * Sections: varints, message type table, frame prefix, encoder, HANDOVER
- * records, decoder.
+ * Sections: varints, peers, message type table, frame prefix, encoder,
+ * HANDOVER records, decoder.
  *
  * Encoding makes two passes over one description of each body (emit_body):
  * the first only counts and validates, the second writes into space reserved
@@ -11,8 +11,9 @@
  * Decoding is zero-copy: byte fields point into the caller's frame.  Every
  * read goes through a bounds-checked reader, so no input -- truncated,
  * mutated or hostile -- makes it read outside [buf, buf + len).  Everything
- * the decoder accepts the encoder reproduces byte for byte (flags are 0 or 1,
- * varints minimal, no trailing bytes), which the mutation test checks.
+ * the decoder accepts the encoder reproduces byte for byte (flags hold only
+ * the bits their type defines, varints are minimal, no trailing bytes), which
+ * the mutation test checks.
  */
 #include "codec.h"
 
@@ -63,6 +64,27 @@ int qdb_varint_get(const uint8_t *buf, size_t len, uint64_t *v)
         }
     }
     return -1; /* not reached: the 10th byte either ends or fails above */
+}
+
+/* ---- peers -------------------------------------------------------------------
+ * The one place a peer's 38 bytes are written and read: frames (FIND_REPLY,
+ * STABILIZE, ...) and the WRONG_NODE hint in a REPLY payload use both. */
+
+void qdb_peer_encode(const qdb_peer *p, uint8_t out[QDB_PEER_WIRE])
+{
+    memcpy(out, p->id.b, QDB_ID_BYTES);
+    qdb_be32_put(out + QDB_ID_BYTES, p->addr.ip);
+    qdb_be16_put(out + QDB_ID_BYTES + 4, p->addr.port);
+}
+
+int qdb_peer_decode(const uint8_t *buf, size_t len, qdb_peer *p)
+{
+    if (len != QDB_PEER_WIRE)
+        return QDB_E_MALFORMED;
+    memcpy(p->id.b, buf, QDB_ID_BYTES);
+    p->addr.ip = qdb_be32_get(buf + QDB_ID_BYTES);
+    p->addr.port = qdb_be16_get(buf + QDB_ID_BYTES + 4);
+    return QDB_OK;
 }
 
 /* ---- message types ---------------------------------------------------------- */
@@ -121,24 +143,19 @@ int qdb_msg_is_request(int type)
 /* The length prefix: *prefix_len bytes of varint announcing *body_len bytes. */
 static int peek_prefix(const uint8_t *buf, size_t len, size_t *prefix_len, size_t *body_len)
 {
-    uint64_t x = 0;
-    for (size_t i = 0; i < 4; i++) {
-        if (i >= len)
-            return QDB_E_TRUNCATED;
-        uint8_t b = buf[i];
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            if ((i > 0 && b == 0) || x == 0)
-                return QDB_E_MALFORMED; /* non-minimal, or an empty frame */
-            *prefix_len = i + 1;
-            *body_len = (size_t)x;
-            return QDB_OK;
-        }
-    }
-    /* A 5th byte follows: the length is at least 2^28 (or, if that varint
-     * turned out non-minimal, malformed).  Either way no frame; say so now
-     * rather than wait for bytes a stream reader should not buffer. */
-    return QDB_E_OVERSIZED;
+    /* Read at most 4 bytes: a prefix that has not ended there announces at
+     * least 2^28 bytes (or, if that varint turned out non-minimal, is
+     * malformed).  Either way no frame; say so now rather than wait for
+     * bytes a stream reader should not buffer. */
+    uint64_t x;
+    int k = qdb_varint_get(buf, MIN(len, 4), &x);
+    if (k == 0)
+        return len < 4 ? QDB_E_TRUNCATED : QDB_E_OVERSIZED;
+    if (k < 0 || x == 0)
+        return QDB_E_MALFORMED; /* non-minimal, or an empty frame */
+    *prefix_len = (size_t)k;
+    *body_len = (size_t)x;
+    return QDB_OK;
 }
 
 int qdb_frame_peek(const uint8_t *buf, size_t len, size_t *frame_len)
@@ -180,13 +197,7 @@ static void w_varint(writer *w, uint64_t v)
 static void w_peer(writer *w, const qdb_peer *p)
 {
     uint8_t tmp[QDB_PEER_WIRE];
-    memcpy(tmp, p->id.b, QDB_ID_BYTES);
-    tmp[32] = (uint8_t)(p->addr.ip >> 24);
-    tmp[33] = (uint8_t)(p->addr.ip >> 16);
-    tmp[34] = (uint8_t)(p->addr.ip >> 8);
-    tmp[35] = (uint8_t)p->addr.ip;
-    tmp[36] = (uint8_t)(p->addr.port >> 8);
-    tmp[37] = (uint8_t)p->addr.port;
+    qdb_peer_encode(p, tmp);
     w_bytes(w, tmp, sizeof tmp);
 }
 
@@ -213,12 +224,28 @@ static int w_alias(writer *w, const qdb_msg *m)
     return QDB_OK;
 }
 
-/* max: the highest flags value the type defines (1, or 3 for NOTIFY). */
-static int w_flag(writer *w, unsigned flags, unsigned max)
+/* Every flag bit the type defines: more is malformed. */
+static unsigned flags_max(int type)
 {
-    if (flags > max)
+    if (type == QDB_MSG_STATUS_REPLY)
+        return QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
+    return type == QDB_MSG_NOTIFY ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT : 1u;
+}
+
+/* STATUS, STATUS_REPLY: what the JSON describes, one byte. */
+static int w_what(writer *w, const qdb_msg *m)
+{
+    if (m->what > QDB_STATUS_WHAT_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    w_u8(w, m->what);
+    return QDB_OK;
+}
+
+static int w_flag(writer *w, const qdb_msg *m)
+{
+    if (m->flags > flags_max(m->type))
         return QDB_E_INVALID_ARGUMENT; /* undefined bits */
-    w_u8(w, flags);
+    w_u8(w, m->flags);
     return QDB_OK;
 }
 
@@ -266,13 +293,12 @@ typedef struct records {
 static int emit_status_reply(writer *w, const qdb_msg *m)
 {
     bool succ = (m->flags & QDB_STATUS_F_SUCC) != 0;
-    if (m->what > QDB_STATUS_WHAT_MAX || m->n_peers != (succ ? 1u : 0u) ||
-        m->content_len > QDB_STATUS_JSON_MAX)
+    if (m->n_peers != (succ ? 1u : 0u) || m->content_len > QDB_STATUS_JSON_MAX)
         return QDB_E_INVALID_ARGUMENT;
     TRY(check_bytes(m->content, m->content_len));
     w_varint(w, m->rpc);
-    w_u8(w, m->what);
-    TRY(w_flag(w, m->flags, QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC));
+    TRY(w_what(w, m));
+    TRY(w_flag(w, m));
     w_peer(w, &m->peer);
     if (m->flags & QDB_STATUS_F_PRED)
         w_peer(w, &m->pred);
@@ -291,8 +317,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
     switch (m->type) {
     case QDB_MSG_HELLO: {
         uint8_t id[8];
-        for (int k = 0; k < 8; k++)
-            id[k] = (uint8_t)(m->seq >> (56 - 8 * k));
+        qdb_be64_put(id, m->seq);
         w_bytes(w, id, sizeof id);
         return QDB_OK;
     }
@@ -334,7 +359,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
     case QDB_MSG_FIND_REPLY:
     case QDB_MSG_NOTIFY:
         w_varint(w, m->rpc);
-        TRY(w_flag(w, m->flags, m->type == QDB_MSG_NOTIFY ? 3u : 1u));
+        TRY(w_flag(w, m));
         w_peer(w, &m->peer);
         return QDB_OK;
     case QDB_MSG_STABILIZE:
@@ -343,8 +368,8 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         return QDB_OK;
     case QDB_MSG_STABILIZE_REPLY:
         w_varint(w, m->rpc);
-        TRY(w_flag(w, m->flags, m->type == QDB_MSG_NOTIFY ? 3u : 1u));
-        if (m->flags & 1)
+        TRY(w_flag(w, m));
+        if (m->flags & QDB_STABILIZE_HAS_PRED)
             w_peer(w, &m->pred);
         return w_peers(w, m);
     case QDB_MSG_PING:
@@ -354,7 +379,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         return QDB_OK;
     case QDB_MSG_HANDOVER:
         w_varint(w, m->rpc);
-        TRY(w_flag(w, m->flags, m->type == QDB_MSG_NOTIFY ? 3u : 1u));
+        TRY(w_flag(w, m));
         w_peer(w, &m->peer);
         w_varint(w, recs->n);
         w_bytes(w, recs->p, recs->len);
@@ -366,7 +391,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         return w_peers(w, m);
     case QDB_MSG_STATUS:
         w_varint(w, m->rpc);
-        return w_flag(w, m->what, QDB_STATUS_WHAT_MAX);
+        return w_what(w, m);
     case QDB_MSG_STATUS_REPLY:
         return emit_status_reply(w, m);
     case QDB_MSG_STOP:
@@ -550,20 +575,23 @@ static int r_len_bytes(reader *r, uint64_t max, const uint8_t **p, size_t *len)
     return r_bytes(r, *len, p);
 }
 
-static int r_flag(reader *r, unsigned *flags, unsigned max)
+static int r_flag(reader *r, qdb_msg *m)
 {
-    TRY(r_u8(r, flags));
-    return *flags > max ? QDB_E_MALFORMED : QDB_OK;
+    TRY(r_u8(r, &m->flags));
+    return m->flags > flags_max(m->type) ? QDB_E_MALFORMED : QDB_OK;
+}
+
+static int r_what(reader *r, qdb_msg *m)
+{
+    TRY(r_u8(r, &m->what));
+    return m->what > QDB_STATUS_WHAT_MAX ? QDB_E_MALFORMED : QDB_OK;
 }
 
 static int r_peer(reader *r, qdb_peer *peer)
 {
     const uint8_t *p;
     TRY(r_bytes(r, QDB_PEER_WIRE, &p));
-    memcpy(peer->id.b, p, QDB_ID_BYTES);
-    peer->addr.ip = (uint32_t)p[32] << 24 | (uint32_t)p[33] << 16 | (uint32_t)p[34] << 8 | p[35];
-    peer->addr.port = (uint16_t)(p[36] << 8 | p[37]);
-    return QDB_OK;
+    return qdb_peer_decode(p, QDB_PEER_WIRE, peer);
 }
 
 static int r_peers(reader *r, qdb_msg *m)
@@ -594,7 +622,7 @@ static int r_end(const reader *r)
 static int decode_handover(reader *r, qdb_msg *m)
 {
     TRY(r_varint(r, &m->rpc));
-    TRY(r_flag(r, &m->flags, m->type == QDB_MSG_NOTIFY ? 3u : 1u));
+    TRY(r_flag(r, m));
     TRY(r_peer(r, &m->peer));
     uint64_t n;
     TRY(r_varint(r, &n));
@@ -620,8 +648,7 @@ static int decode_body(reader *r, qdb_msg *m)
     case QDB_MSG_HELLO: {
         const uint8_t *p;
         TRY(r_bytes(r, 8, &p));
-        for (int k = 0; k < 8; k++)
-            m->seq = m->seq << 8 | p[k];
+        m->seq = qdb_be64_get(p);
         return r_end(r);
     }
     case QDB_MSG_PUT:
@@ -665,7 +692,7 @@ static int decode_body(reader *r, qdb_msg *m)
     case QDB_MSG_FIND_REPLY:
     case QDB_MSG_NOTIFY:
         TRY(r_varint(r, &m->rpc));
-        TRY(r_flag(r, &m->flags, m->type == QDB_MSG_NOTIFY ? 3u : 1u));
+        TRY(r_flag(r, m));
         TRY(r_peer(r, &m->peer));
         return r_end(r);
     case QDB_MSG_STABILIZE:
@@ -674,8 +701,8 @@ static int decode_body(reader *r, qdb_msg *m)
         return r_end(r);
     case QDB_MSG_STABILIZE_REPLY:
         TRY(r_varint(r, &m->rpc));
-        TRY(r_flag(r, &m->flags, m->type == QDB_MSG_NOTIFY ? 3u : 1u));
-        if (m->flags & 1)
+        TRY(r_flag(r, m));
+        if (m->flags & QDB_STABILIZE_HAS_PRED)
             TRY(r_peer(r, &m->pred));
         TRY(r_peers(r, m));
         return r_end(r);
@@ -694,12 +721,12 @@ static int decode_body(reader *r, qdb_msg *m)
         return r_end(r);
     case QDB_MSG_STATUS:
         TRY(r_varint(r, &m->rpc));
-        TRY(r_flag(r, &m->what, QDB_STATUS_WHAT_MAX));
+        TRY(r_what(r, m));
         return r_end(r);
     case QDB_MSG_STATUS_REPLY:
         TRY(r_varint(r, &m->rpc));
-        TRY(r_flag(r, &m->what, QDB_STATUS_WHAT_MAX));
-        TRY(r_flag(r, &m->flags, QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC));
+        TRY(r_what(r, m));
+        TRY(r_flag(r, m));
         TRY(r_peer(r, &m->peer));
         if (m->flags & QDB_STATUS_F_PRED)
             TRY(r_peer(r, &m->pred));

@@ -70,8 +70,12 @@
 #define QDB_FRAME_MAX ((size_t)(1u << 28) - 1) /* 256 MiB - 1: length fits 4 varint bytes */
 #define QDB_SUCCLIST_MAX 32
 #define QDB_PEER_WIRE 38
-#define QDB_NOTIFY_JOINING 1u
-#define QDB_NOTIFY_HINT 2u
+/* The u8 flags of the types that carry one (see the bodies above). */
+#define QDB_FIND_DONE 1u          /* FIND_REPLY: peer is the ID's successor */
+#define QDB_STABILIZE_HAS_PRED 1u /* STABILIZE_REPLY: pred follows */
+#define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
+#define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
+#define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
 
 /* STATUS: what the JSON of the reply describes. */
 #define QDB_STATUS_NODE 0u     /* everything: node_status */

@@ -19,10 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h" /* qdb_error_t, QDB_ERRMSG_SIZE */
 #include "types.h"
 
 #define QDB_SEAM_VERSION 1
-#define QDB_ERRMSG_SIZE 128
 
 /* ---- inbound: what a host calls on the core it carries ------------------------
  * Every host (the epoll loop in transport-real/, the simulated network in

@@ -4,6 +4,7 @@
 #include "error.h"
 
 #include <glib.h>
+#include <stdarg.h>
 
 static const char *const messages[QDB_E_LAST_] = {
     [QDB_OK] = "success",
@@ -32,6 +33,17 @@ static const char *const messages[QDB_E_LAST_] = {
     [QDB_E_UNAVAILABLE] = "entry unavailable: the node holding it has failed",
     [QDB_E_REFUSED] = "refused by the node (not enabled there)",
 };
+
+int qdb_error_set(char *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        g_vsnprintf(err, QDB_ERRMSG_SIZE, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
 
 const char *qdb_strerror(int code)
 {

@@ -3,6 +3,23 @@
  * The same codes travel on the wire (one byte in a reply), are returned by
  * libqdb, and are printed by qdbsh and qdbsim.  Values are part of the wire
  * format and the C API: append, never renumber.
+ *
+ * The convention, in node/, the seams, the client core, the transports and
+ * the stores: an error is a qdb_error_t code plus a one-line message in a
+ * buffer of QDB_ERRMSG_SIZE bytes.
+ *  - A function that can fail returns the code (QDB_OK on success) and
+ *    writes the message into the caller's `char *err` (QDB_ERRMSG_SIZE
+ *    bytes, may be NULL).  A constructor returns NULL instead of a code.
+ *  - A seam method (env.h) writes its message into the seam's own errmsg
+ *    buffer, which the caller reads after a failed call.
+ *  - qdb_error_set() does both at once: `return qdb_error_set(err, code,
+ *    "fmt", ...)`.  A layer that passes an error up prefixes its context
+ *    ("root /x: bdb open: ...").
+ *  - The message is for people (logs, stderr); programs decide on the code.
+ * GError appears only at GLib's own boundary -- GOptionContext, GKeyFile,
+ * g_file_get_contents() -- and is turned into a message there.  (The
+ * scenario parser in sim/ still reports GErrors with its own domain: its
+ * callers in the simulator's world take them; see sim/scenario.h.)
  */
 #ifndef QDB_ERROR_H
 #define QDB_ERROR_H
@@ -38,6 +55,18 @@ typedef enum qdb_error_t {
 
 /* Text for a code, never NULL ("unknown error" for codes out of range). */
 const char *qdb_strerror(int code);
+
+/* The size of every error-message buffer: seams' errmsg, `char *err`. */
+#define QDB_ERRMSG_SIZE 128
+
+/* Formats a message into err (QDB_ERRMSG_SIZE bytes; nothing when err is
+ * NULL, truncated when too long) and returns code, so that a failing
+ * function ends with `return qdb_error_set(err, QDB_E_..., "...", ...)`. */
+int qdb_error_set(char *err, int code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* The longest alias a client may use, in bytes. */
 #define QDB_MAX_ALIAS 1024

@@ -13,6 +13,8 @@
 #include <openssl/evp.h>
 #include <string.h>
 
+#include "types.h" /* big-endian fields */
+
 /* ---- comparison ---------------------------------------------------------- */
 
 int qdb_id_cmp(const qdb_id *a, const qdb_id *b)
@@ -87,19 +89,13 @@ void qdb_id_distance(qdb_id *out, const qdb_id *a, const qdb_id *b)
 
 uint64_t qdb_id_top64(const qdb_id *a)
 {
-    uint64_t v = 0;
-    for (int k = 0; k < 8; k++)
-        v = (v << 8) | a->b[k];
-    return v;
+    return qdb_be64_get(a->b);
 }
 
 void qdb_id_from_top64(qdb_id *out, uint64_t v)
 {
     memset(out, 0, sizeof *out);
-    for (int k = 7; k >= 0; k--) {
-        out->b[k] = (uint8_t)v;
-        v >>= 8;
-    }
+    qdb_be64_put(out->b, v);
 }
 
 /* ---- SHA-3-256 --------------------------------------------------------------

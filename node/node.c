@@ -24,26 +24,25 @@
 void qdb_node_config_defaults(qdb_node_config *cfg)
 {
     if (cfg->succlist_len == 0)
-        cfg->succlist_len = 8;
+        cfg->succlist_len = QDB_DEFAULT_SUCCLIST;
     if (cfg->stabilize_fast == 0)
-        cfg->stabilize_fast = 1 * QDB_US_PER_S;
+        cfg->stabilize_fast = QDB_DEFAULT_STABILIZE_FAST_US;
     if (cfg->stabilize_slow == 0)
-        cfg->stabilize_slow = 30 * QDB_US_PER_S;
+        cfg->stabilize_slow = QDB_DEFAULT_STABILIZE_SLOW_US;
     if (cfg->rpc_timeout == 0)
-        cfg->rpc_timeout = 2 * QDB_US_PER_S;
+        cfg->rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US;
     if (cfg->handover_batch == 0)
-        cfg->handover_batch = 256;
+        cfg->handover_batch = QDB_DEFAULT_HANDOVER_BATCH;
     if (cfg->dedup_capacity == 0)
-        cfg->dedup_capacity = 4096;
+        cfg->dedup_capacity = QDB_DEFAULT_DEDUP_CAPACITY;
 }
 
 static bool seam_ok(int version, const char *what, char *err)
 {
     if (version == QDB_SEAM_VERSION)
         return true;
-    if (err)
-        g_snprintf(err, QDB_ERRMSG_SIZE, "%s seam version %d is not supported (want %d)", what,
-                   version, QDB_SEAM_VERSION);
+    qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "%s seam version %d is not supported (want %d)",
+                  what, version, QDB_SEAM_VERSION);
     return false;
 }
 
@@ -56,14 +55,12 @@ qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transpo
         !seam_ok(random->version, "random", err) || !seam_ok(storage->version, "storage", err))
         return NULL;
     if (c.succlist_len > QDB_SUCCLIST_MAX) {
-        if (err)
-            g_snprintf(err, QDB_ERRMSG_SIZE, "successor list length %u exceeds %d", c.succlist_len,
-                       QDB_SUCCLIST_MAX);
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "successor list length %u exceeds %d",
+                      c.succlist_len, QDB_SUCCLIST_MAX);
         return NULL;
     }
     if (c.stabilize_fast > c.stabilize_slow) {
-        if (err)
-            g_snprintf(err, QDB_ERRMSG_SIZE, "stabilize_fast must not exceed stabilize_slow");
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "stabilize_fast must not exceed stabilize_slow");
         return NULL;
     }
 

@@ -43,7 +43,8 @@ typedef struct qdb_node_config {
     qdb_time_us rpc_timeout;       /* a peer that does not answer is suspected; default 2 s */
     unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
     unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */
-    int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug */
+    int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug,
+                                    * 5 trace (every FIND answer and round; logged as debug) */
     bool allow_remote_stop;        /* obey STOP from the network (qdbd --allow-remote-stop);
                                     * off: STOP is answered QDB_E_REFUSED */
 } qdb_node_config;

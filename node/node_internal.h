@@ -51,10 +51,9 @@ typedef enum rpc_kind {
     RPC_STABILIZE,    /* ask our successor for its predecessor and list */
     RPC_CANDIDATE,    /* ask a would-be successor, before adopting it (Zave) */
     RPC_JOIN_CONFIRM, /* ask the successor found by join, before adopting it */
-    RPC_NOTIFY,
     RPC_PING,         /* check_predecessor */
-    RPC_HANDOVER,
-    RPC_LEAVE
+    RPC_HANDOVER      /* one HANDOVER batch, until its HANDOVER_ACK */
+    /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
 typedef struct node_rpc {

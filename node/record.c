@@ -12,21 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-static void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int k = bytes - 1; k >= 0; k--) {
-        p[k] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int k = 0; k < bytes; k++)
-        v = v << 8 | p[k];
-    return v;
-}
+#include "types.h"
 
 static uint32_t content_crc(const uint8_t *content, size_t len)
 {
@@ -44,11 +30,11 @@ void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByt
     h[0] = QDB_RECORD_FORMAT;
     h[1] = 0; /* flags */
     h[2] = h[3] = 0;
-    put_be(h + 4, content_crc(content, (size_t)meta->size), 4);
-    put_be(h + 8, meta->version, 8);
-    put_be(h + 16, (uint64_t)meta->created_us, 8);
-    put_be(h + 24, (uint64_t)meta->modified_us, 8);
-    put_be(h + 32, meta->size, 8);
+    qdb_be32_put(h + 4, content_crc(content, (size_t)meta->size));
+    qdb_be64_put(h + 8, meta->version);
+    qdb_be64_put(h + 16, (uint64_t)meta->created_us);
+    qdb_be64_put(h + 24, (uint64_t)meta->modified_us);
+    qdb_be64_put(h + 32, meta->size);
     g_byte_array_append(out, h, sizeof h);
     if (meta->size > 0)
         g_byte_array_append(out, content, (guint)meta->size);
@@ -60,14 +46,14 @@ int qdb_record_decode_meta(const uint8_t *value, size_t value_len, qdb_record_me
         return QDB_E_STORAGE;
     if (value[0] != QDB_RECORD_FORMAT || value[1] != 0 || value[2] != 0 || value[3] != 0)
         return QDB_E_STORAGE;
-    uint64_t size = get_be(value + 32, 8);
+    uint64_t size = qdb_be64_get(value + 32);
     if (size != value_len - QDB_RECORD_HEADER)
         return QDB_E_STORAGE;
-    meta->version = get_be(value + 8, 8);
-    meta->created_us = (int64_t)get_be(value + 16, 8);
-    meta->modified_us = (int64_t)get_be(value + 24, 8);
+    meta->version = qdb_be64_get(value + 8);
+    meta->created_us = (int64_t)qdb_be64_get(value + 16);
+    meta->modified_us = (int64_t)qdb_be64_get(value + 24);
     meta->size = size;
-    meta->checksum = (uint32_t)get_be(value + 4, 4);
+    meta->checksum = qdb_be32_get(value + 4);
     return QDB_OK;
 }
 

@@ -293,7 +293,7 @@ static void send_notify(qdb_node *n, const qdb_peer *to)
     if (is_self(n, to))
         return;
     qdb_msg m = {.type = QDB_MSG_NOTIFY, .peer = n->cfg.self};
-    m.flags = n->awaiting_handover ? 1u : 0u;
+    m.flags = n->awaiting_handover ? QDB_NOTIFY_JOINING : 0u;
     node_send(n, to->addr, &m);
 }
 
@@ -327,7 +327,7 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return;
     qdb_msg r = {.type = QDB_MSG_STABILIZE_REPLY, .rpc = m->rpc};
     if (n->has_pred) {
-        r.flags = 1;
+        r.flags = QDB_STABILIZE_HAS_PRED;
         r.pred = n->pred;
     }
     r.n_peers = n->n_succ;
@@ -340,7 +340,7 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
     const qdb_peer *s = ring_successor(n);
     char a[QDB_ADDR_STRLEN];
     node_log(n, 4, "stabilize reply from %s: pred %s", qdb_addr_format(rpc->dst, a),
-             (m->flags & 1) ? "known" : "none");
+             (m->flags & QDB_STABILIZE_HAS_PRED) ? "known" : "none");
     if (!s || !qdb_peer_eq(s, &rpc->peer)) {
         /* our successor changed meanwhile: ask the new one if we were told to */
         if (n->restabilize)
@@ -351,11 +351,11 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
     set_succlist(n, &succ, m->peers, m->n_peers);
     /* Our successor does not know us as its predecessor yet (a lost NOTIFY,
      * or a closer node): not settled -- keep the fast period until it does. */
-    if (!(m->flags & 1) || !is_self(n, &m->pred))
+    if (!(m->flags & QDB_STABILIZE_HAS_PRED) || !is_self(n, &m->pred))
         ring_set_changed(n);
     /* Chord would adopt x = successor.predecessor now.  Zave: only if x is
      * alive -- ask it first; we notify once it answered. */
-    if ((m->flags & 1) && better_successor(n, &m->pred)) {
+    if ((m->flags & QDB_STABILIZE_HAS_PRED) && better_successor(n, &m->pred)) {
         /* Walking back one predecessor at a time is O(distance): after a
          * few steps, look our own ID up through the ring instead, which
          * the fingers answer in O(log N) hops. */
@@ -412,7 +412,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (qdb_peer_eq(c, &n->pred)) {
         /* Hand-over: the new node N takes ]P;N] from its successor -- we push
          * whatever we hold outside our range to the predecessor. */
-        if (m->flags & 1)
+        if (m->flags & QDB_NOTIFY_JOINING)
             serve_push(n, c, true);
         else if (serve_has_foreign(n))
             serve_push(n, c, false);
@@ -464,7 +464,7 @@ static void fix_fingers(qdb_node *n)
 
 static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
-    bool done = m->flags & 1;
+    bool done = m->flags & QDB_FIND_DONE;
     qdb_id target;
     if (rpc->kind == RPC_RELOCATE_FIND && rpc->arg == 1)
         unremember(n, rpc->dst); /* it answers: no longer a stranger */
@@ -576,7 +576,7 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
              * node lies between us, the lookup that found our successor was
              * stale (joins race each other) -- move now, as stabilize would,
              * rather than a round later. */
-            if ((m->flags & 1) && consider_candidate(n, &m->pred))
+            if ((m->flags & QDB_STABILIZE_HAS_PRED) && consider_candidate(n, &m->pred))
                 break;
             send_notify(n, &rpc->peer);
         }

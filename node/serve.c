@@ -123,9 +123,10 @@ void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m)
         g_hash_table_remove_all(n->sessions);
     g_hash_table_insert(n->sessions, GSIZE_TO_POINTER(qdb_addr_key(src)),
                         GSIZE_TO_POINTER((gsize)m->seq));
-    uint64_t inc = GUINT64_TO_BE(n->incarnation);
+    uint8_t inc[8];
+    qdb_be64_put(inc, n->incarnation);
     qdb_msg r = {.type = QDB_MSG_REPLY, .seq = 0, .status = QDB_OK,
-                 .content = (const uint8_t *)&inc, .content_len = sizeof inc};
+                 .content = inc, .content_len = sizeof inc};
     node_send(n, src, &r);
 }
 
@@ -434,7 +435,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     /* Framed here (node_send does not know builders), then remembered as an
      * RPC; a resend keeps the rpc id of the batch it repeats. */
     qdb_msg framed = {.type = QDB_MSG_HANDOVER, .rpc = resend ? n->ho_rpc : n->next_rpc++,
-                      .flags = c.more ? 0u : 1u, .peer = n->cfg.self};
+                      .flags = c.more ? 0u : QDB_HANDOVER_LAST, .peer = n->cfg.self};
     n->ho_dst = dst->addr;
     n->ho_retry = false;
     n->ho_last = !c.more;
@@ -496,7 +497,7 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
          * by equal or newer ones only, so applying twice is harmless). */
         n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
     }
-    if (m->flags & 1) {
+    if (m->flags & QDB_HANDOVER_LAST) {
         if (n->awaiting_handover)
             node_log(n, 3, "hand-over complete");
         n->awaiting_handover = false;

@@ -38,7 +38,7 @@
 
 #include "node.h"
 
-#define QDB_STATUS_SCAN_MAX 100000
+#define QDB_STATUS_SCAN_MAX QDB_DEFAULT_STATUS_SCAN_MAX
 
 /* Append the JSON for what (QDB_STATUS_NODE, _CONFIG or _TOPOLOGY; codec.h)
  * to out. */

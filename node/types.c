@@ -1,4 +1,4 @@
-/* Small value types: IPv4 endpoints and peers.
+/* Small value types: IPv4 endpoints, peers, 64-bit random draws.
  *
  * Addresses are parsed with inet_pton() (dotted quad only, no octal or short
  * forms) and GLib's strict unsigned parser for the port, so "1.2.3.4:80x",
@@ -79,4 +79,11 @@ bool qdb_peer_is_null(const qdb_peer *p)
 bool qdb_peer_eq(const qdb_peer *a, const qdb_peer *b)
 {
     return qdb_addr_eq(a->addr, b->addr) && qdb_id_eq(&a->id, &b->id);
+}
+
+uint64_t qdb_rand_u64(GRand *r)
+{
+    uint64_t hi = g_rand_int(r);
+    uint64_t lo = g_rand_int(r);
+    return hi << 32 | lo;
 }

@@ -2,10 +2,13 @@
 #ifndef QDB_TYPES_H
 #define QDB_TYPES_H
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "defaults.h"
 #include "id.h"
 
 /* Microseconds on the node's monotonic clock (virtual in the simulator).
@@ -23,7 +26,6 @@ typedef struct qdb_addr {
 } qdb_addr;
 
 #define QDB_ADDR_STRLEN 22 /* "255.255.255.255:65535" + NUL */
-#define QDB_DEFAULT_PORT 2836
 
 bool qdb_addr_eq(qdb_addr a, qdb_addr b);
 int qdb_addr_cmp(qdb_addr a, qdb_addr b);
@@ -42,5 +44,55 @@ typedef struct qdb_peer {
 
 bool qdb_peer_is_null(const qdb_peer *p);
 bool qdb_peer_eq(const qdb_peer *a, const qdb_peer *b);
+
+/* ---- fixed-width big-endian fields (the wire, storage records, the trace) ----
+ * GLib's byte-order macros may evaluate their argument more than once (at -O0
+ * GUINT32_TO_BE(x) expands x several times): they only ever see a plain
+ * parameter here, so a caller may pass any expression, a random draw
+ * included. */
+static inline void qdb_be16_put(uint8_t *p, uint16_t v)
+{
+    v = GUINT16_TO_BE(v);
+    memcpy(p, &v, sizeof v);
+}
+
+static inline void qdb_be32_put(uint8_t *p, uint32_t v)
+{
+    v = GUINT32_TO_BE(v);
+    memcpy(p, &v, sizeof v);
+}
+
+static inline void qdb_be64_put(uint8_t *p, uint64_t v)
+{
+    v = GUINT64_TO_BE(v);
+    memcpy(p, &v, sizeof v);
+}
+
+static inline uint16_t qdb_be16_get(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return GUINT16_FROM_BE(v);
+}
+
+static inline uint32_t qdb_be32_get(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return GUINT32_FROM_BE(v);
+}
+
+static inline uint64_t qdb_be64_get(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return GUINT64_FROM_BE(v);
+}
+
+/* 64 random bits from two g_rand_int() draws, the high word first.  Every
+ * u64 drawn from a GRand goes through here: the order is part of every trace
+ * hash, and inside one expression the order of the two calls would be
+ * unspecified. */
+uint64_t qdb_rand_u64(GRand *r);
 
 #endif

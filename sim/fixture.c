@@ -106,7 +106,7 @@ const char *qdb_fixture_errmsg(const qdb_fixture *f)
 
 static uint64_t draw_seed(qdb_fixture *f)
 {
-    return (uint64_t)g_rand_int(f->rng) << 32 | g_rand_int(f->rng);
+    return qdb_rand_u64(f->rng);
 }
 
 /* ---- nodes --------------------------------------------------------------------- */
@@ -151,7 +151,7 @@ bool qdb_fixture_start(qdb_fixture *f, unsigned i, const qdb_addr *peers, size_t
         return false;
     x->ep = qdb_simnet_attach(f->net, x->peer.addr, NULL, NULL, draw_seed(f));
     if (!x->ep) {
-        g_snprintf(f->errmsg, sizeof f->errmsg, "address in use");
+        qdb_error_set(f->errmsg, QDB_E_INVALID_ARGUMENT, "address in use");
         return false;
     }
     if (!x->storage)

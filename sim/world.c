@@ -21,9 +21,9 @@
 #include <string.h>
 
 #include "codec.h"
+#include "defaults.h"
 #include "load.h"
 #include "storage/bdb.h"
-#include "world.h"
 #include "world.h"
 
 /* ---- parameters ------------------------------------------------------------ */
@@ -73,16 +73,19 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
     t = param(w, "address_base");
     if (!qdb_addr_parse(&p->address_base, t ? t->text : "10.0.0.1:2836"))
         return qdb_scn_error(err, &t->pos, "bad address '%s' (a.b.c.d or a.b.c.d:port)", t->text);
-    if (!param_uint(w, "succlist", 8, &v, err))
+    if (!param_uint(w, "succlist", QDB_DEFAULT_SUCCLIST, &v, err))
         return false;
     if (v < 1 || v > QDB_SUCCLIST_MAX)
         return qdb_scn_error(err, &param(w, "succlist")->pos, "succlist must be 1 to %d",
                              QDB_SUCCLIST_MAX);
     p->succlist = (unsigned)v;
-    if (!param_duration(w, "stabilize_fast", QDB_US_PER_S, &p->stabilize_fast, err) ||
-        !param_duration(w, "stabilize_slow", 30 * QDB_US_PER_S, &p->stabilize_slow, err) ||
-        !param_duration(w, "rpc_timeout", 2 * QDB_US_PER_S, &p->rpc_timeout, err) ||
-        !param_duration(w, "client_timeout", 60 * QDB_US_PER_S, &p->client_timeout, err) ||
+    if (!param_duration(w, "stabilize_fast", QDB_DEFAULT_STABILIZE_FAST_US, &p->stabilize_fast,
+                        err) ||
+        !param_duration(w, "stabilize_slow", QDB_DEFAULT_STABILIZE_SLOW_US, &p->stabilize_slow,
+                        err) ||
+        !param_duration(w, "rpc_timeout", QDB_DEFAULT_RPC_TIMEOUT_US, &p->rpc_timeout, err) ||
+        !param_duration(w, "client_timeout", QDB_DEFAULT_CLIENT_TIMEOUT_US, &p->client_timeout,
+                        err) ||
         !param_duration(w, "check_period",
                         p->nodes > 1000 ? QDB_US_PER_S : 100 * QDB_US_PER_MS, &p->check_period, err))
         return false;
@@ -153,7 +156,7 @@ static qdb_storage *bdb_open(void *arg, unsigned i, char *err)
         GError *e = NULL;
         w->bdb_root = g_dir_make_tmp("qdbsim-XXXXXX", &e); /* a folder name only: no behaviour */
         if (!w->bdb_root) {
-            g_snprintf(err, QDB_ERRMSG_SIZE, "storage=bdb: %s", e->message);
+            qdb_error_set(err, QDB_E_STORAGE, "storage=bdb: %s", e->message);
             g_error_free(e);
             return NULL;
         }

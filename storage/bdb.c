@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -86,24 +85,14 @@ static void scratch_free(scratch *sc)
     sc->cap = 0;
 }
 
-static void set_err(qdb_storage *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static void set_err(qdb_storage *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-    va_end(ap);
-}
-
 /* "bdb <op>: <db_strerror>", plus BDB's extended message when it gave one
  * during this call (they say which file or which limit). */
 static int bdb_fail(bdb_store *st, const char *op, int ret)
 {
     if (st->bdb_msg[0])
-        set_err(&st->seam, "bdb %s: %s (%s)", op, db_strerror(ret), st->bdb_msg);
-    else
-        set_err(&st->seam, "bdb %s: %s", op, db_strerror(ret));
-    return QDB_E_STORAGE;
+        return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE, "bdb %s: %s (%s)", op,
+                             db_strerror(ret), st->bdb_msg);
+    return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE, "bdb %s: %s", op, db_strerror(ret));
 }
 
 static void bdb_errcall(const DB_ENV *env, const char *prefix, const char *msg)
@@ -183,8 +172,7 @@ static size_t encode_zstd(bdb_store *st, const uint8_t *value, size_t len)
     if (stored > len - len / 8)
         return 0;
     st->packed.buf[0] = CODEC_ZSTD;
-    guint64 be = GUINT64_TO_BE((guint64)len);
-    memcpy(st->packed.buf + 1, &be, sizeof be);
+    qdb_be64_put(st->packed.buf + 1, len);
     return stored;
 }
 
@@ -194,36 +182,30 @@ static size_t encode_zstd(bdb_store *st, const uint8_t *value, size_t len)
 static int decode_check(bdb_store *st, const uint8_t *stored, size_t len, int *codec,
                         const uint8_t **payload, size_t *payload_len, size_t *orig_len)
 {
-    if (len < 1) {
-        set_err(&st->seam, "bdb: corrupt stored value (empty, no codec byte)");
-        return QDB_E_STORAGE;
-    }
+    if (len < 1)
+        return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE,
+                             "bdb: corrupt stored value (empty, no codec byte)");
     *codec = stored[0];
     if (*codec == CODEC_RAW) {
         *payload = stored + 1;
         *payload_len = *orig_len = len - 1;
         return QDB_OK;
     }
-    if (*codec != CODEC_ZSTD) {
-        set_err(&st->seam, "bdb: corrupt stored value (unknown codec %d)", *codec);
-        return QDB_E_STORAGE;
-    }
-    if (len < ZSTD_HEADER) {
-        set_err(&st->seam, "bdb: corrupt stored value (zstd header truncated, %zu bytes)", len);
-        return QDB_E_STORAGE;
-    }
-    guint64 be;
-    memcpy(&be, stored + 1, sizeof be); /* unaligned: no cast */
-    uint64_t declared = GUINT64_FROM_BE(be);
+    if (*codec != CODEC_ZSTD)
+        return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE,
+                             "bdb: corrupt stored value (unknown codec %d)", *codec);
+    if (len < ZSTD_HEADER)
+        return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE,
+                             "bdb: corrupt stored value (zstd header truncated, %zu bytes)", len);
+    uint64_t declared = qdb_be64_get(stored + 1);
     *payload = stored + ZSTD_HEADER;
     *payload_len = len - ZSTD_HEADER;
     unsigned long long fcs = ZSTD_getFrameContentSize(*payload, *payload_len);
     if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs != declared ||
-        declared > SIZE_MAX) {
-        set_err(&st->seam, "bdb: corrupt stored value (zstd frame does not match length %" G_GUINT64_FORMAT ")",
-                declared);
-        return QDB_E_STORAGE;
-    }
+        declared > SIZE_MAX)
+        return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE,
+                             "bdb: corrupt stored value (zstd frame does not match length %" G_GUINT64_FORMAT ")",
+                             declared);
     *orig_len = (size_t)declared;
     return QDB_OK;
 }
@@ -232,11 +214,9 @@ static int decompress_into(bdb_store *st, uint8_t *dst, size_t orig_len, const u
                            size_t frame_len)
 {
     size_t n = ZSTD_decompressDCtx(st->dctx, dst, orig_len, frame, frame_len);
-    if (ZSTD_isError(n) || n != orig_len) {
-        set_err(&st->seam, "bdb: corrupt stored value (zstd: %s)",
-                ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
-        return QDB_E_STORAGE;
-    }
+    if (ZSTD_isError(n) || n != orig_len)
+        return qdb_error_set(st->seam.errmsg, QDB_E_STORAGE, "bdb: corrupt stored value (zstd: %s)",
+                             ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
     return QDB_OK;
 }
 
@@ -313,10 +293,9 @@ static int bdb_put(qdb_storage *s, const uint8_t *key, size_t key_len, const uin
 {
     bdb_store *st = store_of(s);
     st->bdb_msg[0] = '\0';
-    if (value_len > UINT32_MAX - ZSTD_HEADER || key_len > UINT32_MAX) {
-        set_err(s, "bdb put: key or value too large (%zu, %zu bytes)", key_len, value_len);
-        return QDB_E_STORAGE;
-    }
+    if (value_len > UINT32_MAX - ZSTD_HEADER || key_len > UINT32_MAX)
+        return qdb_error_set(s->errmsg, QDB_E_STORAGE,
+                             "bdb put: key or value too large (%zu, %zu bytes)", key_len, value_len);
 
     /* A DBT is one buffer: a raw value is copied behind its codec byte. */
     size_t stored_len = encode_zstd(st, value, value_len);
@@ -523,9 +502,9 @@ qdb_bdb_options qdb_bdb_options_defaults(void)
 {
     return (qdb_bdb_options){
         .sync = 0,
-        .compress_threshold = QDB_BDB_DEFAULT_COMPRESS_THRESHOLD,
-        .compress_level = QDB_BDB_DEFAULT_COMPRESS_LEVEL,
-        .cache_bytes = QDB_BDB_DEFAULT_CACHE_BYTES,
+        .compress_threshold = QDB_DEFAULT_BDB_COMPRESS_THRESHOLD,
+        .compress_level = QDB_DEFAULT_BDB_COMPRESS_LEVEL,
+        .cache_bytes = QDB_DEFAULT_BDB_CACHE_BYTES,
     };
 }
 
@@ -536,15 +515,15 @@ static bool check_root(const char *root, char *err)
     struct stat sb;
     if (g_stat(root, &sb) == 0) {
         if (!S_ISDIR(sb.st_mode)) {
-            g_snprintf(err, QDB_ERRMSG_SIZE, "root %s is not a directory", root);
+            qdb_error_set(err, QDB_E_STORAGE, "root %s is not a directory", root);
             return false;
         }
     } else if (g_mkdir_with_parents(root, 0700) != 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "cannot create root %s: %s", root, g_strerror(errno));
+        qdb_error_set(err, QDB_E_STORAGE, "cannot create root %s: %s", root, g_strerror(errno));
         return false;
     }
     if (access(root, R_OK | W_OK | X_OK) != 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "root %s is not writable: %s", root, g_strerror(errno));
+        qdb_error_set(err, QDB_E_STORAGE, "root %s is not writable: %s", root, g_strerror(errno));
         return false;
     }
     return true;
@@ -594,8 +573,8 @@ qdb_storage *qdb_storage_bdb_open(const char *root, const qdb_bdb_options *opt, 
     qdb_bdb_options o = opt ? *opt : qdb_bdb_options_defaults();
     err[0] = '\0';
     if (o.compress_level < ZSTD_minCLevel() || o.compress_level > ZSTD_maxCLevel()) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "zstd level %d out of range %d..%d", o.compress_level,
-                   ZSTD_minCLevel(), ZSTD_maxCLevel());
+        qdb_error_set(err, QDB_E_STORAGE, "zstd level %d out of range %d..%d", o.compress_level,
+                      ZSTD_minCLevel(), ZSTD_maxCLevel());
         return NULL;
     }
     if (!check_root(root, err))
@@ -611,22 +590,22 @@ qdb_storage *qdb_storage_bdb_open(const char *root, const qdb_bdb_options *opt, 
     st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     g_free(lock_path);
     if (st->lock_fd < 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "root %s: cannot create qdb.lock: %s", root,
-                   g_strerror(errno));
+        qdb_error_set(err, QDB_E_STORAGE, "root %s: cannot create qdb.lock: %s", root,
+                      g_strerror(errno));
         goto fail_alloc;
     }
     if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            g_snprintf(err, QDB_ERRMSG_SIZE, "root %s is in use by another open store", root);
+            qdb_error_set(err, QDB_E_STORAGE, "root %s is in use by another open store", root);
         else
-            g_snprintf(err, QDB_ERRMSG_SIZE, "root %s: cannot lock qdb.lock: %s", root,
-                       g_strerror(errno));
+            qdb_error_set(err, QDB_E_STORAGE, "root %s: cannot lock qdb.lock: %s", root,
+                          g_strerror(errno));
         goto fail_lock_file;
     }
 
     int ret = db_env_create(&st->env, 0);
     if (ret) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb env create: %s", db_strerror(ret));
+        qdb_error_set(err, QDB_E_STORAGE, "bdb env create: %s", db_strerror(ret));
         goto fail_lock_file;
     }
     st->env->app_private = st;
@@ -653,27 +632,27 @@ qdb_storage *qdb_storage_bdb_open(const char *root, const qdb_bdb_options *opt, 
                             0600);
     }
     if (ret) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb %s in %s: %s%s%s", step, root, db_strerror(ret),
-                   st->bdb_msg[0] ? " -- " : "", st->bdb_msg);
+        qdb_error_set(err, QDB_E_STORAGE, "bdb %s in %s: %s%s%s", step, root, db_strerror(ret),
+                      st->bdb_msg[0] ? " -- " : "", st->bdb_msg);
         goto fail_env_create;
     }
 
     ret = db_create(&st->db, st->env, 0);
     if (ret) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb db create: %s", db_strerror(ret));
+        qdb_error_set(err, QDB_E_STORAGE, "bdb db create: %s", db_strerror(ret));
         goto fail_env_open;
     }
     ret = st->db->open(st->db, NULL, "entries.db", NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT,
                        0600);
     if (ret) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb open %s/entries.db: %s%s%s", root, db_strerror(ret),
-                   st->bdb_msg[0] ? " -- " : "", st->bdb_msg);
+        qdb_error_set(err, QDB_E_STORAGE, "bdb open %s/entries.db: %s%s%s", root, db_strerror(ret),
+                      st->bdb_msg[0] ? " -- " : "", st->bdb_msg);
         goto fail_db_create;
     }
     ret = count_records(st, &st->count);
     if (ret) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "bdb counting records in %s: %s", root,
-                   db_strerror(ret));
+        qdb_error_set(err, QDB_E_STORAGE, "bdb counting records in %s: %s", root,
+                      db_strerror(ret));
         goto fail_db_create;
     }
 

@@ -63,11 +63,8 @@ typedef struct qdb_bdb_options {
     size_t cache_bytes;
 } qdb_bdb_options;
 
-#define QDB_BDB_DEFAULT_COMPRESS_THRESHOLD 512
-#define QDB_BDB_DEFAULT_COMPRESS_LEVEL 3
-#define QDB_BDB_DEFAULT_CACHE_BYTES ((size_t)16 << 20)
-
-/* sync 0, compress_threshold 512, compress_level 3, cache_bytes 16 MiB. */
+/* sync 0, and node/defaults.h's QDB_DEFAULT_BDB_*: compress_threshold 512,
+ * compress_level 3, cache_bytes 16 MiB. */
 qdb_bdb_options qdb_bdb_options_defaults(void);
 
 /* Opens (creating if needed) the store under `root`.  The root directory is

@@ -66,8 +66,8 @@ static bool fault_select(fault_store *f, qdb_fault_method m)
         fail = f->matched == f->nth || (f->persistent && f->matched > f->nth);
     }
     if (fail)
-        g_snprintf(f->seam.errmsg, sizeof f->seam.errmsg,
-                   "injected fault: %s (call %" G_GUINT64_FORMAT ")", method_name[m], call);
+        qdb_error_set(f->seam.errmsg, QDB_E_STORAGE, "injected fault: %s (call %" G_GUINT64_FORMAT ")",
+                      method_name[m], call);
     return fail;
 }
 

@@ -73,7 +73,7 @@ static int fake_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_
 static uint64_t fake_next(qdb_random *r)
 {
     fake_env *e = r->data;
-    return (uint64_t)g_rand_int(e->rand) << 32 | g_rand_int(e->rand);
+    return qdb_rand_u64(e->rand);
 }
 
 static void sent_free(gpointer p)
@@ -179,21 +179,14 @@ static void answer(qdb_client_core *c, qdb_addr src, uint64_t seq, int status,
 static void answer_hello(qdb_client_core *c, qdb_addr src, uint64_t incarnation)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(incarnation >> (56 - 8 * i));
+    qdb_be64_put(b, incarnation);
     answer(c, src, 0, QDB_OK, b, sizeof b);
 }
 
 static void answer_wrong_node(qdb_client_core *c, qdb_addr src, uint64_t seq, const qdb_peer *hint)
 {
     uint8_t b[QDB_PEER_WIRE];
-    memcpy(b, hint->id.b, QDB_ID_BYTES);
-    b[32] = (uint8_t)(hint->addr.ip >> 24);
-    b[33] = (uint8_t)(hint->addr.ip >> 16);
-    b[34] = (uint8_t)(hint->addr.ip >> 8);
-    b[35] = (uint8_t)hint->addr.ip;
-    b[36] = (uint8_t)(hint->addr.port >> 8);
-    b[37] = (uint8_t)hint->addr.port;
+    qdb_peer_encode(hint, b);
     answer(c, src, seq, QDB_E_WRONG_NODE, b, sizeof b);
 }
 

@@ -332,6 +332,63 @@ static void test_strerror(void)
     }
 }
 
+/* The byte-order helpers write most significant byte first, and evaluate
+ * their argument once even when it is a call with side effects. */
+static int calls;
+static uint64_t counted(uint64_t v)
+{
+    calls++;
+    return v;
+}
+
+static void test_big_endian(void)
+{
+    uint8_t b[8];
+    static const uint8_t want[8] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+    calls = 0;
+    qdb_be64_put(b, counted(UINT64_C(0x0123456789abcdef)));
+    CU_ASSERT_EQUAL(calls, 1);
+    CU_ASSERT_EQUAL(memcmp(b, want, 8), 0);
+    CU_ASSERT_EQUAL(qdb_be64_get(b), UINT64_C(0x0123456789abcdef));
+    memset(b, 0, sizeof b);
+    qdb_be32_put(b + 1, (uint32_t)counted(0x89abcdefu));
+    CU_ASSERT_EQUAL(calls, 2);
+    CU_ASSERT_EQUAL(memcmp(b + 1, want + 4, 4), 0);
+    CU_ASSERT_EQUAL(b[0], 0);
+    CU_ASSERT_EQUAL(b[5], 0);
+    CU_ASSERT_EQUAL(qdb_be32_get(want + 1), 0x23456789u);
+    qdb_be16_put(b, 0xabcd);
+    CU_ASSERT_EQUAL(b[0], 0xab);
+    CU_ASSERT_EQUAL(b[1], 0xcd);
+    CU_ASSERT_EQUAL(qdb_be16_get(want + 6), 0xcdef);
+}
+
+/* High word first: the order every trace hash depends on. */
+static void test_rand_u64(void)
+{
+    GRand *a = g_rand_new_with_seed(42), *b = g_rand_new_with_seed(42);
+    for (int i = 0; i < 4; i++) {
+        uint64_t hi = g_rand_int(b);
+        uint64_t lo = g_rand_int(b);
+        CU_ASSERT_EQUAL(qdb_rand_u64(a), hi << 32 | lo);
+    }
+    g_rand_free(a);
+    g_rand_free(b);
+}
+
+static void test_error_set(void)
+{
+    char err[QDB_ERRMSG_SIZE] = "";
+    CU_ASSERT_EQUAL(qdb_error_set(err, QDB_E_STORAGE, "disk %d", 7), QDB_E_STORAGE);
+    CU_ASSERT_STRING_EQUAL(err, "disk 7");
+    CU_ASSERT_EQUAL(qdb_error_set(NULL, QDB_E_TIMEOUT, "dropped"), QDB_E_TIMEOUT);
+    char big[2 * QDB_ERRMSG_SIZE];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    qdb_error_set(err, QDB_E_INTERNAL, "%s", big);
+    CU_ASSERT_EQUAL(strlen(err), QDB_ERRMSG_SIZE - 1); /* truncated, terminated */
+}
+
 static CU_TestInfo id_tests[] = {
     {.pName = "cmp", .pTestFunc = test_cmp},
     {.pName = "interval plain", .pTestFunc = test_interval_plain},
@@ -350,6 +407,9 @@ static CU_TestInfo types_tests[] = {
     {.pName = "addr parse", .pTestFunc = test_addr_parse},
     {.pName = "addr misc and peers", .pTestFunc = test_addr_misc},
     {.pName = "strerror", .pTestFunc = test_strerror},
+    {.pName = "error_set", .pTestFunc = test_error_set},
+    {.pName = "big-endian fields", .pTestFunc = test_big_endian},
+    {.pName = "rand_u64", .pTestFunc = test_rand_u64},
     CU_TEST_INFO_NULL,
 };
 

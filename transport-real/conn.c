@@ -504,7 +504,8 @@ static int listener_open(const qdb_addr *addr, char *err)
 {
     char a[QDB_ADDR_STRLEN];
     if (addr->port == 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "cannot listen on %s: no port", qdb_addr_format(*addr, a));
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "cannot listen on %s: no port",
+                      qdb_addr_format(*addr, a));
         errno = EINVAL;
         return -1;
     }
@@ -520,8 +521,8 @@ static int listener_open(const qdb_addr *addr, char *err)
     return fd;
 fail:;
     int e = errno;
-    g_snprintf(err, QDB_ERRMSG_SIZE, "cannot listen on %s: %s", qdb_addr_format(*addr, a),
-               g_strerror(e));
+    qdb_error_set(err, QDB_E_INTERNAL, "cannot listen on %s: %s", qdb_addr_format(*addr, a),
+                  g_strerror(e));
     if (fd >= 0)
         close(fd);
     errno = e;
@@ -582,8 +583,8 @@ bool peers_init(loop_peers *p, loop_net *net, const qdb_addr *listen, const qdb_
         if (poller_add(net->poller, p->listen_fd, &p->listen_src, false) < 0) {
             int e = errno;
             char a[QDB_ADDR_STRLEN];
-            g_snprintf(err, QDB_ERRMSG_SIZE, "cannot watch %s: %s", qdb_addr_format(*listen, a),
-                       g_strerror(e));
+            qdb_error_set(err, QDB_E_INTERNAL, "cannot watch %s: %s", qdb_addr_format(*listen, a),
+                          g_strerror(e));
             close(p->listen_fd);
             errno = e;
             return false;

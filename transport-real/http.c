@@ -91,10 +91,10 @@ static void snapshot(qdb_http *h, GBytes **json, GBytes **metrics)
 {
     g_mutex_lock(&h->lock);
     gint64 now = g_get_monotonic_time();
-    if (!h->json || now - h->taken_at > QDB_HTTP_FRESH_MS * 1000) {
+    if (!h->json || now - h->taken_at > (gint64)QDBD_DEFAULT_HTTP_FRESH_US) {
         uint64_t gen = h->generation, one = 1;
         if (write(h->efd, &one, sizeof one) == (ssize_t)sizeof one) {
-            gint64 until = now + QDB_HTTP_WAIT_MS * 1000;
+            gint64 until = now + (gint64)QDBD_DEFAULT_HTTP_WAIT_US;
             while (h->generation == gen && !h->stopping)
                 if (!g_cond_wait_until(&h->fresh, &h->lock, until))
                     break; /* the loop is busy: serve what we have */
@@ -201,7 +201,7 @@ qdb_http *qdb_http_start(qdb_loop *loop, qdb_node *node, const qdb_addr *addr, c
     g_cond_init(&h->fresh);
     h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (h->efd < 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "http %s: eventfd: %s", a, g_strerror(errno));
+        qdb_error_set(err, QDB_E_INTERNAL, "http %s: eventfd: %s", a, g_strerror(errno));
         goto fail_alloc;
     }
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(addr->port),
@@ -210,21 +210,21 @@ qdb_http *qdb_http_start(qdb_loop *loop, qdb_node *node, const qdb_addr *addr, c
     h->mhd = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD, addr->port, NULL, NULL, on_request, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)QDB_HTTP_MAX_CONNECTIONS,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)8,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)QDBD_DEFAULT_HTTP_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)QDBD_DEFAULT_HTTP_PER_CLIENT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(QDBD_DEFAULT_HTTP_IDLE_US / QDB_US_PER_S),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, QDBD_DEFAULT_HTTP_MEMORY,
         MHD_OPTION_END);
     if (!h->mhd) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "cannot serve HTTP on %s: %s", a,
-                   errno ? g_strerror(errno) : "libmicrohttpd failed");
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "cannot serve HTTP on %s: %s", a,
+                      errno ? g_strerror(errno) : "libmicrohttpd failed");
         goto fail_efd;
     }
     /* Watched last: the loop keeps a watch until it is freed, so no failure
      * may follow it. */
     if (!qdb_loop_watch_fd(loop, h->efd, on_snapshot_wanted, h)) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "http %s: cannot watch the eventfd: %s", a,
-                   g_strerror(errno));
+        qdb_error_set(err, QDB_E_INTERNAL, "http %s: cannot watch the eventfd: %s", a,
+                      g_strerror(errno));
         MHD_stop_daemon(h->mhd);
         goto fail_efd;
     }

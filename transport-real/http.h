@@ -13,9 +13,9 @@
  * Threads.  MHD runs in its own thread (one thread polls every HTTP
  * connection), and that thread never touches the node: the node belongs to
  * the loop thread.  When a request needs data older than
- * QDB_HTTP_FRESH_MS, the HTTP thread asks the loop for a new snapshot
- * through an eventfd the loop watches, and waits for it at most
- * QDB_HTTP_WAIT_MS (then serves the older one).  The loop builds the
+ * QDBD_DEFAULT_HTTP_FRESH_US, the HTTP thread asks the loop for a new
+ * snapshot through an eventfd the loop watches, and waits for it at most
+ * QDBD_DEFAULT_HTTP_WAIT_US (then serves the older one).  The loop builds the
  * snapshot (status JSON and metrics text) between two events, as it would
  * answer any request, and hands it over under a mutex.  So HTTP never
  * blocks the loop, and nobody pays for snapshots while nobody looks.
@@ -23,19 +23,15 @@
  * epoll, needs write-readiness watches and per-turn re-registration that
  * loop.h does not offer.)
  *
- * Bounds: at most QDB_HTTP_MAX_CONNECTIONS connections (8 per client IP),
- * 10 s idle timeout, 32 KiB of memory per connection (which caps a
- * request's header size); request bodies are refused.
+ * Bounds (node/defaults.h): at most 64 connections, 8 from one address,
+ * closed after 10 s idle, 32 KiB of memory each (which caps a request's
+ * headers); request bodies are refused.
  */
 #ifndef QDB_HTTP_H
 #define QDB_HTTP_H
 
 #include "node/node.h"
 #include "transport-real/loop.h"
-
-#define QDB_HTTP_MAX_CONNECTIONS 64
-#define QDB_HTTP_FRESH_MS 500
-#define QDB_HTTP_WAIT_MS 2000
 
 typedef struct qdb_http qdb_http;
 

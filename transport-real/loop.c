@@ -101,33 +101,24 @@ static int transport_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, 
 {
     qdb_loop_endpoint *ep = t->impl;
     char a[QDB_ADDR_STRLEN];
-    if (ep->peers.closed) {
-        g_snprintf(t->errmsg, sizeof(t->errmsg), "endpoint is detached");
-        return QDB_E_NOT_CONNECTED;
-    }
-    if (dst.ip == 0 || dst.port == 0) {
-        g_snprintf(t->errmsg, sizeof(t->errmsg), "cannot send to %s", qdb_addr_format(dst, a));
-        return QDB_E_INVALID_ARGUMENT;
-    }
-    if (len == 0 || len > QDB_FRAME_MAX + 4) {
-        g_snprintf(t->errmsg, sizeof(t->errmsg), "frame of %zu bytes", len);
-        return QDB_E_OVERSIZED;
-    }
+    if (ep->peers.closed)
+        return qdb_error_set(t->errmsg, QDB_E_NOT_CONNECTED, "endpoint is detached");
+    if (dst.ip == 0 || dst.port == 0)
+        return qdb_error_set(t->errmsg, QDB_E_INVALID_ARGUMENT, "cannot send to %s",
+                             qdb_addr_format(dst, a));
+    if (len == 0 || len > QDB_FRAME_MAX + 4)
+        return qdb_error_set(t->errmsg, QDB_E_OVERSIZED, "frame of %zu bytes", len);
     int fatal = peers_send(&ep->peers, dst, frame, len);
-    if (fatal) {
-        g_snprintf(t->errmsg, sizeof(t->errmsg), "cannot connect to %s: %s",
-                   qdb_addr_format(dst, a), g_strerror(fatal));
-        return QDB_E_CONNECTION_REFUSED;
-    }
+    if (fatal)
+        return qdb_error_set(t->errmsg, QDB_E_CONNECTION_REFUSED, "cannot connect to %s: %s",
+                             qdb_addr_format(dst, a), g_strerror(fatal));
     return QDB_OK;
 }
 
 static uint64_t random_next(qdb_random *r)
 {
     qdb_loop_endpoint *ep = r->impl;
-    uint64_t hi = g_rand_int(ep->rand);
-    uint64_t lo = g_rand_int(ep->rand);
-    return hi << 32 | lo;
+    return qdb_rand_u64(ep->rand);
 }
 
 static GRand *rand_from_os(void)

@@ -44,17 +44,17 @@ bool poller_init(loop_poller *p, char *err)
 {
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (p->epfd < 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "epoll_create1: %s", g_strerror(errno));
+        qdb_error_set(err, QDB_E_INTERNAL, "epoll_create1: %s", g_strerror(errno));
         return false;
     }
     p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->wakefd < 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "eventfd: %s", g_strerror(errno));
+        qdb_error_set(err, QDB_E_INTERNAL, "eventfd: %s", g_strerror(errno));
         goto fail_epoll;
     }
     p->wake_src.ready = wake_ready;
     if (poller_add(p, p->wakefd, &p->wake_src, false) < 0) {
-        g_snprintf(err, QDB_ERRMSG_SIZE, "epoll_ctl: %s", g_strerror(errno));
+        qdb_error_set(err, QDB_E_INTERNAL, "epoll_ctl: %s", g_strerror(errno));
         goto fail_eventfd;
     }
     p->stop_requested = 0;

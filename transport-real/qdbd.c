@@ -38,16 +38,6 @@
 #include "transport-real/http.h"
 #include "transport-real/loop.h"
 
-/* qdbd's ring timers: a 3-node loopback hive settles within about 2 s.  The
- * simulator keeps the node defaults (1 s / 120 s, 2 s RPC timeout). */
-#define QDBD_STABILIZE_FAST (250 * QDB_US_PER_MS)
-#define QDBD_STABILIZE_SLOW (30 * QDB_US_PER_S)
-#define QDBD_RPC_TIMEOUT (1 * QDB_US_PER_S)
-#define QDBD_CHECKPOINT_PERIOD (30 * QDB_US_PER_S)
-#define QDBD_LEAVE_TIMEOUT (10 * QDB_US_PER_S)
-#define QDBD_DRAIN_TIMEOUT (1 * QDB_US_PER_S)
-#define QDBD_STATUS_PERIOD (500 * QDB_US_PER_MS)
-
 /* ---- options ----------------------------------------------------------------- */
 
 typedef struct qdbd_opts {
@@ -159,11 +149,11 @@ static int opts_parse(qdbd_opts *o, int *argc, char ***argv)
 {
     GOptionEntry entries[] = {
         {"address", 'a', 0, G_OPTION_ARG_STRING, &o->address,
-         "Listen on ADDR and announce it to the hive (default 127.0.0.1:2836)", "ADDR[:PORT]"},
+         "Listen on ADDR and announce it to the hive (default " QDB_DEFAULT_ADDRESS ")", "ADDR[:PORT]"},
         {"peer", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->peers,
          "Join the hive through this node (repeatable; none: start a new hive)", "ADDR[:PORT]"},
         {"root", 'r', 0, G_OPTION_ARG_FILENAME, &o->root,
-         "Berkeley DB environment directory (default ./db)", "DIR"},
+         "Berkeley DB environment directory (default " QDBD_DEFAULT_ROOT ")", "DIR"},
         {"log-file", 'l', 0, G_OPTION_ARG_FILENAME, &o->log_file, "Append the log to FILE",
          "FILE"},
         {"log-console", 'o', 0, G_OPTION_ARG_NONE, &o->log_console,
@@ -351,8 +341,8 @@ static void on_signal(void *arg, int fd)
         d->signals++;
         if (d->signals == 1) {
             g_info("signal %u: leaving the hive (hand-over to the successor, at most %u s)",
-                   si.ssi_signo, (unsigned)(QDBD_LEAVE_TIMEOUT / QDB_US_PER_S));
-            d->leave_deadline = qdbd_now(d) + QDBD_LEAVE_TIMEOUT;
+                   si.ssi_signo, (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
+            d->leave_deadline = qdbd_now(d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
             qdb_node_leave(d->node);
         } else {
             g_warning("signal %u again: quitting now", si.ssi_signo);
@@ -466,7 +456,7 @@ int main(int argc, char **argv)
 
     /* -- validate everything before touching the system */
     qdb_addr self_addr;
-    if (!qdb_addr_parse(&self_addr, o.address ? o.address : "127.0.0.1:2836") ||
+    if (!qdb_addr_parse(&self_addr, o.address ? o.address : QDB_DEFAULT_ADDRESS) ||
         self_addr.ip == 0 || self_addr.port == 0) {
         rc = fail(EX_USAGE, "bad --address '%s': want a.b.c.d[:port], not 0.0.0.0 nor port 0",
                   o.address);
@@ -508,7 +498,7 @@ int main(int argc, char **argv)
         rc = fail(EX_USAGE, "--daemonize with --log-console only: the log would be lost");
         goto out_opts;
     }
-    char *root = absolute(o.root ? o.root : "./db");
+    char *root = absolute(o.root ? o.root : QDBD_DEFAULT_ROOT);
     g_qlog.path = absolute(o.log_file);
     g_qlog.console = o.log_console;
     pid_path = absolute(o.pid_file);
@@ -581,11 +571,8 @@ int main(int argc, char **argv)
     }
     if (!have_id) {
         qdb_random *r = qdb_loop_endpoint_random(d.ep);
-        for (int i = 0; i < QDB_ID_BYTES; i += 8) {
-            uint64_t v = r->next(r);
-            for (int j = 0; j < 8; j++)
-                id.b[i + j] = (uint8_t)(v >> (56 - 8 * j));
-        }
+        for (int i = 0; i < QDB_ID_BYTES; i += 8)
+            qdb_be64_put(id.b + i, r->next(r));
     }
     if (id_path) {
         char hex0[QDB_ID_HEX + 2];
@@ -600,9 +587,9 @@ int main(int argc, char **argv)
     }
     qdb_node_config cfg = {
         .self = {.id = id, .addr = self_addr},
-        .stabilize_fast = QDBD_STABILIZE_FAST,
-        .stabilize_slow = QDBD_STABILIZE_SLOW,
-        .rpc_timeout = QDBD_RPC_TIMEOUT,
+        .stabilize_fast = QDBD_DEFAULT_STABILIZE_FAST_US,
+        .stabilize_slow = QDBD_DEFAULT_STABILIZE_SLOW_US,
+        .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
         .allow_remote_stop = o.allow_remote_stop,
     };
@@ -639,14 +626,14 @@ int main(int argc, char **argv)
            o.transient ? "" : (o.sync ? " (sync)" : " (no-sync)"), d.store->count(d.store),
            n_peers);
     if (d.bdb)
-        qdb_loop_every(d.loop, QDBD_CHECKPOINT_PERIOD, on_checkpoint, &d);
-    qdb_loop_every(d.loop, QDBD_STATUS_PERIOD, on_status, &d);
+        qdb_loop_every(d.loop, QDBD_DEFAULT_CHECKPOINT_PERIOD_US, on_checkpoint, &d);
+    qdb_loop_every(d.loop, QDBD_DEFAULT_STATUS_PERIOD_US, on_status, &d);
     qdb_node_start(d.node, peers, n_peers);
     report_start(&report_fd, 0);
 
     /* -- run until a signal's departure completes.  Every wait is bounded:
-     * the hand-over by QDBD_LEAVE_TIMEOUT, the last writes by
-     * QDBD_DRAIN_TIMEOUT. */
+     * the hand-over by QDBD_DEFAULT_LEAVE_TIMEOUT_US, the last writes by
+     * QDBD_DEFAULT_DRAIN_TIMEOUT_US. */
     qdb_time_us left_at = 0;
     for (;;) {
         if (!qdb_loop_run_once(d.loop, d.signals ? 50 : -1))
@@ -657,9 +644,9 @@ int main(int argc, char **argv)
         }
         if (!d.signals && qdb_node_leaving(d.node)) { /* a stop_node it was allowed to obey */
             g_info("leaving the hive on request (at most %u s)",
-                   (unsigned)(QDBD_LEAVE_TIMEOUT / QDB_US_PER_S));
+                   (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
             d.signals = 1;
-            d.leave_deadline = qdbd_now(&d) + QDBD_LEAVE_TIMEOUT;
+            d.leave_deadline = qdbd_now(&d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
         }
         if (!d.signals)
             continue;
@@ -670,11 +657,11 @@ int main(int argc, char **argv)
                 g_info("left the hive; %" G_GUINT64_FORMAT " entries remain here",
                        d.store->count(d.store));
             }
-            if (qdb_loop_endpoint_pending(d.ep) == 0 || now >= left_at + QDBD_DRAIN_TIMEOUT)
+            if (qdb_loop_endpoint_pending(d.ep) == 0 || now >= left_at + QDBD_DEFAULT_DRAIN_TIMEOUT_US)
                 break;
         } else if (now >= d.leave_deadline) {
             g_warning("hand-over did not finish within %u s; quitting",
-                      (unsigned)(QDBD_LEAVE_TIMEOUT / QDB_US_PER_S));
+                      (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
             rc = 1;
             break;
         }

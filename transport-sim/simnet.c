@@ -197,14 +197,6 @@ static qdb_time_us drift_inv(qdb_time_us l, int32_t ppm)
     return d;
 }
 
-static inline void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 /* ---- endpoint lifetime ------------------------------------------------------------ */
 
 static inline void ep_ref(qdb_sim_endpoint *ep)
@@ -429,9 +421,7 @@ static qdb_time_us uniform(qdb_simnet *net, qdb_time_us n)
 {
     if (n == 0)
         return 0;
-    uint64_t hi = g_rand_int(net->rng);
-    uint64_t lo = g_rand_int(net->rng);
-    return ((hi << 32) | lo) % n;
+    return qdb_rand_u64(net->rng) % n;
 }
 
 /* -log2(m / 2^53) for 1 <= m <= 2^53, in 32.24 fixed point.  Integer only,
@@ -515,18 +505,12 @@ static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t
 {
     qdb_sim_endpoint *ep = t->impl;
     qdb_simnet *net = ep->net;
-    if (ep->dead) {
-        g_strlcpy(t->errmsg, "endpoint detached", sizeof t->errmsg);
-        return QDB_E_NOT_CONNECTED;
-    }
-    if (qdb_addr_is_null(dst)) {
-        g_strlcpy(t->errmsg, "null destination address", sizeof t->errmsg);
-        return QDB_E_INVALID_ARGUMENT;
-    }
-    if (len > UINT32_MAX) {
-        g_strlcpy(t->errmsg, "frame larger than 4 GiB", sizeof t->errmsg);
-        return QDB_E_OVERSIZED;
-    }
+    if (ep->dead)
+        return qdb_error_set(t->errmsg, QDB_E_NOT_CONNECTED, "endpoint detached");
+    if (qdb_addr_is_null(dst))
+        return qdb_error_set(t->errmsg, QDB_E_INVALID_ARGUMENT, "null destination address");
+    if (len > UINT32_MAX)
+        return qdb_error_set(t->errmsg, QDB_E_OVERSIZED, "frame larger than 4 GiB");
     net->st.frames_sent++;
     uint64_t dkey = addr_pack(dst);
     addr_rec *drec = g_hash_table_lookup(net->addrs, &dkey);
@@ -574,10 +558,7 @@ static uint64_t sim_next(qdb_random *r)
         ep->rng = g_rand_new_with_seed_array(seed, 2);
         ep->net->rngs++;
     }
-    /* Two statements: the order of calls inside one expression is unspecified. */
-    uint64_t hi = g_rand_int(ep->rng);
-    uint64_t lo = g_rand_int(ep->rng);
-    return (hi << 32) | lo;
+    return qdb_rand_u64(ep->rng);
 }
 
 /* ---- trace hash and hash log --------------------------------------------------------------- */
@@ -608,17 +589,17 @@ static bool trace_item(qdb_simnet *net, int kind, const qdb_addr *src, const qdb
     uint8_t hdr[1 + 8 + 6 + 6 + 4];
     size_t n = 0;
     hdr[n++] = (uint8_t)kind;
-    put_be(hdr + n, net->now, 8), n += 8;
+    qdb_be64_put(hdr + n, net->now), n += 8;
     if (src) {
-        put_be(hdr + n, src->ip, 4), n += 4;
-        put_be(hdr + n, src->port, 2), n += 2;
+        qdb_be32_put(hdr + n, src->ip), n += 4;
+        qdb_be16_put(hdr + n, src->port), n += 2;
     }
     if (dst) {
-        put_be(hdr + n, dst->ip, 4), n += 4;
-        put_be(hdr + n, dst->port, 2), n += 2;
+        qdb_be32_put(hdr + n, dst->ip), n += 4;
+        qdb_be16_put(hdr + n, dst->port), n += 2;
     }
     if (has_data) {
-        put_be(hdr + n, len, 4), n += 4;
+        qdb_be32_put(hdr + n, (uint32_t)len), n += 4;
     }
     EVP_DigestUpdate(net->trace, hdr, n);
     if (has_data && len)

@@ -139,8 +139,8 @@ qdb_sim_endpoint *qdb_simnet_lookup(qdb_simnet *net, qdb_addr addr);
  *   for a null address, QDB_E_OVERSIZED beyond 4 GiB, QDB_E_NOT_CONNECTED on
  *   a detached endpoint (errmsg set).  Never calls back.
  * random: next() gives 64 bits from the endpoint's GRand, seeded with
- *   rng_seed (two g_rand_int() calls, high word first).  The GRand is created
- *   at the first next(): endpoints that never draw cost no MT state. */
+ *   rng_seed, through qdb_rand_u64().  The GRand is created at the first
+ *   next(): endpoints that never draw cost no MT state. */
 qdb_clock *qdb_sim_endpoint_clock(qdb_sim_endpoint *ep);
 qdb_transport *qdb_sim_endpoint_transport(qdb_sim_endpoint *ep);
 qdb_random *qdb_sim_endpoint_random(qdb_sim_endpoint *ep);

@@ -1,0 +1,68 @@
+/* Every default of qdb, in one table.
+ *
+ * One convention: durations are microseconds (qdb_time_us), named *_US and
+ * written with QDB_US_PER_S / QDB_US_PER_MS from types.h (which includes this
+ * file); counts are plain numbers.  The programs convert at their edges only
+ * (qdbsh's --timeout and libqdb's qdb_o_operation_timeout are milliseconds).
+ *
+ * The documents state the same values: doc/qdbd.8 (STABILIZATION, SIGNALS,
+ * DURABILITY), doc/qdbsh.1 (--timeout), doc/scenarios.md (the parameter
+ * table) and doc/qdbsim.1.  Change them together.
+ */
+#ifndef QDB_DEFAULTS_H
+#define QDB_DEFAULTS_H
+
+/* ---- where to find a node ---------------------------------------------- */
+#define QDB_DEFAULT_PORT 2836
+#define QDB_DEFAULT_ADDRESS "127.0.0.1:2836" /* qdbd --address, qdbsh --daemon */
+
+/* ---- the node (qdb_node_config_defaults(); qdbsim's parameters too) -------
+ * Tuned for the simulator's wide-area latencies: a round every second while
+ * the neighbourhood changes, backing off to 30 s once it is quiet (the
+ * original Chord implementation went to 2 min). */
+#define QDB_DEFAULT_SUCCLIST 8 /* successor-list length r */
+#define QDB_DEFAULT_STABILIZE_FAST_US (1 * QDB_US_PER_S)
+#define QDB_DEFAULT_STABILIZE_SLOW_US (30 * QDB_US_PER_S)
+#define QDB_DEFAULT_RPC_TIMEOUT_US (2 * QDB_US_PER_S)
+#define QDB_DEFAULT_HANDOVER_BATCH 256   /* records per HANDOVER frame */
+#define QDB_DEFAULT_DEDUP_CAPACITY 4096  /* replies kept for retried requests */
+
+/* ---- the client core (qdb_client_config_defaults(); libqdb, qdbsh, qdbsim) */
+#define QDB_DEFAULT_CLIENT_TIMEOUT_US (60 * QDB_US_PER_S) /* a whole operation */
+#define QDB_DEFAULT_CLIENT_RPC_TIMEOUT_US QDB_DEFAULT_RPC_TIMEOUT_US
+#define QDB_DEFAULT_CLIENT_MAX_ATTEMPTS 3   /* WRONG_NODE / UNSTABLE */
+#define QDB_DEFAULT_CLIENT_MAX_HOPS 64      /* in one lookup */
+#define QDB_DEFAULT_CLIENT_LOOKUP_RETRIES 3 /* restarts after a failed node */
+#define QDB_DEFAULT_CLIENT_BACKOFF_US (100 * QDB_US_PER_MS)
+#define QDB_DEFAULT_CLIENT_CACHE_CAPACITY 256
+#define QDB_DEFAULT_CLIENT_SESSION_CAPACITY 64
+
+/* ---- the Berkeley DB store (qdb_bdb_options_defaults(), storage/bdb.h) ---- */
+#define QDB_DEFAULT_BDB_COMPRESS_THRESHOLD 512 /* bytes: smaller values stay raw */
+#define QDB_DEFAULT_BDB_COMPRESS_LEVEL 3       /* zstd's level */
+#define QDB_DEFAULT_BDB_CACHE_BYTES ((size_t)16 << 20)
+
+/* ---- qdbd -----------------------------------------------------------------
+ * Its ring timers differ from the node's: on a LAN an answer takes well under
+ * a millisecond, and a 3-node loopback hive settles within about 2 s. */
+#define QDBD_DEFAULT_ROOT "./db"
+#define QDBD_DEFAULT_STABILIZE_FAST_US (250 * QDB_US_PER_MS)
+#define QDBD_DEFAULT_STABILIZE_SLOW_US QDB_DEFAULT_STABILIZE_SLOW_US
+#define QDBD_DEFAULT_RPC_TIMEOUT_US (1 * QDB_US_PER_S)
+#define QDBD_DEFAULT_CHECKPOINT_PERIOD_US (30 * QDB_US_PER_S)
+#define QDBD_DEFAULT_LEAVE_TIMEOUT_US (10 * QDB_US_PER_S) /* hand-over on SIGTERM */
+#define QDBD_DEFAULT_DRAIN_TIMEOUT_US (1 * QDB_US_PER_S)  /* last frames after it */
+#define QDBD_DEFAULT_STATUS_PERIOD_US (500 * QDB_US_PER_MS)
+
+/* ---- what operators see (node/status.h, transport-real/http.h, libqdb) -----
+ * Bounds rather than settings: none is an option. */
+#define QDB_DEFAULT_STATUS_SCAN_MAX 100000 /* records summed for "bytes" */
+#define QDB_DEFAULT_HIVE_WALK_MAX 4096     /* nodes hive_status visits */
+#define QDBD_DEFAULT_HTTP_CONNECTIONS 64   /* --http: connections at once */
+#define QDBD_DEFAULT_HTTP_PER_CLIENT 8     /* ... from one address */
+#define QDBD_DEFAULT_HTTP_IDLE_US (10 * QDB_US_PER_S)
+#define QDBD_DEFAULT_HTTP_MEMORY ((size_t)32 << 10) /* per connection, headers included */
+#define QDBD_DEFAULT_HTTP_FRESH_US (500 * QDB_US_PER_MS) /* a snapshot this old is served */
+#define QDBD_DEFAULT_HTTP_WAIT_US (2 * QDB_US_PER_S)     /* for a fresh one, at most */
+
+#endif
