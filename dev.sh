@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # qdb's one entry point for a fresh Debian 12 machine.
 #   ./dev.sh demo    install what is missing, build, run a local 3-node hive
 #                    (127.0.0.1-3) through qdbsh, then the default simulation
 #   ./dev.sh test    install what is missing, build twice (plain, and with
-#                    AddressSanitizer+UBSan) and run the whole test suite in both
+#                    AddressSanitizer+UBSan) and run the whole test suite in both,
+#                    then the package stage below
+#   ./dev.sh package build the Debian packages, install them on this machine
+#                    (CI's is a fresh Debian 12, as root), run the tutorial from
+#                    the installed binaries and check qdbd's notify protocol;
+#                    with --fresh-root, in a fresh debootstrap root instead
 #   ./dev.sh bench   qdb against redis-server on loopback, and a 10,000-node simulation
 #   ./dev.sh graphs  stabilization, path-length and failure graphs (NMAX=65536 for all sizes)
 #   ./dev.sh deps | build | sim
@@ -14,7 +20,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev libmicrohttpd-dev gnuplot-nox
-  redis-server valgrind procps python3"
+  redis-server valgrind procps python3 libsystemd-dev debhelper dpkg-dev fakeroot"
 # Only the test stage needs a browser (tests/status-page.sh skips without it).
 TEST_PACKAGES="chromium"
 
@@ -42,6 +48,141 @@ build_in() {
     cd "$top"
 }
 
+# The .debs from the `make dist` tarball (so the tarball is proved complete)
+# with debian/ copied in, built once without make check (test has run it);
+# installed with apt, which brings their dependencies; then what a newcomer
+# does with them.  Nothing here starts systemd: the notify path is checked by
+# playing the service manager, as tests/notify.sh does in make check.
+package() {
+    local sudo="" d=$top/build/deb
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    build_in plain
+    make -C build/plain dist >/dev/null
+    rm -rf "$d"; mkdir -p "$d"
+    tar -C "$d" -xzf build/plain/qdb-*.tar.gz
+    local src
+    src=$(echo "$d"/qdb-*/)
+    cp -a debian "$src"
+    echo "== packages: dpkg-buildpackage -us -uc -b (log in build/deb/build.log)"
+    (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" dpkg-buildpackage -us -uc -b) \
+        > "$d/build.log" 2>&1 || { tail -40 "$d/build.log"; echo "FAIL: dpkg-buildpackage"; exit 1; }
+    local want="qdbd qdbsh qdbsim libqdb0 libqdb-dev" p
+    for p in $want; do
+        ls "$d/${p}_"*.deb >/dev/null 2>&1 || { echo "FAIL: no $p package"; exit 1; }
+    done
+    echo "built: $(cd "$d" && ls ./*.deb | tr '\n' ' ')"
+    if [ "${1:-}" = --fresh-root ]; then
+        package_fresh_root "$d" $want
+        return
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --reinstall --no-install-recommends $(for p in $want; do echo "$d/${p}_"*.deb; done) \
+        > "$d/install.log" 2>&1 \
+        || { cat "$d/install.log"; echo "FAIL: apt-get install of the packages"; exit 1; }
+    echo "installed: $(dpkg-query -W -f='${Package} ${Version}, ' $want)"
+    (cd "$d" && package_check)
+}
+
+# --fresh-root: install the packages in a copy of a minimal Debian 12 root
+# (made once with debootstrap, as ../shared/tools/fresh-debian does, and kept
+# in ${TMPDIR:-/tmp}/qdb-fresh-base), with apt fetching only their
+# dependencies, and run package_check there.  Root only; a few minutes the
+# first time, then about 30 s.
+package_fresh_root() {
+    local d=$1; shift
+    local base=${TMPDIR:-/tmp}/qdb-fresh-base run p m
+    fresh_run=
+    [ "$(id -u)" -eq 0 ] || { echo "FAIL: --fresh-root needs root (chroot, mounts)"; exit 1; }
+    if [ ! -f "$base/.ready" ]; then
+        command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
+        rm -rf "$base"
+        echo "== a Debian 12 base root, once (debootstrap, a few minutes)"
+        debootstrap --variant=minbase bookworm "$base" > "$d/debootstrap.log" 2>&1 \
+            || { tail "$d/debootstrap.log"; echo "FAIL: debootstrap"; exit 1; }
+        cp /etc/resolv.conf "$base/etc/resolv.conf" 2>/dev/null || true
+        touch "$base/.ready"
+    fi
+    run=$(mktemp -d "${TMPDIR:-/tmp}/qdb-pkgroot.XXXX")
+    fresh_run=$run
+    trap fresh_root_cleanup EXIT
+    cp -a "$base/." "$run/"
+    mkdir -p "$run/build/qdb/build/deb" "$run/build/qdb/tests"
+    for p in "$@"; do cp "$d/${p}_"*.deb "$run/build/qdb/build/deb/"; done
+    cp -a dev.sh scenarios "$run/build/qdb/"
+    cp tests/notify.sh "$run/build/qdb/tests/"
+    for m in proc sys dev dev/pts; do mount --bind "/$m" "$run/$m"; done
+    echo "== fresh root: apt-get install of the packages (and python3, a compiler for the libqdb-dev check)"
+    chroot "$run" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends /build/qdb/build/deb/*.deb \
+                 python3-minimal gcc libc6-dev pkg-config' > "$d/fresh-install.log" 2>&1 \
+        || { tail -20 "$d/fresh-install.log"; echo "FAIL: install in the fresh root"; exit 1; }
+    chroot "$run" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        /build/qdb/dev.sh package-check
+}
+
+# never remove the root while anything is still mounted inside it
+fresh_root_cleanup() {
+    local m
+    for m in dev/pts dev sys proc; do umount -l "$fresh_run/$m" 2>/dev/null || true; done
+    if grep -q " $fresh_run/" /proc/self/mounts; then
+        echo "left $fresh_run in place: still mounted" >&2
+    else
+        rm -rf "$fresh_run"
+    fi
+}
+
+# What the installed packages must do; run from build/deb.
+package_check() {
+    local bad=0 f port pids=()
+    fail() { echo "FAIL: $*"; bad=1; }
+    getent passwd qdb >/dev/null || fail "no qdb system user"
+    for f in /usr/sbin/qdbd /usr/bin/qdbsh /usr/bin/qdbsim /lib/systemd/system/qdbd.service \
+             /etc/qdb/qdbd.conf /usr/include/qdb/qdb.h /usr/share/man/man8/qdbd.8.gz \
+             /usr/share/qdb/doc/scenarios.md; do
+        [ -e "$f" ] || fail "$f is not installed"
+    done
+    grep -qx 'root = /var/lib/qdb' /etc/qdb/qdbd.conf || fail "qdbd.conf does not set the root"
+    /usr/sbin/qdbd --check-config >/dev/null || fail "the installed qdbd.conf is rejected"
+    grep -q '^ExecStart=/usr/sbin/qdbd --config=/etc/qdb/qdbd.conf$' /lib/systemd/system/qdbd.service \
+        || fail "qdbd.service: ExecStart"
+    if command -v systemd-analyze >/dev/null; then
+        systemd-analyze verify /lib/systemd/system/qdbd.service || fail "systemd-analyze verify qdbd.service"
+    fi
+    diff <(cd "$top/scenarios" && ls ./*.scn) <(cd /usr/share/qdb/scenarios && ls ./*.scn) \
+        || fail "installed scenarios differ from scenarios/ (scenarios/local.am's list)"
+    # libqdb-dev: a program builds against <qdb/qdb.h> with pkg-config
+    printf '#include <qdb/qdb.h>\n#include <stdio.h>\nint main(void) { puts(qdb_version()); return qdb_strerror(0) == 0; }\n' > use.c
+    cc use.c -o use $(pkg-config --cflags --libs libqdb) && ./use | grep -q '^qdb ' \
+        || fail "a program using libqdb-dev does not build or run"
+    # qdbsim(1)'s examples, from another directory
+    (cd /tmp && /usr/bin/qdbsim -q scenarios/tutorial.scn | grep -q '^trace_hash') || fail "qdbsim scenarios/tutorial.scn"
+    # the README's tutorial, from the installed binaries (a random port, so a
+    # hive already running on 2836 is left alone)
+    port=$(( 20000 + RANDOM % 20000 ))
+    rm -rf hive; mkdir hive
+    for i in 1 2 3; do
+        local peer=(); [ $i -gt 1 ] && peer=(--peer=127.0.0.1:$port)
+        /usr/sbin/qdbd -a 127.0.0.$i:$port "${peer[@]}" -l hive/qdbd$i.log --root=hive/instance$i &
+        pids+=($!)
+        sleep 0.3
+    done
+    local out="" _
+    for _ in $(seq 50); do
+        out=$(/usr/bin/qdbsh --daemon=127.0.0.2:$port get probe 2>&1) || true
+        echo "$out" | grep -q "not found" && break
+        sleep 0.2
+    done
+    printf 'put entry thisismyentry\nexit\n' | /usr/bin/qdbsh --daemon=127.0.0.2:$port || fail "qdbsh put"
+    out=$(/usr/bin/qdbsh --daemon=127.0.0.3:$port get entry) || true
+    [ "$out" = thisismyentry ] || fail "qdbsh get entry through node 3 gave '$out'"
+    kill -TERM "${pids[@]}"
+    for f in "${pids[@]}"; do wait "$f" || fail "an installed qdbd exited $? after SIGTERM"; done
+    # systemd's start, as the service manager sees it
+    QDBD=/usr/sbin/qdbd QDBSH=/usr/bin/qdbsh sh "$top/tests/notify.sh" || fail "notify protocol"
+    [ $bad -eq 0 ] || { for f in hive/*.log; do echo "-- $f"; tail -5 "$f"; done; exit 1; }
+    echo "packages: installed, tutorial from /usr/bin and /usr/sbin, notify protocol: ok"
+}
+
 case "${1:-}" in
 deps) deps ;;
 bench) deps; build_in plain; make -C build/plain bench ;;
@@ -57,7 +198,9 @@ demo)
     b=$top/build/plain d=$top/build/demo
     rm -rf "$d"; mkdir -p "$d"
     pids=()
-    trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+    # (with no pids left, a bare kill fails, and under set -e would turn a
+    # successful demo into exit status 2)
+    trap 'if [ ${#pids[@]} -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi; wait 2>/dev/null || true' EXIT
     echo "== a local hive: three qdbd on 127.0.0.1-3:2836 (logs and roots in build/demo)"
     for i in 1 2 3; do
         peer=(); [ $i -gt 1 ] && peer=(--peer=127.0.0.1:2836)
@@ -111,7 +254,10 @@ test)
      done
      "${vg[@]}" sim/qdbsim -q "$top/scenarios/tutorial.scn" > /dev/null || { echo "valgrind: qdbsim failed"; exit 1; }
      echo "valgrind: qdbsim tutorial clean")
-    echo "all tests passed in both builds and under valgrind"
+    package
+    echo "all tests passed in both builds, under valgrind and from the packages"
     ;;
-*) sed -n '2,10p' "$0"; exit 2 ;;
+package) deps; package "${2:-}" ;;
+package-check) cd build/deb && package_check ;; # inside the fresh root
+*) sed -n '2,13p' "$0"; exit 2 ;;
 esac

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdb-bench: a load generator for a qdb hive, in the manner of redis-benchmark.
  *
  *   qdb-bench [-h HOST] [-p PORT] [-c CONNS] [-n REQUESTS] [-d BYTES] [-P DEPTH]
@@ -42,6 +43,7 @@
 #include <netinet/in.h>
 
 #include <glib.h>
+#include <locale.h>
 
 #include "client/core.h"
 #include "codec.h"
@@ -412,10 +414,13 @@ static void usage(GOptionContext *ctx)
 
 int main(int argc, char **argv)
 {
+    setlocale(LC_ALL, ""); /* as in qdbd's main: the charset, not the numbers */
+    setlocale(LC_NUMERIC, "C");
     bench b = {
         .o = {.port = QDB_DEFAULT_PORT, .conns = 50, .requests = 100000, .size = 1024,
               .pipeline = 1, .keyspace = 100000, .seed = 1, .time_limit = 60},
     };
+    gboolean version = FALSE;
     GOptionEntry entries[] = {
         {"host", 'h', 0, G_OPTION_ARG_STRING, &b.o.host, "Node to connect to (127.0.0.1)", "HOST"},
         {"port", 'p', 0, G_OPTION_ARG_INT, &b.o.port, "Its port (2836)", "PORT"},
@@ -438,6 +443,7 @@ int main(int argc, char **argv)
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &b.o.quiet, "One line per test", NULL},
         {"csv", 0, 0, G_OPTION_ARG_NONE, &b.o.csv, "CSV output, as redis-benchmark --csv", NULL},
         {"help", 0, 0, G_OPTION_ARG_NONE, &b.o.help, "Show this help", NULL},
+        {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     GOptionContext *ctx = g_option_context_new("- load a qdb hive, like redis-benchmark");
@@ -450,6 +456,11 @@ int main(int argc, char **argv)
         g_error_free(gerr);
         g_option_context_free(ctx);
         return 2;
+    }
+    if (version) {
+        printf("qdb-bench %s\n", PACKAGE_VERSION);
+        g_option_context_free(ctx);
+        return 0;
     }
     if (b.o.help) {
         usage(ctx);

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench: qdb (1-node and 3-node hives) against redis, the same load on both,
 # then the simulator's scale line.  Everything on 127.0.0.x; every process this
 # script starts is killed on exit; every wait is bounded.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The sans-I/O client core: see core.h for the contract.
  *
  * Sections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The client core: routing, location cache, sessions, retries and timeouts
  * of a qdb client, with no I/O of its own (sans-I/O, like node/).
  *

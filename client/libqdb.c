@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libqdb: the blocking C API (qdb.h) over the sans-I/O client core.
  *
  * A handle owns one real event loop (transport-real/loop.h) hosting one client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libqdb: the blocking C client API of qdb, in the style of quasardb's.
  *
  *     #include <qdb/qdb.h>        cc ... $(pkg-config --cflags --libs libqdb)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbsh: the qdb shell, a thin front end over libqdb (qdb.h).
  *
  *   qdbsh [--daemon=HOST:PORT[,HOST:PORT...]]                 read commands (terminal or pipe)
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <glib.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -669,6 +671,8 @@ static int run_argv(shell *sh, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    setlocale(LC_ALL, ""); /* as in qdbd's main: the charset, not the numbers */
+    setlocale(LC_NUMERIC, "C");
     gchar *daemon = NULL;
     gboolean version = FALSE;
     gint timeout_ms = 0;

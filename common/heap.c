@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Binary min-heap on (time, seq); see heap.h.
  *
  * Sections: comparison and placement, sift up/down, storage, public API.

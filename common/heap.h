@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A binary min-heap of small fixed-size entries ordered by (time, seq).
  *
  * Two users share it: the simulator's event queue (transport-sim/eventq.h,

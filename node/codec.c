@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Wire codec: frames <-> qdb_msg.  The layout is documented in codec.h.
  *
  * Sections: varints, peers, message type table, frame prefix, encoder,

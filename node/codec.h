@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Wire codec: versioned binary frames, the same bytes over TCP and in the
  * simulator.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Every default of qdb, in one table.
  *
  * One convention: durations are microseconds (qdb_time_us), named *_US and
@@ -46,6 +47,7 @@
  * Its ring timers differ from the node's: on a LAN an answer takes well under
  * a millisecond, and a 3-node loopback hive settles within about 2 s. */
 #define QDBD_DEFAULT_ROOT "./db"
+#define QDBD_DEFAULT_LOG_LEVEL "info" /* error, warning, info or debug */
 #define QDBD_DEFAULT_STABILIZE_FAST_US (250 * QDB_US_PER_MS)
 #define QDBD_DEFAULT_STABILIZE_SLOW_US QDB_DEFAULT_STABILIZE_SLOW_US
 #define QDBD_DEFAULT_RPC_TIMEOUT_US (1 * QDB_US_PER_S)

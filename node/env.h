@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The environment: the only way node/ and the client core touch the world.
  *
  * Four separate seams -- clock, transport, random, storage -- so that a test or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The string table of qdb_error_t.  Indexed by code with designated
  * initializers, so a code added to error.h without a string here shows up as
  * "unknown error" (and the test that walks every code fails). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* One enum of error codes for every layer, with a string table.
  *
  * The same codes travel on the wire (one byte in a reply), are returned by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Ring identifiers: 256-bit arithmetic modulo 2^256 on big-endian byte arrays.
  *
  * Sections: comparison, Chord intervals, arithmetic (fingers, distances),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Identifiers on the Chord ring: 256-bit unsigned integers modulo 2^256.
  *
  * An entry's ID is SHA-3-256 of its alias; a node's ID comes from --id or from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A qdb node: life cycle, frame dispatch, the RPC table and the one timer.
  *
  * Sections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A qdb node: Chord ring maintenance and the entry store, with no I/O of its
  * own (sans-I/O).  It is driven by three entry points -- a frame arrived, a
  * peer is unreachable, the timer fired -- and acts only through the

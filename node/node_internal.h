@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Internals shared by node.c (life cycle, RPC table, timers), ring.c (Chord
  * maintenance and routing) and serve.c (sessions, entry requests, hand-over).
  * Not installed; nothing outside node/ includes it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Storage records: a 40-byte big-endian metadata header followed by the
  * content, stored as one value so data and metadata are written together.
  *

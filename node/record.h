@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The storage record of one entry: metadata header and content in one value,
  * so a single put() writes both and they can never disagree.
  *

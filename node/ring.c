@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Chord ring maintenance and routing.
  *
  * Sections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Entry requests, client sessions, at-most-once replies, and hand-over.
  *
  * Sections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Operators' view of a node: the node_status JSON, the Prometheus metrics,
  * and the STATUS and STOP requests.  The contract is in status.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What a node tells an operator about itself: the node_status JSON (and its
  * node_config and node_topology parts) and the Prometheus metrics text.
  *

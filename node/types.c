@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Small value types: IPv4 endpoints, peers, 64-bit random draws.
  *
  * Addresses are parsed with inet_pton() (dotted quad only, no octal or short

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Small value types shared by every part: clocks, addresses, peers. */
 #ifndef QDB_TYPES_H
 #define QDB_TYPES_H

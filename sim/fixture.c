@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulator as a library: nodes and clients over the simulated network.
  *
  * Sections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulator as a library: real nodes and real client cores over the
  * simulated network (transport-sim/simnet.h), with plain functions to start,
  * crash, restart, partition and heal them, and to run the clock.  qdbsim's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Load generators: workload, lookups, churn, random faults.
  *
  * Each keeps its state in memory the world owns (sim_world_alloc), so a run

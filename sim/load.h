@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Load generators on the simulated world: client workload, lookups, churn and
  * --sweep's random faults.  Each starts now and reschedules itself with
  * qdb_simnet_at; every choice (which client, key, node, when) comes from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The data model: what clients were told.
  *
  * Every client operation the simulator issues goes through here: the model

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The oracle: it sees every node and checks what no node can check alone.
  *
  * Sections

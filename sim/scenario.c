@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Scenario parser: text -> parameters and events made of tokens.
  *
  * Sections:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Scenario files: a parser that is generic over verbs.
  *
  * A scenario is UTF-8 text, one statement per line (doc/scenarios.md is the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Draws qdbsim --series output: how much of the ring is right over time.
 #   gnuplot -e "in='run.series'; out='run.png'; name='1000 joins'" sim/series.gp
 if (!exists("name")) name = "qdbsim run"

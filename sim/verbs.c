@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The verbs of a scenario: a table of name, argument shape and action.
  *
  * Sections

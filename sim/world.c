@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulated world: a scenario run on a fixture.
  *
  * Sections

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulated world: a fixture of nodes and clients driven by a scenario,
  * its clients' results kept by the data model, watched by the oracle.
  *

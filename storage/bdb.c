@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The Berkeley DB 5.3 storage backend (contract in bdb.h).
  *
  * Sections:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The Berkeley DB 5.3 backend of the storage seam (qdb_storage, node/env.h).
  *
  * One transactional environment per node under a root directory, holding one

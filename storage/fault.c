@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The fault-injecting storage wrapper (contract in fault.h).
  *
  * Sections:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A fault-injecting wrapper around any storage backend (qdb_storage, node/env.h),
  * for tests and the simulator: the idea of SQLite's test_vfs.c ("ioerr") and
  * raft's test/lib/fault.h, applied to the storage seam.

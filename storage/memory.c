@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The in-memory storage backend (contract in memory.h): a GTree (balanced binary tree) of byte-string
  * keys in memcmp order, shorter first on a common prefix.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The in-memory backend of the storage seam (qdb_storage, node/env.h): the
  * simulator's default and qdbd's --transient store.
  *

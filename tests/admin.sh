@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/admin.sh: qdbsh's administration commands against a real hive of
 # three qdbd on 127.0.0.1-3 (IDs 55.., aa.., ff..: the ring is 1 -> 2 -> 3).
 # Node 2 runs with --allow-remote-stop.  Exit 0 pass, 77 skip, 1 fail.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Fidelity to Chord (SIGCOMM 2001 / ToN 2003, Fig. 10): with N = 2^k nodes on
 # a stable ring and random keys, the mean lookup path length must be within
 # 10% of 1/2 log2 N.  make check runs k = 3..10; make bench goes to k = 14

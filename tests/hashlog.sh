@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Divergence hunting: qdbsim --hash-log writes a hash per event; a second run
 # with --check-hash-log must agree event for event, and a run that differs
 # (another seed) must stop at the first divergent event and show both sides.

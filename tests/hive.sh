@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/hive.sh: a real hive of three qdbd processes on 127.0.0.1-3, driven
 # through qdbsh.  Run by make check from the build directory; exit 0 pass,
 # 77 skip (no qdbd, no loopback aliases, no free port), 1 fail, 99 hard error.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/hivelib.sh: a hive of real qdbd processes on 127.0.0.1..N for the
 # integration tests (sourced, not run: tests/hive.sh, admin.sh, http.sh,
 # status-page.sh).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/http.sh: qdbd --http, with real HTTP requests (python3's urllib and
 # raw sockets) against a real hive of three qdbd on 127.0.0.1-3; node 1
 # serves HTTP on 127.0.0.1:$PORT+1.  Exit 0 pass, 77 skip, 1 fail.

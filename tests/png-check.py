@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """tests/png-check.py PNG: is this screenshot of the status page not blank?
 
 Decodes the PNG with the standard library alone (zlib; filters 0-4, 8-bit

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Runs every scenario of scenarios/ through qdbsim (make check):
 #  - its expectations must hold (qdbsim exits 0);
 #  - run twice with its seed, the trace hashes must be equal;

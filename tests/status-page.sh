@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/status-page.sh: the status page of a 3-node hive in a real browser.
 # Headless Chromium loads http://127.0.0.1:$PORT+1/ from node 1 (qdbd
 # --http); the test checks the DOM it built (the SVG ring with the three

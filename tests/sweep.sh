@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # A short seed sweep (make check): crash-under-load with random crashes,
 # restarts, partitions, loss, duplication and reordering drawn from each
 # seed.  A failing seed prints the exact qdbsim command that replays it.

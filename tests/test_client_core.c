@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* CUnit suite for the sans-I/O client core (client/core.h).
  *
  * A fake environment: a manual clock (the test moves time and the armed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Unit tests for node/codec.c: round trips of every message type, every
  * decode and encode error with its precise code, the 12-byte framing budget
  * of a client request, stream reassembly through qdb_frame_peek, and the

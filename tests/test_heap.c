@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Tests for common/heap.h: the min-heap shared by the simulator's event
  * queue and the real loop's timers.
  *

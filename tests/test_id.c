@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Unit tests for node/id.c, node/types.c and node/error.c: ring arithmetic
  * on every edge (equal ends, wrap-around, 0 and 2^256-1), SHA-3-256 known
  * answers, ID text, IPv4 endpoints and the error-string table. */

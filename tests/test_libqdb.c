@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* CUnit suite for libqdb (client/qdb.h), through the public API only.
  *
  * Sections:
@@ -264,6 +265,9 @@ static void test_strings(void)
     CU_ASSERT_PTR_NOT_NULL(qdb_error(QDB_E_ALIAS_NOT_FOUND));
     CU_ASSERT_PTR_NOT_NULL(qdb_error((qdb_error_t)12345));
     CU_ASSERT_STRING_NOT_EQUAL(qdb_error(QDB_E_TIMEOUT), qdb_error(QDB_E_ALIAS_NOT_FOUND));
+    /* <qdb/error.h> declares qdb_strerror: the library must export it (this
+     * program links libqdb's shared object, so a hidden symbol fails the link) */
+    CU_ASSERT_STRING_EQUAL(qdb_strerror(QDB_E_TIMEOUT), qdb_error(QDB_E_TIMEOUT));
 }
 
 /* ---- against a real qdbd -------------------------------------------------------- */

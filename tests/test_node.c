@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The node core over the simulated network: ring formation, routing,
  * ownership answers, at-most-once replies, hand-over on join and on leave,
  * failure repair, and Zave's "adopt only a live successor".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* CUnit suite for sim/scenario: statements, token kinds and conversions,
  * error messages with their exact FILE:LINE:COL, --set, event order. */
 #include "config.h"

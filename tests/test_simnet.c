@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Tests for transport-sim/: the event queue and the simulated network.
  *
  * Suites: eventq (order, ties, reserved sequences, lazy cancellation, 100k

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Unit tests for the in-memory storage backend (storage/memory.c), the
  * fault-injecting wrapper (storage/fault.c) and the storage record format
  * (node/record.c): basic operations, key order (memcmp, shorter first),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Storage seam tests: one conformance suite run over the memory backend, over
  * the Berkeley DB backend and over the fault wrapper (storage/fault.h) around
  * the memory backend with no fault armed, then BDB-only tests.  The fault

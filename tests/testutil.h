@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Shared by the CUnit suites: run the suites, return non-zero on failure. */
 #ifndef QDB_TESTUTIL_H
 #define QDB_TESTUTIL_H

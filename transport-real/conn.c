@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real loop's connections (conn.h): TCP connect and accept, buffers,
  * framing with qdb_frame_peek(), unreachable notices.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real loop's connections: TCP connect and accept, buffers, framing,
  * and unreachable notices -- the transport model of loop.h, without the
  * seams (loop.c wraps these in qdb_transport).

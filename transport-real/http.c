@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbd's status page, /status.json and /metrics over libmicrohttpd.  The
  * contract, and why MHD runs in its own thread, are in http.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbd's status page over HTTP, served with libmicrohttpd (qdbd --http).
  *
  *   GET /             an HTML page: an SVG picture of the ring as this node

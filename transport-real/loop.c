@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real world's event loop (loop.h): the endpoints it hosts and the env.h
  * seams they are given, over the three rooms that do the work:
  *   poller.h  epoll, the stop eventfd, watched descriptors

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real world's event loop: epoll, TCP, the monotonic clock.
  *
  * It hosts endpoints -- a node in qdbd, a client core in libqdb, many client

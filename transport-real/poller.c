@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real loop's poller (poller.h): epoll, the stop eventfd, watches. */
 #define G_LOG_DOMAIN "qdb-loop"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real loop's poller: one epoll set, an eventfd to stop the loop from a
  * callback or a signal handler, and plain descriptors watched for the host
  * (qdb_loop_watch_fd: a signalfd in qdbd).

@@ -1,17 +1,21 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbd: one node of a qdb hive, driven by the epoll loop (loop.h) over TCP,
  * storing its entries in Berkeley DB (storage/bdb.h) or in memory
  * (storage/memory.h).
  *
  * Sections
- *   options: command line, then the key file for what the command line left
- *   logging: one g_log writer, "<UTC time> LEVEL domain: message" lines
+ *   options: one table for the command line, the key file (for what the
+ *            command line left; /etc/qdb/qdbd.conf by default) and --gen-config
+ *   logging: one g_log writer, "<UTC time> LEVEL domain: message" lines, to a
+ *            file, syslog and/or standard error
+ *   the service manager: systemd's notify protocol (READY, STOPPING, WATCHDOG)
  *   signals: a signalfd in the loop; TERM/INT leave the ring, a second one quits
  *   start-up: daemonize, store, endpoint, node
  *   the main loop and shutdown
  *
  * Exit codes follow sysexits.h: 64 bad usage, 66 config file unreadable,
  * 69 address unusable, 70 internal error, 71 OS failure, 73 root unusable,
- * 78 bad config file; 0 after a clean departure, 1 when the hand-over did not
+ * 78 bad config file (named with its line); 0 after a clean departure, 1 when the hand-over did not
  * finish (timeout or a second signal).
  */
 #define G_LOG_DOMAIN "qdbd"
@@ -21,13 +25,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,26 +45,118 @@
 #include "transport-real/http.h"
 #include "transport-real/loop.h"
 
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 /* ---- options ----------------------------------------------------------------- */
+
+/* qdbd reads its configuration file, when there is one, at this path unless
+ * --config names another (configure's sysconfdir: /etc with the packages). */
+#ifndef QDBD_CONFIG_PATH
+#define QDBD_CONFIG_PATH "/etc/qdb/qdbd.conf"
+#endif
 
 typedef struct qdbd_opts {
     char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *config;
-    gboolean log_console, sync, transient, daemonize, version;
-    char *http;                   /* --http: the status page's address */
-    gboolean allow_remote_stop;   /* --allow-remote-stop: obey qdbsh stop_node */
+    gboolean log_console, log_syslog, sync, transient, daemonize, version, gen_config,
+        check_config;
+    /* where each option of qdbd_options[] came from: 0 not set, -1 the
+     * command line, N > 0 line N of config_path */
+    int origin[16];
+    const char *config_path; /* the file read, if any */
+    char *http;                 /* --http: the status page's address */
+    gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
 } qdbd_opts;
+
+/* One row per option that both the command line and the key file know:
+ * --help, the key-file loader, the origin of a bad value and --gen-config
+ * all come from this table.  The defaults are the values qdbd uses when the
+ * option is given nowhere. */
+typedef enum opt_kind { OPT_STRING, OPT_LIST, OPT_BOOL } opt_kind;
+typedef struct qdbd_option {
+    const char *key; /* long option and key-file key */
+    char short_name;
+    opt_kind kind;
+    size_t offset; /* of the field in qdbd_opts */
+    const char *arg;
+    const char *help;
+    const char *dflt; /* as --gen-config writes it; "" for none */
+} qdbd_option;
+
+enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
+       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP, QO_COUNT };
+
+#define OFF(field) offsetof(qdbd_opts, field)
+static const qdbd_option qdbd_options[QO_COUNT] = {
+    [QO_ADDRESS] = {"address", 'a', OPT_STRING, OFF(address), "ADDR[:PORT]",
+                   "Listen on ADDR and announce it to the hive", QDB_DEFAULT_ADDRESS},
+    [QO_PEER] = {"peer", 0, OPT_LIST, OFF(peers), "ADDR[:PORT]",
+                "Join the hive through this node (repeatable; in the file a list separated "
+                "by ';' or ','; none: start a new hive)", ""},
+    [QO_ROOT] = {"root", 'r', OPT_STRING, OFF(root), "DIR", "Berkeley DB environment directory",
+                QDBD_DEFAULT_ROOT},
+    [QO_LOG_FILE] = {"log-file", 'l', OPT_STRING, OFF(log_file), "FILE",
+                    "Append the log to FILE", ""},
+    [QO_LOG_CONSOLE] = {"log-console", 'o', OPT_BOOL, OFF(log_console), NULL,
+                       "Log to standard error (the default without a log file or syslog)",
+                       "false"},
+    [QO_LOG_SYSLOG] = {"log-syslog", 0, OPT_BOOL, OFF(log_syslog), NULL,
+                      "Log to syslog, facility daemon (the default with --daemonize and no "
+                      "log file)", "false"},
+    [QO_LOG_LEVEL] = {"log-level", 0, OPT_STRING, OFF(log_level), "LEVEL",
+                     "debug, info, warning or error", QDBD_DEFAULT_LOG_LEVEL},
+    [QO_ID] = {"id", 0, OPT_STRING, OFF(id), "ID",
+              "Node ID: 1-64 hex digits, or #decimal (default: the one kept in the root, "
+              "else random)", ""},
+    [QO_SYNC] = {"sync", 0, OPT_BOOL, OFF(sync), NULL,
+                "Flush every write to disk before acknowledging it", "false"},
+    [QO_TRANSIENT] = {"transient", 0, OPT_BOOL, OFF(transient), NULL,
+                     "Keep entries in memory only; nothing is written to disk", "false"},
+    /* No short form: -d is qdbsh's --daemon (the node to talk to), as in
+     * quasardb's shell; a daemon's detaching is rare enough to spell out. */
+    [QO_DAEMONIZE] = {"daemonize", 0, OPT_BOOL, OFF(daemonize), NULL,
+                     "Detach from the terminal once started", "false"},
+    [QO_PID_FILE] = {"pid-file", 0, OPT_STRING, OFF(pid_file), "FILE",
+                    "Write the process ID to FILE", ""},
+    [QO_HTTP] = {"http", 0, OPT_STRING, OFF(http), "ADDR:PORT",
+                "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
+                ""},
+    [QO_ALLOW_REMOTE_STOP] = {"allow-remote-stop", 0, OPT_BOOL, OFF(allow_remote_stop), NULL,
+                             "Leave the hive when a client asks (qdbsh stop_node); otherwise "
+                             "refuse", "false"},
+};
+#undef OFF
+G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));
+
+static void *opt_field(qdbd_opts *o, int i)
+{
+    return (char *)o + qdbd_options[i].offset;
+}
+
+static bool opt_is_set(qdbd_opts *o, int i)
+{
+    void *f = opt_field(o, i);
+    switch (qdbd_options[i].kind) {
+    case OPT_STRING:
+        return *(char **)f != NULL;
+    case OPT_LIST:
+        return *(char ***)f != NULL;
+    default:
+        return *(gboolean *)f;
+    }
+}
 
 static void opts_clear(qdbd_opts *o)
 {
-    g_free(o->address);
-    g_strfreev(o->peers);
-    g_free(o->root);
-    g_free(o->log_file);
-    g_free(o->log_level);
-    g_free(o->id);
-    g_free(o->pid_file);
+    for (int i = 0; i < QO_COUNT; i++) {
+        void *f = opt_field(o, i);
+        if (qdbd_options[i].kind == OPT_STRING)
+            g_free(*(char **)f);
+        else if (qdbd_options[i].kind == OPT_LIST)
+            g_strfreev(*(char ***)f);
+    }
     g_free(o->config);
-    g_free(o->http);
 }
 
 static G_GNUC_PRINTF(2, 3) int fail(int code, const char *fmt, ...)
@@ -71,115 +170,196 @@ static G_GNUC_PRINTF(2, 3) int fail(int code, const char *fmt, ...)
     return code;
 }
 
+/* A bad value for option i: from the file, "FILE:LINE: key: ..." and
+ * EX_CONFIG; from the command line, "bad --key ..." and EX_USAGE. */
+static G_GNUC_PRINTF(3, 4) int opt_fail(const qdbd_opts *o, int i, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    int rc = o->origin[i] > 0
+                 ? fail(EX_CONFIG, "%s:%d: %s: %s", o->config_path, o->origin[i],
+                        qdbd_options[i].key, msg)
+                 : fail(EX_USAGE, "bad --%s: %s", qdbd_options[i].key, msg);
+    g_free(msg);
+    return rc;
+}
+
+static int opt_index(const char *key)
+{
+    for (int i = 0; i < QO_COUNT; i++)
+        if (strcmp(qdbd_options[i].key, key) == 0)
+            return i;
+    return -1;
+}
+
+/* First pass over the file's text, for what GKeyFile does not tell: the line
+ * of every key of [qdbd] (into o->origin, for options the command line left
+ * unset; the last line wins, as in GKeyFile), and the line of the first thing
+ * that is not a key, a group or a comment, or not ours. */
+static int opts_scan_lines(qdbd_opts *o, const char *path, const char *text, int *file_line)
+{
+    char **lines = g_strsplit(text, "\n", -1);
+    const char *group = NULL;
+    int rc = 0;
+    for (int n = 0; lines[n] && rc == 0; n++) {
+        char *l = g_strstrip(lines[n]);
+        if (*l == '\0' || *l == '#')
+            continue;
+        if (*l == '[') {
+            group = l;
+            if (strcmp(l, "[qdbd]") != 0)
+                rc = fail(EX_CONFIG, "%s:%d: unknown group %s (only [qdbd])", path, n + 1, l);
+            continue;
+        }
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            rc = fail(EX_CONFIG, "%s:%d: not a 'key = value' line, a [group] or a # comment",
+                      path, n + 1);
+            continue;
+        }
+        *eq = '\0';
+        g_strchomp(l);
+        int i = opt_index(l);
+        if (!group)
+            rc = fail(EX_CONFIG, "%s:%d: key '%s' before the [qdbd] group", path, n + 1, l);
+        else if (i < 0)
+            rc = fail(EX_CONFIG, "%s:%d: unknown key '%s' in [qdbd]", path, n + 1, l);
+        else
+            file_line[i] = n + 1;
+    }
+    g_strfreev(lines);
+    return rc;
+}
+
 /* Fill the options the command line did not set from the key file's [qdbd]
- * group.  Every key must be known: a typo is an error, not a silent default. */
+ * group.  Every group and key must be known: a typo is an error, not a silent
+ * default.  An empty value is the same as no key. */
 static int opts_load_file(qdbd_opts *o, const char *path)
 {
-    static const char *const known[] = {"address", "peer", "root", "log-file", "log-console",
-                                        "log-level", "id", "sync", "transient", "daemonize",
-                                        "pid-file", NULL};
     GKeyFile *kf = g_key_file_new();
     GError *e = NULL;
+    char *text = NULL;
+    gsize len;
+    int file_line[QO_COUNT] = {0};
     int rc = 0;
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
-        rc = e->domain == G_FILE_ERROR ? fail(EX_NOINPUT, "cannot read %s: %s", path, e->message)
-                                       : fail(EX_CONFIG, "%s: %s", path, e->message);
+    if (!g_file_get_contents(path, &text, &len, &e)) {
+        rc = fail(EX_NOINPUT, "cannot read %s: %s", path, e->message);
         goto out;
     }
-    gsize ngroups;
-    char **groups = g_key_file_get_groups(kf, &ngroups);
-    for (gsize i = 0; i < ngroups && rc == 0; i++)
-        if (strcmp(groups[i], "qdbd") != 0)
-            rc = fail(EX_CONFIG, "%s: unknown group [%s] (only [qdbd])", path, groups[i]);
-    g_strfreev(groups);
-    if (rc || !g_key_file_has_group(kf, "qdbd"))
+    o->config_path = path;
+    if ((rc = opts_scan_lines(o, path, text, file_line)) != 0)
         goto out;
-    char **keys = g_key_file_get_keys(kf, "qdbd", NULL, NULL);
-    for (char **k = keys; *k && rc == 0; k++)
-        if (!g_strv_contains(known, *k))
-            rc = fail(EX_CONFIG, "%s: unknown key '%s' in [qdbd]", path, *k);
-    g_strfreev(keys);
-    if (rc)
+    if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e)) {
+        rc = fail(EX_CONFIG, "%s: %s", path, e->message);
         goto out;
-
-#define FILE_STR(key, field)                                                                     \
-    if (!o->field && g_key_file_has_key(kf, "qdbd", key, NULL))                                  \
-        o->field = g_key_file_get_string(kf, "qdbd", key, NULL);
-#define FILE_BOOL(key, field)                                                                    \
-    if (!o->field && g_key_file_has_key(kf, "qdbd", key, NULL)) {                                \
-        o->field = g_key_file_get_boolean(kf, "qdbd", key, &e);                                  \
-        if (e) {                                                                                 \
-            rc = fail(EX_CONFIG, "%s: key '%s': %s", path, key, e->message);                     \
-            goto out;                                                                            \
-        }                                                                                        \
     }
-    FILE_STR("address", address)
-    FILE_STR("root", root)
-    FILE_STR("log-file", log_file)
-    FILE_STR("log-level", log_level)
-    FILE_STR("id", id)
-    FILE_STR("pid-file", pid_file)
-    FILE_BOOL("log-console", log_console)
-    FILE_BOOL("sync", sync)
-    FILE_BOOL("transient", transient)
-    FILE_BOOL("daemonize", daemonize)
-#undef FILE_STR
-#undef FILE_BOOL
-    if (!o->peers && g_key_file_has_key(kf, "qdbd", "peer", NULL)) {
-        /* A list: "peer=127.0.0.1:2836;127.0.0.3:2836" (commas work too). */
-        char *v = g_key_file_get_value(kf, "qdbd", "peer", NULL);
-        char **parts = g_strsplit_set(v, ";, \t", -1);
-        GPtrArray *a = g_ptr_array_new();
-        for (char **p = parts; *p; p++)
-            if (**p)
-                g_ptr_array_add(a, g_strdup(*p));
-        g_ptr_array_add(a, NULL);
-        o->peers = (char **)g_ptr_array_free(a, FALSE);
-        g_strfreev(parts);
+    for (int i = 0; i < QO_COUNT && rc == 0; i++) {
+        const char *key = qdbd_options[i].key;
+        if (opt_is_set(o, i) || !g_key_file_has_key(kf, "qdbd", key, NULL))
+            continue;
+        char *v = g_key_file_get_string(kf, "qdbd", key, &e);
+        if (!v) {
+            rc = fail(EX_CONFIG, "%s:%d: %s: %s", path, file_line[i], key, e->message);
+            break;
+        }
+        void *f = opt_field(o, i);
+        bool given = *v != '\0';
+        if (!given) {
+            /* no value: the default */
+        } else if (qdbd_options[i].kind == OPT_STRING) {
+            *(char **)f = g_steal_pointer(&v);
+        } else if (qdbd_options[i].kind == OPT_LIST) {
+            /* "peer = 127.0.0.1:2836;127.0.0.3:2836" (commas work too) */
+            char **parts = g_strsplit_set(v, ";, \t", -1);
+            GPtrArray *a = g_ptr_array_new();
+            for (char **p = parts; *p; p++)
+                if (**p)
+                    g_ptr_array_add(a, g_strdup(*p));
+            g_ptr_array_add(a, NULL);
+            *(char ***)f = (char **)g_ptr_array_free(a, FALSE);
+            g_strfreev(parts);
+        } else if (g_ascii_strcasecmp(v, "true") == 0 || g_ascii_strcasecmp(v, "false") == 0) {
+            *(gboolean *)f = g_ascii_strcasecmp(v, "true") == 0;
+        } else {
+            rc = fail(EX_CONFIG, "%s:%d: %s: '%s' is not a boolean (true or false)", path,
+                      file_line[i], key, v);
+        }
+        if (given)
+            o->origin[i] = file_line[i];
         g_free(v);
     }
 out:
     if (e)
         g_error_free(e);
+    g_free(text);
     g_key_file_free(kf);
     return rc;
 }
 
+/* --gen-config: the whole file, every key commented out with its default;
+ * qdbd reads it back unchanged (tests/config.sh). */
+static void print_config(FILE *out)
+{
+    fprintf(out,
+            "# qdbd.conf: the configuration of one qdb node (qdbd %s), a GLib key file.\n"
+            "# Written by 'qdbd --gen-config': every key is shown commented out, with\n"
+            "# its default.  qdbd reads %s when it exists, or the\n"
+            "# file given with --config; an option on the command line wins over the\n"
+            "# same key here.  An empty value is the default.  Booleans are true or\n"
+            "# false.  An error names this file and its line, and qdbd exits 78.\n"
+            "# See qdbd(8).\n\n[qdbd]\n",
+            PACKAGE_VERSION, QDBD_CONFIG_PATH);
+    for (int i = 0; i < QO_COUNT; i++) {
+        const qdbd_option *q = &qdbd_options[i];
+        /* the help, wrapped at 76 columns */
+        char **words = g_strsplit(q->help, " ", -1);
+        int col = 0;
+        for (char **w = words; *w; w++) {
+            int len = (int)strlen(*w);
+            if (col == 0 || col + 1 + len > 76) {
+                fprintf(out, "\n# %s", *w);
+                col = 2 + len;
+            } else {
+                fprintf(out, " %s", *w);
+                col += 1 + len;
+            }
+        }
+        g_strfreev(words);
+        fprintf(out, "\n#%s =%s%s\n", q->key, *q->dflt ? " " : "", q->dflt);
+    }
+}
+
 static int opts_parse(qdbd_opts *o, int *argc, char ***argv)
 {
-    GOptionEntry entries[] = {
-        {"address", 'a', 0, G_OPTION_ARG_STRING, &o->address,
-         "Listen on ADDR and announce it to the hive (default " QDB_DEFAULT_ADDRESS ")", "ADDR[:PORT]"},
-        {"peer", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->peers,
-         "Join the hive through this node (repeatable; none: start a new hive)", "ADDR[:PORT]"},
-        {"root", 'r', 0, G_OPTION_ARG_FILENAME, &o->root,
-         "Berkeley DB environment directory (default " QDBD_DEFAULT_ROOT ")", "DIR"},
-        {"log-file", 'l', 0, G_OPTION_ARG_FILENAME, &o->log_file, "Append the log to FILE",
-         "FILE"},
-        {"log-console", 'o', 0, G_OPTION_ARG_NONE, &o->log_console,
-         "Log to standard error (the default without --log-file)", NULL},
-        {"log-level", 0, 0, G_OPTION_ARG_STRING, &o->log_level,
-         "debug, info, warning or error (default info)", "LEVEL"},
-        {"id", 0, 0, G_OPTION_ARG_STRING, &o->id,
-         "Node ID: 1-64 hex digits, or #decimal (default: random)", "ID"},
-        {"sync", 0, 0, G_OPTION_ARG_NONE, &o->sync,
-         "Flush every write to disk before acknowledging it", NULL},
-        {"transient", 0, 0, G_OPTION_ARG_NONE, &o->transient,
-         "Keep entries in memory only; nothing is written to disk", NULL},
-        {"daemonize", 'd', 0, G_OPTION_ARG_NONE, &o->daemonize,
-         "Detach from the terminal once started", NULL},
-        {"pid-file", 0, 0, G_OPTION_ARG_FILENAME, &o->pid_file,
-         "Write the process ID to FILE", "FILE"},
-        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config,
-         "Read options from a key file (group [qdbd]); the command line wins", "FILE"},
-        {"version", 0, 0, G_OPTION_ARG_NONE, &o->version, "Print the version and exit", NULL},
-        {"http", 0, 0, G_OPTION_ARG_STRING, &o->http,
-         "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
-         "ADDR:PORT"},
-        {"allow-remote-stop", 0, 0, G_OPTION_ARG_NONE, &o->allow_remote_stop,
-         "Leave the hive when a client asks (qdbsh stop_node); default: refuse", NULL},
-        {NULL, 0, 0, 0, NULL, NULL, NULL},
-    };
+    GOptionEntry entries[QO_COUNT + 5];
+    char *helps[QO_COUNT];
+    for (int i = 0; i < QO_COUNT; i++) {
+        const qdbd_option *q = &qdbd_options[i];
+        static const GOptionArg args[] = {[OPT_STRING] = G_OPTION_ARG_STRING,
+                                          [OPT_LIST] = G_OPTION_ARG_STRING_ARRAY,
+                                          [OPT_BOOL] = G_OPTION_ARG_NONE};
+        helps[i] = q->kind == OPT_STRING && *q->dflt
+                       ? g_strdup_printf("%s (default %s)", q->help, q->dflt)
+                       : g_strdup(q->help);
+        entries[i] = (GOptionEntry){q->key, q->short_name, 0, args[q->kind], opt_field(o, i),
+                                    helps[i], q->arg};
+    }
+    char *config_help = g_strdup_printf("Read options from this key file instead of %s "
+                                        "(group [qdbd]); the command line wins",
+                                        QDBD_CONFIG_PATH);
+    entries[QO_COUNT] = (GOptionEntry){"config", 'c', 0, G_OPTION_ARG_FILENAME, &o->config,
+                                      config_help, "FILE"};
+    entries[QO_COUNT + 1] = (GOptionEntry){"gen-config", 0, 0, G_OPTION_ARG_NONE, &o->gen_config,
+                                          "Print a commented default configuration and exit",
+                                          NULL};
+    entries[QO_COUNT + 2] = (GOptionEntry){"check-config", 0, 0, G_OPTION_ARG_NONE,
+                                          &o->check_config,
+                                          "Check the options and the file, then exit", NULL};
+    entries[QO_COUNT + 3] = (GOptionEntry){"version", 'V', 0, G_OPTION_ARG_NONE, &o->version,
+                                          "Print the version and exit", NULL};
+    entries[QO_COUNT + 4] = (GOptionEntry){NULL, 0, 0, 0, NULL, NULL, NULL};
     GOptionContext *ctx = g_option_context_new("- a node of a qdb hive");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_option_context_set_summary(ctx, "Runs one node of a qdb hive (a Chord ring of key-value "
@@ -193,8 +373,18 @@ static int opts_parse(qdbd_opts *o, int *argc, char ***argv)
         rc = fail(EX_USAGE, "unexpected argument '%s' (try --help)", (*argv)[1]);
     }
     g_option_context_free(ctx);
-    if (rc == 0 && o->config && !o->version)
+    for (int i = 0; i < QO_COUNT; i++)
+        g_free(helps[i]);
+    g_free(config_help);
+    if (rc || o->version || o->gen_config)
+        return rc;
+    for (int i = 0; i < QO_COUNT; i++)
+        o->origin[i] = opt_is_set(o, i) ? -1 : 0;
+    /* The file: --config's, else the default one when it exists. */
+    if (o->config)
         rc = opts_load_file(o, o->config);
+    else if (g_file_test(QDBD_CONFIG_PATH, G_FILE_TEST_EXISTS))
+        rc = opts_load_file(o, QDBD_CONFIG_PATH);
     return rc;
 }
 
@@ -204,11 +394,13 @@ typedef struct qdbd_log {
     FILE *file;
     char *path;     /* absolute, for SIGHUP's reopen */
     bool console;
+    bool syslog;    /* openlog() done */
     int threshold;  /* 1 error .. 4 debug, as node_config.log_level */
 } qdbd_log;
 
-static qdbd_log g_qlog = {.threshold = 3}; /* the writer has no user data pointer of its own
-                                             * lifetime: one logger per process */
+/* The writer has no user data pointer of its own lifetime: one logger per
+ * process.  threshold is set from --log-level before the writer is installed. */
+static qdbd_log g_qlog;
 
 static int level_rank(GLogLevelFlags lv)
 {
@@ -238,6 +430,10 @@ static bool log_level_parse(const char *s, int *out)
     return false;
 }
 
+/* Every line goes to each destination chosen at start: the log file
+ * (--log-file), syslog (--log-syslog, or --daemonize without a log file,
+ * where standard error is /dev/null), and standard error (--log-console, or
+ * when there is neither a file nor syslog -- under systemd, the journal). */
 static GLogWriterOutput log_writer(GLogLevelFlags lv, const GLogField *fields, gsize n,
                                    gpointer user_data)
 {
@@ -252,6 +448,12 @@ static GLogWriterOutput log_writer(GLogLevelFlags lv, const GLogField *fields, g
         else if (strcmp(fields[i].key, "MESSAGE") == 0 && fields[i].value)
             msg = fields[i].value;
     }
+    if (l->syslog) {
+        static const int prio[] = {LOG_ERR, LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        syslog(prio[rank], "%s: %s", domain, msg); /* syslog stamps the time itself */
+    }
+    if (!l->file && !l->console && l->syslog)
+        return G_LOG_WRITER_HANDLED;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -261,7 +463,7 @@ static GLogWriterOutput log_writer(GLogLevelFlags lv, const GLogField *fields, g
     g_snprintf(when + k, sizeof(when) - k, ".%03ldZ", ts.tv_nsec / 1000000);
     if (l->file)
         fprintf(l->file, "%s %s %s: %s\n", when, level_name(rank), domain, msg);
-    if (l->console || !l->file)
+    if (l->console || (!l->file && !l->syslog))
         fprintf(stderr, "%s %s %s: %s\n", when, level_name(rank), domain, msg);
     return G_LOG_WRITER_HANDLED;
 }
@@ -278,6 +480,49 @@ static bool log_open(qdbd_log *l, char *err, size_t errlen)
         fclose(l->file);
     l->file = f;
     return true;
+}
+
+/* ---- the service manager ----------------------------------------------------------
+ * systemd's notify protocol (Type=notify in qdbd.service), over
+ * $NOTIFY_SOCKET; without that variable, or built without libsystemd,
+ * nothing is sent.  The messages:
+ *   READY=1     once the node serves: its store is open and recovered, its
+ *               address is listened on, and it has created a new ring or sent
+ *               its join to a peer.  The join completes in the background;
+ *               meanwhile clients are told "unstable" and retry.
+ *   STATUS=...  the "ring:" log line, whenever it changes.
+ *   STOPPING=1  when the first SIGTERM/SIGINT starts the departure.
+ *   WATCHDOG=1  every half of $WATCHDOG_USEC (WatchdogSec=), from a loop
+ *               timer: a loop that stops turning stops the pings too.
+ */
+static G_GNUC_PRINTF(1, 2) void notify(const char *fmt, ...)
+{
+#ifdef HAVE_LIBSYSTEMD
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    sd_notify(0, msg);
+    g_free(msg);
+#else
+    (void)fmt;
+#endif
+}
+
+/* The watchdog period the service manager asked for, or 0. */
+static qdb_time_us notify_watchdog_period(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0)
+        return usec;
+#endif
+    return 0;
+}
+
+static const char *entries_word(uint64_t n)
+{
+    return n == 1 ? "entry" : "entries";
 }
 
 /* ---- the daemon ------------------------------------------------------------------ */
@@ -309,12 +554,13 @@ static void log_stats(qdbd *d)
     qdb_loop_stats ls;
     qdb_loop_get_stats(d->loop, &ls);
     const qdb_node_stats *ns = qdb_node_get_stats(d->node);
-    g_info("stats: %" G_GUINT64_FORMAT " entries, %s; connections %" G_GUINT64_FORMAT
+    uint64_t entries = d->store->count(d->store);
+    g_info("stats: %" G_GUINT64_FORMAT " %s, %s; connections %" G_GUINT64_FORMAT
            " open (%" G_GUINT64_FORMAT " total, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
            " reset); frames %" G_GUINT64_FORMAT " in, %" G_GUINT64_FORMAT " out, %" G_GUINT64_FORMAT
            " bad; requests %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " wrong node, %" G_GUINT64_FORMAT
            " unstable, %" G_GUINT64_FORMAT " duplicates); rpc timeouts %" G_GUINT64_FORMAT,
-           d->store->count(d->store), qdb_node_is_stable(d->node) ? "stable" : "settling",
+           entries, entries_word(entries), qdb_node_is_stable(d->node) ? "stable" : "settling",
            ls.connections_open, ls.connections_total, ls.refused, ls.resets, ls.frames_in,
            ls.frames_out, ls.bad_frames, ns->requests, ns->wrong_node, ns->unstable,
            ns->duplicates, ns->rpc_timeouts);
@@ -343,6 +589,7 @@ static void on_signal(void *arg, int fd)
             g_info("signal %u: leaving the hive (hand-over to the successor, at most %u s)",
                    si.ssi_signo, (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
             d->leave_deadline = qdbd_now(d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
+            notify("STOPPING=1");
             qdb_node_leave(d->node);
         } else {
             g_warning("signal %u again: quitting now", si.ssi_signo);
@@ -355,6 +602,12 @@ static void on_checkpoint(void *arg)
     qdbd *d = arg;
     if (d->bdb && qdb_storage_bdb_checkpoint(d->store) != QDB_OK)
         g_warning("checkpoint failed: %s", d->store->errmsg);
+}
+
+static void on_watchdog(void *arg)
+{
+    (void)arg;
+    notify("WATCHDOG=1");
 }
 
 /* Log the node's neighbourhood when it changes: what an operator (and
@@ -377,12 +630,17 @@ static void on_status(void *arg)
         qdb_addr_format(p->addr, pa);
     if (s)
         qdb_addr_format(s->addr, sa);
-    g_info("ring: predecessor %s, successor %s, %s, %" G_GUINT64_FORMAT " entries", pa, sa,
-           stable ? "stable" : "settling", d->store->count(d->store));
+    uint64_t entries = d->store->count(d->store);
+    char *line = g_strdup_printf("ring: predecessor %s, successor %s, %s, %" G_GUINT64_FORMAT
+                                 " %s", pa, sa, stable ? "stable" : "settling", entries,
+                                 entries_word(entries));
+    g_info("%s", line);
+    notify("STATUS=%s", line);
+    g_free(line);
 }
 
 /* Fork; the parent waits for the child's start-up verdict on a pipe and
- * exits with it, so "qdbd -d" still fails with the right code and message. */
+ * exits with it, so "qdbd --daemonize" still fails with the right code and message. */
 static int daemonize(int *report_fd)
 {
     int p[2];
@@ -439,6 +697,11 @@ static char *absolute(const char *path)
 
 int main(int argc, char **argv)
 {
+    /* The user's locale, so that messages and GOption's help use the
+     * terminal's charset ("[OPTION…]", not "[OPTION?]"); numbers stay in the C
+     * locale, since logs, JSON and files are read by programs. */
+    setlocale(LC_ALL, "");
+    setlocale(LC_NUMERIC, "C");
     qdbd_opts o = {0};
     qdbd d = {.sigfd = -1};
     int rc = opts_parse(&o, &argc, &argv);
@@ -453,18 +716,22 @@ int main(int argc, char **argv)
         printf("qdbd %s\n", PACKAGE_VERSION);
         goto out_opts;
     }
+    if (o.gen_config) {
+        print_config(stdout);
+        goto out_opts;
+    }
 
     /* -- validate everything before touching the system */
     qdb_addr self_addr;
     if (!qdb_addr_parse(&self_addr, o.address ? o.address : QDB_DEFAULT_ADDRESS) ||
         self_addr.ip == 0 || self_addr.port == 0) {
-        rc = fail(EX_USAGE, "bad --address '%s': want a.b.c.d[:port], not 0.0.0.0 nor port 0",
-                  o.address);
+        rc = opt_fail(&o, QO_ADDRESS, "'%s': want a.b.c.d[:port], not 0.0.0.0 nor port 0",
+                      o.address);
         goto out_opts;
     }
     qdb_addr http_addr;
     if (o.http && (!qdb_addr_parse(&http_addr, o.http) || http_addr.port == 0)) {
-        rc = fail(EX_USAGE, "bad --http '%s': want a.b.c.d:port", o.http);
+        rc = opt_fail(&o, QO_HTTP, "'%s': want a.b.c.d:port", o.http);
         goto out_opts;
     }
     n_peers = o.peers ? g_strv_length(o.peers) : 0;
@@ -473,7 +740,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_peers; i++) {
         qdb_addr a;
         if (!qdb_addr_parse(&a, o.peers[i]) || a.ip == 0 || a.port == 0) {
-            rc = fail(EX_USAGE, "bad --peer '%s': want a.b.c.d[:port]", o.peers[i]);
+            rc = opt_fail(&o, QO_PEER, "'%s': want a.b.c.d[:port]", o.peers[i]);
             goto out_opts;
         }
         if (!qdb_addr_eq(a, self_addr)) /* one config file can serve the whole hive */
@@ -482,20 +749,23 @@ int main(int argc, char **argv)
     n_peers = np;
     qdb_id id;
     if (o.id && !qdb_id_parse(&id, o.id)) {
-        rc = fail(EX_USAGE, "bad --id '%s': want 1 to 64 hex digits or #decimal", o.id);
+        rc = opt_fail(&o, QO_ID, "'%s': want 1 to 64 hex digits or #decimal", o.id);
         goto out_opts;
     }
-    if (o.log_level && !log_level_parse(o.log_level, &g_qlog.threshold)) {
-        rc = fail(EX_USAGE, "bad --log-level '%s': want debug, info, warning or error",
-                  o.log_level);
+    if (!log_level_parse(o.log_level ? o.log_level : QDBD_DEFAULT_LOG_LEVEL, &g_qlog.threshold)) {
+        rc = opt_fail(&o, QO_LOG_LEVEL, "'%s': want debug, info, warning or error",
+                      o.log_level);
         goto out_opts;
     }
     if (o.transient && o.sync) {
-        rc = fail(EX_USAGE, "--sync and --transient exclude each other");
+        /* blame the one that came from the file, if either did */
+        rc = opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
+                      "--sync and --transient exclude each other");
         goto out_opts;
     }
-    if (o.daemonize && !o.log_file && o.log_console) {
-        rc = fail(EX_USAGE, "--daemonize with --log-console only: the log would be lost");
+    if (o.check_config) {
+        printf("qdbd: options and %s are valid\n",
+               o.config_path ? o.config_path : "the defaults (no configuration file)");
         goto out_opts;
     }
     char *root = absolute(o.root ? o.root : QDBD_DEFAULT_ROOT);
@@ -506,6 +776,10 @@ int main(int argc, char **argv)
     /* -- the system */
     if (o.daemonize && (rc = daemonize(&report_fd)) != 0)
         goto out_root;
+    if (o.log_syslog || (o.daemonize && !o.log_file)) {
+        openlog("qdbd", LOG_PID, LOG_DAEMON);
+        g_qlog.syslog = true;
+    }
     if (g_qlog.path && !log_open(&g_qlog, err, sizeof(err))) {
         rc = fail(EX_CANTCREAT, "%s", err);
         goto out_root;
@@ -620,16 +894,22 @@ int main(int argc, char **argv)
 
     char hex[QDB_ID_HEX + 1], a[QDB_ADDR_STRLEN];
     qdb_id_to_hex(&id, hex);
-    g_info("qdbd %s: node %s at %s, %s%s, %" G_GUINT64_FORMAT " entries, %zu peer(s)",
+    uint64_t held = d.store->count(d.store);
+    g_info("qdbd %s: node %s at %s, %s%s, %" G_GUINT64_FORMAT " %s, %zu %s%s%s",
            PACKAGE_VERSION, hex, qdb_addr_format(self_addr, a),
            o.transient ? "transient (memory)" : root,
-           o.transient ? "" : (o.sync ? " (sync)" : " (no-sync)"), d.store->count(d.store),
-           n_peers);
+           o.transient ? "" : (o.sync ? " (sync)" : " (no-sync)"), held, entries_word(held),
+           n_peers, n_peers == 1 ? "peer" : "peers", o.config_path ? ", config " : "",
+           o.config_path ? o.config_path : "");
     if (d.bdb)
         qdb_loop_every(d.loop, QDBD_DEFAULT_CHECKPOINT_PERIOD_US, on_checkpoint, &d);
     qdb_loop_every(d.loop, QDBD_DEFAULT_STATUS_PERIOD_US, on_status, &d);
+    qdb_time_us watchdog = notify_watchdog_period();
+    if (watchdog)
+        qdb_loop_every(d.loop, watchdog / 2, on_watchdog, &d);
     qdb_node_start(d.node, peers, n_peers);
     report_start(&report_fd, 0);
+    notify("READY=1\nMAINPID=%ld", (long)getpid());
 
     /* -- run until a signal's departure completes.  Every wait is bounded:
      * the hand-over by QDBD_DEFAULT_LEAVE_TIMEOUT_US, the last writes by
@@ -645,6 +925,7 @@ int main(int argc, char **argv)
         if (!d.signals && qdb_node_leaving(d.node)) { /* a stop_node it was allowed to obey */
             g_info("leaving the hive on request (at most %u s)",
                    (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
+            notify("STOPPING=1");
             d.signals = 1;
             d.leave_deadline = qdbd_now(&d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
         }
@@ -654,8 +935,9 @@ int main(int argc, char **argv)
         if (qdb_node_left(d.node)) {
             if (!left_at) {
                 left_at = now;
-                g_info("left the hive; %" G_GUINT64_FORMAT " entries remain here",
-                       d.store->count(d.store));
+                uint64_t left = d.store->count(d.store);
+                g_info("left the hive; %" G_GUINT64_FORMAT " %s remain%s here", left,
+                       entries_word(left), left == 1 ? "s" : "");
             }
             if (qdb_loop_endpoint_pending(d.ep) == 0 || now >= left_at + QDBD_DEFAULT_DRAIN_TIMEOUT_US)
                 break;
@@ -686,6 +968,8 @@ out_sigfd:
         close(d.sigfd);
 out_root:
     report_start(&report_fd, rc);
+    if (g_qlog.syslog)
+        closelog();
     g_free(root);
     g_free(g_qlog.path);
     if (g_qlog.file)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Timers of the real loop (timers.h) over common/heap.h.
  *
  * Sections: the heap's index hook, arming, running, periodic callbacks.

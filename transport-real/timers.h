@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The real loop's timers: endpoint deadlines and periodic callbacks, on the
  * min-heap shared with the simulator (common/heap.h).
  *

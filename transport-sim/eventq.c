@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulator's event queue (eventq.h): common/heap.h's min-heap on
  * (time, seq), plus the sequence counter and lazy cancellation.
  *

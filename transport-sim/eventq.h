@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulator's event queue: a binary min-heap of small fixed-size events
  * (common/heap.h) with a sequence counter and lazy cancellation on top.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulated world: virtual clock, event queue, network with faults, and
  * the env.h seams for every endpoint.  Contract in simnet.h.
  *

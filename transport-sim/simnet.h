@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The simulated world's substrate: one virtual clock, one event queue and a
  * virtual network with faults, hosting "endpoints" (a node or a client) at
  * qdb_addr addresses and giving each the env.h seams (clock, transport,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make graphs: run qdbsim over the graph scenarios and draw them with gnuplot.
 #
 #   QDBSIM=sim/qdbsim SRCDIR=. GNUPLOT=gnuplot sim/graphs/graphs.sh

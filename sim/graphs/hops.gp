@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Lookup path length against the number of nodes (make graphs).
 # hops.dat: N hops_mean hops_p1 hops_p99 half_log2_N
 dat = outdir.'/hops.dat'

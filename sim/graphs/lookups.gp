@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Lookups that fail or time out (make graphs).
 # lookups-failures.dat: F failed(mean min max) timed_out(mean min max)
 # lookups-churn.dat:    rate, same columns

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Stabilization time against the number of nodes (make graphs).
 # Called with: outdir='DIR' ext='png'|'svg' and the terminal already set.
 # Columns of stabilization.dat: N, then for each of boot ring, boot full,
