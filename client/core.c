@@ -23,13 +23,22 @@
 #include <string.h>
 
 #include "codec.h"
+#include "rto.h"
+
+/* Peers whose round trip the core measures (rto.h). */
+#define CL_RTO_PEERS 64
+/* Live hops of one lookup remembered for going back (older ones are
+ * dropped: going back further than this is rarer than a restart). */
+#define CL_PATH_MAX 16
+/* FINDs and PINGs that timed out, kept to measure their late answers. */
+#define CL_LATE 8
 
 typedef enum op_state {
     ST_FIND,    /* FIND(rpc) sent to find_addr */
     ST_HELLO,   /* waiting for the session with node */
     ST_REQUEST, /* request sent to node */
     ST_BACKOFF, /* UNSTABLE met: waiting before asking node again */
-    ST_RETRY,   /* a node was unreachable: waiting before a new lookup */
+    ST_VERIFY,  /* a pure lookup's owner: PING(rpc) sent, is it alive? */
     ST_FINISH,  /* completion deferred to the next tick (decided inside the API) */
 } op_state;
 
@@ -52,8 +61,20 @@ typedef struct cl_op {
     qdb_peer find_peer;
     bool find_peer_known;
     unsigned lookup_hops;
-    unsigned failures;
+    unsigned failures;      /* hops routed around (dead or no help) */
+    unsigned restarts;      /* lookups started over with no hop to go back to */
     bool bootstrap_down;
+    qdb_time_us sent;       /* of the FIND or request in flight: the RTT sample */
+    /* Routing around failures (Chord ToN 2003, Sec. IV-E): the hops of this
+     * lookup that answered, newest last; when a hop fails, the lookup goes
+     * back to the newest live one and asks it again, telling it which nodes
+     * were found dead (FIND's exclusion list), so it names its next best. */
+    qdb_peer path[CL_PATH_MAX];
+    uint32_t path_known;    /* bit i: path[i].id is known */
+    unsigned n_path;
+    qdb_addr dead[QDB_FIND_EXCLUDE_MAX]; /* the newest when more were met */
+    unsigned n_dead, dead_next;
+    unsigned dead_contacts; /* hops that timed out or refused */
 
     /* the located owner */
     qdb_peer node;
@@ -73,6 +94,53 @@ typedef struct cl_op {
     /* for the result */
     unsigned hops, lookups, wrong_node, unstable, attempts;
 } cl_op;
+
+static bool op_is_dead(const cl_op *op, qdb_addr a)
+{
+    for (unsigned i = 0; i < op->n_dead; i++)
+        if (qdb_addr_eq(op->dead[i], a))
+            return true;
+    return false;
+}
+
+static void op_mark_dead(cl_op *op, qdb_addr a)
+{
+    if (op_is_dead(op, a))
+        return;
+    if (op->n_dead < QDB_FIND_EXCLUDE_MAX)
+        op->dead[op->n_dead++] = a;
+    else
+        op->dead[op->dead_next++ % QDB_FIND_EXCLUDE_MAX] = a;
+}
+
+/* src answered: it is the newest live hop (once, even when asked again). */
+static void path_push(cl_op *op, qdb_addr src, const qdb_peer *peer)
+{
+    if (op->n_path > 0 && qdb_addr_eq(op->path[op->n_path - 1].addr, src))
+        return;
+    if (op->n_path == CL_PATH_MAX) {
+        memmove(op->path, op->path + 1, (CL_PATH_MAX - 1) * sizeof(qdb_peer));
+        op->path_known >>= 1;
+        op->n_path--;
+    }
+    op->path[op->n_path] = peer ? *peer : (qdb_peer){ .addr = src };
+    if (peer)
+        op->path_known |= UINT32_C(1) << op->n_path;
+    else
+        op->path_known &= ~(UINT32_C(1) << op->n_path);
+    op->n_path++;
+}
+
+/* addr failed: drop it from the path wherever it is (with what came after
+ * it, which it named). */
+static void path_drop(cl_op *op, qdb_addr addr)
+{
+    for (unsigned i = 0; i < op->n_path; i++)
+        if (qdb_addr_eq(op->path[i].addr, addr)) {
+            op->n_path = i;
+            return;
+        }
+}
 
 typedef struct cache_entry {
     qdb_peer peer;
@@ -109,6 +177,9 @@ struct qdb_client_core {
     GArray *sessions;    /* session */
     GArray *unreach_q;   /* qdb_addr: synchronous send failures, handled at tick */
     GByteArray *scratch;
+    qdb_rto rto;         /* per-peer timeouts */
+    struct { uint32_t rpc; qdb_addr addr; qdb_time_us sent; } late[CL_LATE];
+    unsigned late_next;
 
     bool is_armed;
     qdb_time_us armed;
@@ -410,6 +481,7 @@ static void op_finish(qdb_client_core *c, cl_op *op, int status, const uint8_t *
         .wrong_node = op->wrong_node,
         .unstable = op->unstable,
         .attempts = op->attempts,
+        .dead_contacts = op->dead_contacts,
         .latency = cl_now(c) - op->start,
     };
     if (op->op != QDB_MSG_REMOVE_ALL)
@@ -427,19 +499,28 @@ static void op_finish(qdb_client_core *c, cl_op *op, int status, const uint8_t *
     op_free(op);
 }
 
+/* A new rpc for op's next FIND or PING to addr, with its deadline. */
+static void op_new_rpc(qdb_client_core *c, cl_op *op, qdb_addr addr, op_state state)
+{
+    op_clear_rpc(c, op);
+    op->rpc = next_rpc(c);
+    g_hash_table_insert(c->by_rpc, GUINT_TO_POINTER(op->rpc), op);
+    op->state = state;
+    op->sent = cl_now(c);
+    op->deadline = op->sent + qdb_rto_timeout(&c->rto, addr);
+}
+
 static void op_send_find(qdb_client_core *c, cl_op *op, qdb_addr addr, const qdb_peer *peer)
 {
     op->find_addr = addr;
     op->find_peer_known = peer != NULL;
     if (peer != NULL)
         op->find_peer = *peer;
-    op_clear_rpc(c, op);
-    op->rpc = next_rpc(c);
-    g_hash_table_insert(c->by_rpc, GUINT_TO_POINTER(op->rpc), op);
-    op->state = ST_FIND;
-    op->deadline = cl_now(c) + c->cfg.rpc_timeout;
+    op_new_rpc(c, op, addr, ST_FIND);
 
-    qdb_msg m = { .type = QDB_MSG_FIND, .rpc = op->rpc, .target = op->id };
+    qdb_msg m = { .type = QDB_MSG_FIND, .rpc = op->rpc, .target = op->id,
+                  .n_exclude = op->n_dead };
+    memcpy(m.exclude, op->dead, op->n_dead * sizeof(qdb_addr));
     g_byte_array_set_size(c->scratch, 0);
     int rc = qdb_msg_encode(&m, c->scratch);
     g_assert(rc == QDB_OK);
@@ -452,6 +533,7 @@ static void op_lookup_from(qdb_client_core *c, cl_op *op, qdb_addr addr, const q
     op->lookups++;
     c->stats.lookups++;
     op->lookup_hops = 0;
+    op->n_path = 0;
     if (peer == NULL) {
         const cache_entry *e = cache_find_addr(c, addr);
         if (e != NULL)
@@ -460,11 +542,13 @@ static void op_lookup_from(qdb_client_core *c, cl_op *op, qdb_addr addr, const q
     op_send_find(c, op, addr, peer);
 }
 
-/* Restart a lookup after a failure: from the bootstrap, or when the bootstrap
- * is unreachable from the closest cached node; nothing left: refused. */
+/* Restart a lookup after a failure: from the bootstrap; when it refused or
+ * fell silent, from the closest cached node; none: a silent bootstrap once
+ * more (it may be slow or stopped: its timeout has backed off), a refusing
+ * one is the end. */
 static void op_restart(qdb_client_core *c, cl_op *op)
 {
-    if (!op->bootstrap_down) {
+    if (!op->bootstrap_down && !op_is_dead(op, c->cfg.bootstrap)) {
         op_lookup_from(c, op, c->cfg.bootstrap, NULL);
         return;
     }
@@ -474,32 +558,47 @@ static void op_restart(qdb_client_core *c, cl_op *op)
         op_lookup_from(c, op, p.addr, &p);
         return;
     }
+    if (!op->bootstrap_down) {
+        /* the same question to the same silent node: back off (RFC 6298) */
+        qdb_rto_backoff(&c->rto, c->cfg.bootstrap);
+        op_lookup_from(c, op, c->cfg.bootstrap, NULL);
+        return;
+    }
     op_finish(c, op, QDB_E_CONNECTION_REFUSED, NULL, 0);
 }
 
-/* A FIND or HELLO target (or a GET's owner) failed: forget it, restart within
- * the retry budget. */
-static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, bool unreachable)
+/* A FIND or HELLO target, a GET's owner or a pure lookup's owner failed
+ * (dead: timed out or refused), or could not help (a node that cannot route
+ * yet).  Forget it, and go back to the newest live hop of the lookup, which
+ * is asked again with addr excluded: it names its next best candidate (a
+ * closer finger, then its successor list; for an owner, the next live
+ * successor).  With no hop to go back to, start over from the bootstrap or
+ * the closest cached node.  Bounded by max_hops such detours and
+ * lookup_retries restarts, and always by the operation's timeout. */
+static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, bool unreachable,
+                           bool dead)
 {
     cl_forget(c, addr, unreachable);
     if (unreachable && qdb_addr_eq(addr, c->cfg.bootstrap))
         op->bootstrap_down = true;
-    op->failures++;
-    if (op->failures > c->cfg.lookup_retries) {
+    op_mark_dead(op, addr);
+    if (dead) {
+        op->dead_contacts++;
+        c->stats.dead_contacts++;
+    }
+    path_drop(op, addr);
+    if (++op->failures > c->cfg.max_hops) {
         op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
         return;
     }
-    if (op->bootstrap_down && cache_preceding(c, &op->id) == NULL) {
-        op_finish(c, op, QDB_E_CONNECTION_REFUSED, NULL, 0);
+    if (op->n_path > 0) {
+        unsigned top = op->n_path - 1;
+        qdb_peer hop = op->path[top];
+        op_send_find(c, op, hop.addr, (op->path_known >> top) & 1 ? &hop : NULL);
         return;
     }
-    if (unreachable) {
-        /* An unreachable report can come back at once; asking the ring again
-         * in the same instant would meet the same stale routes.  Back off. */
-        op_clear_rpc(c, op);
-        op->state = ST_RETRY;
-        op->deadline = cl_now(c) + op->backoff;
-        op->backoff *= 2;
+    if (++op->restarts > c->cfg.lookup_retries) {
+        op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
         return;
     }
     op_restart(c, op);
@@ -509,7 +608,8 @@ static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, bool un
 static void op_transmit(qdb_client_core *c, cl_op *op)
 {
     op->state = ST_REQUEST;
-    op->deadline = cl_now(c) + c->cfg.rpc_timeout;
+    op->sent = cl_now(c);
+    op->deadline = op->sent + qdb_rto_timeout(&c->rto, op->node.addr);
     if (cl_send(c, op->node.addr, op->frame)) {
         if (op->attempt_open) {
             op->attempt_open = false;
@@ -541,7 +641,7 @@ static void op_send_request(qdb_client_core *c, cl_op *op)
         cl_send(c, op->node.addr, c->scratch);
     }
     op->state = ST_HELLO;
-    op->deadline = cl_now(c) + c->cfg.rpc_timeout;
+    op->deadline = cl_now(c) + qdb_rto_timeout(&c->rto, op->node.addr);
 }
 
 static void op_encode_remove_all(qdb_client_core *c, cl_op *op)
@@ -569,6 +669,18 @@ static void op_located(qdb_client_core *c, cl_op *op, const qdb_peer *owner)
     op->node = *owner;
     op->located = true;
     if (op->op == 0) {
+        /* A node names its successor as the owner without knowing it is
+         * alive: check, so a lookup never returns a dead node (the node that
+         * answered, or one that served this ID from the cache, is). */
+        if (op->n_path > 0 && !qdb_addr_eq(op->path[op->n_path - 1].addr, owner->addr)) {
+            op_new_rpc(c, op, owner->addr, ST_VERIFY);
+            qdb_msg m = { .type = QDB_MSG_PING, .rpc = op->rpc };
+            g_byte_array_set_size(c->scratch, 0);
+            int rc = qdb_msg_encode(&m, c->scratch);
+            g_assert(rc == QDB_OK);
+            cl_send(c, owner->addr, c->scratch);
+            return;
+        }
         op_finish(c, op, QDB_OK, NULL, 0);
         return;
     }
@@ -638,13 +750,15 @@ static void on_hello_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         if (ok)
             op_transmit(c, op);
         else
-            op_node_failed(c, op, src, false);
+            op_node_failed(c, op, src, false, false);
     }
     g_array_free(ids, TRUE);
 }
 
 static void on_request_ok(qdb_client_core *c, cl_op *op, const qdb_msg *m)
 {
+    if (op->tx_count == 1) /* a retransmission's answer is ambiguous (Karn) */
+        qdb_rto_sample(&c->rto, op->node.addr, cl_now(c) - op->sent);
     qdb_id lo;
     id_dec(&lo, &op->id);
     cache_learn(c, &op->node, &lo);
@@ -742,6 +856,18 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
 }
 
+static void late_answer(qdb_client_core *c, qdb_addr src, uint64_t rpc)
+{
+    for (unsigned i = 0; i < CL_LATE; i++)
+        if (c->late[i].rpc != 0 && c->late[i].rpc == rpc && qdb_addr_eq(c->late[i].addr, src)) {
+            qdb_rto_sample(&c->rto, src, cl_now(c) - c->late[i].sent);
+            c->late[i].rpc = 0;
+            return;
+        }
+}
+
+static void late_note(qdb_client_core *c, const cl_op *op, qdb_addr addr);
+
 static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
 {
     cl_op *op = m->rpc != 0 && m->rpc <= UINT32_MAX
@@ -749,13 +875,16 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
                     : NULL;
     if (op == NULL || op->state != ST_FIND || !qdb_addr_eq(src, op->find_addr)) {
         c->stats.stray_frames++;
+        late_answer(c, src, m->rpc);
         return;
     }
+    qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
     qdb_peer p = m->peer;
-    if (qdb_peer_is_null(&p)) {
-        op_node_failed(c, op, src, false);
+    if (qdb_peer_is_null(&p) || op_is_dead(op, p.addr)) {
+        op_node_failed(c, op, src, false, false);
         return;
     }
+    path_push(op, src, op->find_peer_known ? &op->find_peer : NULL);
     if (m->flags & QDB_FIND_DONE) {
         /* The asker X answered "id in (X, succ]": the owner holds (X, owner].
          * A node naming itself owns (its pred, self], which we do not know:
@@ -766,8 +895,9 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         return;
     }
     if (qdb_addr_eq(p.addr, src)) {
-        /* "Ask me again": a node that cannot route yet.  No progress here. */
-        op_node_failed(c, op, src, false);
+        /* "Ask me again": a node that cannot route yet, or knows nobody
+         * alive towards the ID.  No progress here. */
+        op_node_failed(c, op, src, false, false);
         return;
     }
     op->hops++;
@@ -779,6 +909,21 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
     cache_learn(c, &p, NULL);
     op_send_find(c, op, p.addr, &p);
+}
+
+/* A pure lookup's owner answered its PING: alive, the lookup is done. */
+static void on_pong(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
+{
+    cl_op *op = m->rpc != 0 && m->rpc <= UINT32_MAX
+                    ? g_hash_table_lookup(c->by_rpc, GUINT_TO_POINTER((guint)m->rpc))
+                    : NULL;
+    if (op == NULL || op->state != ST_VERIFY || !qdb_addr_eq(src, op->node.addr)) {
+        c->stats.stray_frames++;
+        late_answer(c, src, m->rpc);
+        return;
+    }
+    qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
+    op_finish(c, op, QDB_OK, NULL, 0);
 }
 
 /* ---- entry points --------------------------------------------------------------- */
@@ -833,11 +978,12 @@ static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
         switch (op->state) {
         case ST_FIND:
             if (qdb_addr_eq(op->find_addr, dst))
-                op_node_failed(c, op, dst, true);
+                op_node_failed(c, op, dst, true, true);
             break;
         case ST_HELLO:
+        case ST_VERIFY:
             if (qdb_addr_eq(op->node.addr, dst))
-                op_node_failed(c, op, dst, true);
+                op_node_failed(c, op, dst, true, true);
             break;
         case ST_REQUEST:
         case ST_BACKOFF:
@@ -846,14 +992,23 @@ static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
             if (is_mutation(op->op) && op->tx_count > 0)
                 op_finish(c, op, QDB_E_OUTCOME_UNKNOWN, NULL, 0);
             else
-                op_node_failed(c, op, dst, true);
+                op_node_failed(c, op, dst, true, true);
             break;
-        case ST_RETRY:
         case ST_FINISH:
             break;
         }
     }
     g_array_free(ids, TRUE);
+}
+
+/* A FIND or PING that timed out: its answer may still come, and measures
+ * the peer (rpc numbers are never reused soon, so it is unambiguous). */
+static void late_note(qdb_client_core *c, const cl_op *op, qdb_addr addr)
+{
+    unsigned i = c->late_next++ % CL_LATE;
+    c->late[i].rpc = op->rpc;
+    c->late[i].addr = addr;
+    c->late[i].sent = op->sent;
 }
 
 static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
@@ -866,31 +1021,37 @@ static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
         op_finish(c, op, QDB_E_TIMEOUT, NULL, 0);
         return;
     }
+    /* Lookup hops are not backed off: a dead node is excluded, not asked
+     * again, and doubling its timeout would only slow the next lookup that
+     * meets it (before it learns it is dead) down to the ceiling.  A slow
+     * node is learned from its late answer instead (late_answer). */
     switch (op->state) {
     case ST_FIND:
-        op_node_failed(c, op, op->find_addr, false);
+        late_note(c, op, op->find_addr);
+        op_node_failed(c, op, op->find_addr, false, true);
         break;
     case ST_HELLO: {
         session *s = session_find(c, op->node.addr);
         if (s != NULL && s->state == SESSION_PENDING)
             session_forget(c, op->node.addr);
-        op_node_failed(c, op, op->node.addr, false);
+        op_node_failed(c, op, op->node.addr, false, true);
         break;
     }
+    case ST_VERIFY:
+        late_note(c, op, op->node.addr);
+        op_node_failed(c, op, op->node.addr, false, true);
+        break;
     case ST_REQUEST:
-        if (is_mutation(op->op)) {
+        /* the same request again: back off, as TCP does (RFC 6298, 5.5) */
+        qdb_rto_backoff(&c->rto, op->node.addr);
+        if (is_mutation(op->op))
             op_transmit(c, op); /* same frame, same seq, same node */
-        } else {
-            cache_remove_addr(c, op->node.addr);
-            op_restart(c, op);
-        }
+        else
+            op_node_failed(c, op, op->node.addr, false, true);
         break;
     case ST_BACKOFF:
         op->attempt_open = true;
         op_send_request(c, op);
-        break;
-    case ST_RETRY:
-        op_restart(c, op);
         break;
     case ST_FINISH:
         break;
@@ -973,6 +1134,7 @@ qdb_client_core *qdb_client_core_new(const qdb_client_config *cfg, qdb_clock *cl
     c->sessions = g_array_new(FALSE, FALSE, sizeof(session));
     c->unreach_q = g_array_new(FALSE, FALSE, sizeof(qdb_addr));
     c->scratch = g_byte_array_new();
+    qdb_rto_init(&c->rto, CL_RTO_PEERS, c->cfg.rpc_timeout, QDB_DEFAULT_RTO_FLOOR_US, QDB_DEFAULT_RTO_CEILING_US);
     return c;
 }
 
@@ -994,6 +1156,7 @@ void qdb_client_core_free(qdb_client_core *c)
     g_array_free(c->sessions, TRUE);
     g_array_free(c->unreach_q, TRUE);
     g_byte_array_unref(c->scratch);
+    qdb_rto_free(&c->rto);
     g_free(c);
 }
 
@@ -1068,10 +1231,11 @@ int qdb_client_core_submit(qdb_client_core *c, int op_type, const uint8_t *alias
     return QDB_OK;
 }
 
-int qdb_client_core_lookup(qdb_client_core *c, const qdb_id *target, int use_cache,
-                           qdb_client_done_fn done, void *arg, uint64_t *op_id)
+/* start NULL: locate as an operation does (cache, then bootstrap). */
+static int lookup(qdb_client_core *c, const qdb_id *target, int use_cache, const qdb_addr *start,
+                  qdb_client_done_fn done, void *arg, uint64_t *op_id)
 {
-    if (c == NULL || target == NULL)
+    if (c == NULL || target == NULL || (start != NULL && qdb_addr_is_null(*start)))
         return QDB_E_INVALID_ARGUMENT;
     c->in_api++;
     cl_op *op = op_new(c, 0, done, arg);
@@ -1079,10 +1243,25 @@ int qdb_client_core_lookup(qdb_client_core *c, const qdb_id *target, int use_cac
     op->id = *target;
     if (op_id != NULL)
         *op_id = op->op_id;
-    op_locate(c, op);
+    if (start != NULL)
+        op_lookup_from(c, op, *start, NULL);
+    else
+        op_locate(c, op);
     c->in_api--;
     cl_rearm(c);
     return QDB_OK;
+}
+
+int qdb_client_core_lookup(qdb_client_core *c, const qdb_id *target, int use_cache,
+                           qdb_client_done_fn done, void *arg, uint64_t *op_id)
+{
+    return lookup(c, target, use_cache, NULL, done, arg, op_id);
+}
+
+int qdb_client_core_lookup_at(qdb_client_core *c, const qdb_id *target, qdb_addr start,
+                              qdb_client_done_fn done, void *arg, uint64_t *op_id)
+{
+    return lookup(c, target, 0, &start, done, arg, op_id);
 }
 
 void qdb_client_core_recv(qdb_client_core *c, qdb_addr src, const uint8_t *frame, size_t len)
@@ -1099,6 +1278,9 @@ void qdb_client_core_recv(qdb_client_core *c, qdb_addr src, const uint8_t *frame
         break;
     case QDB_MSG_FIND_REPLY:
         on_find_reply(c, src, &m);
+        break;
+    case QDB_MSG_PONG:
+        on_pong(c, src, &m);
         break;
     default:
         c->stats.stray_frames++;

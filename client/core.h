@@ -29,17 +29,24 @@
  *     before the node restarted), a GET resends (more than max_attempts
  *     NO_SESSION in one operation: QDB_E_NO_SESSION).  Any other status
  *     ends the operation with it.
- *  4. Failures.  No answer within rpc_timeout: a FIND or HELLO -> forget the
- *     node and restart the lookup from the bootstrap; a GET -> locate again;
- *     a mutation -> retransmit the same frame (same seq) to the same node,
- *     whose dedup table answers with the first reply if it ran.  Unreachable
- *     after a mutation frame went out -> QDB_E_OUTCOME_UNKNOWN.  Restarts
- *     after lost FIND/HELLO or unreachable nodes are bounded by
- *     config.lookup_retries (then QDB_E_UNSTABLE); after an unreachable
- *     node the restart waits the back-off first (the ring needs time to
- *     route around it).  When the bootstrap itself is unreachable, the
- *     closest cached node is asked instead; none left:
- *     QDB_E_CONNECTION_REFUSED.
+ *  4. Failures.  Each wait for an answer lasts the peer's RTO, adapted to
+ *     its measured round trip (node/rto.h: RFC 6298, starting at
+ *     rpc_timeout, within [200 ms, 60 s], doubled after a timeout).  A
+ *     FIND, HELLO, a GET or a pure lookup's owner check (PING) that times
+ *     out or finds the node unreachable: the lookup routes around the dead
+ *     node -- it goes back to the newest live hop of its path and asks it
+ *     again with an exclusion list naming every node this operation found
+ *     dead (Chord ToN 2003, Sec. IV-E), so that hop answers with its next
+ *     best finger, or the next live successor when the owner died.  Such
+ *     detours are bounded by max_hops (then QDB_E_UNSTABLE); with no hop to
+ *     go back to, the lookup starts again from the bootstrap (or, when the
+ *     bootstrap is dead, the closest cached node; none: 
+ *     QDB_E_CONNECTION_REFUSED), at most lookup_retries times.  A pure
+ *     lookup reports an owner only once it answered a PING (unless it was
+ *     the node that answered the last FIND).  A mutation that times out is
+ *     retransmitted (same frame, same seq) to the same node, whose dedup
+ *     table answers with the first reply if it ran.  Unreachable after a
+ *     mutation frame went out -> QDB_E_OUTCOME_UNKNOWN.
  *     Whatever happens, an operation ends at start + config.timeout with
  *     QDB_E_TIMEOUT (for a mutation already sent: outcome unknown too).
  *  REMOVE_ALL walks the ring: the owner of ID 0, then the owner of (that
@@ -75,12 +82,14 @@ typedef struct qdb_client_config {
     qdb_time_us timeout;       /* a whole operation; default 60 s */
     qdb_time_us rpc_timeout;   /* wait for one answer; default 2 s */
     unsigned max_attempts;     /* WRONG_NODE / UNSTABLE attempts; default 3 */
-    unsigned max_hops;         /* done=0 answers in one lookup; default 64 */
+    unsigned max_hops;         /* done=0 answers in one lookup, and also hops
+                                * routed around in one operation; default 64 */
     int use_cache;             /* location cache on submitted ops; default 1 */
     /* beyond the minimum */
-    unsigned lookup_retries;   /* lookup restarts after a failed node; default 3 */
-    qdb_time_us backoff;       /* first back-off after UNSTABLE or an unreachable node,
-                                * doubling per operation; default 100 ms */
+    unsigned lookup_retries;   /* lookup restarts when no live hop is left to go
+                                * back to (see 4. below); default 3 */
+    qdb_time_us backoff;       /* first back-off after UNSTABLE, doubling per
+                                * operation; default 100 ms */
     unsigned cache_capacity;   /* cached nodes; default 256 */
     unsigned session_capacity; /* remembered sessions; default 64 */
 } qdb_client_config;
@@ -108,6 +117,8 @@ typedef struct qdb_client_result {
     unsigned unstable;         /* UNSTABLE answers met */
     unsigned attempts;         /* requests sent to a located owner (not counting
                                 * retransmissions of the same attempt) */
+    unsigned dead_contacts;    /* nodes met that timed out or refused (the Chord
+                                * paper's "timeouts" per lookup) */
     qdb_time_us latency;       /* completion time - submit time, on the core's clock */
 } qdb_client_result;
 
@@ -147,6 +158,12 @@ int qdb_client_core_submit(qdb_client_core *c, int op, const uint8_t *alias, siz
 int qdb_client_core_lookup(qdb_client_core *c, const qdb_id *target, int use_cache,
                            qdb_client_done_fn done, void *arg, uint64_t *op_id);
 
+/* The same, without the cache, starting at `start` instead of the bootstrap
+ * (the simulator starts each lookup at a random live node, as the Chord
+ * paper does).  QDB_E_INVALID_ARGUMENT for a NULL target or a null start. */
+int qdb_client_core_lookup_at(qdb_client_core *c, const qdb_id *target, qdb_addr start,
+                              qdb_client_done_fn done, void *arg, uint64_t *op_id);
+
 /* Entry points for the backends. */
 /* A frame from src.  Frames that do not decode are counted (bad_frames) and
  * ignored; replies that match no pending operation (late, duplicated, from
@@ -182,6 +199,7 @@ typedef struct qdb_client_stats {
     uint64_t stray_frames; /* decoded, matched nothing pending */
     uint64_t retransmits;  /* mutation frames sent again with the same seq */
     uint64_t hellos;       /* HELLO frames sent */
+    uint64_t dead_contacts; /* nodes that timed out or refused during lookups or requests */
 } qdb_client_stats;
 
 const qdb_client_stats *qdb_client_core_stats(const qdb_client_core *c);

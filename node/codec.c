@@ -195,11 +195,33 @@ static void w_varint(writer *w, uint64_t v)
     w_bytes(w, tmp, qdb_varint_put(tmp, v));
 }
 
+static void w_addr(writer *w, qdb_addr a)
+{
+    uint8_t tmp[QDB_ADDR_WIRE];
+    qdb_be32_put(tmp, a.ip);
+    qdb_be16_put(tmp + 4, a.port);
+    w_bytes(w, tmp, sizeof tmp);
+}
+
 static void w_peer(writer *w, const qdb_peer *p)
 {
     uint8_t tmp[QDB_PEER_WIRE];
     qdb_peer_encode(p, tmp);
     w_bytes(w, tmp, sizeof tmp);
+}
+
+/* FIND's exclusion list: absent when empty, so a FIND without one keeps its
+ * old bytes and every message still has exactly one encoding. */
+static int w_exclude(writer *w, const qdb_msg *m)
+{
+    if (m->n_exclude > QDB_FIND_EXCLUDE_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    if (m->n_exclude == 0)
+        return QDB_OK;
+    w_u8(w, m->n_exclude);
+    for (unsigned k = 0; k < m->n_exclude; k++)
+        w_addr(w, m->exclude[k]);
+    return QDB_OK;
 }
 
 static int check_bytes(const uint8_t *p, size_t len)
@@ -356,7 +378,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
     case QDB_MSG_FIND:
         w_varint(w, m->rpc);
         w_bytes(w, m->target.b, QDB_ID_BYTES);
-        return QDB_OK;
+        return w_exclude(w, m);
     case QDB_MSG_FIND_REPLY:
     case QDB_MSG_NOTIFY:
         w_varint(w, m->rpc);
@@ -588,11 +610,35 @@ static int r_what(reader *r, qdb_msg *m)
     return m->what > QDB_STATUS_WHAT_MAX ? QDB_E_MALFORMED : QDB_OK;
 }
 
+static int r_addr(reader *r, qdb_addr *a)
+{
+    const uint8_t *p;
+    TRY(r_bytes(r, QDB_ADDR_WIRE, &p));
+    a->ip = qdb_be32_get(p);
+    a->port = qdb_be16_get(p + 4);
+    return QDB_OK;
+}
+
 static int r_peer(reader *r, qdb_peer *peer)
 {
     const uint8_t *p;
     TRY(r_bytes(r, QDB_PEER_WIRE, &p));
     return qdb_peer_decode(p, QDB_PEER_WIRE, peer);
+}
+
+/* Optional: nothing left means no list; a list is 1..max addresses. */
+static int r_exclude(reader *r, qdb_msg *m)
+{
+    if (r->left == 0)
+        return QDB_OK;
+    unsigned n;
+    TRY(r_u8(r, &n));
+    if (n == 0 || n > QDB_FIND_EXCLUDE_MAX)
+        return QDB_E_MALFORMED;
+    m->n_exclude = n;
+    for (unsigned k = 0; k < n; k++)
+        TRY(r_addr(r, &m->exclude[k]));
+    return QDB_OK;
 }
 
 static int r_peers(reader *r, qdb_msg *m)
@@ -688,6 +734,7 @@ static int decode_body(reader *r, qdb_msg *m)
         TRY(r_varint(r, &m->rpc));
         TRY(r_bytes(r, QDB_ID_BYTES, &p));
         memcpy(m->target.b, p, QDB_ID_BYTES);
+        TRY(r_exclude(r, m));
         return r_end(r);
     }
     case QDB_MSG_FIND_REPLY:

@@ -11,7 +11,8 @@
  * set on every byte but the last), at most 10 bytes, and must be minimal:
  * a varint with a redundant trailing zero group is malformed, so every
  * message has exactly one encoding.  Fixed-width integers are big-endian.
- * A peer is 38 bytes: ID (32), IPv4 address (4), port (2).
+ * A peer is 38 bytes: ID (32), IPv4 address (4), port (2); an address alone
+ * is the last 6.
  *
  * Framing budget of a client request (everything but alias and content):
  * length <= 4 bytes (frames are at most 256 MiB - 1), tag 1, sequence <= 5
@@ -29,7 +30,13 @@
  *                  HELLO reply: u64 node incarnation
  *                  GET, GET_UPDATE, CAS (unmatched): content
  *                  WRONG_NODE: a peer (the best hint of the owner)
- *   FIND         rpc, ID                      who owns (or precedes) this ID?
+ *   FIND         rpc, ID, [u8 n, n addresses] who owns (or precedes) this ID?
+ *                the optional list (1..QDB_FIND_EXCLUDE_MAX addresses of 6
+ *                bytes; absent, not empty, when there is none) names nodes
+ *                the asker found dead: the answer must not name them, and
+ *                the node checks them (a lookup routing around failures,
+ *                Chord ToN 2003 Sec. IV-E).  At most 1 + 16 x 6 = 97 bytes
+ *                more than a plain FIND.
  *   FIND_REPLY   rpc, u8 done, peer           done: peer is the ID's successor;
  *                                             else peer is the next hop
  *   STABILIZE    rpc, peer (the asker)
@@ -71,6 +78,8 @@
 #define QDB_FRAME_MAX ((size_t)(1u << 28) - 1) /* 256 MiB - 1: length fits 4 varint bytes */
 #define QDB_SUCCLIST_MAX 32
 #define QDB_PEER_WIRE 38
+#define QDB_ADDR_WIRE 6
+#define QDB_FIND_EXCLUDE_MAX 16
 /* The u8 flags of the types that carry one (see the bodies above). */
 #define QDB_FIND_DONE 1u          /* FIND_REPLY: peer is the ID's successor */
 #define QDB_STABILIZE_HAS_PRED 1u /* STABILIZE_REPLY: pred follows */
@@ -147,6 +156,8 @@ typedef struct qdb_msg {
     qdb_peer pred;       /* STABILIZE_REPLY, LEAVE, STATUS_REPLY */
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
+    unsigned n_exclude;  /* FIND: nodes the asker found dead */
+    qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];
     /* HANDOVER: n_entries records, validated, walked with qdb_msg_entry_next() */
     size_t n_entries;
     const uint8_t *entries;

@@ -24,7 +24,11 @@
 #define QDB_DEFAULT_SUCCLIST 8 /* successor-list length r */
 #define QDB_DEFAULT_STABILIZE_FAST_US (1 * QDB_US_PER_S)
 #define QDB_DEFAULT_STABILIZE_SLOW_US (30 * QDB_US_PER_S)
-#define QDB_DEFAULT_RPC_TIMEOUT_US (2 * QDB_US_PER_S)
+#define QDB_DEFAULT_RPC_TIMEOUT_US (2 * QDB_US_PER_S) /* the first wait for a peer */
+/* Afterwards each peer's wait adapts to its round trip (rto.h, RFC 6298),
+ * within these bounds (nodes and client cores). */
+#define QDB_DEFAULT_RTO_FLOOR_US (200 * QDB_US_PER_MS)
+#define QDB_DEFAULT_RTO_CEILING_US (60 * QDB_US_PER_S)
 #define QDB_DEFAULT_HANDOVER_BATCH 256   /* records per HANDOVER frame */
 #define QDB_DEFAULT_DEDUP_CAPACITY 4096  /* replies kept for retried requests */
 
@@ -33,7 +37,7 @@
 #define QDB_DEFAULT_CLIENT_RPC_TIMEOUT_US QDB_DEFAULT_RPC_TIMEOUT_US
 #define QDB_DEFAULT_CLIENT_MAX_ATTEMPTS 3   /* WRONG_NODE / UNSTABLE */
 #define QDB_DEFAULT_CLIENT_MAX_HOPS 64      /* in one lookup */
-#define QDB_DEFAULT_CLIENT_LOOKUP_RETRIES 3 /* restarts after a failed node */
+#define QDB_DEFAULT_CLIENT_LOOKUP_RETRIES 3 /* restarts with no live hop left */
 #define QDB_DEFAULT_CLIENT_BACKOFF_US (100 * QDB_US_PER_MS)
 #define QDB_DEFAULT_CLIENT_CACHE_CAPACITY 256
 #define QDB_DEFAULT_CLIENT_SESSION_CAPACITY 64

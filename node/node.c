@@ -79,6 +79,7 @@ qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transpo
     n->next_rpc = 1;
     n->ho_keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     n->next_finger = QDB_FINGER_LO;
+    qdb_rto_init(&n->rto, QDB_NODE_RTO_PEERS, c.rpc_timeout, QDB_DEFAULT_RTO_FLOOR_US, QDB_DEFAULT_RTO_CEILING_US);
     return n;
 }
 
@@ -93,6 +94,7 @@ void qdb_node_free(qdb_node *n)
         g_byte_array_free(n->out, TRUE);
     g_free(n->join_peers);
     g_free(n->succ);
+    qdb_rto_free(&n->rto);
     g_free(n);
 }
 
@@ -193,7 +195,8 @@ uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigne
 {
     node_rpc r = {
         .id = m->rpc ? m->rpc : n->next_rpc++,
-        .deadline = node_now(n) + n->cfg.rpc_timeout,
+        .sent = node_now(n),
+        .deadline = node_now(n) + qdb_rto_timeout(&n->rto, dst),
         .dst = dst,
         .kind = (uint16_t)kind,
         .arg = (uint16_t)arg,
@@ -213,7 +216,8 @@ void node_expect(qdb_node *n, qdb_addr dst, uint64_t id, rpc_kind kind, const qd
 {
     node_rpc r = {
         .id = id,
-        .deadline = node_now(n) + n->cfg.rpc_timeout,
+        .sent = node_now(n),
+        .deadline = node_now(n) + qdb_rto_timeout(&n->rto, dst),
         .dst = dst,
         .kind = (uint16_t)kind,
         .peer = *peer,
@@ -241,6 +245,34 @@ static bool rpc_take(qdb_node *n, uint64_t id, qdb_addr src, node_rpc *out)
         }
     }
     return false;
+}
+
+/* The round trip of an answered RPC.  Not hand-over batches: their
+ * answer waits for the batch to be stored, which is not the network. */
+static void rtt_sample(qdb_node *n, const node_rpc *r)
+{
+    if (r->kind != RPC_HANDOVER)
+        qdb_rto_sample(&n->rto, r->dst, node_now(n) - r->sent);
+}
+
+/* An answer to an RPC that already timed out still measures the peer:
+ * without it a peer slower than its RTO would never be learned. */
+static void late_answer(qdb_node *n, uint64_t id, qdb_addr src)
+{
+    for (unsigned i = 0; i < QDB_NODE_LATE; i++) {
+        node_rpc *r = &n->late[i];
+        if (r->id == id && qdb_addr_eq(r->dst, src)) {
+            rtt_sample(n, r);
+            r->id = 0;
+            return;
+        }
+    }
+}
+
+static void rpc_timed_out(qdb_node *n, const node_rpc *r)
+{
+    qdb_rto_backoff(&n->rto, r->dst);
+    n->late[n->late_next++ % QDB_NODE_LATE] = *r;
 }
 
 static void rpc_failed(qdb_node *n, const node_rpc *r)
@@ -272,8 +304,11 @@ void node_rearm(qdb_node *n)
 static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     node_rpc r;
-    if (!rpc_take(n, m->rpc, src, &r))
-        return; /* late, duplicated or unknown: harmless */
+    if (!rpc_take(n, m->rpc, src, &r)) {
+        late_answer(n, m->rpc, src); /* late, duplicated or unknown: harmless */
+        return;
+    }
+    rtt_sample(n, &r);
     if (m->type == QDB_MSG_HANDOVER_ACK) {
         if (r.kind == RPC_HANDOVER)
             serve_on_handover_ack(n, &r);
@@ -388,6 +423,7 @@ void qdb_node_tick(qdb_node *n)
         for (guint i = 0; i < failed->len; i++) {
             node_rpc *r = &g_array_index(failed, node_rpc, i);
             node_log(n, 4, "rpc %" G_GUINT64_FORMAT " kind %u timed out", r->id, r->kind);
+            rpc_timed_out(n, r);
             rpc_failed(n, r);
         }
         g_array_free(failed, TRUE);
@@ -395,7 +431,7 @@ void qdb_node_tick(qdb_node *n)
     if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING))
         ring_round(n);
     else if (now >= n->round_at)
-        n->round_at = now + n->period;
+        n->round_at = now + ring_jitter(n, n->period);
     node_rearm(n);
 }
 
@@ -454,6 +490,16 @@ const qdb_peer *qdb_node_finger(const qdb_node *n, unsigned i)
     return (n->finger_valid >> j) & 1 ? &n->finger[j] : NULL;
 }
 
+void qdb_node_pause_maintenance(qdb_node *n, bool paused)
+{
+    n->paused = paused;
+    if (!paused) {
+        /* Back to the fast period: the ring may have changed a lot. */
+        ring_set_changed(n);
+        node_rearm(n);
+    }
+}
+
 bool qdb_node_is_joining(const qdb_node *n)
 {
     return n->phase == PHASE_JOINING || n->awaiting_handover;
@@ -467,7 +513,7 @@ bool qdb_node_is_stable(const qdb_node *n)
 
 int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out)
 {
-    return ring_route(n, target, out);
+    return ring_route(n, target, NULL, 0, out) == 1;
 }
 
 bool qdb_node_owns(const qdb_node *n, const qdb_id *id)
@@ -485,7 +531,7 @@ size_t qdb_node_memory(const qdb_node *n)
 {
     size_t b = sizeof(*n) + n->cfg.succlist_len * sizeof(qdb_peer);
     b += sizeof(GArray) + n->rpcs->len * sizeof(node_rpc);
-    b += sizeof(GPtrArray);
+    b += sizeof(GPtrArray) + qdb_rto_memory(&n->rto);
     if (n->sessions)
         b += 64 + g_hash_table_size(n->sessions) * 32;
     if (n->dedup)

@@ -41,11 +41,16 @@ typedef struct qdb_node_config {
     qdb_time_us stabilize_slow;    /* period bound once stable; default 30 s (the original
                                     * Chord/quasardb went to 2 min; a lost hint or notify
                                     * costs up to one slow period, so we keep it shorter) */
-    qdb_time_us rpc_timeout;       /* a peer that does not answer is suspected; default 2 s */
+    qdb_time_us rpc_timeout;       /* a peer that does not answer is suspected; default 2 s.
+                                    * The first wait for a peer; afterwards each peer's
+                                    * adapts to its measured round trip (rto.h), within
+                                    * [200 ms, 60 s] */
     unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
     unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */
     int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug,
                                     * 5 trace (every FIND answer and round; logged as debug) */
+    bool no_jitter;                /* rounds exactly every period instead of uniformly in
+                                    * [0.5, 1.5) x period: for tests that assert times */
     bool allow_remote_stop;        /* obey STOP from the network (qdbd --allow-remote-stop);
                                     * off: STOP is answered QDB_E_REFUSED */
 } qdb_node_config;
@@ -77,6 +82,13 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
 void qdb_node_unreachable(qdb_node *n, qdb_addr dst);
 void qdb_node_tick(qdb_node *n);
 extern const qdb_inbound qdb_node_inbound;
+
+/* Stop (true) or resume (false) ring maintenance: stabilize, fix-fingers and
+ * the predecessor check are skipped while paused, as in the Chord paper's
+ * "no stabilization between the failures and the lookups" experiment
+ * (ToN 2003, Sec. V-D).  Lookups are still answered and failures they meet
+ * still repaired locally.  Resuming starts over at the fast period. */
+void qdb_node_pause_maintenance(qdb_node *n, bool paused);
 
 /* Introspection: for the oracle, tests and logs. */
 const qdb_peer *qdb_node_self(const qdb_node *n);

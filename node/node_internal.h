@@ -9,6 +9,7 @@
 
 #include "codec.h"
 #include "node.h"
+#include "rto.h"
 
 /* Fingers.  Finger i is successor(self + 2^i).  With N random IDs the gaps
  * between nodes are about 2^256 / N, so for every i below 256 - log2(N) - a few
@@ -37,6 +38,15 @@
 /* Finger lookups per stabilization round (beyond fingers never known). */
 #define QDB_FINGERS_PER_ROUND 4
 
+/* Peers whose round trip is measured (rto.h): the neighbours, the fingers
+ * in use and a few more; the least recently used is forgotten. */
+#define QDB_NODE_RTO_PEERS 16
+/* RPCs that timed out, kept to turn their late answer into an RTT sample. */
+#define QDB_NODE_LATE 8
+/* Peers reported dead (a FIND's exclusion list) and not yet checked: never
+ * offered as a hop while there, probed at once. */
+#define QDB_NODE_SUSPECTS 16
+
 typedef enum node_phase {
     PHASE_IDLE,     /* created, not started */
     PHASE_JOINING,  /* looking for its successor through a peer */
@@ -53,12 +63,14 @@ typedef enum rpc_kind {
     RPC_CANDIDATE,    /* ask a would-be successor, before adopting it (Zave) */
     RPC_JOIN_CONFIRM, /* ask the successor found by join, before adopting it */
     RPC_PING,         /* check_predecessor */
-    RPC_HANDOVER      /* one HANDOVER batch, until its HANDOVER_ACK */
+    RPC_HANDOVER,     /* one HANDOVER batch, until its HANDOVER_ACK */
+    RPC_PROBE         /* is a peer a client reported dead alive?  arg = strike */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
 typedef struct node_rpc {
     uint64_t id;
+    qdb_time_us sent;     /* for the round-trip sample */
     qdb_time_us deadline;
     qdb_addr dst;
     uint16_t kind;
@@ -122,6 +134,16 @@ struct qdb_node {
     /* RPCs in flight: few, so a small array searched linearly */
     GArray *rpcs; /* node_rpc */
     uint64_t next_rpc;
+    /* their timeouts, adapted to each peer's round trip */
+    qdb_rto rto;
+    node_rpc late[QDB_NODE_LATE]; /* timed out recently (id 0: empty slot) */
+    unsigned late_next;
+
+    /* failure knowledge from others: see QDB_NODE_SUSPECTS */
+    qdb_addr suspects[QDB_NODE_SUSPECTS];
+    unsigned n_suspects, suspects_next;
+    /* ring maintenance paused (qdb_node_pause_maintenance) */
+    bool paused;
 
     /* hand-over we send: one batch in flight at a time */
     uint64_t ho_rpc;       /* 0: none in flight */
@@ -175,8 +197,15 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void ring_set_changed(qdb_node *n);
-/* Closest preceding node for target, or the owner when done (returns 1). */
-int ring_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);
+/* Closest preceding node for target, or the owner when done (returns 1),
+ * never a suspect nor one of the n_excl addresses in excl.  Returns -1
+ * (out = self) when every node it knows is excluded. */
+int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, unsigned n_excl,
+               qdb_peer *out);
+/* A stabilization period drawn uniformly in [period / 2, 3 period / 2) from
+ * the node's generator, so rounds do not march in step (Chord ToN 2003,
+ * Sec. V: "stabilization ... at intervals uniformly distributed"). */
+qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period);
 const qdb_peer *ring_successor(const qdb_node *n);
 
 /* serve.c */

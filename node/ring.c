@@ -105,48 +105,129 @@ bool ring_orphaned(const qdb_node *n, const qdb_id *id)
 
 /* ---- routing ---------------------------------------------------------------- */
 
-int ring_route(const qdb_node *n, const qdb_id *target, qdb_peer *out)
+static bool addr_in(qdb_addr a, const qdb_addr *list, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (qdb_addr_eq(a, list[i]))
+            return true;
+    return false;
+}
+
+static bool offerable(const qdb_node *n, const qdb_peer *p, const qdb_addr *excl, unsigned n_excl)
+{
+    return !addr_in(p->addr, excl, n_excl) && !addr_in(p->addr, n->suspects, n->n_suspects);
+}
+
+int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, unsigned n_excl,
+               qdb_peer *out)
 {
     const qdb_peer *self = &n->cfg.self;
-    const qdb_peer *s = ring_successor(n);
-    if (!s) { /* joining: we know nobody yet */
+    if (!ring_successor(n)) { /* joining: we know nobody yet */
         *out = *self;
         return 0;
     }
-    /* Our successor owns it: (self, succ].  Routing answers only from
+    /* The first successor not known dead: the list is there for failures
+     * (ToN 2003, Sec. IV-E) -- when the successor fails, the next entry is
+     * the successor of everything up to it. */
+    const qdb_peer *s = NULL;
+    for (unsigned i = 0; i < n->n_succ && !s; i++)
+        if (!addr_in(n->succ[i].addr, excl, n_excl))
+            s = &n->succ[i];
+    /* Only the asker's own exclusions move the owner we name: a suspect
+     * (someone else's report, not yet checked) may well be alive, and
+     * naming the node after it would be a wrong answer.  An owner named
+     * dead is found so by the asker, who comes back with it excluded.
+     *
+     * Our successor owns it: (self, succ].  Routing answers only from
      * successor pointers, never from "(pred, self] is mine": a predecessor is
      * hearsay (any node that notifies us while we have none is adopted)
      * while a successor is adopted only once it answered and only ever moves
      * closer.  Answering from a stale predecessor sent joining nodes to
      * successors hundreds of nodes away, which they then walked back one
      * round at a time. */
-    if (qdb_id_in_half(target, &self->id, &s->id)) {
+    if (s && qdb_id_in_half(target, &self->id, &s->id)) {
         *out = *s;
         return 1;
     }
     /* Closest preceding finger (ToN 2003, Fig. 5's closest_preceding_node;
-     * the successor is finger 0).  The successor list is kept for failures,
-     * not used here: routing on it too would shorten paths by about a hop
-     * and make the simulator's path lengths incomparable with the paper's
-     * (Fig. 10: 1/2 log2 N). */
+     * the successor is finger 0).  The rest of the successor list is kept
+     * for failures, not used here: routing on it too would shorten paths by
+     * about a hop and make the simulator's path lengths incomparable with
+     * the paper's (Fig. 10: 1/2 log2 N). */
     const qdb_peer *best = s;
     for (int j = QDB_FINGER_WINDOW - 1; j >= 0; j--) {
         if (!((n->finger_valid >> j) & 1))
             continue;
         const qdb_peer *f = &n->finger[j];
-        if (qdb_id_in_open(&f->id, &best->id, target))
+        if (is_self(n, f) || !offerable(n, f, excl, n_excl))
+            continue;
+        if (best ? qdb_id_in_open(&f->id, &best->id, target)
+                 : qdb_id_in_open(&f->id, &self->id, target))
             best = f;
+    }
+    if (!best) { /* every node we know is excluded */
+        *out = *self;
+        return -1;
     }
     *out = *best;
     return 0;
+}
+
+qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period)
+{
+    if (period < 2 || n->cfg.no_jitter)
+        return period;
+    return period / 2 + n->random->next(n->random) % period;
+}
+
+/* ---- failure reports ------------------------------------------------------ */
+
+static bool known_peer(const qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_succ; i++)
+        if (qdb_addr_eq(n->succ[i].addr, a))
+            return true;
+    for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++)
+        if (((n->finger_valid >> j) & 1) && qdb_addr_eq(n->finger[j].addr, a))
+            return true;
+    return n->has_pred && qdb_addr_eq(n->pred.addr, a);
+}
+
+static void unsuspect(qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_suspects; i++)
+        if (qdb_addr_eq(n->suspects[i], a)) {
+            n->suspects[i] = n->suspects[--n->n_suspects];
+            return;
+        }
+}
+
+/* A lookup found a dead: stop offering it at once, and check it ourselves
+ * (a lost frame is not a death): a node in our tables is dropped from them
+ * when the probe fails (ring_on_failure), kept when it answers. */
+static void suspect(qdb_node *n, qdb_addr a)
+{
+    if (qdb_addr_eq(a, n->cfg.self.addr) || addr_in(a, n->suspects, n->n_suspects) ||
+        !known_peer(n, a))
+        return;
+    unsigned slot = n->n_suspects < QDB_NODE_SUSPECTS ? n->n_suspects++
+                                                      : n->suspects_next++ % QDB_NODE_SUSPECTS;
+    n->suspects[slot] = a;
+    qdb_msg q = {.type = QDB_MSG_PING};
+    node_call(n, a, &q, RPC_PROBE, 0, 0, NULL);
 }
 
 void ring_on_find(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
         return; /* we cannot route yet: the asker times out and tries elsewhere */
+    for (unsigned i = 0; i < m->n_exclude; i++)
+        suspect(n, m->exclude[i]);
     qdb_msg r = {.type = QDB_MSG_FIND_REPLY, .rpc = m->rpc};
-    r.flags = (unsigned)ring_route(n, &m->target, &r.peer);
+    /* -1 (everything we know is excluded) answers "ask me again": the
+     * asker goes back a hop. */
+    int done = ring_route(n, &m->target, m->exclude, m->n_exclude, &r.peer);
+    r.flags = done == 1 ? QDB_FIND_DONE : 0u;
     if (n->cfg.log_level >= 5) {
         char t[QDB_ID_HEX + 1], p[QDB_ID_HEX + 1], s[QDB_ID_HEX + 1];
         qdb_id_to_hex(&m->target, t);
@@ -224,7 +305,7 @@ static void join_try(qdb_node *n)
 
 void ring_start(qdb_node *n)
 {
-    n->round_at = node_now(n) + n->period;
+    n->round_at = node_now(n) + ring_jitter(n, n->period);
     if (n->n_join_peers == 0) {
         /* Chord's create(): a ring of one owns the whole circle. */
         n->pred = n->cfg.self;
@@ -450,7 +531,10 @@ static void fix_fingers(qdb_node *n)
         qdb_id start;
         qdb_id_add_pow2(&start, &n->cfg.self.id, i);
         qdb_peer hop;
-        if (ring_route(n, &start, &hop)) {
+        int done = ring_route(n, &start, NULL, 0, &hop);
+        if (done < 0)
+            return; /* nobody to ask: the next round tries again */
+        if (done) {
             n->next_finger = set_fingers_from(n, i, &hop);
             if (n->next_finger == QDB_FINGER_LO)
                 return; /* a whole cycle done */
@@ -536,7 +620,14 @@ void ring_round(qdb_node *n)
     if (n->phase == PHASE_JOINING) {
         if (!node_rpc_pending(n, RPC_JOIN_FIND) && !node_rpc_pending(n, RPC_JOIN_CONFIRM))
             join_try(n);
-        n->round_at = now + n->cfg.stabilize_fast;
+        n->round_at = now + ring_jitter(n, n->cfg.stabilize_fast);
+        return;
+    }
+    if (n->paused) {
+        /* Maintenance off (the simulator's `stabilize off`): no stabilize,
+         * no fix-fingers, no predecessor check.  Failures met by RPCs and
+         * lookups are still repaired locally. */
+        n->round_at = now + ring_jitter(n, n->period);
         return;
     }
     /* Adapt the period: double it after a round that changed nothing. */
@@ -548,7 +639,7 @@ void ring_round(qdb_node *n)
         n->period = MIN(n->period * 2, n->cfg.stabilize_slow);
     }
     n->round_changed = false;
-    n->round_at = now + n->period;
+    n->round_at = now + ring_jitter(n, n->period);
     node_log(n, 5, "round at %" G_GUINT64_FORMAT " period %" G_GUINT64_FORMAT, now, n->period);
 
     stabilize(n);
@@ -597,6 +688,9 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         if (m->type == QDB_MSG_STABILIZE_REPLY)
             on_stabilize_reply(n, rpc, m);
         break;
+    case RPC_PROBE:
+        unsuspect(n, rpc->dst); /* alive after all: offer it again */
+        break;
     default:
         break; /* PONG: the predecessor is alive */
     }
@@ -615,6 +709,7 @@ void ring_forget(qdb_node *n, qdb_addr addr)
 {
     if (qdb_addr_eq(addr, n->cfg.self.addr))
         return;
+    unsuspect(n, addr); /* out of every table: nothing left to avoid */
     unsigned k = 0;
     bool first = n->n_succ && qdb_addr_eq(n->succ[0].addr, addr);
     for (unsigned i = 0; i < n->n_succ; i++)
@@ -687,6 +782,15 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         if (ring_successor(n))
             send_notify(n, ring_successor(n));
         next_candidate(n);
+        break;
+    case RPC_PROBE:
+        if (rpc->arg < QDB_NODE_STRIKES - 1 && addr_in(rpc->dst, n->suspects, n->n_suspects)) {
+            qdb_msg q = {.type = QDB_MSG_PING};
+            node_call(n, rpc->dst, &q, RPC_PROBE, rpc->arg + 1u, 0, NULL); /* next strike */
+            break;
+        }
+        unsuspect(n, rpc->dst);
+        ring_forget(n, rpc->dst); /* dead: repair the tables now, not next round */
         break;
     case RPC_PING:
         if (rpc->arg < QDB_NODE_STRIKES - 1 && n->has_pred && qdb_addr_eq(n->pred.addr, rpc->dst)) {

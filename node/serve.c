@@ -338,7 +338,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         }
         if (!qdb_node_owns(n, &id)) {
             qdb_peer p;
-            ring_route(n, &id, &p);
+            ring_route(n, &id, NULL, 0, &p);
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
             reply(n, src, m, QDB_E_WRONG_NODE, hint, sizeof hint);

@@ -89,15 +89,19 @@ static void lookup_step(void *arg)
     sim_world *w = b->w;
     if (b->left == 0 || w->lookup_pool->len == 0)
         return;
+    int start = sim_random_live_node(w, -1);
+    if (start < 0)
+        return;
     b->left--;
-    qdb_client_core *c =
-        w->lookup_pool->pdata[g_rand_int_range(w->rng, 0, (gint32)w->lookup_pool->len)];
+    qdb_client_core *c = w->lookup_pool->pdata[0];
     sim_op *op = sim_op_new(SIM_OP_LOOKUP);
     for (unsigned i = 0; i < QDB_ID_BYTES; i += 4) {
         uint32_t r = g_rand_int(w->rng);
         memcpy(op->target.b + i, &r, 4);
     }
-    sim_model_lookup(w->model, c, op); /* a lookup that cannot start is not counted */
+    /* each from a random live node, as in the Chord paper; a lookup that
+     * cannot start is not counted */
+    sim_model_lookup(w->model, c, qdb_fixture_peer(w->fx, (unsigned)start)->addr, op);
     qdb_simnet_at(w->net, qdb_simnet_now(w->net) + (qdb_time_us)(1e6 / b->rate), lookup_step, b);
 }
 
@@ -105,9 +109,9 @@ void sim_lookups_start(sim_world *w, uint64_t count, double rate)
 {
     lookup_batch *b = sim_world_alloc(w, sizeof(lookup_batch));
     *b = (lookup_batch){.w = w, .left = count, .rate = rate};
-    /* A fresh pool of clients at random live nodes. */
+    /* One client; each lookup starts at a random live node. */
     g_ptr_array_set_size(w->lookup_pool, 0);
-    sim_add_clients(w, w->lookup_pool, 64);
+    sim_add_clients(w, w->lookup_pool, 1);
     lookup_step(b);
 }
 
@@ -169,7 +173,7 @@ static void random_fault(void *arg)
     if (r < 0.4 && ring->len > 2) {
         int v = sim_random_live_node(w, -1);
         if (v >= 0)
-            sim_crash(w, (unsigned)v, g_rand_double(w->rng) < 0.8);
+            sim_crash(w, (unsigned)v, g_rand_double(w->rng) < 0.8, w->p.crash_host);
     } else if (r < 0.7) {
         int d = sim_random_down_node(w);
         if (d >= 0 && qdb_fixture_started(w->fx, (unsigned)d))

@@ -56,6 +56,21 @@ static void report(sim_world *w, bool json, size_t rss0)
     double vs = (double)qdb_simnet_now(w->net) / 1e6;
     double eps = w->wall_s > 0 ? (double)w->events / w->wall_s : 0;
     uint64_t lost = sim_oracle_lost_entries(&w->oracle, NULL);
+    double dead_mean;
+    sim_oracle_metric(&w->oracle, "lookup_dead_contacts_mean", &dead_mean);
+    /* hops_hist: element h counts the lookups that took h hops */
+    GArray *counts = g_array_new(FALSE, TRUE, sizeof(uint64_t));
+    for (guint i = 0; i < m->hops->len; i++) {
+        guint h = g_array_index(m->hops, guint, i);
+        if (h >= counts->len)
+            g_array_set_size(counts, h + 1);
+        g_array_index(counts, uint64_t, h)++;
+    }
+    GString *hist = g_string_new(NULL);
+    for (guint h = 0; h < counts->len; h++)
+        g_string_append_printf(hist, "%s%" G_GUINT64_FORMAT, h ? ", " : "",
+                               g_array_index(counts, uint64_t, h));
+    g_array_free(counts, TRUE);
     if (json) {
         printf("{\"scenario\": \"%s\", \"seed\": %" G_GUINT64_FORMAT ", \"nodes\": %u, "
                "\"virtual_s\": %.3f, \"events\": %" G_GUINT64_FORMAT ", \"wall_s\": %.3f, "
@@ -64,14 +79,17 @@ static void report(sim_world *w, bool json, size_t rss0)
                "\"hops_p99\": %.0f, \"lookups\": %" G_GUINT64_FORMAT ", "
                "\"lookup_failures\": %" G_GUINT64_FORMAT ", "
                "\"lookup_timeouts\": %" G_GUINT64_FORMAT ", "
+               "\"lookup_wrong\": %" G_GUINT64_FORMAT ", \"lookup_dead_contacts_mean\": %.3f, "
+               "\"hops_hist\": [%s], "
                "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
                ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
                ", \"expectations_failed\": %u, \"trace_hash\": \"%s\"}\n",
                w->p.name, w->p.seed, w->p.nodes, vs, w->events, w->wall_s, eps, per_node, ring_s,
                full_s, sim_oracle_hops_mean(&w->oracle), sim_oracle_hops_percentile(&w->oracle, 1),
                sim_oracle_hops_percentile(&w->oracle, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
-               m->wrong_node_retries, m->requests, m->failed_requests, lost,
+               m->lookup_wrong, dead_mean, hist->str, m->wrong_node_retries, m->requests, m->failed_requests, lost,
                w->failures->len, hash);
+        g_string_free(hist, TRUE);
         return;
     }
     printf("scenario            %s (seed %" G_GUINT64_FORMAT ")\n", w->p.name, w->p.seed);
@@ -88,6 +106,11 @@ static void report(sim_world *w, bool json, size_t rss0)
     printf("hops_p1 / p99       %.0f / %.0f   over %" G_GUINT64_FORMAT " lookups\n",
            sim_oracle_hops_percentile(&w->oracle, 1), sim_oracle_hops_percentile(&w->oracle, 99), m->lookups);
     printf("lookup_timeouts     %" G_GUINT64_FORMAT "\n", m->lookup_timeouts);
+    printf("lookup_failures     %" G_GUINT64_FORMAT " (wrong answers %" G_GUINT64_FORMAT ")\n",
+           m->lookup_failures, m->lookup_wrong);
+    printf("dead contacts       %.3f per lookup\n", dead_mean);
+    printf("hops_hist           [%s]\n", hist->str);
+    g_string_free(hist, TRUE);
     printf("wrong_node_retries  %" G_GUINT64_FORMAT "\n", m->wrong_node_retries);
     printf("unstable_answers    %" G_GUINT64_FORMAT "\n", m->unstable_answers);
     printf("requests            %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " writes acknowledged)\n",

@@ -175,13 +175,16 @@ static bool status_is_answer(int s)
            s == QDB_E_UNMATCHED_CONTENT;
 }
 
-static void lookup_done(sim_model *m, const qdb_client_result *r)
+static void lookup_done(sim_model *m, const sim_op *op, const qdb_client_result *r)
 {
     sim_client_stats *s = &m->stats;
     s->lookups++;
+    s->lookup_dead_contacts += r->dead_contacts;
     if (r->status == QDB_OK) {
         guint h = r->hops;
         g_array_append_val(s->hops, h);
+        if (m->hooks.lookup_right && !m->hooks.lookup_right(m->hooks.arg, &op->target, &r->owner))
+            s->lookup_wrong++;
     } else if (r->status == QDB_E_TIMEOUT) {
         s->lookup_timeouts++;
     } else {
@@ -214,7 +217,7 @@ static void op_done(void *arg, const qdb_client_result *r)
     g_hash_table_steal(m->pending, op); /* freed below, not by the table */
     trace_result(m, r);
     if (op->kind == SIM_OP_LOOKUP) {
-        lookup_done(m, r);
+        lookup_done(m, op, r);
         sim_op_free(op);
         return;
     }
@@ -266,9 +269,9 @@ int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *ali
     return submitted(m, op, rc);
 }
 
-int sim_model_lookup(sim_model *m, qdb_client_core *c, sim_op *op)
+int sim_model_lookup(sim_model *m, qdb_client_core *c, qdb_addr start, sim_op *op)
 {
     op->model = m;
-    int rc = qdb_client_core_lookup(c, &op->target, 0, op_done, op, NULL);
+    int rc = qdb_client_core_lookup_at(c, &op->target, start, op_done, op, NULL);
     return submitted(m, op, rc);
 }

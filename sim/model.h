@@ -57,6 +57,9 @@ typedef struct sim_op {
 typedef struct sim_client_stats {
     GArray *hops;                /* guint per completed lookup */
     uint64_t lookups, lookup_timeouts, lookup_failures;
+    uint64_t lookup_wrong;       /* answered, but not the ID's first live successor then
+                                  * (under churn Chord answers so for a moment after a join) */
+    uint64_t lookup_dead_contacts; /* dead or silent nodes met, over every lookup */
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
     uint64_t acked_writes, bad_reads, stale_reads, missing_reads;
 } sim_client_stats;
@@ -66,6 +69,9 @@ typedef struct sim_model_hooks {
     void (*scripted)(void *arg, const sim_op *op, const qdb_client_result *r);
     /* A read returned a value that was never written. */
     void (*bad_read)(void *arg, const char *alias);
+    /* Is owner, a lookup's answer, the first live successor of target now?
+     * NULL: lookups are not checked. */
+    bool (*lookup_right)(void *arg, const qdb_id *target, const qdb_peer *owner);
     void *arg;
 } sim_model_hooks;
 
@@ -98,8 +104,9 @@ void sim_op_free(sim_op *op);
  * operation is freed and the error returned. */
 int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *alias,
                      const uint8_t *content, size_t len, sim_op *op);
-/* A lookup of op->target with the location cache off; same contract. */
-int sim_model_lookup(sim_model *m, qdb_client_core *c, sim_op *op);
+/* A lookup of op->target starting at node `start`, the location cache off;
+ * same contract. */
+int sim_model_lookup(sim_model *m, qdb_client_core *c, qdb_addr start, sim_op *op);
 /* Operations submitted and not completed yet. */
 unsigned sim_model_pending(const sim_model *m);
 sim_client_stats *sim_model_stats(sim_model *m);

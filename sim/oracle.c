@@ -379,6 +379,10 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->lookup_timeouts;
     else if (strcmp(name, "lookup_failures") == 0)
         *out = (double)m->lookup_failures;
+    else if (strcmp(name, "lookup_wrong") == 0)
+        *out = (double)m->lookup_wrong;
+    else if (strcmp(name, "lookup_dead_contacts_mean") == 0)
+        *out = m->lookups ? (double)m->lookup_dead_contacts / (double)m->lookups : 0;
     else if (strcmp(name, "wrong_node_retries") == 0)
         *out = (double)m->wrong_node_retries;
     else if (strcmp(name, "unstable_answers") == 0)

@@ -131,7 +131,7 @@ static bool verb_join(sim_world *w, const qdb_scn_event *ev, GError **err)
 
 /* crash F of the live nodes, chosen at random: a seeded partial Fisher-Yates
  * (the first k of a random order). */
-static void crash_fraction(sim_world *w, double f, bool keep)
+static void crash_fraction(sim_world *w, double f, bool keep, bool host)
 {
     GArray *live = g_array_copy((GArray *)qdb_fixture_ring(w->fx));
     unsigned k = (unsigned)llround(f * live->len);
@@ -140,7 +140,7 @@ static void crash_fraction(sim_world *w, double f, bool keep)
         unsigned t = g_array_index(live, unsigned, i);
         g_array_index(live, unsigned, i) = g_array_index(live, unsigned, j);
         g_array_index(live, unsigned, j) = t;
-        sim_crash(w, g_array_index(live, unsigned, i), keep);
+        sim_crash(w, g_array_index(live, unsigned, i), keep, host);
     }
     g_array_free(live, TRUE);
 }
@@ -148,15 +148,12 @@ static void crash_fraction(sim_world *w, double f, bool keep)
 static bool verb_crash(sim_world *w, const qdb_scn_event *ev, GError **err)
 {
     qdb_scn_token *a0 = qdb_scn_event_arg(ev, 0);
-    bool keep = true;
-    const qdb_scn_token *st = qdb_scn_event_kv(ev, "storage");
-    if (st) {
-        static const char *const ch[] = {"keep", "lose", NULL};
-        int c;
-        if (!qdb_scn_tok_choice(st, ch, &c, err))
-            return false;
-        keep = c == 0;
-    }
+    bool lose = false, host = w->p.crash_host;
+    const qdb_scn_token *mt = qdb_scn_event_kv(ev, "mode"), *st = qdb_scn_event_kv(ev, "storage");
+    if ((mt && !sim_tok_either(mt, "process", "host", &host, err)) ||
+        (st && !sim_tok_either(st, "keep", "lose", &lose, err)))
+        return false;
+    bool keep = !lose;
     const qdb_scn_token *ft = qdb_scn_event_kv(ev, "fraction");
     if (a0 && ft)
         return qdb_scn_error(err, &ft->pos, "crash: give nodes or fraction=, not both");
@@ -164,7 +161,7 @@ static bool verb_crash(sim_world *w, const qdb_scn_event *ev, GError **err)
         double f;
         if (!qdb_scn_tok_fraction(ft, &f, err))
             return false;
-        crash_fraction(w, f, keep);
+        crash_fraction(w, f, keep, host);
         return true;
     }
     uint64_t lo, hi;
@@ -173,7 +170,20 @@ static bool verb_crash(sim_world *w, const qdb_scn_event *ev, GError **err)
     if (!node_range(w, a0, &lo, &hi, err))
         return false;
     for (uint64_t i = lo; i <= hi; i++)
-        sim_crash(w, (unsigned)i, keep);
+        sim_crash(w, (unsigned)i, keep, host);
+    return true;
+}
+
+/* stabilize off|on: pause or resume ring maintenance on every node */
+static bool verb_stabilize(sim_world *w, const qdb_scn_event *ev, GError **err)
+{
+    bool on;
+    if (!sim_tok_either(qdb_scn_event_arg(ev, 0), "off", "on", &on, err))
+        return false;
+    w->maintenance_off = !on;
+    for (unsigned i = 0; i < w->p.nodes; i++)
+        if (qdb_fixture_up(w->fx, i))
+            qdb_node_pause_maintenance(qdb_fixture_node(w->fx, i), w->maintenance_off);
     return true;
 }
 
@@ -514,7 +524,7 @@ typedef struct verb {
 } verb;
 
 static const char *const k_join[] = {"via", "rate", NULL};
-static const char *const k_crash[] = {"fraction", "storage", NULL};
+static const char *const k_crash[] = {"fraction", "storage", "mode", NULL};
 static const char *const k_set[] = {"loss", "dup", "reorder", NULL};
 static const char *const k_slow[] = {"factor", NULL};
 static const char *const k_drift[] = {"ppm", NULL};
@@ -530,6 +540,7 @@ static const verb verbs[] = {
     {"restart", 1, 1, k_join, verb_join},
     {"crash", 0, 1, k_crash, verb_crash},
     {"leave", 1, 1, k_none, verb_leave},
+    {"stabilize", 1, 1, k_none, verb_stabilize},
     {"partition", 2, -1, k_none, verb_partition},
     {"heal", 0, 0, k_none, verb_heal},
     {"set", 0, 0, k_set, verb_set},

@@ -56,6 +56,24 @@ static bool param_fraction(sim_world *w, const char *key, double *out, GError **
     return !t || qdb_scn_tok_fraction(t, out, err);
 }
 
+bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *second, bool *second_,
+                    GError **err)
+{
+    const char *const choices[] = {first, second, NULL};
+    int c;
+    if (!qdb_scn_tok_choice(t, choices, &c, err))
+        return false;
+    *second_ = c == 1;
+    return true;
+}
+
+static bool param_either(sim_world *w, const char *key, const char *first, const char *second,
+                         bool *second_, GError **err)
+{
+    const qdb_scn_token *t = param(w, key);
+    return !t || sim_tok_either(t, first, second, second_, err);
+}
+
 static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
 {
     sim_params *p = &w->p;
@@ -98,14 +116,8 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
     if (!param_uint(w, "log", 0, &v, err))
         return false;
     p->log_level = (int)MIN(v, 5);
-    t = param(w, "storage");
-    if (t) {
-        static const char *const choices[] = {"memory", "bdb", NULL};
-        int c;
-        if (!qdb_scn_tok_choice(t, choices, &c, err))
-            return false;
-        p->storage_bdb = c == 1;
-    }
+    if (!param_either(w, "storage", "memory", "bdb", &p->storage_bdb, err))
+        return false;
 
     qdb_simnet_config_defaults(nc);
     nc->seed = p->seed;
@@ -123,7 +135,7 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
         return false;
     if (!param_duration(w, "fault_until", p->end / 2, &p->fault_until, err))
         return false;
-    return true;
+    return param_either(w, "crash", "process", "host", &p->crash_host, err);
 }
 
 static bool check_unused(sim_world *w, GError **err)
@@ -204,18 +216,22 @@ static void store_lose(void *arg, unsigned i, qdb_storage *st)
 
 bool sim_boot(sim_world *w, unsigned i, const qdb_addr *peers, size_t n_peers)
 {
+    qdb_simnet_set_host_down(w->net, qdb_fixture_peer(w->fx, i)->addr, false); /* back up */
     if (!qdb_fixture_start(w->fx, i, peers, n_peers)) {
         g_warning("node %u: %s", i, qdb_fixture_errmsg(w->fx));
         return false;
     }
+    qdb_node_pause_maintenance(qdb_fixture_node(w->fx, i), w->maintenance_off);
     sim_oracle_membership_changed(&w->oracle);
     return true;
 }
 
-void sim_crash(sim_world *w, unsigned i, bool keep_storage)
+void sim_crash(sim_world *w, unsigned i, bool keep_storage, bool host)
 {
     if (!qdb_fixture_up(w->fx, i))
         return;
+    if (host)
+        qdb_simnet_set_host_down(w->net, qdb_fixture_peer(w->fx, i)->addr, true);
     qdb_fixture_crash(w->fx, i, keep_storage);
     sim_oracle_membership_changed(&w->oracle);
 }
@@ -225,7 +241,7 @@ void sim_depart(sim_world *w, unsigned i, bool graceful)
     if (graceful)
         qdb_fixture_leave(w->fx, i);
     else
-        sim_crash(w, i, true);
+        sim_crash(w, i, true, w->p.crash_host);
 }
 
 static bool joining(sim_world *w, unsigned i)
@@ -356,6 +372,14 @@ void sim_world_fail(sim_world *w, const qdb_scn_pos *pos, const char *fmt, ...)
     g_ptr_array_add(w->failures, line);
 }
 
+/* Is owner the first live successor of target right now? */
+static bool lookup_right(void *arg, const qdb_id *target, const qdb_peer *owner)
+{
+    sim_world *w = arg;
+    int i = qdb_fixture_owner(w->fx, target);
+    return i >= 0 && qdb_addr_eq(qdb_fixture_peer(w->fx, (unsigned)i)->addr, owner->addr);
+}
+
 static void bad_read(void *arg, const char *alias)
 {
     sim_world_fail(arg, NULL, "read of %s returned a value never written", alias);
@@ -421,7 +445,8 @@ sim_world *sim_world_new(qdb_scenario *sc, GError **err)
     w->fx = qdb_fixture_new(&nc, &storage);
     w->net = qdb_fixture_net(w->fx);
     w->rng = qdb_fixture_rng(w->fx);
-    sim_model_hooks hooks = {.scripted = sim_verb_result, .bad_read = bad_read, .arg = w};
+    sim_model_hooks hooks = {.scripted = sim_verb_result, .bad_read = bad_read,
+                             .lookup_right = lookup_right, .arg = w};
     w->model = sim_model_new(w->net, &hooks);
     sim_oracle_init(&w->oracle, w->fx, w->model, w->p.succlist);
     w->via_clients = g_hash_table_new(g_direct_hash, g_direct_equal);

@@ -34,6 +34,8 @@ typedef struct sim_params {
     int log_level;
     bool storage_bdb;
     bool random_faults;          /* --sweep: crashes, restarts, partitions drawn from the seed */
+    bool crash_host;             /* crash = host: a crash silences the machine (timeouts);
+                                  * process (default): its address refuses at once */
     qdb_time_us fault_until;
 } sim_params;
 
@@ -58,6 +60,7 @@ typedef struct sim_world {
     GPtrArray *owned;            /* contexts of scheduled callbacks, freed with the world
                                   * (a run may stop with some still queued) */
     char *bdb_root;              /* storage = bdb: the temporary folder of the stores */
+    bool maintenance_off;        /* `stabilize off`: nodes (even new ones) do no rounds */
     /* progress on a terminal: called every 65,536 events */
     void (*progress)(struct sim_world *w, void *arg);
     void *progress_arg;
@@ -79,7 +82,9 @@ void sim_world_fail(sim_world *w, const qdb_scn_pos *pos, const char *fmt, ...) 
  * storage. */
 void sim_join(sim_world *w, unsigned i, int via);
 bool sim_boot(sim_world *w, unsigned i, const qdb_addr *peers, size_t n_peers);
-void sim_crash(sim_world *w, unsigned i, bool keep_storage);
+/* host: the machine goes silent too (no reset: peers learn by timeout);
+ * otherwise only the process dies and its address refuses at once. */
+void sim_crash(sim_world *w, unsigned i, bool keep_storage, bool host);
 void sim_depart(sim_world *w, unsigned i, bool graceful);
 /* A random live node other than `except` (not a joining one while there is
  * another), or -1; a random node that is down, or -1. */
@@ -93,6 +98,10 @@ void sim_add_clients(sim_world *w, GPtrArray *to, uint64_t k);
 /* Submit through the model; a failure is reported (at the scripted event). */
 bool sim_submit(sim_world *w, qdb_client_core *c, int type, const char *alias,
                 const uint8_t *content, size_t len, sim_op *op);
+
+/* A token that is one of two words: *second says it is the second. */
+bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *second, bool *second_,
+                    GError **err);
 
 /* ---- sim/verbs.c ------------------------------------------------------------------- */
 

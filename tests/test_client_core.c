@@ -378,6 +378,13 @@ static void test_lookup_three_hops(void)
     answer_find(c, b.addr, m.rpc, 0, &d);
     expect(&e, &m, QDB_MSG_FIND, d.addr);
     answer_find(c, d.addr, m.rpc, 1, &o);
+    /* the owner named is checked alive before the lookup reports it */
+    CU_ASSERT_EQUAL(rec.calls, 0);
+    expect(&e, &m, QDB_MSG_PING, o.addr);
+    qdb_msg pong = { .type = QDB_MSG_PONG, .rpc = m.rpc };
+    deliver(c, d.addr, &pong); /* from the wrong node: ignored */
+    CU_ASSERT_EQUAL(rec.calls, 0);
+    deliver(c, o.addr, &pong);
     CU_ASSERT_EQUAL(rec.calls, 1);
     CU_ASSERT_EQUAL(rec.r.status, QDB_OK);
     CU_ASSERT_EQUAL(rec.r.op, 0);
@@ -601,14 +608,15 @@ static void test_timeout_exact(void)
     uint64_t seq = m.seq;
     advance_to(&e, c, t0 + 60 * S - 1);
     CU_ASSERT_EQUAL(rec.calls, 0);
-    /* retransmitted every rpc_timeout, always the same seq */
+    /* retransmitted with the timeout doubling each time (RFC 6298 back-off:
+     * at 2, 6, 14 and 30 s; the next would be at 62 s), always the same seq */
     unsigned n = 0;
     while (pop(&e, &m) != NULL) {
         CU_ASSERT_EQUAL(m.type, QDB_MSG_UPDATE);
         CU_ASSERT_EQUAL(m.seq, seq);
         n++;
     }
-    CU_ASSERT_EQUAL(n, 29);
+    CU_ASSERT_EQUAL(n, 4);
     advance_to(&e, c, t0 + 60 * S);
     CU_ASSERT_EQUAL(rec.calls, 1);
     CU_ASSERT_EQUAL(rec.r.status, QDB_E_TIMEOUT);
@@ -617,13 +625,16 @@ static void test_timeout_exact(void)
     CU_ASSERT_EQUAL(qdb_client_core_stats(c)->timeouts, 1);
     CU_ASSERT_EQUAL(qdb_client_core_pending(c), 0);
 
-    /* a lookup that never gets an answer ends UNSTABLE after its retries */
+    /* a lookup that never gets an answer ends UNSTABLE after its restarts:
+     * the cached o (its timeout backed off to 32 s), then the bootstrap
+     * three times (200 ms -- its FIND answer was measured --, 400, 800) */
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "other", NULL, &rec, NULL), QDB_OK);
     advance(&e, c, 60 * S);
     CU_ASSERT_EQUAL(rec.calls, 2);
     CU_ASSERT_EQUAL(rec.r.status, QDB_E_UNSTABLE);
-    CU_ASSERT_EQUAL(rec.r.latency, 4 * 2 * S);
+    CU_ASSERT_EQUAL(rec.r.latency, 32 * S + 1400 * MS);
     CU_ASSERT_EQUAL(rec.r.lookups, 4);
+    CU_ASSERT_EQUAL(rec.r.dead_contacts, 4);
     rec_clear(&rec);
     qdb_client_core_free(c);
     env_clear(&e);
@@ -652,11 +663,17 @@ static void test_retransmit_same_seq(void)
     CU_ASSERT_EQUAL(rec.r.attempts, 1);
     CU_ASSERT_EQUAL(qdb_client_core_stats(c)->retransmits, 1);
 
-    /* a GET that times out is not retransmitted: it is located again */
+    /* a GET that times out is not retransmitted: it is located again, with
+     * the silent owner excluded.  o's timeout has backed off to 4 s (RFC
+     * 6298: doubled after the PUT's timeout, no clean sample since). */
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "k", NULL, &rec, NULL), QDB_OK);
     expect(&e, &m, QDB_MSG_GET, o.addr);
-    advance(&e, c, 2 * S);
+    advance(&e, c, 4 * S - 1);
+    CU_ASSERT_EQUAL(unread(&e), 0);
+    advance(&e, c, 1);
     expect(&e, &m, QDB_MSG_FIND, BOOT);
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 1);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[0], o.addr));
     rec_clear(&rec);
     qdb_client_core_free(c);
     env_clear(&e);
@@ -750,10 +767,10 @@ static void test_unreachable_after_put(void)
     expect(&e, &m, QDB_MSG_HELLO, o.addr);
     qdb_client_core_unreachable(c, o.addr);
     qdb_peer o2 = peer_at(3, 100);
-    advance(&e, c, 100 * MS - 1); /* a back-off before asking the ring again */
-    CU_ASSERT_EQUAL(unread(&e), 0);
-    advance(&e, c, 1);
+    /* at once, the last live hop is asked again, told that o is dead */
     expect(&e, &m, QDB_MSG_FIND, BOOT);
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 1);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[0], o.addr));
     answer_find(c, BOOT, m.rpc, 1, &o2);
     expect(&e, &m, QDB_MSG_HELLO, o2.addr);
     answer_hello(c, o2.addr, 1);
@@ -781,9 +798,8 @@ static void test_get_retried_on_unreachable(void)
     uint64_t seq = m.seq;
     qdb_client_core_unreachable(c, o.addr);
     CU_ASSERT_EQUAL(rec.calls, 0);
-    CU_ASSERT_EQUAL(unread(&e), 0);
-    advance(&e, c, 100 * MS);
-    expect(&e, &m, QDB_MSG_FIND, BOOT);
+    expect(&e, &m, QDB_MSG_FIND, BOOT); /* the hop before o, asked again */
+    CU_ASSERT_EQUAL(m.n_exclude, 1);
     answer_find(c, BOOT, m.rpc, 1, &o2);
     expect(&e, &m, QDB_MSG_HELLO, o2.addr);
     answer_hello(c, o2.addr, 1);
@@ -795,7 +811,8 @@ static void test_get_retried_on_unreachable(void)
     CU_ASSERT_EQUAL(rec.calls, 1);
     CU_ASSERT_EQUAL(rec.r.status, QDB_OK);
     CU_ASSERT_EQUAL(rec.content->data[0], 'v');
-    CU_ASSERT_EQUAL(rec.r.lookups, 2);
+    CU_ASSERT_EQUAL(rec.r.lookups, 1); /* one lookup, gone back one hop */
+    CU_ASSERT_EQUAL(rec.r.dead_contacts, 1);
     rec_clear(&rec);
     qdb_client_core_free(c);
     env_clear(&e);
@@ -1149,6 +1166,64 @@ static void test_submit_from_callback(void)
     env_clear(&e);
 }
 
+/* Routing around dead hops: a hop that times out sends the lookup back to
+ * the newest live hop, asked again with every dead node excluded; an owner
+ * that is refused, likewise; lookup_at starts where it is told. */
+static void test_route_around_dead_hops(void)
+{
+    fake_env e;
+    env_init(&e);
+    qdb_client_core *c = core_new(&e, NULL);
+    result_rec rec = { 0 };
+    qdb_id target;
+    qdb_id_from_top64(&target, 1000);
+    qdb_peer start = peer_at(9, 50), a = peer_at(2, 100), b = peer_at(3, 400),
+             b2 = peer_at(6, 300), o = peer_at(5, 1100), o2 = peer_at(7, 1200);
+    qdb_msg m;
+
+    CU_ASSERT_EQUAL(qdb_client_core_lookup_at(c, &target, start.addr, on_done, &rec, NULL), QDB_OK);
+    expect(&e, &m, QDB_MSG_FIND, start.addr); /* not the bootstrap */
+    CU_ASSERT_EQUAL(m.n_exclude, 0);
+    answer_find(c, start.addr, m.rpc, 0, &a);
+    expect(&e, &m, QDB_MSG_FIND, a.addr);
+    answer_find(c, a.addr, m.rpc, 0, &b);
+    expect(&e, &m, QDB_MSG_FIND, b.addr);
+    advance(&e, c, 2 * S); /* b is silent: rpc_timeout (never measured) */
+    expect(&e, &m, QDB_MSG_FIND, a.addr); /* back one hop */
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 1);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[0], b.addr));
+    answer_find(c, a.addr, m.rpc, 0, &b2); /* its next best */
+    expect(&e, &m, QDB_MSG_FIND, b2.addr);
+    CU_ASSERT_EQUAL(m.n_exclude, 1);
+    answer_find(c, b2.addr, m.rpc, 1, &o);
+    expect(&e, &m, QDB_MSG_PING, o.addr);
+    qdb_client_core_unreachable(c, o.addr); /* the owner named is dead */
+    expect(&e, &m, QDB_MSG_FIND, b2.addr);
+    CU_ASSERT_EQUAL_FATAL(m.n_exclude, 2);
+    CU_ASSERT_TRUE(qdb_addr_eq(m.exclude[1], o.addr));
+    answer_find(c, b2.addr, m.rpc, 1, &o2);
+    expect(&e, &m, QDB_MSG_PING, o2.addr);
+    qdb_msg pong = { .type = QDB_MSG_PONG, .rpc = m.rpc };
+    deliver(c, o2.addr, &pong);
+    CU_ASSERT_EQUAL(rec.calls, 1);
+    CU_ASSERT_EQUAL(rec.r.status, QDB_OK);
+    CU_ASSERT_TRUE(qdb_peer_eq(&rec.r.owner, &o2));
+    CU_ASSERT_EQUAL(rec.r.hops, 3);          /* start->a, a->b, a->b2 */
+    CU_ASSERT_EQUAL(rec.r.lookups, 1);
+    CU_ASSERT_EQUAL(rec.r.dead_contacts, 2); /* b, o */
+    CU_ASSERT_EQUAL(qdb_client_core_stats(c)->dead_contacts, 2);
+    CU_ASSERT_EQUAL(unread(&e), 0);
+    /* the late answer of the silent b measures it: 2 s, so RTO = 2 + 4 = 6 s */
+    answer_find(c, b.addr, 3, 0, &b2);
+    CU_ASSERT_EQUAL(qdb_client_core_lookup_at(c, &target, b.addr, on_done, &rec, NULL), QDB_OK);
+    expect(&e, &m, QDB_MSG_FIND, b.addr);
+    advance(&e, c, 4 * S);
+    CU_ASSERT_EQUAL(unread(&e), 0); /* still waiting: no longer 2 s */
+    rec_clear(&rec);
+    qdb_client_core_free(c);
+    env_clear(&e);
+}
+
 static CU_TestInfo core_tests[] = {
     { "HELLO before the first request", test_hello_before_request },
     { "client id from the random seam", test_client_id_from_random },
@@ -1171,6 +1246,7 @@ static CU_TestInfo core_tests[] = {
     { "REMOVE_ALL walks the ring", test_remove_all_walk },
     { "same script, same frames", test_deterministic },
     { "submit from a done callback", test_submit_from_callback },
+    { "lookups route around dead hops", test_route_around_dead_hops },
     CU_TEST_INFO_NULL,
 };
 

@@ -52,6 +52,9 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
     CU_ASSERT_TRUE(bytes_eq(a->entries, a->entries_len, b->entries, b->entries_len));
     CU_ASSERT_EQUAL(a->what, b->what);
     CU_ASSERT_EQUAL(a->count, b->count);
+    CU_ASSERT_EQUAL(a->n_exclude, b->n_exclude);
+    for (unsigned k = 0; k < a->n_exclude && k < b->n_exclude; k++)
+        CU_ASSERT_TRUE(qdb_addr_eq(a->exclude[k], b->exclude[k]));
 }
 
 /* Decode from an exact-size heap copy so ASan sees any over-read. */
@@ -166,6 +169,12 @@ static void samples_init(samples *s)
     m = add(s, QDB_MSG_FIND);
     m->rpc = UINT64_MAX;
     m->target = mk_peer(3).id;
+    m = add(s, QDB_MSG_FIND); /* with the longest exclusion list */
+    m->rpc = 4;
+    m->target = mk_peer(9).id;
+    m->n_exclude = QDB_FIND_EXCLUDE_MAX;
+    for (unsigned k = 0; k < QDB_FIND_EXCLUDE_MAX; k++)
+        m->exclude[k] = mk_peer((uint8_t)(60 + k)).addr;
     m = add(s, QDB_MSG_FIND_REPLY);
     m->rpc = 5;
     m->flags = 1;
@@ -884,8 +893,11 @@ static void test_prefixes(void)
             CU_ASSERT_TRUE(rc == QDB_OK || rc == QDB_E_TRUNCATED || rc == QDB_E_MALFORMED);
             if (rc == QDB_OK) {
                 int t = s.m[k].type;
+                /* a FIND cut exactly before its optional list is a FIND without one */
+                bool find_head = t == QDB_MSG_FIND && s.m[k].n_exclude > 0 &&
+                                 body == len - pre - 1 - s.m[k].n_exclude * QDB_ADDR_WIRE;
                 CU_ASSERT_TRUE(t == QDB_MSG_PUT || t == QDB_MSG_UPDATE || t == QDB_MSG_GET_UPDATE ||
-                               t == QDB_MSG_REPLY || t == QDB_MSG_CAS);
+                               t == QDB_MSG_REPLY || t == QDB_MSG_CAS || find_head);
             }
         }
     }
@@ -1052,6 +1064,47 @@ static void test_status_layout(void)
     CU_ASSERT_EQUAL(decode_body(b, 4), QDB_E_MALFORMED);
 }
 
+/* FIND's exclusion list: absent (the old bytes) or 1..16 addresses, nothing
+ * else; every other length is refused with a precise code. */
+static void test_find_exclude(void)
+{
+    GByteArray *out = g_byte_array_new();
+    qdb_msg m = {.type = QDB_MSG_FIND, .rpc = 3};
+    m.target.b[0] = 0x11;
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_OK);
+    CU_ASSERT_EQUAL(out->len, 1 + 1 + 1 + QDB_ID_BYTES); /* no list: no byte for it */
+    g_byte_array_set_size(out, 0);
+    m.n_exclude = 2;
+    m.exclude[0] = (qdb_addr){0x0a000102, 0x0b16};
+    m.exclude[1] = (qdb_addr){0x0a000103, 0x0b17};
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_OK);
+    CU_ASSERT_EQUAL(out->len, 1 + 1 + 1 + QDB_ID_BYTES + 1 + 2 * QDB_ADDR_WIRE);
+    static const uint8_t tail[] = {2, 0x0a, 0x00, 0x01, 0x02, 0x0b, 0x16,
+                                   0x0a, 0x00, 0x01, 0x03, 0x0b, 0x17};
+    CU_ASSERT_EQUAL(memcmp(out->data + out->len - sizeof tail, tail, sizeof tail), 0);
+    qdb_msg d;
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_decode(out->data, out->len, &d), QDB_OK);
+    assert_msg_eq(&m, &d);
+    m.n_exclude = QDB_FIND_EXCLUDE_MAX + 1;
+    g_byte_array_set_size(out, 0);
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(out->len, 0);
+
+    uint8_t b[1 + 1 + QDB_ID_BYTES + 1 + (QDB_FIND_EXCLUDE_MAX + 1) * QDB_ADDR_WIRE] = {0};
+    b[0] = 0x20 | QDB_MSG_FIND;
+    size_t head = 1 + 1 + QDB_ID_BYTES;
+    b[head] = 0; /* an empty list is written as no list: refused */
+    CU_ASSERT_EQUAL(decode_body(b, head + 1), QDB_E_MALFORMED);
+    b[head] = QDB_FIND_EXCLUDE_MAX + 1;
+    CU_ASSERT_EQUAL(decode_body(b, head + 1 + (QDB_FIND_EXCLUDE_MAX + 1) * QDB_ADDR_WIRE),
+                    QDB_E_MALFORMED);
+    b[head] = 2;
+    CU_ASSERT_EQUAL(decode_body(b, head + 1 + 2 * QDB_ADDR_WIRE), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(b, head + 1 + 2 * QDB_ADDR_WIRE - 1), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, head + 1 + 2 * QDB_ADDR_WIRE + 1), QDB_E_MALFORMED);
+    g_byte_array_unref(out);
+}
+
 static CU_TestInfo basic_tests[] = {
     {.pName = "varint", .pTestFunc = test_varint},
     {.pName = "type names", .pTestFunc = test_type_names},
@@ -1068,6 +1121,7 @@ static CU_TestInfo error_tests[] = {
     {.pName = "decode errors", .pTestFunc = test_decode_errors},
     {.pName = "handover counts", .pTestFunc = test_handover_counts},
     {.pName = "12-byte budget", .pTestFunc = test_budget},
+    {.pName = "FIND exclusion list", .pTestFunc = test_find_exclude},
     CU_TEST_INFO_NULL,
 };
 

@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "node.h"
 #include "record.h"
+#include "rto.h"
 #include "sim/fixture.h"
 #include "status.h"
 #include "storage/fault.h"
@@ -59,8 +60,9 @@ static qdb_storage *store(harness *h, int i)
 }
 
 /* Node i gets ID (i+1) * 2^252 and address 10.0.0.(i+1); stabilization
- * rounds come every `period` (fast = slow: the period never changes, so
- * round times are known: a node started at s runs rounds at s + k*period). */
+ * rounds come every `period` (fast = slow: the period never changes, and
+ * no_jitter: so round times are known: a node started at s runs rounds at
+ * s + k*period). */
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
     harness *h = g_new0(harness, 1);
@@ -72,11 +74,13 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
     c.latency_mean = 0;
     c.latency_min = L;
     h->f = qdb_fixture_new(&c, storage);
-    qdb_node_config cfg = {.succlist_len = 3, .stabilize_fast = period, .stabilize_slow = period};
+    qdb_node_config cfg = {.succlist_len = 3, .stabilize_fast = period, .stabilize_slow = period,
+                           .no_jitter = true};
     for (int i = 0; i < MAXN; i++) {
         qdb_peer p = {.addr = {.ip = 0x0a000001u + (uint32_t)i, .port = 2836}};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
-        qdb_fixture_add_node(h->f, &p, period ? &cfg : &(qdb_node_config){.succlist_len = 3});
+        qdb_fixture_add_node(h->f, &p,
+                             period ? &cfg : &(qdb_node_config){.succlist_len = 3, .no_jitter = true});
     }
     h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     h->client = qdb_simnet_attach(qdb_fixture_net(h->f), (qdb_addr){.ip = 0x64400101u, .port = 40000},
@@ -992,6 +996,163 @@ static void test_storage_handover_del_fails(void)
     h_free(h);
 }
 
+/* ---- routing around failures, adaptive timeouts, paused maintenance ----- */
+
+/* Send FIND(target) from the raw client to node `to`, excluding `excl`, and
+ * return its answer (type 0 when none came within 2 s). */
+static qdb_msg find_via(harness *h, int to, const qdb_id *target, const qdb_addr *excl,
+                        unsigned n_excl)
+{
+    qdb_msg m = {.type = QDB_MSG_FIND, .rpc = ++h->seq, .target = *target, .n_exclude = n_excl};
+    if (n_excl)
+        memcpy(m.exclude, excl, n_excl * sizeof(qdb_addr));
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, to, &m);
+    h_run(h, now(h) + 2 * S);
+    qdb_msg r = {0};
+    for (guint i = 0; i < h->replies->len; i++) {
+        gsize len;
+        const uint8_t *f = g_bytes_get_data(h->replies->pdata[i], &len);
+        if (qdb_msg_decode(f, len, &r) == QDB_OK && r.type == QDB_MSG_FIND_REPLY && r.rpc == m.rpc)
+            return r; /* the peer is copied out; nothing points into the frame */
+    }
+    return (qdb_msg){0};
+}
+
+static void h_eight_paused(harness *h)
+{
+    h_start(h, 0, -1);
+    for (int i = 1; i < 8; i++)
+        h_start(h, i, 0);
+    h_run(h, 40 * S);
+    int live[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 8));
+    for (int i = 0; i < 8; i++)
+        qdb_node_pause_maintenance(node(h, i), true);
+}
+
+/* A FIND's exclusion list: node 2 names the next live successor when the
+ * asker found its successor dead, and -- with maintenance frozen -- checks
+ * the report itself and repairs its successor list without a round. */
+static void test_find_exclusion_repairs(void)
+{
+    harness *h = h_new();
+    h_eight_paused(h);
+    qdb_simnet_set_host_down(qdb_fixture_net(h->f), peer(h, 3)->addr, true); /* silence, no reset */
+    h_crash(h, 3);
+    qdb_id in3 = peer(h, 3)->id; /* owned by node 3 */
+    qdb_msg r = find_via(h, 2, &in3, NULL, 0);
+    CU_ASSERT_EQUAL(r.type, QDB_MSG_FIND_REPLY);
+    CU_ASSERT_EQUAL(r.flags, 1);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 3))); /* it does not know yet */
+    qdb_addr dead = peer(h, 3)->addr;
+    r = find_via(h, 2, &in3, &dead, 1);
+    CU_ASSERT_EQUAL(r.flags, 1);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 4))); /* the next live successor */
+    /* the report was checked (three silent probes) and the tables repaired */
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_successor(node(h, 2)), peer(h, 4)));
+    r = find_via(h, 2, &in3, NULL, 0);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 4)));
+    /* a false report costs nothing: node 5 answers the probe and stays */
+    qdb_addr alive = peer(h, 5)->addr;
+    qdb_id in5 = peer(h, 5)->id;
+    r = find_via(h, 4, &in5, &alive, 1);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 6)));
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_successor(node(h, 4)), peer(h, 5)));
+    r = find_via(h, 4, &in5, NULL, 0);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 5)));
+    h_free(h);
+}
+
+/* done=0 answers never name an excluded node: node 0 routes a far target
+ * through its best finger, then the next best when that one is excluded. */
+static void test_find_next_best_hop(void)
+{
+    harness *h = h_new();
+    h_eight_paused(h);
+    qdb_id far = peer(h, 7)->id; /* finger 255 of node 0 is node 7's... */
+    qdb_msg r = find_via(h, 0, &far, NULL, 0);
+    CU_ASSERT_EQUAL(r.flags, 0);
+    qdb_peer best = r.peer;
+    CU_ASSERT_FALSE(qdb_peer_eq(&best, peer(h, 1))); /* a finger, not the successor */
+    r = find_via(h, 0, &far, &best.addr, 1);
+    CU_ASSERT_EQUAL(r.type, QDB_MSG_FIND_REPLY);
+    CU_ASSERT_FALSE(qdb_addr_eq(r.peer.addr, best.addr));
+    CU_ASSERT_TRUE(qdb_id_in_open(&r.peer.id, &peer(h, 0)->id, &best.id)); /* next closer */
+    h_free(h);
+}
+
+/* Paused, a ring does not notice a crash nobody sends to; resumed, it
+ * repairs at the fast period. */
+static void test_pause_maintenance(void)
+{
+    harness *h = h_new();
+    h_eight_paused(h);
+    h_crash(h, 3);
+    h_run(h, now(h) + 60 * S);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_successor(node(h, 2)), peer(h, 3)));
+    for (int i = 0; i < 8; i++)
+        if (node(h, i))
+            qdb_node_pause_maintenance(node(h, i), false);
+    h_run(h, now(h) + 10 * S);
+    int live[] = {0, 1, 2, 4, 5, 6, 7};
+    CU_ASSERT_TRUE(ring_ok(h, live, 7));
+    h_free(h);
+}
+
+/* A node ten times slower than the RPC timeout allows (round trips of
+ * several seconds with rpc_timeout 2 s) stays in the ring: its neighbours'
+ * timeouts grow to its measured round trip. */
+static void test_slow_peer_kept(void)
+{
+    harness *h = h_new();
+    qdb_simnet_set_slow(qdb_fixture_net(h->f), peer(h, 2)->addr, 150);
+    h_start(h, 0, -1);
+    h_start(h, 1, 0);
+    h_start(h, 2, 0);
+    h_run(h, 200 * S);
+    int live[] = {0, 1, 2};
+    CU_ASSERT_TRUE(ring_ok(h, live, 3));
+    bool dropped = false;
+    for (int k = 0; k < 60; k++) {
+        h_run(h, now(h) + S);
+        dropped |= !qdb_peer_eq(qdb_node_successor(node(h, 1)), peer(h, 2));
+    }
+    CU_ASSERT_FALSE(dropped);
+    h_free(h);
+}
+
+/* rto.h's arithmetic, exactly (RFC 6298 with the SRTT / 2 variance floor). */
+static void test_rto_estimator(void)
+{
+    const qdb_time_us ms = QDB_US_PER_MS;
+    qdb_rto t;
+    qdb_rto_init(&t, 2, 2 * S, 200 * ms, 60 * S);
+    qdb_addr a = {1, 1}, b = {2, 2}, c = {3, 3};
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, a), 2 * S); /* never measured */
+    qdb_rto_sample(&t, a, 100 * ms);                /* srtt 100, rttvar 50 */
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, a), 300 * ms);
+    qdb_rto_sample(&t, a, 1000 * ms); /* rttvar (150 + 900) / 4 = 262.5, srtt 212.5 */
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, a), 212500 + 4 * 262500);
+    qdb_rto_sample(&t, b, 10 * ms); /* the floor */
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 200 * ms);
+    qdb_rto_backoff(&t, b);
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 400 * ms);
+    for (int i = 0; i < 20; i++)
+        qdb_rto_backoff(&t, b);
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 60 * S); /* the ceiling */
+    qdb_rto_sample(&t, b, 10 * ms);                /* a sample ends the back-off */
+    CU_ASSERT_TRUE(qdb_rto_timeout(&t, b) < S);
+    qdb_rto_timeout(&t, a);            /* a used last: b is the oldest */
+    qdb_rto_sample(&t, c, 500 * ms);   /* full: evicts b */
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 2 * S);
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, c), 1500 * ms);
+    CU_ASSERT_EQUAL(qdb_rto_memory(&t), 2 * sizeof(qdb_rto_entry));
+    qdb_rto_free(&t);
+}
+
 int main(void)
 {
     CU_TestInfo ring[] = {
@@ -1002,6 +1163,12 @@ int main(void)
         {"a join completes after exactly 6 link latencies", test_join_time},
         {"a crashed successor is bypassed one round trip after the next round",
          test_crashed_successor_bypassed},
+        {"a FIND's exclusion list: next successor, checked, repaired",
+         test_find_exclusion_repairs},
+        {"an excluded hop: the next best finger", test_find_next_best_hop},
+        {"paused maintenance, resumed", test_pause_maintenance},
+        {"a peer slower than rpc_timeout is kept", test_slow_peer_kept},
+        {"RTO estimator", test_rto_estimator},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo serve[] = {

@@ -1248,6 +1248,44 @@ static int bench(unsigned n, uint64_t events)
     return 0;
 }
 
+/* A crashed process is refused after a round trip; a host that is down is
+ * silence both ways, with no notice, until it is up again. */
+static void test_host_down(void)
+{
+    qdb_simnet *net = net_fixed(10000);
+    owner *a = o_new(net, 1), *b = o_new(net, 2);
+    qdb_simnet_set_host_down(net, A(2), true);
+    CU_ASSERT_TRUE(qdb_simnet_host_down(net, A(2)));
+    CU_ASSERT_FALSE(qdb_simnet_host_down(net, A(1)));
+    o_send(a, 2, "to a dead host");
+    o_send(b, 1, "from a dead host");
+    qdb_simnet_run_until(net, QDB_US_PER_S);
+    CU_ASSERT_EQUAL(a->evs->len, 0); /* no delivery, no unreachable notice */
+    CU_ASSERT_EQUAL(b->evs->len, 0);
+    /* detached there too: still silence, not a reset (process crash vs host) */
+    qdb_simnet_detach(net, b->ep);
+    o_send(a, 2, "x");
+    qdb_simnet_run_until(net, 2 * QDB_US_PER_S);
+    CU_ASSERT_EQUAL(a->evs->len, 0);
+    qdb_simnet_stats st;
+    qdb_simnet_get_stats(net, &st);
+    CU_ASSERT_EQUAL(st.dropped_host, 3);
+    CU_ASSERT_EQUAL(st.refused, 0);
+    /* the host comes back without its process: now refused after a round trip */
+    qdb_simnet_heal_all(net);
+    CU_ASSERT_TRUE(qdb_simnet_host_down(net, A(2))); /* heal_all does not restart hosts */
+    qdb_simnet_set_host_down(net, A(2), false);
+    qdb_time_us t0 = qdb_simnet_now(net);
+    o_send(a, 2, "y");
+    qdb_simnet_run_until(net, 3 * QDB_US_PER_S);
+    CU_ASSERT_EQUAL_FATAL(a->evs->len, 1);
+    CU_ASSERT_EQUAL(o_ev(a, 0)->kind, REC_UNREACH);
+    CU_ASSERT_EQUAL(o_ev(a, 0)->t, t0 + 20000);
+    qdb_simnet_free(net);
+    o_free(a);
+    o_free(b);
+}
+
 /* ======================================================================== */
 
 static CU_TestInfo eventq_tests[] = {
@@ -1281,6 +1319,7 @@ static CU_TestInfo net_tests[] = {
     {.pName = "world callbacks", .pTestFunc = test_world_callbacks},
     {.pName = "random seam", .pTestFunc = test_random_seam},
     {.pName = "memory and stats", .pTestFunc = test_memory_and_stats},
+    {.pName = "host down is silence", .pTestFunc = test_host_down},
     CU_TEST_INFO_NULL,
 };
 

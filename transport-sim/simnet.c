@@ -51,6 +51,7 @@ typedef struct addr_rec {
     int group;
     uint32_t slow_milli; /* 1000 = normal speed */
     int32_t ppm;         /* clock drift */
+    bool host_down;      /* the machine is off or cut off: silence, no reset */
 } addr_rec;
 
 struct qdb_sim_endpoint {
@@ -519,6 +520,12 @@ static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t
         net->st.dropped_partition++;
         return 0;
     }
+    if (ep->rec->host_down || (drec && drec->host_down)) {
+        /* A machine that is off answers nothing, not even a reset: the
+         * sender learns only by its own timeout. */
+        net->st.dropped_host++;
+        return 0;
+    }
     if (!drec || !drec->ep) {
         net->st.refused++;
         qdb_time_us delay = net->cfg.refused_delay;
@@ -974,6 +981,17 @@ void qdb_simnet_unblock(qdb_simnet *net, qdb_addr from, qdb_addr to)
 {
     block_key k = {addr_pack(from), addr_pack(to)};
     g_hash_table_remove(net->blocks, &k);
+}
+
+void qdb_simnet_set_host_down(qdb_simnet *net, qdb_addr addr, bool down)
+{
+    rec_get(net, addr)->host_down = down;
+}
+
+bool qdb_simnet_host_down(qdb_simnet *net, qdb_addr addr)
+{
+    addr_rec *rec = rec_find(net, addr);
+    return rec && rec->host_down;
 }
 
 void qdb_simnet_set_group(qdb_simnet *net, qdb_addr addr, int group)

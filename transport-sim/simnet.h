@@ -38,7 +38,10 @@
  *    partition).
  *  - Sending to an address with no endpoint (never attached, or detached)
  *    makes the sender's ops->unreachable(dst) run after refused_delay, as a
- *    TCP reset would; unless the sender is detached by then.
+ *    TCP reset would (a crashed PROCESS: its host's kernel still answers);
+ *    unless the sender is detached by then.  A crashed or cut-off HOST is
+ *    silence instead (qdb_simnet_set_host_down): frames to or from it
+ *    vanish and nobody is told -- senders learn only by their timeouts.
  *  - Per-address settings (group, blocks, slowness, clock drift) belong to
  *    the address -- the machine -- and survive detach and re-attach; they may
  *    be set before anything is attached there.
@@ -162,6 +165,15 @@ void qdb_simnet_unblock(qdb_simnet *net, qdb_addr from, qdb_addr to);
 /* Put addr in a group (0: none, talks to everyone).  Frames between two
  * different non-zero groups are dropped both ways. */
 void qdb_simnet_set_group(qdb_simnet *net, qdb_addr addr, int group);
+/* A host that is down (powered off, or cut from the network): from now on
+ * every frame sent to or from addr is dropped (counted in dropped_host)
+ * without an unreachable notice, whether or not an endpoint is attached
+ * there; frames already in flight still arrive, as with partitions.  Up
+ * again with down = false.  Like the other per-address settings it survives
+ * detach and re-attach, and heal_all leaves it alone (a host comes back by
+ * itself, not when the network heals). */
+void qdb_simnet_set_host_down(qdb_simnet *net, qdb_addr addr, bool down);
+bool qdb_simnet_host_down(qdb_simnet *net, qdb_addr addr);
 /* Remove every block and put every address back in group 0. */
 void qdb_simnet_heal_all(qdb_simnet *net);
 /* Would a frame sent now from `from` to `to` be dropped by a partition? */
@@ -242,6 +254,7 @@ typedef struct qdb_simnet_stats {
     uint64_t frames_delivered;  /* recv() calls, duplicates included */
     uint64_t dropped_loss;
     uint64_t dropped_partition;
+    uint64_t dropped_host;      /* to or from a host that is down: silence */
     uint64_t dropped_dead;      /* in flight to an endpoint when it was detached */
     uint64_t duplicates;        /* extra copies scheduled */
     uint64_t refused;           /* sends to an address with no endpoint */

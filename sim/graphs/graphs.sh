@@ -126,14 +126,7 @@ rc=$?
 
 # ---- data files ---------------------------------------------------------------
 field() { sed -n "s/.*\"$1\": \([-0-9.]*\).*/\1/p" "$2"; }
-# lookup failures: from the JSON when qdbsim has the field, else from the
-# FAILED line of the scenario's "expect lookup_failures < 0"
-lookup_failures() {
-    local v
-    v=$(field lookup_failures "$raw/$1.json")
-    [ -n "$v" ] || v=$(sed -n 's/.*expect lookup_failures < 0: it is \([0-9]*\).*/\1/p' "$raw/$1.err")
-    echo "${v:-0}"
-}
+lookup_failures() { field lookup_failures "$raw/$1.json"; }
 
 # mean, min, max over the seeds of one value; a negative value (never
 # stable before the end) is counted apart and left out
@@ -172,19 +165,23 @@ dat="$out/hops.dat"
     done
 } > "$dat"
 
-# fraction of lookups (mean over seeds, with min and max) that failed / timed out
+# fraction of lookups (mean over seeds, with min and max) that failed, timed
+# out, or were answered wrongly; then the dead contacts per lookup
 lookup_stats() { # name-prefix
-    local s vf="" vt=""
+    local s vf="" vt="" vw="" vd=""
     for s in $(seq 1 "$seeds"); do
         [ -f "$raw/$1-$s.json" ] || continue
-        local n f t
+        local n f t w d
         n=$(field lookups "$raw/$1-$s.json"); t=$(field lookup_timeouts "$raw/$1-$s.json")
+        w=$(field lookup_wrong "$raw/$1-$s.json"); d=$(field lookup_dead_contacts_mean "$raw/$1-$s.json")
         f=$(lookup_failures "$1-$s")
         [ -n "$n" ] && [ "$n" -gt 0 ] || continue
         vf="$vf $(awk -v a="$f" -v b="$n" 'BEGIN { print a / b }')"
         vt="$vt $(awk -v a="$t" -v b="$n" 'BEGIN { print a / b }')"
+        vw="$vw $(awk -v a="${w:-0}" -v b="$n" 'BEGIN { print a / b }')"
+        vd="$vd ${d:-0}"
     done
-    for v in "$vf" "$vt"; do
+    for v in "$vf" "$vt" "$vw" "$vd"; do
         echo "$v" | awk '{ if (NF == 0) { printf "NaN NaN NaN "; exit }
             mn = $1; mx = $1; s = 0
             for (i = 1; i <= NF; i++) { s += $i; if ($i < mn) mn = $i; if ($i > mx) mx = $i }
@@ -192,11 +189,12 @@ lookup_stats() { # name-prefix
     done
 }
 {
-    echo "# lookups right after a fraction F of 256 nodes crashed: F failed(mean min max) timed_out(mean min max)"
+    echo "# lookups right after a fraction F of 256 nodes crashed, maintenance frozen:"
+    echo "# F failed(mean min max) timed_out(...) wrong(...) dead_contacts_per_lookup(...)"
     for f in $fractions; do echo "$f $(lookup_stats crash-$f)"; done
 } > "$out/lookups-failures.dat"
 {
-    echo "# lookups under churn (256-node world): rate(events/s) failed(mean min max) timed_out(mean min max)"
+    echo "# lookups under churn (256-node world): rate(events/s) failed(mean min max) timed_out(...) wrong(...) dead_contacts(...)"
     for r in $rates; do echo "$r $(lookup_stats churn-$r)"; done
 } > "$out/lookups-churn.dat"
 

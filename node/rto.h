@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Retransmission timeouts from measured round trips, per peer (RFC 6298,
+ * Jacobson/Karels), for the node's RPCs and the client core's requests.
+ *
+ * For each peer: SRTT, RTTVAR and RTO = SRTT + max(4 RTTVAR, SRTT / 2) (the
+ * second term stands for RFC 6298's clock granularity G), clamped to
+ * [floor, ceiling].  The first sample R sets SRTT = R, RTTVAR = R / 2; later
+ * ones RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, SRTT = 7/8 SRTT + 1/8 R, in
+ * integer microseconds (no floating point: the same numbers in every build).
+ * A timeout doubles the peer's RTO (up to the ceiling) until the next sample.
+ * A peer never measured gets `initial` (the configured RPC timeout).
+ *
+ * Samples are unambiguous here, unlike TCP's retransmissions (Karn): every
+ * RPC carries its own id, so a reply names the one send it answers.  Callers
+ * may feed a late reply (one that came after its timeout) as a sample: that
+ * is how a peer slower than the current RTO is learned at all.
+ *
+ * Memory: at most `capacity` peers, least recently used evicted, allocated at
+ * the first sample.  Deterministic: linear scans over an array in insertion
+ * order, use stamps from a counter, nothing hashed.
+ */
+#ifndef QDB_RTO_H
+#define QDB_RTO_H
+
+#include "types.h"
+
+
+typedef struct qdb_rto_entry {
+    qdb_addr addr;
+    uint32_t used;       /* LRU stamp */
+    qdb_time_us srtt, rttvar; /* srtt 0: no sample yet (only timeouts) */
+    qdb_time_us rto;
+} qdb_rto_entry;
+
+typedef struct qdb_rto {
+    qdb_rto_entry *e;    /* capacity slots, NULL until first needed */
+    unsigned n, capacity;
+    uint32_t clock;
+    qdb_time_us initial, floor, ceiling;
+} qdb_rto;
+
+/* floor is lowered to initial and ceiling raised to it when needed. */
+void qdb_rto_init(qdb_rto *t, unsigned capacity, qdb_time_us initial, qdb_time_us floor,
+                  qdb_time_us ceiling);
+void qdb_rto_free(qdb_rto *t);
+/* How long to wait for an answer from a. */
+qdb_time_us qdb_rto_timeout(qdb_rto *t, qdb_addr a);
+/* A reply from a came rtt after its request. */
+void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt);
+/* A request to a timed out: back off (double, up to the ceiling). */
+void qdb_rto_backoff(qdb_rto *t, qdb_addr a);
+/* Bytes held (for memory accounting). */
+size_t qdb_rto_memory(const qdb_rto *t);
+
+#endif
