@@ -162,7 +162,7 @@ if [ -n "$HAVE_SH" ]; then
     start_node 5 --id="$ID3" --peer="127.0.0.1:$PORT"
     for i in 2 3 4 5; do wait_started $i || fail "five nodes: node $i did not start (loopback .$i?)"; done
     wait_until 20 ring_is 1 2 3 4 5 || fail "no stable 5-node ring within 20 s"
-    qsh 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
+    qn 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
         fail "five nodes: putting $N entries: $(head -n 3 "$tmp/puts.err")"
     kill -9 "$pid4"
     wait "$pid4" 2>/dev/null
@@ -170,7 +170,7 @@ if [ -n "$HAVE_SH" ]; then
     while [ $i -le 100 ]; do
         via=$(( (i % 4) + 1 )); [ $via -eq 4 ] && via=5
         t=$(now_ms)
-        out=$(qsh 10 $via get "key$i" 2>&1)
+        out=$(qn 10 $via get "key$i" 2>&1)
         dt=$(( $(now_ms) - t ))
         [ $dt -lt 2000 ] || fail "five nodes: get key$i through node $via took $dt ms"
         case "$out" in
