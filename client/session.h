@@ -25,6 +25,15 @@ struct qdb_session {
     int timeout_ms;        /* qdb_o_operation_timeout */
     GHashTable *buffers;   /* buffers handed to the caller (a set of pointers) */
 
+    /* administration: the request in flight (at most one) and its answer */
+    qdb_loop_endpoint *admin_ep;
+    qdb_addr admin_dst;
+    uint64_t admin_rpc;    /* rpc id of the request in flight; ids count from 1 */
+    int admin_expect;      /* the message type that answers it */
+    bool admin_done;
+    int admin_status;
+    GByteArray *admin_reply; /* the answer's frame */
+
     /* the single call in flight (qdb_run_batch keeps its own results) */
     bool done;
     int status;

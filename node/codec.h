@@ -65,6 +65,16 @@
  *   HANDOVER_ACK rpc
  *   LEAVE        rpc, peer (the leaver), peer (its predecessor or null),
  *                u8 n, n peers (its successor list)
+ *   STATUS       rpc, u8 what (QDB_STATUS_NODE, _CONFIG or _TOPOLOGY): an
+ *                operator asks a node about itself (node/status.h)
+ *   STATUS_REPLY rpc, u8 what, u8 flags (QDB_STATUS_F_*), peer self,
+ *                [peer predecessor] [peer successor] (when their flag is set),
+ *                varint entries held, varint json length (at most
+ *                QDB_STATUS_JSON_MAX), that many bytes of compact JSON.  The
+ *                peers and the count let a client walk the ring without
+ *                parsing JSON.
+ *   STOP         rpc                          leave the ring gracefully
+ *   STOP_REPLY   rpc, u8 status               QDB_OK (leaving) or QDB_E_REFUSED
  *
  * Decoding never reads outside the given bytes and rejects malformed,
  * truncated, oversized and wrong-version frames with a precise code.
@@ -98,6 +108,19 @@
 /* The largest max a PREFIX may ask for (more: QDB_E_INVALID_ARGUMENT). */
 #define QDB_PREFIX_MAX 1000000u
 
+/* STATUS: what the JSON of the reply describes. */
+#define QDB_STATUS_NODE 0u     /* everything: node_status */
+#define QDB_STATUS_CONFIG 1u   /* node_config */
+#define QDB_STATUS_TOPOLOGY 2u /* node_topology */
+#define QDB_STATUS_WHAT_MAX 2u
+/* STATUS_REPLY flags */
+#define QDB_STATUS_F_STABLE 1u
+#define QDB_STATUS_F_PRED 2u
+#define QDB_STATUS_F_SUCC 4u
+/* The JSON of a STATUS_REPLY: a node's status is a few kilobytes (at most
+ * 32 successors and 64 fingers of ~110 bytes each, and the counters). */
+#define QDB_STATUS_JSON_MAX ((size_t)64 << 10)
+
 typedef enum qdb_msg_type {
     QDB_MSG_HELLO = 1,
     QDB_MSG_PUT = 2,
@@ -118,14 +141,18 @@ typedef enum qdb_msg_type {
     QDB_MSG_HANDOVER = 17,
     QDB_MSG_HANDOVER_ACK = 18,
     QDB_MSG_LEAVE = 19,
-    QDB_MSG_GET_REMOVE = 20,
-    QDB_MSG_REMOVE_IF = 21,
-    QDB_MSG_GET_META = 22,
-    QDB_MSG_EXPIRE = 23,
-    QDB_MSG_PUT_EX = 24,
-    QDB_MSG_UPDATE_EX = 25,
-    QDB_MSG_PREFIX = 26,
-    QDB_MSG_TYPE_MAX_ = 26
+    QDB_MSG_STATUS = 20,
+    QDB_MSG_STATUS_REPLY = 21,
+    QDB_MSG_STOP = 22,
+    QDB_MSG_STOP_REPLY = 23,
+    QDB_MSG_GET_REMOVE = 24,
+    QDB_MSG_REMOVE_IF = 25,
+    QDB_MSG_GET_META = 26,
+    QDB_MSG_EXPIRE = 27,
+    QDB_MSG_PUT_EX = 28,
+    QDB_MSG_UPDATE_EX = 29,
+    QDB_MSG_PREFIX = 30,
+    QDB_MSG_TYPE_MAX_ = 30
 } qdb_msg_type;
 
 const char *qdb_msg_type_name(int type);
@@ -141,21 +168,25 @@ typedef struct qdb_msg {
     int type;
     uint64_t seq;        /* client requests and REPLY; also HELLO's client id */
     uint64_t rpc;        /* node-to-node and FIND messages */
-    int status;          /* REPLY: a qdb_error_t */
+    int status;          /* REPLY, STOP_REPLY: a qdb_error_t */
     const uint8_t *alias;
     size_t alias_len;
-    const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload */
+    const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload,
+                               * STATUS_REPLY JSON */
     size_t content_len;
     const uint8_t *comparand; /* CAS, REMOVE_IF */
     size_t comparand_len;
     int64_t expiry;      /* EXPIRE, PUT_EX, UPDATE_EX: any 64 bits; nodes check the range */
     uint64_t max;        /* PREFIX */
     qdb_id target;       /* FIND */
-    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining,
-                          * HANDOVER last, PREFIX count only */
-    qdb_peer peer;       /* FIND_REPLY, STABILIZE (asker), NOTIFY, HANDOVER, LEAVE: the subject */
-    qdb_peer pred;       /* STABILIZE_REPLY, LEAVE */
-    unsigned n_peers;    /* STABILIZE_REPLY, LEAVE */
+    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER
+                          * last, STATUS_REPLY QDB_STATUS_F_*, PREFIX count only */
+    unsigned what;       /* STATUS, STATUS_REPLY: QDB_STATUS_NODE ... */
+    uint64_t count;      /* STATUS_REPLY: entries held */
+    qdb_peer peer;       /* FIND_REPLY, STABILIZE (asker), NOTIFY, HANDOVER, LEAVE: the subject;
+                          * STATUS_REPLY: the node itself */
+    qdb_peer pred;       /* STABILIZE_REPLY, LEAVE, STATUS_REPLY */
+    unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
     unsigned n_exclude;  /* FIND: nodes the asker found dead */
     qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];

@@ -177,7 +177,16 @@ struct qdb_node {
     GByteArray *out;       /* scratch for encoding */
     GByteArray *gc_cursor; /* expiry collection resumes after this key (NULL: start) */
     qdb_node_stats stats;
+    /* replies to entry requests by type and status: allocated on the first
+     * request, so idle simulated nodes stay small (serve.c) */
+    uint64_t *req_counts;
+    qdb_time_us started_at; /* qdb_node_start(), for the uptime */
 };
+
+/* Rows (request types) and columns (the results a node gives, and one for
+ * any other) of req_counts: 7 x 10 counters, 560 bytes. */
+#define QDB_REQ_TYPES (QDB_MSG_REMOVE_ALL - QDB_MSG_PUT + 1 + 5) /* + status.c's extra rows */
+#define QDB_REQ_RESULTS 10
 
 /* node.c */
 void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -242,6 +251,11 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
 bool serve_has_foreign(qdb_node *n);
+/* status.c: operators' requests */
+void status_on_status(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void status_on_stop(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* Count the answer to an entry request (the metrics). */
+void status_count_request(qdb_node *n, int type, int status);
 /* Calls fn for every stored entry whose ID lies in (a, b] (a == b: the
  * whole circle), in ring order; returns fn's stop value or the store's error. */
 int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,

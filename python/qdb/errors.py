@@ -35,7 +35,8 @@ CODES = {
     21: "QDB_E_INTERNAL",
     22: "QDB_E_NOT_CONNECTED",
     23: "QDB_E_UNAVAILABLE",
-    24: "QDB_E_TOO_MANY",
+    24: "QDB_E_REFUSED",
+    25: "QDB_E_TOO_MANY",
 }
 
 
