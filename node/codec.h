@@ -41,7 +41,11 @@
  *                                             else peer is the next hop
  *   STABILIZE    rpc, peer (the asker)
  *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor), [peer pred],
- *                u8 n, n peers (successor list)
+ *                u8 n, n peers (successor list), [u8 replication]
+ *                the hive-wide settings a joining node adopts: the
+ *                replication factor K, 2..QDB_REPLICATION_MAX, absent for
+ *                the default 1 (so a K = 1 hive sends the bytes it always
+ *                did, and every message still has one encoding)
  *   NOTIFY       rpc, u8 flags (bit 0: joining; bit 1: hint only -- "your
  *                successor's neighbourhood changed, stabilize now"), peer
  *   PING PONG    rpc
@@ -124,6 +128,7 @@ typedef struct qdb_msg {
     qdb_peer pred;       /* STABILIZE_REPLY, LEAVE */
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE */
     qdb_peer peers[QDB_SUCCLIST_MAX];
+    unsigned replication; /* STABILIZE_REPLY: the hive's K; 0 and 1 both mean 1 (absent) */
     unsigned n_exclude;  /* FIND: nodes the asker found dead */
     qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];
     /* HANDOVER: n_entries records, validated, walked with qdb_msg_entry_next() */

@@ -31,6 +31,9 @@
 #define QDB_DEFAULT_RTO_CEILING_US (60 * QDB_US_PER_S)
 #define QDB_DEFAULT_HANDOVER_BATCH 256   /* records per HANDOVER frame */
 #define QDB_DEFAULT_DEDUP_CAPACITY 4096  /* replies kept for retried requests */
+/* Hive-wide: copies of each entry, the owner's included (qdbd --replication). */
+#define QDB_DEFAULT_REPLICATION 1
+#define QDB_REPLICATION_MAX 4
 
 /* ---- the client core (qdb_client_config_defaults(); libqdb, qdbsh, qdbsim) */
 #define QDB_DEFAULT_CLIENT_TIMEOUT_US (60 * QDB_US_PER_S) /* a whole operation */

@@ -60,6 +60,12 @@ qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transpo
                       c.succlist_len, QDB_SUCCLIST_MAX);
         return NULL;
     }
+    if (c.replication > QDB_REPLICATION_MAX || c.replication > c.succlist_len + 1) {
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT,
+                      "replication %u: want 1 to %d, and at most the successor list length + 1",
+                      c.replication, QDB_REPLICATION_MAX);
+        return NULL;
+    }
     if (c.stabilize_fast > c.stabilize_slow) {
         qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "stabilize_fast must not exceed stabilize_slow");
         return NULL;
@@ -93,6 +99,7 @@ void qdb_node_free(qdb_node *n)
     if (n->out)
         g_byte_array_free(n->out, TRUE);
     g_free(n->join_peers);
+    g_free(n->refusal);
     g_free(n->succ);
     qdb_rto_free(&n->rto);
     g_free(n);

@@ -160,6 +160,10 @@ struct qdb_node {
     GHashTable *dedup;     /* dedup_key -> dedup_entry */
     GQueue *dedup_order;   /* oldest first, for eviction */
 
+    /* hive-wide settings (hive.c) */
+    unsigned replication;  /* K; 0 until known */
+    char *refusal;         /* why the hive refused us, or NULL */
+
     GByteArray *out;       /* scratch for encoding */
     qdb_node_stats stats;
 };
@@ -198,6 +202,15 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
  * Sec. V: "stabilization ... at intervals uniformly distributed"). */
 qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period);
 const qdb_peer *ring_successor(const qdb_node *n);
+
+/* hive.c: the hive-wide settings */
+/* A ring of one: this node fixes them. */
+void hive_create(qdb_node *n);
+/* The answer of the successor a join found (its STABILIZE_REPLY): adopt
+ * the hive's settings, or refuse ours (false: the node stopped). */
+bool hive_join(qdb_node *n, qdb_addr from, const qdb_msg *reply);
+/* Fill in the settings of a STABILIZE_REPLY. */
+void hive_describe(const qdb_node *n, qdb_msg *reply);
 
 /* serve.c */
 void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m);

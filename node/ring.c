@@ -314,6 +314,7 @@ void ring_start(qdb_node *n)
         n->n_succ = 1;
         n->phase = PHASE_ACTIVE;
         node_log(n, 3, "created a new ring");
+        hive_create(n);
         return;
     }
     n->phase = PHASE_JOINING;
@@ -414,6 +415,7 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     r.n_peers = n->n_succ;
     memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
+    hive_describe(n, &r);
     node_send(n, src, &r);
 }
 
@@ -663,6 +665,8 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         break;
     case RPC_JOIN_CONFIRM:
         if (m->type == QDB_MSG_STABILIZE_REPLY && n->phase == PHASE_JOINING) {
+            if (!hive_join(n, rpc->dst, m))
+                break;
             adopt_joined(n, &rpc->peer, m);
             /* The answer also names our successor's predecessor: if that
              * node lies between us, the lookup that found our successor was

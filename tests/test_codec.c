@@ -50,6 +50,7 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
         CU_ASSERT_TRUE(qdb_peer_eq(&a->peers[k], &b->peers[k]));
     CU_ASSERT_EQUAL(a->n_entries, b->n_entries);
     CU_ASSERT_TRUE(bytes_eq(a->entries, a->entries_len, b->entries, b->entries_len));
+    CU_ASSERT_EQUAL(a->replication, b->replication);
     CU_ASSERT_EQUAL(a->n_exclude, b->n_exclude);
     for (unsigned k = 0; k < a->n_exclude && k < b->n_exclude; k++)
         CU_ASSERT_TRUE(qdb_addr_eq(a->exclude[k], b->exclude[k]));
@@ -190,6 +191,11 @@ static void samples_init(samples *s)
     m->n_peers = 3;
     for (unsigned k = 0; k < 3; k++)
         m->peers[k] = mk_peer((uint8_t)(10 + k));
+    m = add(s, QDB_MSG_STABILIZE_REPLY); /* a hive with 3 copies of each entry */
+    m->rpc = 132;
+    m->n_peers = 1;
+    m->peers[0] = mk_peer(13);
+    m->replication = 3;
     m = add(s, QDB_MSG_STABILIZE_REPLY); /* no predecessor, empty list */
     m->rpc = 130;
     m = add(s, QDB_MSG_STABILIZE_REPLY); /* full list */
@@ -481,6 +487,8 @@ static void test_encode_errors(void)
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m.type = QDB_MSG_LEAVE;
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_STABILIZE_REPLY, .replication = QDB_REPLICATION_MAX + 1};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     /* HANDOVER through qdb_msg_encode: the record area must match n_entries. */
     static const uint8_t one_record[] = {1, 'k', 1, 'v'};
     m = (qdb_msg){.type = QDB_MSG_HANDOVER, .entries = one_record, .entries_len = 4, .n_entries = 2};
@@ -676,6 +684,15 @@ static void test_decode_errors(void)
     CU_ASSERT_EQUAL(decode_body(b, 4 + (QDB_SUCCLIST_MAX + 1) * QDB_PEER_WIRE), QDB_E_MALFORMED);
     b[3] = 255;
     CU_ASSERT_EQUAL(decode_body(b, 4), QDB_E_MALFORMED);
+    /* The replication byte: 2..QDB_REPLICATION_MAX; 1 is the default,
+     * which is sent as no byte at all (one encoding per message). */
+    memset(b, 0, sizeof b);
+    b[0] = 0x20 | QDB_MSG_STABILIZE_REPLY;
+    for (unsigned k = 0; k <= QDB_REPLICATION_MAX + 1; k++) {
+        b[4] = (uint8_t)k;
+        CU_ASSERT_EQUAL(decode_body(b, 5), k >= 2 && k <= QDB_REPLICATION_MAX ? QDB_OK
+                                                                             : QDB_E_MALFORMED);
+    }
     memset(b, 0, sizeof b);
     b[0] = 0x20 | QDB_MSG_LEAVE;
     size_t n_at = 2 + 2 * QDB_PEER_WIRE;
@@ -869,8 +886,11 @@ static void test_prefixes(void)
                 /* a FIND cut exactly before its optional list is a FIND without one */
                 bool find_head = t == QDB_MSG_FIND && s.m[k].n_exclude > 0 &&
                                  body == len - pre - 1 - s.m[k].n_exclude * QDB_ADDR_WIRE;
+                /* likewise a STABILIZE_REPLY cut before its replication byte */
+                bool stab_head = t == QDB_MSG_STABILIZE_REPLY && s.m[k].replication > 1 &&
+                                 body == len - pre - 1;
                 CU_ASSERT_TRUE(t == QDB_MSG_PUT || t == QDB_MSG_UPDATE || t == QDB_MSG_GET_UPDATE ||
-                               t == QDB_MSG_REPLY || t == QDB_MSG_CAS || find_head);
+                               t == QDB_MSG_REPLY || t == QDB_MSG_CAS || find_head || stab_head);
             }
         }
     }

@@ -555,6 +555,59 @@ static void test_dead_candidate_not_adopted(void)
     h_free(h);
 }
 
+/* Hive-wide settings.  A node with its own configuration, beyond the
+ * harness's 16: ID 0x18.., address 10.0.1.k. */
+static int h_add(harness *h, unsigned k, unsigned replication)
+{
+    qdb_peer p = {.addr = {.ip = 0x0a000100u + k, .port = 2836}};
+    p.id.b[0] = 0x18;
+    p.id.b[1] = (uint8_t)k;
+    qdb_node_config cfg = {.succlist_len = 3, .no_jitter = true, .replication = replication};
+    return (int)qdb_fixture_add_node(h->f, &p, &cfg);
+}
+
+static void test_hive_settings(void)
+{
+    harness *h = h_new();
+    int a = h_add(h, 1, 3), adopt = h_add(h, 2, 0), other = h_add(h, 3, 2), same = h_add(h, 4, 3);
+    int big = h_add(h, 5, QDB_REPLICATION_MAX + 1);
+    h_start(h, a, -1);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, a)), 3);
+    h_start(h, adopt, a);
+    h_start(h, other, a);
+    h_start(h, same, a);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 0); /* not told yet */
+    h_run(h, 20 * S);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 3);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, adopt)));
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, same)), 3);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, same)));
+    /* a different explicit value: refused before taking any part of the ring */
+    const char *why = qdb_node_refusal(node(h, other));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "--replication=2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "3 copies"));
+    CU_ASSERT_TRUE(qdb_node_left(node(h, other)));
+    int live[] = {a, adopt, same};
+    CU_ASSERT_TRUE(ring_ok(h, live, 3));
+    /* out of range: the node is not created */
+    qdb_addr pa = peer(h, a)->addr;
+    CU_ASSERT_FALSE(qdb_fixture_start(h->f, (unsigned)big, &pa, 1));
+    CU_ASSERT_PTR_NOT_NULL(strstr(qdb_fixture_errmsg(h->f), "replication 5"));
+
+    /* A default hive sends no setting: an explicit 1 joins, a 2 is refused. */
+    h_start(h, 0, -1);
+    h_start(h, 1, 0);
+    int one = h_add(h, 6, 1), two = h_add(h, 7, 2);
+    h_start(h, one, 0);
+    h_start(h, two, 1);
+    h_run(h, now(h) + 20 * S);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, 1)), 1);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, one)));
+    CU_ASSERT_PTR_NOT_NULL(qdb_node_refusal(node(h, two)));
+    h_free(h);
+}
+
 /* A join completes (the node has its range and serves) six link latencies
  * after it starts: FIND(own ID) at the peer and its answer, the confirming
  * STABILIZE to the successor and its reply, the NOTIFY that makes the
@@ -1054,6 +1107,7 @@ int main(void)
         {"paused maintenance, resumed", test_pause_maintenance},
         {"a peer slower than rpc_timeout is kept", test_slow_peer_kept},
         {"RTO estimator", test_rto_estimator},
+        {"hive settings: adopted at join, a different one refused", test_hive_settings},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo serve[] = {

@@ -57,7 +57,7 @@
 #endif
 
 typedef struct qdbd_opts {
-    char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *config;
+    char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *replication, *config;
     gboolean log_console, log_syslog, sync, transient, daemonize, version, gen_config,
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
@@ -82,7 +82,7 @@ typedef struct qdbd_option {
 } qdbd_option;
 
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
-       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_COUNT };
+       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_REPLICATION, QO_COUNT };
 
 #define OFF(field) offsetof(qdbd_opts, field)
 static const qdbd_option qdbd_options[QO_COUNT] = {
@@ -116,6 +116,9 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                      "Detach from the terminal once started", "false"},
     [QO_PID_FILE] = {"pid-file", 0, OPT_STRING, OFF(pid_file), "FILE",
                     "Write the process ID to FILE", ""},
+    [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
+                       "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
+                       "node, adopted by joining nodes (a different value is refused)", "1"},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));
@@ -742,6 +745,16 @@ int main(int argc, char **argv)
                       o.log_level);
         goto out_opts;
     }
+    unsigned replication = 0; /* not given: the hive's */
+    if (o.replication) {
+        guint64 k;
+        if (!g_ascii_string_to_unsigned(o.replication, 10, 1, QDB_REPLICATION_MAX, &k, NULL)) {
+            rc = opt_fail(&o, QO_REPLICATION, "'%s': want 1 to %d", o.replication,
+                          QDB_REPLICATION_MAX);
+            goto out_opts;
+        }
+        replication = (unsigned)k;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -850,6 +863,7 @@ int main(int argc, char **argv)
         .stabilize_slow = QDBD_DEFAULT_STABILIZE_SLOW_US,
         .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
+        .replication = replication,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];
@@ -898,6 +912,10 @@ int main(int argc, char **argv)
     for (;;) {
         if (!qdb_loop_run_once(d.loop, d.signals ? 50 : -1))
             break;
+        if (qdb_node_refusal(d.node)) {
+            rc = fail(EX_CONFIG, "%s", qdb_node_refusal(d.node));
+            break;
+        }
         if (d.signals >= 2) {
             rc = 1;
             break;
