@@ -36,6 +36,8 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->handover_batch = QDB_DEFAULT_HANDOVER_BATCH;
     if (cfg->dedup_capacity == 0)
         cfg->dedup_capacity = QDB_DEFAULT_DEDUP_CAPACITY;
+    if (cfg->tombstone_grace == 0)
+        cfg->tombstone_grace = QDB_DEFAULT_TOMBSTONE_GRACE_US;
 }
 
 static bool seam_ok(int version, const char *what, char *err)
@@ -415,8 +417,10 @@ void qdb_node_tick(qdb_node *n)
         }
         g_array_free(failed, TRUE);
     }
-    if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING))
+    if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING)) {
         ring_round(n);
+        version_collect(n); /* due a few times a grace period: no timer of its own */
+    }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);
     node_rearm(n);

@@ -51,6 +51,9 @@ typedef struct qdb_node_config {
                                     * 5 trace (every FIND answer and round; logged as debug) */
     bool no_jitter;                /* rounds exactly every period instead of uniformly in
                                     * [0.5, 1.5) x period: for tests that assert times */
+    qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
+                                    * node back with older storage cannot bring the entry
+                                    * back; default 1 day */
     /* Hive-wide settings: the node that creates a hive fixes them, a joining
      * node is told them by its successor and adopts them (0: no opinion), or
      * is refused when it asked for a different value (qdb_node_refusal). */

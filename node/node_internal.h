@@ -160,6 +160,10 @@ struct qdb_node {
     GHashTable *dedup;     /* dedup_key -> dedup_entry */
     GQueue *dedup_order;   /* oldest first, for eviction */
 
+    /* versions (version.c) */
+    uint64_t hlc;            /* the last version issued or seen */
+    qdb_time_us collect_at;  /* the next tombstone sweep */
+
     /* hive-wide settings (hive.c) */
     unsigned replication;  /* K; 0 until known */
     char *refusal;         /* why the hive refused us, or NULL */
@@ -203,6 +207,18 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
 qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period);
 const qdb_peer *ring_successor(const qdb_node *n);
 
+/* version.c */
+struct qdb_record_meta;
+/* The version of a new write of an entry whose current record is old
+ * (NULL: none): above every version this node issued or saw, and old's. */
+uint64_t version_next(qdb_node *n, const struct qdb_record_meta *old);
+/* A version another node issued: later ones are issued above it. */
+void version_witness(qdb_node *n, uint64_t version);
+/* This node's tie-breaker for equal versions. */
+uint64_t version_origin(const qdb_node *n);
+/* Delete the tombstones older than the grace period, when a sweep is due. */
+void version_collect(qdb_node *n);
+
 /* hive.c: the hive-wide settings */
 /* A ring of one: this node fixes them. */
 void hive_create(qdb_node *n);
@@ -223,6 +239,10 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
  * there is nothing to move, so a joining node learns it has everything. */
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
+/* Do we hold the entry at key at theirs' version or newer?  (A record that
+ * is not there, or corrupt, is older than any.) */
+bool serve_holds_newer(qdb_node *n, const uint8_t *key, size_t kl,
+                       const struct qdb_record_meta *theirs);
 bool serve_has_foreign(qdb_node *n);
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);

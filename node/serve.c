@@ -179,47 +179,68 @@ static bool is_mutation(int type)
     return type != QDB_MSG_GET;
 }
 
-typedef struct remove_all_ctx {
-    GPtrArray *keys;
-} remove_all_ctx;
-
-static int collect_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
-{
-    g_ptr_array_add(((remove_all_ctx *)arg)->keys, g_bytes_new(k, kl));
-    return 0;
-}
-
-static int remove_owned(qdb_node *n)
-{
-    remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
-    /* collect_key never stops the walk: non-zero is the store's error, and
-     * the client is told (nothing was deleted) */
-    int rc = iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
-    for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
-        gsize kl;
-        const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
-        int d = n->storage->del(n->storage, k, kl);
-        if (d != QDB_OK && d != QDB_E_ALIAS_NOT_FOUND)
-            rc = d;
-    }
-    g_ptr_array_free(c.keys, TRUE);
-    return rc;
-}
-
+/* Write a new version of the entry at key over old (its current record, or
+ * NULL): content, or a tombstone. */
 static int store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *old,
-                        const uint8_t *content, size_t len)
+                        const uint8_t *content, size_t len, bool tombstone)
 {
     int64_t wall = n->clock->wall(n->clock);
     qdb_record_meta meta = {
-        .version = old ? old->version + 1 : 1,
-        .created_us = old ? old->created_us : wall,
+        .version = version_next(n, old),
+        .origin = version_origin(n),
+        .created_us = old && !old->tombstone ? old->created_us : wall,
         .modified_us = wall,
-        .size = len,
+        .size = tombstone ? 0 : len,
+        .tombstone = tombstone,
     };
-    GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + len);
+    GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + (guint)meta.size);
     qdb_record_encode(&meta, content, rec);
     int rc = n->storage->put(n->storage, key, kl, rec->data, rec->len);
     g_byte_array_free(rec, TRUE);
+    return rc;
+}
+
+typedef struct remove_all_ctx {
+    GPtrArray *keys;  /* GBytes: live entries */
+    GArray *metas;    /* their qdb_record_meta */
+    int rc;
+} remove_all_ctx;
+
+static int collect_live(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    remove_all_ctx *c = arg;
+    qdb_record_meta meta;
+    if (qdb_record_decode_meta(v, vl, &meta) != QDB_OK) {
+        c->rc = QDB_E_STORAGE;
+        return 1;
+    }
+    if (!meta.tombstone) {
+        g_ptr_array_add(c->keys, g_bytes_new(k, kl));
+        g_array_append_val(c->metas, meta);
+    }
+    return 0;
+}
+
+/* Every entry we own becomes a tombstone (a deletion would let a node back
+ * with old storage bring them back). */
+static int remove_owned(qdb_node *n)
+{
+    remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
+                        g_array_new(FALSE, FALSE, sizeof(qdb_record_meta)), QDB_OK};
+    /* non-zero without a corrupt record is the store's error, and the
+     * client is told (nothing was removed) */
+    int rc = iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_live, &c);
+    if (c.rc != QDB_OK) {
+        node_log(n, 1, "corrupt record in storage");
+        rc = c.rc;
+    }
+    for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
+        gsize kl;
+        const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
+        rc = store_record(n, k, kl, &g_array_index(c.metas, qdb_record_meta, i), NULL, 0, true);
+    }
+    g_ptr_array_free(c.keys, TRUE);
+    g_array_free(c.metas, TRUE);
     return rc;
 }
 
@@ -235,21 +256,23 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     int rc = n->storage->get(n->storage, key, kl, &val, &vlen);
     if (rc != QDB_OK && rc != QDB_E_ALIAS_NOT_FOUND)
         return rc;
-    bool exists = rc == QDB_OK;
+    bool present = rc == QDB_OK; /* a live entry or a tombstone: its state is known here */
     qdb_record_meta meta;
     const uint8_t *cur = NULL;
     /* GET, GET_UPDATE and CAS read the content: check it against its
      * checksum.  PUT, UPDATE and REMOVE only need the old header. */
     bool reads = m->type == QDB_MSG_GET || m->type == QDB_MSG_GET_UPDATE || m->type == QDB_MSG_CAS;
-    if (exists && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
-                         : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
+    if (present && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
+                          : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
         g_free(val);
         node_log(n, 1, "corrupt record in storage");
         return QDB_E_STORAGE;
     }
     *hold = val;
-    if (!exists && m->type != QDB_MSG_UPDATE && ring_orphaned(n, id))
+    if (!present && m->type != QDB_MSG_UPDATE && ring_orphaned(n, id))
         return QDB_E_UNAVAILABLE; /* it may well exist, on the node that failed */
+    bool exists = present && !meta.tombstone;
+    const qdb_record_meta *old = present ? &meta : NULL;
     switch (m->type) {
     case QDB_MSG_GET:
         if (!exists)
@@ -260,13 +283,13 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     case QDB_MSG_PUT:
         if (exists)
             return QDB_E_ALIAS_ALREADY_EXISTS;
-        return store_record(n, key, kl, NULL, m->content, m->content_len);
+        return store_record(n, key, kl, old, m->content, m->content_len, false);
     case QDB_MSG_UPDATE:
-        return store_record(n, key, kl, exists ? &meta : NULL, m->content, m->content_len);
+        return store_record(n, key, kl, old, m->content, m->content_len, false);
     case QDB_MSG_GET_UPDATE:
         if (!exists)
             return QDB_E_ALIAS_NOT_FOUND;
-        rc = store_record(n, key, kl, &meta, m->content, m->content_len);
+        rc = store_record(n, key, kl, old, m->content, m->content_len, false);
         if (rc == QDB_OK) {
             *payload = cur;
             *plen = meta.size;
@@ -280,11 +303,11 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
             *plen = meta.size;
             return QDB_E_UNMATCHED_CONTENT;
         }
-        return store_record(n, key, kl, &meta, m->content, m->content_len);
+        return store_record(n, key, kl, old, m->content, m->content_len, false);
     case QDB_MSG_REMOVE:
         if (!exists)
             return QDB_E_ALIAS_NOT_FOUND;
-        return n->storage->del(n->storage, key, kl);
+        return store_record(n, key, kl, old, NULL, 0, true);
     default:
         return QDB_E_INVALID_ARGUMENT;
     }
@@ -348,6 +371,20 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
 }
 
 /* ---- hand-over ----------------------------------------------------------------- */
+
+bool serve_holds_newer(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *theirs)
+{
+    uint8_t *mine;
+    size_t ml;
+    if (n->storage->get(n->storage, key, kl, &mine, &ml) != QDB_OK)
+        return false;
+    qdb_record_meta ours;
+    /* a corrupt copy of ours is replaced */
+    bool keep = qdb_record_decode_meta(mine, ml, &ours) == QDB_OK &&
+                qdb_record_cmp(&ours, theirs) >= 0;
+    g_free(mine);
+    return keep;
+}
 
 typedef struct push_ctx {
     qdb_node *n;
@@ -460,25 +497,17 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
             if (kl < QDB_ID_BYTES)
                 continue;
-            /* Keep our copy when it is newer: last writer wins, by
-             * modification time, then by version.  The version alone is not
-             * enough: it counts modifications on whichever node held the
-             * entry, so a node that crashed and came back with its old
-             * storage can carry a stale copy with a higher count than the
-             * fresh one its replacement kept writing. */
-            uint8_t *mine;
-            size_t ml;
-            if (n->storage->get(n->storage, k, kl, &mine, &ml) == QDB_OK) {
-                qdb_record_meta a, b;
-                const uint8_t *c1, *c2;
-                bool keep = qdb_record_decode(mine, ml, &a, &c1) == QDB_OK &&
-                            qdb_record_decode(v, vl, &b, &c2) == QDB_OK &&
-                            (a.modified_us > b.modified_us ||
-                             (a.modified_us == b.modified_us && a.version > b.version));
-                g_free(mine);
-                if (keep)
-                    continue;
+            /* The newer version wins (version.c); a copy we hold at the
+             * same version is the same write. */
+            qdb_record_meta theirs;
+            const uint8_t *content;
+            if (qdb_record_decode(v, vl, &theirs, &content) != QDB_OK) {
+                node_log(n, 1, "hand-over: a corrupt record, skipped");
+                continue;
             }
+            version_witness(n, theirs.version);
+            if (serve_holds_newer(n, k, kl, &theirs))
+                continue;
             if (n->storage->put(n->storage, k, kl, v, vl) != QDB_OK) {
                 node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
                 return; /* no ack: the sender keeps the entries and retries */

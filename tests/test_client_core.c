@@ -15,6 +15,7 @@
 #include "client/core.h"
 #include "codec.h"
 #include "node.h"
+#include "record.h"
 #include "sim/fixture.h"
 #include "tests/testutil.h"
 
@@ -1378,13 +1379,13 @@ static void run_real_ring(unsigned n)
 
     uint64_t stored = 0;
     for (unsigned i = 0; i < n; i++)
-        stored += qdb_fixture_storage_of(w.f, i)->count(qdb_fixture_storage_of(w.f, i));
+        stored += qdb_record_count(qdb_fixture_storage_of(w.f, i), NULL);
     CU_ASSERT_EQUAL(stored, 29);
     CU_ASSERT_EQUAL(w_op(&w, QDB_MSG_REMOVE_ALL, NULL, NULL, &rec), QDB_OK);
     CU_ASSERT_EQUAL(rec.r.attempts, n);
     stored = 0;
     for (unsigned i = 0; i < n; i++)
-        stored += qdb_fixture_storage_of(w.f, i)->count(qdb_fixture_storage_of(w.f, i));
+        stored += qdb_record_count(qdb_fixture_storage_of(w.f, i), NULL);
     CU_ASSERT_EQUAL(stored, 0);
     CU_ASSERT_EQUAL(qdb_client_core_stats(w.core)->bad_frames, 0);
 

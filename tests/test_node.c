@@ -358,7 +358,7 @@ static void test_at_most_once(void)
     }
     CU_ASSERT_EQUAL(ok, 2);
     CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, 1);
-    /* version 1: the entry was written once */
+    /* written once: never modified after its creation */
     uint8_t key[QDB_KEY_MAX];
     qdb_id id;
     qdb_id_hash(&id, "k", 1);
@@ -369,23 +369,16 @@ static void test_at_most_once(void)
     qdb_record_meta meta;
     const uint8_t *c;
     CU_ASSERT_EQUAL(qdb_record_decode(v, vl, &meta, &c), QDB_OK);
-    CU_ASSERT_EQUAL(meta.version, 1);
+    CU_ASSERT_EQUAL(meta.modified_us, meta.created_us);
+    CU_ASSERT_EQUAL(meta.version, (uint64_t)meta.modified_us);
     g_free(v);
     h_free(h);
 }
 
-static int count_cb(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
-{
-    (*(int *)arg)++;
-    return 0;
-}
-
+/* Live entries held by node i (tombstones not counted). */
 static int stored(harness *h, int i)
 {
-    int c = 0;
-    qdb_storage *st = store(h, i);
-    st->iterate(st, NULL, 0, NULL, 0, count_cb, &c);
-    return c;
+    return (int)qdb_record_count(store(h, i), NULL);
 }
 
 /* Puts 100 entries into a one-node hive, then lets nodes join and leave:
@@ -552,59 +545,6 @@ static void test_dead_candidate_not_adopted(void)
     CU_ASSERT_FALSE(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 4}, until));
     CU_ASSERT_EQUAL(now(h), until);
     CU_ASSERT_TRUE(ring_ok(h, live, 2));
-    h_free(h);
-}
-
-/* Hive-wide settings.  A node with its own configuration, beyond the
- * harness's 16: ID 0x18.., address 10.0.1.k. */
-static int h_add(harness *h, unsigned k, unsigned replication)
-{
-    qdb_peer p = {.addr = {.ip = 0x0a000100u + k, .port = 2836}};
-    p.id.b[0] = 0x18;
-    p.id.b[1] = (uint8_t)k;
-    qdb_node_config cfg = {.succlist_len = 3, .no_jitter = true, .replication = replication};
-    return (int)qdb_fixture_add_node(h->f, &p, &cfg);
-}
-
-static void test_hive_settings(void)
-{
-    harness *h = h_new();
-    int a = h_add(h, 1, 3), adopt = h_add(h, 2, 0), other = h_add(h, 3, 2), same = h_add(h, 4, 3);
-    int big = h_add(h, 5, QDB_REPLICATION_MAX + 1);
-    h_start(h, a, -1);
-    CU_ASSERT_EQUAL(qdb_node_replication(node(h, a)), 3);
-    h_start(h, adopt, a);
-    h_start(h, other, a);
-    h_start(h, same, a);
-    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 0); /* not told yet */
-    h_run(h, 20 * S);
-    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 3);
-    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, adopt)));
-    CU_ASSERT_EQUAL(qdb_node_replication(node(h, same)), 3);
-    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, same)));
-    /* a different explicit value: refused before taking any part of the ring */
-    const char *why = qdb_node_refusal(node(h, other));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
-    CU_ASSERT_PTR_NOT_NULL(strstr(why, "--replication=2"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(why, "3 copies"));
-    CU_ASSERT_TRUE(qdb_node_left(node(h, other)));
-    int live[] = {a, adopt, same};
-    CU_ASSERT_TRUE(ring_ok(h, live, 3));
-    /* out of range: the node is not created */
-    qdb_addr pa = peer(h, a)->addr;
-    CU_ASSERT_FALSE(qdb_fixture_start(h->f, (unsigned)big, &pa, 1));
-    CU_ASSERT_PTR_NOT_NULL(strstr(qdb_fixture_errmsg(h->f), "replication 5"));
-
-    /* A default hive sends no setting: an explicit 1 joins, a 2 is refused. */
-    h_start(h, 0, -1);
-    h_start(h, 1, 0);
-    int one = h_add(h, 6, 1), two = h_add(h, 7, 2);
-    h_start(h, one, 0);
-    h_start(h, two, 1);
-    h_run(h, now(h) + 20 * S);
-    CU_ASSERT_EQUAL(qdb_node_replication(node(h, 1)), 1);
-    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, one)));
-    CU_ASSERT_PTR_NOT_NULL(qdb_node_refusal(node(h, two)));
     h_free(h);
 }
 
@@ -780,9 +720,9 @@ static void test_storage_put_fails(void)
 static void test_storage_del_fails(void)
 {
     harness *h = faulty_one();
-    fail_next(h, 0, QDB_FAULT_DEL);
+    fail_next(h, 0, QDB_FAULT_PUT); /* a removal writes a tombstone */
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_E_STORAGE);
-    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_PUT), 1);
     check_value(h, 0, "k", "v1");
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_OK);
     check_value(h, 0, "k", NULL);
@@ -805,10 +745,11 @@ static void test_storage_remove_all_fails(void)
     CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
     CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_ITERATE), 1);
     CU_ASSERT_EQUAL(stored(h, 0), 11);
-    fail_next(h, 0, QDB_FAULT_DEL);
+    int puts = injected(h, 0, QDB_FAULT_METHOD_PUT);
+    fail_next(h, 0, QDB_FAULT_PUT); /* its tombstones */
     CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
-    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
-    CU_ASSERT_EQUAL(stored(h, 0), 11); /* the first delete failed: it stopped there */
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_PUT), puts + 1);
+    CU_ASSERT_EQUAL(stored(h, 0), 11); /* the first tombstone failed: it stopped there */
     for (int i = 0; i < 10; i++) {
         g_snprintf(alias, sizeof alias, "r%d", i);
         check_value(h, 0, alias, alias);
@@ -1091,6 +1032,145 @@ static void test_rto_estimator(void)
     qdb_rto_free(&t);
 }
 
+/* Hive-wide settings.  A node with its own configuration, beyond the
+ * harness's 16: ID 0x18.., address 10.0.1.k. */
+static int h_add_cfg(harness *h, unsigned k, qdb_node_config cfg)
+{
+    qdb_peer p = {.addr = {.ip = 0x0a000100u + k, .port = 2836}};
+    p.id.b[0] = 0x18;
+    p.id.b[1] = (uint8_t)k;
+    cfg.succlist_len = 3;
+    cfg.no_jitter = true;
+    return (int)qdb_fixture_add_node(h->f, &p, &cfg);
+}
+
+static int h_add(harness *h, unsigned k, unsigned replication)
+{
+    return h_add_cfg(h, k, (qdb_node_config){.replication = replication});
+}
+
+/* An alias node `owner` owns among the live nodes, starting from prefix. */
+static void alias_owned_by(harness *h, int owner, const int *live, int k, const char *prefix,
+                           char *alias, size_t size)
+{
+    int i = 0;
+    do
+        g_snprintf(alias, size, "%s%d", prefix, i++);
+    while (owner_of(h, alias, live, k) != owner);
+}
+
+/* Node 4 crashes with its storage; meanwhile its successor takes an UPDATE
+ * of one of its entries and the removal of another.  Node 4 comes back on
+ * its old storage: the newer value and the removal win (versions and a
+ * tombstone), the old copies do not come back. */
+static void test_old_storage_loses(void)
+{
+    harness *h = h_new();
+    h_start(h, 0, -1);
+    h_start(h, 4, 0);
+    h_start(h, 8, 0);
+    h_run(h, 20 * S);
+    int live[] = {0, 4, 8};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
+    char upd[16], rem[16];
+    alias_owned_by(h, 4, live, 3, "u", upd, sizeof upd);
+    alias_owned_by(h, 4, live, 3, "r", rem, sizeof rem);
+    hello(h, 4);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, upd, "old", NULL), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, rem, "old", NULL), QDB_OK);
+    h_crash(h, 4);
+    h_run(h, now(h) + 30 * S);
+    hello(h, 8);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_UPDATE, upd, "new", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_UPDATE, rem, "new", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_REMOVE, rem, NULL, NULL), QDB_OK);
+    check_value(h, 8, rem, NULL);
+    uint64_t dead = 0;
+    qdb_record_count(store(h, 8), &dead);
+    CU_ASSERT_EQUAL(dead, 1);
+    h_start(h, 4, 0);
+    h_run(h, now(h) + 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, 3));
+    hello(h, 4);
+    h_run(h, now(h) + S);
+    check_value(h, 4, upd, "new");
+    check_value(h, 4, rem, NULL);
+    CU_ASSERT_EQUAL(stored(h, 8), 0); /* both went back to their owner */
+    h_free(h);
+}
+
+/* A tombstone outlives its grace period by at most a sweep (a quarter of
+ * it, or a stabilization round when rounds are longer). */
+static void test_tombstone_collected(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.tombstone_grace = 20 * S});
+    h_start(h, a, -1);
+    h_run(h, 2 * S);
+    hello(h, a);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, "x", "v", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_REMOVE, "x", NULL, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_REMOVE, "x", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    uint64_t dead = 0;
+    CU_ASSERT_EQUAL(qdb_record_count(store(h, a), &dead), 0);
+    CU_ASSERT_EQUAL(dead, 1);
+    h_run(h, now(h) + 15 * S);
+    qdb_record_count(store(h, a), &dead);
+    CU_ASSERT_EQUAL(dead, 1); /* within its grace period */
+    h_run(h, now(h) + 60 * S);
+    qdb_record_count(store(h, a), &dead);
+    CU_ASSERT_EQUAL(dead, 0);
+    /* written again after the removal: a new entry */
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, "x", "w", NULL), QDB_OK);
+    check_value(h, a, "x", "w");
+    h_free(h);
+}
+
+static void test_hive_settings(void)
+{
+    harness *h = h_new();
+    int a = h_add(h, 1, 3), adopt = h_add(h, 2, 0), other = h_add(h, 3, 2), same = h_add(h, 4, 3);
+    int big = h_add(h, 5, QDB_REPLICATION_MAX + 1);
+    h_start(h, a, -1);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, a)), 3);
+    h_start(h, adopt, a);
+    h_start(h, other, a);
+    h_start(h, same, a);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 0); /* not told yet */
+    h_run(h, 20 * S);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 3);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, adopt)));
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, same)), 3);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, same)));
+    /* a different explicit value: refused before taking any part of the ring */
+    const char *why = qdb_node_refusal(node(h, other));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "--replication=2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "3 copies"));
+    CU_ASSERT_TRUE(qdb_node_left(node(h, other)));
+    int live[] = {a, adopt, same};
+    CU_ASSERT_TRUE(ring_ok(h, live, 3));
+    /* out of range: the node is not created */
+    qdb_addr pa = peer(h, a)->addr;
+    CU_ASSERT_FALSE(qdb_fixture_start(h->f, (unsigned)big, &pa, 1));
+    CU_ASSERT_PTR_NOT_NULL(strstr(qdb_fixture_errmsg(h->f), "replication 5"));
+
+    /* A default hive sends no setting: an explicit 1 joins, a 2 is refused. */
+    h_start(h, 0, -1);
+    h_start(h, 1, 0);
+    int one = h_add(h, 6, 1), two = h_add(h, 7, 2);
+    h_start(h, one, 0);
+    h_start(h, two, 1);
+    h_run(h, now(h) + 20 * S);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, 1)), 1);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, one)));
+    CU_ASSERT_PTR_NOT_NULL(qdb_node_refusal(node(h, two)));
+    h_free(h);
+}
+
 int main(void)
 {
     CU_TestInfo ring[] = {
@@ -1115,6 +1195,9 @@ int main(void)
         {"a duplicated request runs once", test_at_most_once},
         {"a joining node answers unstable", test_unstable_while_joining},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
+        {"a node back with old storage: the newer value and the removal win",
+         test_old_storage_loses},
+        {"a tombstone is collected after its grace period", test_tombstone_collected},
         {"a failed node's entries are unavailable until it returns",
          test_failed_node_entries_unavailable},
         CU_TEST_INFO_NULL,
@@ -1122,7 +1205,7 @@ int main(void)
     CU_TestInfo storage[] = {
         {"a failed read: every request told STORAGE, nothing run", test_storage_get_fails},
         {"a failed write: told STORAGE, the old value stays", test_storage_put_fails},
-        {"a failed delete: REMOVE told STORAGE, the entry stays", test_storage_del_fails},
+        {"a failed tombstone: REMOVE told STORAGE, the entry stays", test_storage_del_fails},
         {"REMOVE_ALL: a failed scan or delete told STORAGE", test_storage_remove_all_fails},
         {"hand-over: a failed write at the receiver, the batch again",
          test_storage_handover_put_fails},
