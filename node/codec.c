@@ -246,7 +246,9 @@ static int w_alias(writer *w, const qdb_msg *m)
 /* Every flag bit the type defines: more is malformed. */
 static unsigned flags_max(int type)
 {
-    return type == QDB_MSG_NOTIFY ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT : 1u;
+    return type == QDB_MSG_NOTIFY     ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT
+         : type == QDB_MSG_HANDOVER ? QDB_HANDOVER_LAST | QDB_HANDOVER_REPLICA
+                                    : 1u;
 }
 
 static int w_flag(writer *w, const qdb_msg *m)

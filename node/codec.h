@@ -49,7 +49,7 @@
  *   NOTIFY       rpc, u8 flags (bit 0: joining; bit 1: hint only -- "your
  *                successor's neighbourhood changed, stabilize now"), peer
  *   PING PONG    rpc
- *   HANDOVER     rpc, u8 last, peer (the sender), varint n,
+ *   HANDOVER     rpc, u8 flags (bit 0: last; bit 1: replica copies), peer (the sender), varint n,
  *                n x (varint key length, key, varint value length, value)
  *   HANDOVER_ACK rpc
  *   LEAVE        rpc, peer (the leaver), peer (its predecessor or null),
@@ -80,6 +80,7 @@
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
+#define QDB_HANDOVER_REPLICA 2u   /* HANDOVER: copies for a replica (replica.c), no range moves */
 
 typedef enum qdb_msg_type {
     QDB_MSG_HELLO = 1,

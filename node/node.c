@@ -96,6 +96,7 @@ void qdb_node_free(qdb_node *n)
     if (!n)
         return;
     serve_free(n);
+    replica_free(n);
     g_array_free(n->rpcs, TRUE);
     g_ptr_array_free(n->ho_keys, TRUE);
     if (n->out)
@@ -247,7 +248,7 @@ static bool rpc_take(qdb_node *n, uint64_t id, qdb_addr src, node_rpc *out)
  * answer waits for the batch to be stored, which is not the network. */
 static void rtt_sample(qdb_node *n, const node_rpc *r)
 {
-    if (r->kind != RPC_HANDOVER)
+    if (r->kind != RPC_HANDOVER && r->kind != RPC_REPLICATE && r->kind != RPC_REPAIR)
         qdb_rto_sample(&n->rto, r->dst, node_now(n) - r->sent);
 }
 
@@ -276,6 +277,8 @@ static void rpc_failed(qdb_node *n, const node_rpc *r)
     n->stats.rpc_timeouts++;
     if (r->kind == RPC_HANDOVER)
         serve_on_handover_failed(n, r);
+    else if (r->kind == RPC_REPLICATE || r->kind == RPC_REPAIR)
+        replica_on_failed(n, r);
     ring_on_failure(n, r);
 }
 
@@ -308,6 +311,8 @@ static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (m->type == QDB_MSG_HANDOVER_ACK) {
         if (r.kind == RPC_HANDOVER)
             serve_on_handover_ack(n, &r);
+        else
+            replica_on_ack(n, &r);
         return;
     }
     ring_on_reply(n, &r, m);
@@ -420,6 +425,7 @@ void qdb_node_tick(qdb_node *n)
     if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING)) {
         ring_round(n);
         version_collect(n); /* due a few times a grace period: no timer of its own */
+        replica_round(n);
     }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);

@@ -64,7 +64,9 @@ typedef enum rpc_kind {
     RPC_JOIN_CONFIRM, /* ask the successor found by join, before adopting it */
     RPC_PING,         /* check_predecessor */
     RPC_HANDOVER,     /* one HANDOVER batch, until its HANDOVER_ACK */
-    RPC_PROBE         /* is a peer a client reported dead alive?  arg = strike */
+    RPC_PROBE,        /* is a peer a client reported dead alive?  arg = strike */
+    RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
+    RPC_REPAIR        /* one batch of our range copied to a replica (replica.c) */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
@@ -151,6 +153,8 @@ struct qdb_node {
     GPtrArray *ho_keys;    /* GBytes keys of the batch in flight */
     bool ho_retry;         /* the batch in flight timed out: resend with the same rpc id */
     bool ho_last;          /* the batch in flight is the last one */
+    qdb_id ho_cursor;      /* with replicas: pushed up to here (serve.c, push_scan) */
+    bool ho_continue;      /* the next push goes on from ho_cursor */
     /* hand-over we receive: recent (sender, rpc) pairs, to apply a batch once */
     uint64_t ho_seen[8];
     unsigned ho_seen_next;
@@ -159,6 +163,18 @@ struct qdb_node {
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
     GHashTable *dedup;     /* dedup_key -> dedup_entry */
     GQueue *dedup_order;   /* oldest first, for eviction */
+
+    /* replication (replica.c) */
+    GPtrArray *repl_writes;  /* mutations waiting for their replicas; NULL until one */
+    uint64_t repair_rpc;     /* the repair batch in flight, or 0 */
+    bool repair_active;      /* copying our range to repair_dst */
+    bool repair_lo_set;
+    qdb_id repair_lo;        /* the predecessor our range was copied for */
+    qdb_peer repair_dst;
+    qdb_id repair_cursor, repair_next_cursor; /* copied up to (after the ack) */
+    GPtrArray *repair_keys;  /* GBytes: the batch in flight */
+    qdb_addr repaired[QDB_REPLICATION_MAX]; /* replicas that have our range */
+    unsigned n_repaired;
 
     /* versions (version.c) */
     uint64_t hlc;            /* the last version issued or seen */
@@ -207,6 +223,21 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
 qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period);
 const qdb_peer *ring_successor(const qdb_node *n);
 
+/* replica.c */
+/* Our replicas: the first K - 1 distinct successors; returns how many. */
+unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max);
+/* A mutation wrote keys (GBytes; referenced, not taken): copy them to the
+ * replicas and answer the client (serve_answer) once they all have them.
+ * False when there is nobody to copy to: the caller answers now. */
+bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+                   const uint8_t *payload, size_t plen, GPtrArray *keys);
+/* Is this request waiting for its replicas?  (A retry then waits too.) */
+bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
+void replica_round(qdb_node *n);
+void replica_on_ack(qdb_node *n, const node_rpc *rpc);
+void replica_on_failed(qdb_node *n, const node_rpc *rpc);
+void replica_free(qdb_node *n);
+
 /* version.c */
 struct qdb_record_meta;
 /* The version of a new write of an entry whose current record is old
@@ -239,6 +270,12 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
  * there is nothing to move, so a joining node learns it has everything. */
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
+/* Answer a client's mutation, and remember the answer for its retries. */
+void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+                  const uint8_t *payload, size_t len);
+/* fn for every stored entry whose ID lies in (a, b], in ring order. */
+int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
+                      void *arg);
 /* Do we hold the entry at key at theirs' version or newer?  (A record that
  * is not there, or corrupt, is older than any.) */
 bool serve_holds_newer(qdb_node *n, const uint8_t *key, size_t kl,

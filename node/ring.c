@@ -480,7 +480,9 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
             /* (c, failed] was the failed node's: ours now, without its entries */
             n->orphan_lo = c->id;
             n->orphan_hi = n->failed_pred;
-            n->has_orphan = qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+            /* With replicas we hold its entries already (replica.c). */
+            n->has_orphan = n->replication <= 1 &&
+                            qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
         }

@@ -48,6 +48,12 @@ static int iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storag
     return st->iterate(st, zero.b, 0, to.b, QDB_ID_BYTES, fn, arg);
 }
 
+int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
+                      void *arg)
+{
+    return iterate_arc(n, a, b, fn, arg);
+}
+
 static int stop_at_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     *(bool *)arg = true;
@@ -58,7 +64,8 @@ static int stop_at_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *
  * (or to nodes before it). */
 bool serve_has_foreign(qdb_node *n)
 {
-    if (!n->has_pred || qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
+    /* with replicas we hold our predecessors' entries on purpose */
+    if (n->replication > 1 || !n->has_pred || qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
         return false;
     bool found = false;
     iterate_arc(n, &n->cfg.self.id, &n->pred.id, stop_at_first, &found);
@@ -172,6 +179,13 @@ static void reply(qdb_node *n, qdb_addr src, uint64_t seq, int status, const uin
     node_send(n, src, &r);
 }
 
+void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+                  const uint8_t *payload, size_t len)
+{
+    dedup_remember(n, client, seq, status, payload, len);
+    reply(n, src, seq, status, payload, len);
+}
+
 /* ---- entry requests --------------------------------------------------------- */
 
 static bool is_mutation(int type)
@@ -223,7 +237,7 @@ static int collect_live(void *arg, const uint8_t *k, size_t kl, const uint8_t *v
 
 /* Every entry we own becomes a tombstone (a deletion would let a node back
  * with old storage bring them back). */
-static int remove_owned(qdb_node *n)
+static int remove_owned(qdb_node *n, GPtrArray *written)
 {
     remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
                         g_array_new(FALSE, FALSE, sizeof(qdb_record_meta)), QDB_OK};
@@ -238,6 +252,8 @@ static int remove_owned(qdb_node *n)
         gsize kl;
         const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
         rc = store_record(n, k, kl, &g_array_index(c.metas, qdb_record_meta, i), NULL, 0, true);
+        if (rc == QDB_OK)
+            g_ptr_array_add(written, g_bytes_ref(c.keys->pdata[i]));
     }
     g_ptr_array_free(c.keys, TRUE);
     g_array_free(c.metas, TRUE);
@@ -332,26 +348,33 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             return;
         }
     }
+    if (is_mutation(m->type) && n->repl_writes && replica_pending(n, client, m->seq)) {
+        n->stats.duplicates++;
+        return; /* ran, waiting for its replicas: the answer comes then */
+    }
     bool settled = n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover;
     int status;
     const uint8_t *payload = NULL;
     size_t plen = 0;
     uint8_t *hold = NULL;
     uint8_t hint[QDB_PEER_WIRE];
+    GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 
     if (m->type == QDB_MSG_REMOVE_ALL) {
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
+            g_ptr_array_free(written, TRUE);
             return;
         }
-        status = remove_owned(n);
+        status = remove_owned(n, written);
     } else {
         qdb_id id;
         qdb_id_hash(&id, m->alias, m->alias_len);
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
+            g_ptr_array_free(written, TRUE);
             return;
         }
         if (!qdb_node_owns(n, &id)) {
@@ -360,13 +383,24 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
             reply(n, src, m->seq, QDB_E_WRONG_NODE, hint, sizeof hint);
+            g_ptr_array_free(written, TRUE);
             return;
         }
         status = execute(n, m, &id, &hold, &payload, &plen);
+        if (status == QDB_OK && is_mutation(m->type)) {
+            uint8_t key[QDB_KEY_MAX];
+            g_ptr_array_add(written,
+                            g_bytes_new(key, qdb_record_key(key, &id, m->alias, m->alias_len)));
+        }
     }
-    if (is_mutation(m->type))
-        dedup_remember(n, client, m->seq, status, payload, plen);
-    reply(n, src, m->seq, status, payload, plen);
+    /* With replicas, a write is answered once they all have it. */
+    if (!is_mutation(m->type) || n->replication <= 1 ||
+        !replica_write(n, src, client, m->seq, status, payload, plen, written)) {
+        if (is_mutation(m->type))
+            dedup_remember(n, client, m->seq, status, payload, plen);
+        reply(n, src, m->seq, status, payload, plen);
+    }
+    g_ptr_array_free(written, TRUE);
     g_free(hold);
 }
 
@@ -404,6 +438,22 @@ static int add_to_batch(void *arg, const uint8_t *k, size_t kl, const uint8_t *v
     qdb_handover_builder_add(&c->b, k, kl, v, vl);
     g_ptr_array_add(c->keys, g_bytes_new(k, kl));
     return 0;
+}
+
+/* What we push to our predecessor: everything outside our range.  With
+ * replicas we keep a copy of what we push (we are the new node's first
+ * replica, and what we held of the ranges before it is what it now holds
+ * as a replica too), so successive batches move a cursor along the arc
+ * instead of deleting what went. */
+static int push_scan(qdb_node *n, push_ctx *c)
+{
+    if (n->replication <= 1)
+        return iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, c);
+    if (!n->ho_continue)
+        n->ho_cursor = n->cfg.self.id;
+    if (qdb_id_eq(&n->ho_cursor, &n->pred.id))
+        return 0; /* the arc is done: an empty last batch */
+    return iterate_arc(n, &n->ho_cursor, &n->pred.id, add_to_batch, c);
 }
 
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
@@ -446,7 +496,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
         if (n->phase == PHASE_LEAVING)
             rc = iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
         else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
-            rc = iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
+            rc = push_scan(n, &c);
         bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
         if (failed)
             node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
@@ -554,9 +604,12 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
         qdb_id id;
         memcpy(id.b, k, QDB_ID_BYTES);
         /* Delete only what is still not ours: if our predecessor changed
-         * back meanwhile, the entry is ours again and stays. */
-        if (n->phase == PHASE_LEAVING || !qdb_node_owns(n, &id))
+         * back meanwhile, the entry is ours again and stays.  With replicas
+         * we keep it (push_scan). */
+        if (n->phase == PHASE_LEAVING || (n->replication <= 1 && !qdb_node_owns(n, &id)))
             n->storage->del(n->storage, k, kl);
+        else if (n->replication > 1)
+            n->ho_cursor = id; /* ring order: the last one is the furthest */
         n->stats.handover_sent++;
     }
     g_ptr_array_set_size(n->ho_keys, 0);
@@ -570,8 +623,11 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
             serve_push(n, &dst, true);
         return;
     }
-    if (!last && n->has_pred && qdb_addr_eq(n->pred.addr, dst.addr))
+    if (!last && n->has_pred && qdb_addr_eq(n->pred.addr, dst.addr)) {
+        n->ho_continue = true; /* from the cursor on */
         serve_push(n, &dst, true); /* true: the receiver may be waiting for "last" */
+    }
+    n->ho_continue = false;
 }
 
 void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc)

@@ -1171,6 +1171,103 @@ static void test_hive_settings(void)
     h_free(h);
 }
 
+/* Does node i hold a live copy of alias with this content? */
+static bool holds_copy(harness *h, int i, const char *alias, const char *want)
+{
+    qdb_id id;
+    qdb_id_hash(&id, alias, strlen(alias));
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl = qdb_record_key(key, &id, (const uint8_t *)alias, strlen(alias));
+    uint8_t *v;
+    size_t vl;
+    qdb_storage *st = store(h, i);
+    if (!st || st->get(st, key, kl, &v, &vl) != QDB_OK)
+        return false;
+    qdb_record_meta meta;
+    const uint8_t *c;
+    bool ok = qdb_record_decode(v, vl, &meta, &c) == QDB_OK && !meta.tombstone &&
+              meta.size == strlen(want) && memcmp(c, want, meta.size) == 0;
+    g_free(v);
+    return ok;
+}
+
+/* K copies: a hive of five with replication K (fixed by its first node,
+ * adopted by the others); 40 entries, 5 of them removed; every live entry
+ * is on its owner and the next K - 1 nodes.  Then K - 1 adjacent nodes
+ * crash and lose their storage: every entry is still answered by the new
+ * owners, the removed ones stay removed, none is "unavailable"; and repair
+ * brings every entry back to min(K, live) copies. */
+static void replicas_survive(unsigned k)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = k});
+    int ring5[] = {a, 2, 4, 6, 8};
+    h_start(h, a, -1);
+    for (int j = 1; j < 5; j++)
+        h_start(h, ring5[j], a);
+    h_run(h, 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, ring5, 5));
+    for (int j = 0; j < 5; j++) {
+        CU_ASSERT_EQUAL(qdb_node_replication(node(h, ring5[j])), k);
+        hello(h, ring5[j]);
+    }
+    h_run(h, now(h) + S);
+    char alias[16], value[16];
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        g_snprintf(value, sizeof value, "v%d", e);
+        int own = owner_of(h, alias, ring5, 5);
+        CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, alias, value, NULL), QDB_OK);
+        if (e % 8 == 0)
+            CU_ASSERT_EQUAL(request(h, own, QDB_MSG_REMOVE, alias, NULL, NULL), QDB_OK);
+    }
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        g_snprintf(value, sizeof value, "v%d", e);
+        int own = owner_of(h, alias, ring5, 5), at = 0;
+        while (ring5[at] != own)
+            at++;
+        for (int j = 0; j < 5; j++) {
+            bool replica = (unsigned)((j - at + 5) % 5) < k;
+            CU_ASSERT_EQUAL(holds_copy(h, ring5[j], alias, value), replica && e % 8 != 0);
+        }
+    }
+    /* K - 1 adjacent nodes crash, their storage lost */
+    for (unsigned j = 0; j < k - 1; j++)
+        qdb_fixture_crash(h->f, (unsigned)ring5[2 + j], false);
+    int live[5], nl = 0;
+    for (int j = 0; j < 5; j++)
+        if (j < 2 || j >= 2 + (int)k - 1)
+            live[nl++] = ring5[j];
+    h_run(h, now(h) + 60 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, live, nl));
+    for (int j = 0; j < nl; j++)
+        hello(h, live[j]);
+    h_run(h, now(h) + S);
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        g_snprintf(value, sizeof value, "v%d", e);
+        int own = owner_of(h, alias, live, nl);
+        check_value(h, own, alias, e % 8 ? value : NULL);
+        int copies = 0;
+        for (int j = 0; j < nl; j++)
+            copies += holds_copy(h, live[j], alias, value);
+        CU_ASSERT_EQUAL(copies, e % 8 ? (int)MIN(k, (unsigned)nl) : 0);
+    }
+    h_free(h);
+}
+
+static void test_replicas_k2(void)
+{
+    replicas_survive(2);
+}
+
+static void test_replicas_k3(void)
+{
+    replicas_survive(3);
+}
+
+
 int main(void)
 {
     CU_TestInfo ring[] = {
@@ -1198,6 +1295,8 @@ int main(void)
         {"a node back with old storage: the newer value and the removal win",
          test_old_storage_loses},
         {"a tombstone is collected after its grace period", test_tombstone_collected},
+        {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
+        {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
         {"a failed node's entries are unavailable until it returns",
          test_failed_node_entries_unavailable},
         CU_TEST_INFO_NULL,
