@@ -458,6 +458,12 @@ static int push_scan(qdb_node *n, push_ctx *c)
 
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
 {
+    /* Still waiting for our own range: what we would send (marked last) is
+     * not all there is yet.  The joining node notifies again next round.
+     * (With K = 1 the entries would reach it later anyway, and a lost
+     * store is forgiven; with replicas it would serve from a hole.) */
+    if (n->replication > 1 && n->awaiting_handover && n->phase != PHASE_LEAVING)
+        return;
     if (n->ho_rpc) {
         if (!n->ho_retry)
             return; /* one batch in flight at a time */

@@ -402,6 +402,8 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->bad_reads;
     else if (strcmp(name, "stale_reads") == 0)
         *out = (double)m->stale_reads;
+    else if (strcmp(name, "missing_reads") == 0)
+        *out = (double)m->missing_reads;
     else if (strcmp(name, "acked_writes") == 0)
         *out = (double)m->acked_writes;
     else if (strcmp(name, "lookups") == 0)
