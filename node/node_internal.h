@@ -226,7 +226,7 @@ const qdb_peer *ring_successor(const qdb_node *n);
 /* replica.c */
 /* Our replicas: the first K - 1 distinct successors; returns how many. */
 unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max);
-/* A mutation wrote keys (GBytes; referenced, not taken): copy them to the
+/* A mutation wrote keys (GBytes; a reference is taken: the caller unrefs, never frees): copy them to the
  * replicas and answer the client (serve_answer) once they all have them.
  * False when there is nobody to copy to: the caller answers now. */
 bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,

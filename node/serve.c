@@ -364,7 +364,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
-            g_ptr_array_free(written, TRUE);
+            g_ptr_array_unref(written);
             return;
         }
         status = remove_owned(n, written);
@@ -374,7 +374,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
-            g_ptr_array_free(written, TRUE);
+            g_ptr_array_unref(written);
             return;
         }
         if (!qdb_node_owns(n, &id)) {
@@ -383,7 +383,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
             reply(n, src, m->seq, QDB_E_WRONG_NODE, hint, sizeof hint);
-            g_ptr_array_free(written, TRUE);
+            g_ptr_array_unref(written);
             return;
         }
         status = execute(n, m, &id, &hold, &payload, &plen);
@@ -400,7 +400,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             dedup_remember(n, client, m->seq, status, payload, plen);
         reply(n, src, m->seq, status, payload, plen);
     }
-    g_ptr_array_free(written, TRUE);
+    g_ptr_array_unref(written);
     g_free(hold);
 }
 

@@ -1257,6 +1257,38 @@ static void replicas_survive(unsigned k)
     h_free(h);
 }
 
+/* K = 2: the first copy to the replica is lost (the link blocked for a
+ * moment): the owner answers only after the copy went again and was
+ * applied, and the replica holds the value. */
+static void test_replica_copy_resent(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2});
+    int two[] = {a, 4};
+    h_start(h, a, -1);
+    h_start(h, 4, a);
+    h_run(h, 20 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h, two, 2));
+    char alias[16];
+    alias_owned_by(h, a, two, 2, "c", alias, sizeof alias);
+    hello(h, a);
+    h_run(h, now(h) + S);
+    qdb_simnet *net = qdb_fixture_net(h->f);
+    qdb_simnet_block(net, peer(h, a)->addr, peer(h, 4)->addr);
+    qdb_msg m = {.type = QDB_MSG_PUT, .alias = (const uint8_t *)alias, .alias_len = strlen(alias),
+                 .content = (const uint8_t *)"v", .content_len = 1, .seq = ++h->seq};
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, a, &m);
+    h_run(h, now(h) + 100 * MS);
+    CU_ASSERT_EQUAL(h->replies->len, 0); /* not answered: the replica does not have it */
+    CU_ASSERT_FALSE(holds_copy(h, 4, alias, "v"));
+    qdb_simnet_unblock(net, peer(h, a)->addr, peer(h, 4)->addr);
+    h_run(h, now(h) + 5 * S);
+    CU_ASSERT_EQUAL(h->replies->len, 1);
+    CU_ASSERT_TRUE(holds_copy(h, 4, alias, "v"));
+    h_free(h);
+}
+
 static void test_replicas_k2(void)
 {
     replicas_survive(2);
@@ -1296,6 +1328,7 @@ int main(void)
          test_old_storage_loses},
         {"a tombstone is collected after its grace period", test_tombstone_collected},
         {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
+        {"K = 2: a lost copy goes again before the answer", test_replica_copy_resent},
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
         {"a failed node's entries are unavailable until it returns",
          test_failed_node_entries_unavailable},
