@@ -23,18 +23,19 @@ typedef struct fx_node {
     qdb_peer peer;            /* fixed for the node's life */
     qdb_node_config cfg;
     qdb_node *node;           /* NULL while down */
-    qdb_sim_endpoint *ep;
+    qdb_host_endpoint *ep;
     qdb_storage *storage;     /* survives a crash that keeps it */
     bool started, leaving;
 } fx_node;
 
 typedef struct fx_client {
     qdb_client_core *core;
-    qdb_sim_endpoint *ep;
+    qdb_host_endpoint *ep;
 } fx_client;
 
 struct qdb_fixture {
-    qdb_simnet *net;
+    qdb_host *host;
+    qdb_simnet *net;          /* the simulated host's network; NULL on another host */
     GRand *rng;
     qdb_fixture_storage storage;
     GArray *nodes;            /* fx_node, by index */
@@ -48,17 +49,13 @@ struct qdb_fixture {
 
 /* ---- creation ------------------------------------------------------------------ */
 
-qdb_fixture *qdb_fixture_new(const qdb_simnet_config *net_cfg, const qdb_fixture_storage *storage)
+qdb_fixture *qdb_fixture_new_on(qdb_host *host, uint64_t seed, const qdb_fixture_storage *storage)
 {
+    g_assert(host->version == 1);
     qdb_fixture *f = g_new0(qdb_fixture, 1);
-    qdb_simnet_config c;
-    if (net_cfg)
-        c = *net_cfg;
-    else
-        qdb_simnet_config_defaults(&c);
-    f->net = qdb_simnet_new(&c);
-    uint32_t seed[2] = {(uint32_t)(c.seed >> 32), (uint32_t)c.seed};
-    f->rng = g_rand_new_with_seed_array(seed, 2);
+    f->host = host;
+    uint32_t words[2] = {(uint32_t)(seed >> 32), (uint32_t)seed};
+    f->rng = g_rand_new_with_seed_array(words, 2);
     if (storage)
         f->storage = *storage;
     f->nodes = g_array_new(FALSE, TRUE, sizeof(fx_node));
@@ -66,6 +63,19 @@ qdb_fixture *qdb_fixture_new(const qdb_simnet_config *net_cfg, const qdb_fixture
     f->by_addr = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     f->ring = g_array_new(FALSE, FALSE, sizeof(unsigned));
     f->ring_dirty = true;
+    return f;
+}
+
+qdb_fixture *qdb_fixture_new(const qdb_simnet_config *net_cfg, const qdb_fixture_storage *storage)
+{
+    qdb_simnet_config c;
+    if (net_cfg)
+        c = *net_cfg;
+    else
+        qdb_simnet_config_defaults(&c);
+    qdb_simnet *net = qdb_simnet_new(&c);
+    qdb_fixture *f = qdb_fixture_new_on(qdb_host_sim_new(net), c.seed, storage);
+    f->net = net;
     return f;
 }
 
@@ -81,13 +91,19 @@ void qdb_fixture_free(qdb_fixture *f)
     }
     for (guint i = 0; i < f->clients->len; i++)
         qdb_client_core_free(g_array_index(f->clients, fx_client, i).core);
-    qdb_simnet_free(f->net); /* every endpoint with it */
+    f->host->destroy(f->host); /* every endpoint with it */
+    qdb_simnet_free(f->net);
     g_array_free(f->nodes, TRUE);
     g_array_free(f->clients, TRUE);
     g_hash_table_destroy(f->by_addr);
     g_array_free(f->ring, TRUE);
     g_rand_free(f->rng);
     g_free(f);
+}
+
+qdb_host *qdb_fixture_host(qdb_fixture *f)
+{
+    return f->host;
 }
 
 qdb_simnet *qdb_fixture_net(qdb_fixture *f)
@@ -150,23 +166,23 @@ bool qdb_fixture_start(qdb_fixture *f, unsigned i, const qdb_addr *peers, size_t
     fx_node *x = node_at(f, i);
     if (x->node)
         return false;
-    x->ep = qdb_simnet_attach(f->net, x->peer.addr, NULL, NULL, draw_seed(f));
+    qdb_host *h = f->host;
+    x->ep = h->attach(h, x->peer.addr, true, draw_seed(f));
     if (!x->ep) {
-        qdb_error_set(f->errmsg, QDB_E_INVALID_ARGUMENT, "address in use");
+        g_strlcpy(f->errmsg, h->errmsg, sizeof f->errmsg);
         return false;
     }
     if (!x->storage)
         x->storage = open_storage(f, i);
+    qdb_host_seams e = h->seams(x->ep);
     if (x->storage)
-        x->node = qdb_node_new(&x->cfg, qdb_sim_endpoint_clock(x->ep),
-                               qdb_sim_endpoint_transport(x->ep), qdb_sim_endpoint_random(x->ep),
-                               x->storage, f->errmsg);
+        x->node = qdb_node_new(&x->cfg, e.clock, e.transport, e.random, x->storage, f->errmsg);
     if (!x->node) {
-        qdb_simnet_detach(f->net, x->ep);
+        h->detach(h, x->ep);
         x->ep = NULL;
         return false;
     }
-    qdb_sim_endpoint_bind(x->ep, &qdb_node_inbound, x->node);
+    h->bind(h, x->ep, &qdb_node_inbound, x->node);
     x->started = true;
     x->leaving = false;
     qdb_node_start(x->node, peers, n_peers);
@@ -178,7 +194,7 @@ static void node_down(qdb_fixture *f, fx_node *x)
 {
     qdb_node_free(x->node);
     x->node = NULL;
-    qdb_simnet_detach(f->net, x->ep);
+    f->host->detach(f->host, x->ep);
     x->ep = NULL;
     f->ring_dirty = true;
 }
@@ -211,7 +227,8 @@ unsigned qdb_fixture_reap(qdb_fixture *f)
     unsigned k = 0;
     for (guint i = 0; i < f->nodes->len; i++) {
         fx_node *x = node_at(f, i);
-        if (x->leaving && x->node && qdb_node_left(x->node)) {
+        if (x->leaving && x->node && qdb_node_left(x->node) &&
+            qdb_host_pending(f->host, x->ep) == 0) {
             node_down(f, x);
             k++;
         }
@@ -250,7 +267,7 @@ qdb_node *qdb_fixture_node(const qdb_fixture *f, unsigned i)
     return node_at(f, i)->node;
 }
 
-qdb_sim_endpoint *qdb_fixture_endpoint(const qdb_fixture *f, unsigned i)
+qdb_host_endpoint *qdb_fixture_endpoint(const qdb_fixture *f, unsigned i)
 {
     return node_at(f, i)->ep;
 }
@@ -300,21 +317,29 @@ int qdb_fixture_owner(qdb_fixture *f, const qdb_id *id)
 
 /* ---- partitions --------------------------------------------------------------------- */
 
+/* Partitions are the simulated network's: there is no such thing on
+ * another host (a test that needs one runs only on the simulated host). */
+static qdb_simnet *partitionable(const qdb_fixture *f)
+{
+    g_assert(f->net);
+    return f->net;
+}
+
 void qdb_fixture_set_group(qdb_fixture *f, unsigned i, int group)
 {
-    qdb_simnet_set_group(f->net, node_at(f, i)->peer.addr, group);
+    qdb_simnet_set_group(partitionable(f), node_at(f, i)->peer.addr, group);
     f->partitioned |= group != 0;
 }
 
 void qdb_fixture_block(qdb_fixture *f, unsigned i, unsigned j)
 {
-    qdb_simnet_block(f->net, node_at(f, i)->peer.addr, node_at(f, j)->peer.addr);
+    qdb_simnet_block(partitionable(f), node_at(f, i)->peer.addr, node_at(f, j)->peer.addr);
     f->partitioned = true;
 }
 
 void qdb_fixture_heal(qdb_fixture *f)
 {
-    qdb_simnet_heal_all(f->net);
+    qdb_simnet_heal_all(partitionable(f));
     f->partitioned = false;
 }
 
@@ -330,19 +355,21 @@ unsigned qdb_fixture_add_client(qdb_fixture *f, const qdb_client_config *cfg)
     fx_client c;
     unsigned k = f->clients->len;
     qdb_addr addr = {.ip = FIXTURE_CLIENT_BASE + k + 1, .port = FIXTURE_CLIENT_PORT};
-    c.ep = qdb_simnet_attach(f->net, addr, NULL, NULL, draw_seed(f));
-    g_assert(c.ep);
+    qdb_host *h = f->host;
+    c.ep = h->attach(h, addr, false, draw_seed(f));
+    if (!c.ep)
+        g_error("client %u: %s", k, h->errmsg);
     qdb_client_config def;
     if (!cfg) {
         qdb_client_config_defaults(&def);
         cfg = &def;
     }
     char err[QDB_ERRMSG_SIZE];
-    c.core = qdb_client_core_new(cfg, qdb_sim_endpoint_clock(c.ep), qdb_sim_endpoint_transport(c.ep),
-                                 qdb_sim_endpoint_random(c.ep), err);
+    qdb_host_seams e = h->seams(c.ep);
+    c.core = qdb_client_core_new(cfg, e.clock, e.transport, e.random, err);
     if (!c.core)
         g_error("client %u: %s", k, err); /* a bad configuration is the caller's bug */
-    qdb_sim_endpoint_bind(c.ep, &qdb_client_core_inbound, c.core);
+    h->bind(h, c.ep, &qdb_client_core_inbound, c.core);
     g_array_append_val(f->clients, c);
     return k;
 }
@@ -353,7 +380,7 @@ qdb_client_core *qdb_fixture_client(const qdb_fixture *f, unsigned c)
     return g_array_index(f->clients, fx_client, c).core;
 }
 
-qdb_sim_endpoint *qdb_fixture_client_endpoint(const qdb_fixture *f, unsigned c)
+qdb_host_endpoint *qdb_fixture_client_endpoint(const qdb_fixture *f, unsigned c)
 {
     g_assert(c < f->clients->len);
     return g_array_index(f->clients, fx_client, c).ep;
@@ -363,17 +390,17 @@ qdb_sim_endpoint *qdb_fixture_client_endpoint(const qdb_fixture *f, unsigned c)
 
 qdb_time_us qdb_fixture_now(const qdb_fixture *f)
 {
-    return qdb_simnet_now(f->net);
+    return f->host->now(f->host);
 }
 
 bool qdb_fixture_step(qdb_fixture *f)
 {
-    return qdb_simnet_step(f->net);
+    return f->host->step(f->host);
 }
 
 void qdb_fixture_run_until(qdb_fixture *f, qdb_time_us t)
 {
-    qdb_simnet_run_until(f->net, t);
+    f->host->run_until(f->host, t);
 }
 
 typedef struct until_ctx {
@@ -392,5 +419,5 @@ bool qdb_fixture_step_until(qdb_fixture *f, bool (*done)(qdb_fixture *f, void *a
                             qdb_time_us limit)
 {
     until_ctx u = {f, done, arg};
-    return qdb_simnet_step_until(f->net, until_done, &u, limit);
+    return f->host->step_until(f->host, until_done, &u, limit);
 }

@@ -6,6 +6,16 @@
  * nothing about scenarios or oracles.  (Modelled on canonical/raft's
  * raft_fixture: include/raft/fixture.h.)
  *
+ * Hosts.  The fixture reaches the network only through a host (host.h):
+ * qdb_fixture_new puts it on the simulated network; qdb_fixture_new_on puts
+ * it on any host, such as the real epoll loop over loopback sockets
+ * (tests/host_loop.h), so one test body runs over both transports.  On a
+ * host that is not simulated, time is real (now, run_until and step_until
+ * limits are real microseconds since the host was made), the endpoints'
+ * seeds are drawn but not used, a crash closes the node's connections and
+ * its listening socket (peers see a reset, or a refused connect), and
+ * partitions do not exist: calling them there is a bug (an assertion).
+ *
  * Nodes.  A node is added once, with its peer (ID and address, fixed for its
  * life) and its configuration, and gets the next index (0, 1, ...).  It can
  * then be started (create a ring, or join through peers), crashed (its
@@ -23,10 +33,12 @@
  * (K = index + 1), bootstrapped at the address in its configuration.
  *
  * Determinism.  The fixture owns one generator, seeded from the network
- * configuration's seed; every endpoint's seed (node starts, clients) is drawn
- * from it at the moment the endpoint attaches.  A host may draw its own
- * choices from the same generator (qdb_fixture_rng): one stream, one order.
- * Nothing here depends on pointer values or hash-table order.
+ * configuration's seed (qdb_fixture_new_on: the seed given); every
+ * endpoint's seed (node starts, clients) is drawn from it at the moment the
+ * endpoint attaches.  A program built on the fixture (qdbsim's world) may
+ * draw its own choices from the same generator (qdb_fixture_rng): one
+ * stream, one order.  Nothing here depends on pointer values or hash-table
+ * order; on the simulated host, nothing depends on anything else either.
  *
  * Lifetime.  Everything (nodes, stores, clients, endpoints, the network) is
  * freed by qdb_fixture_free, without any callback running; a client's
@@ -39,6 +51,7 @@
 #include <stdbool.h>
 
 #include "client/core.h"
+#include "host.h"
 #include "node.h"
 #include "transport-sim/simnet.h"
 
@@ -55,11 +68,15 @@ typedef struct qdb_fixture_storage {
     void *arg;
 } qdb_fixture_storage;
 
-/* net_cfg NULL: simnet's defaults.  storage NULL: memory stores.  Both are
- * copied. */
+/* On the simulated network.  net_cfg NULL: simnet's defaults.  storage NULL:
+ * memory stores.  Both are copied. */
 qdb_fixture *qdb_fixture_new(const qdb_simnet_config *net_cfg, const qdb_fixture_storage *storage);
+/* On host (taken: the fixture frees it); seed seeds the fixture's generator. */
+qdb_fixture *qdb_fixture_new_on(qdb_host *host, uint64_t seed, const qdb_fixture_storage *storage);
 void qdb_fixture_free(qdb_fixture *f);
 
+qdb_host *qdb_fixture_host(qdb_fixture *f);
+/* The simulated network; NULL on another host. */
 qdb_simnet *qdb_fixture_net(qdb_fixture *f);
 GRand *qdb_fixture_rng(qdb_fixture *f);
 /* The message of the last failed start (storage or node creation). */
@@ -84,8 +101,9 @@ bool qdb_fixture_start(qdb_fixture *f, unsigned i, const qdb_addr *peers, size_t
 void qdb_fixture_crash(qdb_fixture *f, unsigned i, bool keep_storage);
 /* Graceful departure of node i (up): qdb_node_leave. */
 void qdb_fixture_leave(qdb_fixture *f, unsigned i);
-/* Take down (storage kept) every leaving node that has finished leaving, in
- * index order; returns how many.  O(nodes). */
+/* Take down (storage kept) every leaving node that has finished leaving --
+ * and, on a host that queues frames, written its last ones -- in index
+ * order; returns how many.  O(nodes). */
 unsigned qdb_fixture_reap(qdb_fixture *f);
 
 bool qdb_fixture_up(const qdb_fixture *f, unsigned i);
@@ -97,7 +115,7 @@ const qdb_peer *qdb_fixture_peer(const qdb_fixture *f, unsigned i);
 int qdb_fixture_index_of(const qdb_fixture *f, qdb_addr addr);
 /* NULL while down. */
 qdb_node *qdb_fixture_node(const qdb_fixture *f, unsigned i);
-qdb_sim_endpoint *qdb_fixture_endpoint(const qdb_fixture *f, unsigned i);
+qdb_host_endpoint *qdb_fixture_endpoint(const qdb_fixture *f, unsigned i);
 /* Node i's store: kept while it is down after a crash that kept it; NULL
  * before its first start and after a crash that lost it. */
 qdb_storage *qdb_fixture_storage_of(const qdb_fixture *f, unsigned i);
@@ -111,7 +129,7 @@ const GArray *qdb_fixture_ring(qdb_fixture *f);
  * wrapping -- or -1 with no node up.  O(log N). */
 int qdb_fixture_owner(qdb_fixture *f, const qdb_id *id);
 
-/* ---- partitions ------------------------------------------------------------- */
+/* ---- partitions (the simulated network only) -------------------------------- */
 
 /* Put node i's address in a group (simnet groups: 0 talks to everyone). */
 void qdb_fixture_set_group(qdb_fixture *f, unsigned i, int group);
@@ -123,21 +141,24 @@ bool qdb_fixture_partitioned(const qdb_fixture *f);
 
 /* ---- clients ------------------------------------------------------------------ */
 
-/* A client core at 100.64.0.K:40000 (K = its index + 1) with its own
- * endpoint; cfg NULL: the client defaults.  Returns its index. */
+/* A client core at 100.64.0.K:40000 (K = its index + 1; on the loop it only
+ * connects out) with its own endpoint; cfg NULL: the client defaults.
+ * Returns its index. */
 unsigned qdb_fixture_add_client(qdb_fixture *f, const qdb_client_config *cfg);
 qdb_client_core *qdb_fixture_client(const qdb_fixture *f, unsigned c);
-qdb_sim_endpoint *qdb_fixture_client_endpoint(const qdb_fixture *f, unsigned c);
+qdb_host_endpoint *qdb_fixture_client_endpoint(const qdb_fixture *f, unsigned c);
 
 /* ---- running -------------------------------------------------------------------- */
 
 qdb_time_us qdb_fixture_now(const qdb_fixture *f);
-/* One event; false when none is left (or a hash-log divergence). */
+/* One event; false when none is left (or a hash-log divergence).  On the
+ * loop: one turn. */
 bool qdb_fixture_step(qdb_fixture *f);
 /* Every event up to and including time t; the clock then reads t. */
 void qdb_fixture_run_until(qdb_fixture *f, qdb_time_us t);
 /* Step until done(f, arg) holds (checked before the first step and after
- * each): true; false when no event is left at or before limit. */
+ * each): true; false when no event is left at or before limit (on the loop:
+ * once the real clock passes limit). */
 bool qdb_fixture_step_until(qdb_fixture *f, bool (*done)(qdb_fixture *f, void *arg), void *arg,
                             qdb_time_us limit);
 
