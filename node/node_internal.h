@@ -240,9 +240,10 @@ void replica_free(qdb_node *n);
 
 /* version.c */
 struct qdb_record_meta;
-/* The version of a new write of an entry whose current record is old
- * (NULL: none): above every version this node issued or saw, and old's. */
-uint64_t version_next(qdb_node *n, const struct qdb_record_meta *old);
+/* The version of a new write at wall-clock time wall of an entry whose
+ * current record is old (NULL: none): at least wall, above every version
+ * this node issued or saw, and above old's. */
+uint64_t version_next(qdb_node *n, int64_t wall, const struct qdb_record_meta *old);
 /* A version another node issued: later ones are issued above it. */
 void version_witness(qdb_node *n, uint64_t version);
 /* This node's tie-breaker for equal versions. */

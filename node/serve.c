@@ -200,7 +200,7 @@ static int store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_re
 {
     int64_t wall = n->clock->wall(n->clock);
     qdb_record_meta meta = {
-        .version = version_next(n, old),
+        .version = version_next(n, wall, old), /* the same reading as modified_us */
         .origin = version_origin(n),
         .created_us = old && !old->tombstone ? old->created_us : wall,
         .modified_us = wall,
@@ -285,8 +285,13 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
         return QDB_E_STORAGE;
     }
     *hold = val;
-    if (!present && m->type != QDB_MSG_UPDATE && ring_orphaned(n, id))
-        return QDB_E_UNAVAILABLE; /* it may well exist, on the node that failed */
+    /* Inherited from a failed node without its entries (K = 1): it may
+     * well exist there.  What needs its value cannot run; a write can, and
+     * its version wins over the old copy if that node comes back. */
+    bool orphan = !present && ring_orphaned(n, id);
+    if (orphan && (m->type == QDB_MSG_GET || m->type == QDB_MSG_GET_UPDATE ||
+                   m->type == QDB_MSG_CAS))
+        return QDB_E_UNAVAILABLE;
     bool exists = present && !meta.tombstone;
     const qdb_record_meta *old = present ? &meta : NULL;
     switch (m->type) {
@@ -321,7 +326,7 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
         }
         return store_record(n, key, kl, old, m->content, m->content_len, false);
     case QDB_MSG_REMOVE:
-        if (!exists)
+        if (!exists && !orphan)
             return QDB_E_ALIAS_NOT_FOUND;
         return store_record(n, key, kl, old, NULL, 0, true);
     default:

@@ -25,9 +25,8 @@
 /* Tombstones deleted per sweep, so one sweep never stalls the node long. */
 #define COLLECT_MAX 4096
 
-uint64_t version_next(qdb_node *n, const qdb_record_meta *old)
+uint64_t version_next(qdb_node *n, int64_t wall, const qdb_record_meta *old)
 {
-    int64_t wall = n->clock->wall(n->clock);
     uint64_t v = MAX(wall > 0 ? (uint64_t)wall : 0, n->hlc + 1);
     if (old && old->version >= v)
         v = old->version + 1;

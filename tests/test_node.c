@@ -632,8 +632,9 @@ static void h_three(harness *h)
     CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 20 * S));
 }
 
-/* A failed node's entries are "unavailable" at the node that inherits its
- * range -- not "not found" -- and readable again once it comes back. */
+/* K = 1: a failed node's entries are "unavailable" to reads at the node that
+ * inherits its range -- not "not found" -- while writes, which need no old
+ * value, are accepted there; once it comes back, the newer version wins. */
 static void test_failed_node_entries_unavailable(void)
 {
     harness *h = h_new();
@@ -652,12 +653,20 @@ static void test_failed_node_entries_unavailable(void)
     CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 30 * S));
     hello(h, 8);
     CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
-    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, alias, "other", NULL), QDB_E_UNAVAILABLE);
-    /* it comes back on its storage and serves the entry again */
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_CAS, alias, "x", NULL), QDB_E_UNAVAILABLE);
+    /* a write needs no old value: accepted, and newer than the old copy */
+    char other[16];
+    g_snprintf(other, sizeof other, "%s-2", alias);
+    while (owner_of(h->f, other, live, 3) != 4) /* a second alias of node 4's */
+        g_snprintf(other, sizeof other, "%s-%d", alias, k++);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, other, "new", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_UPDATE, alias, "newer", NULL), QDB_OK);
+    /* it comes back on its storage: the newer value wins over its copy */
     h_start(h, 4, 0);
     CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 30 * S));
     hello(h, 4);
-    check_value(h, 4, alias, "kept");
+    check_value(h, 4, alias, "newer");
+    check_value(h, 4, other, "new");
     h_free(h);
 }
 
@@ -1480,7 +1489,7 @@ int main(void)
         {"requests, wrong node, no session", test_requests_and_answers},
         {"a duplicated request runs once", test_at_most_once},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
-        {"a failed node's entries are unavailable until it returns",
+        {"a failed node's entries: reads unavailable, writes accepted, the newer kept",
          test_failed_node_entries_unavailable},
         CU_TEST_INFO_NULL,
     };
