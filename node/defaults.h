@@ -25,6 +25,10 @@
 #define QDB_DEFAULT_STABILIZE_FAST_US (1 * QDB_US_PER_S)
 #define QDB_DEFAULT_STABILIZE_SLOW_US (30 * QDB_US_PER_S)
 #define QDB_DEFAULT_RPC_TIMEOUT_US (2 * QDB_US_PER_S) /* the first wait for a peer */
+/* Between rounds each node watches its two neighbours (node/watch.c): one
+ * PING a period to a neighbour it has not heard from, so a crash is seen in
+ * about a second, not at the next (slow) round. */
+#define QDB_DEFAULT_WATCH_US (1 * QDB_US_PER_S)
 /* Afterwards each peer's wait adapts to its round trip (rto.h, RFC 6298),
  * within these bounds (nodes and client cores). */
 #define QDB_DEFAULT_RTO_FLOOR_US (200 * QDB_US_PER_MS)

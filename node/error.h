@@ -18,9 +18,13 @@
  *    ("root /x: bdb open: ...").
  *  - The message is for people (logs, stderr); programs decide on the code.
  * GError appears only at GLib's own boundary -- GOptionContext, GKeyFile,
- * g_file_get_contents() -- and is turned into a message there.  (The
- * scenario parser in sim/ still reports GErrors with its own domain: its
- * callers in the simulator's world take them; see sim/scenario.h.)
+ * g_file_get_contents(), g_dir_make_tmp() -- and is turned into a message
+ * there.
+ * One exception in size, not in shape: the scenario parser in sim/ and the
+ * simulator's world report "FILE:LINE:COL: ..." messages that quote the
+ * scenario's tokens and outgrow QDB_ERRMSG_SIZE, so they use a qdb_scn_err
+ * (a qdb_scn_error_code plus a QDB_SCN_ERRMSG_SIZE = 512-byte buffer; see
+ * sim/scenario.h) rather than truncate.
  */
 #ifndef QDB_ERROR_H
 #define QDB_ERROR_H

@@ -32,6 +32,8 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->stabilize_slow = QDB_DEFAULT_STABILIZE_SLOW_US;
     if (cfg->rpc_timeout == 0)
         cfg->rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US;
+    if (cfg->watch_period == 0)
+        cfg->watch_period = QDB_DEFAULT_WATCH_US;
     if (cfg->handover_batch == 0)
         cfg->handover_batch = QDB_DEFAULT_HANDOVER_BATCH;
     if (cfg->dedup_capacity == 0)
@@ -116,6 +118,7 @@ void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers)
     if (n_peers)
         memcpy(n->join_peers, peers, n->n_join_peers * sizeof(*peers));
     ring_start(n);
+    watch_start(n);
     node_rearm(n);
 }
 
@@ -223,6 +226,27 @@ void node_expect(qdb_node *n, qdb_addr dst, uint64_t id, rpc_kind kind, const qd
     node_rearm(n);
 }
 
+bool node_rpc_pending_to(const qdb_node *n, rpc_kind kind, qdb_addr dst)
+{
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        const node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->kind == kind && qdb_addr_eq(r->dst, dst))
+            return true;
+    }
+    return false;
+}
+
+void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind)
+{
+    for (guint i = 0; i < n->rpcs->len;) {
+        const node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->kind == kind && qdb_addr_eq(r->dst, dst))
+            g_array_remove_index(n->rpcs, i); /* keeps order */
+        else
+            i++;
+    }
+}
+
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind)
 {
     for (guint i = 0; i < n->rpcs->len; i++)
@@ -286,7 +310,7 @@ void node_rearm(qdb_node *n)
 {
     if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
         return;
-    qdb_time_us next = n->round_at;
+    qdb_time_us next = MIN(n->round_at, n->watch_at);
     for (guint i = 0; i < n->rpcs->len; i++) {
         qdb_time_us d = g_array_index(n->rpcs, node_rpc, i).deadline;
         if (d < next)
@@ -330,6 +354,7 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         node_log(n, 2, "dropped a bad frame (%zu bytes): %s", len, qdb_strerror(rc));
         return;
     }
+    watch_heard(n, src, m.type);
     if (qdb_msg_is_request(m.type)) {
         serve_request(n, src, &m);
         node_rearm(n);
@@ -429,6 +454,7 @@ void qdb_node_tick(qdb_node *n)
     }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);
+    watch_tick(n);
     node_rearm(n);
 }
 

@@ -45,6 +45,8 @@ typedef struct qdb_node_config {
                                     * The first wait for a peer; afterwards each peer's
                                     * adapts to its measured round trip (rto.h), within
                                     * [200 ms, 60 s] */
+    qdb_time_us watch_period;      /* each neighbour not heard from within it gets a PING
+                                    * (node/watch.c); default 1 s */
     unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
     unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */
     int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug,
@@ -87,7 +89,7 @@ void qdb_node_tick(qdb_node *n);
 extern const qdb_inbound qdb_node_inbound;
 
 /* Stop (true) or resume (false) ring maintenance: stabilize, fix-fingers and
- * the predecessor check are skipped while paused, as in the Chord paper's
+ * the neighbour watch (predecessor check included) are skipped while paused, as in the Chord paper's
  * "no stabilization between the failures and the lookups" experiment
  * (ToN 2003, Sec. V-D).  Lookups are still answered and failures they meet
  * still repaired locally.  Resuming starts over at the fast period. */

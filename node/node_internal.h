@@ -62,9 +62,10 @@ typedef enum rpc_kind {
     RPC_STABILIZE,    /* ask our successor for its predecessor and list */
     RPC_CANDIDATE,    /* ask a would-be successor, before adopting it (Zave) */
     RPC_JOIN_CONFIRM, /* ask the successor found by join, before adopting it */
-    RPC_PING,         /* check_predecessor */
+    RPC_PING,         /* check_predecessor (watch.c) */
     RPC_HANDOVER,     /* one HANDOVER batch, until its HANDOVER_ACK */
     RPC_PROBE,        /* is a peer a client reported dead alive?  arg = strike */
+    RPC_WATCH,        /* is our successor alive (watch.c)?  arg = strike, as RPC_STABILIZE */
     RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
     RPC_REPAIR        /* one batch of our range copied to a replica (replica.c) */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
@@ -80,6 +81,12 @@ typedef struct node_rpc {
     uint16_t hops;
     qdb_peer peer; /* RPC_CANDIDATE/JOIN_CONFIRM: the peer asked */
 } node_rpc;
+
+/* When a neighbour was last heard from (watch.c). */
+typedef struct node_heard {
+    qdb_addr addr;
+    qdb_time_us at;
+} node_heard;
 
 struct qdb_node {
     qdb_node_config cfg;
@@ -144,6 +151,13 @@ struct qdb_node {
     /* failure knowledge from others: see QDB_NODE_SUSPECTS */
     qdb_addr suspects[QDB_NODE_SUSPECTS];
     unsigned n_suspects, suspects_next;
+    /* the neighbour watch (watch.c) */
+    qdb_time_us watch_at;          /* its next look */
+    node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
+    qdb_peer contender;            /* a NOTIFY refused because of a predecessor... */
+    qdb_addr contender_vs;         /* ...this one, which is being checked */
+    unsigned contender_flags;
+    bool has_contender;
     /* ring maintenance paused (qdb_node_pause_maintenance) */
     bool paused;
 
@@ -200,6 +214,9 @@ uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigne
 void node_expect(qdb_node *n, qdb_addr dst, uint64_t id, rpc_kind kind, const qdb_peer *peer);
 void node_rearm(qdb_node *n);
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind);
+bool node_rpc_pending_to(const qdb_node *n, rpc_kind kind, qdb_addr dst);
+/* Forget the calls of this kind to dst: their answer or failure is moot. */
+void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind);
 
 /* ring.c */
 void ring_start(qdb_node *n);
@@ -222,6 +239,19 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
  * Sec. V: "stabilization ... at intervals uniformly distributed"). */
 qdb_time_us ring_jitter(qdb_node *n, qdb_time_us period);
 const qdb_peer *ring_successor(const qdb_node *n);
+
+/* watch.c: the neighbours watched between rounds */
+void watch_start(qdb_node *n);
+/* A frame of this type came from src. */
+void watch_heard(qdb_node *n, qdb_addr src, unsigned type);
+/* The node's wake-up: look at the neighbours if watch_at has come. */
+void watch_tick(qdb_node *n);
+/* c's NOTIFY (with these flags) was refused: our predecessor outranks it.
+ * If the predecessor is dead, c is the one: check it now. */
+void watch_contender(qdb_node *n, const qdb_peer *c, unsigned flags);
+/* The predecessor check of `pred` failed (pred is forgotten) or answered. */
+void watch_pred_failed(qdb_node *n, qdb_addr pred);
+void watch_pred_alive(qdb_node *n);
 
 /* replica.c */
 /* Our replicas: the first K - 1 distinct successors; returns how many. */

@@ -7,7 +7,8 @@
  *   join
  *   stabilize / notify, with Zave's fixes
  *   fix-fingers
- *   check-predecessor, failures, departures
+ *   failures, departures (the neighbour watch, check-predecessor
+ *   included, is watch.c)
  *
  * The algorithm is Chord's (Stoica et al., ToN 2003, Fig. 6 and 7) made
  * iterative and asynchronous, with the corrections of P. Zave ("Reasoning
@@ -393,9 +394,11 @@ static void stabilize(qdb_node *n)
             consider_candidate(n, &n->pred);
         return;
     }
-    if (node_rpc_pending(n, RPC_STABILIZE)) {
+    if (node_rpc_pending(n, RPC_STABILIZE) || node_rpc_pending_to(n, RPC_WATCH, s->addr)) {
         /* The answer in flight may predate what prompted this call: ask
-         * again once it is in. */
+         * again once it is in.  (A watch PING in flight: ask once it is
+         * answered; two checks striking on one silent peer would double its
+         * RTO twice a strike.) */
         n->restabilize = true;
         return;
     }
@@ -490,6 +493,8 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
         n->pred = *c;
         n->has_pred = true;
         ring_set_changed(n);
+    } else if (!qdb_peer_eq(c, &n->pred)) {
+        watch_contender(n, c, m->flags); /* unless our predecessor is dead */
     }
     /* Whoever notifies us is alive and may be a closer successor than ours:
      * in a bulk join every newcomer first points at the same node, and
@@ -649,10 +654,6 @@ void ring_round(qdb_node *n)
     stabilize(n);
     probe_remembered(n);
     n->finger_budget = QDB_FINGERS_PER_ROUND - 1;
-    if (n->has_pred && !is_self(n, &n->pred) && !node_rpc_pending(n, RPC_PING)) {
-        qdb_msg m = {.type = QDB_MSG_PING};
-        node_call(n, n->pred.addr, &m, RPC_PING, 0, 0, &n->pred);
-    }
     fix_fingers(n);
 }
 
@@ -697,8 +698,15 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     case RPC_PROBE:
         unsuspect(n, rpc->dst); /* alive after all: offer it again */
         break;
+    case RPC_PING:
+        watch_pred_alive(n);
+        break;
+    case RPC_WATCH:
+        if (n->restabilize)
+            stabilize(n);
+        break;
     default:
-        break; /* PONG: the predecessor is alive */
+        break;
     }
 }
 
@@ -763,20 +771,25 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         n->finger_busy = false;
         forget_finger(n, rpc->dst);
         break;
-    case RPC_STABILIZE: {
+    case RPC_STABILIZE:
+    case RPC_WATCH: {
         /* Three strikes: a lost message (the network may drop some) is not
          * a failure; three silences in a row are (at 3% frame loss a round
          * trip fails 6% of the time, three in a row 0.03%).  A refused
          * connection has already removed the peer (qdb_node_unreachable),
-         * so it counts at once. */
+         * so it counts at once.  The watch's PING (watch.c) strikes alike. */
         const qdb_peer *s = ring_successor(n);
         if (rpc->arg < QDB_NODE_STRIKES - 1 && s && qdb_addr_eq(s->addr, rpc->dst)) {
-            qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
-            node_call(n, rpc->dst, &q, RPC_STABILIZE, rpc->arg + 1u, 0, &rpc->peer);
+            qdb_msg q = {.type = rpc->kind == RPC_WATCH ? QDB_MSG_PING : QDB_MSG_STABILIZE,
+                         .peer = n->cfg.self};
+            node_call(n, rpc->dst, &q, (rpc_kind)rpc->kind, rpc->arg + 1u, 0, &rpc->peer);
             break;
         }
         /* The successor does not answer: drop it, move to the next one in
-         * the list and stabilize with it at once. */
+         * the list and stabilize with it at once -- not after the strikes
+         * of the other check (round or watch) still waiting on it. */
+        node_cancel(n, rpc->dst, RPC_STABILIZE);
+        node_cancel(n, rpc->dst, RPC_WATCH);
         remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
         stabilize(n);
@@ -806,6 +819,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         }
         remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
+        watch_pred_failed(n, rpc->dst);
         break;
     default:
         break;

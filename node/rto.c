@@ -56,6 +56,12 @@ qdb_time_us qdb_rto_timeout(qdb_rto *t, qdb_addr a)
     return e ? e->rto : t->initial;
 }
 
+bool qdb_rto_measured(qdb_rto *t, qdb_addr a)
+{
+    qdb_rto_entry *e = find(t, a);
+    return e && e->srtt != 0;
+}
+
 void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt)
 {
     qdb_rto_entry *e = get(t, a);

@@ -45,6 +45,8 @@ void qdb_rto_init(qdb_rto *t, unsigned capacity, qdb_time_us initial, qdb_time_u
 void qdb_rto_free(qdb_rto *t);
 /* How long to wait for an answer from a. */
 qdb_time_us qdb_rto_timeout(qdb_rto *t, qdb_addr a);
+/* Has a's round trip been sampled (and not evicted since)? */
+bool qdb_rto_measured(qdb_rto *t, qdb_addr a);
 /* A reply from a came rtt after its request. */
 void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt);
 /* A request to a timed out: back off (double, up to the ceiling). */

@@ -212,7 +212,7 @@ static int sweep(const char *scn, unsigned k, char **sets)
         char seedtext[24];
         g_snprintf(seedtext, sizeof seedtext, "%u", seed);
         char *cmd = replay_command(scn, seedtext, (char **)all->pdata);
-        GError *err = NULL;
+        qdb_scn_err err = {0};
         qdb_scenario *sc = qdb_scenario_parse_file(scn, &err);
         bool ok = sc != NULL;
         char *s = g_strdup_printf("seed=%u", seed);
@@ -225,14 +225,13 @@ static int sweep(const char *scn, unsigned k, char **sets)
             w->quiet = true;
             w->replay = g_strdup(cmd);
             ok = sim_world_run(w, &err) && w->failures->len == 0;
-            if (!ok && !err)
+            if (!ok && err.code == QDB_SCN_OK)
                 for (guint i = 0; i < w->failures->len; i++)
                     fprintf(stderr, "  %s\n", (char *)w->failures->pdata[i]);
             sim_world_free(w);
         }
-        if (err) {
-            fprintf(stderr, "  %s\n", err->message);
-            g_error_free(err);
+        if (err.code != QDB_SCN_OK) {
+            fprintf(stderr, "  %s\n", err.msg);
             ok = false;
         }
         if (!ok) {
@@ -250,6 +249,34 @@ static int sweep(const char *scn, unsigned k, char **sets)
     }
     printf("%u passed, %u failed\n", k - failed, failed);
     return failed ? 1 : 0;
+}
+
+/* The scenario at path with --seed and --set applied, and its world (*scp
+ * gets the scenario, which must outlive the world).  NULL after printing
+ * why, with nothing left behind. */
+static sim_world *open_world(const char *path, const char *seed, char **sets,
+                             qdb_scenario **scp)
+{
+    qdb_scn_err err = {0};
+    const char *what = ""; /* --seed is named: its "--set:1:6" would puzzle */
+    qdb_scenario *sc = qdb_scenario_parse_file(path, &err);
+    bool ok = sc != NULL;
+    if (ok && seed) {
+        char *s = g_strdup_printf("seed=%s", seed);
+        ok = qdb_scenario_set(sc, s, &err);
+        what = ok ? "" : "--seed: ";
+        g_free(s);
+    }
+    for (gchar **s = sets; ok && s && *s; s++)
+        ok = qdb_scenario_set(sc, *s, &err);
+    sim_world *w = ok ? sim_world_new(sc, &err) : NULL;
+    if (!w) {
+        fprintf(stderr, "qdbsim: %s%s\n", what, err.msg);
+        qdb_scenario_free(sc);
+        return NULL;
+    }
+    *scp = sc;
+    return w;
 }
 
 int main(int argc, char **argv)
@@ -278,11 +305,18 @@ int main(int argc, char **argv)
          "Run seeds 1..K with random faults; print the replay command of each failure", "K"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL}};
-    GError *err = NULL;
+    GError *gerr = NULL; /* GLib's boundary: turned into err at once */
+    qdb_scn_err err = {0};
     GOptionContext *ctx = g_option_context_new("SCENARIO - run a qdb hive in the simulator");
     g_option_context_add_main_entries(ctx, entries, NULL);
-    bool parsed = g_option_context_parse(ctx, &argc, &argv, &err);
+    bool parsed = g_option_context_parse(ctx, &argc, &argv, &gerr);
     g_option_context_free(ctx);
+    if (!parsed) {
+        g_strlcpy(err.msg, gerr->message, sizeof err.msg);
+        g_error_free(gerr);
+    } else if (argc != 2) {
+        g_strlcpy(err.msg, "give exactly one scenario file", sizeof err.msg);
+    }
     guint64 seed_value;
     if (parsed && (version || (seed && !g_ascii_string_to_unsigned(seed, 10, 0, G_MAXUINT64,
                                                                   &seed_value, NULL)))) {
@@ -299,7 +333,7 @@ int main(int argc, char **argv)
         return version ? 0 : 2;
     }
     if (!parsed || argc != 2) {
-        fprintf(stderr, "qdbsim: %s\n", err ? err->message : "give exactly one scenario file");
+        fprintf(stderr, "qdbsim: %s\n", err.msg);
         fprintf(stderr, "usage: qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]\n");
         return 2;
     }
@@ -310,39 +344,21 @@ int main(int argc, char **argv)
         g_free(scn_path);
         return rc;
     }
-    qdb_scenario *sc = qdb_scenario_parse_file(scn_path, &err);
-    g_free(scn_path);
-    if (!sc) {
-        fprintf(stderr, "qdbsim: %s\n", err->message);
-        return 2;
-    }
-    if (seed) {
-        char *s = g_strdup_printf("seed=%s", seed);
-        bool ok = qdb_scenario_set(sc, s, &err);
-        g_free(s);
-        if (!ok) {
-            fprintf(stderr, "qdbsim: --seed: %s\n", err->message);
-            return 2;
-        }
-    }
-    for (gchar **s = sets; s && *s; s++)
-        if (!qdb_scenario_set(sc, *s, &err)) {
-            fprintf(stderr, "qdbsim: %s\n", err->message);
-            return 2;
-        }
+    qdb_scenario *sc = NULL;
     size_t rss0 = resident_bytes();
-    sim_world *w = sim_world_new(sc, &err);
-    if (!w) {
-        fprintf(stderr, "qdbsim: %s\n", err->message);
-        return 2;
-    }
+    sim_world *w = open_world(scn_path, seed, sets, &sc);
+    g_free(scn_path);
+    int rc = 2;
+    FILE *logf = NULL;
+    if (!w)
+        goto out_opts;
     w->quiet = quiet || json;
     w->replay = replay_command(argv[1], seed, sets);
     if (series) {
         w->oracle.series = fopen(series, "w");
         if (!w->oracle.series) {
             fprintf(stderr, "qdbsim: cannot write %s\n", series);
-            return 2;
+            goto out_world;
         }
         fprintf(w->oracle.series, "# virtual_s live successors_right predecessors_right ring_right fingers_right\n");
     }
@@ -352,12 +368,11 @@ int main(int argc, char **argv)
         w->progress = show_progress;
         w->progress_arg = &prog;
     }
-    FILE *logf = NULL;
     if (hash_log || check_log) {
         logf = fopen(hash_log ? hash_log : check_log, hash_log ? "w" : "r");
         if (!logf) {
             fprintf(stderr, "qdbsim: cannot open %s\n", hash_log ? hash_log : check_log);
-            return 2;
+            goto out_world;
         }
         if (hash_log)
             qdb_simnet_hash_log_write(w->net, logf);
@@ -372,9 +387,9 @@ int main(int argc, char **argv)
     qdb_simnet_stats st;
     qdb_simnet_get_stats(w->net, &st);
     w->events = st.events;
-    int rc = 0;
+    rc = 0;
     if (!ok) {
-        fprintf(stderr, "qdbsim: %s\n", err->message);
+        fprintf(stderr, "qdbsim: %s\n", err.msg);
         rc = 2;
     } else {
         char *div = qdb_simnet_diverged(w->net);
@@ -389,13 +404,15 @@ int main(int argc, char **argv)
         if (rc == 0 && w->failures->len)
             rc = 1;
     }
+out_world:
     if (logf)
         fclose(logf);
     if (w->oracle.series)
         fclose(w->oracle.series);
-    g_free(series);
     sim_world_free(w);
     qdb_scenario_free(sc);
+out_opts:
+    g_free(series);
     g_strfreev(sets);
     g_free(seed);
     g_free(hash_log);

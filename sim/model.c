@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "codec.h" /* the request types */
 #include "model.h"
 
 struct sim_model {
@@ -241,6 +242,8 @@ static void op_done(void *arg, const qdb_client_result *r)
         read_done(m, op, r);
         break;
     case SIM_OP_SCRIPTED:
+        if (op->mutates && r->status == QDB_OK)
+            s->acked_writes++;
         if (m->hooks.scripted)
             m->hooks.scripted(m->hooks.arg, op, r);
         break;
@@ -260,10 +263,28 @@ static int submitted(sim_model *m, sim_op *op, int rc)
     return QDB_OK;
 }
 
+/* Does a request of this type change the store?  Listed one by one, so a
+ * new read-only request is not counted as a write by default. */
+static bool type_mutates(int type)
+{
+    switch (type) {
+    case QDB_MSG_PUT:
+    case QDB_MSG_UPDATE:
+    case QDB_MSG_REMOVE:
+    case QDB_MSG_CAS:
+    case QDB_MSG_GET_UPDATE:
+    case QDB_MSG_REMOVE_ALL:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *alias,
                      const uint8_t *content, size_t len, sim_op *op)
 {
     op->model = m;
+    op->mutates = type_mutates(type);
     int rc = qdb_client_core_submit(c, type, (const uint8_t *)alias, strlen(alias), content, len,
                                     NULL, 0, op_done, op, NULL);
     return submitted(m, op, rc);

@@ -47,6 +47,8 @@ typedef struct sim_op {
     const void *tag;             /* scripted: the caller's (the scenario event) */
     char *expect;                /* scripted get: content expected; NULL: none */
     int expect_status;           /* scripted: QDB_OK unless told otherwise */
+    bool mutates;                /* set by submit from the request type: an
+                                  * acknowledged one counts in acked_writes */
     sim_key *key;                /* workload */
     uint64_t version;            /* workload write: the version written */
     uint64_t min_version;        /* workload read: acknowledged when it was issued */
@@ -61,7 +63,8 @@ typedef struct sim_client_stats {
                                   * (under churn Chord answers so for a moment after a join) */
     uint64_t lookup_dead_contacts; /* dead or silent nodes met, over every lookup */
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
-    uint64_t acked_writes, bad_reads, stale_reads, missing_reads;
+    uint64_t acked_writes;       /* mutations (workload or scripted) answered OK */
+    uint64_t bad_reads, stale_reads, missing_reads;
 } sim_client_stats;
 
 typedef struct sim_model_hooks {

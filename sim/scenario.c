@@ -2,7 +2,7 @@
 /* Scenario parser: text -> parameters and events made of tokens.
  *
  * Sections:
- *   errors      the "FILE:LINE:COL: " prefix and the error quark
+ *   errors      the "FILE:LINE:COL: " prefix into a qdb_scn_err
  *   accessors   typed conversions of one token (int, duration, rate, ...)
  *   lexer       one line -> tokens (strings, escapes, key=value, comments)
  *   statements  tokens -> a parameter or an event
@@ -20,34 +20,34 @@
 #include <stdarg.h>
 #include <string.h>
 
-G_DEFINE_QUARK(qdb-scenario-error-quark, qdb_scn_error)
-
 static const char SET_FILE[] = "--set";
 
 /* ======================================================================
  * errors
  * ====================================================================== */
 
-static void set_error_va(GError **err, int code, const qdb_scn_pos *pos,
+static void set_error_va(qdb_scn_err *err, int code, const qdb_scn_pos *pos,
                          const char *fmt, va_list ap) G_GNUC_PRINTF(4, 0);
-static void set_error_va(GError **err, int code, const qdb_scn_pos *pos,
+static void set_error_va(qdb_scn_err *err, int code, const qdb_scn_pos *pos,
                          const char *fmt, va_list ap)
 {
     if (err == NULL)
         return;
-    g_autofree char *what = g_strdup_vprintf(fmt, ap);
+    char what[QDB_SCN_ERRMSG_SIZE];
+    g_vsnprintf(what, sizeof what, fmt, ap);
+    err->code = code;
     if (pos == NULL)
-        g_set_error_literal(err, QDB_SCN_ERROR, code, what);
+        g_strlcpy(err->msg, what, sizeof err->msg);
     else if (pos->line <= 0)
-        g_set_error(err, QDB_SCN_ERROR, code, "%s: %s", pos->file, what);
+        g_snprintf(err->msg, sizeof err->msg, "%s: %s", pos->file, what);
     else
-        g_set_error(err, QDB_SCN_ERROR, code, "%s:%d:%d: %s", pos->file,
-                    pos->line, pos->col, what);
+        g_snprintf(err->msg, sizeof err->msg, "%s:%d:%d: %s", pos->file,
+                   pos->line, pos->col, what);
 }
 
-static bool set_error(GError **err, int code, const qdb_scn_pos *pos,
+static bool set_error(qdb_scn_err *err, int code, const qdb_scn_pos *pos,
                       const char *fmt, ...) G_GNUC_PRINTF(4, 5);
-static bool set_error(GError **err, int code, const qdb_scn_pos *pos,
+static bool set_error(qdb_scn_err *err, int code, const qdb_scn_pos *pos,
                       const char *fmt, ...)
 {
     va_list ap;
@@ -57,7 +57,7 @@ static bool set_error(GError **err, int code, const qdb_scn_pos *pos,
     return false;
 }
 
-bool qdb_scn_error(GError **err, const qdb_scn_pos *pos, const char *fmt, ...)
+bool qdb_scn_error(qdb_scn_err *err, const qdb_scn_pos *pos, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -82,9 +82,9 @@ static char *show(const char *text)
 }
 
 /* "KEY: bad KIND 'TEXT': REASON" at the token's value. */
-static bool bad_token(const qdb_scn_token *tok, GError **err, const char *kind,
+static bool bad_token(const qdb_scn_token *tok, qdb_scn_err *err, const char *kind,
                       const char *fmt, ...) G_GNUC_PRINTF(4, 5);
-static bool bad_token(const qdb_scn_token *tok, GError **err, const char *kind,
+static bool bad_token(const qdb_scn_token *tok, qdb_scn_err *err, const char *kind,
                       const char *fmt, ...)
 {
     va_list ap;
@@ -101,7 +101,7 @@ static bool bad_token(const qdb_scn_token *tok, GError **err, const char *kind,
  * accessors
  * ====================================================================== */
 
-static bool not_quoted(const qdb_scn_token *tok, GError **err, const char *kind)
+static bool not_quoted(const qdb_scn_token *tok, qdb_scn_err *err, const char *kind)
 {
     if (!tok->quoted)
         return true;
@@ -135,7 +135,7 @@ static int parse_u64(const char *p, size_t n, uint64_t *out)
     return 0;
 }
 
-bool qdb_scn_tok_int(const qdb_scn_token *tok, int64_t *out, GError **err)
+bool qdb_scn_tok_int(const qdb_scn_token *tok, int64_t *out, qdb_scn_err *err)
 {
     const char *t = tok->text;
     if (!not_quoted(tok, err, "integer"))
@@ -156,7 +156,7 @@ bool qdb_scn_tok_int(const qdb_scn_token *tok, int64_t *out, GError **err)
     return true;
 }
 
-bool qdb_scn_tok_uint(const qdb_scn_token *tok, uint64_t *out, GError **err)
+bool qdb_scn_tok_uint(const qdb_scn_token *tok, uint64_t *out, qdb_scn_err *err)
 {
     const char *t = tok->text;
     if (!not_quoted(tok, err, "unsigned integer"))
@@ -219,7 +219,7 @@ static int parse_double(const char *p, size_t n, double *out)
     return 0;
 }
 
-bool qdb_scn_tok_double(const qdb_scn_token *tok, double *out, GError **err)
+bool qdb_scn_tok_double(const qdb_scn_token *tok, double *out, qdb_scn_err *err)
 {
     if (!not_quoted(tok, err, "number"))
         return false;
@@ -254,7 +254,7 @@ static const struct {
 
 /* Exact decimal arithmetic: "1.5s" is 1500000 us, never 1499999. */
 bool qdb_scn_tok_duration(const qdb_scn_token *tok, qdb_time_us *out,
-                          GError **err)
+                          qdb_scn_err *err)
 {
     const char *t = tok->text;
     if (!not_quoted(tok, err, "duration"))
@@ -328,7 +328,7 @@ bool qdb_scn_tok_duration(const qdb_scn_token *tok, qdb_time_us *out,
     return true;
 }
 
-bool qdb_scn_tok_rate(const qdb_scn_token *tok, double *out, GError **err)
+bool qdb_scn_tok_rate(const qdb_scn_token *tok, double *out, qdb_scn_err *err)
 {
     const char *t = tok->text;
     if (!not_quoted(tok, err, "rate"))
@@ -361,7 +361,7 @@ bool qdb_scn_tok_rate(const qdb_scn_token *tok, double *out, GError **err)
 }
 
 bool qdb_scn_tok_range(const qdb_scn_token *tok, uint64_t *lo, uint64_t *hi,
-                       GError **err)
+                       qdb_scn_err *err)
 {
     const char *t = tok->text;
     if (!not_quoted(tok, err, "range"))
@@ -385,7 +385,7 @@ bool qdb_scn_tok_range(const qdb_scn_token *tok, uint64_t *lo, uint64_t *hi,
     return true;
 }
 
-bool qdb_scn_tok_fraction(const qdb_scn_token *tok, double *out, GError **err)
+bool qdb_scn_tok_fraction(const qdb_scn_token *tok, double *out, qdb_scn_err *err)
 {
     double v;
     if (!not_quoted(tok, err, "fraction"))
@@ -396,7 +396,7 @@ bool qdb_scn_tok_fraction(const qdb_scn_token *tok, double *out, GError **err)
     return true;
 }
 
-bool qdb_scn_tok_bool(const qdb_scn_token *tok, bool *out, GError **err)
+bool qdb_scn_tok_bool(const qdb_scn_token *tok, bool *out, qdb_scn_err *err)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
@@ -421,7 +421,7 @@ static const char *const cmp_names[] = {
     [QDB_SCN_NE] = "!=", [QDB_SCN_GE] = ">=", [QDB_SCN_GT] = ">",
 };
 
-bool qdb_scn_tok_cmp(const qdb_scn_token *tok, qdb_scn_cmp *out, GError **err)
+bool qdb_scn_tok_cmp(const qdb_scn_token *tok, qdb_scn_cmp *out, qdb_scn_err *err)
 {
     if (!not_quoted(tok, err, "comparison"))
         return false;
@@ -467,7 +467,7 @@ static char *join_choices(const char *const *choices)
 }
 
 bool qdb_scn_tok_choice(const qdb_scn_token *tok, const char *const *choices,
-                        int *out, GError **err)
+                        int *out, qdb_scn_err *err)
 {
     for (int i = 0; choices[i] != NULL; i++) {
         if (strcmp(tok->text, choices[i]) == 0) {
@@ -507,9 +507,9 @@ static qdb_scn_pos lex_pos(const lexer *lx, const char *at)
                          .col = (int)(at - lx->start) + 1};
 }
 
-static bool lex_fail(const lexer *lx, GError **err, const char *at,
+static bool lex_fail(const lexer *lx, qdb_scn_err *err, const char *at,
                      const char *fmt, ...) G_GNUC_PRINTF(4, 5);
-static bool lex_fail(const lexer *lx, GError **err, const char *at,
+static bool lex_fail(const lexer *lx, qdb_scn_err *err, const char *at,
                      const char *fmt, ...)
 {
     qdb_scn_pos pos = lex_pos(lx, at);
@@ -544,7 +544,7 @@ static int hex_digit(char c)
 
 /* A double-quoted string at lx->p; on success lx->p is past the closing
  * quote and *out holds the decoded text. */
-static bool lex_string(lexer *lx, char **out, GError **err)
+static bool lex_string(lexer *lx, char **out, qdb_scn_err *err)
 {
     const char *open = lx->p;
     GString *s = g_string_new(NULL);
@@ -611,7 +611,7 @@ static bool lex_string(lexer *lx, char **out, GError **err)
 }
 
 /* An unquoted word at lx->p, up to a blank, '#' or the end of the line. */
-static bool lex_bare(lexer *lx, char **out, GError **err)
+static bool lex_bare(lexer *lx, char **out, qdb_scn_err *err)
 {
     const char *p = lx->p;
     while (!is_word_end(lx, p)) {
@@ -651,7 +651,7 @@ static bool is_key(const char *s)
 
 /* Split a line into tokens (appended to toks); *end_col gets the column just
  * past the last token. */
-static bool lex_line(lexer *lx, GPtrArray *toks, int *end_col, GError **err)
+static bool lex_line(lexer *lx, GPtrArray *toks, int *end_col, qdb_scn_err *err)
 {
     *end_col = 1;
     lx->p = lx->start;
@@ -740,9 +740,9 @@ static bool tok_is_word(const qdb_scn_token *tok, const char *word)
     return !tok->quoted && tok->key == NULL && strcmp(tok->text, word) == 0;
 }
 
-static bool syntax_at(GError **err, const qdb_scn_pos *pos, const char *fmt,
+static bool syntax_at(qdb_scn_err *err, const qdb_scn_pos *pos, const char *fmt,
                       ...) G_GNUC_PRINTF(3, 4);
-static bool syntax_at(GError **err, const qdb_scn_pos *pos, const char *fmt, ...)
+static bool syntax_at(qdb_scn_err *err, const qdb_scn_pos *pos, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -754,7 +754,7 @@ static bool syntax_at(GError **err, const qdb_scn_pos *pos, const char *fmt, ...
 /* "KEY = VALUE" (3 tokens) or "KEY=VALUE" (1 token) -> *out, taken from
  * toks (which keeps the rest). */
 static bool parse_param(GPtrArray *toks, qdb_scn_pos end_pos,
-                        qdb_scn_token **out, GError **err)
+                        qdb_scn_token **out, qdb_scn_err *err)
 {
     qdb_scn_token *t0 = toks->pdata[0];
     if (t0->key != NULL) {
@@ -808,7 +808,7 @@ static bool is_verb(const char *s)
 
 /* "at TIME VERB ARG..." -> *out; toks[0] is "at". */
 static bool parse_event(GPtrArray *toks, qdb_scn_pos end_pos,
-                        qdb_scn_event **out, GError **err)
+                        qdb_scn_event **out, qdb_scn_err *err)
 {
     if (toks->len < 2)
         return syntax_at(err, &end_pos, "missing time after 'at'");
@@ -822,8 +822,8 @@ static bool parse_event(GPtrArray *toks, qdb_scn_pos end_pos,
                              "bad time '%s' (a duration such as 1.5s, or end)", s);
         }
         if (!qdb_scn_tok_duration(tt, &at, err)) {
-            if (err && *err)
-                (*err)->code = QDB_SCN_ERROR_SYNTAX;
+            if (err)
+                err->code = QDB_SCN_ERROR_SYNTAX;
             return false;
         }
     }
@@ -896,7 +896,7 @@ const char *qdb_scenario_source(const qdb_scenario *sc)
 
 /* Insert or (if replace) overwrite the parameter tok->key; takes tok. */
 static bool param_put(qdb_scenario *sc, qdb_scn_token *tok, bool replace,
-                      GError **err)
+                      qdb_scn_err *err)
 {
     scn_param *old = g_hash_table_lookup(sc->param_by_key, tok->key);
     if (old != NULL && !replace) {
@@ -924,7 +924,7 @@ static bool param_put(qdb_scenario *sc, qdb_scn_token *tok, bool replace,
 
 /* One line: nothing, a parameter or an event.  force_param: --set. */
 static bool parse_line(qdb_scenario *sc, lexer *lx, bool force_param,
-                       GError **err)
+                       qdb_scn_err *err)
 {
     g_autoptr(GPtrArray) toks = g_ptr_array_new_with_free_func(token_free);
     int end_col;
@@ -968,7 +968,7 @@ static qdb_scn_pos pos_of(const char *file, const char *text, size_t off)
 }
 
 static qdb_scenario *parse_text(const char *name, const char *text, size_t len,
-                                GError **err)
+                                qdb_scn_err *err)
 {
     qdb_scenario *sc = scenario_new(name);
     const char *nul = memchr(text, '\0', len);
@@ -1003,16 +1003,16 @@ fail_created:
 }
 
 qdb_scenario *qdb_scenario_parse_string(const char *name, const char *text,
-                                        GError **err)
+                                        qdb_scn_err *err)
 {
     return parse_text(name, text, strlen(text), err);
 }
 
-qdb_scenario *qdb_scenario_parse_file(const char *path, GError **err)
+qdb_scenario *qdb_scenario_parse_file(const char *path, qdb_scn_err *err)
 {
     g_autofree char *text = NULL;
     gsize len;
-    GError *io = NULL;
+    GError *io = NULL; /* GLib's boundary: turned into our message here */
     if (!g_file_get_contents(path, &text, &len, &io)) {
         qdb_scn_pos pos = {.file = path, .line = 0, .col = 0};
         set_error(err, QDB_SCN_ERROR_IO, &pos, "%s", io->message);
@@ -1022,7 +1022,7 @@ qdb_scenario *qdb_scenario_parse_file(const char *path, GError **err)
     return parse_text(path, text, len, err);
 }
 
-bool qdb_scenario_set(qdb_scenario *sc, const char *setting, GError **err)
+bool qdb_scenario_set(qdb_scenario *sc, const char *setting, qdb_scn_err *err)
 {
     size_t len = strlen(setting);
     const char *bad;
@@ -1135,7 +1135,7 @@ qdb_scn_token *qdb_scn_event_kv(const qdb_scn_event *ev, const char *key)
 }
 
 bool qdb_scn_event_check(const qdb_scn_event *ev, int min_args, int max_args,
-                         const char *const *keys, GError **err)
+                         const char *const *keys, qdb_scn_err *err)
 {
     int n = 0;
     for (guint j = 0; j < ev->args->len; j++) {

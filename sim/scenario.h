@@ -31,19 +31,32 @@
 #include "types.h" /* qdb_time_us */
 
 /* ---- errors -------------------------------------------------------------
- * Every GError set by this module (and by qdb_scn_error) is in this domain,
- * and its message starts with "FILE:LINE:COL: " (columns 1-based, counting
- * bytes; a tab is one column).  FILE is the name given to the parser, or
- * "--set" for qdb_scenario_set().  I/O errors on the file are "FILE: ...". */
-#define QDB_SCN_ERROR (qdb_scn_error_quark())
-GQuark qdb_scn_error_quark(void);
-
+ * The project's convention (node/error.h): a code plus a message buffer.  A
+ * scenario message carries "FILE:LINE:COL: " and often quotes a token, so it
+ * does not fit QDB_ERRMSG_SIZE; the parser has its own type of the same
+ * shape with a larger buffer, qdb_scn_err.  Its message starts with
+ * "FILE:LINE:COL: " (columns 1-based, counting bytes; a tab is one column).
+ * FILE is the name given to the parser, or "--set" for qdb_scenario_set().
+ * I/O errors on the file are "FILE: ...".  A message longer than the buffer
+ * is truncated (no message of the simulator comes near it).
+ *
+ * Every function of this module that can fail takes a `qdb_scn_err *err`
+ * (may be NULL) and returns false (or NULL) after filling it; a later
+ * failure overwrites an earlier one, so callers stop at the first. */
 typedef enum qdb_scn_error_code {
+    QDB_SCN_OK = 0,        /* nothing failed (a zeroed qdb_scn_err) */
     QDB_SCN_ERROR_IO,      /* the file could not be read */
     QDB_SCN_ERROR_SYNTAX,  /* the parser rejected the text */
     QDB_SCN_ERROR_VALUE,   /* a typed accessor rejected a token */
     QDB_SCN_ERROR_INVALID, /* reported by the caller through qdb_scn_error() */
 } qdb_scn_error_code;
+
+#define QDB_SCN_ERRMSG_SIZE 512
+
+typedef struct qdb_scn_err {
+    qdb_scn_error_code code;
+    char msg[QDB_SCN_ERRMSG_SIZE]; /* "" while code is QDB_SCN_OK */
+} qdb_scn_err;
 
 /* Where something is.  file points into the scenario (or a static string)
  * and lives as long as the scenario.  line and col are 1-based; line 0 means
@@ -54,10 +67,10 @@ typedef struct qdb_scn_pos {
     int col;
 } qdb_scn_pos;
 
-/* Set *err (if err is non-NULL) to a QDB_SCN_ERROR_INVALID error whose
+/* Fill *err (if err is non-NULL) with a QDB_SCN_ERROR_INVALID error whose
  * message is "FILE:LINE:COL: " + the formatted text.  pos may be NULL (no
  * prefix).  Always returns false, so callers can `return qdb_scn_error(...)`. */
-bool qdb_scn_error(GError **err, const qdb_scn_pos *pos, const char *fmt, ...)
+bool qdb_scn_error(qdb_scn_err *err, const qdb_scn_pos *pos, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 
 /* ---- tokens -------------------------------------------------------------
@@ -85,34 +98,34 @@ typedef struct qdb_scn_token {
 } qdb_scn_token;
 
 /* Typed accessors.  Each returns true and writes *out on success; on failure
- * it returns false, leaves *out untouched and sets a QDB_SCN_ERROR_VALUE error
+ * it returns false, leaves *out untouched and fills a QDB_SCN_ERROR_VALUE error
  * at tok->pos naming the token, e.g.
  *     "x.scn:4:22: bad duration '5x': unknown unit 'x' (us, ms, s, m, h)". */
 
 /* Decimal integer with optional sign; out-of-range values are refused. */
-bool qdb_scn_tok_int(const qdb_scn_token *tok, int64_t *out, GError **err);
+bool qdb_scn_tok_int(const qdb_scn_token *tok, int64_t *out, qdb_scn_err *err);
 /* Decimal integer >= 0 (optional '+'), up to UINT64_MAX; "-1" is refused. */
-bool qdb_scn_tok_uint(const qdb_scn_token *tok, uint64_t *out, GError **err);
+bool qdb_scn_tok_uint(const qdb_scn_token *tok, uint64_t *out, qdb_scn_err *err);
 /* Decimal number: [+-]digits[.digits][e[+-]digits] (also ".5", "5.");
  * no hex, inf or nan; refused when it overflows a double. */
-bool qdb_scn_tok_double(const qdb_scn_token *tok, double *out, GError **err);
+bool qdb_scn_tok_double(const qdb_scn_token *tok, double *out, qdb_scn_err *err);
 /* Duration: NUMBER UNIT with UNIT one of us ms s m h, or a bare "0".  NUMBER
  * is decimal, may have a fraction ("1.5s", "0.25ms"), no sign, no exponent.
  * Converted exactly (no floating point) to microseconds; refused when not a
  * whole number of microseconds ("1.5us") or above UINT64_MAX. */
 bool qdb_scn_tok_duration(const qdb_scn_token *tok, qdb_time_us *out,
-                          GError **err);
+                          qdb_scn_err *err);
 /* Rate: NUMBER/UNIT with UNIT one of s m h ("20/s", "5/m", "0.5/s"),
  * NUMBER >= 0 as for qdb_scn_tok_double.  *out is in events per second. */
-bool qdb_scn_tok_rate(const qdb_scn_token *tok, double *out, GError **err);
+bool qdb_scn_tok_rate(const qdb_scn_token *tok, double *out, qdb_scn_err *err);
 /* Range "A..B" of unsigned integers, inclusive, A <= B; or one unsigned
  * integer "A", meaning A..A. */
 bool qdb_scn_tok_range(const qdb_scn_token *tok, uint64_t *lo, uint64_t *hi,
-                       GError **err);
+                       qdb_scn_err *err);
 /* Probability or fraction: a number in [0, 1]. */
-bool qdb_scn_tok_fraction(const qdb_scn_token *tok, double *out, GError **err);
+bool qdb_scn_tok_fraction(const qdb_scn_token *tok, double *out, qdb_scn_err *err);
 /* true/yes/on/1 or false/no/off/0 (lower case). */
-bool qdb_scn_tok_bool(const qdb_scn_token *tok, bool *out, GError **err);
+bool qdb_scn_tok_bool(const qdb_scn_token *tok, bool *out, qdb_scn_err *err);
 
 typedef enum qdb_scn_cmp {
     QDB_SCN_LT, /* <  */
@@ -123,7 +136,7 @@ typedef enum qdb_scn_cmp {
     QDB_SCN_GT, /* >  */
 } qdb_scn_cmp;
 /* One of < <= == != >= > (unquoted). */
-bool qdb_scn_tok_cmp(const qdb_scn_token *tok, qdb_scn_cmp *out, GError **err);
+bool qdb_scn_tok_cmp(const qdb_scn_token *tok, qdb_scn_cmp *out, qdb_scn_err *err);
 /* "a OP b" */
 bool qdb_scn_cmp_eval(qdb_scn_cmp op, double a, double b);
 /* "<=" for QDB_SCN_LE, etc. */
@@ -133,7 +146,7 @@ const char *qdb_scn_cmp_str(qdb_scn_cmp op);
  * exactly); *out is its index.  Quoted or not.  The error lists the choices:
  * "bad value 'lost' (expected keep or lose)". */
 bool qdb_scn_tok_choice(const qdb_scn_token *tok, const char *const *choices,
-                        int *out, GError **err);
+                        int *out, qdb_scn_err *err);
 
 /* ---- events -------------------------------------------------------------
  * "at TIME VERB ARG...".  TIME is a duration (see qdb_scn_tok_duration) or
@@ -167,7 +180,7 @@ qdb_scn_token *qdb_scn_event_kv(const qdb_scn_event *ev, const char *key);
  * argument (expected at least 1)" at ev->end_pos.  Fails with
  * QDB_SCN_ERROR_INVALID. */
 bool qdb_scn_event_check(const qdb_scn_event *ev, int min_args, int max_args,
-                         const char *const *keys, GError **err);
+                         const char *const *keys, qdb_scn_err *err);
 /* Order by time, `end` last, ties by index (file order).  For qsort-like
  * comparators: returns <0, 0 (only for the same event), >0. */
 int qdb_scn_event_cmp(const qdb_scn_event *a, const qdb_scn_event *b);
@@ -177,10 +190,10 @@ typedef struct qdb_scenario qdb_scenario;
 
 /* Parse a file; errors use path as FILE.  NULL and *err set on failure (the
  * first error of the file only). */
-qdb_scenario *qdb_scenario_parse_file(const char *path, GError **err);
+qdb_scenario *qdb_scenario_parse_file(const char *path, qdb_scn_err *err);
 /* Parse text (NUL-terminated); name is used as FILE in positions. */
 qdb_scenario *qdb_scenario_parse_string(const char *name, const char *text,
-                                        GError **err);
+                                        qdb_scn_err *err);
 void qdb_scenario_free(qdb_scenario *sc); /* NULL is fine */
 /* The FILE name the scenario was parsed under. */
 const char *qdb_scenario_source(const qdb_scenario *sc);
@@ -200,7 +213,7 @@ GPtrArray *qdb_scenario_unused_params(const qdb_scenario *sc);
  * may be quoted), as `qdbsim --set key=value` does.  Positions in it are
  * "--set:1:COL", COL counted in setting.  A replaced parameter keeps its
  * place in the order and becomes unused again.  False and *err on bad text. */
-bool qdb_scenario_set(qdb_scenario *sc, const char *setting, GError **err);
+bool qdb_scenario_set(qdb_scenario *sc, const char *setting, qdb_scn_err *err);
 
 /* Events in file order. */
 unsigned qdb_scenario_n_events(const qdb_scenario *sc);

@@ -27,7 +27,7 @@ static const char *const k_none[] = {NULL};
 
 /* A range of node indices: "A..B", "A", or "A..last" (up to the last node,
  * so one scenario serves every world size). */
-static bool node_range(sim_world *w, const qdb_scn_token *t, uint64_t *lo, uint64_t *hi, GError **err)
+static bool node_range(sim_world *w, const qdb_scn_token *t, uint64_t *lo, uint64_t *hi, qdb_scn_err *err)
 {
     if (g_str_has_suffix(t->text, "..last") && !t->quoted) {
         qdb_scn_token head = *t;
@@ -50,12 +50,12 @@ static bool node_range(sim_world *w, const qdb_scn_token *t, uint64_t *lo, uint6
 }
 
 /* The first argument as a node range. */
-static bool arg_range(sim_world *w, const qdb_scn_event *ev, uint64_t *lo, uint64_t *hi, GError **err)
+static bool arg_range(sim_world *w, const qdb_scn_event *ev, uint64_t *lo, uint64_t *hi, qdb_scn_err *err)
 {
     return node_range(w, qdb_scn_event_arg(ev, 0), lo, hi, err);
 }
 
-static bool via_node(sim_world *w, const qdb_scn_event *ev, int *via, GError **err)
+static bool via_node(sim_world *w, const qdb_scn_event *ev, int *via, qdb_scn_err *err)
 {
     const qdb_scn_token *t = qdb_scn_event_kv(ev, "via");
     if (!t || strcmp(t->text, "random") == 0) {
@@ -73,7 +73,7 @@ static bool via_node(sim_world *w, const qdb_scn_event *ev, int *via, GError **e
 
 /* ---- nodes ------------------------------------------------------------------- */
 
-static bool verb_start(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_start(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     uint64_t lo, hi;
     if (!arg_range(w, ev, &lo, &hi, err))
@@ -102,7 +102,7 @@ static void join_next(void *arg)
 }
 
 /* join and restart: the same action (a restarted node keeps its storage). */
-static bool verb_join(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_join(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     uint64_t lo, hi;
     if (!arg_range(w, ev, &lo, &hi, err))
@@ -145,7 +145,7 @@ static void crash_fraction(sim_world *w, double f, bool keep, bool host)
     g_array_free(live, TRUE);
 }
 
-static bool verb_crash(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_crash(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     qdb_scn_token *a0 = qdb_scn_event_arg(ev, 0);
     bool lose = false, host = w->p.crash_host;
@@ -175,7 +175,7 @@ static bool verb_crash(sim_world *w, const qdb_scn_event *ev, GError **err)
 }
 
 /* stabilize off|on: pause or resume ring maintenance on every node */
-static bool verb_stabilize(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_stabilize(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     bool on;
     if (!sim_tok_either(qdb_scn_event_arg(ev, 0), "off", "on", &on, err))
@@ -187,7 +187,7 @@ static bool verb_stabilize(sim_world *w, const qdb_scn_event *ev, GError **err)
     return true;
 }
 
-static bool verb_leave(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_leave(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     uint64_t lo, hi;
     if (!arg_range(w, ev, &lo, &hi, err))
@@ -200,7 +200,7 @@ static bool verb_leave(sim_world *w, const qdb_scn_event *ev, GError **err)
 
 /* ---- network ---------------------------------------------------------------- */
 
-static bool verb_partition(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_partition(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     uint64_t lo, hi;
     if (strcmp(qdb_scn_event_arg(ev, 0)->text, "oneway") == 0) {
@@ -226,14 +226,14 @@ static bool verb_partition(sim_world *w, const qdb_scn_event *ev, GError **err)
     return true;
 }
 
-static bool verb_heal(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_heal(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     qdb_fixture_heal(w->fx);
     sim_oracle_membership_changed(&w->oracle);
     return true;
 }
 
-static bool verb_set(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_set(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     double p;
     const qdb_scn_token *t;
@@ -256,7 +256,7 @@ static bool verb_set(sim_world *w, const qdb_scn_event *ev, GError **err)
 }
 
 /* slow NODES factor=F and drift NODES ppm=P: per machine. */
-static bool verb_slow_drift(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_slow_drift(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     bool slow = ev->verb[0] == 's';
     const char *key = slow ? "factor" : "ppm";
@@ -283,7 +283,7 @@ static bool verb_slow_drift(sim_world *w, const qdb_scn_event *ev, GError **err)
 
 /* ---- clients ------------------------------------------------------------------ */
 
-static bool parse_op_expect(const qdb_scn_event *ev, sim_op *op, bool is_get, GError **err)
+static bool parse_op_expect(const qdb_scn_event *ev, sim_op *op, bool is_get, qdb_scn_err *err)
 {
     const qdb_scn_token *t = qdb_scn_event_kv(ev, "expect");
     op->expect_status = QDB_OK;
@@ -304,7 +304,7 @@ static bool parse_op_expect(const qdb_scn_event *ev, sim_op *op, bool is_get, GE
 
 /* put ALIAS CONTENT, update ALIAS CONTENT, get ALIAS, remove ALIAS
  * [via=N|random] [expect=...]. */
-static bool verb_request(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_request(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     const char *v = ev->verb;
     bool has_content = v[0] == 'p' || v[0] == 'u';
@@ -326,7 +326,7 @@ static bool verb_request(sim_world *w, const qdb_scn_event *ev, GError **err)
     return true;
 }
 
-static bool verb_workload(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_workload(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     sim_workload s = {.keys = 100, .value_size = 16, .until = w->p.end};
     uint64_t clients = 4;
@@ -353,7 +353,7 @@ static bool verb_workload(sim_world *w, const qdb_scn_event *ev, GError **err)
     return ok;
 }
 
-static bool verb_lookups(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_lookups(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     uint64_t count;
     double rate = 1000;
@@ -366,7 +366,7 @@ static bool verb_lookups(sim_world *w, const qdb_scn_event *ev, GError **err)
     return true;
 }
 
-static bool verb_churn(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_churn(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     double rate = 0, leave = 0.5;
     qdb_time_us until = w->p.end;
@@ -405,7 +405,7 @@ void sim_verb_result(void *arg, const sim_op *op, const qdb_client_result *r)
 /* ---- expectations --------------------------------------------------------------- */
 
 /* expect readable: a scripted GET that must answer OK. */
-static bool expect_readable(sim_world *w, const qdb_scn_event *ev, const char *alias, GError **err)
+static bool expect_readable(sim_world *w, const qdb_scn_event *ev, const char *alias, qdb_scn_err *err)
 {
     int via;
     if (!via_node(w, ev, &via, err))
@@ -433,7 +433,7 @@ static void check_stable_by(void *arg)
     g_string_free(why, TRUE);
 }
 
-static bool verb_expect(sim_world *w, const qdb_scn_event *ev, GError **err)
+static bool verb_expect(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     qdb_scn_token *what = qdb_scn_event_arg(ev, 0);
     if (!what)
@@ -520,7 +520,7 @@ typedef struct verb {
      * action checks its own arguments. */
     int min, max;
     const char *const *keys;
-    bool (*run)(sim_world *w, const qdb_scn_event *ev, GError **err);
+    bool (*run)(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err);
 } verb;
 
 static const char *const k_join[] = {"via", "rate", NULL};
@@ -556,7 +556,7 @@ static const verb verbs[] = {
     {"expect", -1, -1, NULL, verb_expect},
 };
 
-bool sim_verb_run(sim_world *w, const qdb_scn_event *ev, GError **err)
+bool sim_verb_run(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
         const verb *v = &verbs[i];

@@ -34,7 +34,7 @@ static const qdb_scn_token *param(sim_world *w, const char *key)
     return qdb_scenario_param(w->sc, key);
 }
 
-static bool param_uint(sim_world *w, const char *key, uint64_t def, uint64_t *out, GError **err)
+static bool param_uint(sim_world *w, const char *key, uint64_t def, uint64_t *out, qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     *out = def;
@@ -42,14 +42,14 @@ static bool param_uint(sim_world *w, const char *key, uint64_t def, uint64_t *ou
 }
 
 static bool param_duration(sim_world *w, const char *key, qdb_time_us def, qdb_time_us *out,
-                           GError **err)
+                           qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     *out = def;
     return !t || qdb_scn_tok_duration(t, out, err);
 }
 
-static bool param_fraction(sim_world *w, const char *key, double *out, GError **err)
+static bool param_fraction(sim_world *w, const char *key, double *out, qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     *out = 0;
@@ -57,7 +57,7 @@ static bool param_fraction(sim_world *w, const char *key, double *out, GError **
 }
 
 bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *second, bool *second_,
-                    GError **err)
+                    qdb_scn_err *err)
 {
     const char *const choices[] = {first, second, NULL};
     int c;
@@ -68,13 +68,13 @@ bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *secon
 }
 
 static bool param_either(sim_world *w, const char *key, const char *first, const char *second,
-                         bool *second_, GError **err)
+                         bool *second_, qdb_scn_err *err)
 {
     const qdb_scn_token *t = param(w, key);
     return !t || sim_tok_either(t, first, second, second_, err);
 }
 
-static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
+static bool read_params(sim_world *w, qdb_simnet_config *nc, qdb_scn_err *err)
 {
     sim_params *p = &w->p;
     uint64_t v;
@@ -145,7 +145,7 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, GError **err)
     return param_either(w, "crash", "process", "host", &p->crash_host, err);
 }
 
-static bool check_unused(sim_world *w, GError **err)
+static bool check_unused(sim_world *w, qdb_scn_err *err)
 {
     GPtrArray *unused = qdb_scenario_unused_params(w->sc);
     bool ok = true;
@@ -397,7 +397,7 @@ static void bad_read(void *arg, const char *alias)
 
 /* Node IDs: drawn from the generator in index order, or placed by hand
  * (id.I = HEX: Zave's counterexamples need them). */
-static bool add_nodes(sim_world *w, GError **err)
+static bool add_nodes(sim_world *w, qdb_scn_err *err)
 {
     qdb_peer *peers = g_new0(qdb_peer, w->p.nodes);
     bool ok = true;
@@ -440,17 +440,52 @@ static bool add_nodes(sim_world *w, GError **err)
     return ok;
 }
 
-sim_world *sim_world_new(qdb_scenario *sc, GError **err)
+/* The world is built in steps -- parameters, tables, the fixture with the
+ * model, the nodes -- and undone by one helper per step: a failing
+ * constructor unwinds from the last step that succeeded (so a half-built
+ * world is never handed to sim_world_free), and sim_world_free undoes them
+ * all. */
+
+static void free_fixture(sim_world *w)
+{
+    qdb_fixture_free(w->fx);  /* client callbacks never fire now */
+    sim_model_free(w->model); /* so the operations they held go here */
+    if (w->bdb_root) {        /* the stores are closed with their nodes */
+        remove_tree(w->bdb_root);
+        g_free(w->bdb_root);
+    }
+}
+
+static void free_tables(sim_world *w)
+{
+    g_hash_table_destroy(w->via_clients);
+    g_ptr_array_free(w->lookup_pool, TRUE);
+    g_ptr_array_free(w->workload_clients, TRUE);
+    g_ptr_array_free(w->failures, TRUE);
+    g_ptr_array_free(w->owned, TRUE);
+}
+
+static void free_params(sim_world *w)
+{
+    g_free(w->p.name);
+    g_free(w->replay);
+    g_free(w);
+}
+
+sim_world *sim_world_new(qdb_scenario *sc, qdb_scn_err *err)
 {
     sim_world *w = g_new0(sim_world, 1);
     w->sc = sc;
     w->out = stderr;
     qdb_simnet_config nc;
-    if (!read_params(w, &nc, err)) {
-        g_free(w->p.name);
-        g_free(w);
-        return NULL;
-    }
+    if (!read_params(w, &nc, err))
+        goto fail_alloc;
+    w->via_clients = g_hash_table_new(g_direct_hash, g_direct_equal);
+    w->lookup_pool = g_ptr_array_new();
+    w->workload_clients = g_ptr_array_new();
+    w->failures = g_ptr_array_new_with_free_func(g_free);
+    w->owned = g_ptr_array_new_with_free_func(g_free);
+
     qdb_fixture_storage storage = {.open = w->p.storage_bdb ? bdb_open : NULL,
                                    .lose = store_lose, .arg = w};
     w->fx = qdb_fixture_new(&nc, &storage);
@@ -460,36 +495,26 @@ sim_world *sim_world_new(qdb_scenario *sc, GError **err)
                              .lookup_right = lookup_right, .arg = w};
     w->model = sim_model_new(w->net, &hooks);
     sim_oracle_init(&w->oracle, w->fx, w->model, w->p.succlist);
-    w->via_clients = g_hash_table_new(g_direct_hash, g_direct_equal);
-    w->lookup_pool = g_ptr_array_new();
-    w->workload_clients = g_ptr_array_new();
-    w->failures = g_ptr_array_new_with_free_func(g_free);
-    w->owned = g_ptr_array_new_with_free_func(g_free);
-    if (!add_nodes(w, err) || !check_unused(w, err)) {
-        sim_world_free(w);
-        return NULL;
-    }
+    /* After the nodes: their id.I parameters count as used. */
+    if (!add_nodes(w, err) || !check_unused(w, err))
+        goto fail_fixture; /* the nodes, if any, are the fixture's */
     return w;
+
+fail_fixture:
+    free_fixture(w);
+    free_tables(w);
+fail_alloc:
+    free_params(w);
+    return NULL;
 }
 
 void sim_world_free(sim_world *w)
 {
     if (!w)
         return;
-    qdb_fixture_free(w->fx);  /* client callbacks never fire now */
-    sim_model_free(w->model); /* so the operations they held go here */
-    g_hash_table_destroy(w->via_clients);
-    g_ptr_array_free(w->lookup_pool, TRUE);
-    g_ptr_array_free(w->workload_clients, TRUE);
-    g_ptr_array_free(w->failures, TRUE);
-    g_ptr_array_free(w->owned, TRUE);
-    if (w->bdb_root) {
-        remove_tree(w->bdb_root);
-        g_free(w->bdb_root);
-    }
-    g_free(w->p.name);
-    g_free(w->replay);
-    g_free(w);
+    free_fixture(w);
+    free_tables(w);
+    free_params(w);
 }
 
 /* ---- the run ------------------------------------------------------------------ */
@@ -497,7 +522,7 @@ void sim_world_free(sim_world *w)
 typedef struct event_call {
     sim_world *w;
     const qdb_scn_event *ev;
-    GError **err;
+    qdb_scn_err *err;
     bool *ok;
 } event_call;
 
@@ -543,7 +568,7 @@ static void drain(sim_world *w)
     }
 }
 
-bool sim_world_run(sim_world *w, GError **err)
+bool sim_world_run(sim_world *w, qdb_scn_err *err)
 {
     bool ok = true;
     GPtrArray *events = qdb_scenario_events_sorted(w->sc);

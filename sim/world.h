@@ -69,9 +69,12 @@ typedef struct sim_world {
 
 /* ---- sim/world.c: the world and the run ------------------------------------------ */
 
-sim_world *sim_world_new(qdb_scenario *sc, GError **err);
+/* Reads sc's parameters and adds the nodes (none started).  NULL and *err
+ * on a bad or unknown parameter, with nothing left behind.  sc must outlive
+ * the world. */
+sim_world *sim_world_new(qdb_scenario *sc, qdb_scn_err *err);
 /* Runs every event and the oracle until the end; false on a setup error. */
-bool sim_world_run(sim_world *w, GError **err);
+bool sim_world_run(sim_world *w, qdb_scn_err *err);
 void sim_world_free(sim_world *w);
 /* Zeroed memory owned by the world (freed by sim_world_free). */
 void *sim_world_alloc(sim_world *w, size_t size);
@@ -102,12 +105,12 @@ bool sim_submit(sim_world *w, qdb_client_core *c, int type, const char *alias,
 
 /* A token that is one of two words: *second says it is the second. */
 bool sim_tok_either(const qdb_scn_token *t, const char *first, const char *second, bool *second_,
-                    GError **err);
+                    qdb_scn_err *err);
 
 /* ---- sim/verbs.c ------------------------------------------------------------------- */
 
 /* Run one scenario event now; false and *err on a semantic error in it. */
-bool sim_verb_run(sim_world *w, const qdb_scn_event *ev, GError **err);
+bool sim_verb_run(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err);
 /* A scripted operation completed (the model's hook). */
 void sim_verb_result(void *arg, const sim_op *op, const qdb_client_result *r);
 

@@ -17,6 +17,10 @@
 #   7. a fresh hive of five on 127.0.0.1-5; kill -9 node 4 and at once get
 #      100 keys through the others: each answers (its value, or unavailable
 #      for node 4's entries) in under 2 s -- lookups route around the dead
+#   8. once the four settle, kill -9 node 1, with no client traffic: within
+#      5 s (the log lines' own time stamps) node 2, its predecessor, has
+#      node 3 as successor and node 3 has node 2 as predecessor -- the
+#      neighbours watch each other between rounds (node/watch.c)
 # Without qdbsh (not built yet) steps 2-5 are skipped and 6 checks the exit.
 #
 # Every wait polls against a deadline; every process started here is killed
@@ -300,6 +304,32 @@ if [ -n "$HAVE_SH" ]; then
     done
     echo "five nodes, kill -9 node 4: 100 gets at once through the others, slowest $slow ms," \
         "$unavailable unavailable (node 4's) ($(elapsed))"
+
+    # ---- 8. a kill with no traffic: the ring repaired within 5 s -------------
+    # The ring order is now 2, 1, 3, 5 (IDs 33.., 55.., 77.., ff..).
+    wait_until 20 ring_is 1 2 3 5 || fail "four nodes: no stable ring within 20 s"
+    T_KILL=$(now_ms)
+    kill -9 "$pid1"
+    wait "$pid1" 2>/dev/null
+    # logged_since I PATTERN: the time (ms) of node I's first "ring:" line
+    # matching PATTERN stamped at or after the kill; nothing if none.
+    logged_since() {
+        grep "ring: .*$2" "$tmp/n$1.log" | while read -r _when _rest; do
+            _ms=$(date -d "$_when" +%s%3N) || continue
+            if [ "$_ms" -ge "$T_KILL" ]; then echo "$_ms"; break; fi
+        done
+    }
+    repaired() {
+        [ "$(succ_of 2)" = "127.0.0.3:$PORT" ] && [ "$(pred_of 3)" = "127.0.0.2:$PORT" ]
+    }
+    wait_until 10 repaired || fail "kill -9 node 1: nodes 2 and 3 did not close the ring in 10 s"
+    t2=$(logged_since 2 "successor 127.0.0.3:$PORT,")
+    t3=$(logged_since 3 "predecessor 127.0.0.2:$PORT,")
+    [ -n "$t2" ] && [ -n "$t3" ] || fail "kill -9 node 1: no ring line after the kill"
+    [ "$t3" -gt "$t2" ] && t2=$t3
+    dt=$((t2 - T_KILL))
+    [ $dt -lt 5000 ] || fail "kill -9 node 1: the ring was repaired $dt ms after the kill (> 5 s)"
+    echo "kill -9 node 1, no traffic: node 2 -> node 3 and back $dt ms after the kill ($(elapsed))"
 fi
 echo "PASS ($(elapsed))"
 exit 0

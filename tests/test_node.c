@@ -14,7 +14,7 @@
  *
  * Time is counted in the suite's second S: one second on the simulated
  * network; on the loop a tenth of one (0.3 s under valgrind), with
- * the nodes' stabilization periods and RPC timeout scaled to match, so the
+ * the nodes' stabilization and watch periods and RPC timeout scaled to match, so the
  * real run takes a few seconds.  Exact virtual times and partitions exist
  * only on the simulated network: the suites that need them ("... in virtual
  * time", "... across a partition") run only there.
@@ -126,12 +126,14 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
         g_error("%s: %s", B.name, err);
     qdb_host *host = qdb_fixture_host(h->f);
     qdb_node_config cfg = {.succlist_len = 3, .stabilize_fast = period, .stabilize_slow = period,
+                           .watch_period = QDB_DEFAULT_WATCH_US * S / QDB_US_PER_S,
                            .no_jitter = true};
     if (!period && !B.simulated)
         cfg = (qdb_node_config){.succlist_len = 3,
                                 .stabilize_fast = QDB_DEFAULT_STABILIZE_FAST_US * S / QDB_US_PER_S,
                                 .stabilize_slow = 4 * S,
                                 .rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US * S / QDB_US_PER_S,
+                                .watch_period = QDB_DEFAULT_WATCH_US * S / QDB_US_PER_S,
                                 .no_jitter = true};
     for (int i = 0; i < MAXN; i++) {
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
@@ -766,14 +768,92 @@ static void test_crashed_successor_bypassed(void)
     h_crash(h, 1);
     CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 2}, crash_at + 5 * P));
     CU_ASSERT_EQUAL(now(h), 11 * P + 2 * L);
-    /* Node 2 learns its predecessor died when its own round's PING is
-     * refused (11.6 s + 2L); node 0's next round (12 s) then finds node 2
-     * without a predecessor and notifies it: one STABILIZE round trip and a
-     * NOTIFY, 3L. */
+    /* Node 0 then asks node 2 (2L), which still names node 1 as its
+     * predecessor; node 0 asks node 1 before adopting it (Zave), refused
+     * (2L), and notifies node 2 (L).  Node 2 checks node 1 at once, refused
+     * (2L), and takes node 0, whose NOTIFY it kept (watch.c): 9L in all. */
     int live2[] = {0, 2};
     CU_ASSERT_TRUE(qdb_fixture_step_until(h->f, ring_right, &(pred_arg){0, 2}, crash_at + 5 * P));
-    CU_ASSERT_EQUAL(now(h), 12 * P + 3 * L);
+    CU_ASSERT_EQUAL(now(h), 11 * P + 9 * L);
     CU_ASSERT_TRUE(ring_ok(h->f, live2, 2));
+    h_free(h);
+}
+
+/* ---- the neighbour watch (node/watch.c) ---------------------------------------
+ * Rounds every 30 s (fast = slow), so only the watch can notice a crash in
+ * time: it looks every second (no jitter), node i started at i * 0.3 s. */
+static harness *h_three_watched(qdb_time_us *crash_at)
+{
+    harness *h = h_new_with(30 * S, NULL);
+    h_start(h, 0, -1); /* looks at k s */
+    h_run(h, 3 * S / 10);
+    h_start(h, 1, 0);  /* at 0.3 s + k s */
+    h_run(h, 6 * S / 10);
+    h_start(h, 2, 0);  /* at 0.6 s + k s */
+    *crash_at = 70 * S + 7 * S / 10; /* rounds long backed off; between looks */
+    h_run(h, *crash_at);
+    int live[] = {0, 1, 2};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, live, 3));
+    return h;
+}
+
+/* A process crash at 70.7 s.  Nodes 0 and 1 take turns on their link (a
+ * PING one hears excuses its own next one): node 1's PING at 70.3 s excuses
+ * node 0's look at 71 s.  Node 2's look at 71.6 s has not heard from node 1
+ * since 70.3 s: its PING is refused, it clears its predecessor.  Node 0's
+ * PING at 72 s is refused 2L later and the list takes over: node 0 asks
+ * node 2 (2L), which names no predecessor, and notifies it (L).  Ring right
+ * at 72 s + 5L, 1.35 s after the crash. */
+static void test_watch_process_crash(void)
+{
+    qdb_time_us crash_at;
+    harness *h = h_three_watched(&crash_at);
+    h_crash(h, 1);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 2}, crash_at + 5 * S));
+    CU_ASSERT_EQUAL(now(h), 72 * S + 2 * L);
+    CU_ASSERT_TRUE(qdb_fixture_step_until(h->f, ring_right, &(pred_arg){0, 2}, crash_at + 5 * S));
+    CU_ASSERT_EQUAL(now(h), 72 * S + 5 * L);
+    h_free(h);
+}
+
+/* A host crash (silence), the same looks: PINGs time out three times on
+ * node 1's RTO (round trips of exactly 2L: the 200-ms floor), doubled by
+ * each timeout, 1.4 s: node 2's from 71.6 s (predecessor cleared at 73 s),
+ * node 0's from 72 s (successor dropped at 73.4 s), then node 0 asks node 2
+ * and notifies it, 3L.  Ring right 2.73 s after the crash. */
+static void test_watch_host_crash(void)
+{
+    qdb_time_us crash_at;
+    harness *h = h_three_watched(&crash_at);
+    qdb_simnet_set_host_down(qdb_fixture_net(h->f), peer(h, 1)->addr, true);
+    h_crash(h, 1);
+    CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 2}, crash_at + 10 * S));
+    CU_ASSERT_EQUAL(now(h), 73 * S + 400 * MS);
+    CU_ASSERT_TRUE(qdb_fixture_step_until(h->f, ring_right, &(pred_arg){0, 2}, crash_at + 10 * S));
+    CU_ASSERT_EQUAL(now(h), 73 * S + 400 * MS + 3 * L);
+    h_free(h);
+}
+
+/* The watch's cost in a quiet ring of eight: frames sent per node per
+ * second, over 60 s with rounds every 30 s. */
+static void test_watch_cost(void)
+{
+    harness *h = h_new_with(30 * S, NULL);
+    h_start(h, 0, -1);
+    for (int i = 1; i < 8; i++)
+        h_start(h, i, 0);
+    h_run(h, 120 * S);
+    int live[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, live, 8));
+    uint64_t before = 0, after = 0;
+    for (int i = 0; i < 8; i++)
+        before += qdb_node_get_stats(node(h, i))->frames_out;
+    h_run(h, 180 * S);
+    for (int i = 0; i < 8; i++)
+        after += qdb_node_get_stats(node(h, i))->frames_out;
+    double per_node_s = (double)(after - before) / 8 / 60;
+    printf("(%.2f frames/node/s) ", per_node_s);
+    CU_ASSERT_TRUE(per_node_s >= 2.0 && per_node_s <= 2.5);
     h_free(h);
 }
 
@@ -1133,6 +1213,7 @@ static void test_pause_maintenance(void)
 {
     harness *h = h_new();
     h_eight_paused(h);
+    h_run(h, now(h) + S / 2); /* the watch's PINGs sent before the pause are answered */
     h_crash(h, 3);
     h_run(h, now(h) + 60 * S);
     CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_successor(node(h, 2)), peer(h, 3)));
@@ -1516,6 +1597,11 @@ int main(void)
         {"a crashed successor is bypassed one round trip after the next round",
          test_crashed_successor_bypassed},
         {"paused maintenance, resumed", test_pause_maintenance},
+        {"the watch: a crashed process, ring right 1.35 s after the crash",
+         test_watch_process_crash},
+        {"the watch: a silent host, three strikes on its RTO, 2.73 s",
+         test_watch_host_crash},
+        {"the watch costs about 2 frames per node per second", test_watch_cost},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo faults[] = {

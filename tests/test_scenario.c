@@ -15,11 +15,10 @@
 
 static qdb_scenario *parse_ok(const char *text)
 {
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     qdb_scenario *sc = qdb_scenario_parse_string("t.scn", text, &err);
     if (sc == NULL) {
-        fprintf(stderr, "unexpected error: %s\n", err->message);
-        g_error_free(err);
+        fprintf(stderr, "unexpected error: %s\n", err.msg);
     }
     CU_ASSERT_PTR_NOT_NULL_FATAL(sc);
     return sc;
@@ -28,18 +27,15 @@ static qdb_scenario *parse_ok(const char *text)
 /* Parsing text fails with exactly this message (and code). */
 static void parse_fails(const char *text, int code, const char *message)
 {
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     qdb_scenario *sc = qdb_scenario_parse_string("t.scn", text, &err);
     CU_ASSERT_PTR_NULL(sc);
     qdb_scenario_free(sc);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    CU_ASSERT_EQUAL(err->domain, QDB_SCN_ERROR);
-    CU_ASSERT_EQUAL(err->code, code);
-    if (strcmp(err->message, message) != 0)
+    CU_ASSERT_EQUAL(err.code, code);
+    if (strcmp(err.msg, message) != 0)
         fprintf(stderr, "\n  text:     %s\n  expected: %s\n  got:      %s\n",
-                text, message, err->message);
-    CU_ASSERT_STRING_EQUAL(err->message, message);
-    g_error_free(err);
+                text, message, err.msg);
+    CU_ASSERT_STRING_EQUAL(err.msg, message);
 }
 
 static void syntax_error(const char *text, const char *message)
@@ -64,17 +60,14 @@ static one_tok arg_of(const char *word)
     return o;
 }
 
-/* err is set, in the domain, with this message; then cleared. */
-static void expect_error(GError **err, int code, const char *message)
+/* err is set, with this code and message; then cleared. */
+static void expect_error(qdb_scn_err *err, int code, const char *message)
 {
-    CU_ASSERT_PTR_NOT_NULL_FATAL(*err);
-    CU_ASSERT_EQUAL((*err)->domain, QDB_SCN_ERROR);
-    CU_ASSERT_EQUAL((*err)->code, code);
-    if (strcmp((*err)->message, message) != 0)
-        fprintf(stderr, "\n  expected: %s\n  got:      %s\n", message,
-                (*err)->message);
-    CU_ASSERT_STRING_EQUAL((*err)->message, message);
-    g_clear_error(err);
+    CU_ASSERT_EQUAL(err->code, code);
+    if (strcmp(err->msg, message) != 0)
+        fprintf(stderr, "\n  expected: %s\n  got:      %s\n", message, err->msg);
+    CU_ASSERT_STRING_EQUAL(err->msg, message);
+    *err = (qdb_scn_err){0};
 }
 
 /* Each conversion helper: parse WORD as an argument, convert, check. */
@@ -82,24 +75,24 @@ static void int_ok(const char *word, int64_t want)
 {
     one_tok o = arg_of(word);
     int64_t v = 12345;
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_TRUE(qdb_scn_tok_int(o.tok, &v, &err));
-    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT_EQUAL(err.code, QDB_SCN_OK);
     CU_ASSERT_EQUAL(v, want);
     qdb_scenario_free(o.sc);
 }
 
-typedef bool (*conv_fn)(const qdb_scn_token *, void *, GError **);
+typedef bool (*conv_fn)(const qdb_scn_token *, void *, qdb_scn_err *);
 
-static bool conv_int(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_int(t, o, e); }
-static bool conv_uint(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_uint(t, o, e); }
-static bool conv_double(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_double(t, o, e); }
-static bool conv_duration(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_duration(t, o, e); }
-static bool conv_rate(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_rate(t, o, e); }
-static bool conv_fraction(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_fraction(t, o, e); }
-static bool conv_bool(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_bool(t, o, e); }
-static bool conv_cmp(const qdb_scn_token *t, void *o, GError **e) { return qdb_scn_tok_cmp(t, o, e); }
-static bool conv_range(const qdb_scn_token *t, void *o, GError **e)
+static bool conv_int(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_int(t, o, e); }
+static bool conv_uint(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_uint(t, o, e); }
+static bool conv_double(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_double(t, o, e); }
+static bool conv_duration(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_duration(t, o, e); }
+static bool conv_rate(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_rate(t, o, e); }
+static bool conv_fraction(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_fraction(t, o, e); }
+static bool conv_bool(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_bool(t, o, e); }
+static bool conv_cmp(const qdb_scn_token *t, void *o, qdb_scn_err *e) { return qdb_scn_tok_cmp(t, o, e); }
+static bool conv_range(const qdb_scn_token *t, void *o, qdb_scn_err *e)
 {
     uint64_t *lohi = o;
     return qdb_scn_tok_range(t, &lohi[0], &lohi[1], e);
@@ -113,7 +106,7 @@ static void conv_fails(conv_fn fn, const char *word, const char *message)
     unsigned char out[16], before[16];
     memset(out, 0xa5, sizeof out);
     memcpy(before, out, sizeof out);
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_FALSE(fn(o.tok, out, &err));
     CU_ASSERT_EQUAL(memcmp(out, before, sizeof out), 0);
     g_autofree char *full = g_strdup_printf("t.scn:1:8: %s", message);
@@ -127,9 +120,9 @@ static uint64_t uint_of(const char *word)
 {
     one_tok o = arg_of(word);
     uint64_t v = 0;
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_TRUE(qdb_scn_tok_uint(o.tok, &v, &err));
-    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT_EQUAL(err.code, QDB_SCN_OK);
     qdb_scenario_free(o.sc);
     return v;
 }
@@ -138,10 +131,10 @@ static double double_of(conv_fn fn, const char *word)
 {
     one_tok o = arg_of(word);
     double v = -999;
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_TRUE(fn(o.tok, &v, &err));
-    if (err)
-        fprintf(stderr, "\n  %s: %s\n", word, err->message), g_clear_error(&err);
+    if (err.code != QDB_SCN_OK)
+        fprintf(stderr, "\n  %s: %s\n", word, err.msg);
     qdb_scenario_free(o.sc);
     return v;
 }
@@ -150,10 +143,10 @@ static qdb_time_us duration_of(const char *word)
 {
     one_tok o = arg_of(word);
     qdb_time_us v = 999;
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_TRUE(qdb_scn_tok_duration(o.tok, &v, &err));
-    if (err)
-        fprintf(stderr, "\n  %s: %s\n", word, err->message), g_clear_error(&err);
+    if (err.code != QDB_SCN_OK)
+        fprintf(stderr, "\n  %s: %s\n", word, err.msg);
     qdb_scenario_free(o.sc);
     return v;
 }
@@ -368,7 +361,7 @@ static void test_int(void)
     /* key=value: the key names the value, the column is the value's */
     one_tok o = arg_of("n=x");
     int64_t v = 5;
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_FALSE(qdb_scn_tok_int(o.tok, &v, &err));
     CU_ASSERT_EQUAL(v, 5);
     expect_error(&err, QDB_SCN_ERROR_VALUE, "t.scn:1:10: n: bad integer 'x': not a decimal integer");
@@ -547,7 +540,7 @@ static void test_fraction_bool_cmp_choice(void)
     qdb_scenario_free(o.sc);
     static const char *const three[] = {"memory", "bdb", "disk", NULL};
     o = arg_of("storage=lost");
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_FALSE(qdb_scn_tok_choice(o.tok, storage, &which, &err));
     expect_error(&err, QDB_SCN_ERROR_VALUE,
                  "t.scn:1:16: storage: bad value 'lost': expected keep or lose");
@@ -616,7 +609,7 @@ static void test_syntax_errors(void)
 
 static void test_error_helper(void)
 {
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     qdb_scn_pos pos = {.file = "x.scn", .line = 7, .col = 12};
     CU_ASSERT_FALSE(qdb_scn_error(&err, &pos, "unknown verb '%s'", "jion"));
     expect_error(&err, QDB_SCN_ERROR_INVALID, "x.scn:7:12: unknown verb 'jion'");
@@ -626,6 +619,24 @@ static void test_error_helper(void)
     CU_ASSERT_FALSE(qdb_scn_error(&err, NULL, "plain %d", 3));
     expect_error(&err, QDB_SCN_ERROR_INVALID, "plain 3");
     CU_ASSERT_FALSE(qdb_scn_error(NULL, &pos, "ignored"));
+
+    /* a message longer than QDB_ERRMSG_SIZE is kept whole; one longer than
+     * the parser's buffer is cut to fit, NUL-terminated */
+    char word[400];
+    memset(word, 'v', 300);
+    word[300] = '\0';
+    pos.line = 7;
+    CU_ASSERT_FALSE(qdb_scn_error(&err, &pos, "unknown verb '%s'", word));
+    CU_ASSERT_EQUAL(strlen(err.msg), strlen("x.scn:7:12: unknown verb ''") + 300);
+    g_autofree char *whole = g_strdup_printf("x.scn:7:12: unknown verb '%s'", word);
+    expect_error(&err, QDB_SCN_ERROR_INVALID, whole);
+    memset(word, 'v', sizeof word - 1);
+    word[sizeof word - 1] = '\0';
+    qdb_scn_error(&err, &pos, "%s %s", word, word);
+    CU_ASSERT_EQUAL(strlen(err.msg), QDB_SCN_ERRMSG_SIZE - 1);
+    CU_ASSERT_TRUE(g_str_has_prefix(err.msg, "x.scn:7:12: vvv"));
+    err = (qdb_scn_err){0};
+    pos.line = 0;
 
     /* a token's position is directly usable */
     qdb_scenario *sc = parse_ok("\n\nat 3s join 5..9 via=77\n");
@@ -645,9 +656,9 @@ static void test_event_check(void)
                                 "at 1s start 0 3\n"
                                 "at 1s start   # nothing\n"
                                 "at 1s heal x=1\n");
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_TRUE(qdb_scn_event_check(qdb_scenario_event(sc, 0), 1, 1, join_keys, &err));
-    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT_EQUAL(err.code, QDB_SCN_OK);
     CU_ASSERT_TRUE(qdb_scn_event_check(qdb_scenario_event(sc, 0), 0, -1, join_keys, &err));
     CU_ASSERT_FALSE(qdb_scn_event_check(qdb_scenario_event(sc, 0), 1, 1, NULL, &err));
     expect_error(&err, QDB_SCN_ERROR_INVALID,
@@ -671,11 +682,11 @@ static void test_event_check(void)
 static void test_set_override(void)
 {
     qdb_scenario *sc = parse_ok("nodes = 10\nseed = 1\nat 0 start 0\n");
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     CU_ASSERT_TRUE(qdb_scenario_set(sc, "seed=99", &err));
     CU_ASSERT_TRUE(qdb_scenario_set(sc, "loss = 0.1", &err));
     CU_ASSERT_TRUE(qdb_scenario_set(sc, "name=\"a b\"", &err));
-    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT_EQUAL(err.code, QDB_SCN_OK);
     CU_ASSERT_EQUAL_FATAL(qdb_scenario_n_params(sc), 4);
     /* replaced in place; new ones appended */
     const char *keys[] = {"nodes", "seed", "loss", "name"};
@@ -787,7 +798,7 @@ static void test_unused_params(void)
     CU_ASSERT_STRING_EQUAL(b->key, "jitter");
     CU_ASSERT_EQUAL(b->key_pos.line, 4);
     CU_ASSERT_EQUAL(b->key_pos.col, 3);
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     qdb_scn_error(&err, &a->key_pos, "unknown parameter '%s'", a->key);
     expect_error(&err, QDB_SCN_ERROR_INVALID, "t.scn:2:1: unknown parameter 'nodez'");
     g_ptr_array_unref(unused);
@@ -809,9 +820,9 @@ static void test_unused_params(void)
 
 static void test_files(void)
 {
-    GError *err = NULL;
+    qdb_scn_err err = {0};
     char *path = NULL;
-    int fd = g_file_open_tmp("qdb-scn-XXXXXX.scn", &path, &err);
+    int fd = g_file_open_tmp("qdb-scn-XXXXXX.scn", &path, NULL);
     CU_ASSERT_FATAL(fd >= 0);
     g_close(fd, NULL);
 
@@ -837,11 +848,9 @@ static void test_files(void)
 
     g_unlink(path);
     CU_ASSERT_PTR_NULL(qdb_scenario_parse_file(path, &err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
-    CU_ASSERT_EQUAL(err->code, QDB_SCN_ERROR_IO);
+    CU_ASSERT_EQUAL(err.code, QDB_SCN_ERROR_IO);
     g_autofree char *prefix = g_strdup_printf("%s: ", path);
-    CU_ASSERT_TRUE(g_str_has_prefix(err->message, prefix));
-    g_clear_error(&err);
+    CU_ASSERT_TRUE(g_str_has_prefix(err.msg, prefix));
     g_free(path);
     qdb_scenario_free(NULL);
 }
