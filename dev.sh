@@ -19,12 +19,14 @@ top=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
-  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev gnuplot-nox redis-server
-  valgrind procps python3 libsystemd-dev debhelper dpkg-dev fakeroot"
+  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev libmicrohttpd-dev gnuplot-nox
+  redis-server valgrind procps python3 libsystemd-dev debhelper dpkg-dev fakeroot"
+# Only the test stage needs a browser (tests/status-page.sh skips without it).
+TEST_PACKAGES="chromium"
 
 deps() {
     local missing=()
-    for p in $PACKAGES; do
+    for p in $PACKAGES ${1:-}; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -227,7 +229,7 @@ demo)
     fi
     ;;
 test)
-    deps
+    deps "$TEST_PACKAGES"
     build_in plain
     (cd build/plain && make -j"$jobs" check) || { cat build/plain/test-suite.log; exit 1; }
     # -O0 with AddressSanitizer and UBSan: also proves the trace hashes do

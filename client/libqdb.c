@@ -10,13 +10,21 @@
  * this file only validates arguments, copies results out and tracks the
  * buffers it hands to the caller.  There is no process-wide state.
  *
- * Sections: the handle -- seams glue -- running one operation -- the API.
+ * Administration (qdb_ping, qdb_node_status, qdb_node_stop, qdb_hive_status)
+ * asks one given node directly: one request frame, one answer, matched by
+ * its rpc id, on a second endpoint of the same loop, so these calls never
+ * disturb the client core's sessions.
+ *
+ * Sections: the handle -- seams glue -- running one operation -- addresses --
+ * administration -- the API.
  */
 #include "config.h"
 
 #include <glib.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "client/core.h"
 #include "client/qdb.h"
@@ -34,6 +42,15 @@ struct qdb_session {
     qdb_addr node;         /* the node given to qdb_connect */
     int timeout_ms;        /* qdb_o_operation_timeout */
     GHashTable *buffers;   /* buffers handed to the caller (a set of pointers) */
+
+    /* administration: the request in flight (at most one) and its answer */
+    qdb_loop_endpoint *admin_ep;
+    qdb_addr admin_dst;
+    uint64_t admin_rpc;    /* rpc id of the request in flight; ids count from 1 */
+    int admin_expect;      /* the message type that answers it */
+    bool admin_done;
+    int admin_status;
+    GByteArray *admin_reply; /* the answer's frame */
 
     /* the operation in flight: at most one, since every call blocks */
     bool done;
@@ -161,7 +178,333 @@ static qdb_error_t check_alias(const char *alias)
     return QDB_OK;
 }
 
+/* ---- addresses ----------------------------------------------------------------- */
+
+/* "[qdb://]HOST[:PORT]" -> an IPv4 address.  HOST is a dotted quad or a name
+ * resolved (IPv4) through getaddrinfo, which may block like any call here.
+ * IPv6 ("[::1]:2836", "::1") is QDB_E_INVALID_ARGUMENT: the transport speaks
+ * IPv4 only.  "HOST:" (empty port) and a trailing "/" are refused rather
+ * than guessed. */
+static qdb_error_t resolve(const char *uri, qdb_addr *out)
+{
+    const char *text = uri;
+    if (g_ascii_strncasecmp(text, QDB_URI_SCHEME, strlen(QDB_URI_SCHEME)) == 0)
+        text += strlen(QDB_URI_SCHEME);
+    if (text[0] == '[' || strchr(text, ':') != strrchr(text, ':'))
+        return QDB_E_INVALID_ARGUMENT; /* IPv6 */
+    if (qdb_addr_parse(out, text))
+        return out->port != 0 && out->ip != 0 ? QDB_OK : QDB_E_INVALID_ARGUMENT;
+    const char *colon = strchr(text, ':');
+    char *host = g_strndup(text, colon ? (size_t)(colon - text) : strlen(text));
+    guint64 port = QDB_DEFAULT_PORT;
+    qdb_error_t rc = QDB_E_INVALID_ARGUMENT;
+    if (host[0] != '\0' &&
+        (!colon || g_ascii_string_to_unsigned(colon + 1, 10, 1, G_MAXUINT16, &port, NULL))) {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(host, NULL, &hints, &res) == 0 && res != NULL) {
+            const struct sockaddr_in *sin = (const struct sockaddr_in *)res->ai_addr;
+            out->ip = g_ntohl(sin->sin_addr.s_addr);
+            out->port = (uint16_t)port;
+            rc = out->ip != 0 ? QDB_OK : QDB_E_INVALID_ARGUMENT;
+        } else {
+            rc = QDB_E_CONNECTION_REFUSED; /* no such host */
+        }
+        if (res != NULL)
+            freeaddrinfo(res);
+    }
+    g_free(host);
+    return rc;
+}
+
+/* ---- administration ------------------------------------------------------------- */
+
+static void admin_recv(void *arg, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    struct qdb_session *h = arg;
+    qdb_msg m;
+    if (h->admin_done || !qdb_addr_eq(src, h->admin_dst))
+        return;
+    if (qdb_msg_decode(frame, len, &m) != QDB_OK) {
+        h->admin_done = true;
+        h->admin_status = QDB_E_PROTOCOL;
+        return;
+    }
+    if (m.type != h->admin_expect || m.rpc != h->admin_rpc)
+        return; /* the late answer of an earlier request */
+    g_byte_array_set_size(h->admin_reply, 0);
+    g_byte_array_append(h->admin_reply, frame, (guint)len);
+    h->admin_done = true;
+    h->admin_status = QDB_OK;
+}
+
+static void admin_unreachable(void *arg, qdb_addr dst)
+{
+    struct qdb_session *h = arg;
+    if (!h->admin_done && qdb_addr_eq(dst, h->admin_dst)) {
+        h->admin_done = true;
+        h->admin_status = QDB_E_CONNECTION_REFUSED;
+    }
+}
+
+static const qdb_inbound admin_inbound = {.recv = admin_recv, .unreachable = admin_unreachable};
+
+/* The node an administration call is about: node, or the connected one. */
+static qdb_error_t admin_target(struct qdb_session *h, const char *node, qdb_addr *dst)
+{
+    if (node != NULL)
+        return resolve(node, dst);
+    if (h->core == NULL)
+        return QDB_E_NOT_CONNECTED;
+    *dst = h->node;
+    return QDB_OK;
+}
+
+/* Send req (its rpc is filled in) to dst and wait for the message of type
+ * expect that answers it, at most the operation timeout.  QDB_OK and *reply
+ * decoded (pointing into h->admin_reply, valid until the next call). */
+static qdb_error_t admin_call(struct qdb_session *h, qdb_addr dst, qdb_msg *req, int expect,
+                              qdb_msg *reply)
+{
+    req->rpc = ++h->admin_rpc;
+    GByteArray *frame = g_byte_array_new();
+    int rc = qdb_msg_encode(req, frame);
+    g_assert(rc == QDB_OK);
+    h->admin_dst = dst;
+    h->admin_expect = expect;
+    h->admin_done = false;
+    h->admin_status = QDB_E_TIMEOUT;
+    qdb_transport *t = qdb_loop_endpoint_transport(h->admin_ep);
+    if (t->send(t, dst, frame->data, frame->len) != QDB_OK) {
+        h->admin_done = true;
+        h->admin_status = QDB_E_CONNECTION_REFUSED;
+    }
+    g_byte_array_unref(frame);
+    gint64 deadline = g_get_monotonic_time() + (gint64)h->timeout_ms * 1000;
+    while (!h->admin_done) {
+        gint64 left = deadline - g_get_monotonic_time();
+        if (left <= 0)
+            break;
+        if (!qdb_loop_run_once(h->loop, (int)MIN(left / 1000 + 1, 1000)))
+            break;
+    }
+    if (!h->admin_done || h->admin_status != QDB_OK) {
+        /* A node that never answered may still: forget its connection. */
+        qdb_loop_endpoint_disconnect_all(h->admin_ep);
+        return (qdb_error_t)(h->admin_done ? h->admin_status : QDB_E_TIMEOUT);
+    }
+    rc = qdb_msg_decode(h->admin_reply->data, h->admin_reply->len, reply);
+    return rc == QDB_OK ? QDB_OK : QDB_E_PROTOCOL;
+}
+
+static qdb_error_t admin_ask_status(struct qdb_session *h, qdb_addr dst, unsigned what,
+                                    qdb_msg *reply)
+{
+    qdb_msg req = {.type = QDB_MSG_STATUS, .what = what};
+    return admin_call(h, dst, &req, QDB_MSG_STATUS_REPLY, reply);
+}
+
+/* A tracked, NUL-terminated copy of bytes for the caller. */
+static const char *h_take_text(struct qdb_session *h, const uint8_t *p, size_t len)
+{
+    char *s = g_malloc(len + 1);
+    if (len)
+        memcpy(s, p, len);
+    s[len] = '\0';
+    g_hash_table_add(h->buffers, s);
+    return s;
+}
+
+static qdb_error_t node_json(qdb_handle_t h, const char *node, unsigned what, const char **json)
+{
+    if (h == NULL || json == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    *json = NULL;
+    qdb_addr dst;
+    qdb_error_t rc = admin_target(h, node, &dst);
+    qdb_msg r;
+    if (rc == QDB_OK)
+        rc = admin_ask_status(h, dst, what, &r);
+    if (rc == QDB_OK)
+        *json = h_take_text(h, r.content, r.content_len);
+    return rc;
+}
+
+/* The hive walk: one step per node, following successors. */
+typedef struct walk_node {
+    qdb_peer self, pred, succ;
+    bool has_pred, has_succ, stable;
+    uint64_t entries;
+} walk_node;
+
+/* The top 64 bits of an ID: enough for arcs as fractions of the ring. */
+static uint64_t id_top(const qdb_id *id)
+{
+    return qdb_be64_get(id->b);
+}
+
+static void json_problem(GString *o, bool *first, const char *kind, qdb_addr at, int code)
+{
+    char a[QDB_ADDR_STRLEN];
+    g_string_append_printf(o, "%s{\"problem\":\"%s\",\"at\":\"%s\"", *first ? "" : ",", kind,
+                           qdb_addr_format(at, a));
+    if (code)
+        g_string_append_printf(o, ",\"error\":%d", code);
+    g_string_append_c(o, '}');
+    *first = false;
+}
+
+/* Walk from start along successors until back at start; record what is
+ * wrong on the way (an unreachable node, a missing successor, a cycle that
+ * misses start, predecessors that disagree, IDs out of ring order).  At
+ * most QDB_HIVE_WALK_MAX nodes. */
+#define QDB_HIVE_WALK_MAX QDB_DEFAULT_HIVE_WALK_MAX
+
+static bool hive_walk(struct qdb_session *h, qdb_addr start, GString *o)
+{
+    GArray *nodes = g_array_new(FALSE, TRUE, sizeof(walk_node));
+    GHashTable *seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+    GString *problems = g_string_new("");
+    bool first = true, complete = false;
+    qdb_addr at = start;
+    for (;;) {
+        if (nodes->len >= QDB_HIVE_WALK_MAX) {
+            json_problem(problems, &first, "walk_limit", at, 0);
+            break;
+        }
+        qdb_msg r;
+        qdb_error_t rc = admin_ask_status(h, at, QDB_STATUS_CONFIG, &r);
+        if (rc != QDB_OK) {
+            json_problem(problems, &first, "unreachable", at, rc);
+            break;
+        }
+        walk_node w = {.self = r.peer, .pred = r.pred, .has_pred = r.flags & QDB_STATUS_F_PRED,
+                       .has_succ = r.flags & QDB_STATUS_F_SUCC,
+                       .stable = r.flags & QDB_STATUS_F_STABLE, .entries = r.count};
+        if (w.has_succ)
+            w.succ = r.peers[0];
+        g_array_append_val(nodes, w);
+        g_hash_table_add(seen, GSIZE_TO_POINTER(qdb_addr_key(at)));
+        if (!w.has_succ) {
+            json_problem(problems, &first, "no_successor", at, 0);
+            break;
+        }
+        at = w.succ.addr;
+        if (qdb_addr_eq(at, start)) {
+            complete = true;
+            break;
+        }
+        if (g_hash_table_contains(seen, GSIZE_TO_POINTER(qdb_addr_key(at)))) {
+            json_problem(problems, &first, "cycle_misses_start", at, 0);
+            break;
+        }
+    }
+    /* Each node's predecessor must be the node before it, and walking the
+     * successors must pass ID 0 exactly once (once around the ring). */
+    unsigned n = nodes->len, wraps = 0;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        walk_node *w = &g_array_index(nodes, walk_node, i);
+        total += w->entries;
+        if (i == 0 && !complete)
+            continue;
+        walk_node *prev = &g_array_index(nodes, walk_node, (i + n - 1) % n);
+        if (!w->has_pred || !qdb_peer_eq(&w->pred, &prev->self))
+            json_problem(problems, &first, "predecessor_mismatch", w->self.addr, 0);
+        if (n > 1 && qdb_id_cmp(&w->self.id, &prev->self.id) <= 0)
+            wraps++;
+    }
+    if (complete && n > 1 && wraps != 1)
+        json_problem(problems, &first, "out_of_order", start, 0);
+    g_string_append_printf(o, "{\"complete\":%s,\"broken\":%s,\"nodes\":%u,\"entries\":%"
+                              G_GUINT64_FORMAT ",\"ring\":[",
+                           complete ? "true" : "false", first ? "false" : "true", n, total);
+    for (unsigned i = 0; i < n; i++) {
+        walk_node *w = &g_array_index(nodes, walk_node, i);
+        char hex[QDB_ID_HEX + 1], a[QDB_ADDR_STRLEN];
+        qdb_id_to_hex(&w->self.id, hex);
+        g_string_append_printf(o, "%s{\"id\":\"%s\",\"address\":\"%s\",\"entries\":%"
+                                  G_GUINT64_FORMAT ",\"stable\":%s",
+                               i ? "," : "", hex, qdb_addr_format(w->self.addr, a), w->entries,
+                               w->stable ? "true" : "false");
+        /* Its arc, (previous node, this node], as a share of the ring: known
+         * when the previous node is (the walk is complete, or i > 0). */
+        if (n == 1 && complete) {
+            g_string_append(o, ",\"arc\":1");
+        } else if (i > 0 || complete) {
+            walk_node *prev = &g_array_index(nodes, walk_node, (i + n - 1) % n);
+            uint64_t d = id_top(&w->self.id) - id_top(&prev->self.id);
+            g_string_append_printf(o, ",\"arc\":%.4f", (double)d / 18446744073709551616.0);
+        }
+        g_string_append_c(o, '}');
+    }
+    g_string_append_printf(o, "],\"problems\":[%s]}", problems->str);
+    g_string_free(problems, TRUE);
+    g_hash_table_destroy(seen);
+    g_array_free(nodes, TRUE);
+    return first; /* no problem */
+}
+
 /* ---- the API ----------------------------------------------------------------- */
+
+qdb_error_t qdb_ping(qdb_handle_t h, const char *node, unsigned *rtt_us)
+{
+    if (h == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_addr dst;
+    qdb_error_t rc = admin_target(h, node, &dst);
+    if (rc != QDB_OK)
+        return rc;
+    gint64 t0 = g_get_monotonic_time();
+    qdb_msg req = {.type = QDB_MSG_PING}, r;
+    rc = admin_call(h, dst, &req, QDB_MSG_PONG, &r);
+    if (rc == QDB_OK && rtt_us != NULL)
+        *rtt_us = (unsigned)MIN(g_get_monotonic_time() - t0, (gint64)G_MAXUINT);
+    return rc;
+}
+
+qdb_error_t qdb_node_status(qdb_handle_t h, const char *node, const char **json)
+{
+    return node_json(h, node, QDB_STATUS_NODE, json);
+}
+
+qdb_error_t qdb_node_config(qdb_handle_t h, const char *node, const char **json)
+{
+    return node_json(h, node, QDB_STATUS_CONFIG, json);
+}
+
+qdb_error_t qdb_node_topology(qdb_handle_t h, const char *node, const char **json)
+{
+    return node_json(h, node, QDB_STATUS_TOPOLOGY, json);
+}
+
+qdb_error_t qdb_node_stop(qdb_handle_t h, const char *node)
+{
+    if (h == NULL || node == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_addr dst;
+    qdb_error_t rc = resolve(node, &dst);
+    qdb_msg req = {.type = QDB_MSG_STOP}, r;
+    if (rc == QDB_OK)
+        rc = admin_call(h, dst, &req, QDB_MSG_STOP_REPLY, &r);
+    return rc == QDB_OK ? (qdb_error_t)r.status : rc;
+}
+
+qdb_error_t qdb_hive_status(qdb_handle_t h, const char *node, const char **json)
+{
+    if (h == NULL || json == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    *json = NULL;
+    qdb_addr start;
+    qdb_error_t rc = admin_target(h, node, &start);
+    if (rc != QDB_OK)
+        return rc;
+    GString *o = g_string_new("");
+    bool whole = hive_walk(h, start, o);
+    *json = h_take_text(h, (const uint8_t *)o->str, o->len);
+    g_string_free(o, TRUE);
+    return whole ? QDB_OK : QDB_E_UNSTABLE;
+}
 
 qdb_error_t qdb_open(qdb_handle_t *handle, qdb_protocol_t proto)
 {
@@ -184,10 +527,18 @@ qdb_error_t qdb_open(qdb_handle_t *handle, qdb_protocol_t proto)
         g_warning("libqdb: cannot create the client endpoint: %s", err);
         goto fail_loop;
     }
+    h->admin_ep = qdb_loop_attach(h->loop, NULL, &admin_inbound, h, err);
+    if (h->admin_ep == NULL) {
+        g_warning("libqdb: cannot create the administration endpoint: %s", err);
+        goto fail_ep;
+    }
+    h->admin_reply = g_byte_array_new();
     h->buffers = g_hash_table_new_full(g_direct_hash, g_direct_equal, g_free, NULL);
     *handle = h;
     return QDB_OK;
 
+fail_ep:
+    qdb_loop_detach(h->loop, h->ep);
 fail_loop:
     qdb_loop_free(h->loop);
 fail_alloc:
@@ -199,16 +550,13 @@ qdb_error_t qdb_connect(qdb_handle_t h, const char *uri)
 {
     if (h == NULL || uri == NULL)
         return QDB_E_INVALID_ARGUMENT;
-    const char *text = uri;
-    if (g_ascii_strncasecmp(text, QDB_URI_SCHEME, strlen(QDB_URI_SCHEME)) == 0)
-        text += strlen(QDB_URI_SCHEME);
-    /* "HOST:" (empty port) and a trailing "/" are refused rather than guessed. */
     qdb_addr node;
-    if (!qdb_addr_parse(&node, text) || node.port == 0 || node.ip == 0)
-        return QDB_E_INVALID_ARGUMENT;
+    qdb_error_t rc = resolve(uri, &node);
+    if (rc != QDB_OK)
+        return rc;
 
     h_drop_core(h);
-    qdb_error_t rc = h_make_core(h, node);
+    rc = h_make_core(h, node);
     if (rc != QDB_OK)
         return rc;
 
@@ -232,7 +580,9 @@ qdb_error_t qdb_close(qdb_handle_t h)
     if (h->core != NULL)
         qdb_client_core_free(h->core);
     qdb_loop_detach(h->loop, h->ep);
+    qdb_loop_detach(h->loop, h->admin_ep);
     qdb_loop_free(h->loop);
+    g_byte_array_unref(h->admin_reply);
     g_hash_table_destroy(h->buffers);
     g_free(h->content);
     g_free(h);

@@ -45,8 +45,10 @@ typedef enum qdb_option_t {
  * protocol or a NULL pointer. */
 qdb_error_t qdb_open(qdb_handle_t *handle, qdb_protocol_t proto);
 /* Connect to one node: "qdb://HOST:PORT", "HOST:PORT" or "HOST" (port 2836).
- * HOST is an IPv4 address.  Says HELLO to it, so QDB_E_CONNECTION_REFUSED,
- * QDB_E_TIMEOUT or QDB_E_INVALID_ARGUMENT come back here. */
+ * HOST is an IPv4 address or a host name (resolved to IPv4).  IPv6 addresses
+ * are QDB_E_INVALID_ARGUMENT: the transport speaks IPv4 only.  Asks the node
+ * a lookup, so QDB_E_CONNECTION_REFUSED (also: unknown host), QDB_E_TIMEOUT
+ * or QDB_E_INVALID_ARGUMENT come back here. */
 qdb_error_t qdb_connect(qdb_handle_t handle, const char *uri);
 /* Close the connections and free the handle and every buffer it returned. */
 qdb_error_t qdb_close(qdb_handle_t handle);
@@ -86,6 +88,32 @@ qdb_error_t qdb_compare_and_swap(qdb_handle_t handle, const char *alias,
 qdb_error_t qdb_remove(qdb_handle_t handle, const char *alias);
 /* Delete every entry of the hive, node by node around the ring. */
 qdb_error_t qdb_remove_all(qdb_handle_t handle);
+
+/* ---- administration ---------------------------------------------------------
+ * These ask one node directly, by address: node is "HOST:PORT" as for
+ * qdb_connect, or NULL for the node given to qdb_connect (QDB_E_NOT_CONNECTED
+ * without one).  They wait at most the operation timeout.  JSON results are
+ * NUL-terminated compact JSON in buffers for qdb_free_buffer(); their
+ * members are described in qdbsh(1). */
+
+/* Is the node there?  *rtt_us (may be NULL): the round trip, microseconds. */
+qdb_error_t qdb_ping(qdb_handle_t handle, const char *node, unsigned *rtt_us);
+/* node_status: ID, address, state, stable or settling, uptime, entries and
+ * bytes held, predecessor, successors, fingers, counters, configuration. */
+qdb_error_t qdb_node_status(qdb_handle_t handle, const char *node, const char **json);
+/* node_config: the node's configuration and the hive-wide settings. */
+qdb_error_t qdb_node_config(qdb_handle_t handle, const char *node, const char **json);
+/* node_topology: predecessor, successors and fingers. */
+qdb_error_t qdb_node_topology(qdb_handle_t handle, const char *node, const char **json);
+/* Ask the node to leave the hive gracefully (hand its entries over, then
+ * exit).  QDB_E_REFUSED unless that node runs with --allow-remote-stop. */
+qdb_error_t qdb_node_stop(qdb_handle_t handle, const char *node);
+/* Walk the ring from node along successors: every node with its arc as a
+ * share of the ring and its entry count.  *json is set in every case where
+ * the walk started; QDB_E_UNSTABLE when the walk found the ring broken (an
+ * unreachable node, a missing successor, predecessors that disagree, IDs out
+ * of order), with the problems listed in the JSON. */
+qdb_error_t qdb_hive_status(qdb_handle_t handle, const char *node, const char **json);
 
 /* Text for an error code (never NULL). */
 const char *qdb_error(qdb_error_t error);

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* qdbsh: the qdb shell, a thin front end over libqdb (qdb.h).
  *
- *   qdbsh [--daemon=HOST:PORT]                 read commands (terminal or pipe)
- *   qdbsh [--daemon=HOST:PORT] COMMAND ARG...  run one command and exit
+ *   qdbsh [--daemon=HOST:PORT[,HOST:PORT...]]                 read commands (terminal or pipe)
+ *   qdbsh [--daemon=HOST:PORT[,HOST:PORT...]] COMMAND ARG...  run one command and exit
  *
  * Interactive on a terminal: prompt "qdbsh:ok > " / "qdbsh:ko > " (after a
- * failed command), line editing and history through libedit.  From a pipe:
+ * failed command), line editing, tab completion of command names and
+ * history kept in ~/.qdbsh_history through libedit; Ctrl-C clears the line.
+ * The administration commands (ping, node_status, node_config,
+ * node_topology, hive_status, stop_node) print JSON: indented on a
+ * terminal, compact with --raw or into a pipe.  From a pipe:
  * one command per line, no prompt, exit status 1 if any command failed.
  * In a line, content is the rest of the line after the single space that
  * follows the alias, so "put entry a b  c" stores "a b  c"; cas takes two
@@ -24,6 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,10 +45,15 @@
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 typedef struct shell {
-    const char *daemon;
+    const char *daemon; /* one address, or several separated by commas */
     qdb_handle_t h;
     bool connected;
     bool line_mode; /* reading lines: get adds a newline after the content */
+    bool pretty;    /* indent JSON (a terminal, without --raw) */
+    /* interactive mode */
+    bool ok;        /* the last command succeeded: the prompt says so */
+    bool quit;      /* exit or end of input */
+    bool line_done; /* the line handler ran */
 } shell;
 
 /* ---- command table ------------------------------------------------------------ */
@@ -57,6 +68,12 @@ typedef enum cmd_id {
     CMD_CAS,
     CMD_REMOVE,
     CMD_REMOVE_ALL,
+    CMD_PING,
+    CMD_NODE_STATUS,
+    CMD_NODE_CONFIG,
+    CMD_NODE_TOPOLOGY,
+    CMD_HIVE_STATUS,
+    CMD_STOP_NODE,
     CMD_EXIT,
 } cmd_id;
 
@@ -65,24 +82,36 @@ typedef struct cmd_def {
     cmd_id id;
     int words;         /* words after the command name (content not counted) */
     bool content;      /* takes CONTENT (the rest of the line) */
+    int optional;      /* words that may follow the required ones (an ADDR) */
     const char *usage; /* arguments */
     const char *help;
 } cmd_def;
 
 static const cmd_def commands[] = {
-    { "help", CMD_HELP, 0, false, "", "list the commands" },
-    { "version", CMD_VERSION, 0, false, "", "print the version of the library" },
-    { "put", CMD_PUT, 1, true, "ALIAS CONTENT", "create an entry (fails if it exists)" },
-    { "get", CMD_GET, 1, false, "ALIAS", "print an entry's content" },
-    { "update", CMD_UPDATE, 1, true, "ALIAS CONTENT", "create or replace an entry" },
-    { "get_update", CMD_GET_UPDATE, 1, true, "ALIAS CONTENT",
+    { "help", CMD_HELP, 0, false, 0, "", "list the commands" },
+    { "version", CMD_VERSION, 0, false, 0, "", "print the version of the library" },
+    { "put", CMD_PUT, 1, true, 0, "ALIAS CONTENT", "create an entry (fails if it exists)" },
+    { "get", CMD_GET, 1, false, 0, "ALIAS", "print an entry's content" },
+    { "update", CMD_UPDATE, 1, true, 0, "ALIAS CONTENT", "create or replace an entry" },
+    { "get_update", CMD_GET_UPDATE, 1, true, 0, "ALIAS CONTENT",
       "replace an existing entry, print its previous content" },
-    { "cas", CMD_CAS, 3, false, "ALIAS NEW COMPARAND",
+    { "cas", CMD_CAS, 3, false, 0, "ALIAS NEW COMPARAND",
       "replace with NEW if the content equals COMPARAND (single words);\n"
       "                                  on mismatch print the current content and fail" },
-    { "remove", CMD_REMOVE, 1, false, "ALIAS", "delete an entry" },
-    { "remove_all", CMD_REMOVE_ALL, 0, false, "", "delete every entry of the hive" },
-    { "exit", CMD_EXIT, 0, false, "", "leave the shell (end of input does too)" },
+    { "remove", CMD_REMOVE, 1, false, 0, "ALIAS", "delete an entry" },
+    { "remove_all", CMD_REMOVE_ALL, 0, false, 0, "", "delete every entry of the hive" },
+    { "ping", CMD_PING, 0, false, 1, "[ADDR]", "is the node there? print the round trip" },
+    { "node_status", CMD_NODE_STATUS, 0, false, 1, "[ADDR]",
+      "a node's state, neighbours, entries, counters (JSON)" },
+    { "node_config", CMD_NODE_CONFIG, 0, false, 1, "[ADDR]",
+      "a node's configuration and the hive's settings (JSON)" },
+    { "node_topology", CMD_NODE_TOPOLOGY, 0, false, 1, "[ADDR]",
+      "a node's predecessor, successors and fingers (JSON)" },
+    { "hive_status", CMD_HIVE_STATUS, 0, false, 1, "[ADDR]",
+      "walk the ring: every node, its arc, its entries (JSON)" },
+    { "stop_node", CMD_STOP_NODE, 1, false, 0, "ADDR",
+      "make a node leave the hive (if it allows remote stop)" },
+    { "exit", CMD_EXIT, 0, false, 0, "", "leave the shell (end of input does too)" },
 };
 
 static const cmd_def *cmd_find(const char *name)
@@ -107,7 +136,7 @@ static void print_help(FILE *out)
 
 /* The arguments of one command, whichever way they were read. */
 typedef struct cmd_args {
-    const char *word[3]; /* NUL-terminated words */
+    const char *word[3]; /* NUL-terminated words; optional ones NULL when absent */
     const uint8_t *content;
     size_t content_len;
 } cmd_args;
@@ -124,25 +153,162 @@ static void print_error(const char *fmt, ...)
     fflush(stderr);
 }
 
+/* The transport speaks IPv4 only: say so rather than "invalid argument". */
+static bool is_ipv6(const char *addr)
+{
+    return addr[0] == '[' || strchr(addr, ':') != strrchr(addr, ':');
+}
+
+static void print_addr_error(const char *what, const char *addr, qdb_error_t rc)
+{
+    if (rc == QDB_E_INVALID_ARGUMENT && is_ipv6(addr))
+        print_error("%s %s: IPv6 addresses are not supported (qdb speaks IPv4 only)", what, addr);
+    else if (rc == QDB_E_INVALID_ARGUMENT)
+        print_error("%s %s: not an address (want HOST[:PORT])", what, addr);
+    else
+        print_error("%s %s: %s", what, addr, qdb_error(rc));
+}
+
+/* Connect to the first node of --daemon's list that answers. */
 static bool sh_connect(shell *sh)
 {
     if (sh->connected)
         return true;
-    qdb_error_t rc = qdb_connect(sh->h, sh->daemon);
-    if (rc != QDB_OK) {
-        print_error("cannot connect to %s: %s", sh->daemon, qdb_error(rc));
+    char **addrs = g_strsplit(sh->daemon, ",", -1);
+    for (char **a = addrs; *a != NULL && !sh->connected; a++) {
+        g_strstrip(*a);
+        qdb_error_t rc = qdb_connect(sh->h, *a);
+        if (rc == QDB_OK)
+            sh->connected = true;
+        else
+            print_addr_error("cannot connect to", *a, rc);
+    }
+    g_strfreev(addrs);
+    return sh->connected;
+}
+
+/* Print compact JSON, indented by two spaces a level when pretty.  The
+ * input is the libraries' own JSON; only strings need care (their quotes,
+ * escapes, and the punctuation inside them). */
+static void print_json(const char *json, bool pretty)
+{
+    int depth = 0;
+    bool in_str = false, esc = false;
+    for (const char *p = json; pretty && *p != '\0'; p++) {
+        char c = *p;
+        if (in_str) {
+            fputc(c, stdout);
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_str = true;
+            fputc(c, stdout);
+            break;
+        case '{':
+        case '[':
+            if (p[1] == (c == '{' ? '}' : ']')) { /* empty: keep it on one line */
+                fputc(c, stdout);
+                fputc(*++p, stdout);
+                break;
+            }
+            fprintf(stdout, "%c\n%*s", c, 2 * ++depth, "");
+            break;
+        case '}':
+        case ']':
+            fprintf(stdout, "\n%*s%c", 2 * --depth, "", c);
+            break;
+        case ',':
+            fprintf(stdout, ",\n%*s", 2 * depth, "");
+            break;
+        case ':':
+            fputs(": ", stdout);
+            break;
+        default:
+            fputc(c, stdout);
+        }
+    }
+    if (!pretty)
+        fputs(json, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+/* The administration commands: they ask one node, by address or (without
+ * ADDR) the one connected to. */
+static bool run_admin(shell *sh, const cmd_def *cmd, const char *addr)
+{
+    if (addr == NULL && !sh_connect(sh))
+        return false;
+    const char *json = NULL;
+    qdb_error_t rc;
+    switch (cmd->id) {
+    case CMD_PING: {
+        unsigned rtt = 0;
+        rc = qdb_ping(sh->h, addr, &rtt);
+        if (rc == QDB_OK) {
+            printf("pong from %s in %.3f ms\n", addr ? addr : "the node", rtt / 1000.0);
+            fflush(stdout);
+        }
+        break;
+    }
+    case CMD_NODE_STATUS:
+        rc = qdb_node_status(sh->h, addr, &json);
+        break;
+    case CMD_NODE_CONFIG:
+        rc = qdb_node_config(sh->h, addr, &json);
+        break;
+    case CMD_NODE_TOPOLOGY:
+        rc = qdb_node_topology(sh->h, addr, &json);
+        break;
+    case CMD_HIVE_STATUS:
+        rc = qdb_hive_status(sh->h, addr, &json);
+        break;
+    case CMD_STOP_NODE:
+        rc = qdb_node_stop(sh->h, addr);
+        if (rc == QDB_OK) {
+            printf("%s is leaving the hive\n", addr);
+            fflush(stdout);
+        } else if (rc == QDB_E_REFUSED) {
+            print_error("stop_node %s: refused: that node does not allow remote stop "
+                        "(start it with --allow-remote-stop)", addr);
+            return false;
+        }
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    if (json != NULL) {
+        print_json(json, sh->pretty);
+        qdb_free_buffer(sh->h, json);
+    }
+    if (rc == QDB_E_UNSTABLE && cmd->id == CMD_HIVE_STATUS) {
+        print_error("hive_status: the ring is broken (see \"problems\")");
         return false;
     }
-    sh->connected = true;
+    if (rc != QDB_OK) {
+        char *what = g_strdup_printf("%s%s", cmd->name, addr ? "" : " (the connected node)");
+        print_addr_error(what, addr ? addr : "", rc);
+        g_free(what);
+        return false;
+    }
     return true;
 }
 
-/* Content on stdout: raw in one-shot mode, followed by a newline in line mode. */
+/* Content on stdout: raw in one-shot mode, followed by a newline in line
+ * mode -- and on a terminal, where the shell's prompt would otherwise follow
+ * on the same line. */
 static void print_content(shell *sh, const void *buf, size_t len)
 {
     if (len > 0)
         fwrite(buf, 1, len, stdout);
-    if (sh->line_mode)
+    if (sh->line_mode || (isatty(STDOUT_FILENO) && (len == 0 || ((const char *)buf)[len - 1] != '\n')))
         fputc('\n', stdout);
     fflush(stdout);
 }
@@ -164,6 +330,13 @@ static bool run_command(shell *sh, const cmd_def *cmd, const cmd_args *a)
         return true;
     case CMD_EXIT:
         return true;
+    case CMD_PING:
+    case CMD_NODE_STATUS:
+    case CMD_NODE_CONFIG:
+    case CMD_NODE_TOPOLOGY:
+    case CMD_HIVE_STATUS:
+    case CMD_STOP_NODE:
+        return run_admin(sh, cmd, a->word[0]);
     default:
         break;
     }
@@ -268,6 +441,8 @@ static line_result run_line(shell *sh, char *line, size_t len)
             return LINE_FAILED;
         }
     }
+    for (int i = cmd->words; i < cmd->words + cmd->optional; i++)
+        a.word[i] = next_word(&p);
     if (cmd->content) {
         /* next_word() consumed exactly one separator after the alias; the rest,
          * blanks and NUL bytes included, is the content.  A line that ends
@@ -289,25 +464,117 @@ static line_result run_line(shell *sh, char *line, size_t len)
     return run_command(sh, cmd, &a) ? LINE_OK : LINE_FAILED;
 }
 
-/* A terminal: libedit with history and the ok/ko prompt.  Exit status 0. */
+/* ---- a terminal ------------------------------------------------------------------
+ * libedit's callback interface, so that the shell, not the library, owns the
+ * wait for input: a SIGINT (Ctrl-C) interrupts poll() and clears the line
+ * being edited instead of ending the shell.  Tab completes command names;
+ * the history is read from and written to ~/.qdbsh_history. */
+
+#define HISTORY_FILE ".qdbsh_history"
+#define HISTORY_MAX 1000
+
+static shell *the_shell; /* the line handler's context: libedit passes none */
+static volatile sig_atomic_t got_sigint;
+
+static void on_sigint(int sig)
+{
+    got_sigint = 1;
+}
+
+static char *complete_command(const char *text, int state)
+{
+    static size_t next;
+    if (state == 0)
+        next = 0;
+    while (next < G_N_ELEMENTS(commands)) {
+        const char *name = commands[next++].name;
+        if (strncmp(name, text, strlen(text)) == 0)
+            return strdup(name); /* libedit frees it with free() */
+    }
+    return NULL;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    rl_attempted_completion_over = 1; /* never fall back to file names */
+    if (start != 0)
+        return NULL; /* only the first word is a command */
+    return rl_completion_matches(text, complete_command);
+}
+
+static const char *prompt(const shell *sh)
+{
+    return sh->ok ? "qdbsh:ok > " : "qdbsh:ko > ";
+}
+
+static void on_line(char *line)
+{
+    shell *sh = the_shell;
+    sh->line_done = true;
+    if (line == NULL) { /* end of input (Ctrl-D) */
+        sh->quit = true;
+        return;
+    }
+    if (line[0] != '\0')
+        add_history(line);
+    line_result r = run_line(sh, line, strlen(line));
+    free(line);
+    if (r == LINE_EXIT)
+        sh->quit = true;
+    else
+        sh->ok = r == LINE_OK;
+}
+
+/* Interactive: exit status 0. */
 static int run_interactive(shell *sh)
 {
-    bool ok = true;
+    char *history = g_build_filename(g_get_home_dir(), HISTORY_FILE, NULL);
     using_history();
-    for (;;) {
-        char *line = readline(ok ? "qdbsh:ok > " : "qdbsh:ko > ");
-        if (line == NULL) {
+    stifle_history(HISTORY_MAX);
+    read_history(history); /* none yet is fine */
+    rl_readline_name = "qdbsh";
+    rl_attempted_completion_function = complete;
+    rl_catch_signals = 0;
+    struct sigaction sa = { .sa_handler = on_sigint }, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old); /* no SA_RESTART: poll() returns EINTR */
+
+    the_shell = sh;
+    sh->ok = true;
+    rl_callback_handler_install(prompt(sh), on_line);
+    while (!sh->quit) {
+        struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+        int n = poll(&pfd, 1, -1);
+        if (got_sigint) { /* Ctrl-C: drop the line, a fresh prompt */
+            got_sigint = 0;
+            rl_replace_line("", 0);
             fputc('\n', stdout);
+            rl_callback_handler_remove();
+            rl_callback_handler_install(prompt(sh), on_line);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || (pfd.revents & (POLLERR | POLLNVAL))) {
+            sh->quit = true;
             break;
         }
-        if (line[0] != '\0')
-            add_history(line);
-        line_result r = run_line(sh, line, strlen(line));
-        free(line);
-        if (r == LINE_EXIT)
-            break;
-        ok = r == LINE_OK;
+        sh->line_done = false;
+        rl_callback_read_char();
+        /* After a line, libedit leaves the terminal as it was before; a
+         * fresh install puts it back in editing mode and shows the prompt
+         * (ok or ko). */
+        if (sh->line_done && !sh->quit) {
+            rl_callback_handler_remove();
+            rl_callback_handler_install(prompt(sh), on_line);
+        }
     }
+    rl_callback_handler_remove();
+    fputc('\n', stdout); /* leave the terminal on a fresh line */
+    sigaction(SIGINT, &old, NULL);
+    if (write_history(history) != 0)
+        print_error("cannot save the history in %s", history);
+    g_free(history);
     return EXIT_OK;
 }
 
@@ -370,12 +637,12 @@ static int run_argv(shell *sh, int argc, char **argv)
         return EXIT_USAGE;
     }
     int given = argc - 1;
-    if (given < cmd->words || (!cmd->content && given > cmd->words)) {
+    if (given < cmd->words || (!cmd->content && given > cmd->words + cmd->optional)) {
         print_error("usage: qdbsh %s %s", cmd->name, cmd->usage);
         return EXIT_USAGE;
     }
     cmd_args a = { .word = { NULL, NULL, NULL } };
-    for (int i = 0; i < cmd->words; i++)
+    for (int i = 0; i < cmd->words + (cmd->content ? 0 : cmd->optional) && i < given; i++)
         a.word[i] = argv[1 + i];
 
     GByteArray *in = NULL;
@@ -412,9 +679,12 @@ int main(int argc, char **argv)
     char *timeout_help =
         g_strdup_printf("give up on an operation after MS milliseconds (default %" G_GUINT64_FORMAT ")",
                         (guint64)(QDB_DEFAULT_CLIENT_TIMEOUT_US / QDB_US_PER_MS));
+    gboolean raw = FALSE;
     GOptionEntry entries[] = {
         { "daemon", 'd', 0, G_OPTION_ARG_STRING, &daemon,
-          "the node to talk to (default " QDB_DEFAULT_ADDRESS ")", "HOST:PORT" },
+          "the node to talk to: a host name or IPv4 address, or a comma-separated list "
+          "tried in turn (default " QDB_DEFAULT_ADDRESS ")", "HOST:PORT[,...]" },
+        { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "print JSON compact, even on a terminal", NULL },
         { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms,
           timeout_help, "MS" },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL },
@@ -424,7 +694,9 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_option_context_set_description(
         ctx, "Commands: help, version, put ALIAS [CONTENT], get ALIAS, update ALIAS [CONTENT],\n"
-             "get_update ALIAS [CONTENT], cas ALIAS NEW COMPARAND, remove ALIAS, remove_all.\n"
+             "get_update ALIAS [CONTENT], cas ALIAS NEW COMPARAND, remove ALIAS, remove_all,\n"
+             "ping [ADDR], node_status [ADDR], node_config [ADDR], node_topology [ADDR],\n"
+             "hive_status [ADDR], stop_node ADDR.\n"
              "Without a command, commands are read from standard input, one a line.\n"
              "Without CONTENT, put/update/get_update read it from standard input.\n"
              "See qdbsh(1).\n");
@@ -450,7 +722,8 @@ int main(int argc, char **argv)
         g_free(daemon);
         return EXIT_USAGE;
     }
-    shell sh = { .daemon = daemon != NULL ? daemon : QDB_DEFAULT_ADDRESS };
+    shell sh = { .daemon = daemon != NULL ? daemon : QDB_DEFAULT_ADDRESS,
+                 .pretty = !raw && isatty(STDOUT_FILENO) };
     qdb_error_t rc = qdb_open(&sh.h, qdb_p_tcp);
     if (rc == QDB_OK && timeout_ms > 0)
         rc = qdb_set_option(sh.h, qdb_o_operation_timeout, (int)timeout_ms);

@@ -110,6 +110,10 @@ static const char *const type_names[QDB_MSG_TYPE_MAX_ + 1] = {
     [QDB_MSG_HANDOVER] = "HANDOVER",
     [QDB_MSG_HANDOVER_ACK] = "HANDOVER_ACK",
     [QDB_MSG_LEAVE] = "LEAVE",
+    [QDB_MSG_STATUS] = "STATUS",
+    [QDB_MSG_STATUS_REPLY] = "STATUS_REPLY",
+    [QDB_MSG_STOP] = "STOP",
+    [QDB_MSG_STOP_REPLY] = "STOP_REPLY",
 };
 
 const char *qdb_msg_type_name(int type)
@@ -246,9 +250,20 @@ static int w_alias(writer *w, const qdb_msg *m)
 /* Every flag bit the type defines: more is malformed. */
 static unsigned flags_max(int type)
 {
+    if (type == QDB_MSG_STATUS_REPLY)
+        return QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
     return type == QDB_MSG_NOTIFY     ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT
          : type == QDB_MSG_HANDOVER ? QDB_HANDOVER_LAST | QDB_HANDOVER_REPLICA
                                     : 1u;
+}
+
+/* STATUS, STATUS_REPLY: what the JSON describes, one byte. */
+static int w_what(writer *w, const qdb_msg *m)
+{
+    if (m->what > QDB_STATUS_WHAT_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    w_u8(w, m->what);
+    return QDB_OK;
 }
 
 static int w_flag(writer *w, const qdb_msg *m)
@@ -297,6 +312,28 @@ typedef struct records {
     size_t len;
     size_t n;
 } records;
+
+/* STATUS_REPLY: the successor travels as peers[0] (n_peers 1) so that a
+ * decoded reply re-encodes byte for byte. */
+static int emit_status_reply(writer *w, const qdb_msg *m)
+{
+    bool succ = (m->flags & QDB_STATUS_F_SUCC) != 0;
+    if (m->n_peers != (succ ? 1u : 0u) || m->content_len > QDB_STATUS_JSON_MAX)
+        return QDB_E_INVALID_ARGUMENT;
+    TRY(check_bytes(m->content, m->content_len));
+    w_varint(w, m->rpc);
+    TRY(w_what(w, m));
+    TRY(w_flag(w, m));
+    w_peer(w, &m->peer);
+    if (m->flags & QDB_STATUS_F_PRED)
+        w_peer(w, &m->pred);
+    if (succ)
+        w_peer(w, &m->peers[0]);
+    w_varint(w, m->count);
+    w_varint(w, m->content_len);
+    w_bytes(w, m->content, m->content_len);
+    return QDB_OK;
+}
 
 /* Tag and body of m, counted or written.  recs is used for HANDOVER only. */
 static int emit_body(writer *w, const qdb_msg *m, const records *recs)
@@ -382,6 +419,20 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         w_peer(w, &m->peer);
         w_peer(w, &m->pred);
         return w_peers(w, m);
+    case QDB_MSG_STATUS:
+        w_varint(w, m->rpc);
+        return w_what(w, m);
+    case QDB_MSG_STATUS_REPLY:
+        return emit_status_reply(w, m);
+    case QDB_MSG_STOP:
+        w_varint(w, m->rpc);
+        return QDB_OK;
+    case QDB_MSG_STOP_REPLY:
+        w_varint(w, m->rpc);
+        if (m->status < 0 || m->status > 255)
+            return QDB_E_INVALID_ARGUMENT;
+        w_u8(w, (unsigned)m->status);
+        return QDB_OK;
     default:
         return QDB_E_INVALID_ARGUMENT;
     }
@@ -560,6 +611,12 @@ static int r_flag(reader *r, qdb_msg *m)
     return m->flags > flags_max(m->type) ? QDB_E_MALFORMED : QDB_OK;
 }
 
+static int r_what(reader *r, qdb_msg *m)
+{
+    TRY(r_u8(r, &m->what));
+    return m->what > QDB_STATUS_WHAT_MAX ? QDB_E_MALFORMED : QDB_OK;
+}
+
 static int r_addr(reader *r, qdb_addr *a)
 {
     const uint8_t *p;
@@ -722,6 +779,34 @@ static int decode_body(reader *r, qdb_msg *m)
         TRY(r_peer(r, &m->pred));
         TRY(r_peers(r, m));
         return r_end(r);
+    case QDB_MSG_STATUS:
+        TRY(r_varint(r, &m->rpc));
+        TRY(r_what(r, m));
+        return r_end(r);
+    case QDB_MSG_STATUS_REPLY:
+        TRY(r_varint(r, &m->rpc));
+        TRY(r_what(r, m));
+        TRY(r_flag(r, m));
+        TRY(r_peer(r, &m->peer));
+        if (m->flags & QDB_STATUS_F_PRED)
+            TRY(r_peer(r, &m->pred));
+        if (m->flags & QDB_STATUS_F_SUCC) {
+            TRY(r_peer(r, &m->peers[0]));
+            m->n_peers = 1;
+        }
+        TRY(r_varint(r, &m->count));
+        TRY(r_len_bytes(r, QDB_STATUS_JSON_MAX, &m->content, &m->content_len));
+        return r_end(r);
+    case QDB_MSG_STOP:
+        TRY(r_varint(r, &m->rpc));
+        return r_end(r);
+    case QDB_MSG_STOP_REPLY: {
+        unsigned status;
+        TRY(r_varint(r, &m->rpc));
+        TRY(r_u8(r, &status)); /* any code: as REPLY */
+        m->status = (int)status;
+        return r_end(r);
+    }
     default:
         return QDB_E_BAD_TYPE;
     }

@@ -54,6 +54,16 @@
  *   HANDOVER_ACK rpc
  *   LEAVE        rpc, peer (the leaver), peer (its predecessor or null),
  *                u8 n, n peers (its successor list)
+ *   STATUS       rpc, u8 what (QDB_STATUS_NODE, _CONFIG or _TOPOLOGY): an
+ *                operator asks a node about itself (node/status.h)
+ *   STATUS_REPLY rpc, u8 what, u8 flags (QDB_STATUS_F_*), peer self,
+ *                [peer predecessor] [peer successor] (when their flag is set),
+ *                varint entries held, varint json length (at most
+ *                QDB_STATUS_JSON_MAX), that many bytes of compact JSON.  The
+ *                peers and the count let a client walk the ring without
+ *                parsing JSON.
+ *   STOP         rpc                          leave the ring gracefully
+ *   STOP_REPLY   rpc, u8 status               QDB_OK (leaving) or QDB_E_REFUSED
  *
  * Decoding never reads outside the given bytes and rejects malformed,
  * truncated, oversized and wrong-version frames with a precise code.
@@ -82,6 +92,19 @@
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
 #define QDB_HANDOVER_REPLICA 2u   /* HANDOVER: copies for a replica (replica.c), no range moves */
 
+/* STATUS: what the JSON of the reply describes. */
+#define QDB_STATUS_NODE 0u     /* everything: node_status */
+#define QDB_STATUS_CONFIG 1u   /* node_config */
+#define QDB_STATUS_TOPOLOGY 2u /* node_topology */
+#define QDB_STATUS_WHAT_MAX 2u
+/* STATUS_REPLY flags */
+#define QDB_STATUS_F_STABLE 1u
+#define QDB_STATUS_F_PRED 2u
+#define QDB_STATUS_F_SUCC 4u
+/* The JSON of a STATUS_REPLY: a node's status is a few kilobytes (at most
+ * 32 successors and 64 fingers of ~110 bytes each, and the counters). */
+#define QDB_STATUS_JSON_MAX ((size_t)64 << 10)
+
 typedef enum qdb_msg_type {
     QDB_MSG_HELLO = 1,
     QDB_MSG_PUT = 2,
@@ -102,7 +125,11 @@ typedef enum qdb_msg_type {
     QDB_MSG_HANDOVER = 17,
     QDB_MSG_HANDOVER_ACK = 18,
     QDB_MSG_LEAVE = 19,
-    QDB_MSG_TYPE_MAX_ = 19
+    QDB_MSG_STATUS = 20,
+    QDB_MSG_STATUS_REPLY = 21,
+    QDB_MSG_STOP = 22,
+    QDB_MSG_STOP_REPLY = 23,
+    QDB_MSG_TYPE_MAX_ = 23
 } qdb_msg_type;
 
 const char *qdb_msg_type_name(int type);
@@ -116,18 +143,23 @@ typedef struct qdb_msg {
     int type;
     uint64_t seq;        /* client requests and REPLY; also HELLO's client id */
     uint64_t rpc;        /* node-to-node and FIND messages */
-    int status;          /* REPLY: a qdb_error_t */
+    int status;          /* REPLY, STOP_REPLY: a qdb_error_t */
     const uint8_t *alias;
     size_t alias_len;
-    const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload */
+    const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload,
+                               * STATUS_REPLY JSON */
     size_t content_len;
     const uint8_t *comparand; /* CAS */
     size_t comparand_len;
     qdb_id target;       /* FIND */
-    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER last */
-    qdb_peer peer;       /* FIND_REPLY, STABILIZE (asker), NOTIFY, HANDOVER, LEAVE: the subject */
-    qdb_peer pred;       /* STABILIZE_REPLY, LEAVE */
-    unsigned n_peers;    /* STABILIZE_REPLY, LEAVE */
+    unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER
+                          * last, STATUS_REPLY QDB_STATUS_F_* */
+    unsigned what;       /* STATUS, STATUS_REPLY: QDB_STATUS_NODE ... */
+    uint64_t count;      /* STATUS_REPLY: entries held */
+    qdb_peer peer;       /* FIND_REPLY, STABILIZE (asker), NOTIFY, HANDOVER, LEAVE: the subject;
+                          * STATUS_REPLY: the node itself */
+    qdb_peer pred;       /* STABILIZE_REPLY, LEAVE, STATUS_REPLY */
+    unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
     unsigned replication; /* STABILIZE_REPLY: the hive's K; 0 and 1 both mean 1 (absent) */
     unsigned n_exclude;  /* FIND: nodes the asker found dead */

@@ -68,4 +68,15 @@
 #define QDBD_DEFAULT_DRAIN_TIMEOUT_US (1 * QDB_US_PER_S)  /* last frames after it */
 #define QDBD_DEFAULT_STATUS_PERIOD_US (500 * QDB_US_PER_MS)
 
+/* ---- what operators see (node/status.h, transport-real/http.h, libqdb) -----
+ * Bounds rather than settings: none is an option. */
+#define QDB_DEFAULT_STATUS_SCAN_MAX 100000 /* records summed for "bytes" */
+#define QDB_DEFAULT_HIVE_WALK_MAX 4096     /* nodes hive_status visits */
+#define QDBD_DEFAULT_HTTP_CONNECTIONS 64   /* --http: connections at once */
+#define QDBD_DEFAULT_HTTP_PER_CLIENT 8     /* ... from one address */
+#define QDBD_DEFAULT_HTTP_IDLE_US (10 * QDB_US_PER_S)
+#define QDBD_DEFAULT_HTTP_MEMORY ((size_t)32 << 10) /* per connection, headers included */
+#define QDBD_DEFAULT_HTTP_FRESH_US (500 * QDB_US_PER_MS) /* a snapshot this old is served */
+#define QDBD_DEFAULT_HTTP_WAIT_US (2 * QDB_US_PER_S)     /* for a fresh one, at most */
+
 #endif

@@ -32,6 +32,7 @@ static const char *const messages[QDB_E_LAST_] = {
     [QDB_E_INTERNAL] = "internal error",
     [QDB_E_NOT_CONNECTED] = "not connected",
     [QDB_E_UNAVAILABLE] = "entry unavailable: the node holding it has failed",
+    [QDB_E_REFUSED] = "refused by the node (not enabled there)",
 };
 
 int qdb_error_set(char *err, int code, const char *fmt, ...)

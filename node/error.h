@@ -54,6 +54,7 @@ typedef enum qdb_error_t {
     QDB_E_INTERNAL = 21,
     QDB_E_NOT_CONNECTED = 22,
     QDB_E_UNAVAILABLE = 23,      /* the entry's node failed; it may come back */
+    QDB_E_REFUSED = 24,          /* the node does not allow this (e.g. remote stop) */
     QDB_E_LAST_ /* keep last */
 } qdb_error_t;
 

@@ -117,6 +117,7 @@ void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers)
     n->join_peers = g_new0(qdb_addr, QDB_JOIN_PEERS);
     if (n_peers)
         memcpy(n->join_peers, peers, n->n_join_peers * sizeof(*peers));
+    n->started_at = node_now(n);
     ring_start(n);
     watch_start(n);
     node_rearm(n);
@@ -142,6 +143,18 @@ void qdb_node_leave(qdb_node *n)
 bool qdb_node_left(const qdb_node *n)
 {
     return n->phase == PHASE_LEFT;
+}
+
+bool qdb_node_leaving(const qdb_node *n)
+{
+    return n->phase == PHASE_LEAVING || n->phase == PHASE_LEFT;
+}
+
+qdb_time_us qdb_node_uptime(const qdb_node *n)
+{
+    if (n->phase == PHASE_IDLE)
+        return 0;
+    return n->clock->now(n->clock) - n->started_at;
 }
 
 /* ---- logging, time, sending ---------------------------------------------- */
@@ -365,7 +378,14 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         serve_hello(n, src, &m);
         break;
     case QDB_MSG_FIND:
+        n->stats.finds++;
         ring_on_find(n, src, &m);
+        break;
+    case QDB_MSG_STATUS:
+        status_on_status(n, src, &m);
+        break;
+    case QDB_MSG_STOP:
+        status_on_stop(n, src, &m);
         break;
     case QDB_MSG_STABILIZE:
         ring_on_stabilize(n, src, &m);
@@ -561,6 +581,8 @@ size_t qdb_node_memory(const qdb_node *n)
         b += 64 + g_hash_table_size(n->dedup) * 80;
     if (n->out)
         b += n->out->len + sizeof(GByteArray);
+    if (n->req_counts)
+        b += QDB_REQ_TYPES * QDB_REQ_RESULTS * sizeof(uint64_t);
     return b;
 }
 
@@ -568,3 +590,4 @@ const qdb_node_stats *qdb_node_get_stats(const qdb_node *n)
 {
     return &n->stats;
 }
+

@@ -53,6 +53,8 @@ typedef struct qdb_node_config {
                                     * 5 trace (every FIND answer and round; logged as debug) */
     bool no_jitter;                /* rounds exactly every period instead of uniformly in
                                     * [0.5, 1.5) x period: for tests that assert times */
+    bool allow_remote_stop;        /* obey STOP from the network (qdbd --allow-remote-stop);
+                                    * off: STOP is answered QDB_E_REFUSED */
     qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
                                     * node back with older storage cannot bring the entry
                                     * back; default 1 day */
@@ -80,6 +82,10 @@ void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers);
  * neighbours.  The node stays usable until qdb_node_left() is true. */
 void qdb_node_leave(qdb_node *n);
 bool qdb_node_left(const qdb_node *n);
+/* True from the start of a departure (qdb_node_leave, or a STOP obeyed) on. */
+bool qdb_node_leaving(const qdb_node *n);
+/* Time since qdb_node_start(), on the node's clock seam (0 before). */
+qdb_time_us qdb_node_uptime(const qdb_node *n);
 
 /* Entry points for the backends; qdb_node_inbound gathers them for a host's
  * bind call (the core pointer is the qdb_node). */
@@ -126,7 +132,14 @@ typedef struct qdb_node_stats {
     uint64_t frames_in, frames_out, bad_frames;
     uint64_t requests, wrong_node, unstable, duplicates;
     uint64_t rpc_timeouts, handover_sent, handover_received;
+    uint64_t finds;          /* FIND messages answered (lookup hops through this node) */
+    uint64_t storage_errors; /* storage calls that failed (requests and hand-over) */
+    uint64_t status_requests, stops; /* STATUS answered; STOP obeyed or refused */
 } qdb_node_stats;
+/* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
+ * result (a qdb_error_t).  The results a node gives by itself are counted
+ * apart; any other code shares one count ("other" in the metrics). */
+uint64_t qdb_node_requests(const qdb_node *n, int type, int status);
 const qdb_node_stats *qdb_node_get_stats(const qdb_node *n);
 
 /* Storage keys: ID (32 bytes) followed by the alias.  Values: a record

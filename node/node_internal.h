@@ -200,7 +200,16 @@ struct qdb_node {
 
     GByteArray *out;       /* scratch for encoding */
     qdb_node_stats stats;
+    /* replies to entry requests by type and status: allocated on the first
+     * request, so idle simulated nodes stay small (serve.c) */
+    uint64_t *req_counts;
+    qdb_time_us started_at; /* qdb_node_start(), for the uptime */
 };
+
+/* Rows (request types) and columns (the results a node gives, and one for
+ * any other) of req_counts: 7 x 10 counters, 560 bytes. */
+#define QDB_REQ_TYPES (QDB_MSG_REMOVE_ALL - QDB_MSG_PUT + 1)
+#define QDB_REQ_RESULTS 10
 
 /* node.c */
 void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -259,7 +268,7 @@ unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max);
 /* A mutation wrote keys (GBytes; a reference is taken: the caller unrefs, never frees): copy them to the
  * replicas and answer the client (serve_answer) once they all have them.
  * False when there is nobody to copy to: the caller answers now. */
-bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m, int status,
                    const uint8_t *payload, size_t plen, GPtrArray *keys);
 /* Is this request waiting for its replicas?  (A retry then waits too.) */
 bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
@@ -302,7 +311,7 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
 /* Answer a client's mutation, and remember the answer for its retries. */
-void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len);
 /* fn for every stored entry whose ID lies in (a, b], in ring order. */
 int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
@@ -312,6 +321,12 @@ int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage
 bool serve_holds_newer(qdb_node *n, const uint8_t *key, size_t kl,
                        const struct qdb_record_meta *theirs);
 bool serve_has_foreign(qdb_node *n);
+/* status.c: operators' requests */
+void status_on_status(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void status_on_stop(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* Count the answer to an entry request (the metrics). */
+void status_count_request(qdb_node *n, int type, int status);
+
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);
 

@@ -43,6 +43,7 @@ typedef struct repl_target {
 typedef struct repl_write {
     qdb_addr src;
     uint64_t client, seq;
+    int type;          /* the request's */
     int status;
     GBytes *payload;   /* the reply's, or NULL */
     GPtrArray *keys;   /* GBytes: the storage keys the mutation wrote */
@@ -135,11 +136,11 @@ static void finish(qdb_node *n, guint at)
     repl_write *w = g_ptr_array_steal_index(n->repl_writes, at);
     gsize len = 0;
     const uint8_t *p = w->payload ? g_bytes_get_data(w->payload, &len) : NULL;
-    serve_answer(n, w->src, w->client, w->seq, w->status, p, len);
+    serve_answer(n, w->src, w->client, w->type, w->seq, w->status, p, len);
     repl_write_free(w);
 }
 
-bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m, int status,
                    const uint8_t *payload, size_t plen, GPtrArray *keys)
 {
     qdb_peer to[QDB_REPLICATION_MAX];
@@ -151,7 +152,8 @@ bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int
     repl_write *w = g_new0(repl_write, 1);
     w->src = src;
     w->client = client;
-    w->seq = seq;
+    w->seq = m->seq;
+    w->type = m->type;
     w->status = status;
     w->payload = plen ? g_bytes_new(payload, plen) : NULL;
     w->keys = g_ptr_array_ref(keys);

@@ -107,6 +107,7 @@ static void dedup_entry_free(gpointer p)
 
 void serve_free(qdb_node *n)
 {
+    g_free(n->req_counts);
     if (n->sessions)
         g_hash_table_destroy(n->sessions);
     if (n->dedup) {
@@ -171,19 +172,24 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
         g_hash_table_remove(n->dedup, g_queue_pop_head(n->dedup_order));
 }
 
-static void reply(qdb_node *n, qdb_addr src, uint64_t seq, int status, const uint8_t *payload,
-                  size_t len)
+/* Answer request m, and count the answer by type and status (the metrics). */
+static void reply(qdb_node *n, qdb_addr src, const qdb_msg *m, int status,
+                  const uint8_t *payload, size_t len)
 {
-    qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq, .status = status,
+    status_count_request(n, m->type, status);
+    if (status == QDB_E_STORAGE)
+        n->stats.storage_errors++;
+    qdb_msg r = {.type = QDB_MSG_REPLY, .seq = m->seq, .status = status,
                  .content = payload, .content_len = len};
     node_send(n, src, &r);
 }
 
-void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, uint64_t seq, int status,
+void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len)
 {
     dedup_remember(n, client, seq, status, payload, len);
-    reply(n, src, seq, status, payload, len);
+    qdb_msg m = {.type = type, .seq = seq};
+    reply(n, src, &m, status, payload, len);
 }
 
 /* ---- entry requests --------------------------------------------------------- */
@@ -339,7 +345,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     n->stats.requests++;
     uint64_t client;
     if (!session_of(n, src, &client)) {
-        reply(n, src, m->seq, QDB_E_NO_SESSION, NULL, 0);
+        reply(n, src, m, QDB_E_NO_SESSION, NULL, 0);
         return;
     }
     if (is_mutation(m->type) && n->dedup) {
@@ -349,7 +355,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             n->stats.duplicates++;
             gsize len = 0;
             const uint8_t *p = e->payload ? g_bytes_get_data(e->payload, &len) : NULL;
-            reply(n, src, m->seq, e->status, p, len);
+            reply(n, src, m, e->status, p, len);
             return;
         }
     }
@@ -368,7 +374,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (m->type == QDB_MSG_REMOVE_ALL) {
         if (!settled) {
             n->stats.unstable++;
-            reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
+            reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
             g_ptr_array_unref(written);
             return;
         }
@@ -378,7 +384,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         qdb_id_hash(&id, m->alias, m->alias_len);
         if (!settled) {
             n->stats.unstable++;
-            reply(n, src, m->seq, QDB_E_UNSTABLE, NULL, 0);
+            reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
             g_ptr_array_unref(written);
             return;
         }
@@ -387,7 +393,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             ring_route(n, &id, NULL, 0, &p);
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
-            reply(n, src, m->seq, QDB_E_WRONG_NODE, hint, sizeof hint);
+            reply(n, src, m, QDB_E_WRONG_NODE, hint, sizeof hint);
             g_ptr_array_unref(written);
             return;
         }
@@ -400,10 +406,10 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     /* With replicas, a write is answered once they all have it. */
     if (!is_mutation(m->type) || n->replication <= 1 ||
-        !replica_write(n, src, client, m->seq, status, payload, plen, written)) {
+        !replica_write(n, src, client, m, status, payload, plen, written)) {
         if (is_mutation(m->type))
             dedup_remember(n, client, m->seq, status, payload, plen);
-        reply(n, src, m->seq, status, payload, plen);
+        reply(n, src, m, status, payload, plen);
     }
     g_ptr_array_unref(written);
     g_free(hold);
@@ -509,8 +515,10 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
         else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
             rc = push_scan(n, &c);
         bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
-        if (failed)
+        if (failed) {
             node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
+            n->stats.storage_errors++;
+        }
         /* A failed scan sends nothing: a batch marked last would end the
          * receiver's wait while its entries are still here.  It notifies us
          * again, and we push again.  (A leaving node has no such trigger: it
@@ -571,6 +579,7 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
                 continue;
             if (n->storage->put(n->storage, k, kl, v, vl) != QDB_OK) {
                 node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
+                n->stats.storage_errors++;
                 return; /* no ack: the sender keeps the entries and retries */
             }
             n->stats.handover_received++;

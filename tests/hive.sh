@@ -24,137 +24,23 @@
 # Without qdbsh (not built yet) steps 2-5 are skipped and 6 checks the exit.
 #
 # Every wait polls against a deadline; every process started here is killed
-# by the exit trap, and the temporary directory removed.  QDBD, QDBSH and
-# HIVE_PORT may be set from the environment.
+# by the exit trap, and the temporary directory removed (tests/hivelib.sh).
+# QDBD, QDBSH and HIVE_PORT may be set from the environment.
 
-QDBD=${QDBD:-transport-real/qdbd}
-QDBSH=${QDBSH:-client/qdbsh}
 N=200
+QDBSH_OPTIONAL=yes
+. "${srcdir:-.}/tests/hivelib.sh"
 
-if [ ! -x "$QDBD" ]; then
-    echo "SKIP: $QDBD is not built"
-    exit 77
-fi
-HAVE_SH=yes
-if [ ! -x "$QDBSH" ]; then
-    echo "NOTE: $QDBSH is not built; checking qdbd alone"
-    HAVE_SH=
-fi
-TIMEOUT=
-if command -v timeout >/dev/null 2>&1; then
-    TIMEOUT="timeout -k 2"
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-hive.XXXXXX") || exit 99
-pids=
-cleanup() {
-    for p in $pids; do
-        kill -9 "$p" 2>/dev/null
-    done
-    for p in $pids; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 99' INT TERM HUP
-
-now_ms() { date +%s%3N; }
-T0=$(now_ms)
-elapsed() { echo "$(( $(now_ms) - T0 )) ms"; }
-
-fail() {
-    echo "FAIL: $*"
-    for i in 1 2 3; do
-        if [ -f "$tmp/n$i.log" ]; then
-            echo "--- last lines of node $i's log"
-            tail -n 15 "$tmp/n$i.log"
-        fi
-    done
-    exit 1
-}
-
-# wait_until SECONDS COMMAND...: poll COMMAND every 50 ms until it succeeds;
-# false once SECONDS have passed.
-wait_until() {
-    _deadline=$(( $(now_ms) + $1 * 1000 ))
-    shift
-    until "$@"; do
-        [ "$(now_ms)" -ge "$_deadline" ] && return 1
-        sleep 0.05
-    done
-    return 0
-}
-
-# qsh SECONDS NODE ARGS...: qdbsh against node NODE, killed after SECONDS.
-qsh() {
+# qn SECONDS NODE ARGS...: qdbsh against node NODE, killed after SECONDS.
+qn() {
     _t=$1
     _n=$2
     shift 2
-    $TIMEOUT "$_t" "$QDBSH" --daemon="127.0.0.$_n:$PORT" "$@"
-}
-
-ID1=$(printf '5%.0s' $(seq 64))
-ID2=$(printf 'a%.0s' $(seq 64))
-ID3=$(printf 'f%.0s' $(seq 64))
-
-# start_node I [ARGS...]: start qdbd I on 127.0.0.I:$PORT; its pid in pidI.
-start_node() {
-    _i=$1
-    shift
-    "$QDBD" -a "127.0.0.$_i:$PORT" -r "$tmp/root$_i" -l "$tmp/n$_i.log" --log-level=info \
-        "$@" 2>>"$tmp/n$_i.err" &
-    eval "pid$_i=$!"
-    pids="$pids $!"
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-started() { grep -q "qdbd .*: node" "$tmp/n$1.log" 2>/dev/null; }
-started_or_dead() { started "$1" || ! alive "$2"; }
-
-# wait_started I: 0 when node I runs; otherwise its exit code (69: the
-# address is unusable).
-wait_started() {
-    eval "_p=\$pid$1"
-    wait_until 10 started_or_dead "$1" "$_p" || return 99
-    started "$1" && alive "$_p" && return 0
-    wait "$_p"
-    return $?
+    qsh "$_t" --daemon="127.0.0.$_n:$PORT" "$@"
 }
 
 # ---- 1. the hive -------------------------------------------------------------
-try=0
-PORT=${HIVE_PORT:-$(( 20000 + $$ % 20000 ))}
-while :; do
-    try=$((try + 1))
-    rm -rf "$tmp"/n*.log "$tmp"/n*.err "$tmp"/root*
-    pids=
-    start_node 1 --id="$ID1"
-    wait_started 1
-    rc=$?
-    if [ $rc -eq 0 ]; then
-        start_node 2 --id="$ID2" --peer="127.0.0.1:$PORT"
-        start_node 3 --id="$ID3" --peer="127.0.0.1:$PORT"
-        T_LAST=$(now_ms)
-        wait_started 2 && wait_started 3 && break
-        rc=$?
-    fi
-    for p in $pids; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    if [ $rc -ne 69 ]; then
-        cat "$tmp"/n*.err
-        fail "qdbd did not start (exit $rc)"
-    fi
-    if grep -q "Cannot assign requested address" "$tmp"/n*.err; then
-        echo "SKIP: loopback aliases 127.0.0.2-3 are not usable here"
-        exit 77
-    fi
-    if [ $try -ge 8 ]; then
-        echo "SKIP: no free port found"
-        exit 77
-    fi
-    PORT=$(( 20000 + ($PORT + 997) % 40000 ))
-done
-echo "hive: 3 nodes on 127.0.0.1-3:$PORT ($(elapsed))"
+hive_start 3
 
 # ring_line I: node I's last neighbourhood line.
 ring_line() { grep "ring: " "$tmp/n$1.log" | tail -n 1; }
@@ -185,7 +71,7 @@ ring_is() {
 if [ -n "$HAVE_SH" ]; then
     # How soon the hive serves: the first acknowledged write through node 2,
     # timed from the last node's start.  update, so a retry cannot collide.
-    probe() { qsh 5 2 update probe x >/dev/null 2>&1; }
+    probe() { qn 5 2 update probe x >/dev/null 2>&1; }
     wait_until 10 probe || fail "no put through node 2 within 10 s"
     echo "first put through node 2: $(( $(now_ms) - T_LAST )) ms after the last node started"
 fi
@@ -194,10 +80,10 @@ echo "ring stable: $(( $(now_ms) - T_LAST )) ms after the last node started"
 
 if [ -n "$HAVE_SH" ]; then
     # ---- 2. the tutorial ---------------------------------------------------------
-    out=$(printf 'put entry thisismyentry\nget entry\n' | qsh 15 2) ||
+    out=$(printf 'put entry thisismyentry\nget entry\n' | qn 15 2) ||
         fail "tutorial through node 2 failed: $out"
     [ "$out" = "thisismyentry" ] || fail "node 2 printed '$out', not thisismyentry"
-    out=$(qsh 15 3 get entry) || fail "get through node 3 failed"
+    out=$(qn 15 3 get entry) || fail "get through node 3 failed"
     [ "$out" = "thisismyentry" ] || fail "node 3 printed '$out', not thisismyentry"
     echo "tutorial: ok ($(elapsed))"
 
@@ -208,9 +94,9 @@ if [ -n "$HAVE_SH" ]; then
     while [ $i -le $N ]; do echo "get key$i"; i=$((i + 1)); done >"$tmp/gets"
     i=1
     while [ $i -le $N ]; do echo "value-$i"; i=$((i + 1)); done >"$tmp/expect"
-    qsh 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
+    qn 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
         fail "putting $N entries: $(head -n 3 "$tmp/puts.err")"
-    qsh 30 1 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||
+    qn 30 1 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||
         fail "reading $N entries: $(head -n 3 "$tmp/gets.err")"
     cmp -s "$tmp/got" "$tmp/expect" || fail "$N entries read back wrong"
     echo "$N entries: put and read back ($(elapsed))"
@@ -225,7 +111,7 @@ if [ -n "$HAVE_SH" ]; then
     wait_until 10 ring_is 1 2 || fail "nodes 1 and 2 did not repair the ring within 10 s"
     echo "kill -9 node 3 (it held $owned3 entries): ring of 2 repaired ($(elapsed))"
     t=$(now_ms)
-    qsh 40 2 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err"
+    qn 40 2 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err"
     rc=$?
     dt=$(( $(now_ms) - t ))
     [ $rc -eq 124 ] || [ $rc -eq 137 ] && fail "gets with node 3 dead hung (> 40 s)"
@@ -246,7 +132,7 @@ if [ -n "$HAVE_SH" ]; then
     grep "qdbd .*: node" "$tmp/n3.log" | tail -n 1 | grep -q "node $ID3 " ||
         fail "node 3 did not take its ID back from its root"
     wait_until 10 ring_is 1 2 3 || fail "node 3 did not rejoin within 10 s"
-    qsh 30 2 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||
+    qn 30 2 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||
         fail "after the restart: $(head -n 3 "$tmp/gets.err")"
     cmp -s "$tmp/got" "$tmp/expect" || fail "after the restart, entries read back wrong"
     echo "node 3 restarted on its root: all $N entries readable ($(elapsed))"
@@ -254,16 +140,13 @@ fi
 
 # ---- 6. SIGTERM node 2 ---------------------------------------------------------
 kill -TERM "$pid2"
-gone() { ! alive "$pid2"; }
-wait_until 15 gone || fail "node 2 did not exit within 15 s of SIGTERM"
-wait "$pid2"
-rc=$?
-[ $rc -eq 0 ] || fail "node 2 exited $rc after SIGTERM"
+wait_exit "$pid2" 15
+[ $exit_rc -eq 0 ] || fail "node 2 exited $exit_rc after SIGTERM"
 grep -q "left the hive" "$tmp/n2.log" || fail "node 2 did not log its departure"
 wait_until 10 ring_is 1 3 || fail "nodes 1 and 3 did not close the ring within 10 s"
 echo "SIGTERM node 2: left, exit 0, ring of 2 ($(elapsed))"
 if [ -n "$HAVE_SH" ]; then
-    qsh 30 1 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||
+    qn 30 1 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||
         fail "after node 2 left: $(head -n 3 "$tmp/gets.err")"
     cmp -s "$tmp/got" "$tmp/expect" || fail "after node 2 left, entries read back wrong"
     echo "all $N entries readable after node 2 left ($(elapsed))"
@@ -283,7 +166,7 @@ if [ -n "$HAVE_SH" ]; then
     start_node 5 --id="$ID3" --peer="127.0.0.1:$PORT"
     for i in 2 3 4 5; do wait_started $i || fail "five nodes: node $i did not start (loopback .$i?)"; done
     wait_until 20 ring_is 1 2 3 4 5 || fail "no stable 5-node ring within 20 s"
-    qsh 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
+    qn 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
         fail "five nodes: putting $N entries: $(head -n 3 "$tmp/puts.err")"
     kill -9 "$pid4"
     wait "$pid4" 2>/dev/null
@@ -291,7 +174,7 @@ if [ -n "$HAVE_SH" ]; then
     while [ $i -le 100 ]; do
         via=$(( (i % 4) + 1 )); [ $via -eq 4 ] && via=5
         t=$(now_ms)
-        out=$(qsh 10 $via get "key$i" 2>&1)
+        out=$(qn 10 $via get "key$i" 2>&1)
         dt=$(( $(now_ms) - t ))
         [ $dt -lt 2000 ] || fail "five nodes: get key$i through node $via took $dt ms"
         case "$out" in

@@ -51,6 +51,8 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
     CU_ASSERT_EQUAL(a->n_entries, b->n_entries);
     CU_ASSERT_TRUE(bytes_eq(a->entries, a->entries_len, b->entries, b->entries_len));
     CU_ASSERT_EQUAL(a->replication, b->replication);
+    CU_ASSERT_EQUAL(a->what, b->what);
+    CU_ASSERT_EQUAL(a->count, b->count);
     CU_ASSERT_EQUAL(a->n_exclude, b->n_exclude);
     for (unsigned k = 0; k < a->n_exclude && k < b->n_exclude; k++)
         CU_ASSERT_TRUE(qdb_addr_eq(a->exclude[k], b->exclude[k]));
@@ -92,9 +94,10 @@ static int decode_body(const uint8_t *body, size_t n)
 static const uint8_t alias_a[] = "entry/alpha";
 static const uint8_t content_a[] = "hello, ring";
 static const uint8_t comparand_a[] = "old value";
+static const uint8_t status_json[] = "{\"id\":\"ab\",\"stable\":true}";
 
 typedef struct samples {
-    qdb_msg m[40];
+    qdb_msg m[48];
     size_t n;
     qdb_handover_builder hb; /* backs the HANDOVER samples */
     qdb_handover_builder empty;
@@ -223,6 +226,30 @@ static void samples_init(samples *s)
     m = add(s, QDB_MSG_LEAVE); /* null predecessor, no successors */
     m->rpc = 79;
     m->peer = mk_peer(9);
+    m = add(s, QDB_MSG_STATUS);
+    m->rpc = 90;
+    m = add(s, QDB_MSG_STATUS);
+    m->rpc = 91;
+    m->what = QDB_STATUS_TOPOLOGY;
+    m = add(s, QDB_MSG_STATUS_REPLY); /* everything present */
+    m->rpc = 92;
+    m->what = QDB_STATUS_CONFIG;
+    m->flags = QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
+    m->peer = mk_peer(15);
+    m->pred = mk_peer(16);
+    m->n_peers = 1;
+    m->peers[0] = mk_peer(17);
+    m->count = UINT64_C(1) << 40;
+    m->content = status_json;
+    m->content_len = sizeof status_json - 1;
+    m = add(s, QDB_MSG_STATUS_REPLY); /* a lone node still joining: no neighbours, no JSON */
+    m->rpc = 93;
+    m->peer = mk_peer(18);
+    m = add(s, QDB_MSG_STOP);
+    m->rpc = 94;
+    m = add(s, QDB_MSG_STOP_REPLY);
+    m->rpc = 95;
+    m->status = QDB_E_REFUSED;
 
     /* HANDOVER samples carry their records in entries, exactly as decode
      * would present them, so they go through qdb_msg_encode too. */
@@ -970,6 +997,93 @@ static void test_mutations(void)
     samples_clear(&s);
 }
 
+/* STATUS and STATUS_REPLY: every field is checked, and the JSON is bounded. */
+static void test_status_layout(void)
+{
+    uint8_t b[128];
+    memset(b, 0, sizeof b);
+    b[0] = 0x20 | QDB_MSG_STATUS; /* rpc 0, what */
+    for (unsigned what = 0; what <= QDB_STATUS_WHAT_MAX; what++) {
+        b[2] = (uint8_t)what;
+        CU_ASSERT_EQUAL(decode_body(b, 3), QDB_OK);
+    }
+    b[2] = QDB_STATUS_WHAT_MAX + 1;
+    CU_ASSERT_EQUAL(decode_body(b, 3), QDB_E_MALFORMED);
+    b[2] = 0;
+    CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, 4), QDB_E_MALFORMED);
+
+    /* STATUS_REPLY: rpc, what, flags, self, count, json length, json. */
+    memset(b, 0, sizeof b);
+    b[0] = 0x20 | QDB_MSG_STATUS_REPLY;
+    size_t min = 1 + 1 + 1 + 1 + QDB_PEER_WIRE + 1 + 1;
+    CU_ASSERT_EQUAL(decode_body(b, min), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(b, min - 1), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, min + 1), QDB_E_MALFORMED);
+    b[2] = QDB_STATUS_WHAT_MAX + 1;
+    CU_ASSERT_EQUAL(decode_body(b, min), QDB_E_MALFORMED);
+    b[2] = 0;
+    b[3] = 8; /* an undefined flag */
+    CU_ASSERT_EQUAL(decode_body(b, min), QDB_E_MALFORMED);
+    b[3] = QDB_STATUS_F_PRED; /* a predecessor announced but missing */
+    CU_ASSERT_EQUAL(decode_body(b, min), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, min + QDB_PEER_WIRE), QDB_OK);
+    b[3] = 0;
+    b[min - 1] = 3; /* 3 bytes of JSON announced, 2 present */
+    CU_ASSERT_EQUAL(decode_body(b, min + 2), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, min + 3), QDB_OK);
+
+    /* The JSON bound, on both sides. */
+    size_t big = QDB_STATUS_JSON_MAX + 1;
+    uint8_t *json = g_malloc0(big);
+    qdb_msg m = {.type = QDB_MSG_STATUS_REPLY, .content = json, .content_len = big};
+    GByteArray *out = g_byte_array_new();
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(out->len, 0);
+    m.content_len = big - 1;
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_OK);
+    qdb_msg d;
+    CU_ASSERT_EQUAL(qdb_msg_decode(out->data, out->len, &d), QDB_OK);
+    CU_ASSERT_EQUAL(d.content_len, QDB_STATUS_JSON_MAX);
+    /* Hand-framed with one byte more: the decoder refuses it as malformed. */
+    GByteArray *body = g_byte_array_new();
+    uint8_t head[] = {0x20 | QDB_MSG_STATUS_REPLY, 0, 0, 0};
+    g_byte_array_append(body, head, sizeof head);
+    g_byte_array_append(body, json, QDB_PEER_WIRE);
+    uint8_t v[10];
+    g_byte_array_append(body, v, (guint)qdb_varint_put(v, 0));
+    g_byte_array_append(body, v, (guint)qdb_varint_put(v, big));
+    g_byte_array_append(body, json, (guint)big);
+    CU_ASSERT_EQUAL(decode_body(body->data, body->len), QDB_E_MALFORMED);
+    g_byte_array_unref(body);
+    g_byte_array_unref(out);
+    g_free(json);
+
+    /* Encoding refuses what could not be decoded back the same. */
+    out = g_byte_array_new();
+    m = (qdb_msg){.type = QDB_MSG_STATUS_REPLY, .n_peers = 1}; /* a successor without its flag */
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_STATUS_REPLY, .flags = QDB_STATUS_F_SUCC};
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_STATUS, .what = QDB_STATUS_WHAT_MAX + 1};
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_STOP_REPLY, .status = 256};
+    CU_ASSERT_EQUAL(qdb_msg_encode(&m, out), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(out->len, 0);
+    g_byte_array_unref(out);
+
+    /* STOP: rpc only; STOP_REPLY: rpc and a status byte. */
+    memset(b, 0, sizeof b);
+    b[0] = 0x20 | QDB_MSG_STOP;
+    CU_ASSERT_EQUAL(decode_body(b, 2), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(b, 3), QDB_E_MALFORMED);
+    b[0] = 0x20 | QDB_MSG_STOP_REPLY;
+    b[2] = QDB_E_REFUSED;
+    CU_ASSERT_EQUAL(decode_body(b, 3), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, 4), QDB_E_MALFORMED);
+}
+
 /* FIND's exclusion list: absent (the old bytes) or 1..16 addresses, nothing
  * else; every other length is refused with a precise code. */
 static void test_find_exclude(void)
@@ -1017,6 +1131,7 @@ static CU_TestInfo basic_tests[] = {
     {.pName = "round trip every type", .pTestFunc = test_round_trip},
     {.pName = "fixed layouts", .pTestFunc = test_fixed_layouts},
     {.pName = "handover builder", .pTestFunc = test_handover_builder},
+    {.pName = "status layout", .pTestFunc = test_status_layout},
     CU_TEST_INFO_NULL,
 };
 

@@ -216,15 +216,25 @@ static void test_bad_arguments(void)
     CU_ASSERT_EQUAL(qdb_remove_all(h), QDB_E_NOT_CONNECTED);
 
     /* URIs */
-    const char *bad[] = { "", "qdb://", "localhost", "qdb://localhost:2836", "127.0.0.1:",
+    const char *bad[] = { "", "qdb://", "localhost:", "qdb://localhost:0", "127.0.0.1:",
                           "127.0.0.1:99999", "127.0.0.1:0", "qdb://127.0.0.1:2836/x",
-                          "http://127.0.0.1:2836", "::1", "127.0.0.1:28a" };
+                          "http://127.0.0.1:2836", "::1", "[::1]:2836", "127.0.0.1:28a" };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         qdb_error_t rc = qdb_connect(h, bad[i]);
         if (rc != QDB_E_INVALID_ARGUMENT)
             fprintf(stderr, "\n  URI \"%s\": %s\n", bad[i], qdb_error(rc));
         CU_ASSERT_EQUAL(rc, QDB_E_INVALID_ARGUMENT);
     }
+    /* administration needs a node: the connected one, or a valid address */
+    const char *json = NULL;
+    CU_ASSERT_EQUAL(qdb_node_status(h, NULL, &json), QDB_E_NOT_CONNECTED);
+    CU_ASSERT_PTR_NULL(json);
+    CU_ASSERT_EQUAL(qdb_ping(h, NULL, NULL), QDB_E_NOT_CONNECTED);
+    CU_ASSERT_EQUAL(qdb_ping(h, "[::1]:2836", NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_node_stop(h, NULL), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_hive_status(h, "127.0.0.1:0", &json), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_node_config(NULL, NULL, &json), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_node_topology(h, NULL, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
 }
 
@@ -467,6 +477,54 @@ static void test_remove_all(void)
     CU_ASSERT_EQUAL(qdb_remove_all(H), QDB_OK); /* on an empty hive too */
 }
 
+/* The administration calls against the one-node hive. */
+static void test_admin(void)
+{
+    const char *addr = daemon_uri + strlen("qdb://");
+    unsigned rtt = 0;
+    CU_ASSERT_EQUAL(qdb_ping(H, NULL, &rtt), QDB_OK);
+    CU_ASSERT(rtt > 0 && rtt < 2000000);
+    CU_ASSERT_EQUAL(qdb_ping(H, daemon_uri, NULL), QDB_OK);
+
+    const char *json = NULL;
+    char *self = g_strdup_printf("\"address\":\"%s\"", addr);
+    CU_ASSERT_EQUAL_FATAL(qdb_node_status(H, NULL, &json), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, self));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"state\":\"active\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"counters\":{"));
+    CU_ASSERT(json[0] == '{' && json[strlen(json) - 1] == '}');
+    qdb_free_buffer(H, json);
+    CU_ASSERT_EQUAL_FATAL(qdb_node_config(H, addr, &json), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
+    CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
+    qdb_free_buffer(H, json);
+    CU_ASSERT_EQUAL_FATAL(qdb_node_topology(H, NULL, &json), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"successors\":["));
+    CU_ASSERT_PTR_NULL(strstr(json, "\"counters\""));
+    qdb_free_buffer(H, json);
+
+    /* a ring of one: the node owns the whole circle */
+    CU_ASSERT_EQUAL_FATAL(qdb_hive_status(H, NULL, &json), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"complete\":true,\"broken\":false,\"nodes\":1,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"arc\":1}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, self));
+    qdb_free_buffer(H, json);
+    g_free(self);
+
+    /* remote stop is off by default */
+    CU_ASSERT_EQUAL(qdb_node_stop(H, addr), QDB_E_REFUSED);
+    CU_ASSERT_EQUAL(qdb_ping(H, NULL, NULL), QDB_OK);
+
+    /* a host name instead of the address */
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    char *by_name = g_strdup_printf("localhost%s", strrchr(addr, ':'));
+    CU_ASSERT_EQUAL(qdb_connect(h, by_name), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_ping(h, by_name, NULL), QDB_OK);
+    g_free(by_name);
+    CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
+}
+
 static void test_daemon_stopped(void)
 {
     /* A node that accepts but never answers: the timeout ends the call. */
@@ -529,6 +587,7 @@ static CU_TestInfo server_tests[] = {
     { .pName = "1 MiB content", .pTestFunc = test_large },
     { .pName = "buffers freed by close", .pTestFunc = test_buffers_freed_by_close },
     { .pName = "remove_all", .pTestFunc = test_remove_all },
+    { .pName = "administration", .pTestFunc = test_admin },
     { .pName = "daemon stopped: timeout", .pTestFunc = test_daemon_stopped },
     { .pName = "daemon killed", .pTestFunc = test_daemon_killed },
     CU_TEST_INFO_NULL,

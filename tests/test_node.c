@@ -32,6 +32,7 @@
 #include "record.h"
 #include "rto.h"
 #include "sim/fixture.h"
+#include "status.h"
 #include "storage/fault.h"
 #include "storage/memory.h"
 #include "testutil.h"
@@ -115,6 +116,9 @@ static qdb_fixture *fixture_new(const qdb_fixture_storage *storage, uint64_t see
  * on the simulated network, and on the loop the same in the suite's seconds
  * -- rounds from 1 S, RPC timeout 2 S -- except that quiet rounds back off
  * only to 4 S, not 30: the loop waits in real time. */
+/* The node that obeys STOP in the harnesses made from now on (-1: none). */
+static int stop_allowed = -1;
+
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
     harness *h = g_new0(harness, 1);
@@ -138,6 +142,7 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
     for (int i = 0; i < MAXN; i++) {
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
+        cfg.allow_remote_stop = i == stop_allowed;
         qdb_fixture_add_node(h->f, &p, &cfg); /* zero fields: the node defaults */
     }
     h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -386,6 +391,16 @@ static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
     if (payload)
         *payload = g_bytes_new(r.content, r.content_len);
     return r.status;
+}
+
+/* Send an operator's message (STATUS, STOP) and wait (at most 5 S) for its
+ * answer of type `want`, decoded into *r (valid until the next exchange). */
+static bool ask(harness *h, int to, qdb_msg *m, int want, qdb_msg *r)
+{
+    m->rpc = 4242;
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, to, m);
+    return await_replies(h, want, m->rpc, 1, r);
 }
 
 static int request(harness *h, int to, int type, const char *alias, const char *content,
@@ -725,6 +740,98 @@ static void test_dead_candidate_not_adopted(void)
     CU_ASSERT_FALSE(qdb_fixture_step_until(h->f, succ_is, &(pred_arg){0, 4}, until));
     CU_ASSERT_EQUAL(now(h), until);
     CU_ASSERT_TRUE(ring_ok(h->f, live, 2));
+    h_free(h);
+}
+
+/* STATUS: the reply's fields and JSON, counters by request, the metrics;
+ * STOP: refused by default, obeyed by the node that allows it (node 8). */
+static char *ask_json(harness *h, int to, unsigned what, qdb_msg *r)
+{
+    qdb_msg m = {.type = QDB_MSG_STATUS, .what = what};
+    if (!ask(h, to, &m, QDB_MSG_STATUS_REPLY, r))
+        return NULL;
+    return g_strndup((const char *)r->content, r->content_len);
+}
+
+static bool has_left(qdb_fixture *f, void *arg)
+{
+    return qdb_node_left(qdb_fixture_node(f, (unsigned)((pred_arg *)arg)->a));
+}
+
+static void test_status_and_stop(void)
+{
+    stop_allowed = 8;
+    harness *h = h_new();
+    stop_allowed = -1;
+    qdb_time_us t0 = now(h);
+    h_start(h, 0, -1);
+    h_start(h, 4, 0);
+    h_start(h, 8, 0);
+    int live[] = {0, 4, 8};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 20 * S));
+    CU_ASSERT_TRUE_FATAL(h_until(h, stable, &(pred_arg){4, 4}, 20 * S));
+    int own = owner_of(h->f, "entry", live, 3);
+    hello(h, own);
+    CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, "entry", "value", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, own, QDB_MSG_GET, "nothing", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(qdb_node_requests(node(h, own), QDB_MSG_PUT, QDB_OK), 1);
+    CU_ASSERT_EQUAL(qdb_node_requests(node(h, own), QDB_MSG_GET, QDB_E_ALIAS_NOT_FOUND), 1);
+    CU_ASSERT_EQUAL(qdb_node_requests(node(h, own), QDB_MSG_GET, QDB_OK), 0);
+
+    qdb_msg r;
+    char *json = ask_json(h, 4, QDB_STATUS_NODE, &r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+    CU_ASSERT_EQUAL(r.flags, QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC);
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peer, peer(h, 4)));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.pred, peer(h, 0)));
+    CU_ASSERT_TRUE(qdb_peer_eq(&r.peers[0], peer(h, 8)));
+    CU_ASSERT_EQUAL(r.count, own == 4 ? 1 : 0);
+    char addr[QDB_ADDR_STRLEN], *want = g_strdup_printf("\"address\":\"%s\"",
+                                                        qdb_addr_format(peer(h, 4)->addr, addr));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "{\"id\":\"5000000000000000"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, want));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"state\":\"active\",\"stable\":true"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"predecessor\":{\"id\":\"1000000000000000"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"successors\":[{\"id\":\"9000000000000000"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"status_requests\":1,"));
+    /* the uptime comes from the node's clock seam: since its start */
+    const char *up = strstr(json, "\"uptime_ms\":");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(up);
+    uint64_t ms = g_ascii_strtoull(up + strlen("\"uptime_ms\":"), NULL, 10);
+    CU_ASSERT_TRUE(ms > 0 && ms <= (now(h) - t0) / QDB_US_PER_MS);
+    g_free(want);
+    g_free(json);
+
+    /* what = config: that part only */
+    json = ask_json(h, 0, QDB_STATUS_CONFIG, &r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"config\":{\"successor_list_length\":3,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
+    CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
+    g_free(json);
+
+    /* the requests in the JSON and the metrics */
+    GString *o = g_string_new("");
+    qdb_node_status_json(node(h, own), QDB_STATUS_NODE, o);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\"by_request\":{\"put\":{\"ok\":1},"
+                                          "\"get\":{\"alias_not_found\":1}}"));
+    g_string_truncate(o, 0);
+    qdb_node_metrics(node(h, own), o);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\nqdb_requests_total{type=\"put\",result=\"ok\"} 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\nqdb_entries 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "# TYPE qdb_lookups_total counter\n"));
+    g_string_free(o, TRUE);
+
+    /* STOP: node 4 refuses and stays; node 8 obeys and leaves */
+    qdb_msg stop = {.type = QDB_MSG_STOP};
+    CU_ASSERT_TRUE_FATAL(ask(h, 4, &stop, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
+    CU_ASSERT_FALSE(qdb_node_leaving(node(h, 4)));
+    CU_ASSERT_TRUE_FATAL(ask(h, 8, &stop, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_OK);
+    CU_ASSERT_TRUE(h_until(h, has_left, &(pred_arg){8, 8}, 10 * S));
+    int two[] = {0, 4};
+    CU_ASSERT_TRUE(h_settled(h, two, 2, "entry", 0, 10 * S));
     h_free(h);
 }
 
@@ -1572,6 +1679,7 @@ int main(void)
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
         {"a failed node's entries: reads unavailable, writes accepted, the newer kept",
          test_failed_node_entries_unavailable},
+        {"STATUS answers, counters, metrics; STOP refused or obeyed", test_status_and_stop},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo storage[] = {

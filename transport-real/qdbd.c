@@ -42,6 +42,7 @@
 #include "node/node.h"
 #include "storage/bdb.h"
 #include "storage/memory.h"
+#include "transport-real/http.h"
 #include "transport-real/loop.h"
 
 #ifdef HAVE_LIBSYSTEMD
@@ -64,6 +65,8 @@ typedef struct qdbd_opts {
      * command line, N > 0 line N of config_path */
     int origin[16];
     const char *config_path; /* the file read, if any */
+    char *http;                 /* --http: the status page's address */
+    gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
 } qdbd_opts;
 
 /* One row per option that both the command line and the key file know:
@@ -82,7 +85,8 @@ typedef struct qdbd_option {
 } qdbd_option;
 
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
-       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_REPLICATION, QO_COUNT };
+       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
+       QO_REPLICATION, QO_COUNT };
 
 #define OFF(field) offsetof(qdbd_opts, field)
 static const qdbd_option qdbd_options[QO_COUNT] = {
@@ -116,6 +120,12 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                      "Detach from the terminal once started", "false"},
     [QO_PID_FILE] = {"pid-file", 0, OPT_STRING, OFF(pid_file), "FILE",
                     "Write the process ID to FILE", ""},
+    [QO_HTTP] = {"http", 0, OPT_STRING, OFF(http), "ADDR:PORT",
+                "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
+                ""},
+    [QO_ALLOW_REMOTE_STOP] = {"allow-remote-stop", 0, OPT_BOOL, OFF(allow_remote_stop), NULL,
+                             "Leave the hive when a client asks (qdbsh stop_node); otherwise "
+                             "refuse", "false"},
     [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
                        "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
                        "node, adopted by joining nodes (a different value is refused)", "1"},
@@ -526,6 +536,7 @@ typedef struct qdbd {
     qdb_loop_endpoint *ep;
     qdb_node *node;
     qdb_storage *store;
+    qdb_http *http;
     bool bdb;
     int sigfd;
     int signals;          /* TERM/INT received */
@@ -722,6 +733,11 @@ int main(int argc, char **argv)
                       o.address);
         goto out_opts;
     }
+    qdb_addr http_addr;
+    if (o.http && (!qdb_addr_parse(&http_addr, o.http) || http_addr.port == 0)) {
+        rc = opt_fail(&o, QO_HTTP, "'%s': want a.b.c.d:port", o.http);
+        goto out_opts;
+    }
     n_peers = o.peers ? g_strv_length(o.peers) : 0;
     peers = g_new0(qdb_addr, n_peers + 1);
     size_t np = 0;
@@ -863,6 +879,7 @@ int main(int argc, char **argv)
         .stabilize_slow = QDBD_DEFAULT_STABILIZE_SLOW_US,
         .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
+        .allow_remote_stop = o.allow_remote_stop,
         .replication = replication,
     };
     qdb_node_config_defaults(&cfg);
@@ -874,6 +891,10 @@ int main(int argc, char **argv)
         goto out_store;
     }
     qdb_loop_endpoint_bind(d.ep, &qdb_node_inbound, d.node);
+    if (o.http && !(d.http = qdb_http_start(d.loop, d.node, &http_addr, nerr))) {
+        rc = fail(EX_UNAVAILABLE, "%s", nerr);
+        goto out_node;
+    }
     if (!qdb_loop_watch_fd(d.loop, d.sigfd, on_signal, &d)) {
         rc = fail(EX_OSERR, "cannot watch the signalfd: %s", g_strerror(errno));
         goto out_node;
@@ -920,6 +941,13 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (!d.signals && qdb_node_leaving(d.node)) { /* a stop_node it was allowed to obey */
+            g_info("leaving the hive on request (at most %u s)",
+                   (unsigned)(QDBD_DEFAULT_LEAVE_TIMEOUT_US / QDB_US_PER_S));
+            notify("STOPPING=1");
+            d.signals = 1;
+            d.leave_deadline = qdbd_now(&d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
+        }
         if (!d.signals)
             continue;
         qdb_time_us now = qdbd_now(&d);
@@ -944,6 +972,7 @@ int main(int argc, char **argv)
     if (pid_path)
         unlink(pid_path);
 out_node:
+    qdb_http_stop(d.http); /* the loop no longer runs */
     qdb_loop_endpoint_bind(d.ep, NULL, NULL);
     qdb_node_free(d.node);
 out_store:

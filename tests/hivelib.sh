@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# tests/hivelib.sh: a hive of real qdbd processes on 127.0.0.1..N for the
+# integration tests (sourced, not run: tests/hive.sh, admin.sh, http.sh,
+# status-page.sh).
+#
+#   hive_start N        node 1 alone, then 2..N join it; node I listens on
+#                       127.0.0.I:$PORT with ID $IDI (fixed, so the ring order
+#                       is 1, 2, 3) plus the words `node_args I` prints;
+#                       T_LAST is when the last one was started
+#   start_node I ARGS   (re)start node I with its root, log and ARGS
+#   hive_wait_stable N  until hive_status from node 1 sees N stable nodes
+#   qsh SECONDS ARGS    qdbsh, killed after SECONDS
+#   wait_exit PID S     until PID exits (fail after S seconds); its status
+#                       in exit_rc
+#   need CMD WHY        skip (77) without CMD
+#
+# Every wait polls against a deadline; every process started here is killed
+# by the exit trap, and the temporary directory removed.  The test skips
+# (77) without qdbd, without qdbsh (unless QDBSH_OPTIONAL is set: then
+# HAVE_SH tells), without loopback aliases or a free port.  QDBD, QDBSH and
+# HIVE_PORT may be set from the environment.
+
+QDBD=${QDBD:-transport-real/qdbd}
+QDBSH=${QDBSH:-client/qdbsh}
+if [ ! -x "$QDBD" ]; then
+    echo "SKIP: $QDBD is not built"
+    exit 77
+fi
+HAVE_SH=yes
+if [ ! -x "$QDBSH" ]; then
+    if [ -z "${QDBSH_OPTIONAL:-}" ]; then
+        echo "SKIP: $QDBSH is not built"
+        exit 77
+    fi
+    echo "NOTE: $QDBSH is not built; checking qdbd alone"
+    HAVE_SH=
+fi
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "SKIP: $2"
+    exit 77
+}
+TIMEOUT=
+if command -v timeout >/dev/null 2>&1; then
+    TIMEOUT="timeout -k 2"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-test.XXXXXX") || exit 99
+pids=
+cleanup() {
+    for p in $pids; do
+        kill -9 "$p" 2>/dev/null
+    done
+    for p in $pids; do
+        wait "$p" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 99' INT TERM HUP
+
+now_ms() { date +%s%3N; }
+T0=$(now_ms)
+elapsed() { echo "$(( $(now_ms) - T0 )) ms"; }
+
+fail() {
+    echo "FAIL: $*"
+    for f in "$tmp"/n*.log; do
+        [ -f "$f" ] || continue
+        echo "--- last lines of $(basename "$f")"
+        tail -n 15 "$f"
+    done
+    exit 1
+}
+
+# wait_until SECONDS COMMAND...: poll COMMAND every 50 ms until it succeeds;
+# false once SECONDS have passed.
+wait_until() {
+    _deadline=$(( $(now_ms) + $1 * 1000 ))
+    shift
+    until "$@"; do
+        [ "$(now_ms)" -ge "$_deadline" ] && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
+qsh() {
+    _t=$1
+    shift
+    $TIMEOUT "$_t" "$QDBSH" "$@"
+}
+
+ID1=$(printf '5%.0s' $(seq 64))
+ID2=$(printf 'a%.0s' $(seq 64))
+ID3=$(printf 'f%.0s' $(seq 64))
+
+# The test may define node_args I to add options to node I.
+command -v node_args >/dev/null 2>&1 || node_args() { :; }
+
+start_node() {
+    _i=$1
+    shift
+    # shellcheck disable=SC2046 # node_args prints words
+    "$QDBD" -a "127.0.0.$_i:$PORT" -r "$tmp/root$_i" -l "$tmp/n$_i.log" --log-level=info \
+        "$@" $(node_args "$_i") 2>>"$tmp/n$_i.err" &
+    eval "pid$_i=$!"
+    pids="$pids $!"
+}
+
+# start_member I: node I with its ID, joining through node 1 (but node 1).
+start_member() {
+    eval "_id=\$ID$1"
+    if [ "$1" -eq 1 ]; then
+        start_node 1 --id="$_id"
+    else
+        start_node "$1" --id="$_id" --peer="127.0.0.1:$PORT"
+    fi
+}
+
+# wait_exit PID SECONDS: until PID exits; its exit status in exit_rc.
+wait_exit() {
+    _gone() { ! alive "$1"; }
+    wait_until "$2" _gone "$1" || fail "process $1 did not exit within $2 s"
+    wait "$1"
+    exit_rc=$?
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+started() { grep -q "qdbd .*: node" "$tmp/n$1.log" 2>/dev/null; }
+started_or_dead() { started "$1" || ! alive "$2"; }
+
+# wait_started I: 0 when node I runs; otherwise its exit code (69: an
+# address is unusable).
+wait_started() {
+    eval "_p=\$pid$1"
+    wait_until 10 started_or_dead "$1" "$_p" || return 99
+    started "$1" && alive "$_p" && return 0
+    wait "$_p"
+    return $?
+}
+
+hive_start() {
+    _n=$1
+    _try=0
+    PORT=${HIVE_PORT:-$(( 20000 + $$ % 20000 ))}
+    while :; do
+        _try=$((_try + 1))
+        rm -rf "$tmp"/n*.log "$tmp"/n*.err "$tmp"/root*
+        pids=
+        _rc=0
+        for _i in $(seq "$_n"); do
+            start_member "$_i"
+            [ "$_i" -eq 1 ] && { wait_started 1 || { _rc=$?; break; }; }
+        done
+        T_LAST=$(now_ms)
+        if [ $_rc -eq 0 ]; then
+            for _i in $(seq 2 "$_n"); do
+                wait_started "$_i" || { _rc=$?; break; }
+            done
+            [ $_rc -eq 0 ] && break
+        fi
+        for _p in $pids; do kill -9 "$_p" 2>/dev/null; wait "$_p" 2>/dev/null; done
+        if [ $_rc -ne 69 ]; then
+            cat "$tmp"/n*.err
+            fail "qdbd did not start (exit $_rc)"
+        fi
+        if grep -q "Cannot assign requested address" "$tmp"/n*.err; then
+            echo "SKIP: loopback aliases 127.0.0.2-$_n are not usable here"
+            exit 77
+        fi
+        if [ $_try -ge 8 ]; then
+            echo "SKIP: no free port found"
+            exit 77
+        fi
+        PORT=$(( 20000 + (PORT + 997) % 40000 ))
+    done
+    echo "hive: $_n nodes on 127.0.0.1-$_n:$PORT ($(elapsed))"
+}
+
+# The walk from node 1 finds N nodes, the ring whole and every node stable.
+hive_is_stable() {
+    _out=$(qsh 10 --raw --daemon="127.0.0.1:$PORT" hive_status 2>/dev/null) || return 1
+    echo "$_out" | grep -q "\"nodes\":$1," || return 1
+    ! echo "$_out" | grep -q '"stable":false'
+}
+
+hive_wait_stable() {
+    wait_until 20 hive_is_stable "$1" || fail "the hive of $1 did not settle"
+    echo "hive: stable ($(elapsed))"
+}
