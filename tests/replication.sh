@@ -34,12 +34,7 @@ echo "hive of 5 with replication 3; a node asking for 2 refused ($(elapsed))"
 # qn I ARGS: qdbsh through node I
 qn() { _n=$1; shift; qsh 20 --daemon="127.0.0.$_n:$PORT" "$@"; }
 
-i=1
-while [ $i -le $N ]; do echo "put key$i value-$i"; i=$((i + 1)); done >"$tmp/puts"
-i=1
-while [ $i -le $N ]; do echo "get key$i"; i=$((i + 1)); done >"$tmp/gets"
-i=1
-while [ $i -le $N ]; do echo "value-$i"; i=$((i + 1)); done >"$tmp/expect"
+entry_files "$N"
 puts_ok() { qn 1 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err"; }
 # the ring may still be settling: a put refused as unstable is retried whole
 # (a put that went through answers "already exists" the second time)
