@@ -46,9 +46,9 @@ typedef struct qdb_metadata_t {
     int64_t creation_time_us;      /* owner's wall clock, microseconds since the epoch */
     int64_t modification_time_us;  /* the same, at the last write */
     qdb_time_t expiry_time;        /* seconds since the epoch; 0: never expires */
-    uint64_t version;              /* 1 at creation, +1 on every modification (the
-                                    * record's counter; TODO: the replication
-                                    * engine's version when it lands on main) */
+    uint64_t version;              /* the last write's replication version: a
+                                    * hybrid clock, microseconds; grows with
+                                    * every modification */
 } qdb_metadata_t;
 
 typedef enum qdb_protocol_t { qdb_p_tcp = 0 } qdb_protocol_t;

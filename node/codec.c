@@ -294,7 +294,9 @@ static unsigned flags_max(int type)
 {
     if (type == QDB_MSG_STATUS_REPLY)
         return QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
-    return type == QDB_MSG_NOTIFY ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT : 1u;
+    return type == QDB_MSG_NOTIFY     ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT
+         : type == QDB_MSG_HANDOVER ? QDB_HANDOVER_LAST | QDB_HANDOVER_REPLICA
+                                    : 1u;
 }
 
 /* STATUS, STATUS_REPLY: what the JSON describes, one byte. */
@@ -463,7 +465,12 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         TRY(w_flag(w, m));
         if (m->flags & QDB_STABILIZE_HAS_PRED)
             w_peer(w, &m->pred);
-        return w_peers(w, m);
+        TRY(w_peers(w, m));
+        if (m->replication > QDB_REPLICATION_MAX)
+            return QDB_E_INVALID_ARGUMENT;
+        if (m->replication > 1)
+            w_u8(w, m->replication);
+        return QDB_OK;
     case QDB_MSG_PING:
     case QDB_MSG_PONG:
     case QDB_MSG_HANDOVER_ACK:
@@ -848,6 +855,11 @@ static int decode_body(reader *r, qdb_msg *m)
         if (m->flags & QDB_STABILIZE_HAS_PRED)
             TRY(r_peer(r, &m->pred));
         TRY(r_peers(r, m));
+        if (r->left) { /* present only when not the default: 1 is malformed */
+            TRY(r_u8(r, &m->replication));
+            if (m->replication < 2 || m->replication > QDB_REPLICATION_MAX)
+                return QDB_E_MALFORMED;
+        }
         return r_end(r);
     case QDB_MSG_PING:
     case QDB_MSG_PONG:

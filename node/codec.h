@@ -56,11 +56,15 @@
  *                                             else peer is the next hop
  *   STABILIZE    rpc, peer (the asker)
  *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor), [peer pred],
- *                u8 n, n peers (successor list)
+ *                u8 n, n peers (successor list), [u8 replication]
+ *                the hive-wide settings a joining node adopts: the
+ *                replication factor K, 2..QDB_REPLICATION_MAX, absent for
+ *                the default 1 (so a K = 1 hive sends the bytes it always
+ *                did, and every message still has one encoding)
  *   NOTIFY       rpc, u8 flags (bit 0: joining; bit 1: hint only -- "your
  *                successor's neighbourhood changed, stabilize now"), peer
  *   PING PONG    rpc
- *   HANDOVER     rpc, u8 last, peer (the sender), varint n,
+ *   HANDOVER     rpc, u8 flags (bit 0: last; bit 1: replica copies), peer (the sender), varint n,
  *                n x (varint key length, key, varint value length, value)
  *   HANDOVER_ACK rpc
  *   LEAVE        rpc, peer (the leaver), peer (its predecessor or null),
@@ -101,6 +105,7 @@
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
+#define QDB_HANDOVER_REPLICA 2u   /* HANDOVER: copies for a replica (replica.c), no range moves */
 #define QDB_PREFIX_COUNT 1u       /* PREFIX: the number only, no aliases */
 /* The latest expiry accepted anywhere (API, wire, record): 9999-12-31
  * 23:59:59 UTC, in seconds.  Beyond it (or negative) is a bad expiry. */
@@ -188,6 +193,7 @@ typedef struct qdb_msg {
     qdb_peer pred;       /* STABILIZE_REPLY, LEAVE, STATUS_REPLY */
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
+    unsigned replication; /* STABILIZE_REPLY: the hive's K; 0 and 1 both mean 1 (absent) */
     unsigned n_exclude;  /* FIND: nodes the asker found dead */
     qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];
     /* HANDOVER: n_entries records, validated, walked with qdb_msg_entry_next() */

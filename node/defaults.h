@@ -36,6 +36,10 @@
 #define QDB_DEFAULT_HANDOVER_BATCH 256   /* records per HANDOVER frame */
 #define QDB_DEFAULT_DEDUP_CAPACITY 4096  /* replies kept for retried requests */
 #define QDB_GC_BATCH 64 /* records the expiry collector visits per round */
+#define QDB_DEFAULT_TOMBSTONE_GRACE_US (24 * 3600 * QDB_US_PER_S)
+/* Hive-wide: copies of each entry, the owner's included (qdbd --replication). */
+#define QDB_DEFAULT_REPLICATION 1
+#define QDB_REPLICATION_MAX 4
 
 /* ---- the client core (qdb_client_config_defaults(); libqdb, qdbsh, qdbsim) */
 #define QDB_DEFAULT_CLIENT_TIMEOUT_US (60 * QDB_US_PER_S) /* a whole operation */

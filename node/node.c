@@ -38,6 +38,8 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->handover_batch = QDB_DEFAULT_HANDOVER_BATCH;
     if (cfg->dedup_capacity == 0)
         cfg->dedup_capacity = QDB_DEFAULT_DEDUP_CAPACITY;
+    if (cfg->tombstone_grace == 0)
+        cfg->tombstone_grace = QDB_DEFAULT_TOMBSTONE_GRACE_US;
 }
 
 static bool seam_ok(int version, const char *what, char *err)
@@ -60,6 +62,12 @@ qdb_node *qdb_node_new(const qdb_node_config *cfg, qdb_clock *clock, qdb_transpo
     if (c.succlist_len > QDB_SUCCLIST_MAX) {
         qdb_error_set(err, QDB_E_INVALID_ARGUMENT, "successor list length %u exceeds %d",
                       c.succlist_len, QDB_SUCCLIST_MAX);
+        return NULL;
+    }
+    if (c.replication > QDB_REPLICATION_MAX || c.replication > c.succlist_len + 1) {
+        qdb_error_set(err, QDB_E_INVALID_ARGUMENT,
+                      "replication %u: want 1 to %d, and at most the successor list length + 1",
+                      c.replication, QDB_REPLICATION_MAX);
         return NULL;
     }
     if (c.stabilize_fast > c.stabilize_slow) {
@@ -90,6 +98,7 @@ void qdb_node_free(qdb_node *n)
     if (!n)
         return;
     serve_free(n);
+    replica_free(n);
     g_array_free(n->rpcs, TRUE);
     g_ptr_array_free(n->ho_keys, TRUE);
     if (n->gc_cursor)
@@ -97,6 +106,7 @@ void qdb_node_free(qdb_node *n)
     if (n->out)
         g_byte_array_free(n->out, TRUE);
     g_free(n->join_peers);
+    g_free(n->refusal);
     g_free(n->succ);
     qdb_rto_free(&n->rto);
     g_free(n);
@@ -277,7 +287,7 @@ static bool rpc_take(qdb_node *n, uint64_t id, qdb_addr src, node_rpc *out)
  * answer waits for the batch to be stored, which is not the network. */
 static void rtt_sample(qdb_node *n, const node_rpc *r)
 {
-    if (r->kind != RPC_HANDOVER)
+    if (r->kind != RPC_HANDOVER && r->kind != RPC_REPLICATE && r->kind != RPC_REPAIR)
         qdb_rto_sample(&n->rto, r->dst, node_now(n) - r->sent);
 }
 
@@ -306,6 +316,8 @@ static void rpc_failed(qdb_node *n, const node_rpc *r)
     n->stats.rpc_timeouts++;
     if (r->kind == RPC_HANDOVER)
         serve_on_handover_failed(n, r);
+    else if (r->kind == RPC_REPLICATE || r->kind == RPC_REPAIR)
+        replica_on_failed(n, r);
     ring_on_failure(n, r);
 }
 
@@ -338,6 +350,8 @@ static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (m->type == QDB_MSG_HANDOVER_ACK) {
         if (r.kind == RPC_HANDOVER)
             serve_on_handover_ack(n, &r);
+        else
+            replica_on_ack(n, &r);
         return;
     }
     ring_on_reply(n, &r, m);
@@ -456,8 +470,10 @@ void qdb_node_tick(qdb_node *n)
         g_array_free(failed, TRUE);
     }
     if (now >= n->round_at && (n->phase == PHASE_ACTIVE || n->phase == PHASE_JOINING)) {
-        serve_collect_expired(n); /* sends nothing: the round's timing is unchanged */
+        serve_collect_expired(n); /* before the round, as ever: it draws no randomness */
         ring_round(n);
+        version_collect(n); /* due a few times a grace period: no timer of its own */
+        replica_round(n);
     }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);

@@ -55,6 +55,15 @@ typedef struct qdb_node_config {
                                     * [0.5, 1.5) x period: for tests that assert times */
     bool allow_remote_stop;        /* obey STOP from the network (qdbd --allow-remote-stop);
                                     * off: STOP is answered QDB_E_REFUSED */
+    qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
+                                    * node back with older storage cannot bring the entry
+                                    * back; default 1 day */
+    /* Hive-wide settings: the node that creates a hive fixes them, a joining
+     * node is told them by its successor and adopts them (0: no opinion), or
+     * is refused when it asked for a different value (qdb_node_refusal). */
+    unsigned replication;          /* K, copies of each entry, 1..QDB_REPLICATION_MAX and
+                                    * at most succlist_len + 1; 0: the hive's (a new hive:
+                                    * QDB_DEFAULT_REPLICATION) */
 } qdb_node_config;
 
 /* Fill in the defaults for every zero field. */
@@ -111,6 +120,12 @@ int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);
 /* Does this node consider itself the owner of id right now? */
 bool qdb_node_owns(const qdb_node *n, const qdb_id *id);
 uint64_t qdb_node_incarnation(const qdb_node *n);
+/* The hive's replication factor K as this node knows it: 0 while it joins
+ * without an opinion of its own, then the hive's. */
+unsigned qdb_node_replication(const qdb_node *n);
+/* NULL, or why the hive refused this node (its settings differ from the
+ * hive's): the node has stopped and answers nothing; qdbd exits. */
+const char *qdb_node_refusal(const qdb_node *n);
 size_t qdb_node_memory(const qdb_node *n); /* bytes held, approximately */
 
 typedef struct qdb_node_stats {

@@ -65,7 +65,9 @@ typedef enum rpc_kind {
     RPC_PING,         /* check_predecessor (watch.c) */
     RPC_HANDOVER,     /* one HANDOVER batch, until its HANDOVER_ACK */
     RPC_PROBE,        /* is a peer a client reported dead alive?  arg = strike */
-    RPC_WATCH         /* is our successor alive (watch.c)?  arg = strike, as RPC_STABILIZE */
+    RPC_WATCH,        /* is our successor alive (watch.c)?  arg = strike, as RPC_STABILIZE */
+    RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
+    RPC_REPAIR        /* one batch of our range copied to a replica (replica.c) */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
@@ -165,6 +167,8 @@ struct qdb_node {
     GPtrArray *ho_keys;    /* GBytes keys of the batch in flight */
     bool ho_retry;         /* the batch in flight timed out: resend with the same rpc id */
     bool ho_last;          /* the batch in flight is the last one */
+    qdb_id ho_cursor;      /* with replicas: pushed up to here (serve.c, push_scan) */
+    bool ho_continue;      /* the next push goes on from ho_cursor */
     /* hand-over we receive: recent (sender, rpc) pairs, to apply a batch once */
     uint64_t ho_seen[8];
     unsigned ho_seen_next;
@@ -173,6 +177,26 @@ struct qdb_node {
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
     GHashTable *dedup;     /* dedup_key -> dedup_entry */
     GQueue *dedup_order;   /* oldest first, for eviction */
+
+    /* replication (replica.c) */
+    GPtrArray *repl_writes;  /* mutations waiting for their replicas; NULL until one */
+    uint64_t repair_rpc;     /* the repair batch in flight, or 0 */
+    bool repair_active;      /* copying our range to repair_dst */
+    bool repair_lo_set;
+    qdb_id repair_lo;        /* the predecessor our range was copied for */
+    qdb_peer repair_dst;
+    qdb_id repair_cursor, repair_next_cursor; /* copied up to (after the ack) */
+    GPtrArray *repair_keys;  /* GBytes: the batch in flight */
+    qdb_addr repaired[QDB_REPLICATION_MAX]; /* replicas that have our range */
+    unsigned n_repaired;
+
+    /* versions (version.c) */
+    uint64_t hlc;            /* the last version issued or seen */
+    qdb_time_us collect_at;  /* the next tombstone sweep */
+
+    /* hive-wide settings (hive.c) */
+    unsigned replication;  /* K; 0 until known */
+    char *refusal;         /* why the hive refused us, or NULL */
 
     GByteArray *out;       /* scratch for encoding */
     GByteArray *gc_cursor; /* expiry collection resumes after this key (NULL: start) */
@@ -239,6 +263,46 @@ void watch_contender(qdb_node *n, const qdb_peer *c, unsigned flags);
 void watch_pred_failed(qdb_node *n, qdb_addr pred);
 void watch_pred_alive(qdb_node *n);
 
+/* replica.c */
+/* Our replicas: the first K - 1 distinct successors; returns how many. */
+unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max);
+/* A mutation wrote keys (GBytes; a reference is taken: the caller unrefs, never frees): copy them to the
+ * replicas and answer the client (serve_answer) once they all have them.
+ * False when there is nobody to copy to: the caller answers now. */
+bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m, int status,
+                   const uint8_t *payload, size_t plen, GPtrArray *keys);
+/* A write no client waits for (the expiry collector's): copy keys (GBytes,
+ * as replica_write) to the replicas, answering nobody. */
+void replica_copy(qdb_node *n, GPtrArray *keys);
+/* Is this request waiting for its replicas?  (A retry then waits too.) */
+bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
+void replica_round(qdb_node *n);
+void replica_on_ack(qdb_node *n, const node_rpc *rpc);
+void replica_on_failed(qdb_node *n, const node_rpc *rpc);
+void replica_free(qdb_node *n);
+
+/* version.c */
+struct qdb_record_meta;
+/* The version of a new write at wall-clock time wall of an entry whose
+ * current record is old (NULL: none): at least wall, above every version
+ * this node issued or saw, and above old's. */
+uint64_t version_next(qdb_node *n, int64_t wall, const struct qdb_record_meta *old);
+/* A version another node issued: later ones are issued above it. */
+void version_witness(qdb_node *n, uint64_t version);
+/* This node's tie-breaker for equal versions. */
+uint64_t version_origin(const qdb_node *n);
+/* Delete the tombstones older than the grace period, when a sweep is due. */
+void version_collect(qdb_node *n);
+
+/* hive.c: the hive-wide settings */
+/* A ring of one: this node fixes them. */
+void hive_create(qdb_node *n);
+/* The answer of the successor a join found (its STABILIZE_REPLY): adopt
+ * the hive's settings, or refuse ours (false: the node stopped). */
+bool hive_join(qdb_node *n, qdb_addr from, const qdb_msg *reply);
+/* Fill in the settings of a STABILIZE_REPLY. */
+void hive_describe(const qdb_node *n, qdb_msg *reply);
+
 /* serve.c */
 void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m);
@@ -250,6 +314,13 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
  * there is nothing to move, so a joining node learns it has everything. */
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
 void serve_free(qdb_node *n);
+/* Answer a client's mutation, and remember the answer for its retries. */
+void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
+                  const uint8_t *payload, size_t len);
+/* Do we hold the entry at key at theirs' version or newer?  (A record that
+ * is not there, or corrupt, is older than any.) */
+bool serve_holds_newer(qdb_node *n, const uint8_t *key, size_t kl,
+                       const struct qdb_record_meta *theirs);
 bool serve_has_foreign(qdb_node *n);
 /* status.c: operators' requests */
 void status_on_status(qdb_node *n, qdb_addr src, const qdb_msg *m);
@@ -260,11 +331,13 @@ void status_count_request(qdb_node *n, int type, int status);
  * whole circle), in ring order; returns fn's stop value or the store's error. */
 int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
                       void *arg);
-/* Write a record for key: a new one (old NULL) or the next version of old. */
-struct qdb_record_meta;
+/* Write a record for key: a new one (old NULL: none stored) or the next
+ * version of old -- content expiring at expiry_s (0: never), or a tombstone
+ * (content ignored).  What a client's write stores is then copied to the
+ * replicas by serve_request (replica_write). */
 int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl,
                        const struct qdb_record_meta *old, const uint8_t *content, size_t len,
-                       int64_t expiry_s);
+                       bool tombstone, int64_t expiry_s);
 
 /* serve_ext.c: the requests beyond the tutorial's, and expiry collection */
 /* QDB_OK, or the code refusing a request's arguments (checked on every node

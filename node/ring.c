@@ -315,6 +315,7 @@ void ring_start(qdb_node *n)
         n->n_succ = 1;
         n->phase = PHASE_ACTIVE;
         node_log(n, 3, "created a new ring");
+        hive_create(n);
         return;
     }
     n->phase = PHASE_JOINING;
@@ -417,6 +418,7 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     r.n_peers = n->n_succ;
     memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
+    hive_describe(n, &r);
     node_send(n, src, &r);
 }
 
@@ -481,7 +483,9 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
             /* (c, failed] was the failed node's: ours now, without its entries */
             n->orphan_lo = c->id;
             n->orphan_hi = n->failed_pred;
-            n->has_orphan = qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+            /* With replicas we hold its entries already (replica.c). */
+            n->has_orphan = n->replication <= 1 &&
+                            qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
         }
@@ -664,6 +668,8 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         break;
     case RPC_JOIN_CONFIRM:
         if (m->type == QDB_MSG_STABILIZE_REPLY && n->phase == PHASE_JOINING) {
+            if (!hive_join(n, rpc->dst, m))
+                break;
             adopt_joined(n, &rpc->peer, m);
             /* The answer also names our successor's predecessor: if that
              * node lies between us, the lookup that found our successor was

@@ -58,7 +58,8 @@ static int stop_at_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *
  * (or to nodes before it). */
 bool serve_has_foreign(qdb_node *n)
 {
-    if (!n->has_pred || qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
+    /* with replicas we hold our predecessors' entries on purpose */
+    if (n->replication > 1 || !n->has_pred || qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
         return false;
     bool found = false;
     serve_iterate_arc(n, &n->cfg.self.id, &n->pred.id, stop_at_first, &found);
@@ -177,6 +178,14 @@ static void reply(qdb_node *n, qdb_addr src, const qdb_msg *m, int status,
     node_send(n, src, &r);
 }
 
+void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
+                  const uint8_t *payload, size_t len)
+{
+    dedup_remember(n, client, seq, status, payload, len);
+    qdb_msg m = {.type = type, .seq = seq};
+    reply(n, src, &m, status, payload, len);
+}
+
 /* ---- entry requests --------------------------------------------------------- */
 
 static bool is_mutation(int type)
@@ -184,48 +193,72 @@ static bool is_mutation(int type)
     return !qdb_msg_is_read(type);
 }
 
-typedef struct remove_all_ctx {
-    GPtrArray *keys;
-} remove_all_ctx;
-
-static int collect_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
-{
-    g_ptr_array_add(((remove_all_ctx *)arg)->keys, g_bytes_new(k, kl));
-    return 0;
-}
-
-static int remove_owned(qdb_node *n)
-{
-    remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)};
-    /* collect_key never stops the walk: non-zero is the store's error, and
-     * the client is told (nothing was deleted) */
-    int rc = serve_iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_key, &c);
-    for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
-        gsize kl;
-        const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
-        int d = n->storage->del(n->storage, k, kl);
-        if (d != QDB_OK && d != QDB_E_ALIAS_NOT_FOUND)
-            rc = d;
-    }
-    g_ptr_array_free(c.keys, TRUE);
-    return rc;
-}
-
+/* Write a new version of the entry at key over old (its current record, or
+ * NULL): content expiring at expiry_s (0: never), or a tombstone. */
 int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *old,
-                       const uint8_t *content, size_t len, int64_t expiry_s)
+                       const uint8_t *content, size_t len, bool tombstone, int64_t expiry_s)
 {
     int64_t wall = n->clock->wall(n->clock);
     qdb_record_meta meta = {
-        .version = old ? old->version + 1 : 1,
-        .created_us = old ? old->created_us : wall,
+        .version = version_next(n, wall, old), /* the same reading as modified_us */
+        .origin = version_origin(n),
+        .created_us = old && !old->tombstone ? old->created_us : wall,
         .modified_us = wall,
-        .size = len,
-        .expiry_s = expiry_s,
+        .size = tombstone ? 0 : len,
+        .tombstone = tombstone,
+        .expiry_s = tombstone ? 0 : expiry_s,
     };
-    GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + len);
+    GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + (guint)meta.size);
     qdb_record_encode(&meta, content, rec);
     int rc = n->storage->put(n->storage, key, kl, rec->data, rec->len);
     g_byte_array_free(rec, TRUE);
+    return rc;
+}
+
+typedef struct remove_all_ctx {
+    GPtrArray *keys;  /* GBytes: live entries */
+    GArray *metas;    /* their qdb_record_meta */
+    int rc;
+} remove_all_ctx;
+
+static int collect_live(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    remove_all_ctx *c = arg;
+    qdb_record_meta meta;
+    if (qdb_record_decode_meta(v, vl, &meta) != QDB_OK) {
+        c->rc = QDB_E_STORAGE;
+        return 1;
+    }
+    if (!meta.tombstone) {
+        g_ptr_array_add(c->keys, g_bytes_new(k, kl));
+        g_array_append_val(c->metas, meta);
+    }
+    return 0;
+}
+
+/* Every entry we own becomes a tombstone (a deletion would let a node back
+ * with old storage bring them back). */
+static int remove_owned(qdb_node *n, GPtrArray *written)
+{
+    remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
+                        g_array_new(FALSE, FALSE, sizeof(qdb_record_meta)), QDB_OK};
+    /* non-zero without a corrupt record is the store's error, and the
+     * client is told (nothing was removed) */
+    int rc = serve_iterate_arc(n, &n->pred.id, &n->cfg.self.id, collect_live, &c);
+    if (c.rc != QDB_OK) {
+        node_log(n, 1, "corrupt record in storage");
+        rc = c.rc;
+    }
+    for (guint i = 0; i < c.keys->len && rc == QDB_OK; i++) {
+        gsize kl;
+        const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
+        rc = serve_store_record(n, k, kl, &g_array_index(c.metas, qdb_record_meta, i), NULL, 0,
+                                true, 0);
+        if (rc == QDB_OK)
+            g_ptr_array_add(written, g_bytes_ref(c.keys->pdata[i]));
+    }
+    g_ptr_array_free(c.keys, TRUE);
+    g_array_free(c.metas, TRUE);
     return rc;
 }
 
@@ -241,7 +274,7 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     int rc = n->storage->get(n->storage, key, kl, &val, &vlen);
     if (rc != QDB_OK && rc != QDB_E_ALIAS_NOT_FOUND)
         return rc;
-    bool exists = rc == QDB_OK;
+    bool present = rc == QDB_OK; /* a live entry or a tombstone: its state is known here */
     qdb_record_meta meta;
     const uint8_t *cur = NULL;
     /* The reads of content check it against its checksum.  The others only
@@ -249,20 +282,29 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     bool reads = m->type == QDB_MSG_GET || m->type == QDB_MSG_GET_UPDATE ||
                  m->type == QDB_MSG_CAS || m->type == QDB_MSG_GET_REMOVE ||
                  m->type == QDB_MSG_REMOVE_IF;
-    if (exists && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
-                         : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
+    if (present && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
+                          : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
         g_free(val);
         node_log(n, 1, "corrupt record in storage");
         return QDB_E_STORAGE;
     }
     *hold = val;
-    /* Expired: not found, whatever asks (the collector deletes it later,
-     * a write replaces it). */
-    if (exists && qdb_record_expired(&meta, n->clock->wall(n->clock)))
-        exists = false;
-    bool upsert = m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX;
-    if (!exists && !upsert && ring_orphaned(n, id))
-        return QDB_E_UNAVAILABLE; /* it may well exist, on the node that failed */
+    /* Expired: not found, whatever asks, as if removed -- and a write over
+     * it starts a new entry (created now), versioned above the old record
+     * (the collector turns it into a tombstone later). */
+    if (present && qdb_record_expired(&meta, n->clock->wall(n->clock)))
+        meta.tombstone = true;
+    /* Inherited from a failed node without its entries (K = 1): it may
+     * well exist there.  What needs its value cannot run; a write can, and
+     * its version wins over the old copy if that node comes back. */
+    bool orphan = !present && ring_orphaned(n, id);
+    bool blind = m->type == QDB_MSG_PUT || m->type == QDB_MSG_PUT_EX ||
+                 m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX ||
+                 m->type == QDB_MSG_REMOVE;
+    if (orphan && !blind)
+        return QDB_E_UNAVAILABLE;
+    bool exists = present && !meta.tombstone;
+    const qdb_record_meta *old = present ? &meta : NULL;
     switch (m->type) {
     case QDB_MSG_GET:
         if (!exists)
@@ -274,15 +316,14 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     case QDB_MSG_PUT_EX:
         if (exists)
             return QDB_E_ALIAS_ALREADY_EXISTS;
-        return serve_store_record(n, key, kl, NULL, m->content, m->content_len, m->expiry);
+        return serve_store_record(n, key, kl, old, m->content, m->content_len, false, m->expiry);
     case QDB_MSG_UPDATE:
     case QDB_MSG_UPDATE_EX: /* the expiry given replaces the old one (none: never) */
-        return serve_store_record(n, key, kl, exists ? &meta : NULL, m->content,
-                                  m->content_len, m->expiry);
+        return serve_store_record(n, key, kl, old, m->content, m->content_len, false, m->expiry);
     case QDB_MSG_GET_UPDATE:
         if (!exists)
             return QDB_E_ALIAS_NOT_FOUND;
-        rc = serve_store_record(n, key, kl, &meta, m->content, m->content_len, meta.expiry_s);
+        rc = serve_store_record(n, key, kl, old, m->content, m->content_len, false, meta.expiry_s);
         if (rc == QDB_OK) {
             *payload = cur;
             *plen = meta.size;
@@ -296,11 +337,12 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
             *plen = meta.size;
             return QDB_E_UNMATCHED_CONTENT;
         }
-        return serve_store_record(n, key, kl, &meta, m->content, m->content_len, meta.expiry_s);
+        return serve_store_record(n, key, kl, old, m->content, m->content_len, false,
+                                  meta.expiry_s);
     case QDB_MSG_REMOVE:
-        if (!exists)
+        if (!exists && !orphan)
             return QDB_E_ALIAS_NOT_FOUND;
-        return n->storage->del(n->storage, key, kl);
+        return serve_store_record(n, key, kl, old, NULL, 0, true, 0);
     default:
         return serve_ext_execute(n, m, key, kl, exists ? &meta : NULL, cur, hold, payload, plen);
     }
@@ -325,12 +367,17 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             return;
         }
     }
+    if (is_mutation(m->type) && n->repl_writes && replica_pending(n, client, m->seq)) {
+        n->stats.duplicates++;
+        return; /* ran, waiting for its replicas: the answer comes then */
+    }
     bool settled = n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover;
     int status;
     const uint8_t *payload = NULL;
     size_t plen = 0;
     uint8_t *hold = NULL;
     uint8_t hint[QDB_PEER_WIRE];
+    GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 
     if ((status = serve_ext_check(m)) != QDB_OK) {
         /* refused: nothing ran */
@@ -338,16 +385,18 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
+            g_ptr_array_unref(written);
             return;
         }
         status = m->type == QDB_MSG_PREFIX ? serve_prefix(n, m, &hold, &payload, &plen)
-                                           : remove_owned(n);
+                                           : remove_owned(n, written);
     } else {
         qdb_id id;
         qdb_id_hash(&id, m->alias, m->alias_len);
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
+            g_ptr_array_unref(written);
             return;
         }
         if (!qdb_node_owns(n, &id)) {
@@ -356,17 +405,42 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
             reply(n, src, m, QDB_E_WRONG_NODE, hint, sizeof hint);
+            g_ptr_array_unref(written);
             return;
         }
         status = execute(n, m, &id, &hold, &payload, &plen);
+        if (status == QDB_OK && is_mutation(m->type)) {
+            uint8_t key[QDB_KEY_MAX];
+            g_ptr_array_add(written,
+                            g_bytes_new(key, qdb_record_key(key, &id, m->alias, m->alias_len)));
+        }
     }
-    if (is_mutation(m->type))
-        dedup_remember(n, client, m->seq, status, payload, plen);
-    reply(n, src, m, status, payload, plen);
+    /* With replicas, a write is answered once they all have it. */
+    if (!is_mutation(m->type) || n->replication <= 1 ||
+        !replica_write(n, src, client, m, status, payload, plen, written)) {
+        if (is_mutation(m->type))
+            dedup_remember(n, client, m->seq, status, payload, plen);
+        reply(n, src, m, status, payload, plen);
+    }
+    g_ptr_array_unref(written);
     g_free(hold);
 }
 
 /* ---- hand-over ----------------------------------------------------------------- */
+
+bool serve_holds_newer(qdb_node *n, const uint8_t *key, size_t kl, const qdb_record_meta *theirs)
+{
+    uint8_t *mine;
+    size_t ml;
+    if (n->storage->get(n->storage, key, kl, &mine, &ml) != QDB_OK)
+        return false;
+    qdb_record_meta ours;
+    /* a corrupt copy of ours is replaced */
+    bool keep = qdb_record_decode_meta(mine, ml, &ours) == QDB_OK &&
+                qdb_record_cmp(&ours, theirs) >= 0;
+    g_free(mine);
+    return keep;
+}
 
 typedef struct push_ctx {
     qdb_node *n;
@@ -388,8 +462,30 @@ static int add_to_batch(void *arg, const uint8_t *k, size_t kl, const uint8_t *v
     return 0;
 }
 
+/* What we push to our predecessor: everything outside our range.  With
+ * replicas we keep a copy of what we push (we are the new node's first
+ * replica, and what we held of the ranges before it is what it now holds
+ * as a replica too), so successive batches move a cursor along the arc
+ * instead of deleting what went. */
+static int push_scan(qdb_node *n, push_ctx *c)
+{
+    if (n->replication <= 1)
+        return serve_iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, c);
+    if (!n->ho_continue)
+        n->ho_cursor = n->cfg.self.id;
+    if (qdb_id_eq(&n->ho_cursor, &n->pred.id))
+        return 0; /* the arc is done: an empty last batch */
+    return serve_iterate_arc(n, &n->ho_cursor, &n->pred.id, add_to_batch, c);
+}
+
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
 {
+    /* Still waiting for our own range: what we would send (marked last) is
+     * not all there is yet.  The joining node notifies again next round.
+     * (With K = 1 the entries would reach it later anyway, and a lost
+     * store is forgiven; with replicas it would serve from a hole.) */
+    if (n->replication > 1 && n->awaiting_handover && n->phase != PHASE_LEAVING)
+        return;
     if (n->ho_rpc) {
         if (!n->ho_retry)
             return; /* one batch in flight at a time */
@@ -428,7 +524,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
         if (n->phase == PHASE_LEAVING)
             rc = serve_iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
         else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
-            rc = serve_iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, &c);
+            rc = push_scan(n, &c);
         bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
         if (failed) {
             node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
@@ -481,25 +577,17 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
             if (kl < QDB_ID_BYTES)
                 continue;
-            /* Keep our copy when it is newer: last writer wins, by
-             * modification time, then by version.  The version alone is not
-             * enough: it counts modifications on whichever node held the
-             * entry, so a node that crashed and came back with its old
-             * storage can carry a stale copy with a higher count than the
-             * fresh one its replacement kept writing. */
-            uint8_t *mine;
-            size_t ml;
-            if (n->storage->get(n->storage, k, kl, &mine, &ml) == QDB_OK) {
-                qdb_record_meta a, b;
-                const uint8_t *c1, *c2;
-                bool keep = qdb_record_decode(mine, ml, &a, &c1) == QDB_OK &&
-                            qdb_record_decode(v, vl, &b, &c2) == QDB_OK &&
-                            (a.modified_us > b.modified_us ||
-                             (a.modified_us == b.modified_us && a.version > b.version));
-                g_free(mine);
-                if (keep)
-                    continue;
+            /* The newer version wins (version.c); a copy we hold at the
+             * same version is the same write. */
+            qdb_record_meta theirs;
+            const uint8_t *content;
+            if (qdb_record_decode(v, vl, &theirs, &content) != QDB_OK) {
+                node_log(n, 1, "hand-over: a corrupt record, skipped");
+                continue;
             }
+            version_witness(n, theirs.version);
+            if (serve_holds_newer(n, k, kl, &theirs))
+                continue;
             if (n->storage->put(n->storage, k, kl, v, vl) != QDB_OK) {
                 node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
                 n->stats.storage_errors++;
@@ -547,9 +635,12 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
         qdb_id id;
         memcpy(id.b, k, QDB_ID_BYTES);
         /* Delete only what is still not ours: if our predecessor changed
-         * back meanwhile, the entry is ours again and stays. */
-        if (n->phase == PHASE_LEAVING || !qdb_node_owns(n, &id))
+         * back meanwhile, the entry is ours again and stays.  With replicas
+         * we keep it (push_scan). */
+        if (n->phase == PHASE_LEAVING || (n->replication <= 1 && !qdb_node_owns(n, &id)))
             n->storage->del(n->storage, k, kl);
+        else if (n->replication > 1)
+            n->ho_cursor = id; /* ring order: the last one is the furthest */
         n->stats.handover_sent++;
     }
     g_ptr_array_set_size(n->ho_keys, 0);
@@ -563,8 +654,11 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
             serve_push(n, &dst, true);
         return;
     }
-    if (!last && n->has_pred && qdb_addr_eq(n->pred.addr, dst.addr))
+    if (!last && n->has_pred && qdb_addr_eq(n->pred.addr, dst.addr)) {
+        n->ho_continue = true; /* from the cursor on */
         serve_push(n, &dst, true); /* true: the receiver may be waiting for "last" */
+    }
+    n->ho_continue = false;
 }
 
 void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc)

@@ -12,7 +12,12 @@
  * Expiry is decided by the owner's clock seam (wall()): execute() in
  * serve.c reads an expired record as absent, so an entry expires for every
  * client at the same instant of the owner's clock; the collector below only
- * reclaims the space, a little per stabilization round.
+ * turns expired records into tombstones (version.c deletes those after the
+ * grace period), a little per stabilization round.
+ *
+ * Every write here goes through serve_store_record, so it is versioned like
+ * serve.c's, removals leave tombstones, and the client's writes reach the
+ * replicas through serve_request (the collector's through replica_copy).
  */
 #define G_LOG_DOMAIN "qdb-node"
 
@@ -48,7 +53,7 @@ int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t 
         return QDB_E_ALIAS_NOT_FOUND;
     switch (m->type) {
     case QDB_MSG_GET_REMOVE: {
-        int rc = n->storage->del(n->storage, key, kl);
+        int rc = serve_store_record(n, key, kl, old, NULL, 0, true, 0);
         if (rc == QDB_OK) {
             *payload = cur;
             *plen = old->size;
@@ -61,11 +66,9 @@ int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t 
             *plen = old->size;
             return QDB_E_UNMATCHED_CONTENT;
         }
-        return n->storage->del(n->storage, key, kl);
+        return serve_store_record(n, key, kl, old, NULL, 0, true, 0);
     case QDB_MSG_GET_META: {
-        /* TODO(replication): report the replication engine's record version
-         * once it lands on main; until then, the record's modification
-         * counter (1 at creation, +1 per write). */
+        /* the replication version: the hybrid clock of the last write */
         qdb_meta w = {.version = old->version, .created_us = old->created_us,
                       .modified_us = old->modified_us, .size = old->size,
                       .expiry_s = old->expiry_s};
@@ -89,7 +92,7 @@ int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t 
             return rc;
         rc = qdb_record_decode(val, vlen, &meta, &content);
         if (rc == QDB_OK)
-            rc = serve_store_record(n, key, kl, &meta, content, meta.size, m->expiry);
+            rc = serve_store_record(n, key, kl, &meta, content, meta.size, false, m->expiry);
         g_free(val);
         return rc;
     }
@@ -125,7 +128,7 @@ static int prefix_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v
         c->rc = QDB_E_STORAGE;
         return 1;
     }
-    if (qdb_record_expired(&meta, c->wall))
+    if (meta.tombstone || qdb_record_expired(&meta, c->wall))
         return 0;
     c->count++;
     if (c->m->flags & QDB_PREFIX_COUNT)
@@ -180,14 +183,19 @@ int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **
 /* ---- expiry collection ----------------------------------------------------------------
  * A cursor walks the whole store, QDB_GC_BATCH records a call, and wraps
  * around: every record is looked at once per (records / QDB_GC_BATCH)
- * rounds.  Expired records anywhere in the store go, owned or not: nobody
- * may read them any more. */
+ * rounds.  Only the owner collects: an expired entry it owns becomes a
+ * tombstone of its own version, copied to the replicas like a client's
+ * removal.  A replica's copies read as expired meanwhile, and never get a
+ * version of the replica's own (which could outrank a later write at the
+ * owner after a fail-over). */
 
 typedef struct gc_ctx {
+    qdb_node *n;
     int64_t wall;
     unsigned seen;
     bool full;          /* stopped with records left: resume after last */
     GPtrArray *expired; /* GBytes keys */
+    GArray *metas;      /* their qdb_record_meta */
     GByteArray *last;
 } gc_ctx;
 
@@ -201,8 +209,15 @@ static int gc_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
         return 1;
     }
     qdb_record_meta meta;
-    if (qdb_record_decode_meta(v, vl, &meta) == QDB_OK && qdb_record_expired(&meta, c->wall))
-        g_ptr_array_add(c->expired, g_bytes_new(k, kl));
+    qdb_id id;
+    if (kl >= QDB_ID_BYTES && qdb_record_decode_meta(v, vl, &meta) == QDB_OK &&
+        !meta.tombstone && qdb_record_expired(&meta, c->wall)) {
+        memcpy(id.b, k, QDB_ID_BYTES);
+        if (qdb_node_owns(c->n, &id)) {
+            g_ptr_array_add(c->expired, g_bytes_new(k, kl));
+            g_array_append_val(c->metas, meta);
+        }
+    }
     g_byte_array_set_size(c->last, 0);
     g_byte_array_append(c->last, k, (guint)kl);
     return 0;
@@ -212,19 +227,27 @@ void serve_collect_expired(qdb_node *n)
 {
     if (n->gc_cursor == NULL)
         n->gc_cursor = g_byte_array_new();
-    gc_ctx c = {.wall = n->clock->wall(n->clock),
+    gc_ctx c = {.n = n, .wall = n->clock->wall(n->clock),
                 .expired = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
+                .metas = g_array_new(FALSE, FALSE, sizeof(qdb_record_meta)),
                 .last = n->gc_cursor};
     int rc = n->storage->iterate(n->storage, n->gc_cursor->data, n->gc_cursor->len, NULL, 0,
                                  gc_visit, &c);
     if (rc == QDB_OK && !c.full) /* the end of the store (stores differ on what
                                    * a stopped walk returns: ask c.full) */
         g_byte_array_set_size(n->gc_cursor, 0); /* the end: start over next time */
+    GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     for (guint i = 0; i < c.expired->len; i++) {
         gsize kl;
         const uint8_t *k = g_bytes_get_data(c.expired->pdata[i], &kl);
-        if (n->storage->del(n->storage, k, kl) == QDB_OK)
+        if (serve_store_record(n, k, kl, &g_array_index(c.metas, qdb_record_meta, i), NULL, 0,
+                               true, 0) == QDB_OK) {
             n->stats.expired++;
+            g_ptr_array_add(written, g_bytes_ref(c.expired->pdata[i]));
+        }
     }
+    replica_copy(n, written);
+    g_ptr_array_unref(written);
     g_ptr_array_free(c.expired, TRUE);
+    g_array_free(c.metas, TRUE);
 }

@@ -271,7 +271,7 @@ static bool holds(sim_oracle *o, unsigned i, const uint8_t *key, size_t kl, cons
     qdb_record_meta meta;
     const uint8_t *content;
     uint64_t got;
-    bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
+    bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK && !meta.tombstone &&
               sim_model_parse_value(content, meta.size, alias, &got) && got >= ver;
     g_free(v);
     return ok;
@@ -295,9 +295,12 @@ static bool held_by_down_node(sim_oracle *o, const uint8_t *key, size_t kl)
             continue;
         uint8_t *v;
         size_t vl;
+        qdb_record_meta meta;
         if (st->get(st, key, kl, &v, &vl) == QDB_OK) {
+            bool live = qdb_record_decode_meta(v, vl, &meta) == QDB_OK && !meta.tombstone;
             g_free(v);
-            return true;
+            if (live)
+                return true;
         }
     }
     return false;
@@ -399,6 +402,8 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->bad_reads;
     else if (strcmp(name, "stale_reads") == 0)
         *out = (double)m->stale_reads;
+    else if (strcmp(name, "missing_reads") == 0)
+        *out = (double)m->missing_reads;
     else if (strcmp(name, "acked_writes") == 0)
         *out = (double)m->acked_writes;
     else if (strcmp(name, "lookups") == 0)

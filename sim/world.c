@@ -98,6 +98,13 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, qdb_scn_err *err)
         return qdb_scn_error(err, &param(w, "succlist")->pos, "succlist must be 1 to %d",
                              QDB_SUCCLIST_MAX);
     p->succlist = (unsigned)v;
+    if (!param_uint(w, "replication", QDB_DEFAULT_REPLICATION, &v, err))
+        return false;
+    if (v < 1 || v > QDB_REPLICATION_MAX || v > p->succlist + 1)
+        return qdb_scn_error(err, &param(w, "replication")->pos,
+                             "replication must be 1 to %d, and at most succlist + 1",
+                             QDB_REPLICATION_MAX);
+    p->replication = (unsigned)v;
     if (!param_duration(w, "stabilize_fast", QDB_DEFAULT_STABILIZE_FAST_US, &p->stabilize_fast,
                         err) ||
         !param_duration(w, "stabilize_slow", QDB_DEFAULT_STABILIZE_SLOW_US, &p->stabilize_slow,
@@ -199,11 +206,14 @@ static void remove_tree(const char *path)
 }
 
 /* A store lost with its node: what it held is gone, so the model excuses
- * those entries. */
+ * those entries -- with K = 1 only.  With replicas nothing is excused: the
+ * scenarios crash fewer than K nodes between repairs, and an entry lost then
+ * is a violation. */
 static void store_lose(void *arg, unsigned i, qdb_storage *st)
 {
     sim_world *w = arg;
-    sim_model_excuse_store(w->model, st);
+    if (w->p.replication <= 1)
+        sim_model_excuse_store(w->model, st);
     st->destroy(st);
     if (w->bdb_root) {
         char *dir = node_bdb_dir(w, i);
@@ -422,6 +432,7 @@ static bool add_nodes(sim_world *w, qdb_scn_err *err)
         .stabilize_slow = w->p.stabilize_slow,
         .rpc_timeout = w->p.rpc_timeout,
         .log_level = w->p.log_level,
+        .replication = w->p.replication,
     };
     for (unsigned i = 0; ok && i < w->p.nodes; i++)
         qdb_fixture_add_node(w->fx, &peers[i], &cfg);

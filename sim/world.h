@@ -27,6 +27,7 @@ typedef struct sim_params {
     qdb_time_us end;
     qdb_addr address_base;
     unsigned succlist;
+    unsigned replication; /* K, the hive's copies of each entry */
     qdb_time_us stabilize_fast, stabilize_slow, rpc_timeout;
     qdb_time_us client_timeout;
     qdb_time_us check_period;

@@ -28,8 +28,7 @@ sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" || fail "not true: $2 in $1"
 }
 
 N=30
-i=1
-while [ $i -le $N ]; do echo "put key$i value-$i"; i=$((i + 1)); done >"$tmp/puts"
+entry_files "$N"
 sh1 <"$tmp/puts" >/dev/null || fail "putting $N entries"
 
 # ---- ping ---------------------------------------------------------------------
@@ -152,8 +151,6 @@ grep -q "leaving the hive on request" "$tmp/n2.log" || fail "node 2 did not log 
 hive_wait_stable 2
 hs=$(sh1 --raw hive_status) || fail "hive_status after the stop"
 check "$hs" "j['nodes'] == 2 and j['entries'] == $N"
-i=1
-while [ $i -le $N ]; do echo "get key$i"; i=$((i + 1)); done >"$tmp/gets"
 sh1 <"$tmp/gets" >"$tmp/got" || fail "gets after node 2 stopped"
 [ "$(grep -c '^value-' "$tmp/got")" -eq $N ] || fail "entries lost after node 2 stopped"
 echo "stop_node: refused by node 3, obeyed by node 2 ($(elapsed))"

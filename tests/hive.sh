@@ -88,12 +88,7 @@ if [ -n "$HAVE_SH" ]; then
     echo "tutorial: ok ($(elapsed))"
 
     # ---- 3. 200 entries ----------------------------------------------------------
-    i=1
-    while [ $i -le $N ]; do echo "put key$i value-$i"; i=$((i + 1)); done >"$tmp/puts"
-    i=1
-    while [ $i -le $N ]; do echo "get key$i"; i=$((i + 1)); done >"$tmp/gets"
-    i=1
-    while [ $i -le $N ]; do echo "value-$i"; i=$((i + 1)); done >"$tmp/expect"
+    entry_files "$N"
     qn 30 2 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err" ||
         fail "putting $N entries: $(head -n 3 "$tmp/puts.err")"
     qn 30 1 <"$tmp/gets" >"$tmp/got" 2>"$tmp/gets.err" ||

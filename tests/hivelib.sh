@@ -189,3 +189,15 @@ hive_wait_stable() {
     wait_until 20 hive_is_stable "$1" || fail "the hive of $1 did not settle"
     echo "hive: stable ($(elapsed))"
 }
+
+# entry_files N: $tmp/puts (put keyI value-I), $tmp/gets (get keyI) and
+# $tmp/expect (value-I), for I = 1..N: a qdbsh script and what it must print.
+entry_files() {
+    _i=1
+    while [ $_i -le "$1" ]; do
+        echo "put key$_i value-$_i" >&3
+        echo "get key$_i" >&4
+        echo "value-$_i" >&5
+        _i=$((_i + 1))
+    done 3>"$tmp/puts" 4>"$tmp/gets" 5>"$tmp/expect"
+}

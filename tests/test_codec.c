@@ -52,6 +52,7 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
     CU_ASSERT_TRUE(bytes_eq(a->entries, a->entries_len, b->entries, b->entries_len));
     CU_ASSERT_EQUAL(a->expiry, b->expiry);
     CU_ASSERT_EQUAL(a->max, b->max);
+    CU_ASSERT_EQUAL(a->replication, b->replication);
     CU_ASSERT_EQUAL(a->what, b->what);
     CU_ASSERT_EQUAL(a->count, b->count);
     CU_ASSERT_EQUAL(a->n_exclude, b->n_exclude);
@@ -227,6 +228,11 @@ static void samples_init(samples *s)
     m->n_peers = 3;
     for (unsigned k = 0; k < 3; k++)
         m->peers[k] = mk_peer((uint8_t)(10 + k));
+    m = add(s, QDB_MSG_STABILIZE_REPLY); /* a hive with 3 copies of each entry */
+    m->rpc = 132;
+    m->n_peers = 1;
+    m->peers[0] = mk_peer(13);
+    m->replication = 3;
     m = add(s, QDB_MSG_STABILIZE_REPLY); /* no predecessor, empty list */
     m->rpc = 130;
     m = add(s, QDB_MSG_STABILIZE_REPLY); /* full list */
@@ -601,6 +607,8 @@ static void test_encode_errors(void)
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m.type = QDB_MSG_LEAVE;
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_STABILIZE_REPLY, .replication = QDB_REPLICATION_MAX + 1};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     /* HANDOVER through qdb_msg_encode: the record area must match n_entries. */
     static const uint8_t one_record[] = {1, 'k', 1, 'v'};
     m = (qdb_msg){.type = QDB_MSG_HANDOVER, .entries = one_record, .entries_len = 4, .n_entries = 2};
@@ -773,9 +781,9 @@ static void test_decode_errors(void)
         b[0] = (uint8_t)(0x20 | flag_types[k]);
         b[2] = 1;
         CU_ASSERT_EQUAL(decode_body(b, len), QDB_OK);
-        /* NOTIFY defines bit 1 too (the stabilize-now hint); the first
-         * undefined value is 4 there, 2 elsewhere. */
-        bool notify = flag_types[k] == QDB_MSG_NOTIFY;
+        /* NOTIFY defines bit 1 too (the stabilize-now hint), HANDOVER too
+         * (replica copies); the first undefined value is 4 there, 2 elsewhere. */
+        bool notify = flag_types[k] == QDB_MSG_NOTIFY || flag_types[k] == QDB_MSG_HANDOVER;
         if (notify) {
             b[2] = 3;
             CU_ASSERT_EQUAL(decode_body(b, len), QDB_OK);
@@ -796,6 +804,15 @@ static void test_decode_errors(void)
     CU_ASSERT_EQUAL(decode_body(b, 4 + (QDB_SUCCLIST_MAX + 1) * QDB_PEER_WIRE), QDB_E_MALFORMED);
     b[3] = 255;
     CU_ASSERT_EQUAL(decode_body(b, 4), QDB_E_MALFORMED);
+    /* The replication byte: 2..QDB_REPLICATION_MAX; 1 is the default,
+     * which is sent as no byte at all (one encoding per message). */
+    memset(b, 0, sizeof b);
+    b[0] = 0x20 | QDB_MSG_STABILIZE_REPLY;
+    for (unsigned k = 0; k <= QDB_REPLICATION_MAX + 1; k++) {
+        b[4] = (uint8_t)k;
+        CU_ASSERT_EQUAL(decode_body(b, 5), k >= 2 && k <= QDB_REPLICATION_MAX ? QDB_OK
+                                                                             : QDB_E_MALFORMED);
+    }
     memset(b, 0, sizeof b);
     b[0] = 0x20 | QDB_MSG_LEAVE;
     size_t n_at = 2 + 2 * QDB_PEER_WIRE;
@@ -992,7 +1009,10 @@ static void test_prefixes(void)
                 bool rest = t == QDB_MSG_PUT || t == QDB_MSG_UPDATE || t == QDB_MSG_GET_UPDATE ||
                             t == QDB_MSG_REPLY || t == QDB_MSG_CAS || t == QDB_MSG_REMOVE_IF ||
                             t == QDB_MSG_PUT_EX || t == QDB_MSG_UPDATE_EX;
-                CU_ASSERT_TRUE(rest || find_head);
+                /* likewise a STABILIZE_REPLY cut before its replication byte */
+                bool stab_head = t == QDB_MSG_STABILIZE_REPLY && s.m[k].replication > 1 &&
+                                 body == len - pre - 1;
+                CU_ASSERT_TRUE(rest || find_head || stab_head);
             }
         }
     }

@@ -266,18 +266,10 @@ static int owner_of(qdb_fixture *f, const char *alias, const int *live, int k)
     return live[0];
 }
 
-static int count_cb(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
-{
-    (*(int *)arg)++;
-    return 0;
-}
-
+/* Live entries held by node i (tombstones not counted). */
 static int stored_at(qdb_fixture *f, int i)
 {
-    int c = 0;
-    qdb_storage *st = qdb_fixture_storage_of(f, (unsigned)i);
-    st->iterate(st, NULL, 0, NULL, 0, count_cb, &c);
-    return c;
+    return (int)qdb_record_count(qdb_fixture_storage_of(f, (unsigned)i), NULL);
 }
 
 static int stored(harness *h, int i)
@@ -575,7 +567,7 @@ static void test_at_most_once(void)
     }
     CU_ASSERT_EQUAL(ok, 2);
     CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, 1);
-    /* version 1: the entry was written once */
+    /* written once: never modified after its creation */
     uint8_t key[QDB_KEY_MAX];
     qdb_id id;
     qdb_id_hash(&id, "k", 1);
@@ -586,7 +578,8 @@ static void test_at_most_once(void)
     qdb_record_meta meta;
     const uint8_t *c;
     CU_ASSERT_EQUAL(qdb_record_decode(v, vl, &meta, &c), QDB_OK);
-    CU_ASSERT_EQUAL(meta.version, 1);
+    CU_ASSERT_EQUAL(meta.modified_us, meta.created_us);
+    CU_ASSERT_EQUAL(meta.version, (uint64_t)meta.modified_us);
     g_free(v);
     h_free(h);
 }
@@ -644,14 +637,14 @@ static void test_new_requests(void)
     int64_t t0 = clk->wall(clk);
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "e", "one", NULL), QDB_OK);
     qdb_meta m = meta_of(h, 0, "e");
-    CU_ASSERT_EQUAL(m.version, 1);
+    CU_ASSERT_TRUE(m.version >= (uint64_t)m.modified_us); /* the write's hybrid clock */
     CU_ASSERT_EQUAL(m.size, 3);
     CU_ASSERT_EQUAL(m.expiry_s, 0);
     CU_ASSERT_TRUE(m.created_us >= t0 && m.created_us == m.modified_us);
     h_run(h, now(h) + S);
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_UPDATE, "e", "three", NULL), QDB_OK);
     qdb_meta m2 = meta_of(h, 0, "e");
-    CU_ASSERT_EQUAL(m2.version, 2);
+    CU_ASSERT_TRUE(m2.version > m.version);
     CU_ASSERT_EQUAL(m2.size, 5);
     CU_ASSERT_EQUAL(m2.created_us, m.created_us);
     CU_ASSERT_TRUE(m2.modified_us >= m.modified_us + (int64_t)S);
@@ -674,15 +667,18 @@ static void test_new_requests(void)
 
     /* EXPIRE sets and clears; the content and version move as for a write */
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "x", "keep", NULL), QDB_OK);
+    uint64_t put_version = meta_of(h, 0, "x").version;
     qdb_msg ex = {.type = QDB_MSG_EXPIRE, .alias = (const uint8_t *)"x", .alias_len = 1,
                   .expiry = QDB_EXPIRY_MAX};
     CU_ASSERT_EQUAL(exchange(h, 0, &ex, NULL), QDB_OK);
     m = meta_of(h, 0, "x");
     CU_ASSERT_EQUAL(m.expiry_s, QDB_EXPIRY_MAX);
-    CU_ASSERT_EQUAL(m.version, 2);
+    CU_ASSERT_TRUE(m.version > put_version);
     ex.expiry = 0;
     CU_ASSERT_EQUAL(exchange(h, 0, &ex, NULL), QDB_OK);
     CU_ASSERT_EQUAL(meta_of(h, 0, "x").expiry_s, 0);
+    uint64_t cleared_version = meta_of(h, 0, "x").version;
+    CU_ASSERT_TRUE(cleared_version > m.version);
     got = NULL;
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, "x", NULL, &got), QDB_OK);
     CU_ASSERT_TRUE(payload_is(got, "keep"));
@@ -700,7 +696,7 @@ static void test_new_requests(void)
     qdb_msg pre = {.type = QDB_MSG_PREFIX, .max = QDB_PREFIX_MAX + 1};
     CU_ASSERT_EQUAL(exchange(h, 0, &pre, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(stored(h, 0), 1);
-    CU_ASSERT_EQUAL(meta_of(h, 0, "x").version, 3);
+    CU_ASSERT_EQUAL(meta_of(h, 0, "x").version, cleared_version);
     h_free(h);
 }
 
@@ -784,16 +780,24 @@ static void test_crash_repair(void)
     h_free(h);
 }
 
-/* A failed node's entries are "unavailable" at the node that inherits its
- * range -- not "not found" -- and readable again once it comes back. */
-static void test_failed_node_entries_unavailable(void)
+/* Nodes 0, 4 and 8 in a settled ring. */
+static void h_three(harness *h)
 {
-    harness *h = h_new();
     h_start(h, 0, -1);
     h_start(h, 4, 0);
     h_start(h, 8, 0);
     int live[] = {0, 4, 8};
     CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 20 * S));
+}
+
+/* K = 1: a failed node's entries are "unavailable" to reads at the node that
+ * inherits its range -- not "not found" -- while writes, which need no old
+ * value, are accepted there; once it comes back, the newer version wins. */
+static void test_failed_node_entries_unavailable(void)
+{
+    harness *h = h_new();
+    h_three(h);
+    int live[] = {0, 4, 8};
     /* an alias node 4 owns */
     char alias[16];
     int k = 0;
@@ -807,12 +811,20 @@ static void test_failed_node_entries_unavailable(void)
     CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 30 * S));
     hello(h, 8);
     CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
-    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, alias, "other", NULL), QDB_E_UNAVAILABLE);
-    /* it comes back on its storage and serves the entry again */
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_CAS, alias, "x", NULL), QDB_E_UNAVAILABLE);
+    /* a write needs no old value: accepted, and newer than the old copy */
+    char other[16];
+    g_snprintf(other, sizeof other, "%s-2", alias);
+    while (owner_of(h->f, other, live, 3) != 4) /* a second alias of node 4's */
+        g_snprintf(other, sizeof other, "%s-%d", alias, k++);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, other, "new", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_UPDATE, alias, "newer", NULL), QDB_OK);
+    /* it comes back on its storage: the newer value wins over its copy */
     h_start(h, 4, 0);
     CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 30 * S));
     hello(h, 4);
-    check_value(h, 4, alias, "kept");
+    check_value(h, 4, alias, "newer");
+    check_value(h, 4, other, "new");
     h_free(h);
 }
 
@@ -1203,9 +1215,9 @@ static void test_storage_put_fails(void)
 static void test_storage_del_fails(void)
 {
     harness *h = faulty_one();
-    fail_next(h, 0, QDB_FAULT_DEL);
+    fail_next(h, 0, QDB_FAULT_PUT); /* a removal writes a tombstone */
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_E_STORAGE);
-    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_PUT), 1);
     check_value(h, 0, "k", "v1");
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_REMOVE, "k", NULL, NULL), QDB_OK);
     check_value(h, 0, "k", NULL);
@@ -1228,10 +1240,11 @@ static void test_storage_remove_all_fails(void)
     CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
     CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_ITERATE), 1);
     CU_ASSERT_EQUAL(stored(h, 0), 11);
-    fail_next(h, 0, QDB_FAULT_DEL);
+    int puts = (int)injected(h, 0, QDB_FAULT_METHOD_PUT);
+    fail_next(h, 0, QDB_FAULT_PUT); /* its tombstones */
     CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_STORAGE);
-    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_DEL), 1);
-    CU_ASSERT_EQUAL(stored(h, 0), 11); /* the first delete failed: it stopped there */
+    CU_ASSERT_EQUAL(injected(h, 0, QDB_FAULT_METHOD_PUT), puts + 1);
+    CU_ASSERT_EQUAL(stored(h, 0), 11); /* the first tombstone failed: it stopped there */
     for (int i = 0; i < 10; i++) {
         g_snprintf(alias, sizeof alias, "r%d", i);
         check_value(h, 0, alias, alias);
@@ -1512,6 +1525,318 @@ static void test_rto_estimator(void)
     qdb_rto_free(&t);
 }
 
+/* Hive-wide settings.  A node with its own configuration, beyond the
+ * harness's 16: ID 0x18.., address 10.0.1.k. */
+static int h_add_cfg(harness *h, unsigned k, qdb_node_config cfg)
+{
+    qdb_peer p = {.addr = {.ip = 0x0a000100u + k, .port = 2836}};
+    p.id.b[0] = 0x18;
+    p.id.b[1] = (uint8_t)k;
+    cfg.succlist_len = 3;
+    cfg.no_jitter = true;
+    return (int)qdb_fixture_add_node(h->f, &p, &cfg);
+}
+
+static int h_add(harness *h, unsigned k, unsigned replication)
+{
+    return h_add_cfg(h, k, (qdb_node_config){.replication = replication});
+}
+
+/* An alias node `owner` owns among the live nodes, starting from prefix. */
+static void alias_owned_by(harness *h, int owner, const int *live, int k, const char *prefix,
+                           char *alias, size_t size)
+{
+    int i = 0;
+    do
+        g_snprintf(alias, size, "%s%d", prefix, i++);
+    while (owner_of(h->f, alias, live, k) != owner);
+}
+
+/* Node 4 crashes with its storage; meanwhile its successor takes an UPDATE
+ * of one of its entries and the removal of another.  Node 4 comes back on
+ * its old storage: the newer value and the removal win (versions and a
+ * tombstone), the old copies do not come back. */
+static void test_old_storage_loses(void)
+{
+    harness *h = h_new();
+    h_three(h);
+    int live[] = {0, 4, 8};
+    char upd[16], rem[16];
+    alias_owned_by(h, 4, live, 3, "u", upd, sizeof upd);
+    alias_owned_by(h, 4, live, 3, "r", rem, sizeof rem);
+    hello(h, 4);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, upd, "old", NULL), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, rem, "old", NULL), QDB_OK);
+    h_crash(h, 4);
+    h_run(h, now(h) + 30 * S);
+    hello(h, 8);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_UPDATE, upd, "new", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_UPDATE, rem, "new", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_REMOVE, rem, NULL, NULL), QDB_OK);
+    check_value(h, 8, rem, NULL);
+    uint64_t dead = 0;
+    qdb_record_count(store(h, 8), &dead);
+    CU_ASSERT_EQUAL(dead, 1);
+    h_start(h, 4, 0);
+    h_run(h, now(h) + 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, live, 3));
+    hello(h, 4);
+    h_run(h, now(h) + S);
+    check_value(h, 4, upd, "new");
+    check_value(h, 4, rem, NULL);
+    CU_ASSERT_EQUAL(stored(h, 8), 0); /* both went back to their owner */
+    h_free(h);
+}
+
+/* A tombstone outlives its grace period by at most a sweep (a quarter of
+ * it, or a stabilization round when rounds are longer). */
+static void test_tombstone_collected(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.tombstone_grace = 20 * S});
+    h_start(h, a, -1);
+    h_run(h, 2 * S);
+    hello(h, a);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, "x", "v", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_REMOVE, "x", NULL, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_REMOVE, "x", NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    uint64_t dead = 0;
+    CU_ASSERT_EQUAL(qdb_record_count(store(h, a), &dead), 0);
+    CU_ASSERT_EQUAL(dead, 1);
+    h_run(h, now(h) + 15 * S);
+    qdb_record_count(store(h, a), &dead);
+    CU_ASSERT_EQUAL(dead, 1); /* within its grace period */
+    h_run(h, now(h) + 60 * S);
+    qdb_record_count(store(h, a), &dead);
+    CU_ASSERT_EQUAL(dead, 0);
+    /* written again after the removal: a new entry */
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, "x", "w", NULL), QDB_OK);
+    check_value(h, a, "x", "w");
+    h_free(h);
+}
+
+static void test_hive_settings(void)
+{
+    harness *h = h_new();
+    int a = h_add(h, 1, 3), adopt = h_add(h, 2, 0), other = h_add(h, 3, 2), same = h_add(h, 4, 3);
+    int big = h_add(h, 5, QDB_REPLICATION_MAX + 1);
+    h_start(h, a, -1);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, a)), 3);
+    h_start(h, adopt, a);
+    h_start(h, other, a);
+    h_start(h, same, a);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 0); /* not told yet */
+    h_run(h, 20 * S);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, adopt)), 3);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, adopt)));
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, same)), 3);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, same)));
+    /* a different explicit value: refused before taking any part of the ring */
+    const char *why = qdb_node_refusal(node(h, other));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "--replication=2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "3 copies"));
+    CU_ASSERT_TRUE(qdb_node_left(node(h, other)));
+    int live[] = {a, adopt, same};
+    CU_ASSERT_TRUE(ring_ok(h->f, live, 3));
+    /* out of range: the node is not created */
+    qdb_addr pa = peer(h, a)->addr;
+    CU_ASSERT_FALSE(qdb_fixture_start(h->f, (unsigned)big, &pa, 1));
+    CU_ASSERT_PTR_NOT_NULL(strstr(qdb_fixture_errmsg(h->f), "replication 5"));
+
+    /* A default hive sends no setting: an explicit 1 joins, a 2 is refused. */
+    h_start(h, 0, -1);
+    h_start(h, 1, 0);
+    int one = h_add(h, 6, 1), two = h_add(h, 7, 2);
+    h_start(h, one, 0);
+    h_start(h, two, 1);
+    h_run(h, now(h) + 20 * S);
+    CU_ASSERT_EQUAL(qdb_node_replication(node(h, 1)), 1);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(h, one)));
+    CU_ASSERT_PTR_NOT_NULL(qdb_node_refusal(node(h, two)));
+    h_free(h);
+}
+
+/* Does node i hold a live copy of alias with this content? */
+/* want NULL: a tombstone */
+static bool holds_copy(harness *h, int i, const char *alias, const char *want)
+{
+    qdb_id id;
+    qdb_id_hash(&id, alias, strlen(alias));
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl = qdb_record_key(key, &id, (const uint8_t *)alias, strlen(alias));
+    uint8_t *v;
+    size_t vl;
+    qdb_storage *st = store(h, i);
+    if (!st || st->get(st, key, kl, &v, &vl) != QDB_OK)
+        return false;
+    qdb_record_meta meta;
+    const uint8_t *c;
+    bool ok = qdb_record_decode(v, vl, &meta, &c) == QDB_OK &&
+              (want ? !meta.tombstone && meta.size == strlen(want) &&
+                          memcmp(c, want, meta.size) == 0
+                    : meta.tombstone);
+    g_free(v);
+    return ok;
+}
+
+/* K copies: a hive of five with replication K (fixed by its first node,
+ * adopted by the others); 40 entries, 5 of them removed; every live entry
+ * is on its owner and the next K - 1 nodes.  Then K - 1 adjacent nodes
+ * crash and lose their storage: every entry is still answered by the new
+ * owners, the removed ones stay removed, none is "unavailable"; and repair
+ * brings every entry back to min(K, live) copies. */
+static void replicas_survive(unsigned k)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = k});
+    int ring5[] = {a, 2, 4, 6, 8};
+    h_start(h, a, -1);
+    for (int j = 1; j < 5; j++)
+        h_start(h, ring5[j], a);
+    h_run(h, 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, ring5, 5));
+    for (int j = 0; j < 5; j++) {
+        CU_ASSERT_EQUAL(qdb_node_replication(node(h, ring5[j])), k);
+        hello(h, ring5[j]);
+    }
+    h_run(h, now(h) + S);
+    char alias[16], value[16];
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        g_snprintf(value, sizeof value, "v%d", e);
+        int own = owner_of(h->f, alias, ring5, 5);
+        CU_ASSERT_EQUAL(request(h, own, QDB_MSG_PUT, alias, value, NULL), QDB_OK);
+        if (e % 8 == 0)
+            CU_ASSERT_EQUAL(request(h, own, QDB_MSG_REMOVE, alias, NULL, NULL), QDB_OK);
+    }
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        g_snprintf(value, sizeof value, "v%d", e);
+        int own = owner_of(h->f, alias, ring5, 5), at = 0;
+        while (ring5[at] != own)
+            at++;
+        for (int j = 0; j < 5; j++) {
+            bool replica = (unsigned)((j - at + 5) % 5) < k;
+            CU_ASSERT_EQUAL(holds_copy(h, ring5[j], alias, value), replica && e % 8 != 0);
+        }
+    }
+    /* K - 1 adjacent nodes crash, their storage lost */
+    for (unsigned j = 0; j < k - 1; j++)
+        qdb_fixture_crash(h->f, (unsigned)ring5[2 + j], false);
+    int live[5], nl = 0;
+    for (int j = 0; j < 5; j++)
+        if (j < 2 || j >= 2 + (int)k - 1)
+            live[nl++] = ring5[j];
+    h_run(h, now(h) + 60 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, live, nl));
+    for (int j = 0; j < nl; j++)
+        hello(h, live[j]);
+    h_run(h, now(h) + S);
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        g_snprintf(value, sizeof value, "v%d", e);
+        int own = owner_of(h->f, alias, live, nl);
+        check_value(h, own, alias, e % 8 ? value : NULL);
+        int copies = 0;
+        for (int j = 0; j < nl; j++)
+            copies += holds_copy(h, live[j], alias, value);
+        CU_ASSERT_EQUAL(copies, e % 8 ? (int)MIN(k, (unsigned)nl) : 0);
+    }
+    h_free(h);
+}
+
+/* K = 2: the first copy to the replica is lost (the link blocked for a
+ * moment): the owner answers only after the copy went again and was
+ * applied, and the replica holds the value. */
+static void test_replica_copy_resent(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2});
+    int two[] = {a, 4};
+    h_start(h, a, -1);
+    h_start(h, 4, a);
+    h_run(h, 20 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    char alias[16];
+    alias_owned_by(h, a, two, 2, "c", alias, sizeof alias);
+    hello(h, a);
+    h_run(h, now(h) + S);
+    qdb_simnet *net = qdb_fixture_net(h->f);
+    qdb_simnet_block(net, peer(h, a)->addr, peer(h, 4)->addr);
+    qdb_msg m = {.type = QDB_MSG_PUT, .alias = (const uint8_t *)alias, .alias_len = strlen(alias),
+                 .content = (const uint8_t *)"v", .content_len = 1, .seq = ++h->seq};
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, a, &m);
+    h_run(h, now(h) + 100 * MS);
+    CU_ASSERT_EQUAL(h->replies->len, 0); /* not answered: the replica does not have it */
+    CU_ASSERT_FALSE(holds_copy(h, 4, alias, "v"));
+    qdb_simnet_unblock(net, peer(h, a)->addr, peer(h, 4)->addr);
+    h_run(h, now(h) + 5 * S);
+    CU_ASSERT_EQUAL(h->replies->len, 1);
+    CU_ASSERT_TRUE(holds_copy(h, 4, alias, "v"));
+    h_free(h);
+}
+
+/* K = 2: what get_remove, remove_if, expire and the expiry collector write
+ * reaches the replica as well, removals as tombstones. */
+static void test_ext_writes_replicated(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2});
+    int two[] = {a, 4};
+    h_start(h, a, -1);
+    h_start(h, 4, a);
+    h_run(h, 20 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    char gr[16], ri[16], ex[16];
+    alias_owned_by(h, a, two, 2, "g", gr, sizeof gr);
+    alias_owned_by(h, a, two, 2, "r", ri, sizeof ri);
+    alias_owned_by(h, a, two, 2, "e", ex, sizeof ex);
+    hello(h, a);
+    h_run(h, now(h) + S);
+    CU_ASSERT_EQUAL_FATAL(request(h, a, QDB_MSG_PUT, gr, "v", NULL), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(request(h, a, QDB_MSG_PUT, ri, "v", NULL), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(request(h, a, QDB_MSG_PUT, ex, "v", NULL), QDB_OK);
+    CU_ASSERT_TRUE(holds_copy(h, 4, gr, "v"));
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_GET_REMOVE, gr, NULL, NULL), QDB_OK);
+    CU_ASSERT_TRUE(holds_copy(h, 4, gr, NULL));
+    qdb_msg rif = {.type = QDB_MSG_REMOVE_IF, .alias = (const uint8_t *)ri,
+                   .alias_len = strlen(ri), .comparand = (const uint8_t *)"v", .comparand_len = 1};
+    CU_ASSERT_EQUAL(exchange(h, a, &rif, NULL), QDB_OK);
+    CU_ASSERT_TRUE(holds_copy(h, 4, ri, NULL));
+    qdb_clock *clk = wall_clock(h, a);
+    int64_t at = clk->wall(clk) / QDB_US_PER_S + 10;
+    qdb_msg exp = {.type = QDB_MSG_EXPIRE, .alias = (const uint8_t *)ex, .alias_len = strlen(ex),
+                   .expiry = at};
+    CU_ASSERT_EQUAL(exchange(h, a, &exp, NULL), QDB_OK);
+    qdb_meta m = meta_of(h, a, ex);
+    CU_ASSERT_EQUAL(m.expiry_s, at);
+    CU_ASSERT_TRUE(holds_copy(h, 4, ex, "v"));
+    /* past the expiry, the owner's collector leaves a tombstone, copied */
+    h_run(h, now(h) + 30 * S);
+    CU_ASSERT_EQUAL(request(h, a, QDB_MSG_GET, ex, NULL, NULL), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_TRUE(holds_copy(h, a, ex, NULL));
+    CU_ASSERT_TRUE(holds_copy(h, 4, ex, NULL));
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, a))->expired, 1);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 4))->expired, 0); /* only the owner collects */
+    h_free(h);
+}
+
+static void test_replicas_k2(void)
+{
+    replicas_survive(2);
+}
+
+static void test_replicas_k3(void)
+{
+    replicas_survive(3);
+}
+
+
 int main(void)
 {
 #ifdef TEST_NODE_LOOP
@@ -1542,7 +1867,7 @@ int main(void)
         {"a duplicated request runs once", test_at_most_once},
         {"get_remove, remove_if, metadata, expire; bad arguments", test_new_requests},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
-        {"a failed node's entries are unavailable until it returns",
+        {"a failed node's entries: reads unavailable, writes accepted, the newer kept",
          test_failed_node_entries_unavailable},
         {"STATUS answers, counters, metrics; STOP refused or obeyed", test_status_and_stop},
         CU_TEST_INFO_NULL,
@@ -1550,7 +1875,7 @@ int main(void)
     CU_TestInfo storage[] = {
         {"a failed read: every request told STORAGE, nothing run", test_storage_get_fails},
         {"a failed write: told STORAGE, the old value stays", test_storage_put_fails},
-        {"a failed delete: REMOVE told STORAGE, the entry stays", test_storage_del_fails},
+        {"a failed tombstone: REMOVE told STORAGE, the entry stays", test_storage_del_fails},
         {"REMOVE_ALL: a failed scan or delete told STORAGE", test_storage_remove_all_fails},
         {"hand-over: a failed write at the receiver, the batch again",
          test_storage_handover_put_fails},
@@ -1585,6 +1910,18 @@ int main(void)
         {"expired entries read absent, then collected", test_expiry_collected},
         CU_TEST_INFO_NULL,
     };
+    CU_TestInfo replication[] = {
+        {"hive settings: adopted at join, a different one refused", test_hive_settings},
+        {"a node back with old storage: the newer value and the removal win",
+         test_old_storage_loses},
+        {"a tombstone is collected after its grace period", test_tombstone_collected},
+        {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
+        {"K = 2: a lost copy goes again before the answer", test_replica_copy_resent},
+        {"K = 2: get_remove, remove_if, expire and expiry collection replicated",
+         test_ext_writes_replicated},
+        {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
+        CU_TEST_INFO_NULL,
+    };
     CU_TestInfo partitioned[] = {
         {"a joining node answers unstable", test_unstable_while_joining},
         CU_TEST_INFO_NULL,
@@ -1596,6 +1933,7 @@ int main(void)
         {.pName = "ring, in virtual time", .pTests = timed},
         {.pName = "ring, simulated faults and adaptive timeouts", .pTests = faults},
         {.pName = "requests, across a partition", .pTests = partitioned},
+        {.pName = "versions and replicas, on simulated addresses", .pTests = replication},
         CU_SUITE_INFO_NULL,
     };
     enum { SHARED_SUITES = 3 };

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "codec.h"
 #include "env.h"
 #include "record.h"
+#include "types.h"
 #include "storage/fault.h"
 #include "storage/memory.h"
 #include "testutil.h"
@@ -515,7 +517,8 @@ static void test_fault_refuses_version(void)
 static void test_record_round_trip(void)
 {
     static const uint8_t content[] = "the content of an entry";
-    qdb_record_meta meta = {.version = 3, .created_us = -5, .modified_us = INT64_C(1700000000000000),
+    qdb_record_meta meta = {.version = 3, .origin = UINT64_C(0x0102030405060708), .created_us = -5,
+                            .modified_us = INT64_C(1700000000000000),
                             .size = sizeof content - 1, .checksum = 0xdeadbeef /* ignored */};
     GByteArray *out = g_byte_array_new();
     g_byte_array_append(out, (const uint8_t *)"pre", 3);
@@ -531,15 +534,19 @@ static void test_record_round_trip(void)
     CU_ASSERT_EQUAL(rec[4], crc >> 24);
     CU_ASSERT_EQUAL(rec[7], crc & 0xff);
     CU_ASSERT_EQUAL(rec[15], 3);
-    CU_ASSERT_EQUAL(rec[16], 0xff); /* -5, two's complement big-endian */
-    CU_ASSERT_EQUAL(rec[23], 0xfb);
-    CU_ASSERT_EQUAL(rec[39], meta.size);
+    CU_ASSERT_EQUAL(rec[16], 1); /* origin */
+    CU_ASSERT_EQUAL(rec[23], 8);
+    CU_ASSERT_EQUAL(rec[24], 0xff); /* -5, two's complement big-endian */
+    CU_ASSERT_EQUAL(rec[31], 0xfb);
+    CU_ASSERT_EQUAL(rec[47], meta.size);
     CU_ASSERT_EQUAL(memcmp(rec + QDB_RECORD_HEADER, content, meta.size), 0);
 
     qdb_record_meta d;
     const uint8_t *body = NULL;
     CU_ASSERT_EQUAL_FATAL(qdb_record_decode(rec, rec_len, &d, &body), QDB_OK);
     CU_ASSERT_EQUAL(d.version, 3);
+    CU_ASSERT_EQUAL(d.origin, UINT64_C(0x0102030405060708));
+    CU_ASSERT_FALSE(d.tombstone);
     CU_ASSERT_EQUAL(d.created_us, -5);
     CU_ASSERT_EQUAL(d.modified_us, INT64_C(1700000000000000));
     CU_ASSERT_EQUAL(d.size, meta.size);
@@ -554,7 +561,77 @@ static void test_record_round_trip(void)
     CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_OK);
     CU_ASSERT_EQUAL(d.size, 0);
     CU_ASSERT_EQUAL(d.checksum, 0); /* CRC-32 of nothing */
+
+    /* A tombstone: flag bit 0, no content. */
+    g_byte_array_set_size(out, 0);
+    meta.tombstone = true;
+    qdb_record_encode(&meta, NULL, out);
+    CU_ASSERT_EQUAL(out->data[1], QDB_RECORD_TOMBSTONE);
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_OK);
+    CU_ASSERT_TRUE(d.tombstone);
+    CU_ASSERT_EQUAL(d.expiry_s, 0);
+
+    /* An expiry: flag bit 1, the i64 after the header, the content after it;
+     * a tombstone drops it. */
+    g_byte_array_set_size(out, 0);
+    meta.tombstone = false;
+    meta.size = 2;
+    meta.expiry_s = QDB_EXPIRY_MAX;
+    qdb_record_encode(&meta, (const uint8_t *)"hi", out);
+    CU_ASSERT_EQUAL_FATAL(out->len, QDB_RECORD_HEADER + 8 + 2);
+    CU_ASSERT_EQUAL(out->data[1], QDB_RECORD_HAS_EXPIRY);
+    CU_ASSERT_EQUAL(qdb_be64_get(out->data + QDB_RECORD_HEADER), (uint64_t)QDB_EXPIRY_MAX);
+    CU_ASSERT_EQUAL_FATAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_OK);
+    CU_ASSERT_EQUAL(d.expiry_s, QDB_EXPIRY_MAX);
+    CU_ASSERT_PTR_EQUAL(body, out->data + QDB_RECORD_HEADER + 8);
+    CU_ASSERT_EQUAL(memcmp(body, "hi", 2), 0);
+    CU_ASSERT_TRUE(qdb_record_expired(&d, (QDB_EXPIRY_MAX + 1) * 1000000));
+    CU_ASSERT_FALSE(qdb_record_expired(&d, (QDB_EXPIRY_MAX - 1) * 1000000));
+    qdb_be64_put(out->data + QDB_RECORD_HEADER, 0); /* never written: no expiry, no field */
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_E_STORAGE);
+    g_byte_array_set_size(out, 0);
+    meta.tombstone = true;
+    meta.size = 0;
+    qdb_record_encode(&meta, NULL, out);
+    CU_ASSERT_EQUAL(out->len, QDB_RECORD_HEADER);
+    CU_ASSERT_EQUAL(out->data[1], QDB_RECORD_TOMBSTONE);
+    out->data[1] |= QDB_RECORD_HAS_EXPIRY; /* a tombstone with an expiry is never written */
+    CU_ASSERT_EQUAL(qdb_record_decode(out->data, out->len, &d, &body), QDB_E_STORAGE);
     g_byte_array_unref(out);
+}
+
+/* Format 1, as roots written before versions hold it: still read, its
+ * modification time standing for its version. */
+static void test_record_format1(void)
+{
+    uint8_t v1[QDB_RECORD_HEADER_V1 + 2] = {1, 0, 0, 0};
+    uint32_t crc = (uint32_t)crc32(0L, (const uint8_t *)"hi", 2);
+    qdb_be32_put(v1 + 4, crc);
+    qdb_be64_put(v1 + 8, 7);                          /* the old modification counter */
+    qdb_be64_put(v1 + 16, UINT64_C(1600000000000000)); /* created */
+    qdb_be64_put(v1 + 24, UINT64_C(1700000000000000)); /* modified */
+    qdb_be64_put(v1 + 32, 2);
+    memcpy(v1 + QDB_RECORD_HEADER_V1, "hi", 2);
+    qdb_record_meta d;
+    const uint8_t *body;
+    CU_ASSERT_EQUAL_FATAL(qdb_record_decode(v1, sizeof v1, &d, &body), QDB_OK);
+    CU_ASSERT_EQUAL(d.version, UINT64_C(1700000000000000));
+    CU_ASSERT_EQUAL(d.origin, 0);
+    CU_ASSERT_FALSE(d.tombstone);
+    CU_ASSERT_EQUAL(d.created_us, INT64_C(1600000000000000));
+    CU_ASSERT_EQUAL(d.size, 2);
+    CU_ASSERT_EQUAL(memcmp(body, "hi", 2), 0);
+    v1[1] = QDB_RECORD_TOMBSTONE; /* format 1 had no flags */
+    CU_ASSERT_EQUAL(qdb_record_decode(v1, sizeof v1, &d, &body), QDB_E_STORAGE);
+
+    /* A newer write wins over it by version, and equal versions by origin. */
+    qdb_record_meta a = {.version = d.version + 1}, b = {.version = d.version, .origin = 9};
+    CU_ASSERT_TRUE(qdb_record_cmp(&a, &b) > 0);
+    CU_ASSERT_TRUE(qdb_record_cmp(&b, &a) < 0);
+    a.version = b.version;
+    CU_ASSERT_TRUE(qdb_record_cmp(&a, &b) < 0);
+    a.origin = 9;
+    CU_ASSERT_EQUAL(qdb_record_cmp(&a, &b), 0);
 }
 
 static void test_record_corruption(void)
@@ -569,8 +646,8 @@ static void test_record_corruption(void)
 
     /* Any flipped bit in the content, format, reserved or size is caught. */
     for (size_t at = 0; at < out->len; at++) {
-        if (at >= 8 && at < 32)
-            continue; /* version and times are not covered by the checksum */
+        if (at >= 8 && at < 40)
+            continue; /* version, origin and times are not covered by the checksum */
         for (int bit = 0; bit < 8; bit++) {
             uint8_t *copy = g_memdup2(out->data, out->len);
             copy[at] ^= (uint8_t)(1u << bit);
@@ -621,6 +698,7 @@ static CU_TestInfo fault_tests[] = {
 
 static CU_TestInfo record_tests[] = {
     {.pName = "round trip", .pTestFunc = test_record_round_trip},
+    {.pName = "format 1 still read; versions ordered", .pTestFunc = test_record_format1},
     {.pName = "corruption", .pTestFunc = test_record_corruption},
     {.pName = "key", .pTestFunc = test_record_key},
     CU_TEST_INFO_NULL,

@@ -58,7 +58,7 @@
 #endif
 
 typedef struct qdbd_opts {
-    char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *config;
+    char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *replication, *config;
     gboolean log_console, log_syslog, sync, transient, daemonize, version, gen_config,
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
@@ -85,7 +85,8 @@ typedef struct qdbd_option {
 } qdbd_option;
 
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
-       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP, QO_COUNT };
+       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
+       QO_REPLICATION, QO_COUNT };
 
 #define OFF(field) offsetof(qdbd_opts, field)
 static const qdbd_option qdbd_options[QO_COUNT] = {
@@ -125,6 +126,9 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
     [QO_ALLOW_REMOTE_STOP] = {"allow-remote-stop", 0, OPT_BOOL, OFF(allow_remote_stop), NULL,
                              "Leave the hive when a client asks (qdbsh stop_node); otherwise "
                              "refuse", "false"},
+    [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
+                       "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
+                       "node, adopted by joining nodes (a different value is refused)", "1"},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));
@@ -757,6 +761,16 @@ int main(int argc, char **argv)
                       o.log_level);
         goto out_opts;
     }
+    unsigned replication = 0; /* not given: the hive's */
+    if (o.replication) {
+        guint64 k;
+        if (!g_ascii_string_to_unsigned(o.replication, 10, 1, QDB_REPLICATION_MAX, &k, NULL)) {
+            rc = opt_fail(&o, QO_REPLICATION, "'%s': want 1 to %d", o.replication,
+                          QDB_REPLICATION_MAX);
+            goto out_opts;
+        }
+        replication = (unsigned)k;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -866,6 +880,7 @@ int main(int argc, char **argv)
         .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
         .allow_remote_stop = o.allow_remote_stop,
+        .replication = replication,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];
@@ -918,6 +933,10 @@ int main(int argc, char **argv)
     for (;;) {
         if (!qdb_loop_run_once(d.loop, d.signals ? 50 : -1))
             break;
+        if (qdb_node_refusal(d.node)) {
+            rc = fail(EX_CONFIG, "%s", qdb_node_refusal(d.node));
+            break;
+        }
         if (d.signals >= 2) {
             rc = 1;
             break;

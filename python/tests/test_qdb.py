@@ -186,12 +186,12 @@ def test_metadata(c):
     before = datetime.datetime.now(datetime.timezone.utc)
     c.blob(alias).put(b"12345")
     m = c.metadata(alias)
-    assert m.size == 5 and m.version == 1 and m.expiry is None
+    assert m.size == 5 and m.version > 0 and m.expiry is None
     assert abs((m.created - before).total_seconds()) < 5
     assert m.modified == m.created
     c.blob(alias).update(b"1234567", expiry=datetime.timedelta(hours=1))
     m2 = c.metadata(alias)
-    assert m2.size == 7 and m2.version == 2 and m2.created == m.created
+    assert m2.size == 7 and m2.version > m.version and m2.created == m.created
     assert m2.expiry is not None and "Metadata(size=7" in repr(m2)
 
 

@@ -1,0 +1,82 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+# tests/replication.sh: replication on real processes.  Five qdbd on
+# 127.0.0.1-5 (IDs in that ring order), the first with --replication=3, the
+# others adopting it at join; a sixth asking for 2 is refused (exit 78).
+#   1. 300 entries through node 1
+#   2. kill -9 nodes 3 and 4 (adjacent): all 300 readable within 5 s through
+#      each survivor
+#   3. remove 20 while they are down; restart them on their old roots: the
+#      20 stay removed, the 280 others are still there
+# Exit 0 pass, 77 skip (no qdbd/qdbsh, no loopback aliases, no free port),
+# 1 fail, 99 hard error.  The hive comes from tests/hivelib.sh.
+
+N=300
+GONE=20
+
+node_args() { [ "$1" -eq 1 ] && echo "--replication=3"; }
+. "${srcdir:-.}/tests/hivelib.sh"
+# IDs 11.., 22.., .. 55..: the ring is 1 -> 2 -> 3 -> 4 -> 5
+for i in 1 2 3 4 5; do eval "ID$i=\$(printf '$i%.0s' \$(seq 64))"; done
+hive_start 5
+hive_wait_stable 5
+settings_logged() { grep -q "hive settings: replication 3" "$tmp/n$1.log"; }
+for i in 2 3 4 5; do
+    wait_until 10 settings_logged $i || fail "node $i did not adopt replication 3"
+done
+# a node asking for another value is refused, with the reason
+$TIMEOUT 20 "$QDBD" -a "127.0.0.6:$PORT" --transient --peer="127.0.0.1:$PORT" --replication=2 \
+    -l "$tmp/x6.log" 2>"$tmp/x6.err"
+rc=$?
+[ $rc -eq 78 ] || fail "a node with --replication=2 exited $rc, not 78"
+grep -q "replication=3" "$tmp/x6.err" || fail "the refusal does not say what to do: $(cat "$tmp/x6.err")"
+echo "hive of 5 with replication 3; a node asking for 2 refused ($(elapsed))"
+# qn I ARGS: qdbsh through node I
+qn() { _n=$1; shift; qsh 20 --daemon="127.0.0.$_n:$PORT" "$@"; }
+
+entry_files "$N"
+puts_ok() { qn 1 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err"; }
+# the ring may still be settling: a put refused as unstable is retried whole
+# (a put that went through answers "already exists" the second time)
+if ! wait_until 20 puts_ok && grep -v "already exists" "$tmp/puts.err" | grep -q .; then
+    fail "putting $N entries: $(head -n 3 "$tmp/puts.err")"
+fi
+all_read() { qn "$1" <"$tmp/gets" >"$tmp/got$1" 2>/dev/null && cmp -s "$tmp/got$1" "$tmp/expect"; }
+wait_until 10 all_read 1 || fail "$N entries not read back"
+echo "$N entries put and read back"
+
+# ---- kill -9 two adjacent nodes ---------------------------------------------
+kill -9 "$pid3" "$pid4"
+wait "$pid3" 2>/dev/null
+wait "$pid4" 2>/dev/null
+t=$(now_ms)
+for via in 1 2 5; do
+    wait_until 5 all_read $via || fail "with nodes 3 and 4 dead, not all $N readable through node $via"
+done
+echo "kill -9 nodes 3 and 4: all $N readable through 1, 2 and 5 after $(( $(now_ms) - t )) ms"
+[ $(( $(now_ms) - t )) -le 5000 ] || fail "took more than 5 s"
+
+# ---- remove 20 while they are down, then restart them on their roots ----------
+i=1
+while [ $i -le $GONE ]; do echo "remove key$i"; i=$((i + 1)); done >"$tmp/removes"
+qn 2 <"$tmp/removes" 2>"$tmp/rm.err" || fail "removing $GONE: $(head -n 3 "$tmp/rm.err")"
+start_node 3 --peer="127.0.0.1:$PORT"
+start_node 4 --peer="127.0.0.1:$PORT"
+rejoined() { [ "$(grep -c "hand-over complete" "$tmp/n$1.log")" -ge 2 ]; }
+wait_until 15 rejoined 3 && wait_until 15 rejoined 4 || fail "nodes 3 and 4 did not rejoin"
+sed -n "$((GONE + 1)),\$p" "$tmp/gets" >"$tmp/gets.kept"
+sed -n "$((GONE + 1)),\$p" "$tmp/expect" >"$tmp/expect.kept"
+head -n $GONE "$tmp/gets" >"$tmp/gets.gone"
+for via in 1 2 3 4 5; do
+    qn $via <"$tmp/gets.gone" >"$tmp/got" 2>"$tmp/err"
+    back=$(grep -c . "$tmp/got")
+    [ "$back" -eq 0 ] || fail "through node $via, $back removed entries came back"
+    [ "$(grep -c "alias not found" "$tmp/err")" -eq $GONE ] ||
+        fail "through node $via: $(sort -u "$tmp/err" | head -n 3)"
+    qn $via <"$tmp/gets.kept" >"$tmp/got" 2>"$tmp/err"
+    cmp -s "$tmp/got" "$tmp/expect.kept" || fail "through node $via, the others read back wrong"
+done
+echo "nodes 3 and 4 back on their roots: the $GONE removed stay removed," \
+    "the $((N - GONE)) others readable through every node"
+echo "PASS ($(elapsed))"
+exit 0
