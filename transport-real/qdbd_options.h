@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* qdbd's options: one table for the command line, the key file (for what
+ * the command line left; /etc/qdb/qdbd.conf by default) and --gen-config.
+ *
+ * Contract
+ *   - qdbd_opts_parse() fills a zeroed qdbd_opts; its strings and lists are
+ *     g_malloc'd and owned by the qdbd_opts until qdbd_opts_clear().
+ *     config_path points at o->config or a static string, never owned.
+ *   - Errors are printed on standard error ("qdbd: ...") by qdbd_fail() and
+ *     its callers, which return the sysexits.h code to exit with: 64 bad
+ *     usage (EX_USAGE), 66 file unreadable (EX_NOINPUT), 78 bad file, named
+ *     "FILE:LINE: ..." (EX_CONFIG).  0 means go on.
+ *   - After --version or --gen-config qdbd_opts_parse() returns 0 at once,
+ *     without reading the file; origin[] is then unset.
+ */
+#ifndef QDB_TRANSPORT_REAL_QDBD_OPTIONS_H
+#define QDB_TRANSPORT_REAL_QDBD_OPTIONS_H
+
+#include <glib.h>
+#include <stdio.h>
+
+/* qdbd reads its configuration file, when there is one, at this path unless
+ * --config names another (configure's sysconfdir: /etc with the packages). */
+#ifndef QDBD_CONFIG_PATH
+#define QDBD_CONFIG_PATH "/etc/qdb/qdbd.conf"
+#endif
+
+typedef struct qdbd_opts {
+    char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *replication, *config;
+    gboolean log_console, log_syslog, sync, transient, daemonize, version, gen_config,
+        check_config;
+    /* where each option of qdbd_options[] came from: 0 not set, -1 the
+     * command line, N > 0 line N of config_path */
+    int origin[16];
+    const char *config_path; /* the file read, if any */
+    char *http;                 /* --http: the status page's address */
+    gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+} qdbd_opts;
+
+/* The options of the table, in its order (qdbd_opt_fail()'s i). */
+enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
+       QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
+       QO_REPLICATION, QO_COUNT };
+
+/* Print "qdbd: <message>" on standard error; return code. */
+G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);
+
+/* A bad value for option i: from the file, "FILE:LINE: key: ..." and
+ * EX_CONFIG; from the command line, "bad --key ..." and EX_USAGE. */
+G_GNUC_PRINTF(3, 4) int qdbd_opt_fail(const qdbd_opts *o, int i, const char *fmt, ...);
+
+/* The command line (GOption; argc/argv lose what was parsed), then the key
+ * file: --config's, else QDBD_CONFIG_PATH when it exists. */
+int qdbd_opts_parse(qdbd_opts *o, int *argc, char ***argv);
+
+/* Free what qdbd_opts_parse() stored in o. */
+void qdbd_opts_clear(qdbd_opts *o);
+
+/* --gen-config: the whole file, every key commented out with its default;
+ * qdbd reads it back unchanged (tests/config.sh). */
+void qdbd_print_config(FILE *out);
+
+#endif
