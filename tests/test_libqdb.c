@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -719,6 +720,17 @@ static void test_batch(void)
     g_free(ops);
 }
 
+/* Does "localhost" resolve to 127.0.0.1 here, as libqdb would resolve it? */
+static bool localhost_is_loopback(void)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo("localhost", NULL, &hints, &res) != 0 || res == NULL)
+        return false;
+    bool ok = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    freeaddrinfo(res);
+    return ok;
+}
+
 /* The administration calls against the one-node hive. */
 static void test_admin(void)
 {
@@ -757,7 +769,14 @@ static void test_admin(void)
     CU_ASSERT_EQUAL(qdb_node_stop(H, addr), QDB_E_REFUSED);
     CU_ASSERT_EQUAL(qdb_ping(H, NULL, NULL), QDB_OK);
 
-    /* a host name instead of the address */
+    /* a host name instead of the address -- where the machine names its
+     * loopback (a bare debootstrap root has no /etc/hosts, and so no
+     * "localhost": getaddrinfo fails there for every program) */
+    if (!localhost_is_loopback()) {
+        fprintf(stderr, "(host-name check skipped: 'localhost' does not resolve to 127.0.0.1 "
+                        "on this machine) ");
+        return;
+    }
     qdb_handle_t h;
     CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
     char *by_name = g_strdup_printf("localhost%s", strrchr(addr, ':'));
