@@ -36,7 +36,11 @@
 #define QDB_DEFAULT_HANDOVER_BATCH 256   /* records per HANDOVER frame */
 #define QDB_DEFAULT_DEDUP_CAPACITY 4096  /* replies kept for retried requests */
 #define QDB_GC_BATCH 64 /* records the expiry collector visits per round */
-#define QDB_DEFAULT_TOMBSTONE_GRACE_US (24 * 3600 * QDB_US_PER_S)
+/* How long a removed entry's tombstone is kept (qdbd --tombstone-grace, in
+ * seconds, at most QDB_TOMBSTONE_GRACE_MAX_S: ten years). */
+#define QDB_DEFAULT_TOMBSTONE_GRACE_S 86400
+#define QDB_DEFAULT_TOMBSTONE_GRACE_US (QDB_DEFAULT_TOMBSTONE_GRACE_S * QDB_US_PER_S)
+#define QDB_TOMBSTONE_GRACE_MAX_S 315360000
 /* Hive-wide: copies of each entry, the owner's included (qdbd --replication). */
 #define QDB_DEFAULT_REPLICATION 1
 #define QDB_REPLICATION_MAX 4

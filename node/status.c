@@ -250,10 +250,13 @@ static void j_config(GString *o, const qdb_node *n)
     j_u64(o, "dedup_capacity", c->dedup_capacity);
     j_u64(o, "log_level", (uint64_t)MAX(c->log_level, 0));
     j_bool(o, "allow_remote_stop", c->allow_remote_stop);
-    /* Hive-wide settings: every node of a hive runs the same protocol
-     * version; entries have one copy (no replication yet). */
-    g_string_append_printf(o, "},\"hive\":{\"protocol_version\":%d,\"replication_factor\":1}",
-                           QDB_PROTO_VERSION);
+    /* Hive-wide settings as this node uses them: the protocol version, K as
+     * fixed or adopted at join (hive.c; 0 while a node without an opinion of
+     * its own is joining), and how long tombstones are kept. */
+    g_string_append_printf(o, "},\"hive\":{\"protocol_version\":%d,\"replication_factor\":%u",
+                           QDB_PROTO_VERSION, qdb_node_replication(n));
+    j_u64(o, "tombstone_grace_s", c->tombstone_grace / QDB_US_PER_S);
+    g_string_append_c(o, '}');
 }
 
 typedef struct scan_ctx {

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # tests/admin.sh: qdbsh's administration commands against a real hive of
 # three qdbd on 127.0.0.1-3 (IDs 55.., aa.., ff..: the ring is 1 -> 2 -> 3).
-# Node 2 runs with --allow-remote-stop.  Exit 0 pass, 77 skip, 1 fail.
+# Node 2 runs with --allow-remote-stop, node 3 with --tombstone-grace=3600.  Exit 0 pass, 77 skip, 1 fail.
 #
 #   ping (connected node, by address, a dead address), node_status,
 #   node_config, node_topology (compact with --raw, indented on a terminal),
@@ -11,7 +11,9 @@
 #   niceties (tab completion, Ctrl-C, history) through tmux when present.
 # The JSON is checked with python3's json module.
 
-node_args() { [ "$1" -eq 2 ] && echo "--allow-remote-stop"; }
+node_args() {
+    case $1 in 2) echo "--allow-remote-stop" ;; 3) echo "--tombstone-grace=3600" ;; esac
+}
 . "${srcdir:-.}/tests/hivelib.sh"
 need python3 "python3 is needed to read the JSON"
 
@@ -64,6 +66,8 @@ done
 cf=$(sh1 --raw node_config "$A3") || fail "node_config $A3"
 check "$cf" "j['address'] == '$A3' and j['config']['successor_list_length'] == 8"
 check "$cf" "j['config']['rpc_timeout_ms'] == 1000 and j['hive']['replication_factor'] == 1"
+check "$cf" "j['hive']['tombstone_grace_s'] == 3600"
+check "$(sh1 --raw node_config "$A1")" "j['hive']['tombstone_grace_s'] == 86400"
 check "$cf" "'successors' not in j and 'counters' not in j"
 tp=$(sh1 --raw node_topology "$A1") || fail "node_topology $A1"
 check "$tp" "j['predecessor']['address'] == '$A3' and j['successors'][0]['address'] == '$A2'"

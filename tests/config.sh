@@ -56,8 +56,10 @@ done <<'CASES'
 2|address: '0.0.0.0'|[qdbd]\naddress = 0.0.0.0\n
 2|id: 'xyz'|[qdbd]\nid = xyz\n
 3|exclude each other|[qdbd]\ntransient = true\nsync = true\n
+3|tombstone-grace: '1d': want whole seconds|[qdbd]\nroot = x\ntombstone-grace = 1d\n
 CASES
 expect_error 64 - "bad --log-level: 'loud'" --log-level=loud
+expect_error 64 - "bad --tombstone-grace: '0': want whole seconds" --tombstone-grace=0
 expect_error 66 - "cannot read $tmp/missing.conf" --config="$tmp/missing.conf"
 expect_error 64 - "Unknown option -d" -d
 

@@ -24,6 +24,10 @@ settings_logged() { grep -q "hive settings: replication 3" "$tmp/n$1.log"; }
 for i in 2 3 4 5; do
     wait_until 10 settings_logged $i || fail "node $i did not adopt replication 3"
 done
+# ...and node_config of a node that joined shows the K it adopted
+cf=$(qsh 20 --daemon="127.0.0.2:$PORT" --raw node_config) || fail "node_config of node 2"
+echo "$cf" | grep -q '"replication_factor":3,' ||
+    fail "node_config of node 2 does not show replication_factor 3: $cf"
 # a node asking for another value is refused, with the reason
 $TIMEOUT 20 "$QDBD" -a "127.0.0.6:$PORT" --transient --peer="127.0.0.1:$PORT" --replication=2 \
     -l "$tmp/x6.log" 2>"$tmp/x6.err"

@@ -948,6 +948,7 @@ static void test_status_and_stop(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(json);
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"config\":{\"successor_list_length\":3,"));
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"replication_factor\":1,\"tombstone_grace_s\":86400}"));
     CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
     g_free(json);
 

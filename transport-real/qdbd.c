@@ -338,6 +338,14 @@ int main(int argc, char **argv)
         }
         replication = (unsigned)k;
     }
+    guint64 grace_s = QDB_DEFAULT_TOMBSTONE_GRACE_S;
+    if (o.tombstone_grace &&
+        !g_ascii_string_to_unsigned(o.tombstone_grace, 10, 1, QDB_TOMBSTONE_GRACE_MAX_S, &grace_s,
+                                    NULL)) {
+        rc = qdbd_opt_fail(&o, QO_TOMBSTONE_GRACE, "'%s': want whole seconds, 1 to %d",
+                           o.tombstone_grace, QDB_TOMBSTONE_GRACE_MAX_S);
+        goto out_opts;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -448,6 +456,7 @@ int main(int argc, char **argv)
         .log_level = g_qlog.threshold,
         .allow_remote_stop = o.allow_remote_stop,
         .replication = replication,
+        .tombstone_grace = grace_s * QDB_US_PER_S,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];

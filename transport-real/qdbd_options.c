@@ -70,6 +70,10 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
     [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
                        "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
                        "node, adopted by joining nodes (a different value is refused)", "1"},
+    [QO_TOMBSTONE_GRACE] = {"tombstone-grace", 0, OPT_STRING, OFF(tombstone_grace), "SECONDS",
+                           "Keep a removed entry's tombstone this long, so a node back after a "
+                           "shorter absence cannot bring the entry back",
+                           G_STRINGIFY(QDB_DEFAULT_TOMBSTONE_GRACE_S)},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));
