@@ -1750,18 +1750,28 @@ static void replicas_survive(unsigned k)
     h_free(h);
 }
 
+/* A settled two-node ring with K = 2: node `*a` (added with replication 2)
+ * and node 4, which joined through it; two[] = {*a, 4}. */
+static harness *h_pair_k2(int *a, int two[2])
+{
+    harness *h = h_new();
+    *a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2});
+    two[0] = *a;
+    two[1] = 4;
+    h_start(h, *a, -1);
+    h_start(h, 4, *a);
+    h_run(h, 20 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    return h;
+}
+
 /* K = 2: the first copy to the replica is lost (the link blocked for a
  * moment): the owner answers only after the copy went again and was
  * applied, and the replica holds the value. */
 static void test_replica_copy_resent(void)
 {
-    harness *h = h_new();
-    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2});
-    int two[] = {a, 4};
-    h_start(h, a, -1);
-    h_start(h, 4, a);
-    h_run(h, 20 * S);
-    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    int a, two[2];
+    harness *h = h_pair_k2(&a, two);
     char alias[16];
     alias_owned_by(h, a, two, 2, "c", alias, sizeof alias);
     hello(h, a);
@@ -1786,13 +1796,8 @@ static void test_replica_copy_resent(void)
  * reaches the replica as well, removals as tombstones. */
 static void test_ext_writes_replicated(void)
 {
-    harness *h = h_new();
-    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2});
-    int two[] = {a, 4};
-    h_start(h, a, -1);
-    h_start(h, 4, a);
-    h_run(h, 20 * S);
-    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    int a, two[2];
+    harness *h = h_pair_k2(&a, two);
     char gr[16], ri[16], ex[16];
     alias_owned_by(h, a, two, 2, "g", gr, sizeof gr);
     alias_owned_by(h, a, two, 2, "r", ri, sizeof ri);
