@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Ring identifiers: 256-bit arithmetic modulo 2^256 on big-endian byte arrays.
  *
- * Sections: comparison, Chord intervals, arithmetic (fingers, distances),
- * SHA-3-256 through OpenSSL EVP, hex text.
+ * Sections: arithmetic (fingers, distances), SHA-3-256 through OpenSSL
+ * EVP, hex text.  Comparison and the Chord intervals are inline in id.h:
+ * they are the inner loop of routing.
  *
  * IDs are big-endian so memcmp() is numeric order; every operation here is a
  * plain byte loop over 32 bytes -- cheap enough that the simulator can call
@@ -15,48 +16,6 @@
 #include <string.h>
 
 #include "types.h" /* big-endian fields */
-
-/* ---- comparison ---------------------------------------------------------- */
-
-int qdb_id_cmp(const qdb_id *a, const qdb_id *b)
-{
-    int c = memcmp(a->b, b->b, QDB_ID_BYTES);
-    return (c > 0) - (c < 0);
-}
-
-bool qdb_id_eq(const qdb_id *a, const qdb_id *b)
-{
-    return memcmp(a->b, b->b, QDB_ID_BYTES) == 0;
-}
-
-/* ---- Chord intervals -----------------------------------------------------
- * Taken clockwise from a.  When a < b the arc does not wrap; when a > b it
- * passes through 0 and is the union of (a, max] and [0, b).  a == b is the
- * whole circle, as the header explains (a one-node ring owns everything). */
-
-bool qdb_id_in_open(const qdb_id *x, const qdb_id *a, const qdb_id *b)
-{
-    int ab = qdb_id_cmp(a, b);
-    int xa = qdb_id_cmp(x, a);
-    int xb = qdb_id_cmp(x, b);
-    if (ab == 0)
-        return xa != 0;
-    if (ab < 0)
-        return xa > 0 && xb < 0;
-    return xa > 0 || xb < 0;
-}
-
-bool qdb_id_in_half(const qdb_id *x, const qdb_id *a, const qdb_id *b)
-{
-    int ab = qdb_id_cmp(a, b);
-    int xa = qdb_id_cmp(x, a);
-    int xb = qdb_id_cmp(x, b);
-    if (ab == 0)
-        return true;
-    if (ab < 0)
-        return xa > 0 && xb <= 0;
-    return xa > 0 || xb <= 0;
-}
 
 /* ---- arithmetic ------------------------------------------------------------ */
 

@@ -125,6 +125,17 @@ void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers)
     node_rearm(n);
 }
 
+void qdb_node_start_warm(qdb_node *n, const qdb_peer *pred, const qdb_peer *succ,
+                         unsigned n_succ, qdb_node_owner_fn owner_of, void *arg)
+{
+    g_return_if_fail(n->phase == PHASE_IDLE && n_succ >= 1);
+    n->join_peers = g_new0(qdb_addr, QDB_JOIN_PEERS);
+    n->started_at = node_now(n);
+    ring_start_warm(n, pred, succ, n_succ, owner_of, arg);
+    watch_start(n);
+    node_rearm(n);
+}
+
 void qdb_node_leave(qdb_node *n)
 {
     if (n->phase != PHASE_ACTIVE) {

@@ -230,6 +230,8 @@ void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind);
 
 /* ring.c */
 void ring_start(qdb_node *n);
+void ring_start_warm(qdb_node *n, const qdb_peer *pred, const qdb_peer *succ, unsigned n_succ,
+                     qdb_node_owner_fn owner_of, void *arg);
 void ring_round(qdb_node *n);
 void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
 void ring_on_failure(qdb_node *n, const node_rpc *rpc);

@@ -323,6 +323,29 @@ void ring_start(qdb_node *n)
     join_try(n);
 }
 
+/* See qdb_node_start_warm: the state a settled join would have reached,
+ * with the hive's settings this node was configured with -- rounds backed
+ * off to the slow period, as after quiet rounds. */
+void ring_start_warm(qdb_node *n, const qdb_peer *pred, const qdb_peer *succ, unsigned n_succ,
+                     qdb_node_owner_fn owner_of, void *arg)
+{
+    n->period = n->cfg.stabilize_slow;
+    n->quiet_rounds = 2;
+    n->round_at = node_now(n) + ring_jitter(n, n->period);
+    n->pred = *pred;
+    n->has_pred = true;
+    n->n_succ = MIN(n_succ, n->cfg.succlist_len);
+    memcpy(n->succ, succ, n->n_succ * sizeof(qdb_peer));
+    for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++) {
+        qdb_id start;
+        qdb_id_add_pow2(&start, &n->cfg.self.id, QDB_FINGER_LO + j);
+        owner_of(arg, &start, &n->finger[j]);
+    }
+    n->finger_valid = ~UINT64_C(0);
+    n->phase = PHASE_ACTIVE;
+    hive_create(n);
+}
+
 static void adopt_joined(qdb_node *n, const qdb_peer *s, const qdb_msg *m)
 {
     set_succlist(n, s, m->peers, m->n_peers);

@@ -96,6 +96,13 @@ unsigned qdb_fixture_n_nodes(const qdb_fixture *f);
  * changes), or when the endpoint, store or node could not be created
  * (qdb_fixture_errmsg; the endpoint's seed was drawn, nothing else stays). */
 bool qdb_fixture_start(qdb_fixture *f, unsigned i, const qdb_addr *peers, size_t n_peers);
+/* A warm start of every node of lo..hi that is down (scale experiments):
+ * all are brought up, then each is placed in the ring of the live nodes as
+ * the oracle sees it (qdb_node_start_warm: predecessor, successor list and
+ * fingers exact, nothing sent).  Nodes already up are not told about the
+ * newcomers: use it on an empty world, or let stabilization catch up.
+ * Returns how many started. */
+unsigned qdb_fixture_start_warm(qdb_fixture *f, unsigned lo, unsigned hi);
 /* Crash node i (nothing if it is down): the node and its endpoint go, frames
  * in flight to it are lost.  keep_storage false: its store is lost too. */
 void qdb_fixture_crash(qdb_fixture *f, unsigned i, bool keep_storage);
@@ -122,8 +129,9 @@ qdb_storage *qdb_fixture_storage_of(const qdb_fixture *f, unsigned i);
 
 /* ---- the live ring ---------------------------------------------------------- */
 
-/* The indices (unsigned) of the nodes that are up, in ID order.  Rebuilt
- * lazily after a membership change (O(N log N)); valid until the next one. */
+/* The indices (unsigned) of the nodes that are up, in ID order.  Brought
+ * up to date lazily after membership changes (O(N) per batch of changes,
+ * O(N log N) after many starts at once); valid until the next change. */
 const GArray *qdb_fixture_ring(qdb_fixture *f);
 /* The live node whose range holds id -- the first at or after it,
  * wrapping -- or -1 with no node up.  O(log N). */
