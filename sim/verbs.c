@@ -84,6 +84,16 @@ static bool verb_start(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
     return true;
 }
 
+/* warm RANGE: a settled ring at once, for scale experiments */
+static bool verb_warm(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
+{
+    uint64_t lo, hi;
+    if (!arg_range(w, ev, &lo, &hi, err))
+        return false;
+    sim_warm(w, (unsigned)lo, (unsigned)hi);
+    return true;
+}
+
 /* Joins spread over time: one every 1/rate s. */
 typedef struct join_ctx {
     sim_world *w;
@@ -553,6 +563,7 @@ static const char *const k_churn[] = {"rate", "until", "leave", NULL};
 
 static const verb verbs[] = {
     {"start", 1, 1, k_none, verb_start},
+    {"warm", 1, 1, k_none, verb_warm},
     {"join", 1, 1, k_join, verb_join},
     {"restart", 1, 1, k_join, verb_join},
     {"crash", 0, 1, k_crash, verb_crash},

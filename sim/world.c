@@ -236,6 +236,16 @@ bool sim_boot(sim_world *w, unsigned i, const qdb_addr *peers, size_t n_peers)
     return true;
 }
 
+void sim_warm(sim_world *w, unsigned lo, unsigned hi)
+{
+    if (qdb_fixture_start_warm(w->fx, lo, hi) == 0)
+        return;
+    for (unsigned i = lo; i <= hi; i++)
+        if (qdb_fixture_up(w->fx, i))
+            qdb_node_pause_maintenance(qdb_fixture_node(w->fx, i), w->maintenance_off);
+    sim_oracle_membership_changed(&w->oracle);
+}
+
 void sim_crash(sim_world *w, unsigned i, bool keep_storage, bool host)
 {
     if (!qdb_fixture_up(w->fx, i))

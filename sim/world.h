@@ -86,6 +86,9 @@ void sim_world_fail(sim_world *w, const qdb_scn_pos *pos, const char *fmt, ...) 
  * storage. */
 void sim_join(sim_world *w, unsigned i, int via);
 bool sim_boot(sim_world *w, unsigned i, const qdb_addr *peers, size_t n_peers);
+/* The `warm` verb: nodes lo..hi that are down start as settled members of
+ * the ring (qdb_fixture_start_warm). */
+void sim_warm(sim_world *w, unsigned lo, unsigned hi);
 /* host: the machine goes silent too (no reset: peers learn by timeout);
  * otherwise only the process dies and its address refuses at once. */
 void sim_crash(sim_world *w, unsigned i, bool keep_storage, bool host);
