@@ -5,7 +5,7 @@
 # script starts is killed on exit; every wait is bounded.
 #
 # Environment (make bench sets the first five):
-#   QDBD QDB_BENCH QDBSIM   the built binaries
+#   QDBD QDB_BENCH QDBSIM EVENTQ_BENCH   the built binaries
 #   REDIS_SERVER            redis-server, or empty to skip redis
 #   SRCDIR                  the source tree (for scenarios/bench10k.scn)
 #   RESULTS                 where to write the table (bench/results.txt)
@@ -256,26 +256,15 @@ ratio() {
 } >"$tmp/table"
 
 # ---- the simulator ---------------------------------------------------------------
-scn=$SRCDIR/scenarios/bench10k.scn
-if [ -f "$scn" ] && [ -x "$QDBSIM" ]; then
-    echo "-- simulator: $scn"
-    bounded 180 "$QDBSIM" "$scn" --json >"$tmp/sim.json" 2>"$tmp/sim.err"
-    rc=$?
-    j=$(tail -1 "$tmp/sim.json")
-    field() { echo "$j" | sed -n "s/.*\"$1\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
-    {
-        echo
-        if [ -n "$j" ]; then
-            printf "simulator: %s nodes, wall_s %s, events_per_s %s, bytes_per_node %s (exit %d)\n" \
-                "$(field nodes)" "$(field wall_s)" "$(field events_per_s)" \
-                "$(field bytes_per_node)" "$rc"
-        else
-            echo "simulator: no result (exit $rc)"
-            tail -3 "$tmp/sim.err"
-        fi
-    } >>"$tmp/table"
+# bench/sim.sh: each scale scenario, then the bare event queue with the same
+# number of pending events, and the fraction of its rate qdbsim reaches
+if [ -x "$QDBSIM" ]; then
+    echo "-- simulator: scenarios/bench10k.scn, scenarios/warm10k.scn"
+    echo >>"$tmp/table"
+    QDBSIM=$QDBSIM EVENTQ_BENCH=${EVENTQ_BENCH:-bench/eventq-bench} SRCDIR=$SRCDIR \
+        $SHELL "$SRCDIR/bench/sim.sh" >>"$tmp/table" 2>&1
 else
-    echo "-- no scenarios/bench10k.scn: no simulator scale line"
+    echo "-- no qdbsim: no simulator scale lines"
 fi
 
 # the raw lines, latencies included

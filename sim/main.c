@@ -55,6 +55,7 @@ static void report(sim_world *w, bool json, size_t rss0)
     double per_node = rss > rss0 ? (double)(rss - rss0) / w->p.nodes : 0;
     double vs = (double)qdb_simnet_now(w->net) / 1e6;
     double eps = w->wall_s > 0 ? (double)w->events / w->wall_s : 0;
+    double pending = w->pending_samples ? (double)w->pending_sum / w->pending_samples : 0;
     uint64_t lost = sim_oracle_lost_entries(&w->oracle, NULL);
     double dead_mean;
     sim_oracle_metric(&w->oracle, "lookup_dead_contacts_mean", &dead_mean);
@@ -83,12 +84,12 @@ static void report(sim_world *w, bool json, size_t rss0)
                "\"hops_hist\": [%s], "
                "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
                ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
-               ", \"expectations_failed\": %u, \"trace_hash\": \"%s\"}\n",
+               ", \"expectations_failed\": %u, \"pending_mean\": %.0f, \"trace_hash\": \"%s\"}\n",
                w->p.name, w->p.seed, w->p.nodes, vs, w->events, w->wall_s, eps, per_node, ring_s,
                full_s, sim_oracle_hops_mean(&w->oracle), sim_oracle_hops_percentile(&w->oracle, 1),
                sim_oracle_hops_percentile(&w->oracle, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
                m->lookup_wrong, dead_mean, hist->str, m->wrong_node_retries, m->requests, m->failed_requests, lost,
-               w->failures->len, hash);
+               w->failures->len, pending, hash);
         g_string_free(hist, TRUE);
         return;
     }

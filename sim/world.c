@@ -609,6 +609,12 @@ bool sim_world_run(sim_world *w, qdb_scn_err *err)
             break; /* a hash-log divergence stops the run */
         if (w->progress && (steps & 0xffff) == 0)
             w->progress(w, w->progress_arg);
+        if ((steps & 0x3ff) == 0) {
+            qdb_simnet_stats st;
+            qdb_simnet_get_stats(w->net, &st);
+            w->pending_sum += st.queued;
+            w->pending_samples++;
+        }
     }
     char *div = qdb_simnet_diverged(w->net);
     if (ok && !div) {

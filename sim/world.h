@@ -55,6 +55,9 @@ typedef struct sim_world {
     unsigned expectations, expectations_failed;
     uint64_t events;             /* processed, for the report */
     double wall_s;               /* wall time of the run, for the report only */
+    /* the event queue's length, sampled every 1,024 events, for the report
+     * (make bench times a bare queue of that length) */
+    uint64_t pending_sum, pending_samples;
     FILE *out;                   /* where progress and failures go (stderr) */
     bool quiet;
     char *replay;                /* the command that replays this run (for reports) */
