@@ -80,7 +80,7 @@ struct qdb_sim_endpoint {
 };
 
 typedef struct sim_frame {
-    qdb_sim_endpoint *dst; /* holds a reference */
+    qdb_sim_endpoint *dst; /* holds a reference; the next free block when free */
     qdb_addr src;
     uint32_t len;
     uint8_t bytes[];
@@ -106,6 +106,12 @@ typedef struct block_key {
  * table's lookup and the link latency's integer log were 10% of qdbsim.) */
 #define REC_CACHE_BITS 16  /* address records: 512 KiB of pointers */
 #define LINK_CACHE_BITS 15 /* link base latencies: 768 KiB */
+/* Frames of up to FRAME_SMALL bytes (nearly all of them) live in blocks of
+ * one size that are reused last-freed-first: no malloc/free per frame, and
+ * the block a new frame is copied into was usually just delivered, so it is
+ * still in the cache.  At most FRAME_FREE_MAX blocks are kept free. */
+#define FRAME_SMALL 256
+#define FRAME_FREE_MAX 65536
 
 typedef struct link_slot {
     uint64_t a, b; /* the pair, a <= b; a == 0 (a null address): empty */
@@ -130,6 +136,8 @@ struct qdb_simnet {
     qdb_simnet_stats st;
     addr_rec **rec_cache;  /* by mix64(key); records live until the net is freed */
     link_slot *link_cache; /* by the link's hash */
+    sim_frame *free_frames; /* blocks of FRAME_SMALL bytes, linked by dst */
+    size_t n_free_frames;
     /* for qdb_simnet_memory() */
     size_t frames_in_flight, bytes_in_flight, endpoints_alloc, rngs;
 };
@@ -288,6 +296,12 @@ static void frame_release(qdb_simnet *net, sim_frame *f)
     net->frames_in_flight--;
     net->bytes_in_flight -= f->len;
     ep_unref(f->dst);
+    if (f->len <= FRAME_SMALL && net->n_free_frames < FRAME_FREE_MAX) {
+        f->dst = (qdb_sim_endpoint *)net->free_frames;
+        net->free_frames = f;
+        net->n_free_frames++;
+        return;
+    }
     g_free(f);
 }
 
@@ -518,7 +532,14 @@ static bool partitioned(const qdb_simnet *net, const addr_rec *src, uint64_t dke
 static void push_frame(qdb_simnet *net, qdb_addr src, qdb_sim_endpoint *dst,
                        const uint8_t *bytes, size_t len, qdb_time_us at)
 {
-    sim_frame *f = g_malloc(sizeof *f + len);
+    sim_frame *f;
+    if (len <= FRAME_SMALL && net->free_frames) {
+        f = net->free_frames;
+        net->free_frames = (sim_frame *)f->dst;
+        net->n_free_frames--;
+    } else {
+        f = g_malloc(sizeof *f + (len <= FRAME_SMALL ? FRAME_SMALL : len));
+    }
     f->dst = dst;
     f->src = src;
     f->len = (uint32_t)len;
@@ -889,6 +910,11 @@ void qdb_simnet_free(qdb_simnet *net)
     g_hash_table_destroy(net->blocks);
     g_free(net->rec_cache);
     g_free(net->link_cache);
+    while (net->free_frames) {
+        sim_frame *f = net->free_frames;
+        net->free_frames = (sim_frame *)f->dst;
+        g_free(f);
+    }
     g_rand_free(net->rng);
     EVP_MD_CTX_free(net->trace);
     EVP_MD_CTX_free(net->scratch);
@@ -1105,6 +1131,7 @@ size_t qdb_simnet_memory(const qdb_simnet *net)
     size_t blocks = g_hash_table_size(net->blocks);
     return sizeof *net + qdb_eventq_memory(net->q) + (sizeof(addr_rec *) << REC_CACHE_BITS) +
            (sizeof(link_slot) << LINK_CACHE_BITS) +
+           net->n_free_frames * (sizeof(sim_frame) + FRAME_SMALL) +
            net->frames_in_flight * sizeof(sim_frame) + net->bytes_in_flight +
            net->endpoints_alloc * sizeof(qdb_sim_endpoint) + (net->rngs + 1) * GRAND_BYTES +
            recs * (sizeof(addr_rec) + bucket) + blocks * (sizeof(block_key) + bucket);
