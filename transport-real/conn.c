@@ -433,8 +433,11 @@ static void conn_readable(loop_conn *c)
         budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
         if (!conn_deliver(c))
             return;
-        if ((size_t)r < READ_CHUNK && !c->tls)
-            return; /* drained for now; level-triggered epoll says if more came */
+        /* Drained for now: level-triggered epoll says if more came.  TLS
+         * gives one record per call, so a short read says nothing there;
+         * what OpenSSL has not buffered is still in the socket. */
+        if (c->tls ? !tls_conn_pending(c->tls) : (size_t)r < READ_CHUNK)
+            return;
     }
 }
 

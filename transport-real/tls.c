@@ -320,6 +320,16 @@ static ssize_t conn_fail(tls_conn *t, int r, bool *want_out)
     }
 }
 
+/* SSL_get_error() reads the thread's error queue, which must be empty
+ * before each call.  Every failure path here empties it; this catches what
+ * another libcrypto user of the thread may have left, without the cost of
+ * ERR_clear_error() on every record. */
+static void err_clear(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 static void note_established(tls_conn *t)
 {
     if (!t->established && SSL_is_init_finished(t->ssl)) {
@@ -363,7 +373,7 @@ ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out)
             return -1;
         }
     }
-    ERR_clear_error();
+    err_clear();
     int n = SSL_read(t->ssl, buf, (int)MIN(len, (size_t)G_MAXINT));
     note_established(t);
     if (n > 0)
@@ -375,7 +385,7 @@ ssize_t tls_conn_send(tls_conn *t, const void *buf, size_t len, bool *want_out)
 {
     *want_out = false;
     t->error[0] = '\0';
-    ERR_clear_error();
+    err_clear();
     int n = SSL_write(t->ssl, buf, (int)MIN(len, (size_t)G_MAXINT));
     note_established(t);
     if (n > 0)
