@@ -208,4 +208,8 @@ qsh 10 --raw --daemon="127.0.0.1:$PORT" hive_status | grep -q '"nodes":3,' ||
 qsh 60 --daemon="127.0.0.3:$PORT" <"$tmp/gets" >"$tmp/got" || fail "gets after the rogues"
 cmp -s "$tmp/got" "$tmp/expect" || fail "entries lost after the rogues"
 echo "rogue nodes refused, entries per node after: $(counts) ($(elapsed))"
+# the refusals are counted (SIGUSR1's stats line)
+kill -USR1 "$pid2"
+counted() { grep "stats: " "$tmp/n2.log" | grep -Eq "; [1-9][0-9]* refused for the hive key"; }
+wait_until 5 counted || fail "node 2 did not count the refusals: $(grep "stats: " "$tmp/n2.log")"
 echo "PASS"

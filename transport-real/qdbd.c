@@ -131,11 +131,11 @@ static void log_stats(qdbd *d)
     g_info("stats: %" G_GUINT64_FORMAT " %s, %s; connections %" G_GUINT64_FORMAT
            " open (%" G_GUINT64_FORMAT " total, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
            " reset); frames %" G_GUINT64_FORMAT " in, %" G_GUINT64_FORMAT " out, %" G_GUINT64_FORMAT
-           " bad; requests %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " wrong node, %" G_GUINT64_FORMAT
+           " bad; %" G_GUINT64_FORMAT " refused for the hive key; requests %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " wrong node, %" G_GUINT64_FORMAT
            " unstable, %" G_GUINT64_FORMAT " duplicates); rpc timeouts %" G_GUINT64_FORMAT,
            entries, entries_word(entries), qdb_node_is_stable(d->node) ? "stable" : "settling",
            ls.connections_open, ls.connections_total, ls.refused, ls.resets, ls.frames_in,
-           ls.frames_out, ls.bad_frames, ns->requests, ns->wrong_node, ns->unstable,
+           ls.frames_out, ls.bad_frames, ls.auth_failures, ns->requests, ns->wrong_node, ns->unstable,
            ns->duplicates, ns->rpc_timeouts);
 }
 
