@@ -510,14 +510,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "qdb-bench: %s\n", err);
         goto out_options;
     }
-    if (b.o.key_file) {
-        qdb_hive_key key;
-        if (qdb_hive_key_load(&key, b.o.key_file, err) != QDB_OK ||
-            !(b.tls = qdb_tls_new(&key, QDB_PEER_CLIENT, err))) {
-            fprintf(stderr, "qdb-bench: hive key file %s\n", err);
-            qdb_loop_free(b.loop);
-            goto out_options;
-        }
+    int krc;
+    if (b.o.key_file && !(b.tls = qdb_tls_from_file(b.o.key_file, QDB_PEER_CLIENT, &krc, err))) {
+        fprintf(stderr, "qdb-bench: hive key file %s\n", err);
+        qdb_loop_free(b.loop);
+        goto out_options;
     }
     b.rng = g_rand_new_with_seed_array((const guint32[]){(guint32)b.o.seed,
                                                          (guint32)((guint64)b.o.seed >> 32)},

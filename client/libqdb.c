@@ -623,13 +623,9 @@ static qdb_error_t h_set_key_file(struct qdb_session *h, const char *path)
 {
     qdb_tls *tls = NULL;
     if (path != NULL) {
-        qdb_hive_key key;
         char err[QDB_ERRMSG_SIZE];
-        int rc = qdb_hive_key_load(&key, path, err);
-        if (rc == QDB_OK && (tls = qdb_tls_new(&key, QDB_PEER_CLIENT, err)) == NULL)
-            rc = QDB_E_INTERNAL;
-        memset(&key, 0, sizeof(key));
-        if (rc != QDB_OK) {
+        int rc;
+        if ((tls = qdb_tls_from_file(path, QDB_PEER_CLIENT, &rc, err)) == NULL) {
             g_warning("libqdb: hive key file %s", err);
             return rc == QDB_E_INTERNAL ? QDB_E_INTERNAL : QDB_E_INVALID_ARGUMENT;
         }

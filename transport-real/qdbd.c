@@ -386,13 +386,9 @@ int main(int argc, char **argv)
         goto out_opts;
     }
     if (o.hive_key_file) {
-        qdb_hive_key key;
         char kerr[QDB_ERRMSG_SIZE];
-        int krc = qdb_hive_key_load(&key, o.hive_key_file, kerr);
-        if (krc == QDB_OK && !(d.tls = qdb_tls_new(&key, QDB_PEER_NODE, kerr)))
-            krc = QDB_E_INTERNAL;
-        memset(&key, 0, sizeof(key));
-        if (krc != QDB_OK) {
+        int krc;
+        if (!(d.tls = qdb_tls_from_file(o.hive_key_file, QDB_PEER_NODE, &krc, kerr))) {
             /* unreadable: as an unreadable config file; bad: a config error */
             rc = qdbd_fail(krc == QDB_E_INVALID_ARGUMENT ? EX_NOINPUT
                            : krc == QDB_E_INTERNAL     ? EX_SOFTWARE

@@ -239,6 +239,18 @@ fail:
     return NULL;
 }
 
+qdb_tls *qdb_tls_from_file(const char *path, int role, int *code, char *err)
+{
+    qdb_hive_key key;
+    qdb_tls *t = NULL;
+    int rc = qdb_hive_key_load(&key, path, err);
+    if (rc == QDB_OK && (t = qdb_tls_new(&key, role, err)) == NULL)
+        rc = QDB_E_INTERNAL;
+    OPENSSL_cleanse(&key, sizeof(key));
+    *code = rc;
+    return t;
+}
+
 void qdb_tls_free(qdb_tls *t)
 {
     if (!t)

@@ -57,6 +57,10 @@ int qdb_hive_key_load(qdb_hive_key *key, const char *path, char *err);
 typedef struct qdb_tls qdb_tls;
 qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err);
 void qdb_tls_free(qdb_tls *tls);
+/* qdb_hive_key_load then qdb_tls_new: what qdbd, libqdb and qdb-bench do
+ * with a key file.  NULL, *code (qdb_hive_key_load's, or QDB_E_INTERNAL)
+ * and err (beginning with the path, or naming OpenSSL) on failure. */
+qdb_tls *qdb_tls_from_file(const char *path, int role, int *code, char *err);
 
 /* ---- one connection (conn.c) -------------------------------------------------- */
 
