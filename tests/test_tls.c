@@ -2,15 +2,19 @@
 /* The hive key and TLS-PSK of the real loop (transport-real/tls.h):
  *   - key text: generated keys parse back and differ; bad text is refused
  *   - key files: mode o+r or o+w refused, missing named, good ones read
- *   - over loopback TCP (127.0.0.61-63, a port derived from the pid): a
+ *   - over loopback TCP (127.0.0.61-64, a port derived from the pid): a
  *     keyed client reaches a keyed node and the node learns its role; a
  *     wrong key, a keyless client and a keyed client of a keyless node are
- *     each refused on both sides (auth_failures) and nothing is delivered.
+ *     each refused on both sides (auth_failures) and nothing is delivered;
+ *     a peer that sends one byte of a ClientHello does not make it spin.
  */
 #include "config.h"
 
 #include <glib.h>
+#include <arpa/inet.h>
 #include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -117,7 +121,7 @@ static void test_looks_like_tls(void)
     CU_ASSERT_FALSE(tls_looks_like_tls(frame, sizeof(frame)));
 }
 
-/* ---- over loopback ------------------------------------------------------------------ */
+/* ---- over loopback (127.0.0.61-64) -------------------------------------------------- */
 
 typedef struct sink {
     qdb_transport *t; /* the server's, to ask peer_role from inside recv */
@@ -212,6 +216,41 @@ static void test_handshakes(void)
     }
 }
 
+/* A peer that sends the first byte of a ClientHello and stops must not make
+ * the keyed endpoint spin: the loop then waits out its timeouts. */
+static void test_one_byte_peer(void)
+{
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    qdb_hive_key a;
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key_parse(&a, line, err);
+    qdb_loop *loop = qdb_loop_new(err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    qdb_addr at = {.ip = (127u << 24) | 64, .port = (uint16_t)(20000 + (getpid() * 7) % 30000)};
+    sink s = {0};
+    qdb_loop_endpoint *srv = qdb_loop_attach(loop, &at, &sink_ops, &s, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    qdb_tls *st = qdb_tls_new(&a, QDB_PEER_NODE, err);
+    qdb_loop_endpoint_secure(srv, st);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(at.port),
+                              .sin_addr.s_addr = htonl(at.ip)};
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    CU_ASSERT_EQUAL(send(fd, "\x16", 1, 0), 1);
+    int turns = 0;
+    gint64 end = g_get_monotonic_time() + 300 * 1000;
+    while (g_get_monotonic_time() < end) {
+        qdb_loop_run_once(loop, 50);
+        turns++;
+    }
+    CU_ASSERT(turns < 30); /* about 6 waits of 50 ms, plus the accept and the byte */
+    CU_ASSERT_EQUAL(s.frames, 0);
+    close(fd);
+    qdb_loop_detach(loop, srv);
+    qdb_loop_free(loop);
+    qdb_tls_free(st);
+}
+
 int main(void)
 {
     g_log_set_always_fatal(G_LOG_FATAL_MASK); /* the refusals log warnings */
@@ -224,6 +263,8 @@ int main(void)
     };
     CU_TestInfo wire[] = {
         {.pName = "right key, wrong key, no key, over loopback", .pTestFunc = test_handshakes},
+        {.pName = "a peer sending one byte does not make the node spin",
+         .pTestFunc = test_one_byte_peer},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {

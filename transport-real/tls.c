@@ -361,12 +361,12 @@ ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out)
         ssize_t r = recv(t->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
         if (r <= 0)
             return r;
-        if (r < 2 && b[0] == 22) {
-            errno = EAGAIN;
-            return -1;
-        }
         t->checked = true;
-        if (!tls_looks_like_tls(b, (size_t)r)) {
+        /* One byte is enough to decide (a ClientHello record starts with 22):
+         * waiting for a second one here would spin on a peer that sends one. */
+        if (r < 2)
+            b[1] = 3;
+        if (b[0] != 22 || !tls_looks_like_tls(b, sizeof(b))) {
             /* OpenSSL would close without a word.  Answer with a fatal
              * handshake_failure alert record (in the clear, as every alert
              * before a handshake is), so that a keyless qdb peer can tell
