@@ -294,7 +294,7 @@ if [ -x "$QDBSIM" ]; then
     echo "-- simulator: scenarios/bench10k.scn, scenarios/warm10k.scn"
     echo >>"$tmp/table"
     QDBSIM=$QDBSIM EVENTQ_BENCH=${EVENTQ_BENCH:-bench/eventq-bench} SRCDIR=$SRCDIR \
-        $SHELL "$SRCDIR/bench/sim.sh" >>"$tmp/table" 2>&1
+        sh "$SRCDIR/bench/sim.sh" >>"$tmp/table" 2>&1
 else
     echo "-- no qdbsim: no simulator scale lines"
 fi
