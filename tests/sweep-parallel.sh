@@ -72,12 +72,24 @@ done
 same_summary parallel "$tmp/all-shards.jsonl"
 same_summary shards "$tmp/shard3.jsonl" "$tmp/shard1.jsonl" "$tmp/shard4.jsonl" "$tmp/shard2.jsonl"
 
-# the Slurm recipe: an array numbered 0..2 (the shard is the place in it)
+# wait_all WHAT PID...: every PID exited 0 or 1 (a failing seed)
+wait_all() {
+    local what=$1 pid; shift
+    for pid in "$@"; do
+        wait "$pid" || [ $? -eq 1 ] || fail "$what"
+    done
+}
+
+# the Slurm recipe: an array numbered 0..2 (the shard is the place in it),
+# its tasks at once as Slurm would run them
+pids=()
 for id in 0 1 2; do
     SLURM_ARRAY_TASK_ID=$id SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=3 SLURM_CPUS_PER_TASK=1 \
         QDBSIM=$qdbsim SCENARIO=$scn SEEDS=$seeds SWEEP_ARGS="${sets[*]}" RESULTS=$tmp/slurm \
-        bash "$srcdir/doc/sweep.sbatch" || [ $? -eq 1 ] || fail "doc/sweep.sbatch task $id"
+        bash "$srcdir/doc/sweep.sbatch" &
+    pids+=($!)
 done
+wait_all "a task of doc/sweep.sbatch failed" "${pids[@]}"
 same_summary slurm "$tmp"/slurm/shard-*.jsonl
 
 # the Kubernetes recipe: the Job's command, once per completion index
@@ -95,10 +107,13 @@ assert c["command"] == ["/bin/sh", "-c"] and len(c["args"]) == 1, "not a shell c
 print(c["args"][0])
 EOF
     mkdir "$tmp/bin" "$tmp/k8s" && ln -s "$qdbsim" "$tmp/bin/qdbsim"
+    pids=()
     for i in 0 1 2 3 4; do
         PATH=$tmp/bin:$PATH JOB_COMPLETION_INDEX=$i SHARDS=5 SCENARIO=$scn SEEDS=$seeds \
-            SWEEP_ARGS="${sets[*]}" /bin/sh "$tmp/job.sh" > "$tmp/k8s/pod$i.log" || fail "the Job's pod $i failed"
+            SWEEP_ARGS="${sets[*]}" /bin/sh "$tmp/job.sh" > "$tmp/k8s/pod$i.log" &
+        pids+=($!)
     done
+    wait_all "a pod of doc/sweep-job.yaml failed" "${pids[@]}"
     same_summary k8s "$tmp"/k8s/pod*.log
     k8s=yes
 fi
