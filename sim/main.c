@@ -5,10 +5,14 @@
  *   qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]
  *          [--hash-log FILE | --check-hash-log FILE] [--quiet]
  *
- *   qdbsim SCENARIO --sweep K [--set ...]
- *          runs seeds 1..K, each with random faults drawn from its seed
- *          (random_faults=true, and loss/dup/reorder drawn too), and prints
- *          the exact command that replays every failing seed.
+ *   qdbsim SCENARIO --sweep K | --seeds A..B [--shard K/N] [-j N] [--set ...] [--json]
+ *          runs seeds 1..K (or A..B, or shard K of N of them), each with
+ *          random faults drawn from its seed (random_faults=true, and
+ *          loss/dup/reorder drawn too), in N processes, and prints one JSON
+ *          line per seed or a summary with the exact command that replays
+ *          every failing seed;
+ *   qdbsim --merge FILE...
+ *          prints the summary of the JSON lines of sweeps (sim/sweep.h).
  *
  * Exit status: 0 when every expectation held, 1 when one failed, 2 on a bad
  * scenario or command line, 3 when --check-hash-log found a divergence.
