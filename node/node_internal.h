@@ -74,7 +74,7 @@ typedef enum rpc_kind {
     RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
     RPC_REPAIR,       /* one batch of our range copied to a replica (replica.c) */
     RPC_ADMIT         /* check a stranger's claim before believing it (ring.c, admission);
-                       * arg = the NOTIFY's flags, or ADMIT_REPLICA */
+                       * arg = the NOTIFY's flags, or ADMIT_SENDER */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
@@ -258,9 +258,10 @@ bool ring_same_host(qdb_addr src, qdb_addr claimed);
 /* Is p a peer whose claims we have checked or adopted (predecessor,
  * successor list, admitted)? */
 bool ring_vouched(const qdb_node *n, const qdb_peer *p);
-/* Check p (a replica copy's sender) before believing it: it must name us
- * among its first K - 1 successors.  Bounded like every admission check. */
-void ring_admit_replica_sender(qdb_node *n, const qdb_peer *p);
+/* Check p (a HANDOVER's sender we do not know) before believing it: it must
+ * name us among its first K - 1 successors (the first when K = 1).  Bounded
+ * like every admission check. */
+void ring_admit_sender(qdb_node *n, const qdb_peer *p);
 /* NOTIFY from c, already admitted (the contender's replay, watch.c). */
 void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags);
 void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);

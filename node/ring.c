@@ -407,6 +407,8 @@ static void stabilize(qdb_node *n)
     node_call(n, s->addr, &m, RPC_STABILIZE, 0, 0, s);
 }
 
+static void admit_check(qdb_node *n, const qdb_peer *p, unsigned arg);
+
 void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (n->phase != PHASE_ACTIVE)
@@ -420,6 +422,14 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
     hive_describe(n, &r);
     node_send(n, src, &r);
+    /* A STABILIZE from a node we do not know is a joiner (or a candidate)
+     * about to take us as its successor and notify us: check it now, so
+     * that its NOTIFY finds it checked and a join costs no more round trips
+     * than before admission. */
+    const qdb_peer *c = &m->peer;
+    if (!is_self(n, c) && ring_same_host(src, c->addr) && !ring_vouched(n, c) &&
+        !qdb_id_eq(&c->id, &n->cfg.self.id))
+        admit_check(n, c, 0);
 }
 
 static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
@@ -520,31 +530,47 @@ static void admitted_forget(qdb_node *n, qdb_addr a)
             i++;
 }
 
-#define ADMIT_REPLICA 0x100u /* RPC_ADMIT's arg: a replica copy's sender, not a NOTIFY */
+/* RPC_ADMIT's arg: the low bits are a waiting NOTIFY's flags */
+#define ADMIT_SENDER 0x100u   /* a HANDOVER's sender, not a would-be predecessor */
+#define ADMIT_NOTIFIED 0x200u /* its NOTIFY waits for the answer */
 
-/* Ask p, at the address it named, who its successors are. */
+/* Ask p, at the address it named, who its successors are.  A check started
+ * before p's NOTIFY (by its STABILIZE, ring_on_stabilize) is marked when the
+ * NOTIFY comes, and asked again: p may not have been able to answer the
+ * first (a joiner answers once it has adopted its successor). */
 static void admit_check(qdb_node *n, const qdb_peer *p, unsigned arg)
 {
     unsigned busy = 0;
+    bool again = false;
     for (guint i = 0; i < n->rpcs->len; i++) {
-        const node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
         if (r->kind != RPC_ADMIT)
             continue;
-        if (qdb_addr_eq(r->dst, p->addr))
-            return; /* being checked */
+        if (qdb_addr_eq(r->dst, p->addr)) {
+            if (!(arg & ADMIT_NOTIFIED) || (r->arg & ADMIT_NOTIFIED))
+                return; /* being checked */
+            r->arg = (uint16_t)(r->arg | arg);
+            again = true;
+        }
         busy++;
     }
-    if (busy >= QDB_NODE_ADMIT_CHECKS) {
+    if (again && busy >= QDB_NODE_ADMIT_CHECKS)
+        return; /* the check in flight carries the NOTIFY */
+    char a[QDB_ADDR_STRLEN];
+    qdb_addr_format(p->addr, a);
+    if (!again && busy >= QDB_NODE_ADMIT_CHECKS) {
         n->stats.admission_refused++;
+        node_log(n, 4, "admission: %s not checked now (%u checks in flight)", a, busy);
         return; /* dropped: it tries again if it is real */
     }
+    node_log(n, 4, "admission: checking %s", a);
     qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
     node_call(n, p->addr, &q, RPC_ADMIT, arg, 0, p);
 }
 
-void ring_admit_replica_sender(qdb_node *n, const qdb_peer *p)
+void ring_admit_sender(qdb_node *n, const qdb_peer *p)
 {
-    admit_check(n, p, ADMIT_REPLICA);
+    admit_check(n, p, ADMIT_SENDER);
 }
 
 static bool names_us_within(const qdb_node *n, const qdb_msg *m, unsigned k)
@@ -559,22 +585,24 @@ void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     if (m->type != QDB_MSG_STABILIZE_REPLY || n->phase != PHASE_ACTIVE)
         return;
-    bool replica = rpc->arg & ADMIT_REPLICA;
-    /* A replica copy comes from an owner with us among its K - 1 first
-     * successors; a NOTIFY from a node whose successor we are. */
+    bool replica = rpc->arg & ADMIT_SENDER;
+    /* A HANDOVER comes from an owner with us among its K - 1 first
+     * successors (its successor, K = 1); a NOTIFY from a node whose
+     * successor we are. */
     unsigned within = replica ? MAX(n->replication, 2u) - 1 : 1;
     char a[QDB_ADDR_STRLEN];
     qdb_addr_format(rpc->dst, a);
     if (!names_us_within(n, m, within)) {
         n->stats.admission_refused++;
         node_log(n, 2, "admission: %s does not name us as its successor: its %s refused", a,
-                 replica ? "replica copies" : "NOTIFY");
+                 replica ? "HANDOVER" : "NOTIFY");
         return;
     }
     node_log(n, 4, "admission: %s checked", a);
     admitted_add(n, &rpc->peer);
-    if (!replica)
-        ring_notify_admitted(n, &rpc->peer, rpc->arg);
+    node_cancel(n, rpc->dst, RPC_ADMIT); /* a second check of it is moot */
+    if (rpc->arg & ADMIT_NOTIFIED)
+        ring_notify_admitted(n, &rpc->peer, rpc->arg & 0xffu);
 }
 
 void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
@@ -604,7 +632,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return;
     }
     if (!ring_vouched(n, c)) {
-        admit_check(n, c, m->flags);
+        admit_check(n, c, ADMIT_NOTIFIED | m->flags);
         return;
     }
     ring_notify_admitted(n, c, m->flags);
@@ -940,9 +968,13 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         stabilize(n);
         break;
     }
-    case RPC_ADMIT:
+    case RPC_ADMIT: {
         n->stats.admission_refused++; /* no answer: nothing believed */
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "admission: %s did not answer as a node: its %s refused",
+                 qdb_addr_format(rpc->dst, a), rpc->arg & ADMIT_SENDER ? "HANDOVER" : "NOTIFY");
         break;
+    }
     case RPC_CANDIDATE:
         /* not adopted (Zave); it is in none of our tables */
         forget_finger(n, rpc->dst);
@@ -968,6 +1000,10 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
         watch_pred_failed(n, rpc->dst);
+        /* Three lost PINGs are not always a death (a lossy link): if it
+         * lives, it stabilizes with us now and notifies us again, rather
+         * than at its next round, minutes away once its rounds backed off. */
+        send_hint(n, &rpc->peer);
         break;
     default:
         break;

@@ -632,20 +632,17 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
  * comes from our successor (a join, or entries it holds outside its range)
  * or from a leaving predecessor; replica copies from an owner that has us
  * among its first K - 1 successors.  The sender must speak from its own host
- * and be a neighbour we vouch for; a replica copy's sender we do not know
- * yet is checked, and its copy taken when it sends it again. */
+ * and be a neighbour we vouch for.  A sender we do not know yet (an owner
+ * K - 1 nodes back, or a leaving node whose successor failed) is checked
+ * -- it must name us among its first K - 1 successors (the first, K = 1) --
+ * and its batch taken when it sends it again; until then nothing is. */
 static bool handover_admitted(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     const qdb_peer *s = &m->peer;
     bool ok = ring_same_host(src, s->addr) && !qdb_addr_eq(s->addr, n->cfg.self.addr);
     if (ok && !ring_vouched(n, s)) {
-        /* a predecessor-to-be leaving while we have none (its successor
-         * failed): its ID precedes ours, and versions decide each record */
-        ok = !(m->flags & QDB_HANDOVER_REPLICA) && !n->has_pred;
-        if (!ok && (m->flags & QDB_HANDOVER_REPLICA) && ring_same_host(src, s->addr)) {
-            ring_admit_replica_sender(n, s);
-            return false;
-        }
+        ring_admit_sender(n, s);
+        return false;
     }
     if (!ok) {
         n->stats.admission_refused++;
