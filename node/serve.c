@@ -128,7 +128,9 @@ void serve_free(qdb_node *n)
  * sides' (clients route and ping).  Afterwards the other side's frames are
  * refused there: a client's session cannot act as a ring member, and a
  * node's connection cannot become a client session.  (Replies to our own
- * calls are matched to the call, on the connection we opened: not here.) */
+ * calls are matched to the call, on the connection we opened: not here.)
+ * With a hive key the transport knows what the connection proved to be
+ * (qdb_transport.peer_role): that is its class from the first frame on. */
 enum { SRC_CLIENT = 1, SRC_NODE = 2 };
 
 static int frame_class(int type)
@@ -151,6 +153,12 @@ bool serve_class_ok(qdb_node *n, qdb_addr src, const qdb_msg *m)
         n->classes = g_hash_table_new(g_direct_hash, g_direct_equal);
     gpointer k = GSIZE_TO_POINTER(qdb_addr_key(src));
     int had = GPOINTER_TO_INT(g_hash_table_lookup(n->classes, k));
+    int role = n->transport->peer_role ? n->transport->peer_role(n->transport, src)
+                                       : QDB_PEER_UNVERIFIED;
+    if (role == QDB_PEER_NODE)
+        had = SRC_NODE;
+    else if (role == QDB_PEER_CLIENT)
+        had = SRC_CLIENT;
     if (had == want)
         return true;
     if (!had) {
