@@ -64,6 +64,13 @@ typedef struct qdb_node_config {
     unsigned replication;          /* K, copies of each entry, 1..QDB_REPLICATION_MAX and
                                     * at most succlist_len + 1; 0: the hive's (a new hive:
                                     * QDB_DEFAULT_REPLICATION) */
+    /* Resource limits (qdbd --max-content-size, --amo-bytes) */
+    size_t max_content;            /* bytes of content (or comparand) a request may carry;
+                                    * more is answered QDB_E_CONTENT_TOO_LARGE; default
+                                    * 64 MiB */
+    size_t dedup_bytes;            /* reply payloads the at-most-once table keeps, in
+                                    * bytes; past it the oldest payloads are dropped and
+                                    * only their outcome is kept; default 32 MiB */
 } qdb_node_config;
 
 /* Fill in the defaults for every zero field. */

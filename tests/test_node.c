@@ -691,8 +691,8 @@ static void test_new_requests(void)
     qdb_msg put = {.type = QDB_MSG_PUT_EX, .alias = (const uint8_t *)"y", .alias_len = 1,
                    .expiry = INT64_MIN};
     CU_ASSERT_EQUAL(exchange(h, 0, &put, NULL), QDB_E_INVALID_ARGUMENT);
-    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "", "empty", NULL), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_META, "", NULL, NULL), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "", "empty", NULL), QDB_E_ALIAS_EMPTY);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_META, "", NULL, NULL), QDB_E_ALIAS_EMPTY);
     qdb_msg pre = {.type = QDB_MSG_PREFIX, .max = QDB_PREFIX_MAX + 1};
     CU_ASSERT_EQUAL(exchange(h, 0, &pre, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(stored(h, 0), 1);

@@ -32,16 +32,20 @@ typedef struct qdbd_opts {
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
      * command line, N > 0 line N of config_path */
-    int origin[16];
+    int origin[32];
     const char *config_path; /* the file read, if any */
     char *http;                 /* --http: the status page's address */
     gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+    /* resource limits (qdbd(8), LIMITS) */
+    char *sessions, *idle_timeout, *max_content_size, *input_memory, *amo_bytes, *log_rate;
 } qdbd_opts;
 
 /* The options of the table, in its order (qdbd_opt_fail()'s i). */
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
-       QO_REPLICATION, QO_TOMBSTONE_GRACE, QO_COUNT };
+       QO_REPLICATION, QO_TOMBSTONE_GRACE,
+       QO_SESSIONS, QO_IDLE_TIMEOUT, QO_MAX_CONTENT_SIZE, QO_INPUT_MEMORY, QO_AMO_BYTES,
+       QO_LOG_RATE, QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */
 G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);
