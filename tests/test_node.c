@@ -118,6 +118,9 @@ static qdb_fixture *fixture_new(const qdb_fixture_storage *storage, uint64_t see
  * only to 4 S, not 30: the loop waits in real time. */
 /* The node that obeys STOP in the harnesses made from now on (-1: none). */
 static int stop_allowed = -1;
+/* The resource limits of the nodes in the harnesses made from now on (0:
+ * the node defaults). */
+static size_t limit_content, limit_dedup;
 
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
@@ -143,6 +146,8 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
         cfg.allow_remote_stop = i == stop_allowed;
+        cfg.max_content = limit_content;
+        cfg.dedup_bytes = limit_dedup;
         qdb_fixture_add_node(h->f, &p, &cfg); /* zero fields: the node defaults */
     }
     h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -581,6 +586,84 @@ static void test_at_most_once(void)
     CU_ASSERT_EQUAL(meta.modified_us, meta.created_us);
     CU_ASSERT_EQUAL(meta.version, (uint64_t)meta.modified_us);
     g_free(v);
+    h_free(h);
+}
+
+/* Send m with its own seq (a copy of an earlier request, say) and return the
+ * status of the answer, -1 for none; its payload in *payload when asked. */
+static int resend(harness *h, int to, const qdb_msg *m, GBytes **payload)
+{
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, to, m);
+    qdb_msg r;
+    if (!await_replies(h, QDB_MSG_REPLY, m->seq, 1, &r))
+        return -1;
+    if (payload)
+        *payload = g_bytes_new(r.content, r.content_len);
+    return r.status;
+}
+
+/* The limits of a request on the node: content over max_content is refused,
+ * a request the codec refuses is answered (alias too long), and the
+ * at-most-once table keeps reply payloads within dedup_bytes -- a copy of a
+ * request whose payload went is told "outcome unknown", never run again. */
+static void test_request_limits(void)
+{
+    limit_content = 96;
+    limit_dedup = 400; /* payloads of up to 100 bytes kept, 4 of 90 at once */
+    harness *h = h_new();
+    limit_content = limit_dedup = 0;
+    h_solo(h);
+    char c96[97], c97[98], c90[91];
+    memset(c96, 'a', 96), c96[96] = 0;
+    memset(c97, 'b', 97), c97[97] = 0;
+    memset(c90, 'c', 90), c90[90] = 0;
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "over", c97, NULL), QDB_E_CONTENT_TOO_LARGE);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "at", c96, NULL), QDB_OK);
+    qdb_msg cas = {.type = QDB_MSG_CAS, .alias = (const uint8_t *)"at", .alias_len = 2,
+                   .content = (const uint8_t *)"x", .content_len = 1,
+                   .comparand = (const uint8_t *)c97, .comparand_len = 97};
+    CU_ASSERT_EQUAL(exchange(h, 0, &cas, NULL), QDB_E_CONTENT_TOO_LARGE);
+    CU_ASSERT_EQUAL(stored(h, 0), 1);
+
+    /* an alias of 1,025 bytes: no message, but an answer */
+    GByteArray *raw = g_byte_array_new();
+    uint8_t hdr[16];
+    size_t body = 1 + 1 + 2 + QDB_MAX_ALIAS + 1, k = qdb_varint_put(hdr, body);
+    hdr[k++] = (QDB_PROTO_VERSION << 5) | QDB_MSG_GET;
+    hdr[k++] = 99; /* seq */
+    k += qdb_varint_put(hdr + k, QDB_MAX_ALIAS + 1);
+    g_byte_array_append(raw, hdr, (guint)k);
+    for (size_t i = 0; i < QDB_MAX_ALIAS + 1; i++)
+        g_byte_array_append(raw, (const uint8_t *)"l", 1);
+    g_ptr_array_set_size(h->replies, 0);
+    qdb_transport *t = qdb_fixture_host(h->f)->seams(h->client).transport;
+    t->send(t, peer(h, 0)->addr, raw->data, raw->len);
+    g_byte_array_free(raw, TRUE);
+    qdb_msg r;
+    CU_ASSERT_TRUE(await_replies(h, QDB_MSG_REPLY, 99, 1, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_ALIAS_TOO_LONG);
+
+    /* six GET_UPDATEs answered with 90 bytes each: the table keeps four */
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "g", c90, NULL), QDB_OK);
+    qdb_msg gu[6];
+    char next[6][2] = {"0", "1", "2", "3", "4", "5"};
+    for (int i = 0; i < 6; i++) {
+        gu[i] = (qdb_msg){.type = QDB_MSG_GET_UPDATE, .alias = (const uint8_t *)"g",
+                          .alias_len = 1, .content = (const uint8_t *)(i < 5 ? c90 : next[i]),
+                          .content_len = i < 5 ? 90 : 1};
+        CU_ASSERT_EQUAL(exchange(h, 0, &gu[i], NULL), QDB_OK);
+    }
+    uint64_t dup = qdb_node_get_stats(node(h, 0))->duplicates;
+    GBytes *got = NULL;
+    CU_ASSERT_EQUAL(resend(h, 0, &gu[0], NULL), QDB_E_OUTCOME_UNKNOWN);
+    CU_ASSERT_EQUAL(resend(h, 0, &gu[1], NULL), QDB_E_OUTCOME_UNKNOWN);
+    CU_ASSERT_EQUAL(resend(h, 0, &gu[2], &got), QDB_OK); /* still kept */
+    CU_ASSERT_TRUE(got && g_bytes_get_size(got) == 90);
+    if (got)
+        g_bytes_unref(got);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, dup + 3);
+    check_value(h, 0, "g", "5"); /* none ran again */
     h_free(h);
 }
 
@@ -1871,6 +1954,7 @@ int main(void)
     CU_TestInfo serve[] = {
         {"requests, wrong node, no session", test_requests_and_answers},
         {"a duplicated request runs once", test_at_most_once},
+        {"content and alias limits answered; at-most-once bytes bounded", test_request_limits},
         {"get_remove, remove_if, metadata, expire; bad arguments", test_new_requests},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
         {"a failed node's entries: reads unavailable, writes accepted, the newer kept",
