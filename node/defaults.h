@@ -82,6 +82,7 @@
  * node's own connections to its peers, the HTTP status server and the log. */
 #define QDBD_DEFAULT_SESSIONS 4096
 #define QDBD_FD_RESERVE 256
+#define QDBD_PEER_RESERVE 64 /* accepted over --sessions from the node's neighbours */
 #define QDBD_DEFAULT_IDLE_TIMEOUT_S 300
 #define QDBD_DEFAULT_INPUT_MEMORY ((size_t)256 << 20) /* unfinished frames, in all */
 #define QDBD_DEFAULT_LOG_RATE 20 /* lines a second of one kind, then a count */

@@ -153,7 +153,7 @@ static bool lim_oversized(loop_conn *c, size_t flen);
 static bool lim_reserve(loop_conn *c, size_t flen);
 static void lim_frame_done(loop_conn *c);
 static void lim_out_check(loop_conn *c);
-static bool lim_refuse(loop_net *net, loop_peers *p);
+static bool lim_refuse(loop_net *net, loop_peers *p, qdb_addr from);
 
 static void conn_set_events(loop_conn *c, bool want_out)
 {
@@ -528,7 +528,7 @@ static void listen_ready(loop_src *s, uint32_t events)
             }
             return;
         }
-        if (sin.sin_family != AF_INET || lim_refuse(net, p)) {
+        if (sin.sin_family != AF_INET || lim_refuse(net, p, sin_to_addr(&sin))) {
             close(fd);
             continue;
         }
@@ -595,9 +595,12 @@ static void lim_opened(loop_conn *c)
 
 /* A connection over the --sessions cap is accepted and closed at once (a
  * connection left in the backlog would keep the listener readable). */
-static bool lim_refuse(loop_net *net, loop_peers *p)
+static bool lim_refuse(loop_net *net, loop_peers *p, qdb_addr from)
 {
     if (!net->lim.sessions || net->sessions < net->lim.sessions)
+        return false;
+    if (net->sessions < net->lim.sessions + net->lim.peer_reserve && net->lim.is_peer &&
+        net->lim.is_peer(net->lim.is_peer_arg, from))
         return false;
     net->stats.sessions_refused++;
     char a[QDB_ADDR_STRLEN];

@@ -96,7 +96,10 @@ void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg)
  * default: libqdb and qdb-bench set none.
  *  - sessions: connections accepted and open at once, over every listening
  *    endpoint; one more is accepted and closed at once (sessions_refused).
- *    Connections an endpoint opens itself (to its peers) do not count.
+ *    Connections an endpoint opens itself (to its peers) do not count, and
+ *    peer_reserve more are taken from an address is_peer(is_peer_arg, from)
+ *    names a node of the hive (so a flood of clients does not shut its
+ *    neighbours out).
  *  - idle_timeout: an accepted connection that has brought no whole frame for
  *    this long and has nothing queued to it is closed (idle_closed).  A node
  *    of the hive that still uses its connection sends at least one frame per
@@ -117,7 +120,9 @@ void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg)
  *    not taken by its peer is not read until half of them are: a client that
  *    asks and never reads cannot pile up replies. */
 typedef struct qdb_loop_limits {
-    unsigned sessions;
+    unsigned sessions, peer_reserve;
+    bool (*is_peer)(void *is_peer_arg, qdb_addr from);
+    void *is_peer_arg;
     qdb_time_us idle_timeout;
     size_t max_frame;
     size_t input_memory;

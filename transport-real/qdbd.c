@@ -314,6 +314,25 @@ static unsigned sessions_cap(unsigned want)
     return cap;
 }
 
+/* Is this address one of the node's neighbours (its predecessor or a
+ * successor)?  Same host is enough: a node speaks from an ephemeral port.
+ * Their connections are taken over --sessions, up to QDBD_PEER_RESERVE. */
+static bool is_neighbour(void *arg, qdb_addr from)
+{
+    qdbd *d = arg;
+    if (!d->node)
+        return false;
+    const qdb_peer *p = qdb_node_predecessor(d->node);
+    if (p && p->addr.ip == from.ip)
+        return true;
+    qdb_peer succ[QDB_SUCCLIST_MAX];
+    unsigned n = qdb_node_succlist(d->node, succ, QDB_SUCCLIST_MAX);
+    for (unsigned i = 0; i < n; i++)
+        if (succ[i].addr.ip == from.ip)
+            return true;
+    return false;
+}
+
 static char *absolute(const char *path)
 {
     return path ? g_canonicalize_filename(path, NULL) : NULL;
@@ -493,6 +512,8 @@ int main(int argc, char **argv)
         goto out_loop;
     }
     qdb_loop_limits lim = {.sessions = sessions_cap((unsigned)sessions),
+                           .peer_reserve = QDBD_PEER_RESERVE,
+                           .is_peer = is_neighbour, .is_peer_arg = &d,
                            .idle_timeout = idle_s * QDB_US_PER_S,
                            .max_frame = max_frame, .input_memory = input_memory};
     qdb_loop_set_limits(d.loop, &lim);
