@@ -302,6 +302,24 @@ def probe_amo():
     s.close()
 
 
+# ---- a client that asks and does not read: not read either ------------------
+def probe_unread():
+    s = session(8)
+    size, n = 900 << 10, 100
+    rss0 = status_kb("VmRSS")
+    s.sendall(b"".join(request(GET, 1 + i, b"amo") for i in range(n)))
+    time.sleep(1)
+    grew = (status_kb("VmRSS") - rss0) / 1024.0
+    got = 0
+    for i in range(n):
+        seq, status, payload = read_reply(s)
+        got += status == OK and seq == 1 + i and len(payload) == size
+    check(grew < 2 * MAX_FRAME / 1048576.0 + 6 and got == n,
+          "%d GETs of 900 KiB not read: RSS +%.1f MiB (unbounded %.0f MiB); all %d answered "
+          "once read" % (n, grew, n * size / 1048576.0, got))
+    s.close()
+
+
 # ---- bad frames: the log stays small ----------------------------------------
 def probe_log():
     size0 = os.path.getsize(LOG)
@@ -331,6 +349,7 @@ probe_unfinished()
 probe_sessions()
 probe_idle()
 probe_amo()
+probe_unread()
 probe_log()
 print("limits: %s" % ("all bounds hold" if not failed else "%d failed" % len(failed)))
 sys.exit(1 if failed else 0)

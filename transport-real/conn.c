@@ -152,7 +152,8 @@ static void lim_closed(loop_conn *c);
 static bool lim_oversized(loop_conn *c, size_t flen);
 static bool lim_reserve(loop_conn *c, size_t flen);
 static void lim_frame_done(loop_conn *c);
-static void lim_out_check(loop_conn *c);
+static bool lim_out_check(loop_conn *c);
+static bool conn_deliver(loop_conn *c);
 static bool lim_refuse(loop_net *net, loop_peers *p, qdb_addr from);
 
 static void conn_set_events(loop_conn *c, bool want_out)
@@ -271,14 +272,16 @@ static void conn_flush(loop_conn *c)
             g_byte_array_set_size(c->out, 0);
         }
         c->out_off = 0;
-        lim_out_check(c);
-        conn_set_events(c, false);
+        if (lim_out_check(c) && !conn_deliver(c))
+            return; /* read again: the frames it left were delivered, and it closed */
+        conn_set_events(c, conn_has_output(c));
     } else {
         if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
             g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
             c->out_off = 0;
         }
-        lim_out_check(c);
+        if (lim_out_check(c) && !conn_deliver(c))
+            return;
         conn_set_events(c, true);
     }
 }
@@ -351,6 +354,10 @@ static bool conn_deliver(loop_conn *c)
             p->ops->recv(p->owner, c->key, frame, flen);
         if (c->closed || p->closed)
             return false;
+        if (!lim_out_check(c) && c->out_full) {
+            conn_set_events(c, c->want_out); /* the rest waits until its peer reads */
+            return true;
+        }
     }
     if (c->in_off == c->in->len) {
         if (c->in->len > READ_CHUNK * 4) { /* give a big buffer back */
@@ -724,16 +731,21 @@ static void lim_frame_done(loop_conn *c)
 }
 
 /* An accepted connection whose peer does not take what is queued to it is
- * not read meanwhile (loop.h). */
-static void lim_out_check(loop_conn *c)
+ * neither read nor served meanwhile (loop.h): no more of its frames are
+ * delivered.  True when it may go on again, and its buffered frames should
+ * be delivered. */
+static bool lim_out_check(loop_conn *c)
 {
     size_t max = c->p->net->lim.max_frame, queued = c->out->len - c->out_off;
     if (!max || !c->accepted)
-        return;
+        return false;
     if (!c->out_full && queued > max)
         c->out_full = true;
-    else if (c->out_full && queued <= max / 2)
+    else if (c->out_full && queued <= max / 2) {
         c->out_full = false;
+        return true;
+    }
+    return false;
 }
 
 void net_set_limits(loop_net *net, const qdb_loop_limits *lim)
