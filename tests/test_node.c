@@ -383,11 +383,10 @@ static void hello(harness *h, int to)
     CU_ASSERT_TRUE(await_replies(h, QDB_MSG_REPLY, 0, 1, NULL));
 }
 
-/* Send m (with a fresh seq) and return the status of its reply, -1 for none
- * (and a copy of the payload in *payload when asked). */
-static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
+/* Send m with its own seq (a copy of an earlier request, say) and return the
+ * status of the answer, -1 for none; its payload in *payload when asked. */
+static int resend(harness *h, int to, const qdb_msg *m, GBytes **payload)
 {
-    m->seq = ++h->seq;
     g_ptr_array_set_size(h->replies, 0);
     send_msg(h, to, m);
     qdb_msg r;
@@ -396,6 +395,14 @@ static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
     if (payload)
         *payload = g_bytes_new(r.content, r.content_len);
     return r.status;
+}
+
+/* Send m (with a fresh seq) and return the status of its reply, -1 for none
+ * (and a copy of the payload in *payload when asked). */
+static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
+{
+    m->seq = ++h->seq;
+    return resend(h, to, m, payload);
 }
 
 /* Send an operator's message (STATUS, STOP) and wait (at most 5 S) for its
@@ -587,20 +594,6 @@ static void test_at_most_once(void)
     CU_ASSERT_EQUAL(meta.version, (uint64_t)meta.modified_us);
     g_free(v);
     h_free(h);
-}
-
-/* Send m with its own seq (a copy of an earlier request, say) and return the
- * status of the answer, -1 for none; its payload in *payload when asked. */
-static int resend(harness *h, int to, const qdb_msg *m, GBytes **payload)
-{
-    g_ptr_array_set_size(h->replies, 0);
-    send_msg(h, to, m);
-    qdb_msg r;
-    if (!await_replies(h, QDB_MSG_REPLY, m->seq, 1, &r))
-        return -1;
-    if (payload)
-        *payload = g_bytes_new(r.content, r.content_len);
-    return r.status;
 }
 
 /* The limits of a request on the node: content over max_content is refused,
