@@ -592,6 +592,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     GByteArray *out = g_byte_array_new();
     if (qdb_msg_encode_handover(&framed, &c.b, out) == QDB_OK) {
         n->stats.frames_out++;
+        n->stats.handover_batches++;
         n->transport->send(n->transport, dst->addr, out->data, out->len);
     }
     g_byte_array_free(out, TRUE);

@@ -841,6 +841,47 @@ static void test_handover_join_and_leave(void)
     h_free(h);
 }
 
+static bool holds_six(qdb_fixture *f, void *arg)
+{
+    (void)arg;
+    return stored_at(f, 0) == 6;
+}
+
+/* Hand-over frames stay within what a node with the same max_content takes
+ * (QDB_FRAME_FOR_CONTENT): 60 KiB entries under a 64 KiB maximum go two a
+ * batch (max_content + 64 KiB of records), not all in one. */
+static void test_handover_batches_bounded(void)
+{
+    limit_content = 64 << 10;
+    harness *h = h_new();
+    limit_content = 0;
+    h_solo(h);
+    h_start(h, 1, 0);
+    int live[] = {0, 1};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 2, "", 0, 30 * S));
+    hello(h, 0);
+    hello(h, 1);
+    char *big = g_malloc(60 << 10 | 1);
+    memset(big, 'z', 60 << 10);
+    big[60 << 10] = 0;
+    char alias[16];
+    int put = 0;
+    for (int i = 0; put < 6 && i < 2000; i++) { /* six of node 1's */
+        g_snprintf(alias, sizeof alias, "b%d", i);
+        qdb_id id;
+        qdb_id_hash(&id, alias, strlen(alias));
+        if (qdb_fixture_owner(h->f, &id) == 1)
+            put += request(h, 1, QDB_MSG_PUT, alias, big, NULL) == QDB_OK;
+    }
+    g_free(big);
+    CU_ASSERT_EQUAL_FATAL(put, 6);
+    uint64_t before = qdb_node_get_stats(node(h, 1))->handover_batches;
+    qdb_fixture_leave(h->f, 1);
+    CU_ASSERT_TRUE_FATAL(h_until(h, holds_six, NULL, 10 * S));
+    CU_ASSERT_TRUE(qdb_node_get_stats(node(h, 1))->handover_batches - before >= 3);
+    h_free(h);
+}
+
 static void test_crash_repair(void)
 {
     harness *h = h_new();
@@ -1950,6 +1991,7 @@ int main(void)
         {"content and alias limits answered; at-most-once bytes bounded", test_request_limits},
         {"get_remove, remove_if, metadata, expire; bad arguments", test_new_requests},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
+        {"hand-over batches bounded in bytes", test_handover_batches_bounded},
         {"a failed node's entries: reads unavailable, writes accepted, the newer kept",
          test_failed_node_entries_unavailable},
         {"STATUS answers, counters, metrics; STOP refused or obeyed", test_status_and_stop},
