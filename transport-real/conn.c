@@ -34,7 +34,7 @@
 #define READ_BUDGET (256 * 1024)   /* bytes read from one socket per turn */
 #define ACCEPT_BUDGET 64           /* connections accepted per listener per turn */
 #define LISTEN_BACKLOG 512
-#define LOOP_SMALL_FRAME (128 * 1024) /* frames read without a grant (loop.h) */
+#define LOOP_SMALL_FRAME (16 * 1024) /* frames read without a grant (loop.h) */
 #define STALL_SWEEPS 2    /* sweeps without a byte before a holder is closed */
 
 /* ---- structures and address helpers ------------------------------------------- */
@@ -151,6 +151,7 @@ static void lim_opened(loop_conn *c);
 static void lim_closed(loop_conn *c);
 static bool lim_oversized(loop_conn *c, size_t flen);
 static bool lim_reserve(loop_conn *c, size_t flen);
+static void lim_shrink(loop_conn *c);
 static void lim_frame_done(loop_conn *c);
 static bool lim_out_check(loop_conn *c);
 static bool conn_deliver(loop_conn *c);
@@ -273,7 +274,7 @@ static void conn_flush(loop_conn *c)
         }
         c->out_off = 0;
         if (lim_out_check(c) && !conn_deliver(c))
-            return; /* read again: the frames it left were delivered, and it closed */
+            return; /* the frames it had left were served, and it was closed */
         conn_set_events(c, conn_has_output(c));
     } else {
         if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
@@ -344,6 +345,7 @@ static bool conn_deliver(loop_conn *c)
             }
             if (!lim_reserve(c, flen))
                 return true; /* waits for memory, not read meanwhile */
+            lim_shrink(c);
             break;
         }
         const uint8_t *frame = c->in->data + c->in_off;
@@ -624,7 +626,8 @@ static void lim_grant(loop_net *net, loop_conn *c, size_t flen)
     net->granted += flen;
     g_queue_push_tail_link(&net->holders, &c->lim_link);
     if (c->in->len - c->in_off < flen) {
-        GByteArray *in = g_byte_array_sized_new((guint)flen);
+        /* room for the last read() too, which asks for READ_CHUNK */
+        GByteArray *in = g_byte_array_sized_new((guint)(flen + READ_CHUNK));
         g_byte_array_append(in, c->in->data + c->in_off, c->in->len - (guint)c->in_off);
         g_byte_array_free(c->in, TRUE);
         c->in = in;
@@ -717,6 +720,19 @@ static bool lim_reserve(loop_conn *c, size_t flen)
     net->stats.input_waits++;
     conn_set_events(c, c->want_out);
     return false;
+}
+
+/* A small unfinished frame without a grant keeps only its own bytes, not
+ * the buffer of the read() that brought them: an idle connection holds at
+ * most LOOP_SMALL_FRAME (loop.h). */
+static void lim_shrink(loop_conn *c)
+{
+    if (!c->p->net->lim.input_memory || c->grant || c->in_off != 0)
+        return;
+    GByteArray *in = g_byte_array_sized_new(c->in->len);
+    g_byte_array_append(in, c->in->data, c->in->len);
+    g_byte_array_free(c->in, TRUE);
+    c->in = in;
 }
 
 static void lim_frame_done(loop_conn *c)

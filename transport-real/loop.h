@@ -109,13 +109,14 @@ void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg)
  *    one is never buffered: its bytes are read and dropped, and when it is a
  *    client request it is answered QDB_E_CONTENT_TOO_LARGE (oversized).
  *  - input_memory: bytes of unfinished frames held at once over every
- *    connection.  A frame larger than LOOP_SMALL_FRAME (128 KiB) is read only
+ *    connection.  A frame larger than LOOP_SMALL_FRAME (16 KiB) is read only
  *    once its whole length is granted from this budget, first come first
  *    served; meanwhile its connection is not read (back-pressure, input_waits).
  *    When someone waits and a holder has sent nothing for two sweeps (about
  *    2 s), the largest such holder is closed (stalled_closed).  Raised to
- *    max_frame if smaller.  Frames up to 128 KiB need no grant: they cost at
- *    most 192 KiB a connection, so at most that many times sessions.
+ *    max_frame if smaller.  Frames up to 16 KiB need no grant: an unfinished
+ *    one keeps only its own bytes, so an idle connection holds at most
+ *    16 KiB (the one being read, a read()'s 64 KiB more).
  *  - An accepted connection with more than max_frame bytes queued to it and
  *    not taken by its peer is not read until half of them are: a client that
  *    asks and never reads cannot pile up replies. */

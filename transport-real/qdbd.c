@@ -672,6 +672,7 @@ out_node:
     qdb_http_stop(d.http); /* the loop no longer runs */
     qdb_loop_endpoint_bind(d.ep, NULL, NULL);
     qdb_node_free(d.node);
+    d.node = NULL; /* is_neighbour() */
 out_store:
     if (d.store)
         d.store->destroy(d.store);
