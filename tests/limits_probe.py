@@ -26,7 +26,7 @@ QDBSH = sys.argv[4]
 
 # what tests/limits.sh gives qdbd
 SESSIONS = 16
-IDLE_S = 5
+IDLE_S = 8
 MAX_CONTENT = 1 << 20
 MAX_FRAME = 2 * MAX_CONTENT + (64 << 10)
 INPUT_MEMORY = int(os.environ.get("PROBE_INPUT_MEMORY", 8 << 20))
@@ -37,6 +37,12 @@ HELLO, PUT, GET, GET_UPDATE, REPLY = 1, 2, 3, 7, 9
 OK, ALIAS_TOO_LONG, OUTCOME_UNKNOWN, ALIAS_EMPTY, CONTENT_TOO_LARGE = 0, 11, 13, 26, 27
 
 failed = []
+# set by tests/limits.sh under AddressSanitizer: RSS is reported, not judged
+NO_RSS = bool(os.environ.get("PROBE_NO_RSS"))
+
+
+def check_rss(ok, what):
+    check(ok or NO_RSS, what + (" (not judged: sanitizer build)" if NO_RSS else ""))
 
 
 def check(ok, what):
@@ -218,7 +224,7 @@ def probe_unfinished():
     hwm = status_kb("VmHWM")
     grew = (hwm - rss0) / 1024.0
     unbounded = n * flen / 1048576.0
-    check(grew < INPUT_MEMORY / 1048576.0 + 4,
+    check_rss(grew < INPUT_MEMORY / 1048576.0 + 4,
           "8 connections x %.1f MiB unfinished frames: peak RSS +%.1f MiB (budget %d MiB, "
           "unbounded %.0f MiB; RSS now %d MiB)" % (flen / 1048576.0, grew, INPUT_MEMORY >> 20,
                                                   unbounded, rss >> 10))
@@ -281,7 +287,7 @@ def probe_amo():
         seq, status, payload = read_reply(s)
         assert status == OK and len(payload) == size, (status, len(payload))
     grew = (status_kb("VmRSS") - rss0) / 1024.0
-    check(grew < (AMO_BYTES >> 20) + 8,
+    check_rss(grew < (AMO_BYTES >> 20) + 8,
           "%d GET_UPDATE replies of 900 KiB: RSS +%.1f MiB (budget %d MiB, unbounded %.0f MiB)"
           % (calls, grew, AMO_BYTES >> 20, calls * size / 1048576.0))
     # a copy of the first: its reply went, so "outcome unknown", not a second run
@@ -314,9 +320,10 @@ def probe_unread():
     for i in range(n):
         seq, status, payload = read_reply(s)
         got += status == OK and seq == 1 + i and len(payload) == size
-    check(grew < 2 * MAX_FRAME / 1048576.0 + 6 and got == n,
-          "%d GETs of 900 KiB not read: RSS +%.1f MiB (unbounded %.0f MiB); all %d answered "
-          "once read" % (n, grew, n * size / 1048576.0, got))
+    check(got == n, "all %d GETs answered once read" % n)
+    check_rss(grew < 2 * MAX_FRAME / 1048576.0 + 6,
+          "%d GETs of 900 KiB not read: RSS +%.1f MiB (unbounded %.0f MiB)" %
+          (n, grew, n * size / 1048576.0))
     s.close()
 
 
