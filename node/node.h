@@ -143,7 +143,7 @@ typedef struct qdb_node_stats {
     uint64_t storage_errors; /* storage calls that failed (requests and hand-over) */
     uint64_t status_requests, stops; /* STATUS answered; STOP obeyed or refused */
     uint64_t expired; /* expired records the collector deleted */
-    uint64_t handover_batches; /* HANDOVER frames built by serve_push (resends too) */
+    uint64_t handover_batches; /* HANDOVER frames built: hand-over and replica copies */
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
  * result (a qdb_error_t).  The results a node gives by itself are counted

@@ -1867,6 +1867,37 @@ static void replicas_survive(unsigned k)
     h_free(h);
 }
 
+/* K = 2: the copies a joining replica gets are batched within max_content
+ * + 64 KiB of records, as hand-over is: six entries of 60 KiB under a 64 KiB
+ * maximum take at least three frames, not one. */
+static void test_replica_batches_bounded(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2, .max_content = 64 << 10});
+    h_start(h, a, -1);
+    CU_ASSERT_TRUE_FATAL(h_until(h, pred_is, &(pred_arg){a, a}, 5 * S));
+    hello(h, a);
+    char *big = g_malloc((60 << 10) + 1), alias[16];
+    memset(big, 'r', 60 << 10);
+    big[60 << 10] = 0;
+    for (int i = 0; i < 6; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, alias, big, NULL), QDB_OK);
+    }
+    uint64_t before = qdb_node_get_stats(node(h, a))->handover_batches;
+    h_start(h, 4, a);
+    h_run(h, now(h) + 20 * S);
+    int two[] = {a, 4};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    for (int i = 0; i < 6; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        CU_ASSERT_TRUE(holds_copy(h, 4, alias, big));
+    }
+    g_free(big);
+    CU_ASSERT_TRUE(qdb_node_get_stats(node(h, a))->handover_batches - before >= 3);
+    h_free(h);
+}
+
 /* A settled two-node ring with K = 2: node `*a` (added with replication 2)
  * and node 4, which joined through it; two[] = {*a, 4}. */
 static harness *h_pair_k2(int *a, int two[2])
@@ -2042,6 +2073,8 @@ int main(void)
         {"a tombstone is collected after its grace period", test_tombstone_collected},
         {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
         {"K = 2: a lost copy goes again before the answer", test_replica_copy_resent},
+        {"K = 2: replica copies batched within the frame a node takes",
+         test_replica_batches_bounded},
         {"K = 2: get_remove, remove_if, expire and expiry collection replicated",
          test_ext_writes_replicated},
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
