@@ -56,8 +56,9 @@ typedef enum qdb_error_t {
     QDB_E_UNAVAILABLE = 23,      /* the entry's node failed; it may come back */
     QDB_E_REFUSED = 24,          /* the node does not allow this (e.g. remote stop) */
     QDB_E_TOO_MANY = 25,         /* more results than the maximum asked for */
-    QDB_E_ALIAS_EMPTY = 26,      /* an entry request with an empty alias */
-    QDB_E_CONTENT_TOO_LARGE = 27, /* content over the node's maximum (qdbd --max-content-size) */
+    QDB_E_AUTHENTICATION = 26,   /* the node refused our hive key, or its absence */
+    QDB_E_ALIAS_EMPTY = 27,      /* an entry request with an empty alias */
+    QDB_E_CONTENT_TOO_LARGE = 28, /* content over the node's maximum (qdbd --max-content-size) */
     QDB_E_LAST_ /* keep last */
 } qdb_error_t;
 

@@ -51,6 +51,8 @@ typedef struct loop_conn {
     bool indexed;          /* p->conns maps key64 to this connection */
     bool in_flush;         /* on net->flush */
     bool want_out;         /* EPOLLOUT registered */
+    bool checked;          /* plaintext: the first bytes were checked for TLS */
+    tls_conn *tls;         /* NULL: plaintext */
     GByteArray *in;        /* bytes received, not yet cut into frames */
     size_t in_off;         /* start of the first unconsumed byte in `in` */
     GByteArray *out;       /* bytes queued for the socket */
@@ -61,6 +63,7 @@ typedef struct loop_conn {
     bool accepted;         /* counted in net->sessions, on net->accepted */
     bool input_off;        /* EPOLLIN is not registered */
     bool out_full;         /* not read until its peer takes its replies */
+    bool kick;             /* granted while TLS held bytes back: lim_resume at the flush */
     qdb_time_us last_frame; /* accepted: when it opened or brought its last whole frame */
     size_t grant;          /* bytes of net->lim.input_memory held for its unfinished frame */
     size_t want;           /* > 0: waiting on net->waiting for a grant this large */
@@ -155,6 +158,8 @@ static void lim_shrink(loop_conn *c);
 static void lim_frame_done(loop_conn *c);
 static bool lim_out_check(loop_conn *c);
 static bool conn_deliver(loop_conn *c);
+static void conn_readable(loop_conn *c);
+static bool lim_resume(loop_conn *c);
 static bool lim_refuse(loop_net *net, loop_peers *p, qdb_addr from);
 
 static void conn_set_events(loop_conn *c, bool want_out)
@@ -191,6 +196,8 @@ static loop_conn *conn_new(loop_peers *p, int fd, qdb_addr key, bool outgoing)
     c->out = g_byte_array_new();
     c->peers_link.data = c;
     c->flush_link.data = c;
+    if (p->tls)
+        c->tls = tls_conn_new(p->tls, fd, !outgoing);
     g_queue_push_tail_link(&p->all, &c->peers_link);
     conn_index(c);
     p->net->stats.connections_open++;
@@ -225,6 +232,7 @@ static void conn_close(loop_conn *c, bool notify)
 
 static void conn_free(loop_conn *c)
 {
+    tls_conn_free(c->tls);
     g_byte_array_free(c->in, TRUE);
     g_byte_array_free(c->out, TRUE);
     g_free(c);
@@ -243,20 +251,78 @@ static void conn_lost(loop_conn *c)
     conn_close(c, c->outgoing || conn_has_output(c) || c->connecting);
 }
 
+/* ---- the socket's bytes, through TLS when the endpoint has a key ----------------- */
+
+/* As recv(2)/send(2); *want_out: an EAGAIN waits for writability (TLS may
+ * need to write to read, or read to write, during its handshake). */
+static ssize_t conn_recv(loop_conn *c, void *buf, size_t len, bool *want_out)
+{
+    if (c->tls)
+        return tls_conn_recv(c->tls, buf, len, want_out);
+    *want_out = false;
+    return recv(c->fd, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t conn_send(loop_conn *c, const void *buf, size_t len, bool *want_out)
+{
+    if (c->tls)
+        return tls_conn_send(c->tls, buf, len, want_out);
+    *want_out = true;
+    return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* The peer does not hold the hive key, or holds one we have not: close, count,
+ * and say so (rate-limited: a warning in a node's log, a debug line in a
+ * client's, which learns it from qdb_loop_endpoint_auth_failures). */
+static void conn_refuse(loop_conn *c, const char *why)
+{
+    loop_peers *p = c->p;
+    p->auth_failures++;
+    p->net->stats.auth_failures++;
+    char a[QDB_ADDR_STRLEN];
+    qdb_addr_format(c->key, a);
+    bool node = p->listen_fd >= 0;
+    if (c->outgoing && c->tls)
+        tls_log_refusal(&p->auth_log, node,
+                        "TLS handshake with %s failed (%s): is the hive key the same on both sides?",
+                        a, why);
+    else if (c->outgoing)
+        tls_log_refusal(&p->auth_log, node,
+                        "%s answers in TLS: it requires the hive key, and none is set here", a);
+    else if (c->tls)
+        tls_log_refusal(&p->auth_log, node,
+                        "refused a connection from %s (%s): it does not prove the hive key", a,
+                        why);
+    else
+        tls_log_refusal(&p->auth_log, node,
+                        "refused a connection from %s: it speaks TLS, and this node has no hive "
+                        "key", a);
+    conn_lost(c);
+}
+
 /* Write as much of the queue as the socket takes. */
 static void conn_flush(loop_conn *c)
 {
     if (c->closed || c->connecting)
         return;
+    if (c->kick) {
+        c->kick = false;
+        if (!lim_resume(c))
+            return;
+    }
     loop_net *net = c->p->net;
+    bool wait_out = true;
     while (conn_has_output(c)) {
-        ssize_t w = send(c->fd, c->out->data + c->out_off, c->out->len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = conn_send(c, c->out->data + c->out_off, c->out->len - c->out_off, &wait_out);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
+            if (errno == EPROTO && c->tls) {
+                conn_refuse(c, tls_conn_error(c->tls));
+                return;
+            }
             if (errno == ECONNRESET)
                 net->stats.resets++;
             conn_close(c, true);
@@ -273,17 +339,17 @@ static void conn_flush(loop_conn *c)
             g_byte_array_set_size(c->out, 0);
         }
         c->out_off = 0;
-        if (lim_out_check(c) && !conn_deliver(c))
-            return; /* the frames it had left were served, and it was closed */
+        if (lim_out_check(c) && !lim_resume(c))
+            return;
         conn_set_events(c, conn_has_output(c));
     } else {
         if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
             g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
             c->out_off = 0;
         }
-        if (lim_out_check(c) && !conn_deliver(c))
+        if (lim_out_check(c) && !lim_resume(c))
             return;
-        conn_set_events(c, true);
+        conn_set_events(c, wait_out); /* a TLS handshake waiting to read: readable resumes it */
     }
 }
 
@@ -324,6 +390,13 @@ static bool conn_deliver(loop_conn *c)
         }
         if (avail == 0)
             break;
+        if (!c->tls && !c->checked && avail >= 2) {
+            c->checked = true;
+            if (tls_looks_like_tls(c->in->data + c->in_off, avail)) {
+                conn_refuse(c, "TLS");
+                return false;
+            }
+        }
         size_t flen;
         int rc = qdb_frame_peek(c->in->data + c->in_off, avail, &flen);
         if (rc == QDB_E_TRUNCATED)
@@ -351,9 +424,12 @@ static bool conn_deliver(loop_conn *c)
         const uint8_t *frame = c->in->data + c->in_off;
         c->in_off += flen;
         net->stats.frames_in++;
+        p->recv_src = c->key;
+        p->recv_role = c->tls ? tls_conn_role(c->tls) : QDB_PEER_UNVERIFIED;
         lim_frame_done(c);
         if (!p->closed && p->ops)
             p->ops->recv(p->owner, c->key, frame, flen);
+        p->recv_src = (qdb_addr){0};
         if (c->closed || p->closed)
             return false;
         if (!lim_out_check(c) && c->out_full) {
@@ -381,16 +457,28 @@ static void conn_readable(loop_conn *c)
         conn_lost(c);
         return;
     }
-    while (budget > 0 && !c->closed) {
+    /* TLS: bytes OpenSSL decrypted ahead are not seen by epoll; take them too
+     * (at most its buffer, so still bounded). */
+    while ((budget > 0 || (c->tls && tls_conn_pending(c->tls))) && !c->closed) {
         guint old = c->in->len;
         g_byte_array_set_size(c->in, old + READ_CHUNK);
-        ssize_t r = recv(c->fd, c->in->data + old, READ_CHUNK, MSG_DONTWAIT);
+        bool want_out;
+        ssize_t r = conn_recv(c, c->in->data + old, READ_CHUNK, &want_out);
         g_byte_array_set_size(c->in, old + (r > 0 ? (guint)r : 0));
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (want_out)
+                    conn_set_events(c, true);
+                else if (c->tls && conn_has_output(c))
+                    flush_schedule(c); /* the handshake may just have completed */
                 return;
+            }
+            if (errno == EPROTO && c->tls) {
+                conn_refuse(c, tls_conn_error(c->tls));
+                return;
+            }
             if (errno == ECONNRESET)
                 net->stats.resets++;
             conn_lost(c);
@@ -406,9 +494,12 @@ static void conn_readable(loop_conn *c)
         if (!conn_deliver(c))
             return;
         if (c->input_off)
-            return; /* waits for memory, or for its peer to read */
-        if ((size_t)r < READ_CHUNK)
-            return; /* drained for now; level-triggered epoll says if more came */
+            return; /* waits for memory, or for its peer to read (lim_resume) */
+        /* Drained for now: level-triggered epoll says if more came.  TLS
+         * gives one record per call, so a short read says nothing there;
+         * what OpenSSL has not buffered is still in the socket. */
+        if (c->tls ? !tls_conn_pending(c->tls) : (size_t)r < READ_CHUNK)
+            return;
     }
 }
 
@@ -450,7 +541,10 @@ static void conn_ready(loop_src *s, uint32_t events)
             conn_connected(c);
         return;
     }
-    if ((events & (EPOLLERR | EPOLLHUP)) || ((events & EPOLLIN) && !c->input_off))
+    /* A TLS handshake that waited to write resumes in the read path; one
+     * that waits for memory or for its peer to read is not read. */
+    if ((events & (EPOLLERR | EPOLLHUP)) || ((events & EPOLLIN) && !c->input_off) ||
+        (c->tls && !tls_conn_established(c->tls) && (events & EPOLLOUT)))
         conn_readable(c); /* reads the error or EOF and closes */
     if (!c->closed && (events & EPOLLOUT))
         conn_flush(c);
@@ -646,7 +740,23 @@ static void lim_wake(loop_net *net)
         c->want = 0;
         lim_grant(net, c, flen);
         conn_set_events(c, c->want_out);
+        if (c->tls) { /* what OpenSSL holds is not reported by epoll */
+            c->kick = true;
+            flush_schedule(c);
+        }
     }
+}
+
+/* c may be read again: serve what it already holds -- the frames left in
+ * its buffer, and the bytes TLS decrypted ahead, which epoll does not
+ * report.  False when it was closed meanwhile. */
+static bool lim_resume(loop_conn *c)
+{
+    if (!conn_deliver(c))
+        return false;
+    if (c->tls && !c->input_off && tls_conn_pending(c->tls))
+        conn_readable(c);
+    return !c->closed;
 }
 
 static void lim_release(loop_net *net, loop_conn *c)
@@ -916,6 +1026,15 @@ int peers_send(loop_peers *p, qdb_addr dst, const uint8_t *frame, size_t len)
     p->net->stats.frames_out++;
     flush_schedule(c);
     return 0;
+}
+
+int peers_role(const loop_peers *p, qdb_addr src)
+{
+    if (qdb_addr_eq(src, p->recv_src))
+        return p->recv_role;
+    uint64_t k = qdb_addr_key(src);
+    const loop_conn *c = g_hash_table_lookup(p->conns, &k);
+    return c && c->tls ? tls_conn_role(c->tls) : QDB_PEER_UNVERIFIED;
 }
 
 size_t peers_pending(const loop_peers *p)
