@@ -34,7 +34,7 @@ AMO_BYTES = 4 << 20
 
 # node/codec.h, node/error.h
 HELLO, PUT, GET, GET_UPDATE, REPLY = 1, 2, 3, 7, 9
-OK, ALIAS_TOO_LONG, OUTCOME_UNKNOWN, ALIAS_EMPTY, CONTENT_TOO_LARGE = 0, 11, 13, 27, 28
+OK, ALIAS_TOO_LONG, OUTCOME_UNKNOWN, ALIAS_EMPTY, CONTENT_TOO_LARGE = 0, 11, 13, 28, 29
 
 failed = []
 # set by tests/limits.sh under AddressSanitizer: RSS is reported, not judged
