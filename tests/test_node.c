@@ -119,8 +119,6 @@ static qdb_fixture *fixture_new(const qdb_fixture_storage *storage, uint64_t see
 /* The harnesses made from now on enable REMOVE_ALL and STOP on every node
  * (hive.c: off by default, as quasardb's enable_purge_all / enable_stop). */
 static bool enable_dangerous;
-/* The node that obeys STOP in the harnesses made from now on (-1: none). */
-static int stop_allowed = -1;
 /* The resource limits of the nodes in the harnesses made from now on (0:
  * the node defaults). */
 static size_t limit_content, limit_dedup;
@@ -149,7 +147,6 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
         cfg.enable_purge_all = cfg.enable_stop = enable_dangerous;
-        cfg.allow_remote_stop = i == stop_allowed;
         cfg.max_content = limit_content;
         cfg.dedup_bytes = limit_dedup;
         qdb_fixture_add_node(h->f, &p, &cfg); /* zero fields: the node defaults */
