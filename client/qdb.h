@@ -19,7 +19,8 @@
  *
  * Threads: a handle is used by one thread at a time; separate handles are
  * independent.  Content is bytes, bit for bit; aliases are 1 to 1024 bytes
- * (QDB_E_ALIAS_TOO_LONG otherwise).
+ * (QDB_E_ALIAS_EMPTY, QDB_E_ALIAS_TOO_LONG otherwise); a node refuses content
+ * over its maximum (qdbd --max-content-size) with QDB_E_CONTENT_TOO_LARGE.
  */
 #ifndef QDB_QDB_H
 #define QDB_QDB_H

@@ -909,6 +909,25 @@ static int decode_body(reader *r, qdb_msg *m)
     }
 }
 
+int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
+                     uint64_t *alias_len)
+{
+    size_t prefix, body;
+    TRY(peek_prefix(buf, len, &prefix, &body));
+    reader r = {buf + prefix, MIN(len - prefix, body)};
+    unsigned tag;
+    TRY(r_u8(&r, &tag));
+    if (tag >> 5 != QDB_PROTO_VERSION || !qdb_msg_is_request((int)(tag & 31)))
+        return QDB_E_BAD_TYPE;
+    *type = (int)(tag & 31);
+    TRY(r_seq(&r, seq));
+    *alias_len = 0;
+    if (*type != QDB_MSG_REMOVE_ALL && *type != QDB_MSG_PREFIX &&
+        qdb_varint_get(r.p, r.left, alias_len) <= 0)
+        *alias_len = 0; /* unknown: not the reason it failed */
+    return QDB_OK;
+}
+
 int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m)
 {
     memset(m, 0, sizeof *m);

@@ -235,6 +235,15 @@ int qdb_msg_entry_next(const qdb_msg *m, size_t *pos, const uint8_t **key, size_
  * cut frames out of a TCP byte stream. */
 int qdb_frame_peek(const uint8_t *buf, size_t len, size_t *frame_len);
 
+/* The start of a client request that will not be decoded (malformed, or a
+ * frame too large to take): its type, sequence and declared alias length (0
+ * when absent or unreadable), so that the node can answer it with a clear
+ * error rather than leave the client to its timeout.  buf holds the frame's
+ * first len bytes (the rest may be missing).  QDB_OK, or an error when the
+ * bytes do not start a request of this protocol version. */
+int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
+                     uint64_t *alias_len);
+
 /* Decode exactly one whole frame (len must be its full length).  QDB_OK, or
  * QDB_E_TRUNCATED, QDB_E_OVERSIZED, QDB_E_BAD_VERSION, QDB_E_BAD_TYPE,
  * QDB_E_MALFORMED (including trailing bytes after a fixed-size body). */

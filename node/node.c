@@ -40,6 +40,10 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->dedup_capacity = QDB_DEFAULT_DEDUP_CAPACITY;
     if (cfg->tombstone_grace == 0)
         cfg->tombstone_grace = QDB_DEFAULT_TOMBSTONE_GRACE_US;
+    if (cfg->max_content == 0)
+        cfg->max_content = QDB_DEFAULT_MAX_CONTENT;
+    if (cfg->dedup_bytes == 0)
+        cfg->dedup_bytes = QDB_DEFAULT_DEDUP_BYTES;
 }
 
 static bool seam_ok(int version, const char *what, char *err)
@@ -367,6 +371,15 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     if (rc != QDB_OK) {
         n->stats.bad_frames++;
         node_log(n, 2, "dropped a bad frame (%zu bytes): %s", len, qdb_strerror(rc));
+        /* A request is answered, so the client learns why at once. */
+        int type;
+        uint64_t seq, alias_len;
+        if (qdb_request_peek(frame, len, &type, &seq, &alias_len) == QDB_OK && seq != 0) {
+            qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq,
+                         .status = alias_len > QDB_MAX_ALIAS ? QDB_E_ALIAS_TOO_LONG
+                                                            : QDB_E_MALFORMED};
+            node_send(n, src, &r);
+        }
         return;
     }
     if (!serve_class_ok(n, src, &m))

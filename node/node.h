@@ -67,6 +67,13 @@ typedef struct qdb_node_config {
      * REMOVE_ALL and STOP are answered QDB_E_DISABLED. */
     bool enable_purge_all;         /* qdbd --enable-purge-all */
     bool enable_stop;              /* qdbd --enable-stop (alias --allow-remote-stop) */
+    /* Resource limits (qdbd --max-content-size, --amo-bytes) */
+    size_t max_content;            /* bytes of content (or comparand) a request may carry;
+                                    * more is answered QDB_E_CONTENT_TOO_LARGE; default
+                                    * 64 MiB */
+    size_t dedup_bytes;            /* reply payloads the at-most-once table keeps, in
+                                    * bytes; past it the oldest payloads are dropped and
+                                    * only their outcome is kept; default 32 MiB */
 } qdb_node_config;
 
 /* Fill in the defaults for every zero field. */
@@ -146,6 +153,7 @@ typedef struct qdb_node_stats {
      * believed) and the connection classes (serve.c; a node's message on a
      * client's session or the reverse) */
     uint64_t admission_refused, class_refused;
+    uint64_t handover_batches; /* HANDOVER frames built: hand-over and replica copies */
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
  * result (a qdb_error_t).  The results a node gives by itself are counted

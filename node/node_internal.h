@@ -188,6 +188,9 @@ struct qdb_node {
     GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
     GHashTable *dedup;     /* dedup_key -> dedup_entry */
     GQueue *dedup_order;   /* oldest first, for eviction */
+    GQueue *dedup_kept;    /* the keys of entries that still keep a payload, oldest
+                            * first (a subsequence of dedup_order) */
+    size_t dedup_bytes;    /* the payload bytes they keep, at most cfg.dedup_bytes */
 
     /* replication (replica.c) */
     GPtrArray *repl_writes;  /* mutations waiting for their replicas; NULL until one */
@@ -375,8 +378,9 @@ int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl,
 
 /* serve_ext.c: the requests beyond the tutorial's, and expiry collection */
 /* QDB_OK, or the code refusing a request's arguments (checked on every node
- * whatever the client checked: empty or long alias, bad expiry, bad max). */
-int serve_ext_check(const qdb_msg *m);
+ * whatever the client checked: empty or long alias, content over
+ * cfg.max_content, bad expiry, bad max). */
+int serve_ext_check(const qdb_node *n, const qdb_msg *m);
 /* GET_REMOVE, REMOVE_IF, GET_META, EXPIRE on an owned entry (old NULL: it
  * does not exist or expired); as execute() in serve.c. */
 int serve_ext_execute(qdb_node *n, const qdb_msg *m, const uint8_t *key, size_t kl,

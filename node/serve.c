@@ -73,9 +73,15 @@ typedef struct dedup_key {
     uint64_t seq;
 } dedup_key;
 
+/* A reply remembered for a retried request.  Its payload (the content of a
+ * GET_UPDATE, say) is kept while the table's payloads fit cfg.dedup_bytes;
+ * beyond, only the outcome stays: `dropped` says a payload was there, and a
+ * copy of the request is then answered QDB_E_OUTCOME_UNKNOWN (it ran, but
+ * what it returned is gone) -- never run a second time. */
 typedef struct dedup_entry {
     int status;
-    GBytes *payload; /* NULL when empty */
+    GBytes *payload; /* NULL when empty or dropped */
+    bool dropped;
 } dedup_entry;
 
 static guint dedup_hash(gconstpointer p)
@@ -109,6 +115,7 @@ void serve_free(qdb_node *n)
     if (n->dedup) {
         g_hash_table_destroy(n->dedup); /* frees the keys, which dedup_order shares */
         g_queue_free(n->dedup_order);
+        g_queue_free(n->dedup_kept);
     }
 }
 
@@ -215,28 +222,55 @@ static bool session_of(qdb_node *n, qdb_addr src, uint64_t *client)
     return true;
 }
 
+/* Let the payload of the oldest entry that keeps one go (its outcome stays). */
+static void dedup_drop_oldest_payload(qdb_node *n)
+{
+    dedup_entry *e = g_hash_table_lookup(n->dedup, g_queue_pop_head(n->dedup_kept));
+    n->dedup_bytes -= g_bytes_get_size(e->payload);
+    g_bytes_unref(e->payload);
+    e->payload = NULL;
+    e->dropped = true;
+}
+
 static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int status,
                            const uint8_t *payload, size_t len)
 {
     if (!n->dedup) {
         n->dedup = g_hash_table_new_full(dedup_hash, dedup_equal, g_free, dedup_entry_free);
         n->dedup_order = g_queue_new();
+        n->dedup_kept = g_queue_new();
     }
     dedup_key *k = g_new(dedup_key, 1);
     k->client = client;
     k->seq = seq;
-    dedup_entry *e = g_new(dedup_entry, 1);
-    e->status = status;
-    e->payload = len ? g_bytes_new(payload, len) : NULL;
     if (g_hash_table_contains(n->dedup, k)) { /* cannot happen: looked up first */
         g_free(k);
-        dedup_entry_free(e);
         return;
     }
+    dedup_entry *e = g_new0(dedup_entry, 1);
+    e->status = status;
+    /* A payload over a quarter of the budget is never kept: one large
+     * GET_UPDATE must not push out the payloads of many small ones. */
+    if (len > n->cfg.dedup_bytes / 4)
+        e->dropped = true;
+    else if (len > 0)
+        e->payload = g_bytes_new(payload, len);
     g_hash_table_insert(n->dedup, k, e);
     g_queue_push_tail(n->dedup_order, k);
-    while (g_queue_get_length(n->dedup_order) > n->cfg.dedup_capacity)
-        g_hash_table_remove(n->dedup, g_queue_pop_head(n->dedup_order));
+    if (e->payload) {
+        g_queue_push_tail(n->dedup_kept, k);
+        n->dedup_bytes += len;
+        while (n->dedup_bytes > n->cfg.dedup_bytes)
+            dedup_drop_oldest_payload(n);
+    }
+    while (g_queue_get_length(n->dedup_order) > n->cfg.dedup_capacity) {
+        dedup_key *old = g_queue_pop_head(n->dedup_order);
+        /* dedup_kept is in the same order: the oldest entry heads it if it
+         * still keeps its payload */
+        if (g_queue_peek_head(n->dedup_kept) == old)
+            dedup_drop_oldest_payload(n);
+        g_hash_table_remove(n->dedup, old);
+    }
 }
 
 /* Answer request m, and count the answer by type and status (the metrics). */
@@ -436,7 +470,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             n->stats.duplicates++;
             gsize len = 0;
             const uint8_t *p = e->payload ? g_bytes_get_data(e->payload, &len) : NULL;
-            reply(n, src, m, e->status, p, len);
+            reply(n, src, m, e->dropped ? QDB_E_OUTCOME_UNKNOWN : e->status, p, len);
             return;
         }
     }
@@ -452,7 +486,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     uint8_t hint[QDB_PEER_WIRE];
     GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 
-    if ((status = serve_ext_check(m)) != QDB_OK) {
+    if ((status = serve_ext_check(n, m)) != QDB_OK) {
         /* refused: nothing ran */
     } else if (m->type == QDB_MSG_REMOVE_ALL && !n->purge_all_enabled) {
         status = QDB_E_DISABLED; /* hive.c: off unless the hive enables it */
@@ -528,7 +562,11 @@ typedef struct push_ctx {
 static int add_to_batch(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     push_ctx *c = arg;
-    if (c->keys->len >= c->limit) {
+    /* Bounded in bytes too, so that the frame stays within what the
+     * receiver takes (QDB_FRAME_FOR_CONTENT of the same max_content): a
+     * record alone always fits. */
+    if (c->keys->len >= c->limit ||
+        (c->keys->len > 0 && c->b.records->len + kl + vl > c->n->cfg.max_content + 65536)) {
         c->more = true;
         return 1;
     }
@@ -629,6 +667,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     GByteArray *out = g_byte_array_new();
     if (qdb_msg_encode_handover(&framed, &c.b, out) == QDB_OK) {
         n->stats.frames_out++;
+        n->stats.handover_batches++;
         n->transport->send(n->transport, dst->addr, out->data, out->len);
     }
     g_byte_array_free(out, TRUE);

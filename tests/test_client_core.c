@@ -857,8 +857,8 @@ static void test_immediate_errors(void)
     big[QDB_MAX_ALIAS + 1] = 0;
 
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_PUT, big, "v", &rec, NULL), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "", NULL, &rec, NULL), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, NULL, NULL, &rec, NULL), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "", NULL, &rec, NULL), QDB_E_ALIAS_EMPTY);
+    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, NULL, NULL, &rec, NULL), QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_FIND, "k", NULL, &rec, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(submit(c, 0, "k", NULL, &rec, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(qdb_client_core_submit(c, QDB_MSG_PUT, (const uint8_t *)"k", 1, NULL, 3, NULL,
@@ -1553,7 +1553,7 @@ static void test_request_checks(void)
         int rc;
     } cases[] = {
         {{.op = QDB_MSG_GET_REMOVE, .alias = (const uint8_t *)"", .alias_len = 0},
-         QDB_E_ALIAS_TOO_LONG},
+         QDB_E_ALIAS_EMPTY},
         {{.op = QDB_MSG_GET_META, .alias = NULL, .alias_len = 1}, QDB_E_INVALID_ARGUMENT},
         {{.op = QDB_MSG_EXPIRE, .alias = (const uint8_t *)"a", .alias_len = 1, .expiry = -1},
          QDB_E_INVALID_ARGUMENT},

@@ -242,12 +242,12 @@ static void test_bad_arguments(void)
     CU_ASSERT_EQUAL(qdb_put(h, long_alias, "x", 1), QDB_E_ALIAS_TOO_LONG);
     CU_ASSERT_EQUAL(qdb_get_buffer(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
     CU_ASSERT_EQUAL(qdb_remove(h, long_alias), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(qdb_put(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_put(h, "", "x", 1), QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(qdb_get_remove(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(qdb_remove_if(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_remove_if(h, "", "x", 1), QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(qdb_expires_at(h, long_alias, 0), QDB_E_ALIAS_TOO_LONG);
     qdb_metadata_t meta;
-    CU_ASSERT_EQUAL(qdb_get_metadata(h, "", &meta), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_get_metadata(h, "", &meta), QDB_E_ALIAS_EMPTY);
     const char **aliases;
     uint64_t n;
     CU_ASSERT_EQUAL(qdb_prefix_get(h, long_alias, 10, &aliases, &len), QDB_E_ALIAS_TOO_LONG);
@@ -703,7 +703,7 @@ static void test_batch(void)
     CU_ASSERT_EQUAL(m[2].error, QDB_E_UNMATCHED_CONTENT);
     CU_ASSERT(m[2].result_size == 3 && memcmp(m[2].result, "b/2", 3) == 0);
     CU_ASSERT_EQUAL(m[3].error, QDB_OK);
-    CU_ASSERT_EQUAL(m[4].error, QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(m[4].error, QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(m[5].error, QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(m[6].error, QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(m[7].error, QDB_OK);

@@ -119,6 +119,9 @@ static qdb_fixture *fixture_new(const qdb_fixture_storage *storage, uint64_t see
 /* The harnesses made from now on enable REMOVE_ALL and STOP on every node
  * (hive.c: off by default, as quasardb's enable_purge_all / enable_stop). */
 static bool enable_dangerous;
+/* The resource limits of the nodes in the harnesses made from now on (0:
+ * the node defaults). */
+static size_t limit_content, limit_dedup;
 
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
@@ -144,6 +147,8 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
         cfg.enable_purge_all = cfg.enable_stop = enable_dangerous;
+        cfg.max_content = limit_content;
+        cfg.dedup_bytes = limit_dedup;
         qdb_fixture_add_node(h->f, &p, &cfg); /* zero fields: the node defaults */
     }
     h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -379,11 +384,10 @@ static void hello(harness *h, int to)
     CU_ASSERT_TRUE(await_replies(h, QDB_MSG_REPLY, 0, 1, NULL));
 }
 
-/* Send m (with a fresh seq) and return the status of its reply, -1 for none
- * (and a copy of the payload in *payload when asked). */
-static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
+/* Send m with its own seq (a copy of an earlier request, say) and return the
+ * status of the answer, -1 for none; its payload in *payload when asked. */
+static int resend(harness *h, int to, const qdb_msg *m, GBytes **payload)
 {
-    m->seq = ++h->seq;
     g_ptr_array_set_size(h->replies, 0);
     send_msg(h, to, m);
     qdb_msg r;
@@ -392,6 +396,14 @@ static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
     if (payload)
         *payload = g_bytes_new(r.content, r.content_len);
     return r.status;
+}
+
+/* Send m (with a fresh seq) and return the status of its reply, -1 for none
+ * (and a copy of the payload in *payload when asked). */
+static int exchange(harness *h, int to, qdb_msg *m, GBytes **payload)
+{
+    m->seq = ++h->seq;
+    return resend(h, to, m, payload);
 }
 
 /* Send an operator's message (STATUS, STOP) and wait (at most 5 S) for its
@@ -585,6 +597,70 @@ static void test_at_most_once(void)
     h_free(h);
 }
 
+/* The limits of a request on the node: content over max_content is refused,
+ * a request the codec refuses is answered (alias too long), and the
+ * at-most-once table keeps reply payloads within dedup_bytes -- a copy of a
+ * request whose payload went is told "outcome unknown", never run again. */
+static void test_request_limits(void)
+{
+    limit_content = 96;
+    limit_dedup = 400; /* payloads of up to 100 bytes kept, 4 of 90 at once */
+    harness *h = h_new();
+    limit_content = limit_dedup = 0;
+    h_solo(h);
+    char c96[97], c97[98], c90[91];
+    memset(c96, 'a', 96), c96[96] = 0;
+    memset(c97, 'b', 97), c97[97] = 0;
+    memset(c90, 'c', 90), c90[90] = 0;
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "over", c97, NULL), QDB_E_CONTENT_TOO_LARGE);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "at", c96, NULL), QDB_OK);
+    qdb_msg cas = {.type = QDB_MSG_CAS, .alias = (const uint8_t *)"at", .alias_len = 2,
+                   .content = (const uint8_t *)"x", .content_len = 1,
+                   .comparand = (const uint8_t *)c97, .comparand_len = 97};
+    CU_ASSERT_EQUAL(exchange(h, 0, &cas, NULL), QDB_E_CONTENT_TOO_LARGE);
+    CU_ASSERT_EQUAL(stored(h, 0), 1);
+
+    /* an alias of 1,025 bytes: no message, but an answer */
+    GByteArray *raw = g_byte_array_new();
+    uint8_t hdr[16];
+    size_t body = 1 + 1 + 2 + QDB_MAX_ALIAS + 1, k = qdb_varint_put(hdr, body);
+    hdr[k++] = (QDB_PROTO_VERSION << 5) | QDB_MSG_GET;
+    hdr[k++] = 99; /* seq */
+    k += qdb_varint_put(hdr + k, QDB_MAX_ALIAS + 1);
+    g_byte_array_append(raw, hdr, (guint)k);
+    for (size_t i = 0; i < QDB_MAX_ALIAS + 1; i++)
+        g_byte_array_append(raw, (const uint8_t *)"l", 1);
+    g_ptr_array_set_size(h->replies, 0);
+    qdb_transport *t = qdb_fixture_host(h->f)->seams(h->client).transport;
+    t->send(t, peer(h, 0)->addr, raw->data, raw->len);
+    g_byte_array_free(raw, TRUE);
+    qdb_msg r;
+    CU_ASSERT_TRUE(await_replies(h, QDB_MSG_REPLY, 99, 1, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_ALIAS_TOO_LONG);
+
+    /* six GET_UPDATEs answered with 90 bytes each: the table keeps four */
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "g", c90, NULL), QDB_OK);
+    qdb_msg gu[6];
+    char next[6][2] = {"0", "1", "2", "3", "4", "5"};
+    for (int i = 0; i < 6; i++) {
+        gu[i] = (qdb_msg){.type = QDB_MSG_GET_UPDATE, .alias = (const uint8_t *)"g",
+                          .alias_len = 1, .content = (const uint8_t *)(i < 5 ? c90 : next[i]),
+                          .content_len = i < 5 ? 90 : 1};
+        CU_ASSERT_EQUAL(exchange(h, 0, &gu[i], NULL), QDB_OK);
+    }
+    uint64_t dup = qdb_node_get_stats(node(h, 0))->duplicates;
+    GBytes *got = NULL;
+    CU_ASSERT_EQUAL(resend(h, 0, &gu[0], NULL), QDB_E_OUTCOME_UNKNOWN);
+    CU_ASSERT_EQUAL(resend(h, 0, &gu[1], NULL), QDB_E_OUTCOME_UNKNOWN);
+    CU_ASSERT_EQUAL(resend(h, 0, &gu[2], &got), QDB_OK); /* still kept */
+    CU_ASSERT_TRUE(got && g_bytes_get_size(got) == 90);
+    if (got)
+        g_bytes_unref(got);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, dup + 3);
+    check_value(h, 0, "g", "5"); /* none ran again */
+    h_free(h);
+}
+
 /* Every entry e0..e99 readable at its owner among `live`. */
 static void check_e_entries(harness *h, const int *live, int k)
 {
@@ -692,8 +768,8 @@ static void test_new_requests(void)
     qdb_msg put = {.type = QDB_MSG_PUT_EX, .alias = (const uint8_t *)"y", .alias_len = 1,
                    .expiry = INT64_MIN};
     CU_ASSERT_EQUAL(exchange(h, 0, &put, NULL), QDB_E_INVALID_ARGUMENT);
-    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "", "empty", NULL), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_META, "", NULL, NULL), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "", "empty", NULL), QDB_E_ALIAS_EMPTY);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET_META, "", NULL, NULL), QDB_E_ALIAS_EMPTY);
     qdb_msg pre = {.type = QDB_MSG_PREFIX, .max = QDB_PREFIX_MAX + 1};
     CU_ASSERT_EQUAL(exchange(h, 0, &pre, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(stored(h, 0), 1);
@@ -763,6 +839,47 @@ static void test_handover_join_and_leave(void)
     int live3[] = {0, 3, 11};
     CU_ASSERT_TRUE(h_settled(h, live3, 3, "e", 100, 20 * S));
     check_e_entries(h, live3, 3);
+    h_free(h);
+}
+
+static bool holds_six(qdb_fixture *f, void *arg)
+{
+    (void)arg;
+    return stored_at(f, 0) == 6;
+}
+
+/* Hand-over frames stay within what a node with the same max_content takes
+ * (QDB_FRAME_FOR_CONTENT): 60 KiB entries under a 64 KiB maximum go two a
+ * batch (max_content + 64 KiB of records), not all in one. */
+static void test_handover_batches_bounded(void)
+{
+    limit_content = 64 << 10;
+    harness *h = h_new();
+    limit_content = 0;
+    h_solo(h);
+    h_start(h, 1, 0);
+    int live[] = {0, 1};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 2, "", 0, 30 * S));
+    hello(h, 0);
+    hello(h, 1);
+    char *big = g_malloc(60 << 10 | 1);
+    memset(big, 'z', 60 << 10);
+    big[60 << 10] = 0;
+    char alias[16];
+    int put = 0;
+    for (int i = 0; put < 6 && i < 2000; i++) { /* six of node 1's */
+        g_snprintf(alias, sizeof alias, "b%d", i);
+        qdb_id id;
+        qdb_id_hash(&id, alias, strlen(alias));
+        if (qdb_fixture_owner(h->f, &id) == 1)
+            put += request(h, 1, QDB_MSG_PUT, alias, big, NULL) == QDB_OK;
+    }
+    g_free(big);
+    CU_ASSERT_EQUAL_FATAL(put, 6);
+    uint64_t before = qdb_node_get_stats(node(h, 1))->handover_batches;
+    qdb_fixture_leave(h->f, 1);
+    CU_ASSERT_TRUE_FATAL(h_until(h, holds_six, NULL, 10 * S));
+    CU_ASSERT_TRUE(qdb_node_get_stats(node(h, 1))->handover_batches - before >= 3);
     h_free(h);
 }
 
@@ -2053,6 +2170,37 @@ static void replicas_survive(unsigned k)
     h_free(h);
 }
 
+/* K = 2: the copies a joining replica gets are batched within max_content
+ * + 64 KiB of records, as hand-over is: six entries of 60 KiB under a 64 KiB
+ * maximum take at least three frames, not one. */
+static void test_replica_batches_bounded(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2, .max_content = 64 << 10});
+    h_start(h, a, -1);
+    CU_ASSERT_TRUE_FATAL(h_until(h, pred_is, &(pred_arg){a, a}, 5 * S));
+    hello(h, a);
+    char *big = g_malloc((60 << 10) + 1), alias[16];
+    memset(big, 'r', 60 << 10);
+    big[60 << 10] = 0;
+    for (int i = 0; i < 6; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, alias, big, NULL), QDB_OK);
+    }
+    uint64_t before = qdb_node_get_stats(node(h, a))->handover_batches;
+    h_start(h, 4, a);
+    h_run(h, now(h) + 20 * S);
+    int two[] = {a, 4};
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, two, 2));
+    for (int i = 0; i < 6; i++) {
+        g_snprintf(alias, sizeof alias, "r%d", i);
+        CU_ASSERT_TRUE(holds_copy(h, 4, alias, big));
+    }
+    g_free(big);
+    CU_ASSERT_TRUE(qdb_node_get_stats(node(h, a))->handover_batches - before >= 3);
+    h_free(h);
+}
+
 /* A settled two-node ring with K = 2: node `*a` (added with replication 2)
  * and node 4, which joined through it; two[] = {*a, 4}. */
 static harness *h_pair_k2(int *a, int two[2])
@@ -2174,8 +2322,10 @@ int main(void)
     CU_TestInfo serve[] = {
         {"requests, wrong node, no session", test_requests_and_answers},
         {"a duplicated request runs once", test_at_most_once},
+        {"content and alias limits answered; at-most-once bytes bounded", test_request_limits},
         {"get_remove, remove_if, metadata, expire; bad arguments", test_new_requests},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
+        {"hand-over batches bounded in bytes", test_handover_batches_bounded},
         {"a failed node's entries: reads unavailable, writes accepted, the newer kept",
          test_failed_node_entries_unavailable},
         {"STATUS answers, counters, metrics; STOP refused or obeyed", test_status_and_stop},
@@ -2226,6 +2376,8 @@ int main(void)
         {"a tombstone is collected after its grace period", test_tombstone_collected},
         {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
         {"K = 2: a lost copy goes again before the answer", test_replica_copy_resent},
+        {"K = 2: replica copies batched within the frame a node takes",
+         test_replica_batches_bounded},
         {"K = 2: get_remove, remove_if, expire and expiry collection replicated",
          test_ext_writes_replicated},
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
