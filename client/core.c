@@ -1292,7 +1292,9 @@ int qdb_client_core_check_request(const qdb_client_request *r)
             (!(r->flags & QDB_PREFIX_COUNT) && r->max > QDB_PREFIX_MAX))
             return QDB_E_INVALID_ARGUMENT;
     } else if (op != QDB_MSG_REMOVE_ALL) {
-        if (r->alias_len == 0 || r->alias_len > QDB_MAX_ALIAS)
+        if (r->alias_len == 0)
+            return QDB_E_ALIAS_EMPTY;
+        if (r->alias_len > QDB_MAX_ALIAS)
             return QDB_E_ALIAS_TOO_LONG;
         if (r->alias == NULL)
             return QDB_E_INVALID_ARGUMENT;

@@ -142,7 +142,7 @@ void qdb_client_core_free(qdb_client_core *c);
  * on return.  Returns QDB_OK and *op_id (when op_id is non-NULL), after which
  * done fires exactly once, later.  Or an immediate error without calling
  * done: QDB_E_INVALID_ARGUMENT (unknown op, NULL pointer with a non-zero
- * length), QDB_E_ALIAS_TOO_LONG (alias empty or longer than QDB_MAX_ALIAS),
+ * length), QDB_E_ALIAS_EMPTY, QDB_E_ALIAS_TOO_LONG (longer than QDB_MAX_ALIAS),
  * QDB_E_OVERSIZED (frame over QDB_FRAME_MAX).  done may be NULL. */
 int qdb_client_core_submit(qdb_client_core *c, int op, const uint8_t *alias, size_t alias_len,
                            const uint8_t *content, size_t content_len,
@@ -170,8 +170,8 @@ typedef struct qdb_client_request {
 /* What submit_request() refuses before sending anything: QDB_OK, or
  * QDB_E_INVALID_ARGUMENT (unknown op, NULL bytes with a length, an expiry
  * out of range or on an op without one, max over QDB_PREFIX_MAX, unknown
- * flags), QDB_E_ALIAS_TOO_LONG (alias empty -- but a prefix -- or longer
- * than QDB_MAX_ALIAS). */
+ * flags), QDB_E_ALIAS_EMPTY (alias empty -- but a prefix), QDB_E_ALIAS_TOO_LONG
+ * (longer than QDB_MAX_ALIAS). */
 int qdb_client_core_check_request(const qdb_client_request *r);
 
 /* submit() for every op.  Results: GET_REMOVE gives the removed content,

@@ -198,7 +198,9 @@ qdb_error_t session_check_alias(const char *alias)
     if (alias == NULL)
         return QDB_E_INVALID_ARGUMENT;
     size_t n = strnlen(alias, QDB_MAX_ALIAS + 1);
-    if (n == 0 || n > QDB_MAX_ALIAS)
+    if (n == 0)
+        return QDB_E_ALIAS_EMPTY;
+    if (n > QDB_MAX_ALIAS)
         return QDB_E_ALIAS_TOO_LONG;
     return QDB_OK;
 }

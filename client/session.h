@@ -49,7 +49,7 @@ void session_drop_core(struct qdb_session *h);
 uint8_t *session_copy(const uint8_t *content, size_t len);
 /* The same copy, tracked as a buffer of the handle (qdb_free_buffer). */
 const void *session_keep(struct qdb_session *h, const uint8_t *content, size_t len);
-/* QDB_OK, or QDB_E_INVALID_ARGUMENT (NULL) / QDB_E_ALIAS_TOO_LONG (empty or
+/* QDB_OK, or QDB_E_INVALID_ARGUMENT (NULL) / QDB_E_ALIAS_EMPTY / QDB_E_ALIAS_TOO_LONG (
  * longer than QDB_MAX_ALIAS). */
 qdb_error_t session_check_alias(const char *alias);
 /* Authentication failures of the handle's endpoints so far (a mark), and

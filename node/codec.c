@@ -294,6 +294,8 @@ static unsigned flags_max(int type)
 {
     if (type == QDB_MSG_STATUS_REPLY)
         return QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
+    if (type == QDB_MSG_STABILIZE_REPLY)
+        return QDB_STABILIZE_HAS_PRED | QDB_STABILIZE_PURGE_ALL | QDB_STABILIZE_STOP;
     return type == QDB_MSG_NOTIFY     ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT
          : type == QDB_MSG_HANDOVER ? QDB_HANDOVER_LAST | QDB_HANDOVER_REPLICA
                                     : 1u;
@@ -905,6 +907,25 @@ static int decode_body(reader *r, qdb_msg *m)
     default:
         return QDB_E_BAD_TYPE;
     }
+}
+
+int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
+                     uint64_t *alias_len)
+{
+    size_t prefix, body;
+    TRY(peek_prefix(buf, len, &prefix, &body));
+    reader r = {buf + prefix, MIN(len - prefix, body)};
+    unsigned tag;
+    TRY(r_u8(&r, &tag));
+    if (tag >> 5 != QDB_PROTO_VERSION || !qdb_msg_is_request((int)(tag & 31)))
+        return QDB_E_BAD_TYPE;
+    *type = (int)(tag & 31);
+    TRY(r_seq(&r, seq));
+    *alias_len = 0;
+    if (*type != QDB_MSG_REMOVE_ALL && *type != QDB_MSG_PREFIX &&
+        qdb_varint_get(r.p, r.left, alias_len) <= 0)
+        *alias_len = 0; /* unknown: not the reason it failed */
+    return QDB_OK;
 }
 
 int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m)

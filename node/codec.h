@@ -55,7 +55,8 @@
  *   FIND_REPLY   rpc, u8 done, peer           done: peer is the ID's successor;
  *                                             else peer is the next hop
  *   STABILIZE    rpc, peer (the asker)
- *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor), [peer pred],
+ *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor; bit 1: the hive
+ *                enables REMOVE_ALL; bit 2: the hive enables STOP), [peer pred],
  *                u8 n, n peers (successor list), [u8 replication]
  *                the hive-wide settings a joining node adopts: the
  *                replication factor K, 2..QDB_REPLICATION_MAX, absent for
@@ -102,6 +103,8 @@
 /* The u8 flags of the types that carry one (see the bodies above). */
 #define QDB_FIND_DONE 1u          /* FIND_REPLY: peer is the ID's successor */
 #define QDB_STABILIZE_HAS_PRED 1u /* STABILIZE_REPLY: pred follows */
+#define QDB_STABILIZE_PURGE_ALL 2u /* STABILIZE_REPLY: the hive enables REMOVE_ALL (hive.c) */
+#define QDB_STABILIZE_STOP 4u     /* STABILIZE_REPLY: the hive enables STOP (hive.c) */
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
@@ -231,6 +234,15 @@ int qdb_msg_entry_next(const qdb_msg *m, size_t *pos, const uint8_t **key, size_
  * QDB_E_MALFORMED when the prefix is unacceptable.  Used by stream readers to
  * cut frames out of a TCP byte stream. */
 int qdb_frame_peek(const uint8_t *buf, size_t len, size_t *frame_len);
+
+/* The start of a client request that will not be decoded (malformed, or a
+ * frame too large to take): its type, sequence and declared alias length (0
+ * when absent or unreadable), so that the node can answer it with a clear
+ * error rather than leave the client to its timeout.  buf holds the frame's
+ * first len bytes (the rest may be missing).  QDB_OK, or an error when the
+ * bytes do not start a request of this protocol version. */
+int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
+                     uint64_t *alias_len);
 
 /* Decode exactly one whole frame (len must be its full length).  QDB_OK, or
  * QDB_E_TRUNCATED, QDB_E_OVERSIZED, QDB_E_BAD_VERSION, QDB_E_BAD_TYPE,

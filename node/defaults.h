@@ -35,6 +35,11 @@
 #define QDB_DEFAULT_RTO_CEILING_US (60 * QDB_US_PER_S)
 #define QDB_DEFAULT_HANDOVER_BATCH 256   /* records per HANDOVER frame */
 #define QDB_DEFAULT_DEDUP_CAPACITY 4096  /* replies kept for retried requests */
+/* Resource limits (qdbd --max-content-size, --amo-bytes): the largest
+ * content a request may carry, and the reply payloads the at-most-once table
+ * keeps in all (one larger than a quarter of it is never kept). */
+#define QDB_DEFAULT_MAX_CONTENT ((size_t)64 << 20)
+#define QDB_DEFAULT_DEDUP_BYTES ((size_t)32 << 20)
 #define QDB_GC_BATCH 64 /* records the expiry collector visits per round */
 /* How long a removed entry's tombstone is kept (qdbd --tombstone-grace, in
  * seconds, at most QDB_TOMBSTONE_GRACE_MAX_S: ten years). */
@@ -72,6 +77,18 @@
 #define QDBD_DEFAULT_LEAVE_TIMEOUT_US (10 * QDB_US_PER_S) /* hand-over on SIGTERM */
 #define QDBD_DEFAULT_DRAIN_TIMEOUT_US (1 * QDB_US_PER_S)  /* last frames after it */
 #define QDBD_DEFAULT_STATUS_PERIOD_US (500 * QDB_US_PER_MS)
+/* Resource limits (qdbd(8), LIMITS).  Sessions are also capped by the
+ * descriptor limit less QDBD_FD_RESERVE kept for Berkeley DB's files, the
+ * node's own connections to its peers, the HTTP status server and the log. */
+#define QDBD_DEFAULT_SESSIONS 4096
+#define QDBD_FD_RESERVE 256
+#define QDBD_PEER_RESERVE 64 /* accepted over --sessions from the node's neighbours */
+#define QDBD_DEFAULT_IDLE_TIMEOUT_S 300
+#define QDBD_DEFAULT_INPUT_MEMORY ((size_t)256 << 20) /* unfinished frames, in all */
+#define QDBD_DEFAULT_LOG_RATE 20 /* lines a second of one kind, then a count */
+/* The largest frame a node takes for a given maximum content: CAS carries a
+ * comparand as large as its content, plus room for the other fields. */
+#define QDB_FRAME_FOR_CONTENT(c) (2 * (size_t)(c) + ((size_t)64 << 10))
 
 /* ---- what operators see (node/status.h, transport-real/http.h, libqdb) -----
  * Bounds rather than settings: none is an option. */

@@ -40,6 +40,10 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->dedup_capacity = QDB_DEFAULT_DEDUP_CAPACITY;
     if (cfg->tombstone_grace == 0)
         cfg->tombstone_grace = QDB_DEFAULT_TOMBSTONE_GRACE_US;
+    if (cfg->max_content == 0)
+        cfg->max_content = QDB_DEFAULT_MAX_CONTENT;
+    if (cfg->dedup_bytes == 0)
+        cfg->dedup_bytes = QDB_DEFAULT_DEDUP_BYTES;
 }
 
 static bool seam_ok(int version, const char *what, char *err)
@@ -378,8 +382,19 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     if (rc != QDB_OK) {
         n->stats.bad_frames++;
         node_log(n, 2, "dropped a bad frame (%zu bytes): %s", len, qdb_strerror(rc));
+        /* A request is answered, so the client learns why at once. */
+        int type;
+        uint64_t seq, alias_len;
+        if (qdb_request_peek(frame, len, &type, &seq, &alias_len) == QDB_OK && seq != 0) {
+            qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq,
+                         .status = alias_len > QDB_MAX_ALIAS ? QDB_E_ALIAS_TOO_LONG
+                                                            : QDB_E_MALFORMED};
+            node_send(n, src, &r);
+        }
         return;
     }
+    if (!serve_class_ok(n, src, &m))
+        return;
     watch_heard(n, src, m.type);
     if (qdb_msg_is_request(m.type)) {
         serve_request(n, src, &m);
@@ -507,10 +522,21 @@ static void inbound_tick(void *n)
     qdb_node_tick(n);
 }
 
+void qdb_node_gone(qdb_node *n, qdb_addr src)
+{
+    serve_gone(n, src);
+}
+
+static void inbound_gone(void *n, qdb_addr src)
+{
+    qdb_node_gone(n, src);
+}
+
 const qdb_inbound qdb_node_inbound = {
     .recv = inbound_recv,
     .unreachable = inbound_unreachable,
     .tick = inbound_tick,
+    .gone = inbound_gone,
 };
 
 /* ---- introspection --------------------------------------------------------- */
@@ -591,6 +617,8 @@ size_t qdb_node_memory(const qdb_node *n)
     b += sizeof(GPtrArray) + qdb_rto_memory(&n->rto);
     if (n->sessions)
         b += 64 + g_hash_table_size(n->sessions) * 32;
+    if (n->classes)
+        b += 64 + g_hash_table_size(n->classes) * 32;
     if (n->dedup)
         b += 64 + g_hash_table_size(n->dedup) * 80;
     if (n->out)

@@ -108,6 +108,7 @@ static void send_copies(qdb_node *n, const qdb_peer *dst, uint64_t rpc, GPtrArra
     GByteArray *out = g_byte_array_new();
     if (qdb_msg_encode_handover(&framed, &b, out) == QDB_OK) {
         n->stats.frames_out++;
+        n->stats.handover_batches++;
         n->transport->send(n->transport, dst->addr, out->data, out->len);
     }
     g_byte_array_free(out, TRUE);
@@ -232,13 +233,20 @@ static bool repaired(const qdb_node *n, qdb_addr a)
 typedef struct batch_ctx {
     GPtrArray *keys;
     guint limit;
+    /* bytes of the records taken, and the most before the batch is full:
+     * with the record that fills it, the frame stays within what a node
+     * with the same max_content takes (QDB_FRAME_FOR_CONTENT) */
+    size_t bytes, budget;
+    bool full;
 } batch_ctx;
 
 static int take_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     batch_ctx *c = arg;
     g_ptr_array_add(c->keys, g_bytes_new(k, kl));
-    return c->keys->len >= c->limit;
+    c->bytes += kl + vl;
+    c->full = c->keys->len >= c->limit || c->bytes >= c->budget;
+    return c->full;
 }
 
 /* Send the next batch of our range, after the cursor, to the replica being
@@ -293,13 +301,13 @@ static void repair_next(qdb_node *n)
     if (!n->repair_keys)
         n->repair_keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     g_ptr_array_set_size(n->repair_keys, 0);
-    batch_ctx c = {n->repair_keys, n->cfg.handover_batch};
+    batch_ctx c = {n->repair_keys, n->cfg.handover_batch, 0, n->cfg.max_content, false};
     int rc = serve_iterate_arc(n, &n->repair_cursor, &n->cfg.self.id, take_key, &c);
-    if (rc != 0 && n->repair_keys->len < c.limit) {
+    if (rc != 0 && !c.full) {
         node_log(n, 2, "repair: storage failed: %s", n->storage->errmsg);
         return; /* the next round tries again */
     }
-    bool last = n->repair_keys->len < c.limit;
+    bool last = !c.full;
     if (n->repair_keys->len == 0) { /* nothing (more) to copy */
         n->repair_cursor = n->cfg.self.id;
         repair_next(n);

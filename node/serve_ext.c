@@ -28,8 +28,12 @@
 
 /* ---- argument checks ---------------------------------------------------------- */
 
-int serve_ext_check(const qdb_msg *m)
+int serve_ext_check(const qdb_node *n, const qdb_msg *m)
 {
+    /* the codec bounds a frame, a node the content it takes: CAS carries a
+     * comparand as large */
+    if (m->content_len > n->cfg.max_content || m->comparand_len > n->cfg.max_content)
+        return QDB_E_CONTENT_TOO_LARGE;
     if (m->type == QDB_MSG_REMOVE_ALL)
         return QDB_OK;
     if (m->type == QDB_MSG_PREFIX) /* a prefix may be empty: every alias */
@@ -37,7 +41,7 @@ int serve_ext_check(const qdb_msg *m)
                    ? QDB_E_INVALID_ARGUMENT
                    : QDB_OK;
     if (m->alias_len == 0) /* the codec bounds the length above */
-        return QDB_E_ALIAS_TOO_LONG;
+        return QDB_E_ALIAS_EMPTY;
     if (m->expiry < 0 || m->expiry > QDB_EXPIRY_MAX)
         return QDB_E_INVALID_ARGUMENT;
     return QDB_OK;

@@ -857,8 +857,8 @@ static void test_immediate_errors(void)
     big[QDB_MAX_ALIAS + 1] = 0;
 
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_PUT, big, "v", &rec, NULL), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "", NULL, &rec, NULL), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, NULL, NULL, &rec, NULL), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, "", NULL, &rec, NULL), QDB_E_ALIAS_EMPTY);
+    CU_ASSERT_EQUAL(submit(c, QDB_MSG_GET, NULL, NULL, &rec, NULL), QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(submit(c, QDB_MSG_FIND, "k", NULL, &rec, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(submit(c, 0, "k", NULL, &rec, NULL), QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(qdb_client_core_submit(c, QDB_MSG_PUT, (const uint8_t *)"k", 1, NULL, 3, NULL,
@@ -1285,10 +1285,12 @@ static void world_init(world *w, unsigned n)
     w->f = qdb_fixture_new(&c, NULL);
     const uint64_t tops[W_MAX] = { UINT64_C(0x2000000000000000), UINT64_C(0x9000000000000000),
                                    UINT64_C(0x6000000000000000), UINT64_C(0xd000000000000000) };
+    /* the hive enables REMOVE_ALL (off by default): the walk below uses it */
+    const qdb_node_config ncfg = { .enable_purge_all = true };
     for (unsigned i = 0; i < n; i++) {
         qdb_peer p = { .addr = addr_of(11 + i) };
         qdb_id_from_top64(&p.id, tops[i]);
-        qdb_fixture_add_node(w->f, &p, NULL);
+        qdb_fixture_add_node(w->f, &p, &ncfg);
     }
     qdb_addr boot = addr_of(11);
     CU_ASSERT_TRUE_FATAL(qdb_fixture_start(w->f, 0, NULL, 0));
@@ -1551,7 +1553,7 @@ static void test_request_checks(void)
         int rc;
     } cases[] = {
         {{.op = QDB_MSG_GET_REMOVE, .alias = (const uint8_t *)"", .alias_len = 0},
-         QDB_E_ALIAS_TOO_LONG},
+         QDB_E_ALIAS_EMPTY},
         {{.op = QDB_MSG_GET_META, .alias = NULL, .alias_len = 1}, QDB_E_INVALID_ARGUMENT},
         {{.op = QDB_MSG_EXPIRE, .alias = (const uint8_t *)"a", .alias_len = 1, .expiry = -1},
          QDB_E_INVALID_ARGUMENT},

@@ -131,8 +131,10 @@ static int daemon_start_at(int i, const char *peer)
             dup2(log, STDERR_FILENO);
             close(log);
         }
-        execl(qdbd_path, qdbd_path, "-a", addr, "--transient", peer != NULL ? join : (char *)NULL,
-              (char *)NULL);
+        /* remove_all enabled (test_remove_all) by the hive's first node; stop
+         * is not (test_admin expects QDB_E_DISABLED) */
+        execl(qdbd_path, qdbd_path, "-a", addr, "--transient",
+              peer != NULL ? join : "--enable-purge-all", (char *)NULL);
         _exit(127);
     }
     daemon_pids[i] = pid;
@@ -240,12 +242,12 @@ static void test_bad_arguments(void)
     CU_ASSERT_EQUAL(qdb_put(h, long_alias, "x", 1), QDB_E_ALIAS_TOO_LONG);
     CU_ASSERT_EQUAL(qdb_get_buffer(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
     CU_ASSERT_EQUAL(qdb_remove(h, long_alias), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(qdb_put(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_put(h, "", "x", 1), QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(qdb_get_remove(h, long_alias, &p, &len), QDB_E_ALIAS_TOO_LONG);
-    CU_ASSERT_EQUAL(qdb_remove_if(h, "", "x", 1), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_remove_if(h, "", "x", 1), QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(qdb_expires_at(h, long_alias, 0), QDB_E_ALIAS_TOO_LONG);
     qdb_metadata_t meta;
-    CU_ASSERT_EQUAL(qdb_get_metadata(h, "", &meta), QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(qdb_get_metadata(h, "", &meta), QDB_E_ALIAS_EMPTY);
     const char **aliases;
     uint64_t n;
     CU_ASSERT_EQUAL(qdb_prefix_get(h, long_alias, 10, &aliases, &len), QDB_E_ALIAS_TOO_LONG);
@@ -701,7 +703,7 @@ static void test_batch(void)
     CU_ASSERT_EQUAL(m[2].error, QDB_E_UNMATCHED_CONTENT);
     CU_ASSERT(m[2].result_size == 3 && memcmp(m[2].result, "b/2", 3) == 0);
     CU_ASSERT_EQUAL(m[3].error, QDB_OK);
-    CU_ASSERT_EQUAL(m[4].error, QDB_E_ALIAS_TOO_LONG);
+    CU_ASSERT_EQUAL(m[4].error, QDB_E_ALIAS_EMPTY);
     CU_ASSERT_EQUAL(m[5].error, QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(m[6].error, QDB_E_INVALID_ARGUMENT);
     CU_ASSERT_EQUAL(m[7].error, QDB_OK);
@@ -799,7 +801,7 @@ static void test_admin(void)
     CU_ASSERT(json[0] == '{' && json[strlen(json) - 1] == '}');
     qdb_free_buffer(H, json);
     CU_ASSERT_EQUAL_FATAL(qdb_node_config(H, addr, &json), QDB_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"purge_all_enabled\":true,\"stop_enabled\":false}"));
     CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
     qdb_free_buffer(H, json);
     CU_ASSERT_EQUAL_FATAL(qdb_node_topology(H, NULL, &json), QDB_OK);
@@ -816,7 +818,8 @@ static void test_admin(void)
     g_free(self);
 
     /* remote stop is off by default */
-    CU_ASSERT_EQUAL(qdb_node_stop(H, addr), QDB_E_REFUSED);
+    CU_ASSERT_EQUAL(qdb_node_stop(H, addr), QDB_E_DISABLED);
+    CU_ASSERT_STRING_EQUAL(qdb_error(QDB_E_DISABLED), "operation disabled in this hive");
     CU_ASSERT_EQUAL(qdb_ping(H, NULL, NULL), QDB_OK);
 
     /* a host name instead of the address -- where the machine names its

@@ -7,6 +7,7 @@
  *   notices: raise, deliver, purge
  *   connections: open, close, write, read and cut frames
  *   listeners: open, accept, shed on EMFILE
+ *   limits: sessions, idle connections, frame sizes, input memory
  *   the shared part (loop_net) and an endpoint's part (loop_peers)
  */
 #define G_LOG_DOMAIN "qdb-loop"
@@ -27,11 +28,14 @@
 
 #include "codec.h"
 #include "error.h"
+#include "timers.h"
 
 #define READ_CHUNK 65536           /* bytes asked of one read() */
 #define READ_BUDGET (256 * 1024)   /* bytes read from one socket per turn */
 #define ACCEPT_BUDGET 64           /* connections accepted per listener per turn */
 #define LISTEN_BACKLOG 512
+#define LOOP_SMALL_FRAME (16 * 1024) /* frames read without a grant (loop.h) */
+#define STALL_SWEEPS 2    /* sweeps without a byte before a holder is closed */
 
 /* ---- structures and address helpers ------------------------------------------- */
 
@@ -55,6 +59,18 @@ typedef struct loop_conn {
     size_t out_off;
     GList peers_link;      /* in p->all */
     GList flush_link;      /* in net->flush while in_flush */
+    /* limits (the section below) */
+    bool accepted;         /* counted in net->sessions, on net->accepted */
+    bool input_off;        /* EPOLLIN is not registered */
+    bool out_full;         /* not read until its peer takes its replies */
+    bool kick;             /* granted while TLS held bytes back: lim_resume at the flush */
+    qdb_time_us last_frame; /* accepted: when it opened or brought its last whole frame */
+    size_t grant;          /* bytes of net->lim.input_memory held for its unfinished frame */
+    size_t want;           /* > 0: waiting on net->waiting for a grant this large */
+    size_t skip;           /* bytes of an oversized frame still to drop */
+    uint64_t bytes_in, seen; /* bytes received; the count at the last sweep */
+    unsigned stalled;      /* sweeps without a byte while holding a grant */
+    GList accepted_link, lim_link; /* in net->accepted; in net->holders or net->waiting */
 } loop_conn;
 
 typedef struct loop_notice {
@@ -134,13 +150,27 @@ static void notices_purge(loop_net *net, loop_peers *p)
 /* ---- connections ----------------------------------------------------------------- */
 
 static void conn_ready(loop_src *s, uint32_t events);
+static void lim_opened(loop_conn *c);
+static void lim_closed(loop_conn *c);
+static bool lim_oversized(loop_conn *c, size_t flen);
+static bool lim_reserve(loop_conn *c, size_t flen);
+static void lim_shrink(loop_conn *c);
+static void lim_frame_done(loop_conn *c);
+static bool lim_out_check(loop_conn *c);
+static bool conn_deliver(loop_conn *c);
+static void conn_readable(loop_conn *c);
+static bool lim_resume(loop_conn *c);
+static bool lim_refuse(loop_net *net, loop_peers *p, qdb_addr from);
 
 static void conn_set_events(loop_conn *c, bool want_out)
 {
-    if (c->closed || c->want_out == want_out)
+    bool input_off = c->want > 0 || c->out_full;
+    if (c->closed || (c->want_out == want_out && c->input_off == input_off))
         return;
-    if (poller_mod(c->p->net->poller, c->fd, &c->src, want_out) == 0)
+    if (poller_set(c->p->net->poller, c->fd, &c->src, !input_off, want_out) == 0) {
         c->want_out = want_out;
+        c->input_off = input_off;
+    }
 }
 
 static void conn_index(loop_conn *c)
@@ -172,6 +202,7 @@ static loop_conn *conn_new(loop_peers *p, int fd, qdb_addr key, bool outgoing)
     conn_index(c);
     p->net->stats.connections_open++;
     p->net->stats.connections_total++;
+    lim_opened(c);
     return c;
 }
 
@@ -193,8 +224,14 @@ static void conn_close(loop_conn *c, bool notify)
         c->in_flush = false;
     }
     net->stats.connections_open--;
+    lim_closed(c);
     if (notify)
         notice_raise(c->p, c->key);
+    /* A peer's connection: its address may come back as someone else's, so
+     * the owner forgets what it bound to it now, before any frame of a new
+     * connection from that address (env.h, gone). */
+    if (!c->outgoing && !c->p->closed && c->p->ops && c->p->ops->gone)
+        c->p->ops->gone(c->p->owner, c->key);
     g_ptr_array_add(net->closed, c);
 }
 
@@ -273,6 +310,11 @@ static void conn_flush(loop_conn *c)
 {
     if (c->closed || c->connecting)
         return;
+    if (c->kick) {
+        c->kick = false;
+        if (!lim_resume(c))
+            return;
+    }
     loop_net *net = c->p->net;
     bool wait_out = true;
     while (conn_has_output(c)) {
@@ -302,12 +344,16 @@ static void conn_flush(loop_conn *c)
             g_byte_array_set_size(c->out, 0);
         }
         c->out_off = 0;
-        conn_set_events(c, false);
+        if (lim_out_check(c) && !lim_resume(c))
+            return;
+        conn_set_events(c, conn_has_output(c));
     } else {
         if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
             g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
             c->out_off = 0;
         }
+        if (lim_out_check(c) && !lim_resume(c))
+            return;
         conn_set_events(c, wait_out); /* a TLS handshake waiting to read: readable resumes it */
     }
 }
@@ -341,6 +387,12 @@ static bool conn_deliver(loop_conn *c)
     loop_net *net = p->net;
     for (;;) {
         size_t avail = c->in->len - c->in_off;
+        if (c->skip > 0) { /* the rest of an oversized frame */
+            size_t drop = MIN(c->skip, avail);
+            c->in_off += drop;
+            c->skip -= drop;
+            avail -= drop;
+        }
         if (avail == 0)
             break;
         if (!c->tls && !c->checked && avail >= 2) {
@@ -362,13 +414,16 @@ static bool conn_deliver(loop_conn *c)
             conn_lost(c);
             return false;
         }
+        if (lim_oversized(c, flen))
+            continue; /* answered; its bytes are dropped as they come */
         if (avail < flen) {
-            /* Make room for the rest at once: no repeated regrowth for a
-             * large hand-over frame. */
             if (c->in_off > 0) {
                 g_byte_array_remove_range(c->in, 0, (guint)c->in_off);
                 c->in_off = 0;
             }
+            if (!lim_reserve(c, flen))
+                return true; /* waits for memory, not read meanwhile */
+            lim_shrink(c);
             break;
         }
         const uint8_t *frame = c->in->data + c->in_off;
@@ -376,11 +431,16 @@ static bool conn_deliver(loop_conn *c)
         net->stats.frames_in++;
         p->recv_src = c->key;
         p->recv_role = c->tls ? tls_conn_role(c->tls) : QDB_PEER_UNVERIFIED;
+        lim_frame_done(c);
         if (!p->closed && p->ops)
             p->ops->recv(p->owner, c->key, frame, flen);
         p->recv_src = (qdb_addr){0};
         if (c->closed || p->closed)
             return false;
+        if (!lim_out_check(c) && c->out_full) {
+            conn_set_events(c, c->want_out); /* the rest waits until its peer reads */
+            return true;
+        }
     }
     if (c->in_off == c->in->len) {
         if (c->in->len > READ_CHUNK * 4) { /* give a big buffer back */
@@ -398,6 +458,10 @@ static void conn_readable(loop_conn *c)
 {
     loop_net *net = c->p->net;
     size_t budget = READ_BUDGET;
+    if (c->input_off) { /* EPOLLERR or EPOLLHUP while it waits: gone */
+        conn_lost(c);
+        return;
+    }
     /* TLS: bytes OpenSSL decrypted ahead are not seen by epoll; take them too
      * (at most its buffer, so still bounded). */
     while ((budget > 0 || (c->tls && tls_conn_pending(c->tls))) && !c->closed) {
@@ -430,9 +494,12 @@ static void conn_readable(loop_conn *c)
             return;
         }
         net->stats.bytes_in += (uint64_t)r;
+        c->bytes_in += (uint64_t)r;
         budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
         if (!conn_deliver(c))
             return;
+        if (c->input_off)
+            return; /* waits for memory, or for its peer to read (lim_resume) */
         /* Drained for now: level-triggered epoll says if more came.  TLS
          * gives one record per call, so a short read says nothing there;
          * what OpenSSL has not buffered is still in the socket. */
@@ -479,8 +546,9 @@ static void conn_ready(loop_src *s, uint32_t events)
             conn_connected(c);
         return;
     }
-    /* A TLS handshake that waited to write resumes in the read path. */
-    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+    /* A TLS handshake that waited to write resumes in the read path; one
+     * that waits for memory or for its peer to read is not read. */
+    if ((events & (EPOLLERR | EPOLLHUP)) || ((events & EPOLLIN) && !c->input_off) ||
         (c->tls && !tls_conn_established(c->tls) && (events & EPOLLOUT)))
         conn_readable(c); /* reads the error or EOF and closes */
     if (!c->closed && (events & EPOLLOUT))
@@ -568,7 +636,7 @@ static void listen_ready(loop_src *s, uint32_t events)
             }
             return;
         }
-        if (sin.sin_family != AF_INET) {
+        if (sin.sin_family != AF_INET || lim_refuse(net, p, sin_to_addr(&sin))) {
             close(fd);
             continue;
         }
@@ -616,6 +684,244 @@ fail:;
 }
 
 
+/* ---- limits ----------------------------------------------------------------------
+ * What qdb_loop_limits (loop.h) promises, kept apart from the plain transport
+ * above: each hook is a no-op while its limit is 0. */
+
+static void lim_opened(loop_conn *c)
+{
+    loop_net *net = c->p->net;
+    c->lim_link.data = c;
+    if (c->outgoing)
+        return;
+    c->accepted = true;
+    c->accepted_link.data = c;
+    net->sessions++;
+    g_queue_push_tail_link(&net->accepted, &c->accepted_link);
+    c->last_frame = loop_mono_now();
+}
+
+/* A connection over the --sessions cap is accepted and closed at once (a
+ * connection left in the backlog would keep the listener readable). */
+static bool lim_refuse(loop_net *net, loop_peers *p, qdb_addr from)
+{
+    if (!net->lim.sessions || net->sessions < net->lim.sessions)
+        return false;
+    if (net->sessions < net->lim.sessions + net->lim.peer_reserve && net->lim.is_peer &&
+        net->lim.is_peer(net->lim.is_peer_arg, from))
+        return false;
+    net->stats.sessions_refused++;
+    char a[QDB_ADDR_STRLEN];
+    g_warning("%s: %u connections open, the most --sessions allows: refusing one",
+              qdb_addr_format(p->listen_addr, a), net->sessions);
+    return true;
+}
+
+/* Give a grant to c, and room for the whole frame at once (no regrowth, and
+ * pages are touched only as bytes come). */
+static void lim_grant(loop_net *net, loop_conn *c, size_t flen)
+{
+    c->grant = flen;
+    net->granted += flen;
+    g_queue_push_tail_link(&net->holders, &c->lim_link);
+    if (c->in->len - c->in_off < flen) {
+        /* room for the last read() too, which asks for READ_CHUNK */
+        GByteArray *in = g_byte_array_sized_new((guint)(flen + READ_CHUNK));
+        g_byte_array_append(in, c->in->data + c->in_off, c->in->len - (guint)c->in_off);
+        g_byte_array_free(c->in, TRUE);
+        c->in = in;
+        c->in_off = 0;
+    }
+}
+
+/* Grants for the waiting connections, in their order, while they fit. */
+static void lim_wake(loop_net *net)
+{
+    loop_conn *c;
+    while ((c = g_queue_peek_head(&net->waiting)) != NULL &&
+           net->granted + c->want <= net->lim.input_memory) {
+        g_queue_unlink(&net->waiting, &c->lim_link);
+        size_t flen = c->want;
+        c->want = 0;
+        lim_grant(net, c, flen);
+        conn_set_events(c, c->want_out);
+        if (c->tls) { /* what OpenSSL holds is not reported by epoll */
+            c->kick = true;
+            flush_schedule(c);
+        }
+    }
+}
+
+/* c may be read again: serve what it already holds -- the frames left in
+ * its buffer, and the bytes TLS decrypted ahead, which epoll does not
+ * report.  False when it was closed meanwhile. */
+static bool lim_resume(loop_conn *c)
+{
+    if (!conn_deliver(c))
+        return false;
+    if (c->tls && !c->input_off && tls_conn_pending(c->tls))
+        conn_readable(c);
+    return !c->closed;
+}
+
+static void lim_release(loop_net *net, loop_conn *c)
+{
+    if (c->grant) {
+        g_queue_unlink(&net->holders, &c->lim_link);
+        net->granted -= c->grant;
+        c->grant = 0;
+        c->stalled = 0;
+    } else if (c->want) {
+        g_queue_unlink(&net->waiting, &c->lim_link);
+        c->want = 0;
+    }
+}
+
+static void lim_closed(loop_conn *c)
+{
+    loop_net *net = c->p->net;
+    if (c->accepted) {
+        net->sessions--;
+        g_queue_unlink(&net->accepted, &c->accepted_link);
+        c->accepted = false;
+    }
+    lim_release(net, c);
+    lim_wake(net);
+}
+
+/* A frame over max_frame: answer it if it is a request, and drop its bytes
+ * (the ones here now, and c->skip more as they come). */
+static bool lim_oversized(loop_conn *c, size_t flen)
+{
+    loop_net *net = c->p->net;
+    if (!net->lim.max_frame || flen <= net->lim.max_frame)
+        return false;
+    net->stats.oversized++;
+    size_t avail = c->in->len - c->in_off;
+    int type;
+    uint64_t seq, alias_len;
+    char a[QDB_ADDR_STRLEN];
+    if (qdb_request_peek(c->in->data + c->in_off, avail, &type, &seq, &alias_len) == QDB_OK &&
+        seq != 0) {
+        qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq, .status = QDB_E_CONTENT_TOO_LARGE};
+        size_t before = c->out->len;
+        if (qdb_msg_encode(&r, c->out) == QDB_OK && c->out->len > before) {
+            net->stats.frames_out++;
+            flush_schedule(c);
+        }
+    }
+    g_message("%s sent a frame of %zu bytes, over the %zu this node takes: dropped",
+              qdb_addr_format(c->key, a), flen, net->lim.max_frame);
+    size_t drop = MIN(avail, flen);
+    c->in_off += drop;
+    c->skip = flen - drop;
+    return true;
+}
+
+/* c has the start of a frame of flen bytes: may it read the rest?  Frames
+ * up to LOOP_SMALL_FRAME always; larger ones once granted from
+ * input_memory; otherwise c waits, unread. */
+static bool lim_reserve(loop_conn *c, size_t flen)
+{
+    loop_net *net = c->p->net;
+    if (!net->lim.input_memory || flen <= LOOP_SMALL_FRAME || c->grant >= flen)
+        return true;
+    if (net->waiting.length == 0 && net->granted + flen <= net->lim.input_memory) {
+        lim_grant(net, c, flen);
+        return true;
+    }
+    c->want = flen;
+    g_queue_push_tail_link(&net->waiting, &c->lim_link);
+    net->stats.input_waits++;
+    conn_set_events(c, c->want_out);
+    return false;
+}
+
+/* A small unfinished frame without a grant keeps only its own bytes, not
+ * the buffer of the read() that brought them: an idle connection holds at
+ * most LOOP_SMALL_FRAME (loop.h). */
+static void lim_shrink(loop_conn *c)
+{
+    if (!c->p->net->lim.input_memory || c->grant || c->in_off != 0)
+        return;
+    GByteArray *in = g_byte_array_sized_new(c->in->len);
+    g_byte_array_append(in, c->in->data, c->in->len);
+    g_byte_array_free(c->in, TRUE);
+    c->in = in;
+}
+
+static void lim_frame_done(loop_conn *c)
+{
+    loop_net *net = c->p->net;
+    if (c->accepted)
+        c->last_frame = loop_mono_now();
+    if (c->grant) {
+        lim_release(net, c);
+        lim_wake(net);
+    }
+}
+
+/* An accepted connection whose peer does not take what is queued to it is
+ * neither read nor served meanwhile (loop.h): no more of its frames are
+ * delivered.  True when it may go on again, and its buffered frames should
+ * be delivered. */
+static bool lim_out_check(loop_conn *c)
+{
+    size_t max = c->p->net->lim.max_frame, queued = c->out->len - c->out_off;
+    if (!max || !c->accepted)
+        return false;
+    if (!c->out_full && queued > max)
+        c->out_full = true;
+    else if (c->out_full && queued <= max / 2) {
+        c->out_full = false;
+        return true;
+    }
+    return false;
+}
+
+void net_set_limits(loop_net *net, const qdb_loop_limits *lim)
+{
+    net->lim = *lim;
+    if (net->lim.input_memory && net->lim.input_memory < net->lim.max_frame)
+        net->lim.input_memory = net->lim.max_frame;
+    lim_wake(net);
+}
+
+void net_sweep(loop_net *net, qdb_time_us now)
+{
+    char a[QDB_ADDR_STRLEN];
+    qdb_time_us idle = net->lim.idle_timeout;
+    for (GList *l = net->accepted.head; l && idle;) {
+        loop_conn *c = l->data;
+        l = l->next; /* closing unlinks c */
+        if (!conn_has_output(c) && now - c->last_frame >= idle) {
+            net->stats.idle_closed++;
+            g_message("closing the connection from %s: no request for %" G_GUINT64_FORMAT " s",
+                      qdb_addr_format(c->key, a), (now - c->last_frame) / QDB_US_PER_S);
+            conn_close(c, false);
+        }
+    }
+    /* Holders that send nothing while others wait: close the largest one
+     * that has stalled long enough (each sweep closes at most one, and the
+     * bytes it held go to the first waiters). */
+    loop_conn *worst = NULL;
+    for (GList *l = net->holders.head; l; l = l->next) {
+        loop_conn *c = l->data;
+        c->stalled = c->bytes_in == c->seen ? c->stalled + 1 : 0;
+        c->seen = c->bytes_in;
+        if (net->waiting.length && c->stalled >= STALL_SWEEPS && (!worst || c->grant > worst->grant))
+            worst = c;
+    }
+    if (worst) {
+        net->stats.stalled_closed++;
+        g_message("closing the connection from %s: %zu bytes of an unfinished frame held, "
+                  "nothing sent for %u s while others wait for memory",
+                  qdb_addr_format(worst->key, a), worst->grant, STALL_SWEEPS);
+        conn_lost(worst);
+    }
+}
+
+
 /* ---- the shared part and an endpoint's part -------------------------------------- */
 
 void net_init(loop_net *net, loop_poller *poller)
@@ -624,6 +930,9 @@ void net_init(loop_net *net, loop_poller *poller)
     net->sparefd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     g_queue_init(&net->notices);
     g_queue_init(&net->flush);
+    g_queue_init(&net->accepted);
+    g_queue_init(&net->holders);
+    g_queue_init(&net->waiting);
     net->closed = g_ptr_array_new();
     memset(&net->stats, 0, sizeof(net->stats));
 }

@@ -24,6 +24,9 @@
  * One socket gives at most READ_BUDGET bytes per turn (epoll reports it
  * again), and a listener accepts at most ACCEPT_BUDGET connections.
  *
+ * Gone: when a connection a peer opened closes, ops->gone(owner, its key) is
+ * called at once (the owner ends the client session bound to it).
+ *
  * Unreachable: a refused connect, a reset or a closed connection with
  * frames queued or expected raises ops->unreachable(owner, dst) -- queued,
  * one per (endpoint, address) at a time, and delivered by net_notify() after
@@ -61,6 +64,13 @@ typedef struct loop_net {
     GQueue flush;           /* connections with bytes to write (their flush_link) */
     GPtrArray *closed;      /* closed connections, freed by net_free_closed() */
     qdb_loop_stats stats;
+    /* limits (loop.h's qdb_loop_limits; the "limits" section of conn.c) */
+    qdb_loop_limits lim;
+    unsigned sessions;      /* accepted connections open */
+    size_t granted;         /* bytes of lim.input_memory granted to unfinished frames */
+    GQueue accepted;        /* accepted connections, for the idle sweep */
+    GQueue holders;         /* connections holding a grant */
+    GQueue waiting;         /* connections waiting for one, first come first */
 } loop_net;
 
 typedef struct loop_peers {
@@ -95,6 +105,12 @@ void net_flush(loop_net *net);
  * address cannot spin here. */
 void net_notify(loop_net *net);
 void net_free_closed(loop_net *net);
+/* Apply limits from now on (loop.h); the loop calls net_sweep() every
+ * LOOP_SWEEP_US once any is set. */
+void net_set_limits(loop_net *net, const qdb_loop_limits *lim);
+#define LOOP_SWEEP_US QDB_US_PER_S
+/* Close the idle and the stalled connections (see qdb_loop_limits). */
+void net_sweep(loop_net *net, qdb_time_us now);
 
 /* listen: bind and listen on it, and accept from the loop (NULL: connect
  * out only).  false and a message in err (QDB_ERRMSG_SIZE) naming the

@@ -61,6 +61,19 @@ static void loop_metrics(qdb_loop *loop, GString *o)
                ls.bytes_in);
     qdb_metric(o, "qdb_network_bytes_out_total", "counter", "Bytes sent over TCP.",
                ls.bytes_out);
+    /* the limits of qdbd(8) */
+    qdb_metric(o, "qdb_sessions_refused_total", "counter",
+               "Connections closed at once: --sessions were open.", ls.sessions_refused);
+    qdb_metric(o, "qdb_idle_closed_total", "counter",
+               "Connections closed after --idle-timeout without a request.", ls.idle_closed);
+    qdb_metric(o, "qdb_oversized_frames_total", "counter",
+               "Frames over the largest taken (twice --max-content-size), dropped.",
+               ls.oversized);
+    qdb_metric(o, "qdb_input_waits_total", "counter",
+               "Times a connection waited for --input-memory.", ls.input_waits);
+    qdb_metric(o, "qdb_stalled_closed_total", "counter",
+               "Connections closed for holding input memory without sending.",
+               ls.stalled_closed);
 }
 
 /* The loop thread: a request for a snapshot arrived on the eventfd. */

@@ -62,13 +62,6 @@ struct qdb_loop {
     GPtrArray *dead_eps;   /* detached, freed at the end of run_once */
 };
 
-static qdb_time_us mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (qdb_time_us)ts.tv_sec * QDB_US_PER_S + (qdb_time_us)ts.tv_nsec / 1000;
-}
-
 static int64_t wall_now(void)
 {
     struct timespec ts;
@@ -81,7 +74,7 @@ static int64_t wall_now(void)
 static qdb_time_us clock_now(qdb_clock *clk)
 {
     (void)clk;
-    return mono_now();
+    return loop_mono_now();
 }
 
 static void clock_arm(qdb_clock *clk, qdb_time_us deadline)
@@ -140,7 +133,7 @@ static GRand *rand_from_os(void)
             break;
     }
     if (got < sizeof(seed)) { /* no getrandom: time and pid, better than a constant */
-        seed[0] ^= (guint32)mono_now();
+        seed[0] ^= (guint32)loop_mono_now();
         seed[1] ^= (guint32)wall_now();
         seed[2] ^= (guint32)getpid();
     }
@@ -291,9 +284,9 @@ bool qdb_loop_run_once(qdb_loop *loop, int timeout_ms)
     net_flush(&loop->net); /* frames sent from outside the loop since the last turn */
     int wait = poller_stopping(&loop->poller) || net_busy(&loop->net)
                    ? 0
-                   : timers_wait_ms(&loop->timers, mono_now(), timeout_ms);
+                   : timers_wait_ms(&loop->timers, loop_mono_now(), timeout_ms);
     poller_wait(&loop->poller, wait);
-    timers_run(&loop->timers, mono_now());
+    timers_run(&loop->timers, loop_mono_now());
     net_notify(&loop->net);
     net_flush(&loop->net);
     graveyard_empty(loop);
@@ -320,7 +313,21 @@ bool qdb_loop_watch_fd(qdb_loop *loop, int fd, void (*fn)(void *arg, int fd), vo
 
 void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg), void *arg)
 {
-    timers_every(&loop->timers, mono_now(), period_us, fn, arg);
+    timers_every(&loop->timers, loop_mono_now(), period_us, fn, arg);
+}
+
+static void on_sweep(void *arg)
+{
+    net_sweep(arg, loop_mono_now());
+}
+
+void qdb_loop_set_limits(qdb_loop *loop, const qdb_loop_limits *lim)
+{
+    bool first = !loop->net.lim.sessions && !loop->net.lim.idle_timeout &&
+                 !loop->net.lim.max_frame && !loop->net.lim.input_memory;
+    net_set_limits(&loop->net, lim);
+    if (first)
+        qdb_loop_every(loop, LOOP_SWEEP_US, on_sweep, &loop->net);
 }
 
 void qdb_loop_get_stats(const qdb_loop *loop, qdb_loop_stats *out)

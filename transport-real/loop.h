@@ -107,10 +107,51 @@ bool qdb_loop_watch_fd(qdb_loop *loop, int fd, void (*fn)(void *arg, int fd), vo
 /* A periodic callback (e.g. Berkeley DB checkpoints), every period_us. */
 void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg), void *arg);
 
+/* Resource limits on what peers send (qdbd --sessions, --idle-timeout,
+ * --max-content-size, --input-memory).  A zero field is no limit, the
+ * default: libqdb and qdb-bench set none.
+ *  - sessions: connections accepted and open at once, over every listening
+ *    endpoint; one more is accepted and closed at once (sessions_refused).
+ *    Connections an endpoint opens itself (to its peers) do not count, and
+ *    peer_reserve more are taken from an address is_peer(is_peer_arg, from)
+ *    names a node of the hive (so a flood of clients does not shut its
+ *    neighbours out).
+ *  - idle_timeout: an accepted connection that has brought no whole frame for
+ *    this long and has nothing queued to it is closed (idle_closed).  A node
+ *    of the hive that still uses its connection sends at least one frame per
+ *    stabilization round, and one it stopped using is opened again on need;
+ *    the connections this node opened are never timed out.
+ *  - max_frame: the largest frame taken, length prefix included.  A larger
+ *    one is never buffered: its bytes are read and dropped, and when it is a
+ *    client request it is answered QDB_E_CONTENT_TOO_LARGE (oversized).
+ *  - input_memory: bytes of unfinished frames held at once over every
+ *    connection.  A frame larger than LOOP_SMALL_FRAME (16 KiB) is read only
+ *    once its whole length is granted from this budget, first come first
+ *    served; meanwhile its connection is not read (back-pressure, input_waits).
+ *    When someone waits and a holder has sent nothing for two sweeps (about
+ *    2 s), the largest such holder is closed (stalled_closed).  Raised to
+ *    max_frame if smaller.  Frames up to 16 KiB need no grant: an unfinished
+ *    one keeps only its own bytes, so an idle connection holds at most
+ *    16 KiB (the one being read, a read()'s 64 KiB more).
+ *  - An accepted connection with more than max_frame bytes queued to it and
+ *    not taken by its peer is not read until half of them are: a client that
+ *    asks and never reads cannot pile up replies. */
+typedef struct qdb_loop_limits {
+    unsigned sessions, peer_reserve;
+    bool (*is_peer)(void *is_peer_arg, qdb_addr from);
+    void *is_peer_arg;
+    qdb_time_us idle_timeout;
+    size_t max_frame;
+    size_t input_memory;
+} qdb_loop_limits;
+void qdb_loop_set_limits(qdb_loop *loop, const qdb_loop_limits *lim);
+
 typedef struct qdb_loop_stats {
     uint64_t connections_open, connections_total, frames_in, frames_out, bytes_in, bytes_out;
     uint64_t bad_frames, refused, resets;
     uint64_t auth_failures; /* connections refused for the hive key, either way */
+    /* the limits above */
+    uint64_t sessions_refused, idle_closed, oversized, input_waits, stalled_closed;
 } qdb_loop_stats;
 void qdb_loop_get_stats(const qdb_loop *loop, qdb_loop_stats *out);
 

@@ -76,20 +76,27 @@ void poller_clear(loop_poller *p)
     close(p->epfd);
 }
 
-static int poller_ctl(loop_poller *p, int op, int fd, loop_src *src, bool want_out)
+static int poller_ctl(loop_poller *p, int op, int fd, loop_src *src, bool want_in,
+                      bool want_out)
 {
-    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = src};
+    struct epoll_event ev = {.events = (want_in ? EPOLLIN : 0) | (want_out ? EPOLLOUT : 0),
+                             .data.ptr = src};
     return epoll_ctl(p->epfd, op, fd, &ev);
 }
 
 int poller_add(loop_poller *p, int fd, loop_src *src, bool want_out)
 {
-    return poller_ctl(p, EPOLL_CTL_ADD, fd, src, want_out);
+    return poller_ctl(p, EPOLL_CTL_ADD, fd, src, true, want_out);
 }
 
 int poller_mod(loop_poller *p, int fd, loop_src *src, bool want_out)
 {
-    return poller_ctl(p, EPOLL_CTL_MOD, fd, src, want_out);
+    return poller_ctl(p, EPOLL_CTL_MOD, fd, src, true, want_out);
+}
+
+int poller_set(loop_poller *p, int fd, loop_src *src, bool want_in, bool want_out)
+{
+    return poller_ctl(p, EPOLL_CTL_MOD, fd, src, want_in, want_out);
 }
 
 void poller_wait(loop_poller *p, int timeout_ms)

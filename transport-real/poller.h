@@ -47,6 +47,9 @@ void poller_clear(loop_poller *p);
  * with errno set. */
 int poller_add(loop_poller *p, int fd, loop_src *src, bool want_out);
 int poller_mod(loop_poller *p, int fd, loop_src *src, bool want_out);
+/* The same with input optional: a connection waiting for memory stops
+ * reading (EPOLLERR and EPOLLHUP are still reported). */
+int poller_set(loop_poller *p, int fd, loop_src *src, bool want_in, bool want_out);
 
 /* Wait up to timeout_ms (-1: no limit) and dispatch what is ready, in the
  * order epoll reports it. */

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -34,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/codec.h"
 #include "node/error.h"
 #include "node/node.h"
 #include "storage/bdb.h"
@@ -132,11 +134,15 @@ static void log_stats(qdbd *d)
            " open (%" G_GUINT64_FORMAT " total, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
            " reset); frames %" G_GUINT64_FORMAT " in, %" G_GUINT64_FORMAT " out, %" G_GUINT64_FORMAT
            " bad; %" G_GUINT64_FORMAT " refused for the hive key; requests %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " wrong node, %" G_GUINT64_FORMAT
-           " unstable, %" G_GUINT64_FORMAT " duplicates); rpc timeouts %" G_GUINT64_FORMAT,
+           " unstable, %" G_GUINT64_FORMAT " duplicates); rpc timeouts %" G_GUINT64_FORMAT
+           "; limits: %" G_GUINT64_FORMAT " sessions refused, %" G_GUINT64_FORMAT " idle closed, %"
+           G_GUINT64_FORMAT " oversized, %" G_GUINT64_FORMAT " input waits, %" G_GUINT64_FORMAT
+           " stalled closed",
            entries, entries_word(entries), qdb_node_is_stable(d->node) ? "stable" : "settling",
            ls.connections_open, ls.connections_total, ls.refused, ls.resets, ls.frames_in,
            ls.frames_out, ls.bad_frames, ls.auth_failures, ns->requests, ns->wrong_node, ns->unstable,
-           ns->duplicates, ns->rpc_timeouts);
+           ns->duplicates, ns->rpc_timeouts, ls.sessions_refused, ls.idle_closed, ls.oversized,
+           ls.input_waits, ls.stalled_closed);
 }
 
 static void on_signal(void *arg, int fd)
@@ -290,6 +296,72 @@ static bool open_to_strangers(qdb_addr self, const qdb_tls *tls)
     "listening on %s without a hive key: anyone who reaches it can join the hive, read and " \
     "write (see --gen-key and --hive-key-file in qdbd(8))"
 
+/* ---- limits -------------------------------------------------------------------- */
+
+/* A size in bytes, with an optional K, M or G (binary) suffix, in [min, max]. */
+static bool parse_size(const char *s, guint64 min, guint64 max, guint64 *out)
+{
+    char *end;
+    if (!s || !g_ascii_isdigit(*s))
+        return false;
+    guint64 v = g_ascii_strtoull(s, &end, 10);
+    unsigned shift = 0;
+    switch (g_ascii_toupper(*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0' || v > (max >> shift))
+        return false;
+    *out = v << shift;
+    return *out >= min;
+}
+
+/* The limits of the options (already checked) and the descriptors: sessions
+ * never take the last QDBD_FD_RESERVE descriptors, which Berkeley DB, the
+ * node's own connections and the HTTP server need.  The soft descriptor
+ * limit is raised toward the hard one when the sessions need it. */
+static unsigned sessions_cap(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    rlim_t need = (rlim_t)want + QDBD_FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return want;
+    unsigned cap = rl.rlim_cur > 2 * QDBD_FD_RESERVE ? (unsigned)(rl.rlim_cur - QDBD_FD_RESERVE)
+                                                     : (unsigned)(rl.rlim_cur / 2);
+    g_warning("--sessions=%u lowered to %u: the descriptor limit is %llu, and %d are kept for "
+              "storage and peers", want, cap, (unsigned long long)rl.rlim_cur, QDBD_FD_RESERVE);
+    return cap;
+}
+
+/* Is this address one of the node's neighbours (its predecessor or a
+ * successor)?  Same host is enough: a node speaks from an ephemeral port.
+ * Their connections are taken over --sessions, up to QDBD_PEER_RESERVE. */
+static bool is_neighbour(void *arg, qdb_addr from)
+{
+    qdbd *d = arg;
+    if (!d->node)
+        return false;
+    const qdb_peer *p = qdb_node_predecessor(d->node);
+    if (p && p->addr.ip == from.ip)
+        return true;
+    qdb_peer succ[QDB_SUCCLIST_MAX];
+    unsigned n = qdb_node_succlist(d->node, succ, QDB_SUCCLIST_MAX);
+    for (unsigned i = 0; i < n; i++)
+        if (succ[i].addr.ip == from.ip)
+            return true;
+    return false;
+}
+
 static char *absolute(const char *path)
 {
     return path ? g_canonicalize_filename(path, NULL) : NULL;
@@ -379,6 +451,47 @@ int main(int argc, char **argv)
                            o.tombstone_grace, QDB_TOMBSTONE_GRACE_MAX_S);
         goto out_opts;
     }
+    /* -- limits */
+    guint64 sessions = QDBD_DEFAULT_SESSIONS, idle_s = QDBD_DEFAULT_IDLE_TIMEOUT_S,
+            max_content = QDB_DEFAULT_MAX_CONTENT, input_memory = QDBD_DEFAULT_INPUT_MEMORY,
+            amo_bytes = QDB_DEFAULT_DEDUP_BYTES, log_rate = QDBD_DEFAULT_LOG_RATE;
+    if (o.sessions && !g_ascii_string_to_unsigned(o.sessions, 10, 1, 1000000, &sessions, NULL)) {
+        rc = qdbd_opt_fail(&o, QO_SESSIONS, "'%s': want 1 to 1000000", o.sessions);
+        goto out_opts;
+    }
+    if (o.idle_timeout &&
+        !g_ascii_string_to_unsigned(o.idle_timeout, 10, 0, 31536000, &idle_s, NULL)) {
+        rc = qdbd_opt_fail(&o, QO_IDLE_TIMEOUT, "'%s': want whole seconds, 0 (never) to 31536000",
+                           o.idle_timeout);
+        goto out_opts;
+    }
+    /* twice the content and the other fields must fit a frame */
+    const guint64 content_max = (QDB_FRAME_MAX - QDB_FRAME_FOR_CONTENT(0)) / 2;
+    if (o.max_content_size && !parse_size(o.max_content_size, 1024, content_max, &max_content)) {
+        rc = qdbd_opt_fail(&o, QO_MAX_CONTENT_SIZE, "'%s': want bytes (K, M, G), 1K to %" G_GUINT64_FORMAT,
+                           o.max_content_size, content_max);
+        goto out_opts;
+    }
+    size_t max_frame = QDB_FRAME_FOR_CONTENT(max_content);
+    if (o.input_memory && !parse_size(o.input_memory, max_frame, G_MAXSIZE, &input_memory)) {
+        rc = qdbd_opt_fail(&o, QO_INPUT_MEMORY, "'%s': want bytes (K, M, G), at least the largest "
+                           "frame (%zu, twice --max-content-size and 64K)", o.input_memory,
+                           max_frame);
+        goto out_opts;
+    }
+    if (!o.input_memory && input_memory < max_frame)
+        input_memory = max_frame;
+    if (o.amo_bytes && !parse_size(o.amo_bytes, 1024, G_MAXSIZE, &amo_bytes)) {
+        rc = qdbd_opt_fail(&o, QO_AMO_BYTES, "'%s': want bytes (K, M, G), at least 1K",
+                           o.amo_bytes);
+        goto out_opts;
+    }
+    if (o.log_rate && !g_ascii_string_to_unsigned(o.log_rate, 10, 0, 1000000, &log_rate, NULL)) {
+        rc = qdbd_opt_fail(&o, QO_LOG_RATE, "'%s': want lines a second, 0 (no limit) to 1000000",
+                           o.log_rate);
+        goto out_opts;
+    }
+    g_qlog.rate = (unsigned)log_rate;
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -450,6 +563,12 @@ int main(int argc, char **argv)
     }
     if (d.tls)
         qdb_loop_endpoint_secure(d.ep, d.tls);
+    qdb_loop_limits lim = {.sessions = sessions_cap((unsigned)sessions),
+                           .peer_reserve = QDBD_PEER_RESERVE,
+                           .is_peer = is_neighbour, .is_peer_arg = &d,
+                           .idle_timeout = idle_s * QDB_US_PER_S,
+                           .max_frame = max_frame, .input_memory = input_memory};
+    qdb_loop_set_limits(d.loop, &lim);
 
     if (o.transient) {
         d.store = qdb_storage_memory_new();
@@ -506,9 +625,12 @@ int main(int argc, char **argv)
         .stabilize_slow = QDBD_DEFAULT_STABILIZE_SLOW_US,
         .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
-        .allow_remote_stop = o.allow_remote_stop,
+        .enable_purge_all = o.enable_purge_all,
+        .enable_stop = o.enable_stop || o.allow_remote_stop,
         .replication = replication,
         .tombstone_grace = grace_s * QDB_US_PER_S,
+        .max_content = max_content,
+        .dedup_bytes = amo_bytes,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];
@@ -608,6 +730,7 @@ out_node:
     qdb_http_stop(d.http); /* the loop no longer runs */
     qdb_loop_endpoint_bind(d.ep, NULL, NULL);
     qdb_node_free(d.node);
+    d.node = NULL; /* is_neighbour() */
 out_store:
     if (d.store)
         d.store->destroy(d.store);
@@ -626,6 +749,7 @@ out_root:
     g_free(g_qlog.path);
     if (g_qlog.file)
         fclose(g_qlog.file);
+    qdbd_log_clear(&g_qlog);
 out_opts:
     qdb_tls_free(d.tls);
     g_free(pid_path);

@@ -8,7 +8,14 @@
  *     calls openlog() and sets syslog itself, opens the file with
  *     qdbd_log_open(), then installs
  *     g_log_set_writer_func(qdbd_log_writer, &log, NULL).  It closes file
- *     and syslog at exit.
+ *     and syslog at exit, and qdbd_log_clear()s the rest.
+ *   - Rate: with rate > 0, at most rate lines of one kind are written in a
+ *     second; the rest of that second are counted, and the next line of the
+ *     kind (or of any kind, once the second is over) is preceded by
+ *     "suppressed K similar messages (like: <the last one>)".  A kind is the
+ *     domain, the level and the message with its digits left out, so one
+ *     line that names changing addresses and sizes is one kind.  At most
+ *     QDBD_LOG_KINDS kinds are followed; past that the table starts again.
  */
 #ifndef QDB_TRANSPORT_REAL_QDBD_LOG_H
 #define QDB_TRANSPORT_REAL_QDBD_LOG_H
@@ -23,7 +30,15 @@ typedef struct qdbd_log {
     bool console;
     bool syslog;    /* openlog() done */
     int threshold;  /* 1 error .. 4 debug, as node_config.log_level */
+    unsigned rate;  /* lines a second of one kind; 0: no limit */
+    GHashTable *kinds; /* the rate's state, created on first use */
+    gint64 swept;      /* the second whose counts were last reported */
 } qdbd_log;
+
+#define QDBD_LOG_KINDS 1024
+
+/* Free what the writer keeps (the rate's state). */
+void qdbd_log_clear(qdbd_log *l);
 
 /* "error", "warning", "info" or "debug" (any case) into *out, 1 .. 4;
  * false for anything else. */

@@ -65,8 +65,7 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                 "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
                 ""},
     [QO_ALLOW_REMOTE_STOP] = {"allow-remote-stop", 0, OPT_BOOL, OFF(allow_remote_stop), NULL,
-                             "Leave the hive when a client asks (qdbsh stop_node); otherwise "
-                             "refuse", "false"},
+                             "An alias of --enable-stop", "false"},
     [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
                        "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
                        "node, adopted by joining nodes (a different value is refused)", "1"},
@@ -78,6 +77,35 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                          "The hive's secret key (qdbd --gen-key; not readable by others): every "
                          "connection, node or client, must prove it over TLS 1.3, and plaintext "
                          "is refused (default: none, plaintext for a trusted network)", ""},
+    [QO_ENABLE_PURGE_ALL] = {"enable-purge-all", 0, OPT_BOOL, OFF(enable_purge_all), NULL,
+                            "Let clients remove every entry (qdbsh remove_all), for the whole "
+                            "hive: fixed by its first node (off: \"operation disabled\")",
+                            "false"},
+    [QO_ENABLE_STOP] = {"enable-stop", 0, OPT_BOOL, OFF(enable_stop), NULL,
+                       "Let clients make a node leave (qdbsh stop_node), for the whole hive: "
+                       "fixed by its first node (off: \"operation disabled\")", "false"},
+    /* resource limits; sizes take a K, M or G suffix (binary) */
+    [QO_SESSIONS] = {"sessions", 0, OPT_STRING, OFF(sessions), "N",
+                    "Connections from clients and peers open at once; more are accepted and "
+                    "closed at once.  At most the descriptor limit less "
+                    G_STRINGIFY(QDBD_FD_RESERVE) " kept for storage and peers",
+                    G_STRINGIFY(QDBD_DEFAULT_SESSIONS)},
+    [QO_IDLE_TIMEOUT] = {"idle-timeout", 0, OPT_STRING, OFF(idle_timeout), "SECONDS",
+                        "Close a connection that brought no request for this long (0: never)",
+                        G_STRINGIFY(QDBD_DEFAULT_IDLE_TIMEOUT_S)},
+    [QO_MAX_CONTENT_SIZE] = {"max-content-size", 0, OPT_STRING, OFF(max_content_size), "BYTES",
+                            "Largest content a request may carry (more: 'content too large'); "
+                            "frames over twice this are not read.  The same on every node",
+                            "64M"},
+    [QO_INPUT_MEMORY] = {"input-memory", 0, OPT_STRING, OFF(input_memory), "BYTES",
+                        "Memory for unfinished frames over all connections; beyond it "
+                        "connections wait, and one that stalls is closed", "256M"},
+    [QO_AMO_BYTES] = {"amo-bytes", 0, OPT_STRING, OFF(amo_bytes), "BYTES",
+                     "Reply contents kept for retried requests (at-most-once table); "
+                     "beyond, only their outcome is kept", "32M"},
+    [QO_LOG_RATE] = {"log-rate", 0, OPT_STRING, OFF(log_rate), "N",
+                    "Log lines a second of one kind; the rest are counted in one line "
+                    "(0: no limit)", G_STRINGIFY(QDBD_DEFAULT_LOG_RATE)},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));

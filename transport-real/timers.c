@@ -7,6 +7,15 @@
 
 #include "timers.h"
 
+#include <time.h>
+
+qdb_time_us loop_mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (qdb_time_us)ts.tv_sec * QDB_US_PER_S + (qdb_time_us)ts.tv_nsec / 1000;
+}
+
 typedef struct loop_every {
     loop_timer timer;      /* first: the timer is the callback */
     qdb_time_us period;

@@ -48,6 +48,9 @@ struct loop_timers {
     GPtrArray *everies;    /* the periodic callbacks, owned */
 };
 
+/* CLOCK_MONOTONIC in microseconds: the clock of every deadline here. */
+qdb_time_us loop_mono_now(void);
+
 void timers_init(loop_timers *ts);
 /* Frees the periodic callbacks; other timers are their owners'. */
 void timers_clear(loop_timers *ts);

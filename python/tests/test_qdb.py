@@ -81,7 +81,7 @@ def test_errors_are_exceptions_with_libqdb_names_and_messages(c):
     c.put(alias, 1)
     with pytest.raises(qdb.AliasAlreadyExists):
         c.put(alias, 2)
-    with pytest.raises(qdb.AliasTooLong):
+    with pytest.raises(qdb.AliasEmpty):
         c.get("")
     with pytest.raises(qdb.AliasTooLong):
         c.get("x" * 1025)
