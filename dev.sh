@@ -5,7 +5,9 @@
 #                    (127.0.0.1-3) through qdbsh, then the default simulation
 #   ./dev.sh test    install what is missing, build twice (plain, and with
 #                    AddressSanitizer+UBSan) and run the whole test suite in both,
-#                    then the package stage below
+#                    then the package stage and a short fuzz stage (10 s a target)
+#   ./dev.sh fuzz [SECONDS]  build the libFuzzer targets (fuzz/, clang) in
+#                    build/fuzz and run each SECONDS (default 10)
 #   ./dev.sh package build the Debian packages, install them on this machine
 #                    (CI's is a fresh Debian 12, as root), run the tutorial from
 #                    the installed binaries and check qdbd's notify protocol;
@@ -21,7 +23,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev libmicrohttpd-dev gnuplot-nox
   redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot
-  parallel python3-yaml"
+  parallel python3-yaml clang libclang-rt-14-dev"
 # Only the test stage needs a browser (tests/status-page.sh skips without it).
 TEST_PACKAGES="chromium"
 
@@ -187,6 +189,37 @@ package_check() {
     echo "packages: installed, tutorial from /usr/bin and /usr/sbin, notify protocol: ok"
 }
 
+# The libFuzzer targets (fuzz/local.am), built with clang in build/fuzz, each
+# run for SECONDS from its seeds (tests/fuzz/NAME) and the corpus it grew
+# before (build/fuzz/corpus/NAME, kept between runs).  A crash stops the
+# stage; its input is build/fuzz/crash-NAME-*, to keep in
+# tests/fuzz/NAME/crashes/ with the fix (make check replays it).
+FUZZ_TARGETS="frame msg record scenario config qdbsh client"
+fuzz_stage() {
+    local secs=${1:-10} t runs
+    [[ $secs =~ ^[1-9][0-9]*$ ]] || { echo "usage: ./dev.sh fuzz [SECONDS]"; exit 2; }
+    [ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null)
+    mkdir -p build/fuzz
+    (cd build/fuzz
+     [ -f Makefile ] || "$top/configure" -q --enable-werror --enable-fuzzing CC=clang CFLAGS="-O1 -g"
+     make -j"$jobs" $(for t in $FUZZ_TARGETS; do echo "fuzz/fuzz_$t"; done) >/dev/null)
+    for t in $FUZZ_TARGETS; do
+        mkdir -p "build/fuzz/corpus/$t"
+        # config and qdbsh print every refusal on stderr: closed (crash
+        # reports still come through)
+        local quiet=(); case $t in config|qdbsh) quiet=(-close_fd_mask=2) ;; esac
+        if ! "build/fuzz/fuzz/fuzz_$t" -max_total_time="$secs" -max_len=4096 -rss_limit_mb=2048 \
+               -print_final_stats=1 -artifact_prefix="build/fuzz/crash-$t-" "${quiet[@]}" \
+               "build/fuzz/corpus/$t" "tests/fuzz/$t" > "build/fuzz/$t.log" 2>&1; then
+            tail -40 "build/fuzz/$t.log"
+            echo "FAIL: fuzz target $t crashed: build/fuzz/crash-$t-* (fix it, keep it in tests/fuzz/$t/crashes/)"
+            exit 1
+        fi
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "build/fuzz/$t.log")
+        echo "fuzz $t: $runs executions in $secs s, no crash"
+    done
+}
+
 case "${1:-}" in
 deps) deps ;;
 bench) deps; build_in plain; make -C build/plain bench ;;
@@ -266,9 +299,11 @@ test)
          { echo "valgrind: qdbsim sweep or merge failed"; cat vg-sweep.jsonl; exit 1; }
      echo "valgrind: qdbsim sweep and merge clean")
     package
-    echo "all tests passed in both builds, under valgrind and from the packages"
+    fuzz_stage 10
+    echo "all tests passed in both builds, under valgrind, from the packages and under the fuzzers"
     ;;
 package) deps; package "${2:-}" ;;
+fuzz) deps; fuzz_stage "${2:-10}" ;;
 package-check) cd build/deb && package_check ;; # inside the fresh root
-*) sed -n '2,13p' "$0"; exit 2 ;;
+*) sed -n '2,16p' "$0"; exit 2 ;;
 esac

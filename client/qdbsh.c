@@ -17,7 +17,8 @@
  * joined by single spaces, or standard input (binary-safe) when omitted; get
  * prints the raw bytes with no newline added.  doc/qdbsh.1 is the manual.
  *
- * Sections: command table -- running a command -- line mode -- main.
+ * Sections: help -- running a command -- line mode -- main (the command
+ * table and the line parser are in qdbsh_cmd.c).
  */
 #include "config.h"
 
@@ -37,6 +38,7 @@
 #include <editline/readline.h>
 
 #include "client/qdb.h"
+#include "client/qdbsh_cmd.h"
 #include "node/types.h" /* node/defaults.h and its units */
 
 #define STDIN_CONTENT_MAX ((size_t)64 << 20) /* 64 MiB */
@@ -56,118 +58,19 @@ typedef struct shell {
     bool line_done; /* the line handler ran */
 } shell;
 
-/* ---- command table ------------------------------------------------------------ */
-
-typedef enum cmd_id {
-    CMD_HELP,
-    CMD_VERSION,
-    CMD_PUT,
-    CMD_GET,
-    CMD_UPDATE,
-    CMD_GET_UPDATE,
-    CMD_CAS,
-    CMD_REMOVE,
-    CMD_REMOVE_ALL,
-    CMD_PING,
-    CMD_NODE_STATUS,
-    CMD_NODE_CONFIG,
-    CMD_NODE_TOPOLOGY,
-    CMD_HIVE_STATUS,
-    CMD_STOP_NODE,
-    CMD_EXIT,
-    CMD_PUT_EXPIRING,
-    CMD_UPDATE_EXPIRING,
-    CMD_GET_REMOVE,
-    CMD_REMOVE_IF,
-    CMD_METADATA,
-    CMD_EXPIRES_AT,
-    CMD_EXPIRES_FROM_NOW,
-    CMD_GET_EXPIRY,
-    CMD_PREFIX_GET,
-    CMD_PREFIX_COUNT,
-} cmd_id;
-
-typedef struct cmd_def {
-    const char *name;
-    cmd_id id;
-    int words;         /* words after the command name (content not counted) */
-    bool content;      /* takes CONTENT (the rest of the line) */
-    int optional;      /* words that may follow the required ones (an ADDR) */
-    const char *usage; /* arguments */
-    const char *help;
-} cmd_def;
-
-static const cmd_def commands[] = {
-    { "help", CMD_HELP, 0, false, 0, "", "list the commands" },
-    { "version", CMD_VERSION, 0, false, 0, "", "print the version of the library" },
-    { "put", CMD_PUT, 1, true, 0, "ALIAS CONTENT", "create an entry (fails if it exists)" },
-    { "get", CMD_GET, 1, false, 0, "ALIAS", "print an entry's content" },
-    { "update", CMD_UPDATE, 1, true, 0, "ALIAS CONTENT", "create or replace an entry" },
-    { "get_update", CMD_GET_UPDATE, 1, true, 0, "ALIAS CONTENT",
-      "replace an existing entry, print its previous content" },
-    { "cas", CMD_CAS, 3, false, 0, "ALIAS NEW COMPARAND",
-      "replace with NEW if the content equals COMPARAND (single words);\n"
-      "                                      on mismatch print the current content and fail" },
-    { "remove", CMD_REMOVE, 1, false, 0, "ALIAS", "delete an entry" },
-    { "remove_all", CMD_REMOVE_ALL, 0, false, 0, "", "delete every entry of the hive" },
-    { "ping", CMD_PING, 0, false, 1, "[ADDR]", "is the node there? print the round trip" },
-    { "node_status", CMD_NODE_STATUS, 0, false, 1, "[ADDR]",
-      "a node's state, neighbours, entries, counters (JSON)" },
-    { "node_config", CMD_NODE_CONFIG, 0, false, 1, "[ADDR]",
-      "a node's configuration and the hive's settings (JSON)" },
-    { "node_topology", CMD_NODE_TOPOLOGY, 0, false, 1, "[ADDR]",
-      "a node's predecessor, successors and fingers (JSON)" },
-    { "hive_status", CMD_HIVE_STATUS, 0, false, 1, "[ADDR]",
-      "walk the ring: every node, its arc, its entries (JSON)" },
-    { "stop_node", CMD_STOP_NODE, 1, false, 0, "ADDR",
-      "make a node leave the hive (if it allows remote stop)" },
-    { "put_expiring", CMD_PUT_EXPIRING, 2, true, 0, "ALIAS TIME CONTENT",
-      "put with an expiry: TIME in UTC seconds since the epoch (0: never)" },
-    { "update_expiring", CMD_UPDATE_EXPIRING, 2, true, 0, "ALIAS TIME CONTENT",
-      "update with an expiry (0: never)" },
-    { "get_remove", CMD_GET_REMOVE, 1, false, 0, "ALIAS", "print an entry's content and delete it" },
-    { "remove_if", CMD_REMOVE_IF, 1, true, 0, "ALIAS CONTENT",
-      "delete the entry if its content equals CONTENT" },
-    { "metadata", CMD_METADATA, 1, false, 0, "ALIAS",
-      "print size, version, creation, modification and expiry" },
-    { "expires_at", CMD_EXPIRES_AT, 2, false, 0, "ALIAS TIME",
-      "expire at TIME, UTC seconds since the epoch (0: never)" },
-    { "expires_from_now", CMD_EXPIRES_FROM_NOW, 2, false, 0, "ALIAS SECONDS",
-      "expire SECONDS from now (this machine's clock)" },
-    { "get_expiry", CMD_GET_EXPIRY, 1, false, 0, "ALIAS", "print the expiry (0: never)" },
-    { "prefix_get", CMD_PREFIX_GET, 2, false, 0, "PREFIX MAX",
-      "print the aliases starting with PREFIX, sorted; fails over MAX" },
-    { "prefix_count", CMD_PREFIX_COUNT, 1, false, 0, "PREFIX",
-      "print how many aliases start with PREFIX" },
-    { "exit", CMD_EXIT, 0, false, 0, "", "leave the shell (end of input does too)" },
-};
-
-static const cmd_def *cmd_find(const char *name)
-{
-    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
-    return NULL;
-}
+/* ---- help ------------------------------------------------------------------------ */
 
 static void print_help(FILE *out)
 {
     fprintf(out, "Commands (content is the rest of the line after one space):\n");
-    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
-        char *left = g_strdup_printf("%s %s", commands[i].name, commands[i].usage);
-        fprintf(out, "  %-36s%s\n", left, commands[i].help);
+    for (size_t i = 0; i < qdbsh_n_commands; i++) {
+        char *left = g_strdup_printf("%s %s", qdbsh_commands[i].name, qdbsh_commands[i].usage);
+        fprintf(out, "  %-36s%s\n", left, qdbsh_commands[i].help);
         g_free(left);
     }
 }
 
 /* ---- running a command ------------------------------------------------------- */
-
-/* The arguments of one command, whichever way they were read. */
-typedef struct cmd_args {
-    const char *word[3]; /* NUL-terminated words; optional ones NULL when absent */
-    const uint8_t *content;
-    size_t content_len;
-} cmd_args;
 
 static void print_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void print_error(const char *fmt, ...)
@@ -515,75 +418,23 @@ static bool run_command(shell *sh, const cmd_def *cmd, const cmd_args *a)
 
 /* ---- line mode -------------------------------------------------------------- */
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Cut the next word out of *p (in place), skipping blanks before it.  NULL
- * when the line has no more words. */
-static char *next_word(char **p)
-{
-    char *s = *p;
-    while (*s != '\0' && is_blank(*s))
-        s++;
-    if (*s == '\0') {
-        *p = s;
-        return NULL;
-    }
-    char *w = s;
-    while (*s != '\0' && !is_blank(*s))
-        s++;
-    if (*s != '\0')
-        *s++ = '\0'; /* s now points just after the one separator */
-    *p = s;
-    return w;
-}
-
 typedef enum line_result { LINE_OK, LINE_FAILED, LINE_EXIT } line_result;
 
-/* One line: "COMMAND [ALIAS [CONTENT | NEW COMPARAND]]".  line is modified.
- * len counts the bytes of the line (it may hold NUL bytes only inside the
- * content, which is taken by length). */
+/* One line (qdbsh_parse_line()); line is modified. */
 static line_result run_line(shell *sh, char *line, size_t len)
 {
-    char *end = line + len;
-    size_t text_len = strlen(line); /* the words stop at the first NUL */
-    char *p = line;
-    char *name = next_word(&p);
-    if (name == NULL || name[0] == '#')
-        return LINE_OK; /* blank line or comment */
-    const cmd_def *cmd = cmd_find(name);
-    if (cmd == NULL) {
-        print_error("unknown command '%s' (type 'help' for the list)", name);
+    const cmd_def *cmd = NULL;
+    cmd_args a;
+    char *error = NULL;
+    switch (qdbsh_parse_line(line, len, &cmd, &a, &error)) {
+    case QDBSH_PARSE_EMPTY:
+        return LINE_OK;
+    case QDBSH_PARSE_ERROR:
+        print_error("%s", error);
+        g_free(error);
         return LINE_FAILED;
-    }
-    cmd_args a = { .word = { NULL, NULL, NULL } };
-    for (int i = 0; i < cmd->words; i++) {
-        a.word[i] = next_word(&p);
-        if (a.word[i] == NULL) {
-            print_error("usage: %s %s", cmd->name, cmd->usage);
-            return LINE_FAILED;
-        }
-    }
-    for (int i = cmd->words; i < cmd->words + cmd->optional; i++)
-        a.word[i] = next_word(&p);
-    if (cmd->content) {
-        /* next_word() consumed exactly one separator after the alias; the rest,
-         * blanks and NUL bytes included, is the content.  A line that ends
-         * right after the alias has no content at all: that is an error, while
-         * "put ALIAS " (one trailing space) stores an empty content. */
-        const char *last = a.word[cmd->words - 1];
-        char *alias_end = (char *)last + strlen(last);
-        if (alias_end == line + text_len) {
-            print_error("usage: %s %s", cmd->name, cmd->usage);
-            return LINE_FAILED;
-        }
-        a.content = (const uint8_t *)p;
-        a.content_len = (size_t)(end - p);
-    } else if (next_word(&p) != NULL || line + text_len != end) {
-        print_error("too many arguments; usage: %s %s", cmd->name, cmd->usage);
-        return LINE_FAILED;
+    case QDBSH_PARSE_OK:
+        break;
     }
     if (cmd->id == CMD_EXIT)
         return LINE_EXIT;
@@ -612,8 +463,8 @@ static char *complete_command(const char *text, int state)
     static size_t next;
     if (state == 0)
         next = 0;
-    while (next < G_N_ELEMENTS(commands)) {
-        const char *name = commands[next++].name;
+    while (next < qdbsh_n_commands) {
+        const char *name = qdbsh_commands[next++].name;
         if (strncmp(name, text, strlen(text)) == 0)
             return strdup(name); /* libedit frees it with free() */
     }
@@ -757,7 +608,7 @@ static GByteArray *read_stdin(void)
 
 static int run_argv(shell *sh, int argc, char **argv)
 {
-    const cmd_def *cmd = cmd_find(argv[0]);
+    const cmd_def *cmd = qdbsh_cmd_find(argv[0]);
     if (cmd == NULL) {
         print_error("unknown command '%s' (see qdbsh --help)", argv[0]);
         return EXIT_USAGE;

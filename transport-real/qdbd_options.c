@@ -217,17 +217,26 @@ static int opts_scan_lines(qdbd_opts *o, const char *path, const char *text, int
  * default.  An empty value is the same as no key. */
 static int opts_load_file(qdbd_opts *o, const char *path)
 {
-    GKeyFile *kf = g_key_file_new();
     GError *e = NULL;
     char *text = NULL;
     gsize len;
-    int file_line[QO_COUNT] = {0};
-    int rc = 0;
     if (!g_file_get_contents(path, &text, &len, &e)) {
-        rc = qdbd_fail(EX_NOINPUT, "cannot read %s: %s", path, e->message);
-        goto out;
+        int rc = qdbd_fail(EX_NOINPUT, "cannot read %s: %s", path, e->message);
+        g_error_free(e);
+        return rc;
     }
     o->config_path = path;
+    int rc = qdbd_opts_load_text(o, path, text, len);
+    g_free(text);
+    return rc;
+}
+
+int qdbd_opts_load_text(qdbd_opts *o, const char *path, const char *text, size_t len)
+{
+    GKeyFile *kf = g_key_file_new();
+    GError *e = NULL;
+    int file_line[QO_COUNT] = {0};
+    int rc = 0;
     if ((rc = opts_scan_lines(o, path, text, file_line)) != 0)
         goto out;
     if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &e)) {
@@ -272,7 +281,6 @@ static int opts_load_file(qdbd_opts *o, const char *path)
 out:
     if (e)
         g_error_free(e);
-    g_free(text);
     g_key_file_free(kf);
     return rc;
 }

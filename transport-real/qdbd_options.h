@@ -63,6 +63,11 @@ G_GNUC_PRINTF(3, 4) int qdbd_opt_fail(const qdbd_opts *o, int i, const char *fmt
  * file: --config's, else QDBD_CONFIG_PATH when it exists. */
 int qdbd_opts_parse(qdbd_opts *o, int *argc, char ***argv);
 
+/* The key file's part of qdbd_opts_parse(), on text already read (len
+ * bytes, NUL-terminated as g_file_get_contents() leaves it); path names it
+ * in messages.  0 or EX_CONFIG.  For the fuzz target fuzz/config.c. */
+int qdbd_opts_load_text(qdbd_opts *o, const char *path, const char *text, size_t len);
+
 /* Free what qdbd_opts_parse() stored in o. */
 void qdbd_opts_clear(qdbd_opts *o);
 
