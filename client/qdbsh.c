@@ -85,6 +85,7 @@ typedef enum cmd_id {
     CMD_GET_EXPIRY,
     CMD_PREFIX_GET,
     CMD_PREFIX_COUNT,
+    CMD_FORGET_NODE,
 } cmd_id;
 
 typedef struct cmd_def {
@@ -139,6 +140,9 @@ static const cmd_def commands[] = {
       "print the aliases starting with PREFIX, sorted; fails over MAX" },
     { "prefix_count", CMD_PREFIX_COUNT, 1, false, 0, "PREFIX",
       "print how many aliases start with PREFIX" },
+    { "forget_node", CMD_FORGET_NODE, 1, false, 1, "ID [ADDR]",
+      "declare the node with ID (64 hex digits) gone for good: its entries\n"
+      "                                      answer \"not found\" instead of \"unavailable\"" },
     { "exit", CMD_EXIT, 0, false, 0, "", "leave the shell (end of input does too)" },
 };
 
@@ -266,6 +270,27 @@ static void print_json(const char *json, bool pretty)
         fputs(json, stdout);
     fputc('\n', stdout);
     fflush(stdout);
+}
+
+/* forget_node ID [ADDR] */
+static bool run_forget(shell *sh, const char *id, const char *addr)
+{
+    if (addr == NULL && !sh_connect(sh))
+        return false;
+    qdb_error_t rc = qdb_forget_node(sh->h, addr, id);
+    if (rc == QDB_OK) {
+        printf("node %s forgotten\n", id);
+        fflush(stdout);
+        return true;
+    }
+    if (rc == QDB_E_INVALID_ARGUMENT)
+        print_error("forget_node: '%s' is not a node ID (64 hex digits)", id);
+    else if (rc == QDB_E_REFUSED)
+        print_error("forget_node %s: refused: the hive still routes to that node (it is "
+                    "alive, or its failure is not repaired yet: try again later)", id);
+    else
+        print_addr_error("forget_node (through)", addr ? addr : "the connected node", rc);
+    return rc == QDB_OK;
 }
 
 /* The administration commands: they ask one node, by address or (without
@@ -417,6 +442,8 @@ static bool run_command(shell *sh, const cmd_def *cmd, const cmd_args *a)
     case CMD_HIVE_STATUS:
     case CMD_STOP_NODE:
         return run_admin(sh, cmd, a->word[0]);
+    case CMD_FORGET_NODE:
+        return run_forget(sh, a->word[0], a->word[1]);
     default:
         break;
     }

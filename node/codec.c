@@ -114,6 +114,7 @@ static const char *const type_names[QDB_MSG_TYPE_MAX_ + 1] = {
     [QDB_MSG_STATUS_REPLY] = "STATUS_REPLY",
     [QDB_MSG_STOP] = "STOP",
     [QDB_MSG_STOP_REPLY] = "STOP_REPLY",
+    [QDB_MSG_FORGET] = "FORGET",
     [QDB_MSG_GET_REMOVE] = "GET_REMOVE",
     [QDB_MSG_REMOVE_IF] = "REMOVE_IF",
     [QDB_MSG_GET_META] = "GET_META",
@@ -501,6 +502,13 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         if (m->status < 0 || m->status > 255)
             return QDB_E_INVALID_ARGUMENT;
         w_u8(w, (unsigned)m->status);
+        return QDB_OK;
+    case QDB_MSG_FORGET:
+        if (m->hops > 255)
+            return QDB_E_INVALID_ARGUMENT;
+        w_varint(w, m->rpc);
+        w_bytes(w, m->target.b, QDB_ID_BYTES);
+        w_u8(w, m->hops);
         return QDB_OK;
     default:
         return QDB_E_INVALID_ARGUMENT;
@@ -900,6 +908,14 @@ static int decode_body(reader *r, qdb_msg *m)
         TRY(r_varint(r, &m->rpc));
         TRY(r_u8(r, &status)); /* any code: as REPLY */
         m->status = (int)status;
+        return r_end(r);
+    }
+    case QDB_MSG_FORGET: {
+        const uint8_t *p;
+        TRY(r_varint(r, &m->rpc));
+        TRY(r_bytes(r, QDB_ID_BYTES, &p));
+        memcpy(m->target.b, p, QDB_ID_BYTES);
+        TRY(r_u8(r, &m->hops));
         return r_end(r);
     }
     default:

@@ -78,7 +78,13 @@
  *                peers and the count let a client walk the ring without
  *                parsing JSON.
  *   STOP         rpc                          leave the ring gracefully
- *   STOP_REPLY   rpc, u8 status               QDB_OK (leaving) or QDB_E_REFUSED
+ *   STOP_REPLY   rpc, u8 status               QDB_OK (leaving) or QDB_E_REFUSED;
+ *                also the answer to an operator's FORGET
+ *   FORGET       rpc, ID, u8 hops             the node with this ID is gone for good
+ *                (node/forget.c): an operator sends it with hops 0 and gets a
+ *                STOP_REPLY; nodes pass it on towards the ID's successor with
+ *                hops + 1 and expect no answer.  Type 31 is the last a tag can
+ *                carry: a later type needs an escape (e.g. 31 + a type byte).
  *
  * Decoding never reads outside the given bytes and rejects malformed,
  * truncated, oversized and wrong-version frames with a precise code.
@@ -157,7 +163,8 @@ typedef enum qdb_msg_type {
     QDB_MSG_PUT_EX = 28,
     QDB_MSG_UPDATE_EX = 29,
     QDB_MSG_PREFIX = 30,
-    QDB_MSG_TYPE_MAX_ = 30
+    QDB_MSG_FORGET = 31, /* the last type the 5-bit tag can carry */
+    QDB_MSG_TYPE_MAX_ = 31
 } qdb_msg_type;
 
 const char *qdb_msg_type_name(int type);
@@ -183,7 +190,7 @@ typedef struct qdb_msg {
     size_t comparand_len;
     int64_t expiry;      /* EXPIRE, PUT_EX, UPDATE_EX: any 64 bits; nodes check the range */
     uint64_t max;        /* PREFIX */
-    qdb_id target;       /* FIND */
+    qdb_id target;       /* FIND; FORGET: the node gone */
     unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER
                           * last, STATUS_REPLY QDB_STATUS_F_*, PREFIX count only */
     unsigned what;       /* STATUS, STATUS_REPLY: QDB_STATUS_NODE ... */
@@ -194,6 +201,7 @@ typedef struct qdb_msg {
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
     unsigned replication; /* STABILIZE_REPLY: the hive's K; 0 and 1 both mean 1 (absent) */
+    unsigned hops;       /* FORGET: nodes it passed through */
     unsigned n_exclude;  /* FIND: nodes the asker found dead */
     qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];
     /* HANDOVER: n_entries records, validated, walked with qdb_msg_entry_next() */

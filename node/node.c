@@ -389,6 +389,9 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     case QDB_MSG_STOP:
         status_on_stop(n, src, &m);
         break;
+    case QDB_MSG_FORGET:
+        forget_on_forget(n, src, &m);
+        break;
     case QDB_MSG_STABILIZE:
         ring_on_stabilize(n, src, &m);
         break;
@@ -474,6 +477,7 @@ void qdb_node_tick(qdb_node *n)
         ring_round(n);
         version_collect(n); /* due a few times a grace period: no timer of its own */
         replica_round(n);
+        forget_round(n);
     }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);

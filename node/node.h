@@ -58,6 +58,9 @@ typedef struct qdb_node_config {
     qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
                                     * node back with older storage cannot bring the entry
                                     * back; default 1 day */
+    qdb_time_us dead_node_grace;   /* a failed node's arc, inherited without its entries
+                                    * (K = 1), answers "unavailable" this long, then "not
+                                    * found" (node/forget.c); 0: until qdbsh forget_node */
     /* Hive-wide settings: the node that creates a hive fixes them, a joining
      * node is told them by its successor and adopts them (0: no opinion), or
      * is refused when it asked for a different value (qdb_node_refusal). */

@@ -113,6 +113,9 @@ struct qdb_node {
      * until the failed node comes back (replication comes later). */
     qdb_id orphan_lo, orphan_hi; /* (lo, hi] */
     bool has_orphan;
+    qdb_time_us orphan_since;    /* when the orphaned arc was inherited (forget.c) */
+    qdb_id forgotten[4];         /* the last IDs an operator declared gone (forget.c) */
+    unsigned n_forgotten;
     qdb_id failed_pred;          /* the predecessor that failed, until we adopt another */
     bool pred_failed;
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
@@ -354,6 +357,14 @@ int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **
 /* Delete expired records, visiting at most QDB_GC_BATCH (defaults.h) of them from where
  * the last call stopped (one call per stabilization round). */
 void serve_collect_expired(qdb_node *n);
+
+/* forget.c: nodes gone for good */
+/* An operator's or a node's FORGET. */
+void forget_on_forget(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* The orphaned arc was just set: start its grace, drop it if forgotten. */
+void forget_orphaned(qdb_node *n);
+/* Each round: release an orphaned arc older than cfg.dead_node_grace. */
+void forget_round(qdb_node *n);
 
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);

@@ -486,6 +486,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
             /* With replicas we hold its entries already (replica.c). */
             n->has_orphan = n->replication <= 1 &&
                             qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+            forget_orphaned(n);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
         }

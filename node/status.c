@@ -250,6 +250,7 @@ static void j_config(GString *o, const qdb_node *n)
     j_u64(o, "dedup_capacity", c->dedup_capacity);
     j_u64(o, "log_level", (uint64_t)MAX(c->log_level, 0));
     j_bool(o, "allow_remote_stop", c->allow_remote_stop);
+    j_u64(o, "dead_node_grace_s", c->dead_node_grace / QDB_US_PER_S);
     /* Hive-wide settings as this node uses them: the protocol version, K as
      * fixed or adopted at join (hive.c; 0 while a node without an opinion of
      * its own is joining), and how long tombstones are kept. */

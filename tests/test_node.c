@@ -1619,6 +1619,71 @@ static void test_tombstone_collected(void)
     h_free(h);
 }
 
+/* forget_node (K = 1): a failed node's arc answers "unavailable" until an
+ * operator declares the node gone, through any node (this FORGET goes to
+ * node 0, which passes it to node 8, the arc's new owner); then "not
+ * found", and writes work.  Forgetting a live node is refused, whether asked
+ * of itself or of a node that routes to it. */
+static void test_forget_node(void)
+{
+    harness *h = h_new();
+    h_three(h);
+    int live[] = {0, 4, 8};
+    char alias[16];
+    alias_owned_by(h, 4, live, 3, "f", alias, sizeof alias);
+    hello(h, 4);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, alias, "old", NULL), QDB_OK);
+    qdb_msg f = {.type = QDB_MSG_FORGET, .target = peer(h, 4)->id}, r;
+    CU_ASSERT_TRUE_FATAL(ask(h, 4, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
+    CU_ASSERT_TRUE_FATAL(ask(h, 0, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
+    h_crash(h, 4);
+    int live2[] = {0, 8};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 30 * S));
+    hello(h, 8);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    CU_ASSERT_TRUE_FATAL(ask(h, 0, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_OK);
+    h_run(h, now(h) + S); /* node 0 -> node 8 */
+    hello(h, 8);
+    check_value(h, 8, alias, NULL);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, alias, "new", NULL), QDB_OK);
+    check_value(h, 8, alias, "new");
+    /* asked again, of the owner itself: nothing left to forget, still OK */
+    CU_ASSERT_TRUE_FATAL(ask(h, 8, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_OK);
+    h_free(h);
+}
+
+/* --dead-node-grace: the same without an operator, that long after the
+ * arc was inherited, not before. */
+static void test_dead_node_grace(void)
+{
+    harness *h = h_new();
+    qdb_node_config cfg = {.dead_node_grace = 60 * S};
+    int a = h_add_cfg(h, 1, cfg), b = h_add_cfg(h, 2, cfg), c = h_add_cfg(h, 3, cfg);
+    h_start(h, a, -1);
+    h_start(h, b, a);
+    h_start(h, c, a);
+    int live[] = {a, b, c};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 30 * S));
+    char alias[16];
+    alias_owned_by(h, b, live, 3, "g", alias, sizeof alias);
+    hello(h, b);
+    CU_ASSERT_EQUAL_FATAL(request(h, b, QDB_MSG_PUT, alias, "v", NULL), QDB_OK);
+    h_crash(h, b);
+    int live2[] = {a, c};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 30 * S));
+    hello(h, c);
+    CU_ASSERT_EQUAL(request(h, c, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    h_run(h, now(h) + 20 * S); /* under a minute since the crash */
+    CU_ASSERT_EQUAL(request(h, c, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    h_run(h, now(h) + 60 * S);
+    check_value(h, c, alias, NULL);
+    h_free(h);
+}
+
 static void test_hive_settings(void)
 {
     harness *h = h_new();
@@ -1921,6 +1986,9 @@ int main(void)
         {"a node back with old storage: the newer value and the removal win",
          test_old_storage_loses},
         {"a tombstone is collected after its grace period", test_tombstone_collected},
+        {"forget_node: unavailable, then not found; a live node refused", test_forget_node},
+        {"--dead-node-grace: unavailable for the grace period, then not found",
+         test_dead_node_grace},
         {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
         {"K = 2: a lost copy goes again before the answer", test_replica_copy_resent},
         {"K = 2: get_remove, remove_if, expire and expiry collection replicated",

@@ -346,6 +346,14 @@ int main(int argc, char **argv)
                            o.tombstone_grace, QDB_TOMBSTONE_GRACE_MAX_S);
         goto out_opts;
     }
+    guint64 dead_s = 0;
+    if (o.dead_node_grace &&
+        !g_ascii_string_to_unsigned(o.dead_node_grace, 10, 0, QDB_TOMBSTONE_GRACE_MAX_S, &dead_s,
+                                    NULL)) {
+        rc = qdbd_opt_fail(&o, QO_DEAD_NODE_GRACE, "'%s': want whole seconds, 0 to %d",
+                           o.dead_node_grace, QDB_TOMBSTONE_GRACE_MAX_S);
+        goto out_opts;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -457,6 +465,7 @@ int main(int argc, char **argv)
         .allow_remote_stop = o.allow_remote_stop,
         .replication = replication,
         .tombstone_grace = grace_s * QDB_US_PER_S,
+        .dead_node_grace = dead_s * QDB_US_PER_S,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];

@@ -74,6 +74,10 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                            "Keep a removed entry's tombstone this long, so a node back after a "
                            "shorter absence cannot bring the entry back",
                            G_STRINGIFY(QDB_DEFAULT_TOMBSTONE_GRACE_S)},
+    [QO_DEAD_NODE_GRACE] = {"dead-node-grace", 0, OPT_STRING, OFF(dead_node_grace), "SECONDS",
+                           "A failed node's entries answer \"unavailable\" this long, then "
+                           "\"not found\" (as after qdbsh forget_node); 0: until forget_node",
+                           "0"},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));
