@@ -1755,11 +1755,14 @@ static bool holds_copy(harness *h, int i, const char *alias, const char *want)
  * crash and lose their storage: every entry is still answered by the new
  * owners, the removed ones stay removed, none is "unavailable"; and repair
  * brings every entry back to min(K, live) copies. */
-static void replicas_survive(unsigned k)
+/* A settled ring of five with replication k, a session with each node:
+ * ring5[] = {the node that fixed k, 2, 4, 6, 8}. */
+static harness *h_ring5(unsigned k, int ring5[5])
 {
     harness *h = h_new();
     int a = h_add_cfg(h, 1, (qdb_node_config){.replication = k});
-    int ring5[] = {a, 2, 4, 6, 8};
+    int r[] = {a, 2, 4, 6, 8};
+    memcpy(ring5, r, sizeof r);
     h_start(h, a, -1);
     for (int j = 1; j < 5; j++)
         h_start(h, ring5[j], a);
@@ -1770,6 +1773,13 @@ static void replicas_survive(unsigned k)
         hello(h, ring5[j]);
     }
     h_run(h, now(h) + S);
+    return h;
+}
+
+static void replicas_survive(unsigned k)
+{
+    int ring5[5];
+    harness *h = h_ring5(k, ring5);
     char alias[16], value[16];
     for (int e = 0; e < 40; e++) {
         g_snprintf(alias, sizeof alias, "e%d", e);
@@ -1907,6 +1917,48 @@ static void test_replicas_k3(void)
     replicas_survive(3);
 }
 
+/* K = 3: REMOVE_ALL, node by node as the client walks the ring, leaves no
+ * live copy anywhere: each owner's tombstones reach its replicas, so no
+ * node holds a live record, and a replica restarted on its storage brings
+ * nothing back. */
+static void test_remove_all_k3(void)
+{
+    int ring5[5];
+    harness *h = h_ring5(3, ring5);
+    char alias[16];
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        CU_ASSERT_EQUAL(request(h, owner_of(h->f, alias, ring5, 5), QDB_MSG_PUT, alias, "v", NULL),
+                        QDB_OK);
+    }
+    uint64_t live = 0, dead = 0, d;
+    for (int j = 0; j < 5; j++)
+        live += qdb_record_count(store(h, ring5[j]), NULL);
+    CU_ASSERT_EQUAL(live, 40 * 3);
+    for (int j = 0; j < 5; j++)
+        CU_ASSERT_EQUAL(request(h, ring5[j], QDB_MSG_REMOVE_ALL, "", NULL, NULL), QDB_OK);
+    live = 0;
+    for (int j = 0; j < 5; j++) {
+        live += qdb_record_count(store(h, ring5[j]), &d);
+        dead += d;
+    }
+    CU_ASSERT_EQUAL(live, 0);
+    CU_ASSERT_EQUAL(dead, 40 * 3);
+    h_crash(h, ring5[2]);
+    h_run(h, now(h) + 10 * S);
+    h_start(h, ring5[2], ring5[0]);
+    h_run(h, now(h) + 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, ring5, 5));
+    hello(h, ring5[2]);
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        check_value(h, owner_of(h->f, alias, ring5, 5), alias, NULL);
+    }
+    for (int j = 0; j < 5; j++)
+        CU_ASSERT_EQUAL(qdb_record_count(store(h, ring5[j]), NULL), 0);
+    h_free(h);
+}
+
 
 int main(void)
 {
@@ -1994,6 +2046,7 @@ int main(void)
         {"K = 2: get_remove, remove_if, expire and expiry collection replicated",
          test_ext_writes_replicated},
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
+        {"K = 3: remove_all leaves no live copy on any node", test_remove_all_k3},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo partitioned[] = {
