@@ -58,6 +58,9 @@ typedef struct qdb_node_config {
     qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
                                     * node back with older storage cannot bring the entry
                                     * back; default 1 day */
+    unsigned repair_rate;          /* records a second an owner sends to repair a replica
+                                    * (node/replica.c), so clients keep priority; default
+                                    * QDB_DEFAULT_REPAIR_RATE */
     qdb_time_us dead_node_grace;   /* a failed node's arc, inherited without its entries
                                     * (K = 1), answers "unavailable" this long, then "not
                                     * found" (node/forget.c); 0: until qdbsh forget_node */
@@ -139,6 +142,8 @@ typedef struct qdb_node_stats {
     uint64_t storage_errors; /* storage calls that failed (requests and hand-over) */
     uint64_t status_requests, stops; /* STATUS answered; STOP obeyed or refused */
     uint64_t expired; /* expired records the collector deleted */
+    uint64_t repair_sent;  /* records sent by repair (to replicas, and back to owners) */
+    uint64_t repair_bytes; /* bytes of repair frames sent: digests, answers, records */
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
  * result (a qdb_error_t).  The results a node gives by itself are counted

@@ -67,7 +67,8 @@ typedef enum rpc_kind {
     RPC_PROBE,        /* is a peer a client reported dead alive?  arg = strike */
     RPC_WATCH,        /* is our successor alive (watch.c)?  arg = strike, as RPC_STABILIZE */
     RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
-    RPC_REPAIR        /* one batch of our range copied to a replica (replica.c) */
+    RPC_REPAIR,       /* one batch of our range copied to a replica (replica.c) */
+    RPC_DIGEST        /* our range's digest, to a replica (replica.c) */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
@@ -192,6 +193,11 @@ struct qdb_node {
     GPtrArray *repair_keys;  /* GBytes: the batch in flight */
     qdb_addr repaired[QDB_REPLICATION_MAX]; /* replicas that have our range */
     unsigned n_repaired;
+    bool repair_digested;    /* repair_dst answered our DIGEST: repair_diff is known */
+    unsigned repair_buckets; /* the digest's buckets (a power of two) */
+    uint8_t repair_diff[QDB_DIGEST_BUCKETS_MAX / 8]; /* bit b: bucket b differs there */
+    qdb_time_us repair_at;   /* the next batch may leave then (cfg.repair_rate); 0: now */
+    qdb_time_us repair_again_at; /* the next comparison with every replica (anti-entropy) */
 
     /* versions (version.c) */
     uint64_t hlc;            /* the last version issued or seen */
@@ -282,6 +288,9 @@ bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
 void replica_round(qdb_node *n);
 void replica_on_ack(qdb_node *n, const node_rpc *rpc);
 void replica_on_failed(qdb_node *n, const node_rpc *rpc);
+/* An owner's DIGEST of a range we replicate, and our answer to ours. */
+void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void replica_on_digest_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
 void replica_free(qdb_node *n);
 
 /* version.c */

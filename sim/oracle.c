@@ -232,11 +232,16 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
     bool safe = true;
     if (o->series)
         write_series(o, now);
-    if (qdb_fixture_partitioned(o->fx))
-        o->ever_partitioned = true;
+    bool partitioned = qdb_fixture_partitioned(o->fx);
+    if (partitioned)
+        o->ever_partitioned = o->split = true;
     if (!o->violated && !o->ever_partitioned && !sim_oracle_safety(o, why))
         safe = !(o->violated = true);
-    if (!sim_oracle_ring_ok(o, NULL)) {
+    bool one_ring = sim_oracle_ring_ok(o, NULL);
+    /* split from the partition until its sides are one ring again */
+    o->split = partitioned || (o->split && !one_ring);
+    sim_model_set_split(o->model, o->split);
+    if (!one_ring) {
         o->ring_ok = o->full_ok = false;
         o->ring_ok_at = o->full_ok_at = 0;
         return safe;
@@ -404,6 +409,12 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->stale_reads;
     else if (strcmp(name, "missing_reads") == 0)
         *out = (double)m->missing_reads;
+    else if (strcmp(name, "lost_last_copy") == 0)
+        *out = (double)m->lost_last_copy;
+    else if (strcmp(name, "split_stale_reads") == 0)
+        *out = (double)m->split_stale_reads;
+    else if (strcmp(name, "split_missing_reads") == 0)
+        *out = (double)m->split_missing_reads;
     else if (strcmp(name, "acked_writes") == 0)
         *out = (double)m->acked_writes;
     else if (strcmp(name, "lookups") == 0)

@@ -1867,6 +1867,112 @@ static void test_replica_copy_resent(void)
     h_free(h);
 }
 
+/* Repair by digest.  K = 2 on nodes a, 4 and 8: node `a` owns 10,000
+ * entries, node 4 (its successor) is its replica.  Node 4 is cut off for
+ * 30 s (node 8 replaces it as a's replica) while 10 entries change; when it
+ * is back, a's repair compares digests and sends the few records of the
+ * differing buckets, not the 10,000 it sent before digests.  Then node 4
+ * restarts with its storage lost: every bucket differs, the whole range
+ * goes (here through 8's hand-over to the rejoining node, which sends what
+ * 8 holds outside its range).  Both costs are printed. */
+static uint64_t repair_bytes(harness *h, const int *nodes, int k, uint64_t *records,
+                             uint64_t *handed)
+{
+    uint64_t b = 0;
+    *records = *handed = 0;
+    for (int j = 0; j < k; j++) {
+        const qdb_node_stats *st = qdb_node_get_stats(node(h, nodes[j]));
+        b += st->repair_bytes;
+        *records += st->repair_sent;
+        *handed += st->handover_sent;
+    }
+    return b;
+}
+
+static int add_record_bytes(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    *(uint64_t *)arg += kl + vl + 2; /* and two length varints */
+    return 0;
+}
+
+/* Update 10 of names at a, with 4 cut off or down; bring it back; the
+ * repair bytes and records (and hand-over records) all nodes sent. */
+static uint64_t replica_back(harness *h, int a, int three[3], GPtrArray *names, bool crash,
+                             int round, uint64_t *records, uint64_t *handed)
+{
+    int others[] = {a, 8};
+    uint64_t r0, h0, b0;
+    if (crash) {
+        qdb_fixture_crash(h->f, 4, false);
+    } else {
+        qdb_fixture_set_group(h->f, 4, 1);
+        qdb_fixture_set_group(h->f, a, 2);
+        qdb_fixture_set_group(h->f, 8, 2);
+    }
+    h_run(h, now(h) + 30 * S);
+    hello(h, a);
+    char value[16];
+    g_snprintf(value, sizeof value, "new%d", round);
+    for (int e = 0; e < 10; e++)
+        CU_ASSERT_EQUAL(request(h, a, QDB_MSG_UPDATE, names->pdata[e * 997], value, NULL), QDB_OK);
+    if (crash) {
+        b0 = repair_bytes(h, others, 2, &r0, &h0); /* node 4 starts from 0 */
+        h_start(h, 4, a);
+    } else {
+        b0 = repair_bytes(h, three, 3, &r0, &h0);
+        qdb_fixture_heal(h->f);
+    }
+    h_run(h, now(h) + 60 * S);
+    CU_ASSERT_TRUE(ring_ok(h->f, three, 3));
+    uint64_t r1, h1, b1 = repair_bytes(h, three, 3, &r1, &h1);
+    *records = r1 - r0;
+    *handed = h1 - h0;
+    for (int e = 0; e < 10; e++)
+        CU_ASSERT_TRUE(holds_copy(h, 4, names->pdata[e * 997], value));
+    CU_ASSERT_EQUAL(qdb_record_count(store(h, 4), NULL), 10000);
+    return b1 - b0;
+}
+
+static void test_repair_by_digest(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2}), three[] = {a, 4, 8};
+    h_start(h, a, -1);
+    h_start(h, 4, a);
+    h_start(h, 8, a);
+    h_run(h, 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, three, 3));
+    hello(h, a);
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free); /* the 10,000 node a owns */
+    for (int i = 0; names->len < 10000; i++) {
+        char *alias = g_strdup_printf("d%d", i);
+        if (owner_of(h->f, alias, three, 3) != a) {
+            g_free(alias);
+            continue;
+        }
+        CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, alias, "v", NULL), QDB_OK);
+        g_ptr_array_add(names, alias);
+    }
+    CU_ASSERT_EQUAL_FATAL(qdb_record_count(store(h, 4), NULL), 10000);
+    /* what a full copy of the range weighs: the records, as HANDOVER frames
+     * carry them (what repair sent before digests, on every return) */
+    uint64_t full = 0;
+    store(h, a)->iterate(store(h, a), NULL, 0, NULL, 0, add_record_bytes, &full);
+    uint64_t cut_records, cut_handed, lost_records, lost_handed;
+    uint64_t cut = replica_back(h, a, three, names, false, 1, &cut_records, &cut_handed);
+    uint64_t lost = replica_back(h, a, three, names, true, 2, &lost_records, &lost_handed);
+    printf("\n    10 of 10,000 changed while the replica was away (a full copy: %" G_GUINT64_FORMAT
+           " bytes): back from a cut, repair sent %" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
+           " records (hand-over %" G_GUINT64_FORMAT "); restarted on an empty disk, repair %"
+           G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " records, hand-over %" G_GUINT64_FORMAT
+           " records ", full, cut, cut_records, cut_handed, lost, lost_records, lost_handed);
+    CU_ASSERT_TRUE(cut_records >= 10 && cut_records < 500 && cut_handed == 0);
+    CU_ASSERT_TRUE(cut * 10 < full);
+    CU_ASSERT_TRUE(lost_records + lost_handed >= 10000);
+    g_ptr_array_free(names, TRUE);
+    h_free(h);
+}
+
 /* K = 2: what get_remove, remove_if, expire and the expiry collector write
  * reaches the replica as well, removals as tombstones. */
 static void test_ext_writes_replicated(void)
@@ -2047,6 +2153,8 @@ int main(void)
          test_ext_writes_replicated},
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
         {"K = 3: remove_all leaves no live copy on any node", test_remove_all_k3},
+        {"repair by digest: 10 of 10,000 changed move a few records, not all",
+         test_repair_by_digest},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo partitioned[] = {

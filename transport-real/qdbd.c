@@ -354,6 +354,13 @@ int main(int argc, char **argv)
                            o.dead_node_grace, QDB_TOMBSTONE_GRACE_MAX_S);
         goto out_opts;
     }
+    guint64 repair_rate = QDB_DEFAULT_REPAIR_RATE;
+    if (o.repair_rate &&
+        !g_ascii_string_to_unsigned(o.repair_rate, 10, 1, G_MAXUINT32, &repair_rate, NULL)) {
+        rc = qdbd_opt_fail(&o, QO_REPAIR_RATE, "'%s': want records a second, 1 to %u",
+                           o.repair_rate, G_MAXUINT32);
+        goto out_opts;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -466,6 +473,7 @@ int main(int argc, char **argv)
         .replication = replication,
         .tombstone_grace = grace_s * QDB_US_PER_S,
         .dead_node_grace = dead_s * QDB_US_PER_S,
+        .repair_rate = (unsigned)repair_rate,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];

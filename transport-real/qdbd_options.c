@@ -78,6 +78,9 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                            "A failed node's entries answer \"unavailable\" this long, then "
                            "\"not found\" (as after qdbsh forget_node); 0: until forget_node",
                            "0"},
+    [QO_REPAIR_RATE] = {"repair-rate", 0, OPT_STRING, OFF(repair_rate), "ENTRIES",
+                       "Send at most ENTRIES records a second to bring replicas up to date, so "
+                       "client requests keep priority", G_STRINGIFY(QDB_DEFAULT_REPAIR_RATE)},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));

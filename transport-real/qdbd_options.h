@@ -27,7 +27,7 @@
 
 typedef struct qdbd_opts {
     char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *replication, *config,
-        *tombstone_grace, *dead_node_grace;
+        *tombstone_grace, *dead_node_grace, *repair_rate;
     gboolean log_console, log_syslog, sync, transient, daemonize, version, gen_config,
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
@@ -41,7 +41,7 @@ typedef struct qdbd_opts {
 /* The options of the table, in its order (qdbd_opt_fail()'s i). */
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
-       QO_REPLICATION, QO_TOMBSTONE_GRACE, QO_DEAD_NODE_GRACE, QO_COUNT };
+       QO_REPLICATION, QO_TOMBSTONE_GRACE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE, QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */
 G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);
