@@ -106,9 +106,8 @@ typedef struct last_copy_ctx {
     unsigned n_others;
 } last_copy_ctx;
 
-/* Does st hold key's acknowledged state: a tombstone when it was removed,
- * else the acknowledged version or a newer one? */
-static bool holds_acked(qdb_storage *st, const uint8_t *k, size_t kl, const sim_key *key)
+bool sim_model_store_holds(qdb_storage *st, const uint8_t *k, size_t kl, const char *alias,
+                           uint64_t ver, bool removed)
 {
     uint8_t *v;
     size_t vl;
@@ -116,11 +115,11 @@ static bool holds_acked(qdb_storage *st, const uint8_t *k, size_t kl, const sim_
         return false;
     qdb_record_meta meta;
     const uint8_t *content;
-    uint64_t ver = 0;
+    uint64_t got = 0;
     bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
-              (meta.tombstone ? key->removed
-                              : sim_model_parse_value(content, meta.size, key->alias, &ver) &&
-                                    ver >= key->acked_version);
+              (meta.tombstone ? removed
+                              : sim_model_parse_value(content, meta.size, alias, &got) &&
+                                    got >= ver);
     g_free(v);
     return ok;
 }
@@ -134,7 +133,8 @@ static int excuse_if_last(void *arg, const uint8_t *k, size_t kl, const uint8_t 
     if (!key || key->excused || key->acked_version == 0)
         return 0;
     for (unsigned i = 0; i < c->n_others; i++)
-        if (holds_acked(c->others[i], k, kl, key))
+        if (sim_model_store_holds(c->others[i], k, kl, key->alias, key->acked_version,
+                                  key->removed))
             return 0;
     key->excused = true;
     c->m->stats.lost_last_copy++;

@@ -110,6 +110,10 @@ void sim_model_excuse_store(sim_model *m, qdb_storage *st);
 void sim_model_excuse_last_copies(sim_model *m, qdb_storage *lost, qdb_storage *const *others,
                                   unsigned n_others);
 
+/* Does st hold alias (at storage key k) at version ver or newer -- or, when
+ * removed, its tombstone? */
+bool sim_model_store_holds(qdb_storage *st, const uint8_t *k, size_t kl, const char *alias,
+                           uint64_t ver, bool removed);
 char *sim_model_value(const char *alias, uint64_t version, size_t size, size_t *len);
 bool sim_model_parse_value(const uint8_t *v, size_t len, const char *alias, uint64_t *version);
 

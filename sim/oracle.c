@@ -268,18 +268,7 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
 static bool holds(sim_oracle *o, unsigned i, const uint8_t *key, size_t kl, const char *alias,
                   uint64_t ver)
 {
-    qdb_storage *st = qdb_fixture_storage_of(o->fx, i);
-    uint8_t *v;
-    size_t vl;
-    if (st->get(st, key, kl, &v, &vl) != QDB_OK)
-        return false;
-    qdb_record_meta meta;
-    const uint8_t *content;
-    uint64_t got;
-    bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK && !meta.tombstone &&
-              sim_model_parse_value(content, meta.size, alias, &got) && got >= ver;
-    g_free(v);
-    return ok;
+    return sim_model_store_holds(qdb_fixture_storage_of(o->fx, i), key, kl, alias, ver, false);
 }
 
 /* Which live node holds the entry at version >= ver (or -1)? */
