@@ -89,6 +89,8 @@ static int excuse_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
     sim_model *m = arg;
     char *alias = g_strndup((const char *)k + QDB_ID_BYTES, kl - QDB_ID_BYTES);
     sim_key *key = sim_model_find(m, alias);
+    if (key && !key->excused && key->acked_version) /* with K = 1 a copy is the last one */
+        m->stats.lost_last_copy++;
     if (key)
         key->excused = true;
     g_free(alias);

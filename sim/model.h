@@ -67,7 +67,8 @@ typedef struct sim_client_stats {
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
     uint64_t acked_writes;       /* mutations (workload or scripted) answered OK */
     uint64_t bad_reads, stale_reads, missing_reads;
-    uint64_t lost_last_copy;     /* keys whose every copy was lost (excused from then on) */
+    uint64_t lost_last_copy;     /* acknowledged keys whose every copy was lost (excused from
+                                  * then on); with K = 1, the keys a lost store held */
     /* Stale and missing reads issued or answered while the hive was split
      * (a partition, until the rings merged again): what qdbd(8) allows
      * there -- no quorum, each side serves what it has.  Counted apart,
