@@ -34,6 +34,7 @@ static const char *const messages[QDB_E_LAST_] = {
     [QDB_E_UNAVAILABLE] = "entry unavailable: the node holding it has failed",
     [QDB_E_REFUSED] = "refused by the node (not enabled there)",
     [QDB_E_TOO_MANY] = "too many results: more entries match than the maximum asked for",
+    [QDB_E_AUTHENTICATION] = "authentication failed: the node refused the hive key (or its absence)",
 };
 
 int qdb_error_set(char *err, int code, const char *fmt, ...)

@@ -56,6 +56,7 @@ typedef enum qdb_error_t {
     QDB_E_UNAVAILABLE = 23,      /* the entry's node failed; it may come back */
     QDB_E_REFUSED = 24,          /* the node does not allow this (e.g. remote stop) */
     QDB_E_TOO_MANY = 25,         /* more results than the maximum asked for */
+    QDB_E_AUTHENTICATION = 26,   /* the node refused our hive key, or its absence */
     QDB_E_LAST_ /* keep last */
 } qdb_error_t;
 

@@ -10,7 +10,7 @@
  *     its callers, which return the sysexits.h code to exit with: 64 bad
  *     usage (EX_USAGE), 66 file unreadable (EX_NOINPUT), 78 bad file, named
  *     "FILE:LINE: ..." (EX_CONFIG).  0 means go on.
- *   - After --version or --gen-config qdbd_opts_parse() returns 0 at once,
+ *   - After --version, --gen-config or --gen-key qdbd_opts_parse() returns 0 at once,
  *     without reading the file; origin[] is then unset.
  */
 #ifndef QDB_TRANSPORT_REAL_QDBD_OPTIONS_H
@@ -36,12 +36,16 @@ typedef struct qdbd_opts {
     const char *config_path; /* the file read, if any */
     char *http;                 /* --http: the status page's address */
     gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+    char *hive_key_file;        /* --hive-key-file: authenticate every connection */
+    gboolean gen_key;           /* --gen-key: print a fresh hive key and exit */
 } qdbd_opts;
 
 /* The options of the table, in its order (qdbd_opt_fail()'s i). */
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
-       QO_REPLICATION, QO_TOMBSTONE_GRACE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE, QO_COUNT };
+       QO_REPLICATION, QO_TOMBSTONE_GRACE,
+       QO_HIVE_KEY_FILE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE,
+       QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */
 G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);
