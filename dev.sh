@@ -20,7 +20,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev libmicrohttpd-dev gnuplot-nox
-  redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot"
+  redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot
+  parallel python3-yaml"
 # Only the test stage needs a browser (tests/status-page.sh skips without it).
 TEST_PACKAGES="chromium"
 
@@ -256,7 +257,14 @@ test)
          echo "valgrind: $t clean"
      done
      "${vg[@]}" sim/qdbsim -q "$top/scenarios/tutorial.scn" > /dev/null || { echo "valgrind: qdbsim failed"; exit 1; }
-     echo "valgrind: qdbsim tutorial clean")
+     echo "valgrind: qdbsim tutorial clean"
+     # a sweep's forked workers and the merge's reader (a worker's valgrind
+     # error would come back as a "crash" verdict)
+     rc=0; "${vg[@]}" sim/qdbsim "$top/scenarios/tutorial.scn" --seeds 1..3 -j 2 --json > vg-sweep.jsonl || rc=$?
+     { [ $rc -le 1 ] && ! grep -q '"verdict": "crash"' vg-sweep.jsonl &&
+       { "${vg[@]}" sim/qdbsim --merge vg-sweep.jsonl > /dev/null || [ $? -eq 1 ]; }; } ||
+         { echo "valgrind: qdbsim sweep or merge failed"; cat vg-sweep.jsonl; exit 1; }
+     echo "valgrind: qdbsim sweep and merge clean")
     package
     echo "all tests passed in both builds, under valgrind and from the packages"
     ;;

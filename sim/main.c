@@ -5,10 +5,14 @@
  *   qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]
  *          [--hash-log FILE | --check-hash-log FILE] [--quiet]
  *
- *   qdbsim SCENARIO --sweep K [--set ...]
- *          runs seeds 1..K, each with random faults drawn from its seed
- *          (random_faults=true, and loss/dup/reorder drawn too), and prints
- *          the exact command that replays every failing seed.
+ *   qdbsim SCENARIO --sweep K | --seeds A..B [--shard K/N] [-j N] [--set ...] [--json]
+ *          runs seeds 1..K (or A..B, or shard K of N of them), each with
+ *          random faults drawn from its seed (random_faults=true, and
+ *          loss/dup/reorder drawn too), in N processes, and prints one JSON
+ *          line per seed or a summary with the exact command that replays
+ *          every failing seed;
+ *   qdbsim --merge FILE...
+ *          prints the summary of the JSON lines of sweeps (sim/sweep.h).
  *
  * Exit status: 0 when every expectation held, 1 when one failed, 2 on a bad
  * scenario or command line, 3 when --check-hash-log found a divergence.
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sweep.h"
 #include "world.h"
 
 /* Resident memory in bytes, for the bytes-per-node report only: it never
@@ -179,79 +184,6 @@ static char *scenario_path(const char *arg)
     return g_strdup(arg); /* errors name what was typed */
 }
 
-static char *replay_command(const char *scn, const char *seed, char **sets)
-{
-    GString *s = g_string_new("qdbsim ");
-    g_string_append(s, scn);
-    if (seed)
-        g_string_append_printf(s, " --seed %s", seed);
-    for (char **x = sets; x && *x; x++)
-        g_string_append_printf(s, " --set '%s'", *x);
-    return g_string_free(s, FALSE);
-}
-
-/* --sweep: seed k gets random faults and network trouble drawn from k. */
-static int sweep(const char *scn, unsigned k, char **sets)
-{
-    unsigned failed = 0;
-    for (unsigned seed = 1; seed <= k; seed++) {
-        GRand *r = g_rand_new_with_seed(seed * 2654435761u);
-        char *extra[] = {
-            g_strdup("random_faults=true"),
-            g_strdup_printf("loss=%.3f", g_rand_double_range(r, 0, 0.05)),
-            g_strdup_printf("dup=%.3f", g_rand_double_range(r, 0, 0.02)),
-            g_strdup_printf("reorder=%.3f", g_rand_double_range(r, 0, 0.05)),
-            NULL,
-        };
-        g_rand_free(r);
-        GPtrArray *all = g_ptr_array_new();
-        for (char **x = sets; x && *x; x++)
-            g_ptr_array_add(all, *x);
-        for (char **x = extra; *x; x++)
-            g_ptr_array_add(all, *x);
-        g_ptr_array_add(all, NULL);
-        char seedtext[24];
-        g_snprintf(seedtext, sizeof seedtext, "%u", seed);
-        char *cmd = replay_command(scn, seedtext, (char **)all->pdata);
-        qdb_scn_err err = {0};
-        qdb_scenario *sc = qdb_scenario_parse_file(scn, &err);
-        bool ok = sc != NULL;
-        char *s = g_strdup_printf("seed=%u", seed);
-        ok = ok && qdb_scenario_set(sc, s, &err);
-        g_free(s);
-        for (guint i = 0; ok && i + 1 < all->len; i++)
-            ok = qdb_scenario_set(sc, all->pdata[i], &err);
-        sim_world *w = ok ? sim_world_new(sc, &err) : NULL;
-        if (w) {
-            w->quiet = true;
-            w->replay = g_strdup(cmd);
-            ok = sim_world_run(w, &err) && w->failures->len == 0;
-            if (!ok && err.code == QDB_SCN_OK)
-                for (guint i = 0; i < w->failures->len; i++)
-                    fprintf(stderr, "  %s\n", (char *)w->failures->pdata[i]);
-            sim_world_free(w);
-        }
-        if (err.code != QDB_SCN_OK) {
-            fprintf(stderr, "  %s\n", err.msg);
-            ok = false;
-        }
-        if (!ok) {
-            failed++;
-            printf("FAIL seed %u: %s\n", seed, cmd);
-        } else {
-            printf("ok   seed %u\n", seed);
-        }
-        fflush(stdout);
-        qdb_scenario_free(sc);
-        g_free(cmd);
-        g_ptr_array_free(all, TRUE);
-        for (char **x = extra; *x; x++)
-            g_free(*x);
-    }
-    printf("%u passed, %u failed\n", k - failed, failed);
-    return failed ? 1 : 0;
-}
-
 /* The scenario at path with --seed and --set applied, and its world (*scp
  * gets the scenario, which must outlive the world).  NULL after printing
  * why, with nothing left behind. */
@@ -289,7 +221,9 @@ int main(int argc, char **argv)
     setlocale(LC_NUMERIC, "C");
     gchar **sets = NULL, *seed = NULL, *hash_log = NULL, *check_log = NULL;
     gboolean json = FALSE, quiet = FALSE, version = FALSE;
-    gint sweep_k = 0;
+    gint sweep_k = 0, jobs = 0;
+    gchar *seeds = NULL, *shard = NULL;
+    gboolean merge = FALSE;
     gchar *series = NULL;
     GOptionEntry entries[] = {
         {"seed", 0, 0, G_OPTION_ARG_STRING, &seed, "Override the scenario's seed", "N"},
@@ -304,6 +238,14 @@ int main(int argc, char **argv)
          "predecessors right, ring right, fingers right)", "FILE"},
         {"sweep", 0, 0, G_OPTION_ARG_INT, &sweep_k,
          "Run seeds 1..K with random faults; print the replay command of each failure", "K"},
+        {"seeds", 0, 0, G_OPTION_ARG_STRING, &seeds, "Sweep seeds A to B (as --sweep does 1..K)",
+         "A..B"},
+        {"shard", 0, 0, G_OPTION_ARG_STRING, &shard,
+         "Run only shard K of N of the sweep's seeds: those with (seed - A) mod N = K - 1", "K/N"},
+        {"jobs", 'j', 0, G_OPTION_ARG_INT, &jobs,
+         "Run the sweep's seeds in N processes at once (default: one per processor)", "N"},
+        {"merge", 0, 0, G_OPTION_ARG_NONE, &merge,
+         "Merge the result lines of sweeps (--json) in FILE... into one summary", NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL}};
     GError *gerr = NULL; /* GLib's boundary: turned into err at once */
@@ -315,8 +257,9 @@ int main(int argc, char **argv)
     if (!parsed) {
         g_strlcpy(err.msg, gerr->message, sizeof err.msg);
         g_error_free(gerr);
-    } else if (argc != 2) {
-        g_strlcpy(err.msg, "give exactly one scenario file", sizeof err.msg);
+    } else if (merge ? argc < 2 : argc != 2) {
+        g_strlcpy(err.msg, merge ? "--merge: give the files of result lines"
+                                 : "give exactly one scenario file", sizeof err.msg);
     }
     guint64 seed_value;
     if (parsed && (version || (seed && !g_ascii_string_to_unsigned(seed, 10, 0, G_MAXUINT64,
@@ -331,18 +274,33 @@ int main(int argc, char **argv)
         g_free(hash_log);
         g_free(check_log);
         g_free(series);
+        g_free(seeds);
+        g_free(shard);
         return version ? 0 : 2;
     }
-    if (!parsed || argc != 2) {
+    if (!parsed || err.msg[0]) {
         fprintf(stderr, "qdbsim: %s\n", err.msg);
-        fprintf(stderr, "usage: qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]\n");
+        fprintf(stderr, "usage: qdbsim SCENARIO [--seed N] [--set key=value ...] [--json]\n"
+                        "       qdbsim SCENARIO --sweep K | --seeds A..B [--shard K/N] [-j N] "
+                        "[--set key=value ...] [--json]\n"
+                        "       qdbsim --merge FILE...\n");
         return 2;
     }
+    if (merge) {
+        g_strfreev(sets);
+        g_free(seed);
+        return sim_sweep_merge(argv + 1, argc - 1);
+    }
     char *scn_path = scenario_path(argv[1]);
-    if (sweep_k > 0) {
-        int rc = sweep(scn_path, (unsigned)sweep_k, sets);
+    if (sweep_k > 0 || seeds || shard || jobs) {
+        sim_sweep_args sa = {.scenario = argv[1], .path = scn_path, .sets = sets,
+                             .sweep_k = sweep_k, .seeds = seeds, .shard = shard, .jobs = jobs,
+                             .json = json};
+        int rc = sim_sweep_run(&sa);
         g_strfreev(sets);
         g_free(scn_path);
+        g_free(seeds);
+        g_free(shard);
         return rc;
     }
     qdb_scenario *sc = NULL;
@@ -354,7 +312,7 @@ int main(int argc, char **argv)
     if (!w)
         goto out_opts;
     w->quiet = quiet || json;
-    w->replay = replay_command(argv[1], seed, sets);
+    w->replay = sim_replay_command(argv[1], seed, sets);
     if (series) {
         w->oracle.series = fopen(series, "w");
         if (!w->oracle.series) {
@@ -414,6 +372,8 @@ out_world:
     qdb_scenario_free(sc);
 out_opts:
     g_free(series);
+    g_free(seeds);
+    g_free(shard);
     g_strfreev(sets);
     g_free(seed);
     g_free(hash_log);

@@ -16,7 +16,7 @@
 N=300
 GONE=20
 
-node_args() { [ "$1" -eq 1 ] && echo "--replication=3"; }
+node_args() { [ "$1" -eq 1 ] && echo "--replication=3 --enable-purge-all"; }
 . "${srcdir:-.}/tests/hivelib.sh"
 # IDs 11.., 22.., .. 55..: the ring is 1 -> 2 -> 3 -> 4 -> 5
 for i in 1 2 3 4 5; do eval "ID$i=\$(printf '$i%.0s' \$(seq 64))"; done

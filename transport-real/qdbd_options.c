@@ -65,8 +65,7 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                 "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
                 ""},
     [QO_ALLOW_REMOTE_STOP] = {"allow-remote-stop", 0, OPT_BOOL, OFF(allow_remote_stop), NULL,
-                             "Leave the hive when a client asks (qdbsh stop_node); otherwise "
-                             "refuse", "false"},
+                             "An alias of --enable-stop", "false"},
     [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
                        "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
                        "node, adopted by joining nodes (a different value is refused)", "1"},
@@ -85,6 +84,13 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
     [QO_REPAIR_RATE] = {"repair-rate", 0, OPT_STRING, OFF(repair_rate), "ENTRIES",
                        "Send at most ENTRIES records a second to bring replicas up to date, so "
                        "client requests keep priority", G_STRINGIFY(QDB_DEFAULT_REPAIR_RATE)},
+    [QO_ENABLE_PURGE_ALL] = {"enable-purge-all", 0, OPT_BOOL, OFF(enable_purge_all), NULL,
+                            "Let clients remove every entry (qdbsh remove_all), for the whole "
+                            "hive: fixed by its first node (off: \"operation disabled\")",
+                            "false"},
+    [QO_ENABLE_STOP] = {"enable-stop", 0, OPT_BOOL, OFF(enable_stop), NULL,
+                       "Let clients make a node leave (qdbsh stop_node), for the whole hive: "
+                       "fixed by its first node (off: \"operation disabled\")", "false"},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));

@@ -32,19 +32,21 @@ typedef struct qdbd_opts {
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
      * command line, N > 0 line N of config_path */
-    int origin[24];
+    int origin[32];
     const char *config_path; /* the file read, if any */
     char *http;                 /* --http: the status page's address */
-    gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+    gboolean allow_remote_stop; /* --allow-remote-stop: an alias of --enable-stop */
     char *hive_key_file;        /* --hive-key-file: authenticate every connection */
     gboolean gen_key;           /* --gen-key: print a fresh hive key and exit */
+    gboolean enable_purge_all, enable_stop; /* hive-wide: obey remove_all, stop_node */
 } qdbd_opts;
 
 /* The options of the table, in its order (qdbd_opt_fail()'s i). */
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
        QO_REPLICATION, QO_TOMBSTONE_GRACE,
-       QO_HIVE_KEY_FILE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE,
+       QO_HIVE_KEY_FILE,
+       QO_ENABLE_PURGE_ALL, QO_ENABLE_STOP, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE,
        QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */

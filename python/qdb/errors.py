@@ -38,6 +38,7 @@ CODES = {
     24: "QDB_E_REFUSED",
     25: "QDB_E_TOO_MANY",
     26: "QDB_E_AUTHENTICATION",
+    27: "QDB_E_DISABLED",
 }
 
 
