@@ -519,6 +519,20 @@ qdb_error_t qdb_node_stop(qdb_handle_t h, const char *node)
     return rc == QDB_OK ? (qdb_error_t)r.status : rc;
 }
 
+qdb_error_t qdb_forget_node(qdb_handle_t h, const char *node, const char *id)
+{
+    if (h == NULL || id == NULL)
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_msg req = {.type = QDB_MSG_FORGET}, r;
+    if (!qdb_id_parse(&req.target, id))
+        return QDB_E_INVALID_ARGUMENT;
+    qdb_addr dst;
+    qdb_error_t rc = admin_target(h, node, &dst);
+    if (rc == QDB_OK)
+        rc = admin_call(h, dst, &req, QDB_MSG_STOP_REPLY, &r);
+    return rc == QDB_OK ? (qdb_error_t)r.status : rc;
+}
+
 qdb_error_t qdb_hive_status(qdb_handle_t h, const char *node, const char **json)
 {
     if (h == NULL || json == NULL)

@@ -135,6 +135,13 @@ qdb_error_t qdb_node_topology(qdb_handle_t handle, const char *node, const char 
 /* Ask the node to leave the hive gracefully (hand its entries over, then
  * exit).  QDB_E_DISABLED unless the hive enables it (qdbd --enable-stop). */
 qdb_error_t qdb_node_stop(qdb_handle_t handle, const char *node);
+/* Declare the node with this ID (64 hex digits, as hive_status shows it)
+ * gone for good: its entries stop answering QDB_E_UNAVAILABLE (K = 1) and
+ * become QDB_E_ALIAS_NOT_FOUND.  node (NULL: the connected one) passes it on
+ * to the ID's successor.  QDB_E_REFUSED when that node still routes to the
+ * ID (it is alive, or its failure is not repaired yet: try again later);
+ * QDB_E_INVALID_ARGUMENT for a malformed ID.  Idempotent.  Since version-info 2. */
+qdb_error_t qdb_forget_node(qdb_handle_t handle, const char *node, const char *id);
 /* Walk the ring from node along successors: every node with its arc as a
  * share of the ring and its entry count.  *json is set in every case where
  * the walk started; QDB_E_UNSTABLE when the walk found the ring broken (an

@@ -171,6 +171,27 @@ static void print_json(const char *json, bool pretty)
     fflush(stdout);
 }
 
+/* forget_node ID [ADDR] */
+static bool run_forget(shell *sh, const char *id, const char *addr)
+{
+    if (addr == NULL && !sh_connect(sh))
+        return false;
+    qdb_error_t rc = qdb_forget_node(sh->h, addr, id);
+    if (rc == QDB_OK) {
+        printf("node %s forgotten\n", id);
+        fflush(stdout);
+        return true;
+    }
+    if (rc == QDB_E_INVALID_ARGUMENT)
+        print_error("forget_node: '%s' is not a node ID (64 hex digits)", id);
+    else if (rc == QDB_E_REFUSED)
+        print_error("forget_node %s: refused: the hive still routes to that node (it is "
+                    "alive, or its failure is not repaired yet: try again later)", id);
+    else
+        print_addr_error("forget_node (through)", addr ? addr : "the connected node", rc);
+    return rc == QDB_OK;
+}
+
 /* The administration commands: they ask one node, by address or (without
  * ADDR) the one connected to. */
 static bool run_admin(shell *sh, const cmd_def *cmd, const char *addr)
@@ -320,6 +341,8 @@ static bool run_command(shell *sh, const cmd_def *cmd, const cmd_args *a)
     case CMD_HIVE_STATUS:
     case CMD_STOP_NODE:
         return run_admin(sh, cmd, a->word[0]);
+    case CMD_FORGET_NODE:
+        return run_forget(sh, a->word[0], a->word[1]);
     default:
         break;
     }

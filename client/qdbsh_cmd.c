@@ -48,6 +48,9 @@ const cmd_def qdbsh_commands[] = {
       "print the aliases starting with PREFIX, sorted; fails over MAX" },
     { "prefix_count", CMD_PREFIX_COUNT, 1, false, 0, "PREFIX",
       "print how many aliases start with PREFIX" },
+    { "forget_node", CMD_FORGET_NODE, 1, false, 1, "ID [ADDR]",
+      "declare the node with ID (64 hex digits) gone for good: its entries\n"
+      "                                      answer \"not found\" instead of \"unavailable\"" },
     { "exit", CMD_EXIT, 0, false, 0, "", "leave the shell (end of input does too)" },
 };
 

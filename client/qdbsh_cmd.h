@@ -37,6 +37,7 @@ typedef enum cmd_id {
     CMD_GET_EXPIRY,
     CMD_PREFIX_GET,
     CMD_PREFIX_COUNT,
+    CMD_FORGET_NODE,
 } cmd_id;
 
 typedef struct cmd_def {

@@ -30,7 +30,7 @@
 /* A 4-byte LEB128 varint holds 28 bits: frame_peek relies on this to call a
  * 5th prefix byte oversized without reading it. */
 G_STATIC_ASSERT(QDB_FRAME_MAX == (((size_t)1 << 28) - 1));
-G_STATIC_ASSERT(QDB_MSG_TYPE_MAX_ < 32);
+G_STATIC_ASSERT(QDB_MSG_TYPE_MAX_ < 32 + 256);
 
 /* ---- varints ------------------------------------------------------------- */
 
@@ -114,6 +114,9 @@ static const char *const type_names[QDB_MSG_TYPE_MAX_ + 1] = {
     [QDB_MSG_STATUS_REPLY] = "STATUS_REPLY",
     [QDB_MSG_STOP] = "STOP",
     [QDB_MSG_STOP_REPLY] = "STOP_REPLY",
+    [QDB_MSG_FORGET] = "FORGET",
+    [QDB_MSG_DIGEST] = "DIGEST",
+    [QDB_MSG_DIGEST_REPLY] = "DIGEST_REPLY",
     [QDB_MSG_GET_REMOVE] = "GET_REMOVE",
     [QDB_MSG_REMOVE_IF] = "REMOVE_IF",
     [QDB_MSG_GET_META] = "GET_META",
@@ -125,7 +128,7 @@ static const char *const type_names[QDB_MSG_TYPE_MAX_ + 1] = {
 
 const char *qdb_msg_type_name(int type)
 {
-    if (type < 1 || type > QDB_MSG_TYPE_MAX_)
+    if (type < 1 || type > QDB_MSG_TYPE_MAX_ || type == QDB_MSG_EXT_)
         return "UNKNOWN";
     return type_names[type];
 }
@@ -382,7 +385,14 @@ static int emit_status_reply(writer *w, const qdb_msg *m)
 /* Tag and body of m, counted or written.  recs is used for HANDOVER only. */
 static int emit_body(writer *w, const qdb_msg *m, const records *recs)
 {
-    w_u8(w, (QDB_PROTO_VERSION << 5) | (unsigned)m->type);
+    if (m->type == QDB_MSG_EXT_ || m->type < 1 || m->type > QDB_MSG_TYPE_MAX_)
+        return QDB_E_INVALID_ARGUMENT;
+    if (m->type > QDB_MSG_EXT_) {
+        w_u8(w, (QDB_PROTO_VERSION << 5) | QDB_MSG_EXT_);
+        w_u8(w, (unsigned)m->type - 32);
+    } else {
+        w_u8(w, (QDB_PROTO_VERSION << 5) | (unsigned)m->type);
+    }
     switch (m->type) {
     case QDB_MSG_HELLO: {
         uint8_t id[8];
@@ -503,6 +513,30 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         if (m->status < 0 || m->status > 255)
             return QDB_E_INVALID_ARGUMENT;
         w_u8(w, (unsigned)m->status);
+        return QDB_OK;
+    case QDB_MSG_FORGET:
+        if (m->hops > 255)
+            return QDB_E_INVALID_ARGUMENT;
+        w_varint(w, m->rpc);
+        w_bytes(w, m->target.b, QDB_ID_BYTES);
+        w_u8(w, m->hops);
+        return QDB_OK;
+    case QDB_MSG_DIGEST:
+        if (m->content_len == 0 || m->content_len > QDB_DIGEST_BUCKETS_MAX * 8 ||
+            m->content_len % 8)
+            return QDB_E_INVALID_ARGUMENT;
+        TRY(check_bytes(m->content, m->content_len));
+        w_varint(w, m->rpc);
+        w_bytes(w, m->target.b, QDB_ID_BYTES);
+        w_bytes(w, m->upto.b, QDB_ID_BYTES);
+        w_bytes(w, m->content, m->content_len);
+        return QDB_OK;
+    case QDB_MSG_DIGEST_REPLY:
+        if (m->content_len == 0 || m->content_len > QDB_DIGEST_BUCKETS_MAX / 8)
+            return QDB_E_INVALID_ARGUMENT;
+        TRY(check_bytes(m->content, m->content_len));
+        w_varint(w, m->rpc);
+        w_bytes(w, m->content, m->content_len);
         return QDB_OK;
     default:
         return QDB_E_INVALID_ARGUMENT;
@@ -904,6 +938,34 @@ static int decode_body(reader *r, qdb_msg *m)
         m->status = (int)status;
         return r_end(r);
     }
+    case QDB_MSG_FORGET: {
+        const uint8_t *p;
+        TRY(r_varint(r, &m->rpc));
+        TRY(r_bytes(r, QDB_ID_BYTES, &p));
+        memcpy(m->target.b, p, QDB_ID_BYTES);
+        TRY(r_u8(r, &m->hops));
+        return r_end(r);
+    }
+    case QDB_MSG_DIGEST: {
+        const uint8_t *p;
+        TRY(r_varint(r, &m->rpc));
+        TRY(r_bytes(r, QDB_ID_BYTES, &p));
+        memcpy(m->target.b, p, QDB_ID_BYTES);
+        TRY(r_bytes(r, QDB_ID_BYTES, &p));
+        memcpy(m->upto.b, p, QDB_ID_BYTES);
+        r_rest(r, &m->content, &m->content_len);
+        if (m->content_len == 0)
+            return QDB_E_TRUNCATED;
+        if (m->content_len > QDB_DIGEST_BUCKETS_MAX * 8 || m->content_len % 8)
+            return QDB_E_MALFORMED;
+        return QDB_OK;
+    }
+    case QDB_MSG_DIGEST_REPLY:
+        TRY(r_varint(r, &m->rpc));
+        r_rest(r, &m->content, &m->content_len);
+        if (m->content_len == 0)
+            return QDB_E_TRUNCATED;
+        return m->content_len > QDB_DIGEST_BUCKETS_MAX / 8 ? QDB_E_MALFORMED : QDB_OK;
     default:
         return QDB_E_BAD_TYPE;
     }
@@ -944,6 +1006,11 @@ int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m)
     if (tag >> 5 != QDB_PROTO_VERSION)
         return QDB_E_BAD_VERSION;
     unsigned type = tag & 31;
+    if (type == QDB_MSG_EXT_) {
+        unsigned ext;
+        TRY(r_u8(&r, &ext));
+        type = 32 + ext;
+    }
     if (type < 1 || type > QDB_MSG_TYPE_MAX_)
         return QDB_E_BAD_TYPE;
     m->type = (int)type;

@@ -5,6 +5,8 @@
  * Frame layout
  *   varint  length      bytes that follow (the tag and the body), 1..QDB_FRAME_MAX
  *   u8      tag         (version << 5) | type; version is QDB_PROTO_VERSION
+ *   [u8     ext]        only when the tag's type is 31 (QDB_MSG_EXT_): the
+ *                       type is 32 + ext (types 1..30 fit the tag itself)
  *   ...     body        depends on the type, below
  *
  * Varints are LEB128 (7 bits a byte, least significant group first, high bit
@@ -79,7 +81,17 @@
  *                peers and the count let a client walk the ring without
  *                parsing JSON.
  *   STOP         rpc                          leave the ring gracefully
- *   STOP_REPLY   rpc, u8 status               QDB_OK (leaving) or QDB_E_REFUSED
+ *   STOP_REPLY   rpc, u8 status               QDB_OK (leaving) or QDB_E_REFUSED;
+ *                also the answer to an operator's FORGET
+ *   FORGET       rpc, ID, u8 hops             the node with this ID is gone for good
+ *                (node/forget.c): an operator sends it with hops 0 and gets a
+ *                STOP_REPLY; nodes pass it on towards the ID's successor with
+ *                hops + 1 and expect no answer
+ *   DIGEST       rpc, ID lo, ID hi, digests = rest (n x u64, 1 <= n <= 1024)
+ *                an owner's records in the arc (lo, hi], summed per bucket
+ *                (node/replica.c): which buckets differ at the replica?
+ *   DIGEST_REPLY rpc, bitmap = rest (1..128 bytes): bit b (byte b / 8, bit
+ *                b % 8) set: bucket b differs
  *
  * Decoding never reads outside the given bytes and rejects malformed,
  * truncated, oversized and wrong-version frames with a precise code.
@@ -115,6 +127,8 @@
 #define QDB_EXPIRY_MAX INT64_C(253402300799)
 /* The largest max a PREFIX may ask for (more: QDB_E_INVALID_ARGUMENT). */
 #define QDB_PREFIX_MAX 1000000u
+/* The most buckets a DIGEST sums (DIGEST_REPLY: a bitmap of as many bits). */
+#define QDB_DIGEST_BUCKETS_MAX 1024u
 
 /* STATUS: what the JSON of the reply describes. */
 #define QDB_STATUS_NODE 0u     /* everything: node_status */
@@ -160,7 +174,11 @@ typedef enum qdb_msg_type {
     QDB_MSG_PUT_EX = 28,
     QDB_MSG_UPDATE_EX = 29,
     QDB_MSG_PREFIX = 30,
-    QDB_MSG_TYPE_MAX_ = 30
+    QDB_MSG_EXT_ = 31, /* not a type: the escape to types 32.. (an ext byte follows) */
+    QDB_MSG_FORGET = 32,
+    QDB_MSG_DIGEST = 33,
+    QDB_MSG_DIGEST_REPLY = 34,
+    QDB_MSG_TYPE_MAX_ = 34
 } qdb_msg_type;
 
 const char *qdb_msg_type_name(int type);
@@ -180,13 +198,14 @@ typedef struct qdb_msg {
     const uint8_t *alias;
     size_t alias_len;
     const uint8_t *content;   /* PUT/UPDATE/GET_UPDATE content, CAS new, REPLY payload,
-                               * STATUS_REPLY JSON */
+                               * STATUS_REPLY JSON, DIGEST digests, DIGEST_REPLY bitmap */
     size_t content_len;
     const uint8_t *comparand; /* CAS, REMOVE_IF */
     size_t comparand_len;
     int64_t expiry;      /* EXPIRE, PUT_EX, UPDATE_EX: any 64 bits; nodes check the range */
     uint64_t max;        /* PREFIX */
-    qdb_id target;       /* FIND */
+    qdb_id target;       /* FIND; FORGET: the node gone; DIGEST: lo */
+    qdb_id upto;         /* DIGEST: hi -- the arc is (target, upto] */
     unsigned flags;      /* FIND_REPLY done, STABILIZE_REPLY has-pred, NOTIFY joining, HANDOVER
                           * last, STATUS_REPLY QDB_STATUS_F_*, PREFIX count only */
     unsigned what;       /* STATUS, STATUS_REPLY: QDB_STATUS_NODE ... */
@@ -197,6 +216,7 @@ typedef struct qdb_msg {
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
     unsigned replication; /* STABILIZE_REPLY: the hive's K; 0 and 1 both mean 1 (absent) */
+    unsigned hops;       /* FORGET: nodes it passed through */
     unsigned n_exclude;  /* FIND: nodes the asker found dead */
     qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];
     /* HANDOVER: n_entries records, validated, walked with qdb_msg_entry_next() */

@@ -46,6 +46,13 @@
 #define QDB_DEFAULT_TOMBSTONE_GRACE_S 86400
 #define QDB_DEFAULT_TOMBSTONE_GRACE_US (QDB_DEFAULT_TOMBSTONE_GRACE_S * QDB_US_PER_S)
 #define QDB_TOMBSTONE_GRACE_MAX_S 315360000
+/* Records a second an owner sends to bring a replica up to date (qdbd
+ * --repair-rate): 256-record batches every 25.6 ms at the default. */
+#define QDB_DEFAULT_REPAIR_RATE 10000
+/* Owners compare their range with each replica by digest this often even
+ * without a membership change (anti-entropy): a digest frame of at most 8 KB
+ * per replica, and a scan of the range on both ends. */
+#define QDB_ANTI_ENTROPY_US (60 * QDB_US_PER_S)
 /* Hive-wide: copies of each entry, the owner's included (qdbd --replication). */
 #define QDB_DEFAULT_REPLICATION 1
 #define QDB_REPLICATION_MAX 4

@@ -44,6 +44,8 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->max_content = QDB_DEFAULT_MAX_CONTENT;
     if (cfg->dedup_bytes == 0)
         cfg->dedup_bytes = QDB_DEFAULT_DEDUP_BYTES;
+    if (cfg->repair_rate == 0)
+        cfg->repair_rate = QDB_DEFAULT_REPAIR_RATE;
 }
 
 static bool seam_ok(int version, const char *what, char *err)
@@ -331,7 +333,7 @@ static void rpc_failed(qdb_node *n, const node_rpc *r)
     n->stats.rpc_timeouts++;
     if (r->kind == RPC_HANDOVER)
         serve_on_handover_failed(n, r);
-    else if (r->kind == RPC_REPLICATE || r->kind == RPC_REPAIR)
+    else if (r->kind == RPC_REPLICATE || r->kind == RPC_REPAIR || r->kind == RPC_DIGEST)
         replica_on_failed(n, r);
     ring_on_failure(n, r);
 }
@@ -341,6 +343,8 @@ void node_rearm(qdb_node *n)
     if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
         return;
     qdb_time_us next = MIN(n->round_at, n->watch_at);
+    if (n->repair_at && n->repair_at < next)
+        next = n->repair_at; /* the next repair batch (replica.c's rate) */
     for (guint i = 0; i < n->rpcs->len; i++) {
         qdb_time_us d = g_array_index(n->rpcs, node_rpc, i).deadline;
         if (d < next)
@@ -367,6 +371,11 @@ static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
             serve_on_handover_ack(n, &r);
         else
             replica_on_ack(n, &r);
+        return;
+    }
+    if (m->type == QDB_MSG_DIGEST_REPLY) {
+        if (r.kind == RPC_DIGEST)
+            replica_on_digest_reply(n, &r, m);
         return;
     }
     ring_on_reply(n, &r, m);
@@ -415,6 +424,12 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     case QDB_MSG_STOP:
         status_on_stop(n, src, &m);
         break;
+    case QDB_MSG_FORGET:
+        forget_on_forget(n, src, &m);
+        break;
+    case QDB_MSG_DIGEST:
+        replica_on_digest(n, src, &m);
+        break;
     case QDB_MSG_STABILIZE:
         ring_on_stabilize(n, src, &m);
         break;
@@ -436,6 +451,7 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     case QDB_MSG_STABILIZE_REPLY:
     case QDB_MSG_PONG:
     case QDB_MSG_HANDOVER_ACK:
+    case QDB_MSG_DIGEST_REPLY:
         on_reply(n, src, &m);
         break;
     default: /* REPLY: only clients get those */
@@ -500,6 +516,11 @@ void qdb_node_tick(qdb_node *n)
         ring_round(n);
         version_collect(n); /* due a few times a grace period: no timer of its own */
         replica_round(n);
+        forget_round(n);
+    } else if (n->repair_at && now >= n->repair_at) {
+        n->repair_at = 0; /* spent, whether or not a batch can leave now */
+        if (n->phase == PHASE_ACTIVE)
+            replica_round(n); /* the rate lets the next repair batch go */
     }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);

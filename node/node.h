@@ -56,6 +56,12 @@ typedef struct qdb_node_config {
     qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
                                     * node back with older storage cannot bring the entry
                                     * back; default 1 day */
+    unsigned repair_rate;          /* records a second an owner sends to repair a replica
+                                    * (node/replica.c), so clients keep priority; default
+                                    * QDB_DEFAULT_REPAIR_RATE */
+    qdb_time_us dead_node_grace;   /* a failed node's arc, inherited without its entries
+                                    * (K = 1), answers "unavailable" this long, then "not
+                                    * found" (node/forget.c); 0: until qdbsh forget_node */
     /* Hive-wide settings: the node that creates a hive fixes them, a joining
      * node is told them by its successor and adopts them (0: no opinion), or
      * is refused when it asked for a different value (qdb_node_refusal). */
@@ -163,6 +169,8 @@ typedef struct qdb_node_stats {
     uint64_t storage_errors; /* storage calls that failed (requests and hand-over) */
     uint64_t status_requests, stops; /* STATUS answered; STOP obeyed or refused */
     uint64_t expired; /* expired records the collector deleted */
+    uint64_t repair_sent;  /* records sent by repair (to replicas, and back to owners) */
+    uint64_t repair_bytes; /* bytes of repair frames sent: digests, answers, records */
     /* frames refused by the admission rules (ring.c; a stranger's claim not
      * believed) and the connection classes (serve.c; a node's message on a
      * client's session or the reverse) */

@@ -73,6 +73,7 @@ typedef enum rpc_kind {
     RPC_WATCH,        /* is our successor alive (watch.c)?  arg = strike, as RPC_STABILIZE */
     RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
     RPC_REPAIR,       /* one batch of our range copied to a replica (replica.c) */
+    RPC_DIGEST,       /* our range's digest, to a replica (replica.c) */
     RPC_ADMIT         /* check a stranger's claim before believing it (ring.c, admission);
                        * arg = the NOTIFY's flags, or ADMIT_SENDER */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
@@ -120,6 +121,9 @@ struct qdb_node {
      * until the failed node comes back (replication comes later). */
     qdb_id orphan_lo, orphan_hi; /* (lo, hi] */
     bool has_orphan;
+    qdb_time_us orphan_since;    /* when the orphaned arc was inherited (forget.c) */
+    qdb_id forgotten[4];         /* the last IDs an operator declared gone (forget.c) */
+    unsigned n_forgotten;
     qdb_id failed_pred;          /* the predecessor that failed, until we adopt another */
     bool pred_failed;
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
@@ -203,6 +207,11 @@ struct qdb_node {
     GPtrArray *repair_keys;  /* GBytes: the batch in flight */
     qdb_addr repaired[QDB_REPLICATION_MAX]; /* replicas that have our range */
     unsigned n_repaired;
+    bool repair_digested;    /* repair_dst answered our DIGEST: repair_diff is known */
+    unsigned repair_buckets; /* the digest's buckets (a power of two) */
+    uint8_t repair_diff[QDB_DIGEST_BUCKETS_MAX / 8]; /* bit b: bucket b differs there */
+    qdb_time_us repair_at;   /* the next batch may leave then (cfg.repair_rate); 0: now */
+    qdb_time_us repair_again_at; /* the next comparison with every replica (anti-entropy) */
 
     /* versions (version.c) */
     uint64_t hlc;            /* the last version issued or seen */
@@ -310,6 +319,9 @@ bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
 void replica_round(qdb_node *n);
 void replica_on_ack(qdb_node *n, const node_rpc *rpc);
 void replica_on_failed(qdb_node *n, const node_rpc *rpc);
+/* An owner's DIGEST of a range we replicate, and our answer to ours. */
+void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m);
+void replica_on_digest_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
 void replica_free(qdb_node *n);
 
 /* version.c */
@@ -394,6 +406,14 @@ int serve_prefix(qdb_node *n, const qdb_msg *m, uint8_t **hold, const uint8_t **
 /* Delete expired records, visiting at most QDB_GC_BATCH (defaults.h) of them from where
  * the last call stopped (one call per stabilization round). */
 void serve_collect_expired(qdb_node *n);
+
+/* forget.c: nodes gone for good */
+/* An operator's or a node's FORGET. */
+void forget_on_forget(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* The orphaned arc was just set: start its grace, drop it if forgotten. */
+void forget_orphaned(qdb_node *n);
+/* Each round: release an orphaned arc older than cfg.dead_node_grace. */
+void forget_round(qdb_node *n);
 
 /* Is id in the arc inherited from a failed predecessor? */
 bool ring_orphaned(const qdb_node *n, const qdb_id *id);

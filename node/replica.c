@@ -17,11 +17,16 @@
  * harmless.
  *
  * Repair.  When the replicas of its range change (a join, a failure, a
- * departure) or its range does, an owner copies the range to each replica
- * it has not copied it to yet, one batch of cfg.handover_batch records in
- * flight at a time (the next one leaves on the acknowledgement), so the
- * copy's rate is bounded by one round trip per batch.  A replica keeps
- * what is newer of each record.
+ * departure) or its range does, and every QDB_ANTI_ENTROPY_US anyway, an
+ * owner compares the range with each replica by digest (DIGEST: a sum per
+ * bucket of the range, the buckets about four records each, at most
+ * QDB_DIGEST_BUCKETS_MAX), as Dynamo and Cassandra compare Merkle trees
+ * but one level deep: the replica answers which buckets differ and sends
+ * back what it holds in them; the owner sends what it holds in them, one
+ * batch of cfg.handover_batch records in flight at a time and at most
+ * cfg.repair_rate records a second.  Each end keeps what is newer of each
+ * record.  Cost: a digest frame of up to 8 KB and a scan of the range at
+ * both ends, then the records of the differing buckets both ways.
  *
  * Fail-over needs nothing more: an owner's successor already holds its
  * entries, and serves them once it has taken over the arc.
@@ -32,6 +37,11 @@
 
 #include "node_internal.h"
 #include "record.h"
+
+/* send_copies' kind for frames sent, not called: no answer awaited. */
+#define NOT_AWAITED ((rpc_kind)-1)
+/* Records a replica sends back to the owner per DIGEST, at most. */
+#define QDB_REPAIR_BACK_MAX 4096
 
 typedef struct repl_target {
     qdb_peer peer;
@@ -87,10 +97,12 @@ unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max)
 }
 
 /* Frame the current records of keys as replica copies and send them to dst
- * under rpc.  Keys no longer stored are left out. */
-static void send_copies(qdb_node *n, const qdb_peer *dst, uint64_t rpc, GPtrArray *keys,
-                        rpc_kind kind)
+ * under rpc, awaited as kind (or NOT_AWAITED).  Keys no longer
+ * stored are left out.  Returns the frame's length (0: not sent). */
+static size_t send_copies(qdb_node *n, const qdb_peer *dst, uint64_t rpc, GPtrArray *keys,
+                          rpc_kind kind)
 {
+    size_t len = 0;
     qdb_handover_builder b;
     qdb_handover_builder_init(&b);
     for (guint i = 0; i < keys->len; i++) {
@@ -110,10 +122,13 @@ static void send_copies(qdb_node *n, const qdb_peer *dst, uint64_t rpc, GPtrArra
         n->stats.frames_out++;
         n->stats.handover_batches++;
         n->transport->send(n->transport, dst->addr, out->data, out->len);
+        len = out->len;
     }
     g_byte_array_free(out, TRUE);
     qdb_handover_builder_clear(&b);
-    node_expect(n, dst->addr, rpc, kind, dst);
+    if (kind != NOT_AWAITED)
+        node_expect(n, dst->addr, rpc, kind, dst);
+    return len;
 }
 
 /* ---- writes ----------------------------------------------------------------- */
@@ -230,6 +245,125 @@ static bool repaired(const qdb_node *n, qdb_addr a)
     return false;
 }
 
+/* Buckets.  The arc (lo, hi] is cut into `buckets` (a power of two) equal
+ * sub-arcs: the bucket of an ID is the top bits of its offset from lo, as
+ * many as the buckets need, counted from the arc width's top bit.  Both
+ * ends compute it from the DIGEST's lo and hi, so they agree. */
+typedef struct arc_cut {
+    qdb_id lo;
+    int shift;        /* offset >> shift is the bucket; < 0: offsets are buckets */
+    unsigned buckets;
+} arc_cut;
+
+/* 256-bit big-endian a - b, modulo 2^256. */
+static void id_sub(qdb_id *out, const qdb_id *a, const qdb_id *b)
+{
+    int borrow = 0;
+    for (int i = QDB_ID_BYTES - 1; i >= 0; i--) {
+        int d = (int)a->b[i] - (int)b->b[i] - borrow;
+        borrow = d < 0;
+        out->b[i] = (uint8_t)(d + (borrow ? 256 : 0));
+    }
+}
+
+static unsigned id_bit(const qdb_id *x, int j)
+{
+    return (x->b[QDB_ID_BYTES - 1 - j / 8] >> (j % 8)) & 1u;
+}
+
+static void cut_init(arc_cut *c, const qdb_id *lo, const qdb_id *hi, unsigned buckets)
+{
+    qdb_id w;
+    id_sub(&w, hi, lo); /* 0: the whole circle, 2^256 */
+    int top = QDB_ID_BITS; /* the width's bit count */
+    while (top > 0 && !id_bit(&w, top - 1))
+        top--;
+    if (qdb_id_eq(lo, hi))
+        top = QDB_ID_BITS;
+    int need = 0;
+    while ((1u << need) < buckets)
+        need++;
+    c->lo = *lo;
+    c->shift = top - need;
+    c->buckets = buckets;
+}
+
+static unsigned cut_bucket(const arc_cut *c, const uint8_t *key)
+{
+    qdb_id id, off;
+    memcpy(id.b, key, QDB_ID_BYTES);
+    id_sub(&off, &id, &c->lo);
+    unsigned b = 0;
+    int from = MAX(c->shift, 0);
+    for (int j = QDB_ID_BITS - 1; j >= from; j--) /* the bits left once shifted */
+        b = (b << 1) | id_bit(&off, j);
+    return MIN(b, c->buckets - 1); /* an offset of exactly the width: the last bucket */
+}
+
+/* One record's share of its bucket's sum: its key and the version that
+ * decides between copies (qdb_record_cmp), mixed (splitmix64's finalizer),
+ * so a sum differs when any record does. */
+static uint64_t record_digest(const uint8_t *k, size_t kl, const qdb_record_meta *meta)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < kl; i++)
+        h = (h ^ k[i]) * UINT64_C(0x100000001b3);
+    h ^= meta->version * UINT64_C(0x9e3779b97f4a7c15);
+    h ^= meta->origin + (meta->tombstone ? UINT64_C(0x632be59bd9b4e019) : 0);
+    h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return h ^ (h >> 31);
+}
+
+typedef struct digest_ctx {
+    arc_cut cut;
+    uint64_t *sums; /* QDB_DIGEST_BUCKETS_MAX */
+    uint64_t records;
+} digest_ctx;
+
+static int digest_one(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    digest_ctx *c = arg;
+    qdb_record_meta meta;
+    if (kl < QDB_ID_BYTES || qdb_record_decode_meta(v, vl, &meta) != QDB_OK)
+        return 0; /* a corrupt record sums as nothing: it differs, and is replaced */
+    c->sums[cut_bucket(&c->cut, k)] += record_digest(k, kl, &meta);
+    c->records++;
+    return 0;
+}
+
+/* Sum our records of (lo, hi] into `buckets` buckets (0: pick them from
+ * the count, about four records a bucket).  Returns the buckets, or 0 when
+ * the store failed. */
+static unsigned digest_arc(qdb_node *n, const qdb_id *lo, const qdb_id *hi, unsigned buckets,
+                           uint64_t sums[QDB_DIGEST_BUCKETS_MAX])
+{
+    digest_ctx c = {.sums = sums};
+    memset(sums, 0, QDB_DIGEST_BUCKETS_MAX * sizeof sums[0]);
+    cut_init(&c.cut, lo, hi, QDB_DIGEST_BUCKETS_MAX);
+    if (serve_iterate_arc(n, lo, hi, digest_one, &c) != 0) {
+        node_log(n, 2, "repair: storage failed: %s", n->storage->errmsg);
+        return 0;
+    }
+    if (buckets == 0)
+        for (buckets = 1; buckets < QDB_DIGEST_BUCKETS_MAX && buckets * 4 < c.records;)
+            buckets *= 2;
+    /* fold the fine buckets into the coarse ones: sums add up */
+    unsigned fold = QDB_DIGEST_BUCKETS_MAX / buckets;
+    for (unsigned b = 0; b < buckets; b++) {
+        uint64_t s = 0;
+        for (unsigned j = 0; j < fold; j++)
+            s += sums[b * fold + j];
+        sums[b] = s;
+    }
+    return buckets;
+}
+
+static bool diff_has(const uint8_t *diff, unsigned b)
+{
+    return (diff[b / 8] >> (b % 8)) & 1u;
+}
+
 typedef struct batch_ctx {
     GPtrArray *keys;
     guint limit;
@@ -238,30 +372,70 @@ typedef struct batch_ctx {
      * with the same max_content takes (QDB_FRAME_FOR_CONTENT) */
     size_t bytes, budget;
     bool full;
+    const arc_cut *cut;  /* with diff: only keys in the differing buckets */
+    const uint8_t *diff;
 } batch_ctx;
 
 static int take_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     batch_ctx *c = arg;
+    if (c->diff && (kl < QDB_ID_BYTES || !diff_has(c->diff, cut_bucket(c->cut, k))))
+        return 0;
     g_ptr_array_add(c->keys, g_bytes_new(k, kl));
     c->bytes += kl + vl;
     c->full = c->keys->len >= c->limit || c->bytes >= c->budget;
     return c->full;
 }
 
-/* Send the next batch of our range, after the cursor, to the replica being
- * repaired; or, when the range is done, move on to the next replica. */
+/* Count a repair frame of len bytes carrying records records. */
+static void count_repair(qdb_node *n, size_t len, size_t records)
+{
+    n->stats.repair_bytes += len;
+    n->stats.repair_sent += records;
+}
+
+/* Ask the replica being repaired which buckets of our range differ. */
+static void send_digest(qdb_node *n)
+{
+    uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
+    unsigned buckets = digest_arc(n, &n->repair_lo, &n->cfg.self.id, 0, sums);
+    if (buckets == 0)
+        return; /* the next round tries again */
+    uint8_t wire[QDB_DIGEST_BUCKETS_MAX * 8];
+    for (unsigned b = 0; b < buckets; b++)
+        qdb_be64_put(wire + 8 * b, sums[b]);
+    n->repair_buckets = buckets;
+    n->repair_digested = false;
+    qdb_msg m = {.type = QDB_MSG_DIGEST, .target = n->repair_lo, .upto = n->cfg.self.id,
+                 .content = wire, .content_len = 8u * buckets};
+    n->repair_rpc = node_call(n, n->repair_dst.addr, &m, RPC_DIGEST, 0, 0, &n->repair_dst);
+    count_repair(n, 8u * buckets + 2 * QDB_ID_BYTES + 4, 0);
+}
+
+/* Send the next batch to the replica being repaired (its digest first);
+ * or, when its range is done, move on to the next replica. */
 static void repair_next(qdb_node *n)
 {
     if (n->repair_rpc || n->replication <= 1 || n->phase != PHASE_ACTIVE || !n->has_pred ||
         n->awaiting_handover)
         return;
+    qdb_time_us now = node_now(n);
+    if (n->repair_at > now)
+        return; /* the rate: node_rearm wakes us then */
+    n->repair_at = 0;
     if (!n->repair_lo_set || !qdb_id_eq(&n->repair_lo, &n->pred.id)) {
         /* our range changed: every replica needs it again */
         n->repair_lo = n->pred.id;
         n->repair_lo_set = true;
         n->n_repaired = 0;
         n->repair_active = false;
+        n->repair_again_at = now + QDB_ANTI_ENTROPY_US;
+    } else if (now >= n->repair_again_at) {
+        /* Anti-entropy: compare again now and then, membership change or
+         * not -- a copy a replica holds and we lack (we came back on old
+         * storage, a partition healed) comes back with its answer. */
+        n->n_repaired = 0;
+        n->repair_again_at = now + QDB_ANTI_ENTROPY_US;
     }
     qdb_peer to[QDB_REPLICATION_MAX];
     unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
@@ -290,6 +464,12 @@ static void repair_next(qdb_node *n)
         n->repair_dst = to[j];
         n->repair_cursor = n->pred.id;
         n->repair_active = true;
+        send_digest(n);
+        return;
+    }
+    if (!n->repair_digested) {
+        send_digest(n); /* its answer was lost, or the store failed */
+        return;
     }
     if (qdb_id_eq(&n->repair_cursor, &n->cfg.self.id)) {
         /* the whole range went: this replica is done */
@@ -301,7 +481,10 @@ static void repair_next(qdb_node *n)
     if (!n->repair_keys)
         n->repair_keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     g_ptr_array_set_size(n->repair_keys, 0);
-    batch_ctx c = {n->repair_keys, n->cfg.handover_batch, 0, n->cfg.max_content, false};
+    arc_cut cut;
+    cut_init(&cut, &n->repair_lo, &n->cfg.self.id, n->repair_buckets);
+    batch_ctx c = {n->repair_keys, n->cfg.handover_batch, 0, n->cfg.max_content, false, &cut,
+                   n->repair_diff};
     int rc = serve_iterate_arc(n, &n->repair_cursor, &n->cfg.self.id, take_key, &c);
     if (rc != 0 && !c.full) {
         node_log(n, 2, "repair: storage failed: %s", n->storage->errmsg);
@@ -321,11 +504,74 @@ static void repair_next(qdb_node *n)
     }
     n->repair_next_cursor = next;
     n->repair_rpc = n->next_rpc++;
-    send_copies(n, &n->repair_dst, n->repair_rpc, n->repair_keys, RPC_REPAIR);
+    count_repair(n, send_copies(n, &n->repair_dst, n->repair_rpc, n->repair_keys, RPC_REPAIR),
+                 n->repair_keys->len);
+    n->repair_at = now + (qdb_time_us)n->repair_keys->len * QDB_US_PER_S / n->cfg.repair_rate;
 }
 
 void replica_round(qdb_node *n)
 {
+    repair_next(n);
+}
+
+void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    unsigned buckets = (unsigned)(m->content_len / 8);
+    if (n->phase != PHASE_ACTIVE || (buckets & (buckets - 1)) != 0)
+        return; /* no answer: the owner asks again later */
+    uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
+    if (digest_arc(n, &m->target, &m->upto, buckets, sums) == 0)
+        return;
+    uint8_t diff[QDB_DIGEST_BUCKETS_MAX / 8] = {0};
+    unsigned differ = 0;
+    for (unsigned b = 0; b < buckets; b++)
+        if (sums[b] != qdb_be64_get(m->content + 8 * b)) {
+            diff[b / 8] |= (uint8_t)(1u << (b % 8));
+            differ++;
+        }
+    size_t dl = (buckets + 7) / 8;
+    qdb_msg r = {.type = QDB_MSG_DIGEST_REPLY, .rpc = m->rpc, .content = diff, .content_len = dl};
+    node_send(n, src, &r);
+    count_repair(n, dl + 4, 0);
+    if (differ == 0)
+        return;
+    /* Back to the owner: what we hold in the differing buckets, so it
+     * keeps the newer of each (a write it missed, an owner back on old or
+     * no storage).  Sent once, unacknowledged, bounded: what does not fit
+     * or is lost waits for the next repair. */
+    arc_cut cut;
+    cut_init(&cut, &m->target, &m->upto, buckets);
+    GPtrArray *keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    qdb_id cursor = m->target;
+    qdb_peer owner = {.addr = src};
+    for (unsigned sent = 0; sent < QDB_REPAIR_BACK_MAX;) {
+        g_ptr_array_set_size(keys, 0);
+        batch_ctx c = {keys, n->cfg.handover_batch, 0, n->cfg.max_content, false, &cut, diff};
+        serve_iterate_arc(n, &cursor, &m->upto, take_key, &c);
+        if (keys->len == 0)
+            break;
+        count_repair(n, send_copies(n, &owner, n->next_rpc++, keys, NOT_AWAITED), keys->len);
+        sent += keys->len;
+        if (!c.full)
+            break;
+        gsize kl;
+        memcpy(cursor.b, g_bytes_get_data(keys->pdata[keys->len - 1], &kl), QDB_ID_BYTES);
+    }
+    g_ptr_array_free(keys, TRUE);
+}
+
+void replica_on_digest_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
+{
+    if (rpc->id != n->repair_rpc)
+        return;
+    n->repair_rpc = 0;
+    if (!n->repair_active || m->content_len != (n->repair_buckets + 7) / 8) {
+        n->repair_active = false; /* from the start, at a later round */
+        return;
+    }
+    memset(n->repair_diff, 0, sizeof n->repair_diff);
+    memcpy(n->repair_diff, m->content, m->content_len);
+    n->repair_digested = true;
     repair_next(n);
 }
 
@@ -349,7 +595,7 @@ void replica_on_ack(qdb_node *n, const node_rpc *rpc)
 
 void replica_on_failed(qdb_node *n, const node_rpc *rpc)
 {
-    if (rpc->kind == RPC_REPAIR) {
+    if (rpc->kind == RPC_REPAIR || rpc->kind == RPC_DIGEST) {
         if (rpc->id == n->repair_rpc) {
             n->repair_rpc = 0;
             n->repair_active = false; /* from the start, at a later round */

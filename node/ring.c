@@ -676,6 +676,7 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
             /* With replicas we hold its entries already (replica.c). */
             n->has_orphan = n->replication <= 1 &&
                             qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+            forget_orphaned(n);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
         }

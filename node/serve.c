@@ -146,7 +146,7 @@ static int frame_class(int type)
         type == QDB_MSG_STOP)
         return SRC_CLIENT;
     if (type == QDB_MSG_STABILIZE || type == QDB_MSG_NOTIFY || type == QDB_MSG_HANDOVER ||
-        type == QDB_MSG_LEAVE)
+        type == QDB_MSG_LEAVE || type == QDB_MSG_DIGEST) /* a DIGEST is answered with records */
         return SRC_NODE;
     return 0;
 }

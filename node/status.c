@@ -217,6 +217,10 @@ static const counter_def counters[] = {
     {"status_requests", "qdb_status_requests_total", "STATUS requests answered.",
      STAT(status_requests)},
     {"stops", "qdb_stop_requests_total", "STOP requests, obeyed or refused.", STAT(stops)},
+    {"repair_sent", "qdb_repair_sent_entries_total",
+     "Records sent to repair replicas (and back to their owners).", STAT(repair_sent)},
+    {"repair_bytes", "qdb_repair_sent_bytes_total",
+     "Bytes of repair frames sent: digests, their answers, records.", STAT(repair_bytes)},
     {"admission_refused", "qdb_admission_refused_total",
      "Frames whose claim was not believed (admission rules).", STAT(admission_refused)},
     {"class_refused", "qdb_class_refused_total",
@@ -253,6 +257,8 @@ static void j_config(GString *o, const qdb_node *n)
     j_u64(o, "handover_batch", c->handover_batch);
     j_u64(o, "dedup_capacity", c->dedup_capacity);
     j_u64(o, "log_level", (uint64_t)MAX(c->log_level, 0));
+    j_u64(o, "dead_node_grace_s", c->dead_node_grace / QDB_US_PER_S);
+    j_u64(o, "repair_rate", c->repair_rate);
     /* Hive-wide settings as this node uses them: the protocol version, K as
      * fixed or adopted at join (hive.c; 0 while a node without an opinion of
      * its own is joining), and how long tombstones are kept. */

@@ -183,6 +183,7 @@ static void random_fault(void *arg)
         guint half = ring->len / 2;
         for (guint k = 0; k < ring->len; k++)
             qdb_fixture_set_group(w->fx, g_array_index(ring, unsigned, k), k < half ? 1 : 2);
+        sim_model_set_split(w->model, true); /* from now, not from the next check */
         qdb_time_us heal_at = now + (qdb_time_us)g_rand_int_range(w->rng, 2, 11) * QDB_US_PER_S;
         qdb_simnet_at(w->net, heal_at, heal_cb, w);
     }

@@ -89,12 +89,13 @@ static void report(sim_world *w, bool json, size_t rss0)
                "\"hops_hist\": [%s], "
                "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
                ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
+               ", \"lost_last_copy\": %" G_GUINT64_FORMAT
                ", \"expectations_failed\": %u, \"pending_mean\": %.0f, \"trace_hash\": \"%s\"}\n",
                w->p.name, w->p.seed, w->p.nodes, vs, w->events, w->wall_s, eps, per_node, ring_s,
                full_s, sim_oracle_hops_mean(&w->oracle), sim_oracle_hops_percentile(&w->oracle, 1),
                sim_oracle_hops_percentile(&w->oracle, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
                m->lookup_wrong, dead_mean, hist->str, m->wrong_node_retries, m->requests, m->failed_requests, lost,
-               w->failures->len, pending, hash);
+               m->lost_last_copy, w->failures->len, pending, hash);
         g_string_free(hist, TRUE);
         return;
     }

@@ -11,6 +11,7 @@
 
 #include "codec.h" /* the request types */
 #include "model.h"
+#include "record.h"
 
 struct sim_model {
     qdb_simnet *net;
@@ -19,6 +20,7 @@ struct sim_model {
     GPtrArray *order;            /* sim_key*, in creation order: deterministic walks */
     GHashTable *pending;         /* sim_op* in flight: looked up, walked only to free them */
     sim_client_stats stats;
+    bool split;                  /* the hive is split (sim_model_set_split) */
 };
 
 static void key_free(gpointer p)
@@ -87,6 +89,8 @@ static int excuse_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
     sim_model *m = arg;
     char *alias = g_strndup((const char *)k + QDB_ID_BYTES, kl - QDB_ID_BYTES);
     sim_key *key = sim_model_find(m, alias);
+    if (key && !key->excused && key->acked_version) /* with K = 1 a copy is the last one */
+        m->stats.lost_last_copy++;
     if (key)
         key->excused = true;
     g_free(alias);
@@ -96,6 +100,54 @@ static int excuse_key(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, 
 void sim_model_excuse_store(sim_model *m, qdb_storage *st)
 {
     st->iterate(st, NULL, 0, NULL, 0, excuse_key, m);
+}
+
+typedef struct last_copy_ctx {
+    sim_model *m;
+    qdb_storage *const *others;
+    unsigned n_others;
+} last_copy_ctx;
+
+bool sim_model_store_holds(qdb_storage *st, const uint8_t *k, size_t kl, const char *alias,
+                           uint64_t ver, bool removed)
+{
+    uint8_t *v;
+    size_t vl;
+    if (st->get(st, k, kl, &v, &vl) != QDB_OK)
+        return false;
+    qdb_record_meta meta;
+    const uint8_t *content;
+    uint64_t got = 0;
+    bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK &&
+              (meta.tombstone ? removed
+                              : sim_model_parse_value(content, meta.size, alias, &got) &&
+                                    got >= ver);
+    g_free(v);
+    return ok;
+}
+
+static int excuse_if_last(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    last_copy_ctx *c = arg;
+    char *alias = g_strndup((const char *)k + QDB_ID_BYTES, kl - QDB_ID_BYTES);
+    sim_key *key = sim_model_find(c->m, alias);
+    g_free(alias);
+    if (!key || key->excused || key->acked_version == 0)
+        return 0;
+    for (unsigned i = 0; i < c->n_others; i++)
+        if (sim_model_store_holds(c->others[i], k, kl, key->alias, key->acked_version,
+                                  key->removed))
+            return 0;
+    key->excused = true;
+    c->m->stats.lost_last_copy++;
+    return 0;
+}
+
+void sim_model_excuse_last_copies(sim_model *m, qdb_storage *lost, qdb_storage *const *others,
+                                  unsigned n_others)
+{
+    last_copy_ctx c = {m, others, n_others};
+    lost->iterate(lost, NULL, 0, NULL, 0, excuse_if_last, &c);
 }
 
 char *sim_model_value(const char *alias, uint64_t version, size_t size, size_t *len)
@@ -148,6 +200,11 @@ void sim_op_free(sim_op *op)
 unsigned sim_model_pending(const sim_model *m)
 {
     return g_hash_table_size(m->pending);
+}
+
+void sim_model_set_split(sim_model *m, bool split)
+{
+    m->split = split;
 }
 
 sim_client_stats *sim_model_stats(sim_model *m)
@@ -204,10 +261,16 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
             if (m->hooks.bad_read)
                 m->hooks.bad_read(m->hooks.arg, op->key->alias);
         } else if (ver < op->min_version && !op->key->excused) {
-            s->stale_reads++;
+            if (op->split || m->split)
+                s->split_stale_reads++;
+            else
+                s->stale_reads++;
         }
     } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
-        s->missing_reads++;
+        if (op->split || m->split)
+            s->split_missing_reads++;
+        else
+            s->missing_reads++;
     }
 }
 
@@ -285,6 +348,7 @@ int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *ali
 {
     op->model = m;
     op->mutates = type_mutates(type);
+    op->split = m->split;
     qdb_client_request req = {.op = type, .alias = (const uint8_t *)alias,
                               .alias_len = strlen(alias), .content = content,
                               .content_len = len, .expiry = op->expiry};

@@ -54,6 +54,7 @@ typedef struct sim_op {
     uint64_t min_version;        /* workload read: acknowledged when it was issued */
     qdb_id target;               /* lookup */
     int64_t expiry;              /* scripted put/update: UTC seconds (0: none) */
+    bool split;                  /* submitted while the hive was split */
 } sim_op;
 
 /* The counters of what clients were told. */
@@ -66,6 +67,13 @@ typedef struct sim_client_stats {
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
     uint64_t acked_writes;       /* mutations (workload or scripted) answered OK */
     uint64_t bad_reads, stale_reads, missing_reads;
+    uint64_t lost_last_copy;     /* acknowledged keys whose every copy was lost (excused from
+                                  * then on); with K = 1, the keys a lost store held */
+    /* Stale and missing reads issued or answered while the hive was split
+     * (a partition, until the rings merged again): what qdbd(8) allows
+     * there -- no quorum, each side serves what it has.  Counted apart,
+     * never in stale_reads and missing_reads. */
+    uint64_t split_stale_reads, split_missing_reads;
 } sim_client_stats;
 
 typedef struct sim_model_hooks {
@@ -96,7 +104,17 @@ const GPtrArray *sim_model_keys(const sim_model *m);
 /* A store was lost with its node: the keys it held may be lost (the excuse
  * is for the rest of the run). */
 void sim_model_excuse_store(sim_model *m, qdb_storage *st);
+/* With replicas: a store was lost; excuse the keys it held whose
+ * acknowledged state (that version or newer, or the removal) no other store
+ * -- of a live node, or kept on the disk of a crashed one -- still holds:
+ * their last copy went with it.  O(records x stores). */
+void sim_model_excuse_last_copies(sim_model *m, qdb_storage *lost, qdb_storage *const *others,
+                                  unsigned n_others);
 
+/* Does st hold alias (at storage key k) at version ver or newer -- or, when
+ * removed, its tombstone? */
+bool sim_model_store_holds(qdb_storage *st, const uint8_t *k, size_t kl, const char *alias,
+                           uint64_t ver, bool removed);
 char *sim_model_value(const char *alias, uint64_t version, size_t size, size_t *len);
 bool sim_model_parse_value(const uint8_t *v, size_t len, const char *alias, uint64_t *version);
 
@@ -114,5 +132,8 @@ int sim_model_lookup(sim_model *m, qdb_client_core *c, qdb_addr start, sim_op *o
 /* Operations submitted and not completed yet. */
 unsigned sim_model_pending(const sim_model *m);
 sim_client_stats *sim_model_stats(sim_model *m);
+/* The hive is split (a partition, or its two rings not merged yet): reads
+ * issued or answered meanwhile are counted apart (split_stale_reads). */
+void sim_model_set_split(sim_model *m, bool split);
 
 #endif

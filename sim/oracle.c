@@ -232,11 +232,16 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
     bool safe = true;
     if (o->series)
         write_series(o, now);
-    if (qdb_fixture_partitioned(o->fx))
-        o->ever_partitioned = true;
+    bool partitioned = qdb_fixture_partitioned(o->fx);
+    if (partitioned)
+        o->ever_partitioned = o->split = true;
     if (!o->violated && !o->ever_partitioned && !sim_oracle_safety(o, why))
         safe = !(o->violated = true);
-    if (!sim_oracle_ring_ok(o, NULL)) {
+    bool one_ring = sim_oracle_ring_ok(o, NULL);
+    /* split from the partition until its sides are one ring again */
+    o->split = partitioned || (o->split && !one_ring);
+    sim_model_set_split(o->model, o->split);
+    if (!one_ring) {
         o->ring_ok = o->full_ok = false;
         o->ring_ok_at = o->full_ok_at = 0;
         return safe;
@@ -263,18 +268,7 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
 static bool holds(sim_oracle *o, unsigned i, const uint8_t *key, size_t kl, const char *alias,
                   uint64_t ver)
 {
-    qdb_storage *st = qdb_fixture_storage_of(o->fx, i);
-    uint8_t *v;
-    size_t vl;
-    if (st->get(st, key, kl, &v, &vl) != QDB_OK)
-        return false;
-    qdb_record_meta meta;
-    const uint8_t *content;
-    uint64_t got;
-    bool ok = qdb_record_decode(v, vl, &meta, &content) == QDB_OK && !meta.tombstone &&
-              sim_model_parse_value(content, meta.size, alias, &got) && got >= ver;
-    g_free(v);
-    return ok;
+    return sim_model_store_holds(qdb_fixture_storage_of(o->fx, i), key, kl, alias, ver, false);
 }
 
 /* Which live node holds the entry at version >= ver (or -1)? */
@@ -404,6 +398,12 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->stale_reads;
     else if (strcmp(name, "missing_reads") == 0)
         *out = (double)m->missing_reads;
+    else if (strcmp(name, "lost_last_copy") == 0)
+        *out = (double)m->lost_last_copy;
+    else if (strcmp(name, "split_stale_reads") == 0)
+        *out = (double)m->split_stale_reads;
+    else if (strcmp(name, "split_missing_reads") == 0)
+        *out = (double)m->split_missing_reads;
     else if (strcmp(name, "acked_writes") == 0)
         *out = (double)m->acked_writes;
     else if (strcmp(name, "lookups") == 0)

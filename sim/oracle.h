@@ -34,6 +34,7 @@ typedef struct sim_oracle {
     bool ring_ok, full_ok;
     qdb_time_us last_full_check;
     bool ever_partitioned;       /* safety checks stop after the first partition */
+    bool split;                  /* partitioned, or its rings not merged again yet */
     bool violated;               /* a safety violation was found (the first one only) */
     uint64_t lost_entries;       /* at the last sim_oracle_lost_entries */
     FILE *series;                /* one line per check, or NULL */

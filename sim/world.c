@@ -206,14 +206,29 @@ static void remove_tree(const char *path)
 }
 
 /* A store lost with its node: what it held is gone, so the model excuses
- * those entries -- with K = 1 only.  With replicas nothing is excused: the
- * scenarios crash fewer than K nodes between repairs, and an entry lost then
- * is a violation. */
+ * those entries -- with K = 1 all of them.  With replicas only those whose
+ * last copy this was (no other store holds their acknowledged state): an
+ * entry with a copy left must be served, and losing it is a violation.
+ * The scripted scenarios crash fewer than K holders between repairs, so
+ * they excuse nothing (lost_last_copy stays 0); --sweep's random crashes
+ * may take all K copies before repair catches up, the loss replication
+ * cannot prevent. */
 static void store_lose(void *arg, unsigned i, qdb_storage *st)
 {
     sim_world *w = arg;
-    if (w->p.replication <= 1)
+    if (w->p.replication <= 1) {
         sim_model_excuse_store(w->model, st);
+    } else {
+        GPtrArray *others = g_ptr_array_new();
+        for (unsigned j = 0; j < qdb_fixture_n_nodes(w->fx); j++) {
+            qdb_storage *o = j == i ? NULL : qdb_fixture_storage_of(w->fx, j);
+            if (o)
+                g_ptr_array_add(others, o);
+        }
+        sim_model_excuse_last_copies(w->model, st, (qdb_storage *const *)others->pdata,
+                                     others->len);
+        g_ptr_array_free(others, TRUE);
+    }
     st->destroy(st);
     if (w->bdb_root) {
         char *dir = node_bdb_dir(w, i);

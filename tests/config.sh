@@ -60,6 +60,8 @@ done <<'CASES'
 CASES
 expect_error 64 - "bad --log-level: 'loud'" --log-level=loud
 expect_error 64 - "bad --tombstone-grace: '0': want whole seconds" --tombstone-grace=0
+expect_error 64 - "bad --dead-node-grace: '1h': want whole seconds" --dead-node-grace=1h
+expect_error 64 - "bad --repair-rate: '0': want records a second" --repair-rate=0
 expect_error 66 - "cannot read $tmp/missing.conf" --config="$tmp/missing.conf"
 expect_error 64 - "Unknown option -d" -d
 

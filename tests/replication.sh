@@ -8,13 +8,15 @@
 #      each survivor
 #   3. remove 20 while they are down; restart them on their old roots: the
 #      20 stay removed, the 280 others are still there
+#   4. remove_all through node 2: nothing left through any node; kill -9
+#      nodes 2 and 3: their replicas, now owners, have nothing left either
 # Exit 0 pass, 77 skip (no qdbd/qdbsh, no loopback aliases, no free port),
 # 1 fail, 99 hard error.  The hive comes from tests/hivelib.sh.
 
 N=300
 GONE=20
 
-node_args() { [ "$1" -eq 1 ] && echo "--replication=3"; }
+node_args() { [ "$1" -eq 1 ] && echo "--replication=3 --enable-purge-all"; }
 . "${srcdir:-.}/tests/hivelib.sh"
 # IDs 11.., 22.., .. 55..: the ring is 1 -> 2 -> 3 -> 4 -> 5
 for i in 1 2 3 4 5; do eval "ID$i=\$(printf '$i%.0s' \$(seq 64))"; done
@@ -82,5 +84,27 @@ for via in 1 2 3 4 5; do
 done
 echo "nodes 3 and 4 back on their roots: the $GONE removed stay removed," \
     "the $((N - GONE)) others readable through every node"
+
+# ---- remove_all reaches the replicas too ------------------------------------
+# Every owner tombstones its range and copies the tombstones to its replicas:
+# with two owners then killed, their replicas, now owners, have nothing live.
+qn 2 remove_all 2>"$tmp/err" || fail "remove_all: $(cat "$tmp/err")"
+none_left() {
+    qn "$1" <"$tmp/gets" >"$tmp/got" 2>"$tmp/err"
+    [ ! -s "$tmp/got" ] && [ "$(grep -c "alias not found" "$tmp/err")" -eq $N ]
+}
+for via in 1 2 3 4 5; do
+    none_left $via || fail "after remove_all, through node $via: $(grep -c . "$tmp/got") read," \
+        "$(sort -u "$tmp/err" | head -n 3)"
+done
+kill -9 "$pid2" "$pid3"
+wait "$pid2" 2>/dev/null
+wait "$pid3" 2>/dev/null
+for via in 1 4 5; do
+    wait_until 10 none_left $via || fail "remove_all, nodes 2 and 3 killed, through node $via:" \
+        "$(grep -c . "$tmp/got") read, $(sort -u "$tmp/err" | head -n 3)"
+done
+echo "remove_all: none of the $N left through any node, nor on the replicas of" \
+    "nodes 2 and 3 once they were killed"
 echo "PASS ($(elapsed))"
 exit 0

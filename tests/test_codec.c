@@ -55,6 +55,8 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
     CU_ASSERT_EQUAL(a->replication, b->replication);
     CU_ASSERT_EQUAL(a->what, b->what);
     CU_ASSERT_EQUAL(a->count, b->count);
+    CU_ASSERT_EQUAL(a->hops, b->hops);
+    CU_ASSERT_TRUE(qdb_id_eq(&a->upto, &b->upto));
     CU_ASSERT_EQUAL(a->n_exclude, b->n_exclude);
     for (unsigned k = 0; k < a->n_exclude && k < b->n_exclude; k++)
         CU_ASSERT_TRUE(qdb_addr_eq(a->exclude[k], b->exclude[k]));
@@ -284,6 +286,21 @@ static void samples_init(samples *s)
     m = add(s, QDB_MSG_STOP_REPLY);
     m->rpc = 95;
     m->status = QDB_E_REFUSED;
+    m = add(s, QDB_MSG_FORGET);
+    m->rpc = 96;
+    m->target = mk_peer(19).id;
+    m->hops = 255;
+    static const uint8_t digests[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    m = add(s, QDB_MSG_DIGEST);
+    m->rpc = 97;
+    m->target = mk_peer(20).id;
+    m->upto = mk_peer(21).id;
+    m->content = digests;
+    m->content_len = sizeof digests;
+    m = add(s, QDB_MSG_DIGEST_REPLY);
+    m->rpc = 98;
+    m->content = digests;
+    m->content_len = 2;
 
     /* HANDOVER samples carry their records in entries, exactly as decode
      * would present them, so they go through qdb_msg_encode too. */
@@ -372,7 +389,10 @@ static void test_type_names(void)
     CU_ASSERT_STRING_EQUAL(qdb_msg_type_name(0), "UNKNOWN");
     CU_ASSERT_STRING_EQUAL(qdb_msg_type_name(QDB_MSG_TYPE_MAX_ + 1), "UNKNOWN");
     CU_ASSERT_STRING_EQUAL(qdb_msg_type_name(-3), "UNKNOWN");
+    CU_ASSERT_STRING_EQUAL(qdb_msg_type_name(QDB_MSG_EXT_), "UNKNOWN");
     for (int t = 1; t <= QDB_MSG_TYPE_MAX_; t++) {
+        if (t == QDB_MSG_EXT_)
+            continue;
         CU_ASSERT_STRING_NOT_EQUAL(qdb_msg_type_name(t), "UNKNOWN");
         int expect = (t >= QDB_MSG_PUT && t <= QDB_MSG_REMOVE_ALL) ||
                      (t >= QDB_MSG_GET_REMOVE && t <= QDB_MSG_PREFIX);
@@ -419,7 +439,7 @@ static void test_round_trip(void)
         g_byte_array_unref(out);
     }
     for (int t = 1; t <= QDB_MSG_TYPE_MAX_; t++)
-        CU_ASSERT_TRUE(seen[t] > 0);
+        CU_ASSERT_TRUE(seen[t] > 0 || t == QDB_MSG_EXT_);
     samples_clear(&s);
 }
 
@@ -603,6 +623,12 @@ static void test_encode_errors(void)
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m = (qdb_msg){.type = QDB_MSG_FIND_REPLY, .flags = 2};
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_FORGET, .hops = 256};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_EXT_};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_DIGEST, .content = (const uint8_t *)"1234567", .content_len = 7};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m = (qdb_msg){.type = QDB_MSG_STABILIZE_REPLY, .n_peers = QDB_SUCCLIST_MAX + 1};
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m.type = QDB_MSG_LEAVE;
@@ -682,10 +708,29 @@ static void test_decode_errors(void)
     CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_BAD_VERSION);
     b[0] = 0x20; /* type 0 */
     CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_BAD_TYPE);
-    b[0] = 0x20 | (QDB_MSG_TYPE_MAX_ + 1);
-    CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_BAD_TYPE);
+    /* type 31 is the escape: the next byte is the type - 32 */
     b[0] = 0x3f;
+    CU_ASSERT_EQUAL(decode_body(b, 1), QDB_E_TRUNCATED);
+    b[1] = QDB_MSG_TYPE_MAX_ - 32 + 1;
     CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_BAD_TYPE);
+    b[1] = QDB_MSG_FORGET - 32;
+    CU_ASSERT_EQUAL(decode_body(b, 2), QDB_E_TRUNCATED);
+    memset(b + 2, 0, 1 + 32 + 1);
+    CU_ASSERT_EQUAL(decode_body(b, 2 + 1 + 32 + 1), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(b, 2 + 1 + 32 + 2), QDB_E_MALFORMED);
+    b[1] = QDB_MSG_DIGEST - 32; /* digests: a whole number of u64, 1 to 1024 */
+    static uint8_t d[2 + 1 + 64 + 8 * 1025];
+    memcpy(d, b, 2);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 64), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 64 + 8), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 64 + 9), QDB_E_MALFORMED);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 64 + 8 * 1024), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 64 + 8 * 1025), QDB_E_MALFORMED);
+    d[1] = QDB_MSG_DIGEST_REPLY - 32; /* a bitmap of 1 to 128 bytes */
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 128), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(d, 2 + 1 + 129), QDB_E_MALFORMED);
+    memset(b, 0, sizeof b);
 
     /* HELLO: exactly 8 bytes. */
     memset(b, 0, 20);
@@ -1008,7 +1053,9 @@ static void test_prefixes(void)
                                  body == len - pre - 1 - s.m[k].n_exclude * QDB_ADDR_WIRE;
                 bool rest = t == QDB_MSG_PUT || t == QDB_MSG_UPDATE || t == QDB_MSG_GET_UPDATE ||
                             t == QDB_MSG_REPLY || t == QDB_MSG_CAS || t == QDB_MSG_REMOVE_IF ||
-                            t == QDB_MSG_PUT_EX || t == QDB_MSG_UPDATE_EX;
+                            t == QDB_MSG_PUT_EX || t == QDB_MSG_UPDATE_EX ||
+                            t == QDB_MSG_DIGEST_REPLY ||
+                            (t == QDB_MSG_DIGEST && (len - pre - body) % 8 == 0);
                 /* likewise a STABILIZE_REPLY cut before its replication byte */
                 bool stab_head = t == QDB_MSG_STABILIZE_REPLY && s.m[k].replication > 1 &&
                                  body == len - pre - 1;

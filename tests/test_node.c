@@ -1742,6 +1742,71 @@ static void test_tombstone_collected(void)
     h_free(h);
 }
 
+/* forget_node (K = 1): a failed node's arc answers "unavailable" until an
+ * operator declares the node gone, through any node (this FORGET goes to
+ * node 0, which passes it to node 8, the arc's new owner); then "not
+ * found", and writes work.  Forgetting a live node is refused, whether asked
+ * of itself or of a node that routes to it. */
+static void test_forget_node(void)
+{
+    harness *h = h_new();
+    h_three(h);
+    int live[] = {0, 4, 8};
+    char alias[16];
+    alias_owned_by(h, 4, live, 3, "f", alias, sizeof alias);
+    hello(h, 4);
+    CU_ASSERT_EQUAL_FATAL(request(h, 4, QDB_MSG_PUT, alias, "old", NULL), QDB_OK);
+    qdb_msg f = {.type = QDB_MSG_FORGET, .target = peer(h, 4)->id}, r;
+    CU_ASSERT_TRUE_FATAL(ask(h, 4, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
+    CU_ASSERT_TRUE_FATAL(ask(h, 0, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
+    h_crash(h, 4);
+    int live2[] = {0, 8};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 30 * S));
+    hello(h, 8);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    CU_ASSERT_TRUE_FATAL(ask(h, 0, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_OK);
+    h_run(h, now(h) + S); /* node 0 -> node 8 */
+    hello(h, 8);
+    check_value(h, 8, alias, NULL);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_PUT, alias, "new", NULL), QDB_OK);
+    check_value(h, 8, alias, "new");
+    /* asked again, of the owner itself: nothing left to forget, still OK */
+    CU_ASSERT_TRUE_FATAL(ask(h, 8, &f, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_OK);
+    h_free(h);
+}
+
+/* --dead-node-grace: the same without an operator, that long after the
+ * arc was inherited, not before. */
+static void test_dead_node_grace(void)
+{
+    harness *h = h_new();
+    qdb_node_config cfg = {.dead_node_grace = 60 * S};
+    int a = h_add_cfg(h, 1, cfg), b = h_add_cfg(h, 2, cfg), c = h_add_cfg(h, 3, cfg);
+    h_start(h, a, -1);
+    h_start(h, b, a);
+    h_start(h, c, a);
+    int live[] = {a, b, c};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "", 0, 30 * S));
+    char alias[16];
+    alias_owned_by(h, b, live, 3, "g", alias, sizeof alias);
+    hello(h, b);
+    CU_ASSERT_EQUAL_FATAL(request(h, b, QDB_MSG_PUT, alias, "v", NULL), QDB_OK);
+    h_crash(h, b);
+    int live2[] = {a, c};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 30 * S));
+    hello(h, c);
+    CU_ASSERT_EQUAL(request(h, c, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    h_run(h, now(h) + 20 * S); /* under a minute since the crash */
+    CU_ASSERT_EQUAL(request(h, c, QDB_MSG_GET, alias, NULL, NULL), QDB_E_UNAVAILABLE);
+    h_run(h, now(h) + 60 * S);
+    check_value(h, c, alias, NULL);
+    h_free(h);
+}
+
 /* ---- admission: forged frames from a stranger -----------------------------
  * A "rogue" endpoint on a host of its own (not a node: it only records what
  * reaches it and, like the plain TCP listener of issue 9, acknowledges every
@@ -2110,11 +2175,14 @@ static bool holds_copy(harness *h, int i, const char *alias, const char *want)
  * crash and lose their storage: every entry is still answered by the new
  * owners, the removed ones stay removed, none is "unavailable"; and repair
  * brings every entry back to min(K, live) copies. */
-static void replicas_survive(unsigned k)
+/* A settled ring of five with replication k, a session with each node:
+ * ring5[] = {the node that fixed k, 2, 4, 6, 8}. */
+static harness *h_ring5(unsigned k, int ring5[5])
 {
     harness *h = h_new();
-    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = k});
-    int ring5[] = {a, 2, 4, 6, 8};
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = k, .enable_purge_all = true});
+    int r[] = {a, 2, 4, 6, 8};
+    memcpy(ring5, r, sizeof r);
     h_start(h, a, -1);
     for (int j = 1; j < 5; j++)
         h_start(h, ring5[j], a);
@@ -2125,6 +2193,13 @@ static void replicas_survive(unsigned k)
         hello(h, ring5[j]);
     }
     h_run(h, now(h) + S);
+    return h;
+}
+
+static void replicas_survive(unsigned k)
+{
+    int ring5[5];
+    harness *h = h_ring5(k, ring5);
     char alias[16], value[16];
     for (int e = 0; e < 40; e++) {
         g_snprintf(alias, sizeof alias, "e%d", e);
@@ -2243,6 +2318,112 @@ static void test_replica_copy_resent(void)
     h_free(h);
 }
 
+/* Repair by digest.  K = 2 on nodes a, 4 and 8: node `a` owns 10,000
+ * entries, node 4 (its successor) is its replica.  Node 4 is cut off for
+ * 30 s (node 8 replaces it as a's replica) while 10 entries change; when it
+ * is back, a's repair compares digests and sends the few records of the
+ * differing buckets, not the 10,000 it sent before digests.  Then node 4
+ * restarts with its storage lost: every bucket differs, the whole range
+ * goes (here through 8's hand-over to the rejoining node, which sends what
+ * 8 holds outside its range).  Both costs are printed. */
+static uint64_t repair_bytes(harness *h, const int *nodes, int k, uint64_t *records,
+                             uint64_t *handed)
+{
+    uint64_t b = 0;
+    *records = *handed = 0;
+    for (int j = 0; j < k; j++) {
+        const qdb_node_stats *st = qdb_node_get_stats(node(h, nodes[j]));
+        b += st->repair_bytes;
+        *records += st->repair_sent;
+        *handed += st->handover_sent;
+    }
+    return b;
+}
+
+static int add_record_bytes(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    *(uint64_t *)arg += kl + vl + 2; /* and two length varints */
+    return 0;
+}
+
+/* Update 10 of names at a, with 4 cut off or down; bring it back; the
+ * repair bytes and records (and hand-over records) all nodes sent. */
+static uint64_t replica_back(harness *h, int a, int three[3], GPtrArray *names, bool crash,
+                             int round, uint64_t *records, uint64_t *handed)
+{
+    int others[] = {a, 8};
+    uint64_t r0, h0, b0;
+    if (crash) {
+        qdb_fixture_crash(h->f, 4, false);
+    } else {
+        qdb_fixture_set_group(h->f, 4, 1);
+        qdb_fixture_set_group(h->f, a, 2);
+        qdb_fixture_set_group(h->f, 8, 2);
+    }
+    h_run(h, now(h) + 30 * S);
+    hello(h, a);
+    char value[16];
+    g_snprintf(value, sizeof value, "new%d", round);
+    for (int e = 0; e < 10; e++)
+        CU_ASSERT_EQUAL(request(h, a, QDB_MSG_UPDATE, names->pdata[e * 997], value, NULL), QDB_OK);
+    if (crash) {
+        b0 = repair_bytes(h, others, 2, &r0, &h0); /* node 4 starts from 0 */
+        h_start(h, 4, a);
+    } else {
+        b0 = repair_bytes(h, three, 3, &r0, &h0);
+        qdb_fixture_heal(h->f);
+    }
+    h_run(h, now(h) + 60 * S);
+    CU_ASSERT_TRUE(ring_ok(h->f, three, 3));
+    uint64_t r1, h1, b1 = repair_bytes(h, three, 3, &r1, &h1);
+    *records = r1 - r0;
+    *handed = h1 - h0;
+    for (int e = 0; e < 10; e++)
+        CU_ASSERT_TRUE(holds_copy(h, 4, names->pdata[e * 997], value));
+    CU_ASSERT_EQUAL(qdb_record_count(store(h, 4), NULL), 10000);
+    return b1 - b0;
+}
+
+static void test_repair_by_digest(void)
+{
+    harness *h = h_new();
+    int a = h_add_cfg(h, 1, (qdb_node_config){.replication = 2}), three[] = {a, 4, 8};
+    h_start(h, a, -1);
+    h_start(h, 4, a);
+    h_start(h, 8, a);
+    h_run(h, 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, three, 3));
+    hello(h, a);
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free); /* the 10,000 node a owns */
+    for (int i = 0; names->len < 10000; i++) {
+        char *alias = g_strdup_printf("d%d", i);
+        if (owner_of(h->f, alias, three, 3) != a) {
+            g_free(alias);
+            continue;
+        }
+        CU_ASSERT_EQUAL(request(h, a, QDB_MSG_PUT, alias, "v", NULL), QDB_OK);
+        g_ptr_array_add(names, alias);
+    }
+    CU_ASSERT_EQUAL_FATAL(qdb_record_count(store(h, 4), NULL), 10000);
+    /* what a full copy of the range weighs: the records, as HANDOVER frames
+     * carry them (what repair sent before digests, on every return) */
+    uint64_t full = 0;
+    store(h, a)->iterate(store(h, a), NULL, 0, NULL, 0, add_record_bytes, &full);
+    uint64_t cut_records, cut_handed, lost_records, lost_handed;
+    uint64_t cut = replica_back(h, a, three, names, false, 1, &cut_records, &cut_handed);
+    uint64_t lost = replica_back(h, a, three, names, true, 2, &lost_records, &lost_handed);
+    printf("\n    10 of 10,000 changed while the replica was away (a full copy: %" G_GUINT64_FORMAT
+           " bytes): back from a cut, repair sent %" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
+           " records (hand-over %" G_GUINT64_FORMAT "); restarted on an empty disk, repair %"
+           G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " records, hand-over %" G_GUINT64_FORMAT
+           " records ", full, cut, cut_records, cut_handed, lost, lost_records, lost_handed);
+    CU_ASSERT_TRUE(cut_records >= 10 && cut_records < 500 && cut_handed == 0);
+    CU_ASSERT_TRUE(cut * 10 < full);
+    CU_ASSERT_TRUE(lost_records + lost_handed >= 10000);
+    g_ptr_array_free(names, TRUE);
+    h_free(h);
+}
+
 /* K = 2: what get_remove, remove_if, expire and the expiry collector write
  * reaches the replica as well, removals as tombstones. */
 static void test_ext_writes_replicated(void)
@@ -2291,6 +2472,48 @@ static void test_replicas_k2(void)
 static void test_replicas_k3(void)
 {
     replicas_survive(3);
+}
+
+/* K = 3: REMOVE_ALL, node by node as the client walks the ring, leaves no
+ * live copy anywhere: each owner's tombstones reach its replicas, so no
+ * node holds a live record, and a replica restarted on its storage brings
+ * nothing back. */
+static void test_remove_all_k3(void)
+{
+    int ring5[5];
+    harness *h = h_ring5(3, ring5);
+    char alias[16];
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        CU_ASSERT_EQUAL(request(h, owner_of(h->f, alias, ring5, 5), QDB_MSG_PUT, alias, "v", NULL),
+                        QDB_OK);
+    }
+    uint64_t live = 0, dead = 0, d;
+    for (int j = 0; j < 5; j++)
+        live += qdb_record_count(store(h, ring5[j]), NULL);
+    CU_ASSERT_EQUAL(live, 40 * 3);
+    for (int j = 0; j < 5; j++)
+        CU_ASSERT_EQUAL(request(h, ring5[j], QDB_MSG_REMOVE_ALL, "", NULL, NULL), QDB_OK);
+    live = 0;
+    for (int j = 0; j < 5; j++) {
+        live += qdb_record_count(store(h, ring5[j]), &d);
+        dead += d;
+    }
+    CU_ASSERT_EQUAL(live, 0);
+    CU_ASSERT_EQUAL(dead, 40 * 3);
+    h_crash(h, ring5[2]);
+    h_run(h, now(h) + 10 * S);
+    h_start(h, ring5[2], ring5[0]);
+    h_run(h, now(h) + 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, ring5, 5));
+    hello(h, ring5[2]);
+    for (int e = 0; e < 40; e++) {
+        g_snprintf(alias, sizeof alias, "e%d", e);
+        check_value(h, owner_of(h->f, alias, ring5, 5), alias, NULL);
+    }
+    for (int j = 0; j < 5; j++)
+        CU_ASSERT_EQUAL(qdb_record_count(store(h, ring5[j]), NULL), 0);
+    h_free(h);
 }
 
 
@@ -2374,6 +2597,9 @@ int main(void)
         {"a node back with old storage: the newer value and the removal win",
          test_old_storage_loses},
         {"a tombstone is collected after its grace period", test_tombstone_collected},
+        {"forget_node: unavailable, then not found; a live node refused", test_forget_node},
+        {"--dead-node-grace: unavailable for the grace period, then not found",
+         test_dead_node_grace},
         {"K = 2: copies on two nodes; one crash loses nothing", test_replicas_k2},
         {"K = 2: a lost copy goes again before the answer", test_replica_copy_resent},
         {"K = 2: replica copies batched within the frame a node takes",
@@ -2381,6 +2607,9 @@ int main(void)
         {"K = 2: get_remove, remove_if, expire and expiry collection replicated",
          test_ext_writes_replicated},
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
+        {"K = 3: remove_all leaves no live copy on any node", test_remove_all_k3},
+        {"repair by digest: 10 of 10,000 changed move a few records, not all",
+         test_repair_by_digest},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo admission[] = {

@@ -367,6 +367,19 @@ static char *absolute(const char *path)
     return path ? g_canonicalize_filename(path, NULL) : NULL;
 }
 
+/* Option `which`'s value, text (NULL: not given, *out keeps the default),
+ * as a whole number in [min, max]; false after saying what is wrong, with
+ * the exit code in *rc. */
+static bool opt_unsigned(const qdbd_opts *o, int which, const char *text, guint64 min,
+                         guint64 max, const char *want, guint64 *out, int *rc)
+{
+    if (!text || g_ascii_string_to_unsigned(text, 10, min, max, out, NULL))
+        return true;
+    *rc = qdbd_opt_fail(o, which, "'%s': want %s, %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                        text, want, min, max);
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     /* The user's locale, so that messages and GOption's help use the
@@ -443,14 +456,15 @@ int main(int argc, char **argv)
         }
         replication = (unsigned)k;
     }
-    guint64 grace_s = QDB_DEFAULT_TOMBSTONE_GRACE_S;
-    if (o.tombstone_grace &&
-        !g_ascii_string_to_unsigned(o.tombstone_grace, 10, 1, QDB_TOMBSTONE_GRACE_MAX_S, &grace_s,
-                                    NULL)) {
-        rc = qdbd_opt_fail(&o, QO_TOMBSTONE_GRACE, "'%s': want whole seconds, 1 to %d",
-                           o.tombstone_grace, QDB_TOMBSTONE_GRACE_MAX_S);
+    guint64 grace_s = QDB_DEFAULT_TOMBSTONE_GRACE_S, dead_s = 0,
+            repair_rate = QDB_DEFAULT_REPAIR_RATE;
+    if (!opt_unsigned(&o, QO_TOMBSTONE_GRACE, o.tombstone_grace, 1, QDB_TOMBSTONE_GRACE_MAX_S,
+                      "whole seconds", &grace_s, &rc) ||
+        !opt_unsigned(&o, QO_DEAD_NODE_GRACE, o.dead_node_grace, 0, QDB_TOMBSTONE_GRACE_MAX_S,
+                      "whole seconds", &dead_s, &rc) ||
+        !opt_unsigned(&o, QO_REPAIR_RATE, o.repair_rate, 1, G_MAXUINT32, "records a second",
+                      &repair_rate, &rc))
         goto out_opts;
-    }
     /* -- limits */
     guint64 sessions = QDBD_DEFAULT_SESSIONS, idle_s = QDBD_DEFAULT_IDLE_TIMEOUT_S,
             max_content = QDB_DEFAULT_MAX_CONTENT, input_memory = QDBD_DEFAULT_INPUT_MEMORY,
@@ -631,6 +645,8 @@ int main(int argc, char **argv)
         .tombstone_grace = grace_s * QDB_US_PER_S,
         .max_content = max_content,
         .dedup_bytes = amo_bytes,
+        .dead_node_grace = dead_s * QDB_US_PER_S,
+        .repair_rate = (unsigned)repair_rate,
     };
     qdb_node_config_defaults(&cfg);
     char nerr[QDB_ERRMSG_SIZE];

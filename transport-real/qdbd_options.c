@@ -77,6 +77,13 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                          "The hive's secret key (qdbd --gen-key; not readable by others): every "
                          "connection, node or client, must prove it over TLS 1.3, and plaintext "
                          "is refused (default: none, plaintext for a trusted network)", ""},
+    [QO_DEAD_NODE_GRACE] = {"dead-node-grace", 0, OPT_STRING, OFF(dead_node_grace), "SECONDS",
+                           "A failed node's entries answer \"unavailable\" this long, then "
+                           "\"not found\" (as after qdbsh forget_node); 0: until forget_node",
+                           "0"},
+    [QO_REPAIR_RATE] = {"repair-rate", 0, OPT_STRING, OFF(repair_rate), "ENTRIES",
+                       "Send at most ENTRIES records a second to bring replicas up to date, so "
+                       "client requests keep priority", G_STRINGIFY(QDB_DEFAULT_REPAIR_RATE)},
     [QO_ENABLE_PURGE_ALL] = {"enable-purge-all", 0, OPT_BOOL, OFF(enable_purge_all), NULL,
                             "Let clients remove every entry (qdbsh remove_all), for the whole "
                             "hive: fixed by its first node (off: \"operation disabled\")",

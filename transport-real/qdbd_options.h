@@ -27,7 +27,7 @@
 
 typedef struct qdbd_opts {
     char *address, **peers, *root, *log_file, *log_level, *id, *pid_file, *replication, *config,
-        *tombstone_grace;
+        *tombstone_grace, *dead_node_grace, *repair_rate;
     gboolean log_console, log_syslog, sync, transient, daemonize, version, gen_config,
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
@@ -50,7 +50,7 @@ enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG,
        QO_HIVE_KEY_FILE,
        QO_ENABLE_PURGE_ALL, QO_ENABLE_STOP,
        QO_SESSIONS, QO_IDLE_TIMEOUT, QO_MAX_CONTENT_SIZE, QO_INPUT_MEMORY, QO_AMO_BYTES,
-       QO_LOG_RATE, QO_COUNT };
+       QO_LOG_RATE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE, QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */
 G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);

@@ -27,7 +27,8 @@ here="$srcdir/sim/graphs"
 die() { echo "graphs: $*" >&2; exit 1; }
 [ -x "$qdbsim" ] || die "no qdbsim at $qdbsim (build it first: make sim/qdbsim)"
 command -v "$gnuplot" >/dev/null 2>&1 || die "gnuplot not found (install gnuplot-nox, then configure again)"
-for f in graph-bootstrap graph-join graph-failure graph-lookups graph-crash-fraction graph-churn; do
+for f in graph-bootstrap graph-join graph-failure graph-lookups graph-crash-fraction graph-churn \
+    graph-replicas-lost; do
     [ -f "$scn/$f.scn" ] || die "missing $scn/$f.scn"
 done
 mkdir -p "$out/raw" "$out/tmp"
@@ -58,6 +59,15 @@ for f in $fractions; do
     sed "s/fraction=0\.1 /fraction=$f /" "$scn/graph-crash-fraction.scn" > "$out/tmp/crash-$f.scn"
     for s in $(seq 1 "$seeds"); do
         echo "400 crash-$f-$s $out/tmp/crash-$f.scn $s" >> "$joblist"
+    done
+done
+for k in 1 2 3 4; do
+    for f in $fractions; do
+        sed -e "s/fraction=0\.1 /fraction=$f /" -e "s/^replication = 1$/replication = $k/" \
+            "$scn/graph-replicas-lost.scn" > "$out/tmp/lost-$k-$f.scn"
+        for s in $(seq 1 "$seeds"); do
+            echo "300 lost-$k-$f-$s $out/tmp/lost-$k-$f.scn $s" >> "$joblist"
+        done
     done
 done
 for r in $rates; do
@@ -198,6 +208,27 @@ lookup_stats() { # name-prefix
     for r in $rates; do echo "$r $(lookup_stats churn-$r)"; done
 } > "$out/lookups-churn.dat"
 
+# entries lost (share of the 2,000 keys) when a fraction F of 256 nodes
+# fail at once with their storage, for K = 1..4 copies
+lost_share() { # name-prefix
+    local s v vals=""
+    for s in $(seq 1 "$seeds"); do
+        v=$(field lost_last_copy "$raw/$1-$s.json")
+        [ -n "$v" ] && vals="$vals $(awk -v a="$v" 'BEGIN { print a / 2000 }')"
+    done
+    echo "$vals" | awk '{ if (NF == 0) { printf "NaN NaN NaN "; exit }
+        mn = $1; mx = $1; s = 0
+        for (i = 1; i <= NF; i++) { s += $i; if ($i < mn) mn = $i; if ($i > mx) mx = $i }
+        printf "%.5f %.5f %.5f ", s / NF, mn, mx }'
+}
+{
+    echo "# entries lost (share of 2000 keys) when a fraction F of 256 nodes fail at once, storage lost"
+    echo "# F  K=1(mean min max)  K=2(...)  K=3(...)  K=4(...)"
+    for f in $fractions; do
+        echo "$f $(lost_share lost-1-$f)$(lost_share lost-2-$f)$(lost_share lost-3-$f)$(lost_share lost-4-$f)"
+    done
+} > "$out/replicas-lost.dat"
+
 # ---- plots -----------------------------------------------------------------------
 # pngcairo when gnuplot has it (gnuplot-nox does on Debian 12), else png
 if "$gnuplot" -e 'set terminal' 2>&1 | grep -q pngcairo; then
@@ -205,7 +236,7 @@ if "$gnuplot" -e 'set terminal' 2>&1 | grep -q pngcairo; then
 else
     pngterm="png size 960,600"
 fi
-for g in stabilization hops lookups; do
+for g in stabilization hops lookups replicas; do
     for fmt in png svg; do
         if [ "$fmt" = png ]; then term=$pngterm; else term="svg size 960,600 dynamic font 'sans,11'"; fi
         "$gnuplot" -e "set terminal $term" -e "outdir='$out'" -e "ext='$fmt'" "$here/$g.gp" \
