@@ -154,7 +154,9 @@ CAP=$((PORT + 1))
 raw_py capture 127.0.0.1 "$CAP" "$tmp/status.frame" >"$tmp/cap.out" 2>&1 &
 cap=$!
 pids="$pids $cap"
-wait_until 5 grep -q listening "$tmp/cap.out" || fail "the capture listener did not start"
+# python3 starts slowly on a loaded machine: give it time, and say why it failed
+wait_until 15 grep -q listening "$tmp/cap.out" ||
+    fail "the capture listener did not start: $(cat "$tmp/cap.out")"
 nokey 5 --daemon="127.0.0.1:$CAP" node_status "127.0.0.1:$CAP" >/dev/null 2>&1
 wait "$cap"
 [ -s "$tmp/status.frame" ] || fail "captured no STATUS frame from qdbsh"
