@@ -59,6 +59,12 @@
 #define QDB_DEFAULT_BDB_COMPRESS_THRESHOLD 512 /* bytes: smaller values stay raw */
 #define QDB_DEFAULT_BDB_COMPRESS_LEVEL 3       /* zstd's level */
 #define QDB_DEFAULT_BDB_CACHE_BYTES ((size_t)16 << 20)
+/* Disk full (storage/bdb.h): a file of this size is kept allocated under the
+ * root and given back to the file system when the disk fills, so that removes
+ * (which Berkeley DB logs, old value included) can still run and free space. */
+#define QDB_DEFAULT_BDB_DISK_RESERVE ((uint64_t)64 << 20)
+/* The depot warning level, in percent of --max-depot-size. */
+#define QDB_DEFAULT_BDB_DEPOT_WARN_PERCENT 90
 
 /* ---- qdbd -----------------------------------------------------------------
  * Its ring timers differ from the node's: on a LAN an answer takes well under

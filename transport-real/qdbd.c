@@ -261,6 +261,30 @@ static void report_start(int *report_fd, int code)
     *report_fd = -1;
 }
 
+/* BYTES with an optional K, M, G or T (powers of 1024): false when it is not
+ * that, or does not fit 64 bits. */
+static bool parse_bytes(const char *text, uint64_t *out)
+{
+    static const char units[] = "KMGT";
+    char *end;
+    errno = 0;
+    if (!g_ascii_isdigit(*text))
+        return false;
+    guint64 v = g_ascii_strtoull(text, &end, 10);
+    if (errno)
+        return false;
+    unsigned shift = 0;
+    const char *u = *end ? strchr(units, g_ascii_toupper(*end)) : NULL;
+    if (u) {
+        shift = 10 * (unsigned)(u - units + 1);
+        end++;
+    }
+    if (*end || (shift && v > (G_MAXUINT64 >> shift)))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
 static char *absolute(const char *path)
 {
     return path ? g_canonicalize_filename(path, NULL) : NULL;
@@ -346,6 +370,26 @@ int main(int argc, char **argv)
                            o.tombstone_grace, QDB_TOMBSTONE_GRACE_MAX_S);
         goto out_opts;
     }
+    qdb_bdb_options bo = qdb_bdb_options_defaults();
+    bo.sync = o.sync ? 1 : 0;
+    if (o.max_depot_size && !parse_bytes(o.max_depot_size, &bo.max_depot_bytes)) {
+        rc = qdbd_opt_fail(&o, QO_MAX_DEPOT_SIZE, "'%s': want bytes, with K, M, G or T",
+                           o.max_depot_size);
+        goto out_opts;
+    }
+    guint64 warn = bo.warn_percent;
+    if (o.depot_warning &&
+        !g_ascii_string_to_unsigned(o.depot_warning, 10, 0, 100, &warn, NULL)) {
+        rc = qdbd_opt_fail(&o, QO_DEPOT_WARNING, "'%s': want a percentage, 0 to 100",
+                           o.depot_warning);
+        goto out_opts;
+    }
+    bo.warn_percent = (unsigned)warn;
+    if (o.disk_reserve && !parse_bytes(o.disk_reserve, &bo.disk_reserve)) {
+        rc = qdbd_opt_fail(&o, QO_DISK_RESERVE, "'%s': want bytes, with K, M, G or T",
+                           o.disk_reserve);
+        goto out_opts;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -402,8 +446,6 @@ int main(int argc, char **argv)
     if (o.transient) {
         d.store = qdb_storage_memory_new();
     } else {
-        qdb_bdb_options bo = qdb_bdb_options_defaults();
-        bo.sync = o.sync ? 1 : 0;
         char serr[QDB_ERRMSG_SIZE];
         d.store = qdb_storage_bdb_open(root, &bo, serr);
         if (!d.store) {
@@ -516,6 +558,17 @@ int main(int argc, char **argv)
         if (d.signals >= 2) {
             rc = 1;
             break;
+        }
+        if (qdb_node_storage_failed(d.node) && rc == 0) {
+            /* No hand-over is possible: the node told its neighbours it
+             * left without its entries; send that, then exit. */
+            g_critical("the store under %s failed beyond repair: left the hive without "
+                       "hand-over (the neighbours take over the arc); exiting -- a restart "
+                       "recovers the store", root);
+            notify("STOPPING=1");
+            rc = EX_IOERR;
+            d.signals = 1;
+            d.leave_deadline = qdbd_now(&d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
         }
         if (!d.signals && qdb_node_leaving(d.node)) { /* a stop_node it was allowed to obey */
             g_info("leaving the hive on request (at most %u s)",

@@ -74,6 +74,17 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                            "Keep a removed entry's tombstone this long, so a node back after a "
                            "shorter absence cannot bring the entry back",
                            G_STRINGIFY(QDB_DEFAULT_TOMBSTONE_GRACE_S)},
+    [QO_MAX_DEPOT_SIZE] = {"max-depot-size", 0, OPT_STRING, OFF(max_depot_size), "BYTES",
+                          "Refuse writes that would grow the stored keys and values past BYTES "
+                          "(suffix K, M, G or T: powers of 1024) with 'depot full'; removes "
+                          "still run (default: no limit)", ""},
+    [QO_DEPOT_WARNING] = {"depot-warning", 0, OPT_STRING, OFF(depot_warning), "PERCENT",
+                         "Log a warning when the depot crosses PERCENT of --max-depot-size "
+                         "(0: never)", G_STRINGIFY(QDB_DEFAULT_BDB_DEPOT_WARN_PERCENT)},
+    [QO_DISK_RESERVE] = {"disk-reserve", 0, OPT_STRING, OFF(disk_reserve), "BYTES",
+                        "Keep BYTES allocated under the root and give them back when the disk "
+                        "fills, so that removes can still run (suffix K, M, G or T; 0: none)",
+                        "64M"},
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));

@@ -32,16 +32,19 @@ typedef struct qdbd_opts {
         check_config;
     /* where each option of qdbd_options[] came from: 0 not set, -1 the
      * command line, N > 0 line N of config_path */
-    int origin[16];
+    int origin[32];
     const char *config_path; /* the file read, if any */
     char *http;                 /* --http: the status page's address */
     gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+    char *max_depot_size, *depot_warning, *disk_reserve; /* the disk's limits (storage/bdb.h) */
 } qdbd_opts;
 
 /* The options of the table, in its order (qdbd_opt_fail()'s i). */
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
-       QO_REPLICATION, QO_TOMBSTONE_GRACE, QO_COUNT };
+       QO_REPLICATION, QO_TOMBSTONE_GRACE,
+       QO_MAX_DEPOT_SIZE, QO_DEPOT_WARNING, QO_DISK_RESERVE,
+       QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */
 G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);
