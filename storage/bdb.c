@@ -789,7 +789,6 @@ qdb_bdb_options qdb_bdb_options_defaults(void)
         .compress_level = QDB_DEFAULT_BDB_COMPRESS_LEVEL,
         .cache_bytes = QDB_DEFAULT_BDB_CACHE_BYTES,
         .warn_percent = QDB_DEFAULT_BDB_DEPOT_WARN_PERCENT,
-        .disk_reserve = QDB_DEFAULT_BDB_DISK_RESERVE,
     };
 }
 

@@ -118,7 +118,7 @@ typedef struct qdb_bdb_options {
 
 /* sync 0, and node/defaults.h's QDB_DEFAULT_BDB_*: compress_threshold 512,
  * compress_level 3, cache_bytes 16 MiB, no depot limit, warn_percent 90,
- * disk_reserve 64 MiB. */
+ * no disk reserve (qdbd keeps QDBD_DEFAULT_DISK_RESERVE, 64 MiB). */
 qdb_bdb_options qdb_bdb_options_defaults(void);
 
 /* Opens (creating if needed) the store under `root`.  The root directory is

@@ -372,6 +372,7 @@ int main(int argc, char **argv)
     }
     qdb_bdb_options bo = qdb_bdb_options_defaults();
     bo.sync = o.sync ? 1 : 0;
+    bo.disk_reserve = QDBD_DEFAULT_DISK_RESERVE;
     if (o.max_depot_size && !parse_bytes(o.max_depot_size, &bo.max_depot_bytes)) {
         rc = qdbd_opt_fail(&o, QO_MAX_DEPOT_SIZE, "'%s': want bytes, with K, M, G or T",
                            o.max_depot_size);
