@@ -52,22 +52,30 @@
  * after open (set_memory_max).
  *
  * Disk full.  Every write goes through write(2), so a full file system is an
- * error code (ENOSPC), never a signal.  A put() that meets it answers
- * QDB_E_DISK_FULL, and the store enters the "disk full" state:
- *   - it gives the file system back its reserve: a file ("disk.reserve") of
- *     disk_reserve bytes allocated (posix_fallocate) at open.  Removes need
- *     room too -- BDB logs the value a removal overwrites, and the pages it
- *     writes out at checkpoints -- and the reserve is room nobody else can
- *     have taken meanwhile;
- *   - it writes a checkpoint, so that log files recovery no longer needs are
- *     removed;
- *   - puts that would grow the depot (a new key, or a larger value) are
- *     refused with QDB_E_DISK_FULL without touching BDB; puts that do not
- *     (a tombstone over a live record: a remove) and del() run.
- * Each refused put looks at the free space (statvfs, no I/O); once there is
- * room for the reserve again and as much more, the reserve is allocated again
- * and puts are accepted: recovery is as quick as the next put after space
- * was freed.
+ * error code (ENOSPC), never a signal.  Removes need room too: BDB logs the
+ * value a removal drops, and a checkpoint writes the cache's dirty pages out.
+ * So the store keeps room for them, disk_reserve bytes twice over:
+ *   - the floor: a put that grows the depot (a new key, or a larger value) is
+ *     refused with QDB_E_DISK_FULL, without touching BDB, when the file
+ *     system has less free space than disk_reserve plus the cache's dirty
+ *     pages (at least 1 MiB).  The free space is read (statvfs, no I/O)
+ *     every 256 growing puts, or sooner when they grew the depot by a
+ *     quarter of the room above the floor;
+ *   - the reserve file: "disk.reserve", disk_reserve bytes of real blocks
+ *     (posix_fallocate) taken at open, room nobody else can take.  When a
+ *     write meets ENOSPC all the same (another process filled the disk), the
+ *     file is given back to the file system and the write tried once more --
+ *     a remove gets its room, a growing put is refused by the floor.
+ * Refusing a put for room enters the "disk full" state (logged once; a
+ * checkpoint removes the log files recovery no longer needs); puts that do
+ * not grow the depot (a tombstone over a live record: a remove) and del()
+ * run.  Each refused growing put looks at the free space again, after giving
+ * the database's free pages back to the file system when removes ran since
+ * (DB->compact with DB_FREE_SPACE truncates the file; O(database), so only
+ * then).  Once there is room above the floor (the floor counts the reserve
+ * file twice while it is given back, so that it can be taken again), puts
+ * are accepted: recovery is as quick as the next put after space was
+ * freed.
  *
  * Depot size.  depot_bytes counts the keys and stored values (compressed
  * when they are) of the records: it is what the owner asked to keep, not the

@@ -82,9 +82,10 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                          "Log a warning when the depot crosses PERCENT of --max-depot-size "
                          "(0: never)", G_STRINGIFY(QDB_DEFAULT_BDB_DEPOT_WARN_PERCENT)},
     [QO_DISK_RESERVE] = {"disk-reserve", 0, OPT_STRING, OFF(disk_reserve), "BYTES",
-                        "Keep BYTES allocated under the root and give them back when the disk "
-                        "fills, so that removes can still run (suffix K, M, G or T; 0: none)",
-                        "64M"},
+                        "Room kept on the disk for removes and checkpoints: a file of BYTES "
+                        "under the root, given back when the disk fills, and as much again "
+                        "kept free (suffix K, M, G or T; 0: none)",
+                        "64M"}, /* QDBD_DEFAULT_DISK_RESERVE */
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));
