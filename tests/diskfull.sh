@@ -54,17 +54,26 @@ qsh() { timeout 30 "$QDBSH" -t 10000 --daemon="$ADDR" "$@"; }
 bulk() { timeout 120 "$QDBSH" -t 10000 --daemon="$ADDR"; } # commands on stdin
 now_ms() { date +%s%3N; }
 
-# start ROOT OPTIONS...: qdbd on ROOT, waits until it answers
+# start ROOT OPTIONS...: qdbd on ROOT, waits until it answers (on the next
+# port when its port is taken, a few times)
 start() {
     _root=$1; shift
-    : >"$tmp/qdbd.log"
-    "$QDBD" -a "$ADDR" -r "$_root" -l "$tmp/qdbd.log" "$@" &
-    pid=$!
-    _n=100
-    until qsh ping >/dev/null 2>&1; do
-        kill -0 "$pid" 2>/dev/null || fail "qdbd exited at start"
-        _n=$(( _n - 1 )); [ $_n -gt 0 ] || fail "qdbd does not answer"
-        sleep 0.1
+    _try=0
+    while :; do
+        : >"$tmp/qdbd.log"
+        "$QDBD" -a "$ADDR" -r "$_root" -l "$tmp/qdbd.log" "$@" 2>"$tmp/qdbd.err" &
+        pid=$!
+        _n=100
+        until qsh ping >/dev/null 2>&1; do
+            kill -0 "$pid" 2>/dev/null || break
+            _n=$(( _n - 1 )); [ $_n -gt 0 ] || fail "qdbd does not answer"
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && return 0
+        _try=$(( _try + 1 ))
+        grep -q "cannot listen" "$tmp/qdbd.err" && [ $_try -lt 5 ] ||
+            fail "qdbd exited at start: $(cat "$tmp/qdbd.err")"
+        PORT=$(( PORT + 997 )); ADDR=127.0.0.7:$PORT
     done
 }
 # stop: SIGTERM, and qdbd must exit 0 (a signal would give 128 + N)
