@@ -391,6 +391,11 @@ int main(int argc, char **argv)
                            o.disk_reserve);
         goto out_opts;
     }
+    if (o.transient && o.max_depot_size) {
+        rc = qdbd_opt_fail(&o, o.origin[QO_TRANSIENT] > 0 ? QO_TRANSIENT : QO_MAX_DEPOT_SIZE,
+                           "--max-depot-size limits a store on disk, not --transient");
+        goto out_opts;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
