@@ -509,13 +509,12 @@ static int bdb_get(qdb_storage *s, const uint8_t *key, size_t key_len, uint8_t *
     return QDB_OK;
 }
 
-/* One transaction: the size of the value in place (without reading it)
- * says whether the key is new (for the exact count) and whether the put
- * grows the depot (the limits); the write follows in the same transaction,
- * so the commit costs one log write. */
-/* One put (d) or delete (d == NULL) in its own transaction: 0 or BDB's
- * error (DB_NOTFOUND: a delete of an absent key), the transaction aborted on
- * error.  *old_len is the stored length of the value in place (0: none).  A
+/* One put (d) or delete (d == NULL) in its own transaction: the size of the
+ * value in place, read without reading the value, says whether the key is
+ * new (for the exact count) and whether the put grows the depot (the
+ * limits); the write follows in the same transaction, so the commit costs
+ * one log write.  0 or BDB's error (DB_NOTFOUND: a delete of an absent key),
+ * the transaction aborted on error.  *old_len is the stored length of the value in place (0: none).  A
  * put that grows the depot without room for it is not tried: *refused is
  * set (QDB_E_DEPOT_FULL or QDB_E_DISK_FULL) and 0 returned. */
 static int write_txn(bdb_store *st, DBT *k, DBT *d, size_t *old_len, int *refused)
