@@ -760,11 +760,15 @@ static void bdb_destroy(qdb_storage *s)
     bdb_store *st = store_of(s);
     int ret;
     /* A checkpoint makes the next open's recovery short.  A failed
-     * environment only lets go of its handles: recovery at the next open
-     * does the rest. */
-    if (!st->failed && (ret = st->env->txn_checkpoint(st->env, 0, 0, 0)) != 0)
+     * environment writes nothing more (no checkpoint, no page flushed at the
+     * database's close): recovery at the next open does the rest.  Its panic
+     * flag is cleared first, or BDB would refuse to close it and keep its
+     * (heap) regions. */
+    if (st->failed)
+        st->env->set_flags(st->env, DB_PANIC_ENVIRONMENT, 0);
+    else if ((ret = st->env->txn_checkpoint(st->env, 0, 0, 0)) != 0)
         g_warning("%s: checkpoint at close: %s", st->root, db_strerror(ret));
-    if ((ret = st->db->close(st->db, 0)) != 0 && !st->failed)
+    if ((ret = st->db->close(st->db, st->failed ? DB_NOSYNC : 0)) != 0 && !st->failed)
         g_warning("%s: closing entries.db: %s", st->root, db_strerror(ret));
     if ((ret = st->env->close(st->env, 0)) != 0 && !st->failed)
         g_warning("%s: closing the environment: %s", st->root, db_strerror(ret));
