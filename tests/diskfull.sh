@@ -12,10 +12,11 @@
 #      namespace (unshare -m as root, else unshare -rm in a user namespace;
 #      neither possible: that part says SKIP).  A filler file takes 8 MiB;
 #      puts of 4 KiB values until "disk full"; qdbd is alive (no SIGBUS),
-#      the entries written before read back, removes succeed; then the
-#      filler is deleted and the time until a put succeeds again is
-#      measured ("recovered in N ms", bounded by 5 s); SIGTERM ends qdbd
-#      with status 0.
+#      the entries written before read back, removes succeed (of three
+#      512 KiB values too); then the filler is deleted and the time until a
+#      put succeeds again is measured ("recovered in N ms", bounded by 5 s);
+#      filled again, half the entries removed, measured again; SIGTERM ends
+#      qdbd with status 0.
 QDBD=${QDBD:-transport-real/qdbd}
 QDBSH=${QDBSH:-client/qdbsh}
 [ -x "$QDBD" ] && [ -x "$QDBSH" ] || { echo "SKIP: qdbd or qdbsh is not built"; exit 77; }
@@ -168,11 +169,22 @@ recovered() {
     [ "$(depot disk_full)" = false ] || fail "node_status still says disk_full"
 }
 
+# three large values first (512 KiB of hex each): a remove logs the value it
+# drops, and it is these removes that failed once the disk was full
+awk 'BEGIN { srand(11); while (length(v) < 524288) v = v sprintf("%08x", int(rand() * 4294967296));
+    printf "%s", v }' >"$tmp/big"
+for i in 1 2 3; do
+    qsh put big$i <"$tmp/big" >/dev/null || fail "put big$i"
+done
 fill 1
 grep -q "disk full" "$tmp/qdbd.log" || fail "qdbd did not log the full disk"
 for i in 1 2 3 $(( last / 2 )) $last; do
     qsh get k$i >/dev/null || fail "k$i is not readable on the full disk"
 done
+for i in 1 2 3; do
+    qsh remove big$i >/dev/null || fail "remove big$i (512 KiB) on the full disk"
+done
+echo "disk: 3 removes of 512 KiB values on the full disk succeeded"
 removes 1 200
 rm "$tmp/mnt/filler"
 recovered "8 MiB was freed outside"
