@@ -3,7 +3,7 @@
  *
  *   qdb-bench [-h HOST] [-p PORT] [-c CONNS] [-n REQUESTS] [-d BYTES] [-P DEPTH]
  *             [-r KEYSPACE] [-t put,get | --mix PUT:GET] [--seed N]
- *             [--time-limit S] [--sequential] [--quiet] [--csv]
+ *             [--time-limit S] [--sequential] [--quiet] [--csv] [--key-file FILE]
  *
  * Sections: options -- connections and the closed loop -- phases -- reports --
  * main.
@@ -49,6 +49,7 @@
 #include "codec.h"
 #include "error.h"
 #include "transport-real/loop.h"
+#include "transport-real/tls.h"
 #include "types.h"
 
 #define BENCH_KEY_MAX 32 /* "key:" + 20 digits + NUL */
@@ -69,6 +70,7 @@ typedef struct bench_opts {
     gint64 seed;
     double time_limit;
     gboolean sequential, quiet, csv, help;
+    char *key_file;
 } bench_opts;
 
 /* ---- one phase's statistics -------------------------------------------- */
@@ -109,6 +111,7 @@ struct bench {
     bench_opts o;
     qdb_addr server;
     qdb_loop *loop;
+    qdb_tls *tls;      /* --key-file's, shared by every connection; or NULL */
     bench_conn *conns;
     GRand *rng;        /* keys and the op mix: one generator, so one seed fixes the run */
     uint8_t *value;    /* the value block; bytes 0..7 become the key number */
@@ -442,6 +445,8 @@ int main(int argc, char **argv)
          "Keys in order (i mod keyspace) instead of at random", NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &b.o.quiet, "One line per test", NULL},
         {"csv", 0, 0, G_OPTION_ARG_NONE, &b.o.csv, "CSV output, as redis-benchmark --csv", NULL},
+        {"key-file", 'k', 0, G_OPTION_ARG_FILENAME, &b.o.key_file,
+         "The hive key file, for a hive run with --hive-key-file", "FILE"},
         {"help", 0, 0, G_OPTION_ARG_NONE, &b.o.help, "Show this help", NULL},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
@@ -505,6 +510,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "qdb-bench: %s\n", err);
         goto out_options;
     }
+    int krc;
+    if (b.o.key_file && !(b.tls = qdb_tls_from_file(b.o.key_file, QDB_PEER_CLIENT, &krc, err))) {
+        fprintf(stderr, "qdb-bench: hive key file %s\n", err);
+        qdb_loop_free(b.loop);
+        goto out_options;
+    }
     b.rng = g_rand_new_with_seed_array((const guint32[]){(guint32)b.o.seed,
                                                          (guint32)((guint64)b.o.seed >> 32)},
                                        2);
@@ -525,6 +536,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "qdb-bench: connection %d: %s\n", attached, err);
             goto out_conns;
         }
+        if (b.tls)
+            qdb_loop_endpoint_secure(c->ep, b.tls);
         qdb_client_config cfg;
         qdb_client_config_defaults(&cfg);
         cfg.bootstrap = b.server;
@@ -589,11 +602,13 @@ out_conns:
     g_free(b.value);
     g_rand_free(b.rng);
     qdb_loop_free(b.loop);
+    qdb_tls_free(b.tls);
 out_options:
     g_strfreev(tests);
     g_free(b.o.host);
     g_free(b.o.tests);
     g_free(b.o.mix);
+    g_free(b.o.key_file);
     g_option_context_free(ctx);
     return rc;
 }

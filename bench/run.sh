@@ -10,7 +10,8 @@
 #   SRCDIR                  the source tree (for scenarios/bench10k.scn)
 #   RESULTS                 where to write the table (bench/results.txt)
 #   BENCH_PORT              first of the ports used (default 28360: qdb 1-node,
-#                           +10 the 3-node hive, +20 redis)
+#                           +10 the 3-node hive, +20 redis, +30 the 1-node hive
+#                           with a hive key)
 #   BENCH_REQUESTS BENCH_CONNS BENCH_SIZE BENCH_KEYSPACE BENCH_TIME_LIMIT
 #                           the load (100000, 50, 1024, 100000, 15 s per test)
 #   BENCH_REPEAT            runs per cell; the table shows the median (3)
@@ -36,6 +37,7 @@ QDBD_ARGS=${QDBD_ARGS-}
 P1=$PORT
 P3=$((PORT + 10))
 PR=$((PORT + 20))
+PA=$((PORT + 30))
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-bench.XXXXXX") || exit 99
 pids=""
@@ -77,10 +79,13 @@ bounded() {
     if $have_timeout; then timeout -k 5 "$lim" "$@"; else "$@"; fi
 }
 
-# start_qdbd NAME ADDR [PEER]: one transient node in the background
+# start_qdbd NAME ADDR [PEER [EXTRA]]: one transient node in the background
 start_qdbd() {
-    name=$1 addr=$2 peer=${3-}
-    if [ -n "$peer" ]; then
+    name=$1 addr=$2 peer=${3-} extra=${4-}
+    if [ -n "$extra" ]; then
+        # shellcheck disable=SC2086
+        "$QDBD" -a "$addr" --transient $extra $QDBD_ARGS >"$tmp/$name.log" 2>&1 &
+    elif [ -n "$peer" ]; then
         # shellcheck disable=SC2086
         "$QDBD" -a "$addr" --transient --peer "$peer" $QDBD_ARGS >"$tmp/$name.log" 2>&1 &
     else
@@ -90,13 +95,14 @@ start_qdbd() {
     pids="$pids $!"
 }
 
-# wait_put HOST PORT SECONDS: until a burst of puts through HOST all succeed
-# (keys spread over the whole ring, so every owner must answer)
+# wait_put HOST PORT SECONDS [EXTRA]: until a burst of puts through HOST all
+# succeed (keys spread over the whole ring, so every owner must answer)
 wait_put() {
     end=$(($(date +%s) + $3))
     while [ "$(date +%s)" -lt "$end" ]; do
+        # shellcheck disable=SC2086
         if bounded 10 "$QDB_BENCH" -h "$1" -p "$2" -c 4 -n 200 -d 16 -r 200 --sequential \
-            -t put --time-limit 3 --quiet >/dev/null 2>&1; then
+            -t put --time-limit 3 --quiet ${4-} >/dev/null 2>&1; then
             return 0
         fi
         sleep 0.5
@@ -110,9 +116,10 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
 
-# qdb_load LABEL HOST PORT PIPELINE: write "PUT_rps GET_rps note" (medians over
-# $REPEAT runs) to $tmp/LABEL; a run that errs or hits the time limit ends the
-# repeats, so a slow hive costs one run, not three.
+# qdb_load LABEL HOST PORT PIPELINE [EXTRA]: write "PUT_rps GET_rps note"
+# (medians over $REPEAT runs) to $tmp/LABEL; a run that errs or hits the time
+# limit ends the repeats, so a slow hive costs one run, not three.  EXTRA:
+# more qdb-bench options (the key file).
 qdb_load() {
     out=$tmp/$1.csv
     : >"$out"
@@ -120,8 +127,10 @@ qdb_load() {
     k=0
     while [ $k -lt "$REPEAT" ]; do
         k=$((k + 1))
+        # shellcheck disable=SC2086
         bounded $((TL * 2 + 30)) "$QDB_BENCH" -h "$2" -p "$3" -c "$C" -n "$N" -d "$D" -r "$R" \
-            -P "$4" -t put,get --seed "$k" --time-limit "$TL" --csv >>"$out" 2>"$tmp/$1.err"
+            -P "$4" -t put,get --seed "$k" --time-limit "$TL" --csv ${5-} >>"$out" \
+            2>"$tmp/$1.err"
         rc=$?
         errs=$(awk -F'"' '$2 == "PUT" || $2 == "GET" { e += $18 } END { print e + 0 }' "$out")
         [ "$errs" -gt 0 ] && note="errors=$errs"
@@ -165,6 +174,19 @@ if wait_put 127.0.0.1 "$P1" 15; then
 else
     echo "bench: the 1-node hive did not answer within 15 s; its log:" >&2
     tail -20 "$tmp/n1.log" >&2
+fi
+cleanup
+
+# ---- qdb, 1 node with a hive key (TLS 1.3-PSK) -----------------------------------
+echo "-- qdb 1-node hive with a hive key on 127.0.0.1:$PA"
+(umask 077 && "$QDBD" --gen-key >"$tmp/hive.key") || die "qdbd --gen-key failed"
+start_qdbd na "127.0.0.1:$PA" "" "--hive-key-file=$tmp/hive.key"
+if wait_put 127.0.0.1 "$PA" 15 "--key-file=$tmp/hive.key"; then
+    qdb_load q1ap1 127.0.0.1 "$PA" 1 "--key-file=$tmp/hive.key"
+    qdb_load q1ap16 127.0.0.1 "$PA" 16 "--key-file=$tmp/hive.key"
+else
+    echo "bench: the keyed 1-node hive did not answer within 15 s; its log:" >&2
+    tail -20 "$tmp/na.log" >&2
 fi
 cleanup
 
@@ -247,6 +269,16 @@ ratio() {
         done
         printf "%-7s %-7s %4s %12s %12s %10s %10s  %s\n" redis 1-node "$p" "$rput" "$rget" "" "" ""
     done
+    for p in 1 16; do
+        # shellcheck disable=SC2046 # three fields, split on purpose
+        set -- $(get "q1p$p")
+        pput=$1 pget=$2
+        # shellcheck disable=SC2046
+        set -- $(get "q1ap$p")
+        echo "auth: qdb 1-node P=$p with a hive key (TLS 1.3-PSK): PUT $1 GET $2 ops/s," \
+            "against plaintext PUT $(ratio "$1" "$pput")x GET $(ratio "$2" "$pget")x" \
+            "(target 0.8x)$([ "$3" != - ] && echo " [$3]")"
+    done
     if [ -s "$tmp/batch" ]; then
         # shellcheck disable=SC2046 # "single R batch R ratio X", split on purpose
         set -- $(cat "$tmp/batch")
@@ -282,7 +314,7 @@ fi
 {
     echo
     echo "raw: label test rps avg min p50 p95 p99 max (ms) [errors misses]"
-    for f in q1p1 q1p16 q3p1 q3p16 rp1 rp16; do
+    for f in q1p1 q1p16 q1ap1 q1ap16 q3p1 q3p16 rp1 rp16; do
         [ -s "$tmp/$f.csv" ] && grep -v '^"test"' "$tmp/$f.csv" | sed "s/^/$f: /"
     done
 } >"$tmp/raw"

@@ -105,6 +105,7 @@ size_t qdb_run_batch(qdb_handle_t h, qdb_operation_t *ops, size_t count)
     if (h->core == NULL)
         return 0;
     batch b = {.h = h, .ops = ops};
+    uint64_t mark = session_auth_mark(h);
     batch_slot *slots = g_new(batch_slot, count ? count : 1);
     size_t next = 0;
     while (next < count || b.pending > 0) {
@@ -129,5 +130,7 @@ size_t qdb_run_batch(qdb_handle_t h, qdb_operation_t *ops, size_t count)
         }
     }
     g_free(slots);
+    for (size_t i = 0; i < count; i++)
+        ops[i].error = session_auth_status(h, mark, ops[i].error);
     return b.ok;
 }

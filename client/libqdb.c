@@ -29,6 +29,7 @@
 
 #include "client/session.h"
 #include "codec.h"
+#include "transport-real/tls.h"
 
 #define QDB_URI_SCHEME "qdb://"
 
@@ -99,6 +100,7 @@ static void h_reset_result(struct qdb_session *h)
  * one-second cap on each wait only guards against a lost wake-up. */
 static qdb_error_t h_wait(struct qdb_session *h)
 {
+    uint64_t mark = session_auth_mark(h);
     while (!h->done) {
         if (!qdb_loop_run_once(h->loop, 1000)) {
             /* The loop was stopped under us: drop the operation with the core. */
@@ -106,7 +108,29 @@ static qdb_error_t h_wait(struct qdb_session *h)
             return QDB_E_INTERNAL;
         }
     }
-    return (qdb_error_t)h->status;
+    return session_auth_status(h, mark, (qdb_error_t)h->status);
+}
+
+uint64_t session_auth_mark(const struct qdb_session *h)
+{
+    return qdb_loop_endpoint_auth_failures(h->ep) + qdb_loop_endpoint_auth_failures(h->admin_ep);
+}
+
+qdb_error_t session_auth_status(const struct qdb_session *h, uint64_t mark, qdb_error_t rc)
+{
+    /* A node that refused our key (or our lack of one) looks like a node that
+     * went away to the core; it never ran anything, so say what it was. */
+    switch (rc) {
+    case QDB_E_CONNECTION_REFUSED:
+    case QDB_E_CONNECTION_RESET:
+    case QDB_E_OUTCOME_UNKNOWN:
+    case QDB_E_TIMEOUT:
+    case QDB_E_UNSTABLE:
+    case QDB_E_UNAVAILABLE:
+        return session_auth_mark(h) != mark ? QDB_E_AUTHENTICATION : rc;
+    default:
+        return rc;
+    }
 }
 
 static qdb_error_t h_run_request(struct qdb_session *h, const qdb_client_request *req)
@@ -275,6 +299,7 @@ static qdb_error_t admin_call(struct qdb_session *h, qdb_addr dst, qdb_msg *req,
     h->admin_expect = expect;
     h->admin_done = false;
     h->admin_status = QDB_E_TIMEOUT;
+    uint64_t mark = session_auth_mark(h);
     qdb_transport *t = qdb_loop_endpoint_transport(h->admin_ep);
     if (t->send(t, dst, frame->data, frame->len) != QDB_OK) {
         h->admin_done = true;
@@ -292,7 +317,8 @@ static qdb_error_t admin_call(struct qdb_session *h, qdb_addr dst, qdb_msg *req,
     if (!h->admin_done || h->admin_status != QDB_OK) {
         /* A node that never answered may still: forget its connection. */
         qdb_loop_endpoint_disconnect_all(h->admin_ep);
-        return (qdb_error_t)(h->admin_done ? h->admin_status : QDB_E_TIMEOUT);
+        return session_auth_status(h, mark,
+                                   (qdb_error_t)(h->admin_done ? h->admin_status : QDB_E_TIMEOUT));
     }
     rc = qdb_msg_decode(h->admin_reply->data, h->admin_reply->len, reply);
     return rc == QDB_OK ? QDB_OK : QDB_E_PROTOCOL;
@@ -583,11 +609,37 @@ qdb_error_t qdb_close(qdb_handle_t h)
     qdb_loop_detach(h->loop, h->ep);
     qdb_loop_detach(h->loop, h->admin_ep);
     qdb_loop_free(h->loop);
+    qdb_tls_free(h->tls);
     g_byte_array_unref(h->admin_reply);
     g_hash_table_destroy(h->buffers);
     g_free(h->content);
     g_free(h);
     return QDB_OK;
+}
+
+/* qdb_o_hive_key_file: every connection from now on authenticates with the
+ * key (or, path NULL, with none).  The connections made so far go. */
+static qdb_error_t h_set_key_file(struct qdb_session *h, const char *path)
+{
+    qdb_tls *tls = NULL;
+    if (path != NULL) {
+        char err[QDB_ERRMSG_SIZE];
+        int rc;
+        if ((tls = qdb_tls_from_file(path, QDB_PEER_CLIENT, &rc, err)) == NULL) {
+            g_warning("libqdb: hive key file %s", err);
+            return rc == QDB_E_INTERNAL ? QDB_E_INTERNAL : QDB_E_INVALID_ARGUMENT;
+        }
+    }
+    /* Like the timeout, the core is rebuilt for the same node. */
+    bool connected = h->core != NULL;
+    qdb_addr node = h->node;
+    session_drop_core(h);
+    qdb_loop_endpoint_disconnect_all(h->admin_ep);
+    qdb_loop_endpoint_secure(h->ep, tls);
+    qdb_loop_endpoint_secure(h->admin_ep, tls);
+    qdb_tls_free(h->tls);
+    h->tls = tls;
+    return connected ? h_make_core(h, node) : QDB_OK;
 }
 
 qdb_error_t qdb_set_option(qdb_handle_t h, qdb_option_t option, ...)
@@ -614,6 +666,9 @@ qdb_error_t qdb_set_option(qdb_handle_t h, qdb_option_t option, ...)
         }
         break;
     }
+    case qdb_o_hive_key_file:
+        rc = h_set_key_file(h, va_arg(ap, const char *));
+        break;
     default:
         rc = QDB_E_INVALID_ARGUMENT;
         break;

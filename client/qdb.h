@@ -56,6 +56,14 @@ typedef enum qdb_protocol_t { qdb_p_tcp = 0 } qdb_protocol_t;
 typedef enum qdb_option_t {
     /* int: the operation timeout in milliseconds (default 60000) */
     qdb_o_operation_timeout = 0,
+    /* const char *: a hive key file (qdbd --gen-key; not readable by
+     * others), or NULL for none.  With a key every connection is TLS 1.3
+     * authenticated by it (qdbd(8), SECURITY), as the hive's nodes require
+     * when they run with --hive-key-file; a node that refuses the key (or
+     * its absence) makes calls fail with QDB_E_AUTHENTICATION.  An unreadable,
+     * malformed or world-readable file is QDB_E_INVALID_ARGUMENT (the reason
+     * goes to the GLib log).  Since version-info 2. */
+    qdb_o_hive_key_file = 1,
 } qdb_option_t;
 
 /* Create a handle (not yet connected).  QDB_E_INVALID_ARGUMENT for an unknown

@@ -806,6 +806,7 @@ int main(int argc, char **argv)
         g_strdup_printf("give up on an operation after MS milliseconds (default %" G_GUINT64_FORMAT ")",
                         (guint64)(QDB_DEFAULT_CLIENT_TIMEOUT_US / QDB_US_PER_MS));
     gboolean raw = FALSE;
+    gchar *key_file = NULL;
     GOptionEntry entries[] = {
         { "daemon", 'd', 0, G_OPTION_ARG_STRING, &daemon,
           "the node to talk to: a host name or IPv4 address, or a comma-separated list "
@@ -813,6 +814,9 @@ int main(int argc, char **argv)
         { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "print JSON compact, even on a terminal", NULL },
         { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms,
           timeout_help, "MS" },
+        { "key-file", 'k', 0, G_OPTION_ARG_FILENAME, &key_file,
+          "the hive key file (qdbd --gen-key), for a hive whose nodes run with --hive-key-file",
+          "FILE" },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
@@ -862,6 +866,15 @@ int main(int argc, char **argv)
         g_free(daemon);
         return EXIT_FAILED;
     }
+    if (key_file != NULL && (rc = qdb_set_option(sh.h, qdb_o_hive_key_file, key_file)) != QDB_OK) {
+        /* libqdb logged why (unreadable, readable by others, not a key) */
+        fprintf(stderr, "qdbsh: --key-file %s: %s\n", key_file, qdb_error(rc));
+        qdb_close(sh.h);
+        g_free(key_file);
+        g_free(daemon);
+        return EXIT_USAGE;
+    }
+    g_free(key_file);
 
     int status;
     if (argc > 1) {

@@ -24,6 +24,7 @@ struct qdb_session {
     qdb_addr node;         /* the node given to qdb_connect */
     int timeout_ms;        /* qdb_o_operation_timeout */
     GHashTable *buffers;   /* buffers handed to the caller (a set of pointers) */
+    qdb_tls *tls;          /* qdb_o_hive_key_file's, or NULL: plaintext */
 
     /* administration: the request in flight (at most one) and its answer */
     qdb_loop_endpoint *admin_ep;
@@ -51,6 +52,11 @@ const void *session_keep(struct qdb_session *h, const uint8_t *content, size_t l
 /* QDB_OK, or QDB_E_INVALID_ARGUMENT (NULL) / QDB_E_ALIAS_TOO_LONG (empty or
  * longer than QDB_MAX_ALIAS). */
 qdb_error_t session_check_alias(const char *alias);
+/* Authentication failures of the handle's endpoints so far (a mark), and
+ * rc, or QDB_E_AUTHENTICATION for a transport failure during which a node
+ * refused the key (or its absence) since the mark. */
+uint64_t session_auth_mark(const struct qdb_session *h);
+qdb_error_t session_auth_status(const struct qdb_session *h, uint64_t mark, qdb_error_t rc);
 /* 0 (never) .. QDB_MAX_EXPIRY_TIME. */
 bool session_expiry_ok(qdb_time_t t);
 

@@ -76,7 +76,21 @@ typedef struct qdb_transport {
     char errmsg[QDB_ERRMSG_SIZE];
     /* version 1 */
     int (*send)(struct qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t len);
+    /* version 1, optional (NULL: the host authenticates nobody), since the
+     * hive key: what the sender of the frame being delivered by recv() from
+     * src has proven to be (qdb_peer_role); called from inside recv() only.
+     * The real loop answers from the TLS identity of the connection the
+     * frame came on (transport-real/tls.h); the simulator leaves it NULL. */
+    int (*peer_role)(struct qdb_transport *t, qdb_addr src);
 } qdb_transport;
+
+/* What a peer has proven about itself (qdb_transport.peer_role).  Without a
+ * hive key nothing is proven: every peer is QDB_PEER_UNVERIFIED. */
+typedef enum qdb_peer_role {
+    QDB_PEER_UNVERIFIED = 0,
+    QDB_PEER_NODE = 1,   /* holds the hive key and presented itself as a node */
+    QDB_PEER_CLIENT = 2, /* holds the hive key and presented itself as a client */
+} qdb_peer_role;
 
 /* ---- random ----------------------------------------------------------------
  * A seeded generator owned by the node (the simulator derives it from the

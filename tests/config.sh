@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*"; failed=1; }
 "$QDBD" --gen-config > "$tmp/gen.conf" || fail "--gen-config exited $?"
 grep -qx '\[qdbd\]' "$tmp/gen.conf" || fail "--gen-config: no [qdbd] group"
 for opt in $("$QDBD" --help | sed -n 's/^  \(-., \)\{0,1\}--\([a-z-]*\).*/\2/p'); do
-    case $opt in help | config | gen-config | check-config | version) continue ;; esac
+    case $opt in help | config | gen-config | gen-key | check-config | version) continue ;; esac
     grep -q "^#$opt =" "$tmp/gen.conf" || fail "--gen-config lacks --$opt"
 done
 grep -qx '#address = 127.0.0.1:2836' "$tmp/gen.conf" || fail "--gen-config: address default"

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -732,6 +733,55 @@ static bool localhost_is_loopback(void)
 }
 
 /* The administration calls against the one-node hive. */
+/* qdb_o_hive_key_file against this keyless daemon: bad files refused at
+ * once; a key makes every call fail as QDB_E_AUTHENTICATION (the node
+ * refuses TLS), connected or not; NULL goes back to plaintext.
+ * tests/auth.sh runs a keyed hive. */
+static void test_hive_key_option(void)
+{
+    char *dir = g_dir_make_tmp("qdb-libqdb-key-XXXXXX", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char *key = g_build_filename(dir, "hive.key", NULL);
+    char *world = g_build_filename(dir, "world.key", NULL);
+    char *bad = g_build_filename(dir, "bad.key", NULL);
+    char line[80];
+    memset(line, 'a', 64);
+    strcpy(line + 64, "\n");
+    CU_ASSERT_FATAL(g_file_set_contents(key, line, -1, NULL) && chmod(key, 0600) == 0);
+    CU_ASSERT_FATAL(g_file_set_contents(world, line, -1, NULL) && chmod(world, 0644) == 0);
+    CU_ASSERT_FATAL(g_file_set_contents(bad, "aaaa\n", -1, NULL) && chmod(bad, 0600) == 0);
+    const char *addr = daemon_uris[0] + strlen("qdb://");
+
+    qdb_handle_t h;
+    CU_ASSERT_FATAL(qdb_open(&h, qdb_p_tcp) == QDB_OK);
+    qdb_set_option(h, qdb_o_operation_timeout, 5000);
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_hive_key_file, bad), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_hive_key_file, world), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_hive_key_file, key), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_connect(h, daemon_uris[0]), QDB_E_AUTHENTICATION);
+    CU_ASSERT_EQUAL(qdb_ping(h, addr, NULL), QDB_E_AUTHENTICATION);
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_hive_key_file, NULL), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_connect(h, daemon_uris[0]), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_update(h, "keyless", "x", 1), QDB_OK);
+    /* connected: the key applies from the next call */
+    CU_ASSERT_EQUAL(qdb_set_option(h, qdb_o_hive_key_file, key), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_update(h, "keyed", "x", 1), QDB_E_AUTHENTICATION);
+    qdb_operation_t op[1];
+    qdb_init_operations(op, 1);
+    op[0] = (qdb_operation_t){.type = qdb_op_get, .alias = "keyless"};
+    CU_ASSERT_EQUAL(qdb_run_batch(h, op, 1), 0);
+    CU_ASSERT_EQUAL(op[0].error, QDB_E_AUTHENTICATION);
+    CU_ASSERT_EQUAL(qdb_close(h), QDB_OK);
+
+    char *files[] = {key, world, bad};
+    for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+        unlink(files[i]);
+        g_free(files[i]);
+    }
+    rmdir(dir);
+    g_free(dir);
+}
+
 static void test_admin(void)
 {
     const char *addr = daemon_uris[0] + strlen("qdb://");
@@ -911,6 +961,7 @@ static CU_TestInfo server_tests[] = {
     { .pName = "batches", .pTestFunc = test_batch },
     { .pName = "remove_all", .pTestFunc = test_remove_all },
     { .pName = "administration", .pTestFunc = test_admin },
+    { .pName = "hive key option", .pTestFunc = test_hive_key_option },
     { .pName = "daemon stopped: timeout", .pTestFunc = test_daemon_stopped },
     { .pName = "daemon killed", .pTestFunc = test_daemon_killed },
     CU_TEST_INFO_NULL,

@@ -47,6 +47,8 @@ typedef struct loop_conn {
     bool indexed;          /* p->conns maps key64 to this connection */
     bool in_flush;         /* on net->flush */
     bool want_out;         /* EPOLLOUT registered */
+    bool checked;          /* plaintext: the first bytes were checked for TLS */
+    tls_conn *tls;         /* NULL: plaintext */
     GByteArray *in;        /* bytes received, not yet cut into frames */
     size_t in_off;         /* start of the first unconsumed byte in `in` */
     GByteArray *out;       /* bytes queued for the socket */
@@ -164,6 +166,8 @@ static loop_conn *conn_new(loop_peers *p, int fd, qdb_addr key, bool outgoing)
     c->out = g_byte_array_new();
     c->peers_link.data = c;
     c->flush_link.data = c;
+    if (p->tls)
+        c->tls = tls_conn_new(p->tls, fd, !outgoing);
     g_queue_push_tail_link(&p->all, &c->peers_link);
     conn_index(c);
     p->net->stats.connections_open++;
@@ -196,6 +200,7 @@ static void conn_close(loop_conn *c, bool notify)
 
 static void conn_free(loop_conn *c)
 {
+    tls_conn_free(c->tls);
     g_byte_array_free(c->in, TRUE);
     g_byte_array_free(c->out, TRUE);
     g_free(c);
@@ -214,20 +219,73 @@ static void conn_lost(loop_conn *c)
     conn_close(c, c->outgoing || conn_has_output(c) || c->connecting);
 }
 
+/* ---- the socket's bytes, through TLS when the endpoint has a key ----------------- */
+
+/* As recv(2)/send(2); *want_out: an EAGAIN waits for writability (TLS may
+ * need to write to read, or read to write, during its handshake). */
+static ssize_t conn_recv(loop_conn *c, void *buf, size_t len, bool *want_out)
+{
+    if (c->tls)
+        return tls_conn_recv(c->tls, buf, len, want_out);
+    *want_out = false;
+    return recv(c->fd, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t conn_send(loop_conn *c, const void *buf, size_t len, bool *want_out)
+{
+    if (c->tls)
+        return tls_conn_send(c->tls, buf, len, want_out);
+    *want_out = true;
+    return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* The peer does not hold the hive key, or holds one we have not: close, count,
+ * and say so (rate-limited: a warning in a node's log, a debug line in a
+ * client's, which learns it from qdb_loop_endpoint_auth_failures). */
+static void conn_refuse(loop_conn *c, const char *why)
+{
+    loop_peers *p = c->p;
+    p->auth_failures++;
+    p->net->stats.auth_failures++;
+    char a[QDB_ADDR_STRLEN];
+    qdb_addr_format(c->key, a);
+    bool node = p->listen_fd >= 0;
+    if (c->outgoing && c->tls)
+        tls_log_refusal(&p->auth_log, node,
+                        "TLS handshake with %s failed (%s): is the hive key the same on both sides?",
+                        a, why);
+    else if (c->outgoing)
+        tls_log_refusal(&p->auth_log, node,
+                        "%s answers in TLS: it requires the hive key, and none is set here", a);
+    else if (c->tls)
+        tls_log_refusal(&p->auth_log, node,
+                        "refused a connection from %s (%s): it does not prove the hive key", a,
+                        why);
+    else
+        tls_log_refusal(&p->auth_log, node,
+                        "refused a connection from %s: it speaks TLS, and this node has no hive "
+                        "key", a);
+    conn_lost(c);
+}
+
 /* Write as much of the queue as the socket takes. */
 static void conn_flush(loop_conn *c)
 {
     if (c->closed || c->connecting)
         return;
     loop_net *net = c->p->net;
+    bool wait_out = true;
     while (conn_has_output(c)) {
-        ssize_t w = send(c->fd, c->out->data + c->out_off, c->out->len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = conn_send(c, c->out->data + c->out_off, c->out->len - c->out_off, &wait_out);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
+            if (errno == EPROTO && c->tls) {
+                conn_refuse(c, tls_conn_error(c->tls));
+                return;
+            }
             if (errno == ECONNRESET)
                 net->stats.resets++;
             conn_close(c, true);
@@ -250,7 +308,7 @@ static void conn_flush(loop_conn *c)
             g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
             c->out_off = 0;
         }
-        conn_set_events(c, true);
+        conn_set_events(c, wait_out); /* a TLS handshake waiting to read: readable resumes it */
     }
 }
 
@@ -285,6 +343,13 @@ static bool conn_deliver(loop_conn *c)
         size_t avail = c->in->len - c->in_off;
         if (avail == 0)
             break;
+        if (!c->tls && !c->checked && avail >= 2) {
+            c->checked = true;
+            if (tls_looks_like_tls(c->in->data + c->in_off, avail)) {
+                conn_refuse(c, "TLS");
+                return false;
+            }
+        }
         size_t flen;
         int rc = qdb_frame_peek(c->in->data + c->in_off, avail, &flen);
         if (rc == QDB_E_TRUNCATED)
@@ -309,8 +374,11 @@ static bool conn_deliver(loop_conn *c)
         const uint8_t *frame = c->in->data + c->in_off;
         c->in_off += flen;
         net->stats.frames_in++;
+        p->recv_src = c->key;
+        p->recv_role = c->tls ? tls_conn_role(c->tls) : QDB_PEER_UNVERIFIED;
         if (!p->closed && p->ops)
             p->ops->recv(p->owner, c->key, frame, flen);
+        p->recv_src = (qdb_addr){0};
         if (c->closed || p->closed)
             return false;
     }
@@ -330,16 +398,28 @@ static void conn_readable(loop_conn *c)
 {
     loop_net *net = c->p->net;
     size_t budget = READ_BUDGET;
-    while (budget > 0 && !c->closed) {
+    /* TLS: bytes OpenSSL decrypted ahead are not seen by epoll; take them too
+     * (at most its buffer, so still bounded). */
+    while ((budget > 0 || (c->tls && tls_conn_pending(c->tls))) && !c->closed) {
         guint old = c->in->len;
         g_byte_array_set_size(c->in, old + READ_CHUNK);
-        ssize_t r = recv(c->fd, c->in->data + old, READ_CHUNK, MSG_DONTWAIT);
+        bool want_out;
+        ssize_t r = conn_recv(c, c->in->data + old, READ_CHUNK, &want_out);
         g_byte_array_set_size(c->in, old + (r > 0 ? (guint)r : 0));
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (want_out)
+                    conn_set_events(c, true);
+                else if (c->tls && conn_has_output(c))
+                    flush_schedule(c); /* the handshake may just have completed */
                 return;
+            }
+            if (errno == EPROTO && c->tls) {
+                conn_refuse(c, tls_conn_error(c->tls));
+                return;
+            }
             if (errno == ECONNRESET)
                 net->stats.resets++;
             conn_lost(c);
@@ -353,8 +433,11 @@ static void conn_readable(loop_conn *c)
         budget = (size_t)r >= budget ? 0 : budget - (size_t)r;
         if (!conn_deliver(c))
             return;
-        if ((size_t)r < READ_CHUNK)
-            return; /* drained for now; level-triggered epoll says if more came */
+        /* Drained for now: level-triggered epoll says if more came.  TLS
+         * gives one record per call, so a short read says nothing there;
+         * what OpenSSL has not buffered is still in the socket. */
+        if (c->tls ? !tls_conn_pending(c->tls) : (size_t)r < READ_CHUNK)
+            return;
     }
 }
 
@@ -396,7 +479,9 @@ static void conn_ready(loop_src *s, uint32_t events)
             conn_connected(c);
         return;
     }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    /* A TLS handshake that waited to write resumes in the read path. */
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+        (c->tls && !tls_conn_established(c->tls) && (events & EPOLLOUT)))
         conn_readable(c); /* reads the error or EOF and closes */
     if (!c->closed && (events & EPOLLOUT))
         conn_flush(c);
@@ -637,6 +722,15 @@ int peers_send(loop_peers *p, qdb_addr dst, const uint8_t *frame, size_t len)
     p->net->stats.frames_out++;
     flush_schedule(c);
     return 0;
+}
+
+int peers_role(const loop_peers *p, qdb_addr src)
+{
+    if (qdb_addr_eq(src, p->recv_src))
+        return p->recv_role;
+    uint64_t k = qdb_addr_key(src);
+    const loop_conn *c = g_hash_table_lookup(p->conns, &k);
+    return c && c->tls ? tls_conn_role(c->tls) : QDB_PEER_UNVERIFIED;
 }
 
 size_t peers_pending(const loop_peers *p)

@@ -29,6 +29,12 @@
  * one per (endpoint, address) at a time, and delivered by net_notify() after
  * the callbacks of the turn, never from inside peers_send().
  *
+ * Authentication: with p->tls set (before any connection), each connection
+ * runs TLS 1.3-PSK over its socket (tls.h) and bytes are cut into frames
+ * after decryption; a failed handshake closes it as a refusal
+ * (auth_failures, a rate-limited log line).  Without, a peer whose first
+ * bytes are TLS is refused the same way: it holds a key this side has not.
+ *
  * Lifetime: a closed connection stays in memory until net_free_closed(),
  * because epoll events for it may still be waiting to be dispatched.
  * Order: connections are looked up by key, never walked for anything that
@@ -45,6 +51,7 @@
 #include "env.h"
 #include "loop.h"
 #include "poller.h"
+#include "tls.h"
 #include "types.h"
 
 typedef struct loop_net {
@@ -67,6 +74,13 @@ typedef struct loop_peers {
     GHashTable *conns;      /* &key64 -> connection; lookups only */
     GQueue all;             /* every open connection, indexed or not */
     GHashTable *pending;    /* key64 set: addresses with a notice queued */
+    /* authentication (tls.h): NULL speaks plaintext and refuses TLS peers;
+     * otherwise every connection is TLS 1.3-PSK and plaintext is refused */
+    struct qdb_tls *tls;
+    uint64_t auth_failures; /* handshakes failed, peers refused for the key */
+    tls_ratelimit auth_log;
+    qdb_addr recv_src;      /* while ops->recv runs: the frame's connection, */
+    int recv_role;          /* and what its peer proved (qdb_peer_role) */
 } loop_peers;
 
 void net_init(loop_net *net, loop_poller *poller);
@@ -100,5 +114,8 @@ int peers_send(loop_peers *p, qdb_addr dst, const uint8_t *frame, size_t len);
 void peers_disconnect_all(loop_peers *p);
 /* Bytes queued and not written (a connect in progress counts 1). */
 size_t peers_pending(const loop_peers *p);
+/* What the peer sending on src proved (qdb_peer_role): the connection of the
+ * frame being delivered, else the one keyed src. */
+int peers_role(const loop_peers *p, qdb_addr src);
 
 #endif

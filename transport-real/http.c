@@ -54,6 +54,9 @@ static void loop_metrics(qdb_loop *loop, GString *o)
                ls.refused);
     qdb_metric(o, "qdb_connections_reset_total", "counter", "Connections reset or closed early.",
                ls.resets);
+    qdb_metric(o, "qdb_auth_failures_total", "counter",
+               "Connections refused for the hive key (failed handshakes, plaintext peers).",
+               ls.auth_failures);
     qdb_metric(o, "qdb_network_bytes_in_total", "counter", "Bytes received over TCP.",
                ls.bytes_in);
     qdb_metric(o, "qdb_network_bytes_out_total", "counter", "Bytes sent over TCP.",

@@ -116,6 +116,12 @@ static int transport_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, 
     return QDB_OK;
 }
 
+static int transport_peer_role(qdb_transport *t, qdb_addr src)
+{
+    qdb_loop_endpoint *ep = t->impl;
+    return peers_role(&ep->peers, src);
+}
+
 static uint64_t random_next(qdb_random *r)
 {
     qdb_loop_endpoint *ep = r->impl;
@@ -169,7 +175,7 @@ qdb_loop_endpoint *qdb_loop_attach(qdb_loop *loop, const qdb_addr *listen,
     ep->clock = (qdb_clock){.version = QDB_SEAM_VERSION, .data = owner, .impl = ep,
                             .now = clock_now, .arm = clock_arm, .wall = clock_wall};
     ep->transport = (qdb_transport){.version = QDB_SEAM_VERSION, .data = owner, .impl = ep,
-                                    .send = transport_send};
+                                    .send = transport_send, .peer_role = transport_peer_role};
     ep->random = (qdb_random){.version = QDB_SEAM_VERSION, .data = owner, .impl = ep,
                               .next = random_next};
     ep->link.data = ep;
@@ -215,6 +221,17 @@ void qdb_loop_detach(qdb_loop *loop, qdb_loop_endpoint *ep)
     g_ptr_array_add(loop->dead_eps, ep);
     if (!loop->in_run)
         graveyard_empty(loop);
+}
+
+void qdb_loop_endpoint_secure(qdb_loop_endpoint *ep, qdb_tls *tls)
+{
+    g_return_if_fail(ep->peers.all.length == 0);
+    ep->peers.tls = tls;
+}
+
+uint64_t qdb_loop_endpoint_auth_failures(const qdb_loop_endpoint *ep)
+{
+    return ep->peers.auth_failures;
 }
 
 qdb_clock *qdb_loop_endpoint_clock(qdb_loop_endpoint *ep)

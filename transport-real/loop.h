@@ -20,6 +20,9 @@
  *    expected is reported as unreachable(dst) -- from the loop, after the
  *    current callback returns, never from inside send().
  *  - A listening endpoint (qdbd) accepts connections on its address.
+ *  - With qdb_loop_endpoint_secure(), connections are TLS 1.3 with a key
+ *    derived from the hive key (tls.h); transport->peer_role tells what the
+ *    sender of a frame proved (env.h).
  * Clock: now() is CLOCK_MONOTONIC in microseconds; wall() is CLOCK_REALTIME;
  * arm() sets the endpoint's one deadline (replacing the earlier one) and the
  * loop calls tick() once it has passed.  Random: a GRand per endpoint seeded
@@ -40,6 +43,7 @@
 
 typedef struct qdb_loop qdb_loop;
 typedef struct qdb_loop_endpoint qdb_loop_endpoint;
+typedef struct qdb_tls qdb_tls; /* tls.h */
 
 /* Callbacks (env.h's qdb_inbound) run from run_once(), one at a time; inside
  * one, anything here may be called (send, arm, attach, detach -- even of the
@@ -64,6 +68,18 @@ qdb_loop_endpoint *qdb_loop_attach(qdb_loop *loop, const qdb_addr *listen,
 /* Bind (or re-bind; NULL unbinds) what the endpoint's events go to. */
 void qdb_loop_endpoint_bind(qdb_loop_endpoint *ep, const qdb_inbound *ops, void *owner);
 void qdb_loop_detach(qdb_loop *loop, qdb_loop_endpoint *ep);
+/* Authenticate every connection of the endpoint with TLS 1.3-PSK from the
+ * hive key (tls.h; tls is borrowed and must outlive the endpoint), and
+ * refuse plaintext peers; call right after attach, before any connection.
+ * Without it the endpoint speaks plaintext and refuses TLS peers.  Either
+ * way a refusal closes the connection (a connection we opened raises
+ * unreachable) and counts in auth_failures. */
+void qdb_loop_endpoint_secure(qdb_loop_endpoint *ep, qdb_tls *tls);
+/* Connections of the endpoint refused for the hive key so far (a failed
+ * handshake, a plaintext peer of a keyed endpoint, a TLS peer of a keyless
+ * one): libqdb turns a failure during which this grew into
+ * QDB_E_AUTHENTICATION. */
+uint64_t qdb_loop_endpoint_auth_failures(const qdb_loop_endpoint *ep);
 qdb_clock *qdb_loop_endpoint_clock(qdb_loop_endpoint *ep);
 qdb_transport *qdb_loop_endpoint_transport(qdb_loop_endpoint *ep);
 qdb_random *qdb_loop_endpoint_random(qdb_loop_endpoint *ep);
@@ -94,6 +110,7 @@ void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg)
 typedef struct qdb_loop_stats {
     uint64_t connections_open, connections_total, frames_in, frames_out, bytes_in, bytes_out;
     uint64_t bad_frames, refused, resets;
+    uint64_t auth_failures; /* connections refused for the hive key, either way */
 } qdb_loop_stats;
 void qdb_loop_get_stats(const qdb_loop *loop, qdb_loop_stats *out);
 

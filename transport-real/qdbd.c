@@ -42,6 +42,7 @@
 #include "transport-real/loop.h"
 #include "transport-real/qdbd_log.h"
 #include "transport-real/qdbd_options.h"
+#include "transport-real/tls.h"
 
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -104,6 +105,7 @@ typedef struct qdbd {
     qdb_node *node;
     qdb_storage *store;
     qdb_http *http;
+    qdb_tls *tls;         /* --hive-key-file's, or NULL: plaintext */
     bool bdb;
     int sigfd;
     int signals;          /* TERM/INT received */
@@ -129,11 +131,11 @@ static void log_stats(qdbd *d)
     g_info("stats: %" G_GUINT64_FORMAT " %s, %s; connections %" G_GUINT64_FORMAT
            " open (%" G_GUINT64_FORMAT " total, %" G_GUINT64_FORMAT " refused, %" G_GUINT64_FORMAT
            " reset); frames %" G_GUINT64_FORMAT " in, %" G_GUINT64_FORMAT " out, %" G_GUINT64_FORMAT
-           " bad; requests %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " wrong node, %" G_GUINT64_FORMAT
+           " bad; %" G_GUINT64_FORMAT " refused for the hive key; requests %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " wrong node, %" G_GUINT64_FORMAT
            " unstable, %" G_GUINT64_FORMAT " duplicates); rpc timeouts %" G_GUINT64_FORMAT,
            entries, entries_word(entries), qdb_node_is_stable(d->node) ? "stable" : "settling",
            ls.connections_open, ls.connections_total, ls.refused, ls.resets, ls.frames_in,
-           ls.frames_out, ls.bad_frames, ns->requests, ns->wrong_node, ns->unstable,
+           ls.frames_out, ls.bad_frames, ls.auth_failures, ns->requests, ns->wrong_node, ns->unstable,
            ns->duplicates, ns->rpc_timeouts);
 }
 
@@ -285,6 +287,33 @@ static bool parse_bytes(const char *text, uint64_t *out)
     return true;
 }
 
+/* --gen-key: one fresh key on standard output.  When that is a file (the
+ * usual "> hive.key"), take away what others could read: qdbd refuses a key
+ * file they can. */
+static int gen_key(void)
+{
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    if (qdb_hive_key_generate(line, err) != QDB_OK)
+        return qdbd_fail(EX_SOFTWARE, "%s", err);
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO) &&
+        fchmod(STDOUT_FILENO, st.st_mode & 0770) < 0)
+        return qdbd_fail(EX_CANTCREAT, "cannot make the key file private: %s", g_strerror(errno));
+    fputs(line, stdout);
+    memset(line, 0, sizeof(line));
+    return fflush(stdout) == 0 ? 0 : qdbd_fail(EX_IOERR, "cannot write the key: %s",
+                                               g_strerror(errno));
+}
+
+/* Without a key a node takes anyone who reaches it: fine on loopback. */
+static bool open_to_strangers(qdb_addr self, const qdb_tls *tls)
+{
+    return tls == NULL && (self.ip >> 24) != 127;
+}
+#define STRANGERS_WARNING \
+    "listening on %s without a hive key: anyone who reaches it can join the hive, read and " \
+    "write (see --gen-key and --hive-key-file in qdbd(8))"
+
 static char *absolute(const char *path)
 {
     return path ? g_canonicalize_filename(path, NULL) : NULL;
@@ -313,6 +342,10 @@ int main(int argc, char **argv)
     }
     if (o.gen_config) {
         qdbd_print_config(stdout);
+        goto out_opts;
+    }
+    if (o.gen_key) {
+        rc = gen_key();
         goto out_opts;
     }
 
@@ -402,7 +435,24 @@ int main(int argc, char **argv)
                       "--sync and --transient exclude each other");
         goto out_opts;
     }
+    if (o.hive_key_file) {
+        char kerr[QDB_ERRMSG_SIZE];
+        int krc;
+        if (!(d.tls = qdb_tls_from_file(o.hive_key_file, QDB_PEER_NODE, &krc, kerr))) {
+            /* unreadable: as an unreadable config file; bad: a config error */
+            rc = qdbd_fail(krc == QDB_E_INVALID_ARGUMENT ? EX_NOINPUT
+                           : krc == QDB_E_INTERNAL     ? EX_SOFTWARE
+                                                       : EX_CONFIG,
+                           "hive key file %s", kerr);
+            goto out_opts;
+        }
+    }
     if (o.check_config) {
+        if (open_to_strangers(self_addr, d.tls)) {
+            char a[QDB_ADDR_STRLEN];
+            fprintf(stderr, "qdbd: warning: " STRANGERS_WARNING "\n",
+                    qdb_addr_format(self_addr, a));
+        }
         printf("qdbd: options and %s are valid\n",
                o.config_path ? o.config_path : "the defaults (no configuration file)");
         goto out_opts;
@@ -448,6 +498,8 @@ int main(int argc, char **argv)
         rc = qdbd_fail(EX_UNAVAILABLE, "%s", err);
         goto out_loop;
     }
+    if (d.tls)
+        qdb_loop_endpoint_secure(d.ep, d.tls);
 
     if (o.transient) {
         d.store = qdb_storage_memory_new();
@@ -540,6 +592,11 @@ int main(int argc, char **argv)
            o.transient ? "" : (o.sync ? " (sync)" : " (no-sync)"), held, entries_word(held),
            n_peers, n_peers == 1 ? "peer" : "peers", o.config_path ? ", config " : "",
            o.config_path ? o.config_path : "");
+    if (d.tls)
+        g_info("hive key %s: every connection is TLS 1.3-PSK, plaintext is refused",
+               o.hive_key_file);
+    else if (open_to_strangers(self_addr, d.tls))
+        g_warning(STRANGERS_WARNING, a);
     if (d.bdb)
         qdb_loop_every(d.loop, QDBD_DEFAULT_CHECKPOINT_PERIOD_US, on_checkpoint, &d);
     qdb_loop_every(d.loop, QDBD_DEFAULT_STATUS_PERIOD_US, on_status, &d);
@@ -629,6 +686,7 @@ out_root:
     if (g_qlog.file)
         fclose(g_qlog.file);
 out_opts:
+    qdb_tls_free(d.tls);
     g_free(pid_path);
     g_free(id_path);
     g_free(peers);

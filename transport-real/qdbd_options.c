@@ -74,6 +74,10 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                            "Keep a removed entry's tombstone this long, so a node back after a "
                            "shorter absence cannot bring the entry back",
                            G_STRINGIFY(QDB_DEFAULT_TOMBSTONE_GRACE_S)},
+    [QO_HIVE_KEY_FILE] = {"hive-key-file", 0, OPT_STRING, OFF(hive_key_file), "FILE",
+                         "The hive's secret key (qdbd --gen-key; not readable by others): every "
+                         "connection, node or client, must prove it over TLS 1.3, and plaintext "
+                         "is refused (default: none, plaintext for a trusted network)", ""},
     [QO_MAX_DEPOT_SIZE] = {"max-depot-size", 0, OPT_STRING, OFF(max_depot_size), "BYTES",
                           "Refuse writes that would grow the stored keys and values past BYTES "
                           "(suffix K, M, G or T: powers of 1024) with 'depot full'; removes "
@@ -290,7 +294,7 @@ void qdbd_print_config(FILE *out)
 
 int qdbd_opts_parse(qdbd_opts *o, int *argc, char ***argv)
 {
-    GOptionEntry entries[QO_COUNT + 5];
+    GOptionEntry entries[QO_COUNT + 6];
     char *helps[QO_COUNT];
     for (int i = 0; i < QO_COUNT; i++) {
         const qdbd_option *q = &qdbd_options[i];
@@ -316,7 +320,10 @@ int qdbd_opts_parse(qdbd_opts *o, int *argc, char ***argv)
                                           "Check the options and the file, then exit", NULL};
     entries[QO_COUNT + 3] = (GOptionEntry){"version", 'V', 0, G_OPTION_ARG_NONE, &o->version,
                                           "Print the version and exit", NULL};
-    entries[QO_COUNT + 4] = (GOptionEntry){NULL, 0, 0, 0, NULL, NULL, NULL};
+    entries[QO_COUNT + 4] = (GOptionEntry){"gen-key", 0, 0, G_OPTION_ARG_NONE, &o->gen_key,
+                                          "Print a fresh random hive key and exit "
+                                          "(qdbd --gen-key > hive.key)", NULL};
+    entries[QO_COUNT + 5] = (GOptionEntry){NULL, 0, 0, 0, NULL, NULL, NULL};
     GOptionContext *ctx = g_option_context_new("- a node of a qdb hive");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_option_context_set_summary(ctx, "Runs one node of a qdb hive (a Chord ring of key-value "
@@ -333,7 +340,7 @@ int qdbd_opts_parse(qdbd_opts *o, int *argc, char ***argv)
     for (int i = 0; i < QO_COUNT; i++)
         g_free(helps[i]);
     g_free(config_help);
-    if (rc || o->version || o->gen_config)
+    if (rc || o->version || o->gen_config || o->gen_key)
         return rc;
     for (int i = 0; i < QO_COUNT; i++)
         o->origin[i] = opt_is_set(o, i) ? -1 : 0;

@@ -10,7 +10,7 @@
  *     its callers, which return the sysexits.h code to exit with: 64 bad
  *     usage (EX_USAGE), 66 file unreadable (EX_NOINPUT), 78 bad file, named
  *     "FILE:LINE: ..." (EX_CONFIG).  0 means go on.
- *   - After --version or --gen-config qdbd_opts_parse() returns 0 at once,
+ *   - After --version, --gen-config or --gen-key qdbd_opts_parse() returns 0 at once,
  *     without reading the file; origin[] is then unset.
  */
 #ifndef QDB_TRANSPORT_REAL_QDBD_OPTIONS_H
@@ -36,6 +36,8 @@ typedef struct qdbd_opts {
     const char *config_path; /* the file read, if any */
     char *http;                 /* --http: the status page's address */
     gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+    char *hive_key_file;        /* --hive-key-file: authenticate every connection */
+    gboolean gen_key;           /* --gen-key: print a fresh hive key and exit */
     char *max_depot_size, *depot_warning, *disk_reserve; /* the disk's limits (storage/bdb.h) */
 } qdbd_opts;
 
@@ -43,6 +45,7 @@ typedef struct qdbd_opts {
 enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG, QO_LOG_LEVEL, QO_ID,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
        QO_REPLICATION, QO_TOMBSTONE_GRACE,
+       QO_HIVE_KEY_FILE,
        QO_MAX_DEPOT_SIZE, QO_DEPOT_WARNING, QO_DISK_RESERVE,
        QO_COUNT };
 

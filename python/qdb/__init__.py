@@ -129,9 +129,11 @@ class Cluster:
 
     timeout: seconds an operation may take (libqdb's operation timeout).
     serializer: how values become bytes (default: PickleSerializer()).
+    key_file: the hive key file (qdbd --gen-key) when the hive has one;
+    a node that refuses it (or its absence) raises qdb.Authentication.
     """
 
-    def __init__(self, uri="127.0.0.1:2836", timeout=60, serializer=None):
+    def __init__(self, uri="127.0.0.1:2836", timeout=60, serializer=None, key_file=None):
         self._lock = threading.Lock()
         self._h = _native.c_handle()
         self.serializer = serializer if serializer is not None else PickleSerializer()
@@ -142,6 +144,9 @@ class Cluster:
                 raise InvalidArgument()
             check(_native.set_option(self._h, _native.OPTION_OPERATION_TIMEOUT,
                                      ctypes.c_int(ms)))
+            if key_file is not None:
+                check(_native.set_option(self._h, _native.OPTION_HIVE_KEY_FILE,
+                                         ctypes.c_char_p(str(key_file).encode())))
             check(lib.qdb_connect(self._h, uri.encode()))
         except BaseException:
             lib.qdb_close(self._h)

@@ -98,4 +98,5 @@ for _name, (_res, _args) in _PROTOTYPES.items():
 set_option = lib.qdb_set_option
 set_option.restype = c_error
 OPTION_OPERATION_TIMEOUT = 0  # qdb_o_operation_timeout: int milliseconds
+OPTION_HIVE_KEY_FILE = 1      # qdb_o_hive_key_file: const char * path
 PROTOCOL_TCP = 0

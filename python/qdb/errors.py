@@ -37,8 +37,9 @@ CODES = {
     23: "QDB_E_UNAVAILABLE",
     24: "QDB_E_REFUSED",
     25: "QDB_E_TOO_MANY",
-    26: "QDB_E_DISK_FULL",
-    27: "QDB_E_DEPOT_FULL",
+    26: "QDB_E_AUTHENTICATION",
+    27: "QDB_E_DISK_FULL",
+    28: "QDB_E_DEPOT_FULL",
 }
 
 

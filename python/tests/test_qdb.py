@@ -100,6 +100,23 @@ def test_errors_are_exceptions_with_libqdb_names_and_messages(c):
     assert "refused" in str(e.value)
 
 
+def test_key_file(tmp_path):
+    """key_file reaches libqdb: a file that is not a key is refused at once,
+    and a key meets this keyless hive's refusal (authentication, not a
+    vague connection error)."""
+    bad = tmp_path / "bad.key"
+    bad.write_text("not a key\n")
+    bad.chmod(0o600)
+    with pytest.raises(qdb.InvalidArgument):
+        qdb.Cluster(URI, timeout=5, key_file=bad)
+    key = tmp_path / "hive.key"
+    key.write_text("ab" * 32 + "\n")
+    key.chmod(0o600)
+    with pytest.raises(qdb.Authentication) as e:
+        qdb.Cluster(URI, timeout=5, key_file=key)
+    assert "authentication failed" in str(e.value)
+
+
 def test_error_table_matches_the_c_header():
     """Every code of node/error.h, same number, same name; the message is
     libqdb's."""

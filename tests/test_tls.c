@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* The hive key and TLS-PSK of the real loop (transport-real/tls.h):
+ *   - key text: generated keys parse back and differ; bad text is refused
+ *   - key files: mode o+r or o+w refused, missing named, good ones read
+ *   - over loopback TCP (127.0.0.61-64, a port derived from the pid): a
+ *     keyed client reaches a keyed node and the node learns its role; a
+ *     wrong key, a keyless client and a keyed client of a keyless node are
+ *     each refused on both sides (auth_failures) and nothing is delivered;
+ *     a peer that sends one byte of a ClientHello does not make it spin.
+ */
+#include "config.h"
+
+#include <glib.h>
+#include <arpa/inet.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "transport-real/loop.h"
+#include "transport-real/tls.h"
+
+/* ---- key text and key files ------------------------------------------------------- */
+
+static void test_generate_parse(void)
+{
+    char a[QDB_HIVE_KEY_HEX + 2], b[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(a, err), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(b, err), QDB_OK);
+    CU_ASSERT_EQUAL(strlen(a), QDB_HIVE_KEY_HEX + 1);
+    CU_ASSERT_EQUAL(a[QDB_HIVE_KEY_HEX], '\n');
+    CU_ASSERT_NOT_EQUAL(strcmp(a, b), 0);
+    qdb_hive_key k;
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, a, err), QDB_OK);
+    char hex[3];
+    g_snprintf(hex, sizeof(hex), "%02x", k.b[0]);
+    CU_ASSERT_EQUAL(memcmp(hex, a, 2), 0);
+    g_snprintf(hex, sizeof(hex), "%02x", k.b[31]);
+    CU_ASSERT_EQUAL(memcmp(hex, a + 62, 2), 0);
+}
+
+static void test_parse_refuses(void)
+{
+    static const char good[] = "00112233445566778899aabbccddeeff"
+                               "00112233445566778899AABBCCDDEEFF";
+    qdb_hive_key k;
+    char err[QDB_ERRMSG_SIZE];
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, good, err), QDB_OK);
+    CU_ASSERT_EQUAL(k.b[0], 0x00);
+    CU_ASSERT_EQUAL(k.b[31], 0xff);
+    char *spaced = g_strdup_printf("  %s \n\n", good);
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, spaced, err), QDB_OK);
+    g_free(spaced);
+    char *longer = g_strdup_printf("%s0", good);
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, longer, err), QDB_E_MALFORMED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "64 hex digits"));
+    g_free(longer);
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, good + 1, err), QDB_E_MALFORMED);
+    char *two = g_strdup_printf("%s\n%s\n", good, good);
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, two, err), QDB_E_MALFORMED);
+    g_free(two);
+    char bad[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeefg";
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, bad, err), QDB_E_MALFORMED);
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k, "", err), QDB_E_MALFORMED);
+}
+
+static char *write_key(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    char *path = g_build_filename(dir, name, NULL);
+    CU_ASSERT_TRUE(g_file_set_contents(path, text, -1, NULL));
+    CU_ASSERT_EQUAL(chmod(path, mode), 0);
+    return path;
+}
+
+static void test_load(void)
+{
+    char *dir = g_dir_make_tmp("qdb-tls-XXXXXX", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key k, k2;
+    CU_ASSERT_EQUAL(qdb_hive_key_parse(&k2, line, err), QDB_OK);
+
+    char *ok = write_key(dir, "ok.key", line, 0600);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, ok, err), QDB_OK);
+    CU_ASSERT_EQUAL(memcmp(k.b, k2.b, sizeof(k.b)), 0);
+    char *group = write_key(dir, "group.key", line, 0640);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, group, err), QDB_OK);
+    char *world = write_key(dir, "world.key", line, 0644);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, world, err), QDB_E_REFUSED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "others may read"));
+    CU_ASSERT_EQUAL(strncmp(err, world, strlen(world)), 0);
+    char *wwrite = write_key(dir, "wwrite.key", line, 0602);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, wwrite, err), QDB_E_REFUSED);
+    char *bad = write_key(dir, "bad.key", "secret\n", 0600);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, bad, err), QDB_E_MALFORMED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a hive key"));
+    char *missing = g_build_filename(dir, "missing.key", NULL);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, missing, err), QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_hive_key_load(&k, dir, err), QDB_E_INVALID_ARGUMENT);
+
+    char *paths[] = {ok, group, world, wwrite, bad};
+    for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {
+        g_unlink(paths[i]);
+        g_free(paths[i]);
+    }
+    g_free(missing);
+    g_rmdir(dir);
+    g_free(dir);
+}
+
+static void test_looks_like_tls(void)
+{
+    static const uint8_t hello[] = {22, 3, 1}, alert[] = {21, 3, 3}, frame[] = {5, 0x21};
+    CU_ASSERT_TRUE(tls_looks_like_tls(hello, sizeof(hello)));
+    CU_ASSERT_TRUE(tls_looks_like_tls(alert, sizeof(alert)));
+    CU_ASSERT_FALSE(tls_looks_like_tls(hello, 1));
+    CU_ASSERT_FALSE(tls_looks_like_tls(frame, sizeof(frame)));
+}
+
+/* ---- over loopback (127.0.0.61-64) -------------------------------------------------- */
+
+typedef struct sink {
+    qdb_transport *t; /* the server's, to ask peer_role from inside recv */
+    int frames;
+    int role;
+} sink;
+
+static void sink_recv(void *core, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    sink *s = core;
+    s->frames++;
+    s->role = s->t->peer_role(s->t, src);
+    (void)frame;
+    (void)len;
+}
+
+static const qdb_inbound sink_ops = {.recv = sink_recv};
+
+typedef struct pair_result {
+    int frames, role;
+    uint64_t server_failures, client_failures;
+} pair_result;
+
+/* A server on 127.0.0.(60 + n) keyed with server_key (NULL: none), one
+ * frame sent by a client keyed with client_key (QDB_PEER_CLIENT); the loop
+ * runs until the frame arrives or both sides gave up (at most 3 s). */
+static pair_result pair(int n, const qdb_hive_key *server_key, const qdb_hive_key *client_key)
+{
+    pair_result r = {0};
+    char err[QDB_ERRMSG_SIZE];
+    qdb_loop *loop = qdb_loop_new(err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    qdb_addr at = {.ip = (127u << 24) | (unsigned)(60 + n),
+                   .port = (uint16_t)(20000 + (getpid() * 7 + n) % 30000)};
+    sink s = {0};
+    qdb_loop_endpoint *srv = qdb_loop_attach(loop, &at, &sink_ops, &s, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    s.t = qdb_loop_endpoint_transport(srv);
+    qdb_loop_endpoint *cli = qdb_loop_attach(loop, NULL, NULL, NULL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+    qdb_tls *st = server_key ? qdb_tls_new(server_key, QDB_PEER_NODE, err) : NULL;
+    qdb_tls *ct = client_key ? qdb_tls_new(client_key, QDB_PEER_CLIENT, err) : NULL;
+    if (st)
+        qdb_loop_endpoint_secure(srv, st);
+    if (ct)
+        qdb_loop_endpoint_secure(cli, ct);
+    static const uint8_t frame[] = {2, 0x21, 0}; /* any bytes with a valid prefix */
+    qdb_transport *t = qdb_loop_endpoint_transport(cli);
+    CU_ASSERT_EQUAL(t->send(t, at, frame, sizeof(frame)), QDB_OK);
+    gint64 end = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < end && s.frames == 0 &&
+           (qdb_loop_endpoint_auth_failures(srv) == 0 || qdb_loop_endpoint_auth_failures(cli) == 0))
+        qdb_loop_run_once(loop, 50);
+    r.frames = s.frames;
+    r.role = s.role;
+    r.server_failures = qdb_loop_endpoint_auth_failures(srv);
+    r.client_failures = qdb_loop_endpoint_auth_failures(cli);
+    qdb_loop_detach(loop, cli);
+    qdb_loop_detach(loop, srv);
+    qdb_loop_free(loop);
+    qdb_tls_free(st);
+    qdb_tls_free(ct);
+    return r;
+}
+
+static void test_handshakes(void)
+{
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    qdb_hive_key a, b;
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key_parse(&a, line, err);
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key_parse(&b, line, err);
+
+    pair_result r = pair(1, &a, &a);
+    CU_ASSERT_EQUAL(r.frames, 1);
+    CU_ASSERT_EQUAL(r.role, QDB_PEER_CLIENT);
+    CU_ASSERT_EQUAL(r.server_failures + r.client_failures, 0);
+
+    r = pair(2, NULL, NULL); /* no key: plaintext as before, nothing proven */
+    CU_ASSERT_EQUAL(r.frames, 1);
+    CU_ASSERT_EQUAL(r.role, QDB_PEER_UNVERIFIED);
+
+    const struct {
+        const qdb_hive_key *server, *client;
+    } refused[] = {{&a, &b}, {&a, NULL}, {NULL, &a}};
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        r = pair(3, refused[i].server, refused[i].client);
+        CU_ASSERT_EQUAL(r.frames, 0);
+        CU_ASSERT_EQUAL(r.server_failures, 1);
+        CU_ASSERT_EQUAL(r.client_failures, 1);
+    }
+}
+
+/* A peer that sends the first byte of a ClientHello and stops must not make
+ * the keyed endpoint spin: the loop then waits out its timeouts. */
+static void test_one_byte_peer(void)
+{
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    qdb_hive_key a;
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key_parse(&a, line, err);
+    qdb_loop *loop = qdb_loop_new(err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    qdb_addr at = {.ip = (127u << 24) | 64, .port = (uint16_t)(20000 + (getpid() * 7) % 30000)};
+    sink s = {0};
+    qdb_loop_endpoint *srv = qdb_loop_attach(loop, &at, &sink_ops, &s, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+    qdb_tls *st = qdb_tls_new(&a, QDB_PEER_NODE, err);
+    qdb_loop_endpoint_secure(srv, st);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(at.port),
+                              .sin_addr.s_addr = htonl(at.ip)};
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    CU_ASSERT_EQUAL(send(fd, "\x16", 1, 0), 1);
+    int turns = 0;
+    gint64 end = g_get_monotonic_time() + 300 * 1000;
+    while (g_get_monotonic_time() < end) {
+        qdb_loop_run_once(loop, 50);
+        turns++;
+    }
+    CU_ASSERT(turns < 30); /* about 6 waits of 50 ms, plus the accept and the byte */
+    CU_ASSERT_EQUAL(s.frames, 0);
+    close(fd);
+    qdb_loop_detach(loop, srv);
+    qdb_loop_free(loop);
+    qdb_tls_free(st);
+}
+
+int main(void)
+{
+    g_log_set_always_fatal(G_LOG_FATAL_MASK); /* the refusals log warnings */
+    CU_TestInfo keys[] = {
+        {.pName = "generated keys parse back and differ", .pTestFunc = test_generate_parse},
+        {.pName = "bad key text is refused", .pTestFunc = test_parse_refuses},
+        {.pName = "key files: mode and content", .pTestFunc = test_load},
+        {.pName = "TLS records are told from frames", .pTestFunc = test_looks_like_tls},
+        CU_TEST_INFO_NULL,
+    };
+    CU_TestInfo wire[] = {
+        {.pName = "right key, wrong key, no key, over loopback", .pTestFunc = test_handshakes},
+        {.pName = "a peer sending one byte does not make the node spin",
+         .pTestFunc = test_one_byte_peer},
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = {
+        {.pName = "hive key", .pTests = keys},
+        {.pName = "TLS-PSK connections", .pTests = wire},
+        CU_SUITE_INFO_NULL,
+    };
+    return qdb_test_run(suites);
+}
