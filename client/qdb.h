@@ -113,7 +113,8 @@ qdb_error_t qdb_compare_and_swap(qdb_handle_t handle, const char *alias,
                                  const void **original_content, size_t *original_length);
 /* Delete an entry.  QDB_E_ALIAS_NOT_FOUND if it does not exist. */
 qdb_error_t qdb_remove(qdb_handle_t handle, const char *alias);
-/* Delete every entry of the hive, node by node around the ring. */
+/* Delete every entry of the hive, node by node around the ring.
+ * QDB_E_DISABLED unless the hive enables it (qdbd --enable-purge-all). */
 qdb_error_t qdb_remove_all(qdb_handle_t handle);
 
 /* ---- administration ---------------------------------------------------------
@@ -133,7 +134,7 @@ qdb_error_t qdb_node_config(qdb_handle_t handle, const char *node, const char **
 /* node_topology: predecessor, successors and fingers. */
 qdb_error_t qdb_node_topology(qdb_handle_t handle, const char *node, const char **json);
 /* Ask the node to leave the hive gracefully (hand its entries over, then
- * exit).  QDB_E_REFUSED unless that node runs with --allow-remote-stop. */
+ * exit).  QDB_E_DISABLED unless the hive enables it (qdbd --enable-stop). */
 qdb_error_t qdb_node_stop(qdb_handle_t handle, const char *node);
 /* Walk the ring from node along successors: every node with its arc as a
  * share of the ring and its entry count.  *json is set in every case where

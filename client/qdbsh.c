@@ -303,9 +303,9 @@ static bool run_admin(shell *sh, const cmd_def *cmd, const char *addr)
         if (rc == QDB_OK) {
             printf("%s is leaving the hive\n", addr);
             fflush(stdout);
-        } else if (rc == QDB_E_REFUSED) {
-            print_error("stop_node %s: refused: that node does not allow remote stop "
-                        "(start it with --allow-remote-stop)", addr);
+        } else if (rc == QDB_E_DISABLED) {
+            print_error("stop_node %s: operation disabled in this hive (its first node "
+                        "enables it with --enable-stop)", addr);
             return false;
         }
         break;

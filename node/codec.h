@@ -55,7 +55,8 @@
  *   FIND_REPLY   rpc, u8 done, peer           done: peer is the ID's successor;
  *                                             else peer is the next hop
  *   STABILIZE    rpc, peer (the asker)
- *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor), [peer pred],
+ *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor; bit 1: the hive
+ *                enables REMOVE_ALL; bit 2: the hive enables STOP), [peer pred],
  *                u8 n, n peers (successor list), [u8 replication]
  *                the hive-wide settings a joining node adopts: the
  *                replication factor K, 2..QDB_REPLICATION_MAX, absent for
@@ -104,6 +105,8 @@
 /* The u8 flags of the types that carry one (see the bodies above). */
 #define QDB_FIND_DONE 1u          /* FIND_REPLY: peer is the ID's successor */
 #define QDB_STABILIZE_HAS_PRED 1u /* STABILIZE_REPLY: pred follows */
+#define QDB_STABILIZE_PURGE_ALL 2u /* STABILIZE_REPLY: the hive enables REMOVE_ALL (hive.c) */
+#define QDB_STABILIZE_STOP 4u     /* STABILIZE_REPLY: the hive enables STOP (hive.c) */
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */

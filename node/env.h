@@ -38,6 +38,13 @@ typedef struct qdb_inbound {
     void (*recv)(void *core, qdb_addr src, const uint8_t *frame, size_t len);
     void (*unreachable)(void *core, qdb_addr dst); /* may be NULL */
     void (*tick)(void *core);                      /* may be NULL */
+    /* Added for admission (may be NULL): a connection a peer opened to us,
+     * whose frames arrived as src, closed -- src may now be reused by
+     * someone else, so nothing bound to it (a client's session) may outlive
+     * it.  Called synchronously from the host's close; the core sends
+     * nothing from it.  A host whose addresses are never reused (the
+     * simulator's) need not call it. */
+    void (*gone)(void *core, qdb_addr src);
 } qdb_inbound;
 
 /* ---- clock and timer ----------------------------------------------------

@@ -35,6 +35,7 @@ static const char *const messages[QDB_E_LAST_] = {
     [QDB_E_REFUSED] = "refused by the node (not enabled there)",
     [QDB_E_TOO_MANY] = "too many results: more entries match than the maximum asked for",
     [QDB_E_AUTHENTICATION] = "authentication failed: the node refused the hive key (or its absence)",
+    [QDB_E_DISABLED] = "operation disabled in this hive",
     [QDB_E_DISK_FULL] = "disk full: the node's disk has no room left; remove entries to free space",
     [QDB_E_DEPOT_FULL] = "depot full: the node's store reached its size limit; remove entries to free space",
 };

@@ -57,9 +57,10 @@ typedef enum qdb_error_t {
     QDB_E_REFUSED = 24,          /* the node does not allow this (e.g. remote stop) */
     QDB_E_TOO_MANY = 25,         /* more results than the maximum asked for */
     QDB_E_AUTHENTICATION = 26,   /* the node refused our hive key, or its absence */
-    QDB_E_DISK_FULL = 27,        /* the node's file system is full: writes that grow
+    QDB_E_DISABLED = 27,         /* the hive does not enable this operation (remove_all, stop) */
+    QDB_E_DISK_FULL = 28,        /* the node's file system is full: writes that grow
                                   * the store are refused, removes still run */
-    QDB_E_DEPOT_FULL = 28,       /* the node's store reached its size limit
+    QDB_E_DEPOT_FULL = 29,       /* the node's store reached its size limit
                                   * (qdbd --max-depot-size); removes still run */
     QDB_E_LAST_ /* keep last */
 } qdb_error_t;

@@ -392,6 +392,8 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         node_log(n, 2, "dropped a bad frame (%zu bytes): %s", len, qdb_strerror(rc));
         return;
     }
+    if (!serve_class_ok(n, src, &m))
+        return;
     watch_heard(n, src, m.type);
     if (qdb_msg_is_request(m.type)) {
         serve_request(n, src, &m);
@@ -523,10 +525,21 @@ static void inbound_tick(void *n)
     qdb_node_tick(n);
 }
 
+void qdb_node_gone(qdb_node *n, qdb_addr src)
+{
+    serve_gone(n, src);
+}
+
+static void inbound_gone(void *n, qdb_addr src)
+{
+    qdb_node_gone(n, src);
+}
+
 const qdb_inbound qdb_node_inbound = {
     .recv = inbound_recv,
     .unreachable = inbound_unreachable,
     .tick = inbound_tick,
+    .gone = inbound_gone,
 };
 
 /* ---- introspection --------------------------------------------------------- */
@@ -607,6 +620,8 @@ size_t qdb_node_memory(const qdb_node *n)
     b += sizeof(GPtrArray) + qdb_rto_memory(&n->rto);
     if (n->sessions)
         b += 64 + g_hash_table_size(n->sessions) * 32;
+    if (n->classes)
+        b += 64 + g_hash_table_size(n->classes) * 32;
     if (n->dedup)
         b += 64 + g_hash_table_size(n->dedup) * 80;
     if (n->out)

@@ -53,8 +53,6 @@ typedef struct qdb_node_config {
                                     * 5 trace (every FIND answer and round; logged as debug) */
     bool no_jitter;                /* rounds exactly every period instead of uniformly in
                                     * [0.5, 1.5) x period: for tests that assert times */
-    bool allow_remote_stop;        /* obey STOP from the network (qdbd --allow-remote-stop);
-                                    * off: STOP is answered QDB_E_REFUSED */
     qdb_time_us tombstone_grace;   /* a removed entry's tombstone is kept this long, so a
                                     * node back with older storage cannot bring the entry
                                     * back; default 1 day */
@@ -64,6 +62,11 @@ typedef struct qdb_node_config {
     unsigned replication;          /* K, copies of each entry, 1..QDB_REPLICATION_MAX and
                                     * at most succlist_len + 1; 0: the hive's (a new hive:
                                     * QDB_DEFAULT_REPLICATION) */
+    /* Dangerous operations, off unless the hive enables them (quasardb's
+     * enable_purge_all / enable_stop); false: no opinion, the hive's.  Off,
+     * REMOVE_ALL and STOP are answered QDB_E_DISABLED. */
+    bool enable_purge_all;         /* qdbd --enable-purge-all */
+    bool enable_stop;              /* qdbd --enable-stop (alias --allow-remote-stop) */
 } qdb_node_config;
 
 /* Fill in the defaults for every zero field. */
@@ -100,6 +103,9 @@ qdb_time_us qdb_node_uptime(const qdb_node *n);
 void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
 void qdb_node_unreachable(qdb_node *n, qdb_addr dst);
 void qdb_node_tick(qdb_node *n);
+/* The connection src spoke from closed (qdb_inbound.gone): its client
+ * session ends with it. */
+void qdb_node_gone(qdb_node *n, qdb_addr src);
 extern const qdb_inbound qdb_node_inbound;
 
 /* Stop (true) or resume (false) ring maintenance: stabilize, fix-fingers and
@@ -144,6 +150,10 @@ typedef struct qdb_node_stats {
     uint64_t storage_errors; /* storage calls that failed (requests and hand-over) */
     uint64_t status_requests, stops; /* STATUS answered; STOP obeyed or refused */
     uint64_t expired; /* expired records the collector deleted */
+    /* frames refused by the admission rules (ring.c; a stranger's claim not
+     * believed) and the connection classes (serve.c; a node's message on a
+     * client's session or the reverse) */
+    uint64_t admission_refused, class_refused;
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
  * result (a qdb_error_t).  The results a node gives by itself are counted

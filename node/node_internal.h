@@ -46,6 +46,11 @@
 /* Peers reported dead (a FIND's exclusion list) and not yet checked: never
  * offered as a hop while there, probed at once. */
 #define QDB_NODE_SUSPECTS 16
+/* Admission (ring.c): peers whose claim was checked (they answered from the
+ * address they named, as nodes that have us where they say), and the checks
+ * in flight at most -- a stranger's frames cost at most this many probes. */
+#define QDB_NODE_ADMITTED 8
+#define QDB_NODE_ADMIT_CHECKS 4
 
 typedef enum node_phase {
     PHASE_IDLE,     /* created, not started */
@@ -67,7 +72,9 @@ typedef enum rpc_kind {
     RPC_PROBE,        /* is a peer a client reported dead alive?  arg = strike */
     RPC_WATCH,        /* is our successor alive (watch.c)?  arg = strike, as RPC_STABILIZE */
     RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
-    RPC_REPAIR        /* one batch of our range copied to a replica (replica.c) */
+    RPC_REPAIR,       /* one batch of our range copied to a replica (replica.c) */
+    RPC_ADMIT         /* check a stranger's claim before believing it (ring.c, admission);
+                       * arg = the NOTIFY's flags, or ADMIT_SENDER */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
@@ -159,6 +166,9 @@ struct qdb_node {
     qdb_addr contender_vs;         /* ...this one, which is being checked */
     unsigned contender_flags;
     bool has_contender;
+    /* admission (ring.c): peers checked, newest replacing the oldest */
+    qdb_peer admitted[QDB_NODE_ADMITTED];
+    unsigned n_admitted, admitted_next;
     /* ring maintenance paused (qdb_node_pause_maintenance) */
     bool paused;
 
@@ -176,6 +186,7 @@ struct qdb_node {
 
     /* clients: created on first use, so idle simulated nodes stay small */
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
+    GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
     GHashTable *dedup;     /* dedup_key -> dedup_entry */
     GQueue *dedup_order;   /* oldest first, for eviction */
 
@@ -197,6 +208,7 @@ struct qdb_node {
 
     /* hive-wide settings (hive.c) */
     unsigned replication;  /* K; 0 until known */
+    bool purge_all_enabled, stop_enabled; /* REMOVE_ALL and STOP obeyed (false until known) */
     char *refusal;         /* why the hive refused us, or NULL */
 
     GByteArray *out;       /* scratch for encoding */
@@ -243,6 +255,20 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void ring_set_changed(qdb_node *n);
+/* Admission: does src speak from the host of the address a frame claims?
+ * (A node's outgoing connections leave from its listening IP, on another
+ * port; the simulator's from the address itself.) */
+bool ring_same_host(qdb_addr src, qdb_addr claimed);
+/* Is p a peer whose claims we have checked or adopted (predecessor,
+ * successor list, admitted)? */
+bool ring_vouched(const qdb_node *n, const qdb_peer *p);
+/* Check p (a HANDOVER's sender we do not know) before believing it: it must
+ * name us among its first K - 1 successors (the first when K = 1).  Bounded
+ * like every admission check. */
+void ring_admit_sender(qdb_node *n, const qdb_peer *p);
+/* NOTIFY from c, already admitted (the contender's replay, watch.c). */
+void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags);
+void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
 /* Closest preceding node for target, or the owner when done (returns 1),
  * never a suspect nor one of the n_excl addresses in excl.  Returns -1
  * (out = self) when every node it knows is excluded. */
@@ -304,12 +330,20 @@ void hive_create(qdb_node *n);
 /* The answer of the successor a join found (its STABILIZE_REPLY): adopt
  * the hive's settings, or refuse ours (false: the node stopped). */
 bool hive_join(qdb_node *n, qdb_addr from, const qdb_msg *reply);
+/* Stop the node for good with this reason (qdb_node_refusal); returns false. */
+bool hive_refuse(qdb_node *n, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Fill in the settings of a STABILIZE_REPLY. */
 void hive_describe(const qdb_node *n, qdb_msg *reply);
 
 /* serve.c */
 void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* Connection classes: false when a frame of this type may not come from src
+ * (a node's message on a client's session or the reverse); the frame is then
+ * refused (serve.c). */
+bool serve_class_ok(qdb_node *n, qdb_addr src, const qdb_msg *m);
+/* The connection src spoke from closed: forget its session and class. */
+void serve_gone(qdb_node *n, qdb_addr src);
 void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc);
 void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);

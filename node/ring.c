@@ -407,6 +407,8 @@ static void stabilize(qdb_node *n)
     node_call(n, s->addr, &m, RPC_STABILIZE, 0, 0, s);
 }
 
+static void admit_check(qdb_node *n, const qdb_peer *p, unsigned arg);
+
 void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (n->phase != PHASE_ACTIVE)
@@ -420,6 +422,14 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
     hive_describe(n, &r);
     node_send(n, src, &r);
+    /* A STABILIZE from a node we do not know is a joiner (or a candidate)
+     * about to take us as its successor and notify us: check it now, so
+     * that its NOTIFY finds it checked and a join costs no more round trips
+     * than before admission. */
+    const qdb_peer *c = &m->peer;
+    if (!is_self(n, c) && ring_same_host(src, c->addr) && !ring_vouched(n, c) &&
+        !qdb_id_eq(&c->id, &n->cfg.self.id))
+        admit_check(n, c, 0);
 }
 
 static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
@@ -461,6 +471,140 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
         stabilize(n);
 }
 
+/* ---- admission --------------------------------------------------------------
+ * A frame names peers; believing a stranger's claim is how one forged NOTIFY
+ * took a node's predecessor (and, with the joining flag, its entries) and how
+ * a node was made to connect to any address.  So (doc/qdbd.8, "Admission
+ * rules"):
+ *  - a claim about the sender itself (NOTIFY, LEAVE, HANDOVER) must come from
+ *    the host it names (ring_same_host);
+ *  - a NOTIFY from a peer not vouched for (predecessor, successor list, or
+ *    admitted before) is believed only once that peer answers a STABILIZE at
+ *    the address it named with a successor list that starts with us: a live
+ *    node that takes us for its successor.  Until then nothing changes here:
+ *    no predecessor, no hand-over, no "unstable";
+ *  - such checks are the only frames a stranger can make us send to an
+ *    address it chose: one per address, QDB_NODE_ADMIT_CHECKS at a time, the
+ *    rest dropped (a real joiner notifies again next round).
+ * Without a hive key a program that speaks the protocol as a node does passes;
+ * the key (TLS) is what keeps strangers out altogether. */
+
+bool ring_same_host(qdb_addr src, qdb_addr claimed)
+{
+    return src.ip == claimed.ip;
+}
+
+static bool in_succlist(const qdb_node *n, const qdb_peer *p)
+{
+    for (unsigned i = 0; i < n->n_succ; i++)
+        if (qdb_peer_eq(&n->succ[i], p))
+            return true;
+    return false;
+}
+
+bool ring_vouched(const qdb_node *n, const qdb_peer *p)
+{
+    if ((n->has_pred && qdb_peer_eq(&n->pred, p)) || in_succlist(n, p))
+        return true;
+    for (unsigned i = 0; i < n->n_admitted; i++)
+        if (qdb_peer_eq(&n->admitted[i], p))
+            return true;
+    return false;
+}
+
+static void admitted_add(qdb_node *n, const qdb_peer *p)
+{
+    if (ring_vouched(n, p))
+        return;
+    unsigned slot = n->n_admitted < QDB_NODE_ADMITTED ? n->n_admitted++
+                                                      : n->admitted_next++ % QDB_NODE_ADMITTED;
+    n->admitted[slot] = *p;
+}
+
+static void admitted_forget(qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_admitted;)
+        if (qdb_addr_eq(n->admitted[i].addr, a))
+            n->admitted[i] = n->admitted[--n->n_admitted];
+        else
+            i++;
+}
+
+/* RPC_ADMIT's arg: the low bits are a waiting NOTIFY's flags */
+#define ADMIT_SENDER 0x100u   /* a HANDOVER's sender, not a would-be predecessor */
+#define ADMIT_NOTIFIED 0x200u /* its NOTIFY waits for the answer */
+
+/* Ask p, at the address it named, who its successors are.  A check started
+ * before p's NOTIFY (by its STABILIZE, ring_on_stabilize) is marked when the
+ * NOTIFY comes, and asked again: p may not have been able to answer the
+ * first (a joiner answers once it has adopted its successor). */
+static void admit_check(qdb_node *n, const qdb_peer *p, unsigned arg)
+{
+    unsigned busy = 0;
+    bool again = false;
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->kind != RPC_ADMIT)
+            continue;
+        if (qdb_addr_eq(r->dst, p->addr)) {
+            if (!(arg & ADMIT_NOTIFIED) || (r->arg & ADMIT_NOTIFIED))
+                return; /* being checked */
+            r->arg = (uint16_t)(r->arg | arg);
+            again = true;
+        }
+        busy++;
+    }
+    if (again && busy >= QDB_NODE_ADMIT_CHECKS)
+        return; /* the check in flight carries the NOTIFY */
+    char a[QDB_ADDR_STRLEN];
+    qdb_addr_format(p->addr, a);
+    if (!again && busy >= QDB_NODE_ADMIT_CHECKS) {
+        n->stats.admission_refused++;
+        node_log(n, 4, "admission: %s not checked now (%u checks in flight)", a, busy);
+        return; /* dropped: it tries again if it is real */
+    }
+    node_log(n, 4, "admission: checking %s", a);
+    qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
+    node_call(n, p->addr, &q, RPC_ADMIT, arg, 0, p);
+}
+
+void ring_admit_sender(qdb_node *n, const qdb_peer *p)
+{
+    admit_check(n, p, ADMIT_SENDER);
+}
+
+static bool names_us_within(const qdb_node *n, const qdb_msg *m, unsigned k)
+{
+    for (unsigned i = 0; i < m->n_peers && i < k; i++)
+        if (qdb_peer_eq(&m->peers[i], &n->cfg.self))
+            return true;
+    return false;
+}
+
+void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
+{
+    if (m->type != QDB_MSG_STABILIZE_REPLY || n->phase != PHASE_ACTIVE)
+        return;
+    bool replica = rpc->arg & ADMIT_SENDER;
+    /* A HANDOVER comes from an owner with us among its K - 1 first
+     * successors (its successor, K = 1); a NOTIFY from a node whose
+     * successor we are. */
+    unsigned within = replica ? MAX(n->replication, 2u) - 1 : 1;
+    char a[QDB_ADDR_STRLEN];
+    qdb_addr_format(rpc->dst, a);
+    if (!names_us_within(n, m, within)) {
+        n->stats.admission_refused++;
+        node_log(n, 2, "admission: %s does not name us as its successor: its %s refused", a,
+                 replica ? "HANDOVER" : "NOTIFY");
+        return;
+    }
+    node_log(n, 4, "admission: %s checked", a);
+    admitted_add(n, &rpc->peer);
+    node_cancel(n, rpc->dst, RPC_ADMIT); /* a second check of it is moot */
+    if (rpc->arg & ADMIT_NOTIFIED)
+        ring_notify_admitted(n, &rpc->peer, rpc->arg & 0xffu);
+}
+
 void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (n->phase != PHASE_ACTIVE)
@@ -468,11 +612,34 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
     const qdb_peer *c = &m->peer;
     if (is_self(n, c))
         return;
+    char a[QDB_ADDR_STRLEN];
+    if (!ring_same_host(src, c->addr)) {
+        n->stats.admission_refused++;
+        node_log(n, 2, "admission: a NOTIFY from %s names another host: refused",
+                 qdb_addr_format(src, a));
+        return;
+    }
+    if (qdb_id_eq(&c->id, &n->cfg.self.id)) {
+        /* our ID at another address: never a neighbour (it is refused at
+         * its join, ring.c on_find_reply) */
+        n->stats.admission_refused++;
+        node_log(n, 2, "admission: %s claims our ID: refused", qdb_addr_format(c->addr, a));
+        return;
+    }
     if (m->flags & QDB_NOTIFY_HINT) {
         ring_set_changed(n);
         stabilize(n);
         return;
     }
+    if (!ring_vouched(n, c)) {
+        admit_check(n, c, ADMIT_NOTIFIED | m->flags);
+        return;
+    }
+    ring_notify_admitted(n, c, m->flags);
+}
+
+void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
+{
     if (!n->has_pred || qdb_id_in_open(&c->id, &n->pred.id, &n->cfg.self.id)) {
         char a[QDB_ADDR_STRLEN];
         node_log(n, 4, "predecessor is now %s", qdb_addr_format(c->addr, a));
@@ -494,7 +661,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
         n->has_pred = true;
         ring_set_changed(n);
     } else if (!qdb_peer_eq(c, &n->pred)) {
-        watch_contender(n, c, m->flags); /* unless our predecessor is dead */
+        watch_contender(n, c, flags); /* unless our predecessor is dead */
     }
     /* Whoever notifies us is alive and may be a closer successor than ours:
      * in a bulk join every newcomer first points at the same node, and
@@ -503,7 +670,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (qdb_peer_eq(c, &n->pred)) {
         /* Hand-over: the new node N takes ]P;N] from its successor -- we push
          * whatever we hold outside our range to the predecessor. */
-        if (m->flags & QDB_NOTIFY_JOINING)
+        if (flags & QDB_NOTIFY_JOINING)
             serve_push(n, c, true);
         else if (serve_has_foreign(n))
             serve_push(n, c, false);
@@ -605,14 +772,9 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         consider_candidate(n, &m->peer);
         return;
     }
-    /* join: the successor of our ID.  Adopt it only once it answers. */
-    if (qdb_id_eq(&m->peer.id, &n->cfg.self.id) && !is_self(n, &m->peer)) {
-        char a[QDB_ADDR_STRLEN];
-        node_log(n, 1, "node %s already has our ID: choose another --id",
-                 qdb_addr_format(m->peer.addr, a));
-        n->join_next++;
-        return;
-    }
+    /* join: the successor of our ID.  Adopt it only once it answers.  One
+     * with our very ID is asked too: if it answers, it is alive and we are
+     * refused (RPC_JOIN_CONFIRM below); a dead one is dropped in time. */
     if (is_self(n, &m->peer)) { /* a stale view that still holds us: retry later */
         n->join_next++;
         return;
@@ -668,6 +830,13 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         break;
     case RPC_JOIN_CONFIRM:
         if (m->type == QDB_MSG_STABILIZE_REPLY && n->phase == PHASE_JOINING) {
+            if (qdb_id_eq(&rpc->peer.id, &n->cfg.self.id)) {
+                char a[QDB_ADDR_STRLEN], hex[QDB_ID_HEX + 1];
+                qdb_id_to_hex(&n->cfg.self.id, hex);
+                hive_refuse(n, "the live node %s already has ID %s: choose another --id",
+                            qdb_addr_format(rpc->dst, a), hex);
+                break;
+            }
             if (!hive_join(n, rpc->dst, m))
                 break;
             adopt_joined(n, &rpc->peer, m);
@@ -705,6 +874,9 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         if (n->restabilize)
             stabilize(n);
         break;
+    case RPC_ADMIT:
+        ring_on_admit_reply(n, rpc, m);
+        break;
     default:
         break;
     }
@@ -724,6 +896,7 @@ void ring_forget(qdb_node *n, qdb_addr addr)
     if (qdb_addr_eq(addr, n->cfg.self.addr))
         return;
     unsuspect(n, addr); /* out of every table: nothing left to avoid */
+    admitted_forget(n, addr);
     unsigned k = 0;
     bool first = n->n_succ && qdb_addr_eq(n->succ[0].addr, addr);
     for (unsigned i = 0; i < n->n_succ; i++)
@@ -795,6 +968,13 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         stabilize(n);
         break;
     }
+    case RPC_ADMIT: {
+        n->stats.admission_refused++; /* no answer: nothing believed */
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "admission: %s did not answer as a node: its %s refused",
+                 qdb_addr_format(rpc->dst, a), rpc->arg & ADMIT_SENDER ? "HANDOVER" : "NOTIFY");
+        break;
+    }
     case RPC_CANDIDATE:
         /* not adopted (Zave); it is in none of our tables */
         forget_finger(n, rpc->dst);
@@ -820,6 +1000,10 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
         watch_pred_failed(n, rpc->dst);
+        /* Three lost PINGs are not always a death (a lossy link): if it
+         * lives, it stabilizes with us now and notifies us again, rather
+         * than at its next round, minutes away once its rounds backed off. */
+        send_hint(n, &rpc->peer);
         break;
     default:
         break;
@@ -831,6 +1015,14 @@ void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m)
     const qdb_peer *l = &m->peer;
     if (n->phase != PHASE_ACTIVE || is_self(n, l))
         return;
+    /* Only a neighbour, from its own host, may say it leaves (admission). */
+    if (!ring_same_host(src, l->addr) || !ring_vouched(n, l)) {
+        n->stats.admission_refused++;
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "admission: a LEAVE from %s for a node not our neighbour: refused",
+                 qdb_addr_format(src, a));
+        return;
+    }
     bool was_pred = n->has_pred && qdb_peer_eq(&n->pred, l);
     bool was_succ = n->n_succ && qdb_peer_eq(&n->succ[0], l);
     bool failed = m->flags & QDB_LEAVE_FAILED;

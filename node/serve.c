@@ -104,6 +104,8 @@ void serve_free(qdb_node *n)
     g_free(n->req_counts);
     if (n->sessions)
         g_hash_table_destroy(n->sessions);
+    if (n->classes)
+        g_hash_table_destroy(n->classes);
     if (n->dedup) {
         g_hash_table_destroy(n->dedup); /* frees the keys, which dedup_order shares */
         g_queue_free(n->dedup_order);
@@ -111,11 +113,82 @@ void serve_free(qdb_node *n)
 }
 
 /* Sessions are keyed by the address a client speaks from (a TCP connection in
- * qdbd, a virtual address in the simulator).  The table is bounded crudely:
- * when it grows past 65,536 sessions it is emptied, and clients say HELLO
- * again when told QDB_E_NO_SESSION -- which they must handle anyway after a
- * node restart. */
+ * qdbd, a virtual address in the simulator), and end with it: the host calls
+ * qdb_node_gone() when a connection closes, so a new connection from the same
+ * address and port starts without one (QDB_E_NO_SESSION until its HELLO),
+ * never with another client's at-most-once records.  The table is bounded
+ * crudely: when it grows past 65,536 sessions it is emptied, and clients say
+ * HELLO again when told QDB_E_NO_SESSION -- which they must handle anyway
+ * after a node restart. */
 #define SESSIONS_MAX 65536
+
+/* Connection classes.  The first frame that only one side sends decides what
+ * a connection is: HELLO, an entry request, STATUS or STOP make it a client's;
+ * STABILIZE, NOTIFY, HANDOVER or LEAVE a node's.  FIND and PING are both
+ * sides' (clients route and ping).  Afterwards the other side's frames are
+ * refused there: a client's session cannot act as a ring member, and a
+ * node's connection cannot become a client session.  (Replies to our own
+ * calls are matched to the call, on the connection we opened: not here.)
+ * With a hive key the transport knows what the connection proved to be
+ * (qdb_transport.peer_role): that is its class from the first frame on. */
+enum { SRC_CLIENT = 1, SRC_NODE = 2 };
+
+static int frame_class(int type)
+{
+    if (qdb_msg_is_request(type) || type == QDB_MSG_HELLO || type == QDB_MSG_STATUS ||
+        type == QDB_MSG_STOP)
+        return SRC_CLIENT;
+    if (type == QDB_MSG_STABILIZE || type == QDB_MSG_NOTIFY || type == QDB_MSG_HANDOVER ||
+        type == QDB_MSG_LEAVE)
+        return SRC_NODE;
+    return 0;
+}
+
+bool serve_class_ok(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    int want = frame_class(m->type);
+    if (!want)
+        return true;
+    if (!n->classes)
+        n->classes = g_hash_table_new(g_direct_hash, g_direct_equal);
+    gpointer k = GSIZE_TO_POINTER(qdb_addr_key(src));
+    int had = GPOINTER_TO_INT(g_hash_table_lookup(n->classes, k));
+    int role = n->transport->peer_role ? n->transport->peer_role(n->transport, src)
+                                       : QDB_PEER_UNVERIFIED;
+    if (role == QDB_PEER_NODE)
+        had = SRC_NODE;
+    else if (role == QDB_PEER_CLIENT)
+        had = SRC_CLIENT;
+    if (had == want)
+        return true;
+    if (!had) {
+        if (g_hash_table_size(n->classes) >= SESSIONS_MAX)
+            g_hash_table_remove_all(n->classes);
+        g_hash_table_insert(n->classes, k, GINT_TO_POINTER(want));
+        return true;
+    }
+    n->stats.class_refused++;
+    char a[QDB_ADDR_STRLEN];
+    node_log(n, 2, "refused %s from %s: a %s message on a %s's connection",
+             qdb_msg_type_name(m->type), qdb_addr_format(src, a),
+             want == SRC_NODE ? "node" : "client", had == SRC_NODE ? "node" : "client");
+    if (want == SRC_CLIENT && m->type != QDB_MSG_STATUS && m->type != QDB_MSG_STOP) {
+        /* told, so a confused client does not wait for its timeout */
+        qdb_msg r = {.type = QDB_MSG_REPLY, .seq = m->type == QDB_MSG_HELLO ? 0 : m->seq,
+                     .status = QDB_E_REFUSED};
+        node_send(n, src, &r);
+    }
+    return false;
+}
+
+void serve_gone(qdb_node *n, qdb_addr src)
+{
+    gpointer k = GSIZE_TO_POINTER(qdb_addr_key(src));
+    if (n->sessions)
+        g_hash_table_remove(n->sessions, k);
+    if (n->classes)
+        g_hash_table_remove(n->classes, k);
+}
 
 void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
@@ -381,6 +454,8 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
 
     if ((status = serve_ext_check(m)) != QDB_OK) {
         /* refused: nothing ran */
+    } else if (m->type == QDB_MSG_REMOVE_ALL && !n->purge_all_enabled) {
+        status = QDB_E_DISABLED; /* hive.c: off unless the hive enables it */
     } else if (m->type == QDB_MSG_REMOVE_ALL || m->type == QDB_MSG_PREFIX) {
         if (!settled) {
             n->stats.unstable++;
@@ -561,10 +636,37 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     node_expect(n, dst->addr, framed.rpc, RPC_HANDOVER, dst);
 }
 
+/* Admission (ring.c): is m, a HANDOVER from src, one to take?  Our range
+ * comes from our successor (a join, or entries it holds outside its range)
+ * or from a leaving predecessor; replica copies from an owner that has us
+ * among its first K - 1 successors.  The sender must speak from its own host
+ * and be a neighbour we vouch for.  A sender we do not know yet (an owner
+ * K - 1 nodes back, or a leaving node whose successor failed) is checked
+ * -- it must name us among its first K - 1 successors (the first, K = 1) --
+ * and its batch taken when it sends it again; until then nothing is. */
+static bool handover_admitted(qdb_node *n, qdb_addr src, const qdb_msg *m)
+{
+    const qdb_peer *s = &m->peer;
+    bool ok = ring_same_host(src, s->addr) && !qdb_addr_eq(s->addr, n->cfg.self.addr);
+    if (ok && !ring_vouched(n, s)) {
+        ring_admit_sender(n, s);
+        return false;
+    }
+    if (!ok) {
+        n->stats.admission_refused++;
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "admission: a HANDOVER from %s, not a neighbour of ours: refused",
+                 qdb_addr_format(src, a));
+    }
+    return ok;
+}
+
 void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (n->phase != PHASE_ACTIVE)
         return; /* not ours to take now: the sender keeps them and retries */
+    if (!handover_admitted(n, src, m))
+        return; /* no ack: a real sender tries again */
     uint64_t tag = qdb_addr_key(src) * UINT64_C(0x9E3779B97F4A7C15) ^ m->rpc;
     bool seen = false;
     for (unsigned i = 0; i < G_N_ELEMENTS(n->ho_seen); i++)

@@ -217,6 +217,10 @@ static const counter_def counters[] = {
     {"status_requests", "qdb_status_requests_total", "STATUS requests answered.",
      STAT(status_requests)},
     {"stops", "qdb_stop_requests_total", "STOP requests, obeyed or refused.", STAT(stops)},
+    {"admission_refused", "qdb_admission_refused_total",
+     "Frames whose claim was not believed (admission rules).", STAT(admission_refused)},
+    {"class_refused", "qdb_class_refused_total",
+     "Node messages on client sessions, or client requests from nodes.", STAT(class_refused)},
 };
 #undef STAT
 
@@ -249,13 +253,14 @@ static void j_config(GString *o, const qdb_node *n)
     j_u64(o, "handover_batch", c->handover_batch);
     j_u64(o, "dedup_capacity", c->dedup_capacity);
     j_u64(o, "log_level", (uint64_t)MAX(c->log_level, 0));
-    j_bool(o, "allow_remote_stop", c->allow_remote_stop);
     /* Hive-wide settings as this node uses them: the protocol version, K as
      * fixed or adopted at join (hive.c; 0 while a node without an opinion of
      * its own is joining), and how long tombstones are kept. */
     g_string_append_printf(o, "},\"hive\":{\"protocol_version\":%d,\"replication_factor\":%u",
                            QDB_PROTO_VERSION, qdb_node_replication(n));
     j_u64(o, "tombstone_grace_s", c->tombstone_grace / QDB_US_PER_S);
+    j_bool(o, "purge_all_enabled", n->purge_all_enabled);
+    j_bool(o, "stop_enabled", n->stop_enabled);
     g_string_append_c(o, '}');
 }
 
@@ -446,12 +451,12 @@ void status_on_stop(qdb_node *n, qdb_addr src, const qdb_msg *m)
     n->stats.stops++;
     char a[QDB_ADDR_STRLEN];
     qdb_addr_format(src, a);
-    bool obey = n->cfg.allow_remote_stop;
+    bool obey = n->stop_enabled;
     qdb_msg r = {.type = QDB_MSG_STOP_REPLY, .rpc = m->rpc,
-                 .status = obey ? QDB_OK : QDB_E_REFUSED};
+                 .status = obey ? QDB_OK : QDB_E_DISABLED};
     node_send(n, src, &r);
     if (!obey) {
-        node_log(n, 2, "refused a stop request from %s (remote stop is not enabled)", a);
+        node_log(n, 2, "refused a stop request from %s (stop is not enabled in this hive)", a);
         return;
     }
     node_log(n, 3, "stop requested by %s: leaving the ring", a);

@@ -114,8 +114,8 @@ void watch_pred_failed(qdb_node *n, qdb_addr pred)
     char a[QDB_ADDR_STRLEN];
     node_log(n, 4, "predecessor failed: taking %s, which notified us",
              qdb_addr_format(n->contender.addr, a));
-    qdb_msg m = {.type = QDB_MSG_NOTIFY, .flags = n->contender_flags, .peer = n->contender};
-    ring_on_notify(n, n->contender.addr, &m);
+    qdb_peer c = n->contender;
+    ring_notify_admitted(n, &c, n->contender_flags);
 }
 
 void watch_pred_alive(qdb_node *n)

@@ -1285,10 +1285,12 @@ static void world_init(world *w, unsigned n)
     w->f = qdb_fixture_new(&c, NULL);
     const uint64_t tops[W_MAX] = { UINT64_C(0x2000000000000000), UINT64_C(0x9000000000000000),
                                    UINT64_C(0x6000000000000000), UINT64_C(0xd000000000000000) };
+    /* the hive enables REMOVE_ALL (off by default): the walk below uses it */
+    const qdb_node_config ncfg = { .enable_purge_all = true };
     for (unsigned i = 0; i < n; i++) {
         qdb_peer p = { .addr = addr_of(11 + i) };
         qdb_id_from_top64(&p.id, tops[i]);
-        qdb_fixture_add_node(w->f, &p, NULL);
+        qdb_fixture_add_node(w->f, &p, &ncfg);
     }
     qdb_addr boot = addr_of(11);
     CU_ASSERT_TRUE_FATAL(qdb_fixture_start(w->f, 0, NULL, 0));

@@ -131,8 +131,10 @@ static int daemon_start_at(int i, const char *peer)
             dup2(log, STDERR_FILENO);
             close(log);
         }
-        execl(qdbd_path, qdbd_path, "-a", addr, "--transient", peer != NULL ? join : (char *)NULL,
-              (char *)NULL);
+        /* remove_all enabled (test_remove_all) by the hive's first node; stop
+         * is not (test_admin expects QDB_E_DISABLED) */
+        execl(qdbd_path, qdbd_path, "-a", addr, "--transient",
+              peer != NULL ? join : "--enable-purge-all", (char *)NULL);
         _exit(127);
     }
     daemon_pids[i] = pid;
@@ -799,7 +801,7 @@ static void test_admin(void)
     CU_ASSERT(json[0] == '{' && json[strlen(json) - 1] == '}');
     qdb_free_buffer(H, json);
     CU_ASSERT_EQUAL_FATAL(qdb_node_config(H, addr, &json), QDB_OK);
-    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"purge_all_enabled\":true,\"stop_enabled\":false}"));
     CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
     qdb_free_buffer(H, json);
     CU_ASSERT_EQUAL_FATAL(qdb_node_topology(H, NULL, &json), QDB_OK);
@@ -816,7 +818,8 @@ static void test_admin(void)
     g_free(self);
 
     /* remote stop is off by default */
-    CU_ASSERT_EQUAL(qdb_node_stop(H, addr), QDB_E_REFUSED);
+    CU_ASSERT_EQUAL(qdb_node_stop(H, addr), QDB_E_DISABLED);
+    CU_ASSERT_STRING_EQUAL(qdb_error(QDB_E_DISABLED), "operation disabled in this hive");
     CU_ASSERT_EQUAL(qdb_ping(H, NULL, NULL), QDB_OK);
 
     /* a host name instead of the address -- where the machine names its

@@ -116,8 +116,9 @@ static qdb_fixture *fixture_new(const qdb_fixture_storage *storage, uint64_t see
  * on the simulated network, and on the loop the same in the suite's seconds
  * -- rounds from 1 S, RPC timeout 2 S -- except that quiet rounds back off
  * only to 4 S, not 30: the loop waits in real time. */
-/* The node that obeys STOP in the harnesses made from now on (-1: none). */
-static int stop_allowed = -1;
+/* The harnesses made from now on enable REMOVE_ALL and STOP on every node
+ * (hive.c: off by default, as quasardb's enable_purge_all / enable_stop). */
+static bool enable_dangerous;
 
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
@@ -142,7 +143,7 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
     for (int i = 0; i < MAXN; i++) {
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
         p.id.b[0] = (uint8_t)((i + 1) << 4);
-        cfg.allow_remote_stop = i == stop_allowed;
+        cfg.enable_purge_all = cfg.enable_stop = enable_dangerous;
         qdb_fixture_add_node(h->f, &p, &cfg); /* zero fields: the node defaults */
     }
     h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -870,7 +871,9 @@ static void test_dead_candidate_not_adopted(void)
     CU_ASSERT_TRUE_FATAL(ring_ok(h->f, live, 2));
     /* node 4 joins (node 8 adopts it as predecessor), then dies at once.
      * FIND at node 0, its answer (node 8 owns node 4's ID), the confirming
-     * STABILIZE to node 8, its reply, then node 4's NOTIFY: five links. */
+     * STABILIZE to node 8, its reply, then node 4's NOTIFY: five links.
+     * (Node 8's admission check of node 4 leaves with its reply to that
+     * STABILIZE and comes back with the NOTIFY: it costs no time.) */
     qdb_time_us t0 = now(h);
     h_start(h, 4, 0);
     CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, pred_is, &(pred_arg){8, 4}, t0 + 2 * S));
@@ -901,9 +904,9 @@ static bool has_left(qdb_fixture *f, void *arg)
 
 static void test_status_and_stop(void)
 {
-    stop_allowed = 8;
+    enable_dangerous = true;
     harness *h = h_new();
-    stop_allowed = -1;
+    enable_dangerous = false;
     qdb_time_us t0 = now(h);
     h_start(h, 0, -1);
     h_start(h, 4, 0);
@@ -947,8 +950,8 @@ static void test_status_and_stop(void)
     json = ask_json(h, 0, QDB_STATUS_CONFIG, &r);
     CU_ASSERT_PTR_NOT_NULL_FATAL(json);
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"config\":{\"successor_list_length\":3,"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"allow_remote_stop\":false"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"replication_factor\":1,\"tombstone_grace_s\":86400}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"replication_factor\":1,\"tombstone_grace_s\":86400,"
+                                        "\"purge_all_enabled\":true,\"stop_enabled\":true}"));
     CU_ASSERT_PTR_NULL(strstr(json, "\"successors\""));
     g_free(json);
 
@@ -964,11 +967,8 @@ static void test_status_and_stop(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "# TYPE qdb_lookups_total counter\n"));
     g_string_free(o, TRUE);
 
-    /* STOP: node 4 refuses and stays; node 8 obeys and leaves */
+    /* STOP, enabled in this hive: node 8 obeys and leaves */
     qdb_msg stop = {.type = QDB_MSG_STOP};
-    CU_ASSERT_TRUE_FATAL(ask(h, 4, &stop, QDB_MSG_STOP_REPLY, &r));
-    CU_ASSERT_EQUAL(r.status, QDB_E_REFUSED);
-    CU_ASSERT_FALSE(qdb_node_leaving(node(h, 4)));
     CU_ASSERT_TRUE_FATAL(ask(h, 8, &stop, QDB_MSG_STOP_REPLY, &r));
     CU_ASSERT_EQUAL(r.status, QDB_OK);
     CU_ASSERT_TRUE(h_until(h, has_left, &(pred_arg){8, 8}, 10 * S));
@@ -981,7 +981,10 @@ static void test_status_and_stop(void)
  * after it starts: FIND(own ID) at the peer and its answer, the confirming
  * STABILIZE to the successor and its reply, the NOTIFY that makes the
  * successor adopt it as predecessor, and the successor's hand-over (one
- * batch, marked last) back to it. */
+ * batch, marked last) back to it.  The successor's admission check of the
+ * newcomer (a STABILIZE to it, answered with a successor list that starts
+ * with the successor) leaves with the reply to the confirming STABILIZE and
+ * is answered by the time the NOTIFY comes: it adds no time. */
 static void test_join_time(void)
 {
     harness *h = h_new();
@@ -1143,7 +1146,9 @@ static uint64_t injected(harness *h, int i, qdb_fault_method m)
 /* One node on a fault-injecting store, a session, and k = "v1". */
 static harness *faulty_one(void)
 {
+    enable_dangerous = true; /* test_storage_remove_all_fails */
     harness *h = h_new_with(0, &faulty);
+    enable_dangerous = false;
     h_solo(h);
     CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "k", "v1", NULL), QDB_OK);
     return h;
@@ -1299,15 +1304,16 @@ static void test_storage_handover_put_fails(void)
     fail_next(h, 4, QDB_FAULT_PUT);
     CU_ASSERT_TRUE_FATAL(qdb_fixture_step_until(h->f, joined, &(pred_arg){4, 0}, t0 + 30 * S));
     CU_ASSERT_EQUAL(injected(h, 4, QDB_FAULT_METHOD_PUT), 1);
-    /* In virtual time: the sender's call times out at t0 + 5L + rpc_timeout
-     * (2 s); it repeats the batch on the newcomer's next NOTIFY.  The
-     * newcomer's rounds come at t0 + 1 s and + 2 s, then every 2 s (the
-     * period doubles after a quiet round): the NOTIFY of the 2 s round
-     * arrives while the call is still pending, the one of the 4 s round
-     * brings the batch -- its STABILIZE round trip (2L), the NOTIFY (L), the
-     * batch (L).  (On the loop the clock is real: only the outcome counts.) */
+    /* In virtual time: the sender's admission check of the newcomer (a
+     * STABILIZE round trip) measured its round trip, so the hand-over call
+     * times out at its RTO floor (200 ms), well before the newcomer's first
+     * round at t0 + 1 s, whose NOTIFY brings the batch again -- its
+     * STABILIZE round trip (2L), the NOTIFY (L), the batch (L).  (Before
+     * admission the first wait was rpc_timeout, 2 s, and the batch came with
+     * the 4 s round.)  (On the loop the clock is real: only the outcome
+     * counts.) */
     if (B.simulated)
-        CU_ASSERT_EQUAL(now(h), t0 + 4 * S + 4 * L);
+        CU_ASSERT_EQUAL(now(h), t0 + 1 * S + 4 * L);
     handover_check(h);
     h_free(h);
 }
@@ -1686,6 +1692,303 @@ static void test_tombstone_collected(void)
     h_free(h);
 }
 
+/* ---- admission: forged frames from a stranger -----------------------------
+ * A "rogue" endpoint on a host of its own (not a node: it only records what
+ * reaches it and, like the plain TCP listener of issue 9, acknowledges every
+ * HANDOVER at once).  Each attack must move, plant or reveal nothing, and
+ * the node must serve throughout. */
+
+typedef struct rogue {
+    harness *h;
+    qdb_host_endpoint *ep;
+    qdb_addr addr;
+    unsigned got[QDB_MSG_TYPE_MAX_ + 1]; /* frames received, by type */
+} rogue;
+
+static void rogue_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
+{
+    rogue *r = o;
+    qdb_msg m;
+    if (qdb_msg_decode(f, len, &m) != QDB_OK)
+        return;
+    r->got[m.type]++;
+    if (m.type == QDB_MSG_HANDOVER) { /* "taken": the victim would delete them */
+        qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = m.rpc};
+        GByteArray *b = g_byte_array_new();
+        qdb_msg_encode(&ack, b);
+        qdb_transport *t = qdb_fixture_host(r->h->f)->seams(r->ep).transport;
+        t->send(t, src, b->data, b->len);
+        g_byte_array_free(b, TRUE);
+    }
+}
+static const qdb_inbound rogue_ops = {.recv = rogue_recv};
+
+static void rogue_init(rogue *r, harness *h, uint32_t ip)
+{
+    memset(r, 0, sizeof *r);
+    r->h = h;
+    r->addr = (qdb_addr){.ip = ip, .port = 2836};
+    qdb_host *host = qdb_fixture_host(h->f);
+    r->ep = host->attach(host, r->addr, true, 77);
+    g_assert(r->ep);
+    host->bind(host, r->ep, &rogue_ops, r);
+}
+
+static void rogue_send(rogue *r, qdb_addr to, const qdb_msg *m)
+{
+    GByteArray *b = g_byte_array_new();
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(m, b), QDB_OK);
+    qdb_transport *t = qdb_fixture_host(r->h->f)->seams(r->ep).transport;
+    t->send(t, to, b->data, b->len);
+    g_byte_array_free(b, TRUE);
+}
+
+/* A peer just before node i on the ring, at addr. */
+static qdb_peer before(harness *h, int i, qdb_addr addr)
+{
+    qdb_peer p = {.id = peer(h, i)->id, .addr = addr};
+    int k = 31;
+    while (k > 0 && p.id.b[k] == 0) /* borrow */
+        p.id.b[k--] = 0xff;
+    p.id.b[k]--;
+    return p;
+}
+
+/* A HANDOVER from r claiming `from`, with one record: alias -> value at a
+ * version above any real one (a poisoning write). */
+static void rogue_handover(rogue *r, qdb_addr to, const qdb_peer *from, unsigned flags,
+                           const char *alias, const char *value)
+{
+    qdb_id id;
+    qdb_id_hash(&id, (const uint8_t *)alias, strlen(alias));
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl = qdb_record_key(key, &id, (const uint8_t *)alias, strlen(alias));
+    qdb_record_meta meta = {.version = UINT64_MAX / 2, .origin = 1, .size = strlen(value)};
+    GByteArray *rec = g_byte_array_new();
+    qdb_record_encode(&meta, (const uint8_t *)value, rec);
+    qdb_handover_builder b;
+    qdb_handover_builder_init(&b);
+    qdb_handover_builder_add(&b, key, kl, rec->data, rec->len);
+    qdb_msg m = {.type = QDB_MSG_HANDOVER, .rpc = 9, .flags = flags, .peer = *from};
+    GByteArray *out = g_byte_array_new();
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode_handover(&m, &b, out), QDB_OK);
+    qdb_transport *t = qdb_fixture_host(r->h->f)->seams(r->ep).transport;
+    t->send(t, to, out->data, out->len);
+    g_byte_array_free(out, TRUE);
+    g_byte_array_free(rec, TRUE);
+    qdb_handover_builder_clear(&b);
+}
+
+#define ADM_N 20
+
+/* Node 0 alone with ADM_N entries and a session. */
+static harness *admission_solo(void)
+{
+    harness *h = h_new();
+    h_solo(h);
+    char alias[16];
+    for (int i = 0; i < ADM_N; i++) {
+        g_snprintf(alias, sizeof alias, "a%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    return h;
+}
+
+static void admission_serves(harness *h, int at)
+{
+    char alias[16];
+    for (int i = 0; i < ADM_N; i++) {
+        g_snprintf(alias, sizeof alias, "a%d", i);
+        check_value(h, at, alias, alias);
+    }
+}
+
+/* Issue 9's two forged frames: a NOTIFY with the joining flag from a rogue
+ * listener, which then acknowledges the hand-over.  Before admission node 0
+ * took the rogue as predecessor, pushed it its entries and deleted them (and
+ * a one-node hive stayed "unstable" for minutes).  Now node 0 asks the rogue
+ * who its successor is (one STABILIZE), gets no answer naming it, and
+ * believes nothing. */
+static void test_forged_notify(void)
+{
+    harness *h = admission_solo();
+    rogue r;
+    rogue_init(&r, h, 0x64400201u);
+    qdb_msg m = {.type = QDB_MSG_NOTIFY, .flags = QDB_NOTIFY_JOINING,
+                 .peer = before(h, 0, r.addr)};
+    for (int k = 0; k < 10; k++) /* a flood costs one check at a time */
+        rogue_send(&r, peer(h, 0)->addr, &m);
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_EQUAL(r.got[QDB_MSG_HANDOVER], 0);
+    CU_ASSERT_EQUAL(r.got[QDB_MSG_STABILIZE], 1);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_predecessor(node(h, 0)), peer(h, 0)));
+    CU_ASSERT_TRUE(qdb_node_is_stable(node(h, 0)));
+    CU_ASSERT_EQUAL(stored(h, 0), ADM_N);
+    CU_ASSERT_TRUE(qdb_node_get_stats(node(h, 0))->admission_refused >= 1);
+    admission_serves(h, 0);
+
+    /* a NOTIFY naming another host than the one it comes from: no frame
+     * at all goes to the address named (no connecting where a frame says) */
+    rogue far;
+    rogue_init(&far, h, 0x64400301u);
+    m.peer = before(h, 0, far.addr);
+    rogue_send(&r, peer(h, 0)->addr, &m);
+    h_run(h, now(h) + 5 * S);
+    unsigned total = 0;
+    for (int t = 0; t <= QDB_MSG_TYPE_MAX_; t++)
+        total += far.got[t];
+    CU_ASSERT_EQUAL(total, 0);
+    admission_serves(h, 0);
+    h_free(h);
+}
+
+/* Forged HANDOVERs: from a stranger claiming to be itself, claiming to be
+ * node 0's real successor, as replica copies -- nothing planted, nothing
+ * overwritten (the records carry a version above any real one). */
+static void test_forged_handover(void)
+{
+    harness *h = h_new();
+    h_start(h, 0, -1);
+    h_start(h, 4, 0);
+    int live[] = {0, 4};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 2, "", 0, 20 * S));
+    char victim[16];
+    alias_owned_by(h, 0, live, 2, "v", victim, sizeof victim);
+    hello(h, 0);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, victim, "good", NULL), QDB_OK);
+    rogue r;
+    rogue_init(&r, h, 0x64400201u);
+    qdb_peer self = before(h, 0, r.addr);
+    rogue_handover(&r, peer(h, 0)->addr, &self, QDB_HANDOVER_LAST, victim, "evil");
+    rogue_handover(&r, peer(h, 0)->addr, &self, 0, "planted", "evil");
+    rogue_handover(&r, peer(h, 0)->addr, peer(h, 4), 0, victim, "evil"); /* not its host */
+    rogue_handover(&r, peer(h, 0)->addr, &self, QDB_HANDOVER_REPLICA, victim, "evil");
+    h_run(h, now(h) + 5 * S);
+    CU_ASSERT_EQUAL(r.got[QDB_MSG_HANDOVER_ACK], 0);
+    check_value(h, 0, victim, "good");
+    int own = owner_of(h->f, "planted", live, 2);
+    hello(h, own);
+    check_value(h, own, "planted", NULL);
+    /* the stranger's three claims cost one check (a STABILIZE it does not
+     * answer); the one in node 4's name from another host, none */
+    CU_ASSERT_EQUAL(r.got[QDB_MSG_STABILIZE], 1);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->admission_refused, 2);
+    /* a forged LEAVE in node 4's name, from the rogue's host: ignored */
+    qdb_msg leave = {.type = QDB_MSG_LEAVE, .peer = *peer(h, 4), .pred = self, .n_peers = 1};
+    leave.peers[0] = self;
+    rogue_send(&r, peer(h, 0)->addr, &leave);
+    h_run(h, now(h) + 3 * S);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_successor(node(h, 0)), peer(h, 4)));
+    CU_ASSERT_TRUE(ring_ok(h->f, live, 2));
+    h_free(h);
+}
+
+/* A node started with a live node's ID is refused with a clear reason. */
+static void test_id_collision_refused(void)
+{
+    harness *h = admission_solo();
+    qdb_peer twin = {.id = peer(h, 0)->id, .addr = {.ip = 0x0a000177u, .port = 2836}};
+    qdb_node_config cfg = {.succlist_len = 3, .no_jitter = true};
+    int t = (int)qdb_fixture_add_node(h->f, &twin, &cfg);
+    h_start(h, t, 0);
+    h_run(h, now(h) + 10 * S);
+    const char *why = qdb_node_refusal(node(h, t));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "already has ID"));
+    CU_ASSERT_TRUE(qdb_node_left(node(h, t)));
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_predecessor(node(h, 0)), peer(h, 0)));
+    admission_serves(h, 0);
+    h_free(h);
+}
+
+/* Sessions end with their connection: a request that reuses a closed
+ * connection's address, without HELLO, and the seq of the last client's
+ * request, is told NO_SESSION -- not "success" from that client's reply
+ * memory -- and runs nothing. */
+static void test_session_gone(void)
+{
+    harness *h = admission_solo();
+    qdb_msg m = {.type = QDB_MSG_PUT, .alias = (const uint8_t *)"s1", .alias_len = 2,
+                 .content = (const uint8_t *)"v", .content_len = 1};
+    CU_ASSERT_EQUAL(exchange(h, 0, &m, NULL), QDB_OK);
+    qdb_addr me = {.ip = 0x64400101u, .port = 40000}; /* the raw client's */
+    qdb_node_inbound.gone(node(h, 0), me);
+    m.alias = (const uint8_t *)"s2";
+    h->seq--; /* the same seq again */
+    CU_ASSERT_EQUAL(exchange(h, 0, &m, NULL), QDB_E_NO_SESSION);
+    hello(h, 0);
+    check_value(h, 0, "s2", NULL);
+    h_free(h);
+}
+
+/* Connection classes: a client's session sending node messages gets no
+ * answer and moves nothing; a node's connection cannot open a session. */
+static void test_classes(void)
+{
+    harness *h = admission_solo();
+    qdb_addr me = {.ip = 0x64400101u, .port = 40000}; /* the raw client's */
+    qdb_msg st = {.type = QDB_MSG_STABILIZE, .rpc = 5, .peer = before(h, 0, me)};
+    g_ptr_array_set_size(h->replies, 0);
+    send_msg(h, 0, &st); /* the topology, asked on a client's session */
+    qdb_msg no = {.type = QDB_MSG_NOTIFY, .flags = QDB_NOTIFY_JOINING, .peer = st.peer};
+    send_msg(h, 0, &no);
+    h_run(h, now(h) + 3 * S);
+    CU_ASSERT_EQUAL(replies_for(h, QDB_MSG_STABILIZE_REPLY, 5, NULL), 0);
+    CU_ASSERT_TRUE(qdb_peer_eq(qdb_node_predecessor(node(h, 0)), peer(h, 0)));
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->class_refused, 2);
+    admission_serves(h, 0);
+    /* a rogue that spoke as a node, then says HELLO: refused */
+    rogue r;
+    rogue_init(&r, h, 0x64400201u);
+    qdb_msg hint = {.type = QDB_MSG_NOTIFY, .flags = QDB_NOTIFY_HINT, .peer = before(h, 0, r.addr)};
+    rogue_send(&r, peer(h, 0)->addr, &hint);
+    qdb_msg hi = {.type = QDB_MSG_HELLO, .seq = 1};
+    rogue_send(&r, peer(h, 0)->addr, &hi);
+    h_run(h, now(h) + 2 * S);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->class_refused, 3);
+    CU_ASSERT_EQUAL(r.got[QDB_MSG_REPLY], 1); /* QDB_E_REFUSED */
+    h_free(h);
+}
+
+/* REMOVE_ALL and STOP are off unless the hive enables them: answered
+ * QDB_E_DISABLED, nothing removed, nobody leaves.  A node that asks for them
+ * joining a hive without them is refused; one without an opinion adopts the
+ * hive's. */
+static void test_dangerous_off(void)
+{
+    harness *h = h_new();
+    h_solo(h);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "keep", "v", NULL), QDB_OK);
+    qdb_msg all = {.type = QDB_MSG_REMOVE_ALL};
+    CU_ASSERT_EQUAL(exchange(h, 0, &all, NULL), QDB_E_DISABLED);
+    check_value(h, 0, "keep", "v");
+    qdb_msg stop = {.type = QDB_MSG_STOP}, r;
+    CU_ASSERT_TRUE_FATAL(ask(h, 0, &stop, QDB_MSG_STOP_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, QDB_E_DISABLED);
+    CU_ASSERT_FALSE(qdb_node_leaving(node(h, 0)));
+    CU_ASSERT_STRING_EQUAL(qdb_strerror(QDB_E_DISABLED), "operation disabled in this hive");
+    int asks = h_add_cfg(h, 1, (qdb_node_config){.enable_purge_all = true});
+    h_start(h, asks, 0);
+    h_run(h, 10 * S);
+    const char *why = qdb_node_refusal(node(h, asks));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "--enable-purge-all"));
+    h_free(h);
+
+    /* enabled by the first node: a node without an opinion adopts it */
+    harness *e = h_new();
+    int first = h_add_cfg(e, 1, (qdb_node_config){.enable_purge_all = true, .enable_stop = true});
+    h_start(e, first, -1);
+    h_start(e, 0, first);
+    h_run(e, 10 * S);
+    CU_ASSERT_PTR_NULL(qdb_node_refusal(node(e, 0)));
+    GString *o = g_string_new("");
+    qdb_node_status_json(node(e, 0), QDB_STATUS_CONFIG, o);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->str, "\"purge_all_enabled\":true,\"stop_enabled\":true}"));
+    g_string_free(o, TRUE);
+    h_free(e);
+}
+
 static void test_hive_settings(void)
 {
     harness *h = h_new();
@@ -1998,6 +2301,15 @@ int main(void)
         {"K = 3: copies on three nodes; two adjacent crashes lose nothing", test_replicas_k3},
         CU_TEST_INFO_NULL,
     };
+    CU_TestInfo admission[] = {
+        {"remove_all and stop off unless the hive enables them", test_dangerous_off},
+        {"a forged NOTIFY (joining) and HANDOVER_ACK move nothing", test_forged_notify},
+        {"forged HANDOVERs and LEAVE plant, overwrite and break nothing", test_forged_handover},
+        {"a joiner with a live node's ID is refused", test_id_collision_refused},
+        {"a session ends with its connection", test_session_gone},
+        {"node messages refused on client sessions, and the reverse", test_classes},
+        CU_TEST_INFO_NULL,
+    };
     CU_TestInfo partitioned[] = {
         {"a joining node answers unstable", test_unstable_while_joining},
         CU_TEST_INFO_NULL,
@@ -2010,6 +2322,7 @@ int main(void)
         {.pName = "ring, simulated faults and adaptive timeouts", .pTests = faults},
         {.pName = "requests, across a partition", .pTests = partitioned},
         {.pName = "versions and replicas, on simulated addresses", .pTests = replication},
+        {.pName = "admission and message rules, on simulated addresses", .pTests = admission},
         CU_SUITE_INFO_NULL,
     };
     enum { SHARED_SUITES = 3 };

@@ -195,6 +195,11 @@ static void conn_close(loop_conn *c, bool notify)
     net->stats.connections_open--;
     if (notify)
         notice_raise(c->p, c->key);
+    /* A peer's connection: its address may come back as someone else's, so
+     * the owner forgets what it bound to it now, before any frame of a new
+     * connection from that address (env.h, gone). */
+    if (!c->outgoing && !c->p->closed && c->p->ops && c->p->ops->gone)
+        c->p->ops->gone(c->p->owner, c->key);
     g_ptr_array_add(net->closed, c);
 }
 

@@ -24,6 +24,9 @@
  * One socket gives at most READ_BUDGET bytes per turn (epoll reports it
  * again), and a listener accepts at most ACCEPT_BUDGET connections.
  *
+ * Gone: when a connection a peer opened closes, ops->gone(owner, its key) is
+ * called at once (the owner ends the client session bound to it).
+ *
  * Unreachable: a refused connect, a reset or a closed connection with
  * frames queued or expected raises ops->unreachable(owner, dst) -- queued,
  * one per (endpoint, address) at a time, and delivered by net_notify() after

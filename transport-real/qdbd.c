@@ -554,7 +554,8 @@ int main(int argc, char **argv)
         .stabilize_slow = QDBD_DEFAULT_STABILIZE_SLOW_US,
         .rpc_timeout = QDBD_DEFAULT_RPC_TIMEOUT_US,
         .log_level = g_qlog.threshold,
-        .allow_remote_stop = o.allow_remote_stop,
+        .enable_purge_all = o.enable_purge_all,
+        .enable_stop = o.enable_stop || o.allow_remote_stop,
         .replication = replication,
         .tombstone_grace = grace_s * QDB_US_PER_S,
     };

@@ -65,8 +65,7 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                 "Serve the status page, /status.json and /metrics on ADDR:PORT (default: off)",
                 ""},
     [QO_ALLOW_REMOTE_STOP] = {"allow-remote-stop", 0, OPT_BOOL, OFF(allow_remote_stop), NULL,
-                             "Leave the hive when a client asks (qdbsh stop_node); otherwise "
-                             "refuse", "false"},
+                             "An alias of --enable-stop", "false"},
     [QO_REPLICATION] = {"replication", 0, OPT_STRING, OFF(replication), "K",
                        "Copies of each entry, 1 to 4, for the whole hive: fixed by its first "
                        "node, adopted by joining nodes (a different value is refused)", "1"},
@@ -78,6 +77,13 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
                          "The hive's secret key (qdbd --gen-key; not readable by others): every "
                          "connection, node or client, must prove it over TLS 1.3, and plaintext "
                          "is refused (default: none, plaintext for a trusted network)", ""},
+    [QO_ENABLE_PURGE_ALL] = {"enable-purge-all", 0, OPT_BOOL, OFF(enable_purge_all), NULL,
+                            "Let clients remove every entry (qdbsh remove_all), for the whole "
+                            "hive: fixed by its first node (off: \"operation disabled\")",
+                            "false"},
+    [QO_ENABLE_STOP] = {"enable-stop", 0, OPT_BOOL, OFF(enable_stop), NULL,
+                       "Let clients make a node leave (qdbsh stop_node), for the whole hive: "
+                       "fixed by its first node (off: \"operation disabled\")", "false"},
     [QO_MAX_DEPOT_SIZE] = {"max-depot-size", 0, OPT_STRING, OFF(max_depot_size), "BYTES",
                           "Refuse writes that would grow the stored keys and values past BYTES "
                           "(suffix K, M, G or T: powers of 1024) with 'depot full'; removes "

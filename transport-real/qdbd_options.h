@@ -35,9 +35,10 @@ typedef struct qdbd_opts {
     int origin[32];
     const char *config_path; /* the file read, if any */
     char *http;                 /* --http: the status page's address */
-    gboolean allow_remote_stop; /* --allow-remote-stop: obey qdbsh stop_node */
+    gboolean allow_remote_stop; /* --allow-remote-stop: an alias of --enable-stop */
     char *hive_key_file;        /* --hive-key-file: authenticate every connection */
     gboolean gen_key;           /* --gen-key: print a fresh hive key and exit */
+    gboolean enable_purge_all, enable_stop; /* hive-wide: obey remove_all, stop_node */
     char *max_depot_size, *depot_warning, *disk_reserve; /* the disk's limits (storage/bdb.h) */
 } qdbd_opts;
 
@@ -46,6 +47,7 @@ enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG,
        QO_SYNC, QO_TRANSIENT, QO_DAEMONIZE, QO_PID_FILE, QO_HTTP, QO_ALLOW_REMOTE_STOP,
        QO_REPLICATION, QO_TOMBSTONE_GRACE,
        QO_HIVE_KEY_FILE,
+       QO_ENABLE_PURGE_ALL, QO_ENABLE_STOP,
        QO_MAX_DEPOT_SIZE, QO_DEPOT_WARNING, QO_DISK_RESERVE,
        QO_COUNT };
 

@@ -38,8 +38,9 @@ CODES = {
     24: "QDB_E_REFUSED",
     25: "QDB_E_TOO_MANY",
     26: "QDB_E_AUTHENTICATION",
-    27: "QDB_E_DISK_FULL",
-    28: "QDB_E_DEPOT_FULL",
+    27: "QDB_E_DISABLED",
+    28: "QDB_E_DISK_FULL",
+    29: "QDB_E_DEPOT_FULL",
 }
 
 
