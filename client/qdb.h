@@ -82,7 +82,9 @@ qdb_error_t qdb_close(qdb_handle_t handle);
 /* Set an option; see qdb_option_t for the type of the value. */
 qdb_error_t qdb_set_option(qdb_handle_t handle, qdb_option_t option, ...);
 
-/* Create an entry.  QDB_E_ALIAS_ALREADY_EXISTS if it exists. */
+/* Create an entry.  QDB_E_ALIAS_ALREADY_EXISTS if it exists.  Every write
+ * that grows the owner's store may get QDB_E_DISK_FULL (its disk is full) or
+ * QDB_E_DEPOT_FULL (its --max-depot-size); removes still run there. */
 qdb_error_t qdb_put(qdb_handle_t handle, const char *alias, const void *content,
                     size_t content_length);
 /* Create or replace an entry. */

@@ -499,7 +499,8 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         w_varint(w, m->rpc);
         w_peer(w, &m->peer);
         w_peer(w, &m->pred);
-        return w_peers(w, m);
+        TRY(w_peers(w, m));
+        return m->flags ? w_flag(w, m) : QDB_OK; /* absent when 0: one encoding */
     case QDB_MSG_STATUS:
         w_varint(w, m->rpc);
         return w_what(w, m);
@@ -909,6 +910,11 @@ static int decode_body(reader *r, qdb_msg *m)
         TRY(r_peer(r, &m->peer));
         TRY(r_peer(r, &m->pred));
         TRY(r_peers(r, m));
+        if (r->left) { /* present only when not 0: 0 is malformed */
+            TRY(r_flag(r, m));
+            if (!m->flags)
+                return QDB_E_MALFORMED;
+        }
         return r_end(r);
     case QDB_MSG_STATUS:
         TRY(r_varint(r, &m->rpc));

@@ -71,7 +71,9 @@
  *                n x (varint key length, key, varint value length, value)
  *   HANDOVER_ACK rpc
  *   LEAVE        rpc, peer (the leaver), peer (its predecessor or null),
- *                u8 n, n peers (its successor list)
+ *                u8 n, n peers (its successor list), [u8 flags] (bit 0:
+ *                its storage failed, its entries were not handed over;
+ *                absent when 0, so 0 is malformed)
  *   STATUS       rpc, u8 what (QDB_STATUS_NODE, _CONFIG or _TOPOLOGY): an
  *                operator asks a node about itself (node/status.h)
  *   STATUS_REPLY rpc, u8 what, u8 flags (QDB_STATUS_F_*), peer self,
@@ -122,6 +124,7 @@
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
 #define QDB_HANDOVER_REPLICA 2u   /* HANDOVER: copies for a replica (replica.c), no range moves */
 #define QDB_PREFIX_COUNT 1u       /* PREFIX: the number only, no aliases */
+#define QDB_LEAVE_FAILED 1u       /* LEAVE: storage failed, nothing handed over */
 /* The latest expiry accepted anywhere (API, wire, record): 9999-12-31
  * 23:59:59 UTC, in seconds.  Beyond it (or negative) is a bad expiry. */
 #define QDB_EXPIRY_MAX INT64_C(253402300799)

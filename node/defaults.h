@@ -71,6 +71,12 @@
 #define QDB_DEFAULT_BDB_COMPRESS_THRESHOLD 512 /* bytes: smaller values stay raw */
 #define QDB_DEFAULT_BDB_COMPRESS_LEVEL 3       /* zstd's level */
 #define QDB_DEFAULT_BDB_CACHE_BYTES ((size_t)16 << 20)
+/* qdbd --disk-reserve (storage/bdb.h, "Disk full"): room kept for removes,
+ * which Berkeley DB logs with the value they drop, and for checkpoints.  The
+ * store's own default is none (tests and the simulator open many). */
+#define QDBD_DEFAULT_DISK_RESERVE ((uint64_t)64 << 20)
+/* The depot warning level, in percent of --max-depot-size. */
+#define QDB_DEFAULT_BDB_DEPOT_WARN_PERCENT 90
 
 /* ---- qdbd -----------------------------------------------------------------
  * Its ring timers differ from the node's: on a LAN an answer takes well under

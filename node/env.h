@@ -17,6 +17,7 @@
 #ifndef QDB_ENV_H
 #define QDB_ENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -128,11 +129,35 @@ typedef struct qdb_random {
  *        not modify the store.
  * count(): the number of records.
  *
+ * usage(), appended for issue 9 and optional (NULL: a store that has no size
+ *        limit and cannot fail for good, like the memory store): fills a
+ *        qdb_storage_usage.  It must be cheap (no I/O: the node calls it on
+ *        every tick and after every failed call), and in the simulator it must
+ *        depend only on the calls made so far.
+ *        A store that refuses a write for room answers put() with
+ *        QDB_E_DISK_FULL or QDB_E_DEPOT_FULL (nothing written), and must still
+ *        accept puts that do not grow it -- a tombstone over a live record
+ *        above all, so that removes can free space -- and del().
+ *
  * The backends live in storage/, one header each: storage/memory.h (a GTree),
  * storage/bdb.h (Berkeley DB) and storage/fault.h (a wrapper that injects
  * failures into any of them, for tests). */
 typedef int (*qdb_storage_iter_fn)(void *arg, const uint8_t *key, size_t key_len,
                                    const uint8_t *value, size_t value_len);
+
+/* What usage() reports. */
+typedef struct qdb_storage_usage {
+    uint64_t depot_bytes;   /* the records' keys and stored values, in bytes */
+    uint64_t max_bytes;     /* puts that grow the depot past it get DEPOT_FULL; 0: none */
+    uint64_t warn_bytes;    /* the warning level (a share of max_bytes); 0: none */
+    bool warning;           /* depot_bytes is at or above warn_bytes */
+    bool disk_full;         /* the file system ran out of room: growing puts get
+                             * DISK_FULL until room is back */
+    /* The store is broken beyond repair (Berkeley DB asked for recovery,
+     * DB_RUNRECOVERY): every call fails from now on, only a restart (which
+     * runs recovery) can help.  A node that sees it leaves the ring. */
+    bool failed;
+} qdb_storage_usage;
 
 typedef struct qdb_storage {
     int version;
@@ -149,6 +174,8 @@ typedef struct qdb_storage {
                    const uint8_t *to, size_t to_len, qdb_storage_iter_fn fn, void *arg);
     uint64_t (*count)(struct qdb_storage *s);
     void (*destroy)(struct qdb_storage *s);
+    /* version 1, appended for issue 9; may be NULL */
+    void (*usage)(struct qdb_storage *s, qdb_storage_usage *out);
 } qdb_storage;
 
 #endif

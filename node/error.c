@@ -38,6 +38,8 @@ static const char *const messages[QDB_E_LAST_] = {
     [QDB_E_DISABLED] = "operation disabled in this hive",
     [QDB_E_ALIAS_EMPTY] = "empty alias",
     [QDB_E_CONTENT_TOO_LARGE] = "content too large for the node",
+    [QDB_E_DISK_FULL] = "disk full: the node's disk has no room left; remove entries to free space",
+    [QDB_E_DEPOT_FULL] = "depot full: the node's store reached its size limit; remove entries to free space",
 };
 
 int qdb_error_set(char *err, int code, const char *fmt, ...)

@@ -60,6 +60,10 @@ typedef enum qdb_error_t {
     QDB_E_DISABLED = 27,         /* the hive does not enable this operation (remove_all, stop) */
     QDB_E_ALIAS_EMPTY = 28,      /* an entry request with an empty alias */
     QDB_E_CONTENT_TOO_LARGE = 29, /* content over the node's maximum (qdbd --max-content-size) */
+    QDB_E_DISK_FULL = 30,        /* the node's file system is full: writes that grow
+                                  * the store are refused, removes still run */
+    QDB_E_DEPOT_FULL = 31,       /* the node's store reached its size limit
+                                  * (qdbd --max-depot-size); removes still run */
     QDB_E_LAST_ /* keep last */
 } qdb_error_t;
 

@@ -159,6 +159,29 @@ void qdb_node_leave(qdb_node *n)
     node_rearm(n);
 }
 
+/* Checked at the end of every entry point, not where a call failed: the
+ * handlers finish on a consistent state first.  One indirect call when the
+ * store is healthy (none for a store without usage()). */
+void node_storage_check(qdb_node *n)
+{
+    if (n->storage_failed || !n->storage->usage || n->phase == PHASE_IDLE ||
+        n->phase == PHASE_LEFT)
+        return;
+    qdb_storage_usage u;
+    n->storage->usage(n->storage, &u);
+    if (!u.failed)
+        return;
+    n->storage_failed = true;
+    node_log(n, 1, "storage failed beyond repair: leaving the ring without hand-over, so that "
+                   "the neighbours take over the arc");
+    serve_leave_failed(n);
+}
+
+bool qdb_node_storage_failed(const qdb_node *n)
+{
+    return n->storage_failed;
+}
+
 bool qdb_node_left(const qdb_node *n)
 {
     return n->phase == PHASE_LEFT;
@@ -407,6 +430,7 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     watch_heard(n, src, m.type);
     if (qdb_msg_is_request(m.type)) {
         serve_request(n, src, &m);
+        node_storage_check(n);
         node_rearm(n);
         return;
     }
@@ -458,6 +482,7 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         n->stats.bad_frames++;
         break;
     }
+    node_storage_check(n);
     node_rearm(n);
 }
 
@@ -481,6 +506,7 @@ void qdb_node_unreachable(qdb_node *n, qdb_addr dst)
     for (guint i = 0; i < failed->len; i++)
         rpc_failed(n, &g_array_index(failed, node_rpc, i));
     g_array_free(failed, TRUE);
+    node_storage_check(n);
     node_rearm(n);
 }
 
@@ -525,6 +551,7 @@ void qdb_node_tick(qdb_node *n)
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);
     watch_tick(n);
+    node_storage_check(n); /* also a failure met outside the node: a checkpoint */
     node_rearm(n);
 }
 

@@ -114,6 +114,14 @@ void qdb_node_leave(qdb_node *n);
 bool qdb_node_left(const qdb_node *n);
 /* True from the start of a departure (qdb_node_leave, or a STOP obeyed) on. */
 bool qdb_node_leaving(const qdb_node *n);
+/* True when the node left because its store failed for good (the storage
+ * seam's usage() reported failed, e.g. Berkeley DB's DB_RUNRECOVERY): its
+ * entries could not be handed over, so it told its predecessor and
+ * successor it was leaving without them (LEAVE with QDB_LEAVE_FAILED) --
+ * they take over its arc at once, as after a crash, rather than after the
+ * failure detector's strikes -- and qdb_node_left() is true.  The host
+ * should exit: a restart recovers the store. */
+bool qdb_node_storage_failed(const qdb_node *n);
 /* Time since qdb_node_start(), on the node's clock seam (0 before). */
 qdb_time_us qdb_node_uptime(const qdb_node *n);
 

@@ -124,6 +124,7 @@ struct qdb_node {
     qdb_time_us orphan_since;    /* when the orphaned arc was inherited (forget.c) */
     qdb_id forgotten[4];         /* the last IDs an operator declared gone (forget.c) */
     unsigned n_forgotten;
+    bool storage_failed; /* the store failed for good: the node left (node_storage_check) */
     qdb_id failed_pred;          /* the predecessor that failed, until we adopt another */
     bool pred_failed;
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
@@ -247,6 +248,9 @@ uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigne
 /* Remember an RPC whose frame the caller sent itself (hand-over batches). */
 void node_expect(qdb_node *n, qdb_addr dst, uint64_t id, rpc_kind kind, const qdb_peer *peer);
 void node_rearm(qdb_node *n);
+/* The store failed for good (its usage() says so): leave the ring at once,
+ * without hand-over (serve_leave_failed).  Every entry point ends with it. */
+void node_storage_check(qdb_node *n);
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind);
 bool node_rpc_pending_to(const qdb_node *n, rpc_kind kind, qdb_addr dst);
 /* Forget the calls of this kind to dst: their answer or failure is moot. */
@@ -364,6 +368,9 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc);
  * when leaving).  force_last: send a (possibly empty) last batch even when
  * there is nothing to move, so a joining node learns it has everything. */
 void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
+/* The store failed: a LEAVE flagged QDB_LEAVE_FAILED to the neighbours (when
+ * the node is in a ring), no hand-over; the node has left. */
+void serve_leave_failed(qdb_node *n);
 void serve_free(qdb_node *n);
 /* Answer a client's mutation, and remember the answer for its retries. */
 void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,

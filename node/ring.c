@@ -1049,18 +1049,33 @@ void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     bool was_pred = n->has_pred && qdb_peer_eq(&n->pred, l);
     bool was_succ = n->n_succ && qdb_peer_eq(&n->succ[0], l);
+    bool failed = m->flags & QDB_LEAVE_FAILED;
     if (was_succ && m->n_peers > 0 && !is_self(n, &m->peers[0]))
         set_succlist(n, &m->peers[0], m->peers + 1, m->n_peers - 1);
     ring_forget(n, l->addr);
-    n->pred_failed = false; /* it left: it handed its entries over first */
-    if (was_pred && !qdb_peer_is_null(&m->pred) && !is_self(n, &m->pred)) {
-        /* Our range grows back to the leaver's predecessor; it gave us its
-         * entries before leaving. */
-        n->pred = m->pred;
+    /* It left: it handed its entries over first.  Failed, it did not: as
+     * after a crash, the next predecessor to notify us bounds the orphan arc
+     * (ring_on_notify) -- unless the leaver named its own, below. */
+    n->pred_failed = failed && was_pred;
+    if (was_pred && !qdb_peer_is_null(&m->pred)) {
+        /* Our range grows back to the leaver's predecessor (ourselves: we
+         * are alone again).  A leaver gave us its entries first -- unless
+         * its storage failed: then its arc is ours without them, as after
+         * a crash (ring_on_notify): "unavailable" there with K = 1, the
+         * replicas we hold otherwise. */
+        n->pred = is_self(n, &m->pred) ? n->cfg.self : m->pred;
         n->has_pred = true;
-    } else if (was_pred && !qdb_peer_is_null(&m->pred) && is_self(n, &m->pred)) {
-        n->pred = n->cfg.self; /* we are alone again */
-        n->has_pred = true;
+        if (failed) {
+            n->orphan_lo = m->pred.id;
+            n->orphan_hi = l->id;
+            n->has_orphan = n->replication <= 1;
+            n->pred_failed = false;
+        }
+    }
+    if (failed) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "%s left: its storage failed; its entries were not handed over",
+                 qdb_addr_format(l->addr, a));
     }
     ring_set_changed(n);
 }

@@ -750,9 +750,9 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
     node_send(n, src, &ack);
 }
 
-static void send_leave(qdb_node *n)
+static void send_leave(qdb_node *n, unsigned flags)
 {
-    qdb_msg m = {.type = QDB_MSG_LEAVE, .peer = n->cfg.self};
+    qdb_msg m = {.type = QDB_MSG_LEAVE, .peer = n->cfg.self, .flags = flags};
     if (n->has_pred)
         m.pred = n->pred;
     m.n_peers = n->n_succ;
@@ -764,6 +764,15 @@ static void send_leave(qdb_node *n)
         node_send(n, n->pred.addr, &m);
     n->phase = PHASE_LEFT;
     node_log(n, 3, "left the ring");
+}
+
+void serve_leave_failed(qdb_node *n)
+{
+    g_ptr_array_set_size(n->ho_keys, 0); /* a hand-over under way stops here */
+    n->ho_rpc = 0;
+    if (n->phase == PHASE_ACTIVE || n->phase == PHASE_LEAVING)
+        send_leave(n, QDB_LEAVE_FAILED);
+    n->phase = PHASE_LEFT;
 }
 
 void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
@@ -790,7 +799,7 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
     qdb_peer dst = rpc->peer;
     if (n->phase == PHASE_LEAVING) {
         if (last)
-            send_leave(n);
+            send_leave(n, 0);
         else
             serve_push(n, &dst, true);
         return;
@@ -814,7 +823,7 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc)
         g_ptr_array_set_size(n->ho_keys, 0);
         const qdb_peer *s = ring_successor(n);
         if (!s || qdb_addr_eq(s->addr, n->cfg.self.addr))
-            send_leave(n);
+            send_leave(n, 0);
         else
             serve_push(n, s, true);
     }

@@ -310,6 +310,25 @@ static const char *state_name(const qdb_node *n)
     return "unknown";
 }
 
+/* The store's room and health, for a store that reports them (usage(),
+ * node/env.h): "depot":{bytes, max (0: none), warning_at, warning,
+ * disk_full, failed}. */
+static void j_depot(GString *o, const qdb_node *n)
+{
+    if (!n->storage->usage)
+        return;
+    qdb_storage_usage u;
+    n->storage->usage(n->storage, &u);
+    g_string_append(o, ",\"depot\":{");
+    g_string_append_printf(o, "\"bytes\":%" G_GUINT64_FORMAT, u.depot_bytes);
+    j_u64(o, "max", u.max_bytes);
+    j_u64(o, "warning_at", u.warn_bytes);
+    j_bool(o, "warning", u.warning);
+    j_bool(o, "disk_full", u.disk_full);
+    j_bool(o, "failed", u.failed);
+    g_string_append_c(o, '}');
+}
+
 /* ---- node_status / node_config / node_topology ----------------------------------- */
 
 void qdb_node_status_json(const qdb_node *n, unsigned what, GString *o)
@@ -336,6 +355,7 @@ void qdb_node_status_json(const qdb_node *n, unsigned what, GString *o)
         j_u64(o, "bytes", bytes);
         j_bool(o, "bytes_exact", exact);
         j_u64(o, "memory", qdb_node_memory(n));
+        j_depot(o, n);
     }
     j_neighbours(o, n);
     if (what == QDB_STATUS_NODE) {
@@ -381,6 +401,21 @@ void qdb_node_metrics(const qdb_node *n, GString *o)
                bytes_held(n, entries, &exact));
     qdb_metric(o, "qdb_node_memory_bytes", "gauge", "Memory of the node's own structures.",
                qdb_node_memory(n));
+    if (n->storage->usage) {
+        qdb_storage_usage u;
+        n->storage->usage(n->storage, &u);
+        qdb_metric(o, "qdb_depot_bytes", "gauge",
+                   "Bytes of the stored keys and values (after compression).", u.depot_bytes);
+        qdb_metric(o, "qdb_depot_max_bytes", "gauge", "The depot's size limit (0: none).",
+                   u.max_bytes);
+        qdb_metric(o, "qdb_depot_warning", "gauge",
+                   "1 when the depot is at or above its warning level.", u.warning);
+        qdb_metric(o, "qdb_disk_full", "gauge",
+                   "1 while the disk is full: writes that grow the store are refused.",
+                   u.disk_full);
+        qdb_metric(o, "qdb_storage_failed", "gauge",
+                   "1 when the store failed for good (the node leaves its ring).", u.failed);
+    }
     g_string_append(o, "# HELP qdb_requests_total Entry requests answered, by type and result.\n"
                        "# TYPE qdb_requests_total counter\n");
     each_request_count(n, metric_request_cell, o);

@@ -39,6 +39,57 @@
  *
  * Threads: a store is used from one thread only (the node's event loop); it
  * is opened without DB_THREAD.
+ *
+ * Environment memory.  The environment is DB_PRIVATE: its regions (locks,
+ * log buffer, transactions, the cache) live in the process's heap, not in
+ * __db.00N files mapped into memory.  A mapped region file that must grow on
+ * a full disk cannot be backed, and the first touch of the new page kills
+ * the process with SIGBUS (seen in __env_alloc under put()); heap memory has
+ * no such failure.  The cost: no other process can join the environment, so
+ * db_stat and db_archive cannot look at a live store (qdb.lock forbids a
+ * second opener anyway; db_dump of a stopped store still works).  Regions
+ * pre-allocated at open (DB_REGION_INIT) would not do: BDB 5.3 grows regions
+ * after open (set_memory_max).
+ *
+ * Disk full.  Every write goes through write(2), so a full file system is an
+ * error code (ENOSPC), never a signal.  Removes need room too: BDB logs the
+ * value a removal drops, and a checkpoint writes the cache's dirty pages out.
+ * So the store keeps room for them, disk_reserve bytes twice over:
+ *   - the floor: a put that grows the depot (a new key, or a larger value) is
+ *     refused with QDB_E_DISK_FULL, without touching BDB, when the file
+ *     system has less free space than disk_reserve plus the cache's dirty
+ *     pages (at least 1 MiB).  The free space is read (statvfs, no I/O)
+ *     every 256 growing puts, or sooner when they grew the depot by a
+ *     quarter of the room above the floor;
+ *   - the reserve file: "disk.reserve", disk_reserve bytes of real blocks
+ *     (posix_fallocate) taken at open, room nobody else can take.  When a
+ *     write meets ENOSPC all the same (another process filled the disk), the
+ *     file is given back to the file system and the write tried once more --
+ *     a remove gets its room, a growing put is refused by the floor.
+ * Refusing a put for room enters the "disk full" state (logged once; a
+ * checkpoint removes the log files recovery no longer needs); puts that do
+ * not grow the depot (a tombstone over a live record: a remove) and del()
+ * run.  Each refused growing put looks at the free space again, after giving
+ * the database's free pages back to the file system when removes ran since
+ * (DB->compact with DB_FREE_SPACE truncates the file; O(database), so only
+ * then).  Once there is room above the floor (the floor counts the reserve
+ * file twice while it is given back, so that it can be taken again), puts
+ * are accepted: recovery is as quick as the next put after space was
+ * freed.
+ *
+ * Depot size.  depot_bytes counts the keys and stored values (compressed
+ * when they are) of the records: it is what the owner asked to keep, not the
+ * files' size (BDB adds page overhead, and the log holds recent values
+ * again; the database file does not shrink).  With max_depot_bytes set, a
+ * put that would take it past the limit is refused with QDB_E_DEPOT_FULL
+ * (shrinking puts and del() run); crossing warn_percent of the limit upwards
+ * logs one warning, and going back below it one message.  Open walks every
+ * record once to count it (sizes only, no data read).
+ *
+ * Failure.  When BDB reports a panic (DB_RUNRECOVERY, or its panic event),
+ * the environment is unusable until recovery, which needs a new open: the
+ * store logs it once, every call fails from then on, and usage() says
+ * "failed" (node/env.h), so that the node leaves its ring.
  */
 #ifndef QDB_STORAGE_BDB_H
 #define QDB_STORAGE_BDB_H
@@ -62,10 +113,20 @@ typedef struct qdb_bdb_options {
     /* BDB cache (memory pool) size in bytes; BDB adds some overhead of its
      * own for small caches.  0 lets BDB choose (256 KiB). */
     size_t cache_bytes;
+    /* Puts that would take the depot past this many bytes get
+     * QDB_E_DEPOT_FULL; 0: no limit. */
+    uint64_t max_depot_bytes;
+    /* A warning is logged when the depot crosses this share of
+     * max_depot_bytes (1..100); 0: no warning. */
+    unsigned warn_percent;
+    /* Bytes kept allocated in the root's disk.reserve and given back when the
+     * disk fills, see above; 0: no reserve. */
+    uint64_t disk_reserve;
 } qdb_bdb_options;
 
 /* sync 0, and node/defaults.h's QDB_DEFAULT_BDB_*: compress_threshold 512,
- * compress_level 3, cache_bytes 16 MiB. */
+ * compress_level 3, cache_bytes 16 MiB, no depot limit, warn_percent 90,
+ * no disk reserve (qdbd keeps QDBD_DEFAULT_DISK_RESERVE, 64 MiB). */
 qdb_bdb_options qdb_bdb_options_defaults(void);
 
 /* Opens (creating if needed) the store under `root`.  The root directory is
@@ -96,8 +157,10 @@ qdb_bdb_options qdb_bdb_options_defaults(void);
  *             handed to fn are decompressed and valid only during the call.
  *             Returns QDB_OK also when fn stopped the walk.
  *   count()   exact, O(1): a counter kept by put/del.
+ *   usage()   depot_bytes, the limits, and the disk-full and failed states.
  * Errors set s->errmsg ("bdb <operation>: <BDB's message>") and return
- * QDB_E_STORAGE; absent keys give QDB_E_ALIAS_NOT_FOUND in get() and del(). */
+ * QDB_E_STORAGE; absent keys give QDB_E_ALIAS_NOT_FOUND in get() and del();
+ * put() gives QDB_E_DISK_FULL and QDB_E_DEPOT_FULL as said above. */
 qdb_storage *qdb_storage_bdb_open(const char *root, const qdb_bdb_options *opt, char *err);
 
 /* Writes a checkpoint (flushes dirty pages and the log, then removes log
@@ -115,5 +178,10 @@ typedef struct qdb_bdb_stats {
 } qdb_bdb_stats;
 
 void qdb_storage_bdb_stats(qdb_storage *s, qdb_bdb_stats *out);
+
+/* For tests: makes the environment panic, as a failed write of its own would
+ * (DB_ENV->set_flags(DB_PANIC_ENVIRONMENT)).  The store is failed from then
+ * on, see above. */
+void qdb_storage_bdb_panic(qdb_storage *s);
 
 #endif

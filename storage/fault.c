@@ -24,6 +24,7 @@ typedef enum arming {
     ARM_NONE,
     ARM_NTH,      /* fail the `nth` matching call (and later ones if persistent) */
     ARM_FRACTION, /* fail each matching call with probability `p` */
+    ARM_PANIC,    /* at the `nth` matching call the store fails for good */
 } arming;
 
 typedef struct fault_store {
@@ -37,6 +38,7 @@ typedef struct fault_store {
     double p;            /* ARM_FRACTION */
     GRand *rng;          /* ARM_FRACTION: created at arming, from its seed */
     uint64_t iterate_after;
+    bool panicked;       /* ARM_PANIC struck: every failable call fails */
     qdb_fault_stats stats;
 } fault_store;
 
@@ -56,6 +58,12 @@ static fault_store *fault_of(qdb_storage *s)
 static bool fault_select(fault_store *f, qdb_fault_method m)
 {
     uint64_t call = ++f->stats.calls[m];
+    if (f->panicked) {
+        qdb_error_set(f->seam.errmsg, QDB_E_STORAGE,
+                      "injected panic: %s (call %" G_GUINT64_FORMAT "): the store has failed",
+                      method_name[m], call);
+        return true;
+    }
     if (f->mode == ARM_NONE || !(f->ops & (1u << m)))
         return false;
     bool fail;
@@ -66,9 +74,15 @@ static bool fault_select(fault_store *f, qdb_fault_method m)
     } else {
         fail = f->matched == f->nth || (f->persistent && f->matched > f->nth);
     }
-    if (fail)
+    if (fail && f->mode == ARM_PANIC) {
+        f->panicked = true;
+        qdb_error_set(f->seam.errmsg, QDB_E_STORAGE,
+                      "injected panic: %s (call %" G_GUINT64_FORMAT "): the store has failed",
+                      method_name[m], call);
+    } else if (fail) {
         qdb_error_set(f->seam.errmsg, QDB_E_STORAGE, "injected fault: %s (call %" G_GUINT64_FORMAT ")",
                       method_name[m], call);
+    }
     return fail;
 }
 
@@ -139,7 +153,7 @@ static int fault_iterate(qdb_storage *s, const uint8_t *from, size_t from_len, c
     fault_store *f = fault_of(s);
     if (!fault_select(f, QDB_FAULT_METHOD_ITERATE))
         return fault_pass(f, f->inner->iterate(f->inner, from, from_len, to, to_len, fn, arg));
-    if (f->iterate_after > 0) {
+    if (f->iterate_after > 0 && !f->panicked) {
         partial_walk w = {.fn = fn, .arg = arg, .left = f->iterate_after};
         int rc = f->inner->iterate(f->inner, from, from_len, to, to_len, partial_step, &w);
         if (rc != QDB_OK)
@@ -152,6 +166,16 @@ static uint64_t fault_count(qdb_storage *s)
 {
     fault_store *f = fault_of(s);
     return f->inner->count(f->inner);
+}
+
+/* The inner store's usage (zeros when it has none), failed once panicked. */
+static void fault_usage(qdb_storage *s, qdb_storage_usage *out)
+{
+    fault_store *f = fault_of(s);
+    *out = (qdb_storage_usage){0};
+    if (f->inner->usage)
+        f->inner->usage(f->inner, out);
+    out->failed = out->failed || f->panicked;
 }
 
 static void fault_destroy(qdb_storage *s)
@@ -183,6 +207,7 @@ qdb_storage *qdb_storage_fault_new(qdb_storage *inner)
         .iterate = fault_iterate,
         .count = fault_count,
         .destroy = fault_destroy,
+        .usage = fault_usage,
     };
     return &f->seam;
 }
@@ -226,6 +251,14 @@ void qdb_storage_fault_fail_nth(qdb_storage *s, unsigned ops, uint64_t n, bool p
     f->persistent = persistent;
 }
 
+void qdb_storage_fault_panic(qdb_storage *s, unsigned ops, uint64_t n)
+{
+    qdb_storage_fault_fail_nth(s, ops, n, true);
+    fault_store *f = checked(s);
+    if (f)
+        f->mode = ARM_PANIC;
+}
+
 void qdb_storage_fault_fail_fraction(qdb_storage *s, unsigned ops, double p, uint64_t seed)
 {
     g_return_if_fail(p >= 0.0 && p <= 1.0);
@@ -256,6 +289,7 @@ void qdb_storage_fault_reset(qdb_storage *s)
     if (!f)
         return;
     f->iterate_after = 0;
+    f->panicked = false;
     f->stats = (qdb_fault_stats){0};
     f->seam.errmsg[0] = '\0';
 }

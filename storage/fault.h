@@ -98,6 +98,14 @@ qdb_storage *qdb_storage_fault_inner(qdb_storage *s);
 /* Arms "the n-th matching call fails" (n >= 1), one-shot or persistent. */
 void qdb_storage_fault_fail_nth(qdb_storage *s, unsigned ops, uint64_t n, bool persistent);
 
+/* Arms a storage panic (Berkeley DB's DB_RUNRECOVERY): the n-th matching
+ * call from now (n >= 1) fails, and from then on every get, put, del and
+ * iterate fails whatever the mask ("injected panic: ..."), and usage()
+ * reports failed = true (node/env.h) -- the node must then leave its ring.
+ * Disarming does not heal a panicked store; reset() does.  usage() is the
+ * inner store's otherwise (zeros when it has none). */
+void qdb_storage_fault_panic(qdb_storage *s, unsigned ops, uint64_t n);
+
 /* Arms "each matching call fails with probability p", from a generator seeded
  * with `seed` now (re-arming with the same seed replays the same pattern). */
 void qdb_storage_fault_fail_fraction(qdb_storage *s, unsigned ops, double p, uint64_t seed);
@@ -106,11 +114,12 @@ void qdb_storage_fault_fail_fraction(qdb_storage *s, unsigned ops, double p, uin
  * default: none).  Kept across armings; reset() sets it back to 0. */
 void qdb_storage_fault_iterate_after(qdb_storage *s, uint64_t k);
 
-/* No more failures; counters and iterate_after kept. */
+/* No more failures (but a panicked store stays failed); counters and
+ * iterate_after kept. */
 void qdb_storage_fault_disarm(qdb_storage *s);
 
-/* Back to the state right after qdb_storage_fault_new(): disarmed, counters
- * at 0, iterate_after 0.  The inner store is not touched. */
+/* Back to the state right after qdb_storage_fault_new(): disarmed, not
+ * panicked, counters at 0, iterate_after 0.  The inner store is not touched. */
 void qdb_storage_fault_reset(qdb_storage *s);
 
 /* Counters since creation or reset, per method (indexed by qdb_fault_method).

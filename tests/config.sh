@@ -57,11 +57,18 @@ done <<'CASES'
 2|id: 'xyz'|[qdbd]\nid = xyz\n
 3|exclude each other|[qdbd]\ntransient = true\nsync = true\n
 3|tombstone-grace: '1d': want whole seconds|[qdbd]\nroot = x\ntombstone-grace = 1d\n
+2|max-depot-size: '5X': want bytes|[qdbd]\nmax-depot-size = 5X\n
+2|depot-warning: '101': want a percentage|[qdbd]\ndepot-warning = 101\n
+2|transient: --max-depot-size limits a store on disk|[qdbd]\ntransient = true\nmax-depot-size = 1G\n
 CASES
 expect_error 64 - "bad --log-level: 'loud'" --log-level=loud
 expect_error 64 - "bad --tombstone-grace: '0': want whole seconds" --tombstone-grace=0
 expect_error 64 - "bad --dead-node-grace: '1h': want whole seconds" --dead-node-grace=1h
 expect_error 64 - "bad --repair-rate: '0': want records a second" --repair-rate=0
+expect_error 64 - "bad --disk-reserve: '-1': want bytes" --disk-reserve=-1
+expect_error 64 - "bad --max-depot-size: '17179869184T': want bytes" --max-depot-size=17179869184T
+expect_error 64 - "bad --max-depot-size: --max-depot-size limits a store on disk" \
+    --transient --max-depot-size=1M
 expect_error 66 - "cannot read $tmp/missing.conf" --config="$tmp/missing.conf"
 expect_error 64 - "Unknown option -d" -d
 

@@ -262,6 +262,11 @@ static void samples_init(samples *s)
     m = add(s, QDB_MSG_LEAVE); /* null predecessor, no successors */
     m->rpc = 79;
     m->peer = mk_peer(9);
+    m = add(s, QDB_MSG_LEAVE); /* its storage failed: the flags byte */
+    m->rpc = 80;
+    m->flags = QDB_LEAVE_FAILED;
+    m->peer = mk_peer(9);
+    m->pred = mk_peer(10);
     m = add(s, QDB_MSG_STATUS);
     m->rpc = 90;
     m = add(s, QDB_MSG_STATUS);
@@ -633,6 +638,8 @@ static void test_encode_errors(void)
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m.type = QDB_MSG_LEAVE;
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_LEAVE, .flags = QDB_LEAVE_FAILED << 1};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m = (qdb_msg){.type = QDB_MSG_STABILIZE_REPLY, .replication = QDB_REPLICATION_MAX + 1};
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     /* HANDOVER through qdb_msg_encode: the record area must match n_entries. */
@@ -866,6 +873,12 @@ static void test_decode_errors(void)
     b[n_at] = 2;
     CU_ASSERT_EQUAL(decode_body(b, n_at + 1 + 2 * QDB_PEER_WIRE), QDB_OK);
     CU_ASSERT_EQUAL(decode_body(b, n_at + 1 + 1 * QDB_PEER_WIRE), QDB_E_TRUNCATED);
+    /* LEAVE's flags byte: present only when not 0, one defined bit. */
+    for (unsigned k = 0; k < 4; k++) {
+        b[n_at + 1 + 2 * QDB_PEER_WIRE] = (uint8_t)k;
+        CU_ASSERT_EQUAL(decode_body(b, n_at + 2 + 2 * QDB_PEER_WIRE),
+                        k == QDB_LEAVE_FAILED ? QDB_OK : QDB_E_MALFORMED);
+    }
 
     /* rpc varint overflow. */
     static const uint8_t rpc_over[] = {0x2f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
@@ -1059,7 +1072,9 @@ static void test_prefixes(void)
                 /* likewise a STABILIZE_REPLY cut before its replication byte */
                 bool stab_head = t == QDB_MSG_STABILIZE_REPLY && s.m[k].replication > 1 &&
                                  body == len - pre - 1;
-                CU_ASSERT_TRUE(rest || find_head || stab_head);
+                /* and a LEAVE cut before its flags byte */
+                bool leave_head = t == QDB_MSG_LEAVE && s.m[k].flags && body == len - pre - 1;
+                CU_ASSERT_TRUE(rest || find_head || stab_head || leave_head);
             }
         }
     }

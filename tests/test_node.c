@@ -1489,6 +1489,73 @@ static void test_storage_handover_del_fails(void)
     h_free(h);
 }
 
+/* A storage panic (DB_RUNRECOVERY; here the fault wrapper's): the node whose
+ * store failed cannot hand its entries over, so it tells its neighbours it
+ * leaves without them, at once -- not after the failure detector's strikes
+ * -- and stops.  Its successor takes the arc: with K = 1 its entries are
+ * "unavailable" there (they may come back with the node), the others stay
+ * readable. */
+static bool storage_failed_at(qdb_fixture *f, void *arg)
+{
+    return qdb_node_storage_failed(qdb_fixture_node(f, (unsigned)((pred_arg *)arg)->a));
+}
+
+static void test_storage_panic_leaves(void)
+{
+    harness *h = h_new_with(0, &faulty);
+    h_solo(h);
+    char alias[16], mine[16] = "", theirs[16] = "";
+    for (int i = 0; i < 30; i++) {
+        g_snprintf(alias, sizeof alias, "p%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    h_start(h, 4, 0);
+    h_start(h, 8, 0);
+    int live[] = {0, 4, 8}, live2[] = {0, 8};
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live, 3, "p", 30, 30 * S));
+    for (int i = 0; i < 30; i++) {
+        g_snprintf(alias, sizeof alias, "p%d", i);
+        int o = owner_of(h->f, alias, live, 3);
+        if (o == 4 && !*mine)
+            g_strlcpy(mine, alias, sizeof mine);
+        if (o == 8 && !*theirs)
+            g_strlcpy(theirs, alias, sizeof theirs);
+    }
+    CU_ASSERT_TRUE_FATAL(*mine && *theirs);
+    hello(h, 4);
+    qdb_storage_fault_panic(store(h, 4), QDB_FAULT_ALL, 1);
+    qdb_time_us t0 = now(h);
+    CU_ASSERT_EQUAL(request(h, 4, QDB_MSG_GET, mine, NULL, NULL), QDB_E_STORAGE);
+    CU_ASSERT_TRUE(qdb_node_storage_failed(node(h, 4)));
+    CU_ASSERT_TRUE(qdb_node_left(node(h, 4)));
+    /* LEAVE reaches both neighbours one latency after the answer: node 8
+     * takes node 0 as its predecessor, node 0 takes node 8 as successor */
+    qdb_time_us quick = B.simulated ? 4 * L : 2 * S;
+    CU_ASSERT_TRUE(h_until(h, pred_is, &(pred_arg){8, 0}, quick));
+    CU_ASSERT_TRUE(h_until(h, succ_is, &(pred_arg){0, 8}, quick));
+    if (B.simulated)
+        CU_ASSERT_TRUE(now(h) - t0 <= 3 * L);
+    h_crash(h, 4); /* qdbd exits there; the fixture takes it down */
+    CU_ASSERT_TRUE_FATAL(h_settled(h, live2, 2, "", 0, 20 * S));
+    hello(h, 8);
+    CU_ASSERT_EQUAL(request(h, 8, QDB_MSG_GET, mine, NULL, NULL), QDB_E_UNAVAILABLE);
+    check_value(h, 8, theirs, theirs);
+    h_free(h);
+}
+
+/* Alone, a node whose store fails just stops: nobody to tell. */
+static void test_storage_panic_alone(void)
+{
+    harness *h = faulty_one();
+    qdb_storage_fault_panic(store(h, 0), QDB_FAULT_PUT, 1);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "n", "v", NULL), QDB_E_STORAGE);
+    CU_ASSERT_TRUE(h_until(h, storage_failed_at, &(pred_arg){0, 0}, S));
+    CU_ASSERT_TRUE(qdb_node_left(node(h, 0)));
+    /* gone: a request gets no answer at all */
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_GET, "k", NULL, NULL), -1);
+    h_free(h);
+}
+
 /* ---- routing around failures, adaptive timeouts, paused maintenance -----
  * The next-best-hop test runs on both transports; the others need the
  * simulated network (a silent host, a slow machine, 60 quiet seconds) or no
@@ -2567,6 +2634,9 @@ int main(void)
          test_storage_handover_scan_fails},
         {"hand-over: a failed delete after the ack leaves a copy, cleared later",
          test_storage_handover_del_fails},
+        {"a storage panic: the node leaves at once, its arc taken over",
+         test_storage_panic_leaves},
+        {"a storage panic alone: the node stops", test_storage_panic_alone},
         CU_TEST_INFO_NULL,
     };
     /* simulated network only: exact times, long quiet stretches, and faults

@@ -345,6 +345,49 @@ static void test_fault_persistent(void)
     s->destroy(s);
 }
 
+static bool usage_failed(qdb_storage *s)
+{
+    qdb_storage_usage u;
+    s->usage(s, &u);
+    return u.failed;
+}
+
+/* A panic: the n-th matching call fails, then every call whatever the mask,
+ * usage() says failed; disarming does not heal it, reset does.  The memory
+ * store has no usage(): the wrapper's reports zeros but for failed. */
+static void test_fault_panic(void)
+{
+    qdb_storage *s = fault_abc();
+    CU_ASSERT_PTR_NULL(qdb_storage_fault_inner(s)->usage);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->usage);
+    qdb_storage_usage u;
+    memset(&u, 0xff, sizeof u);
+    s->usage(s, &u);
+    CU_ASSERT_TRUE(u.depot_bytes == 0 && u.max_bytes == 0 && !u.warning && !u.disk_full &&
+                   !u.failed);
+    qdb_storage_fault_panic(s, QDB_FAULT_PUT, 2);
+    CU_ASSERT_EQUAL(s->put(s, K("d"), K("v:d")), QDB_OK);
+    CU_ASSERT_FALSE(usage_failed(s));
+    CU_ASSERT_TRUE(get_equals_str(s, "a", "v:a"));
+    CU_ASSERT_EQUAL(s->put(s, K("e"), K("v:e")), QDB_E_STORAGE);
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected panic: put (call 2): the store has failed");
+    CU_ASSERT_TRUE(usage_failed(s));
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    CU_ASSERT_EQUAL(s->get(s, K("a"), &v, &vl), QDB_E_STORAGE);
+    CU_ASSERT_PTR_NULL(v);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_STORAGE);
+    CU_ASSERT_STRING_EQUAL(s->errmsg, "injected panic: del (call 1): the store has failed");
+    qdb_storage_fault_disarm(s);
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_E_STORAGE);
+    CU_ASSERT_TRUE(usage_failed(s));
+    CU_ASSERT_EQUAL(s->count(s), 4); /* nothing reached the inner store since */
+    qdb_storage_fault_reset(s);
+    CU_ASSERT_FALSE(usage_failed(s));
+    CU_ASSERT_EQUAL(s->del(s, K("a")), QDB_OK);
+    s->destroy(s);
+}
+
 /* Which of n gets fail under fraction p drawn from `seed`: a string of 0/1.
  * With puts, a put (not a matching call) follows each get. */
 static char *fraction_pattern(qdb_storage *s, double p, uint64_t seed, int n, bool puts)
@@ -693,6 +736,7 @@ static CU_TestInfo fault_tests[] = {
     {.pName = "iterate at the start and part-way", .pTestFunc = test_fault_iterate},
     {.pName = "inner errors pass through", .pTestFunc = test_fault_passes_inner_errors},
     {.pName = "refuses an unknown version", .pTestFunc = test_fault_refuses_version},
+    {.pName = "panic: every call fails, usage says failed", .pTestFunc = test_fault_panic},
     CU_TEST_INFO_NULL,
 };
 

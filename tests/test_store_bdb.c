@@ -788,6 +788,138 @@ static void test_checkpoint_removes_logs(void)
     g_free(root);
 }
 
+/* ---- BDB: depot limit, disk reserve, panic ----------------------------------- */
+
+static qdb_storage_usage usage_of(qdb_storage *s)
+{
+    qdb_storage_usage u;
+    s->usage(s, &u);
+    return u;
+}
+
+/* Values stored raw (compression off): a record is its key (3 bytes) and the
+ * codec byte + value.  Limit 10,000 bytes, warning at 50%. */
+static void test_depot_limit(void)
+{
+    char *root = tmp_root();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    qdb_bdb_options o = qdb_bdb_options_defaults();
+    o.compress_threshold = SIZE_MAX;
+    o.max_depot_bytes = 10000;
+    o.warn_percent = 50;
+    qdb_storage *s = bdb_open_or_report(root, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    uint8_t v[2000];
+    memset(v, 'x', sizeof v);
+    char key[8];
+    qdb_storage_usage u = usage_of(s);
+    CU_ASSERT_TRUE(u.depot_bytes == 0 && u.max_bytes == 10000 && u.warn_bytes == 5000 &&
+                   !u.warning && !u.disk_full && !u.failed);
+    for (int i = 0; i < 9; i++) {
+        g_snprintf(key, sizeof key, "d%02d", i);
+        CU_ASSERT_EQUAL(put_s(s, (uint8_t *)key, 3, v, 1000), QDB_OK);
+        CU_ASSERT_EQUAL(usage_of(s).warning, i >= 4); /* 5 x 1004 >= 5000 */
+    }
+    CU_ASSERT_EQUAL(usage_of(s).depot_bytes, 9 * 1004);
+    /* 10 x 1004 > 10,000: refused, nothing written */
+    CU_ASSERT_EQUAL(put_s(s, BYTES("d09"), v, 1000), QDB_E_DEPOT_FULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s->errmsg, "depot full (9036 of 10000 bytes)"));
+    CU_ASSERT_EQUAL(get_rc(s, BYTES("d09")), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->count(s), 9);
+    /* an overwrite that grows past the limit is refused, one that fits or
+     * shrinks runs; a put exactly to the limit runs */
+    CU_ASSERT_EQUAL(put_s(s, BYTES("d00"), v, 2000), QDB_E_DEPOT_FULL);
+    CU_ASSERT_TRUE(get_equals(s, BYTES("d00"), v, 1000));
+    CU_ASSERT_EQUAL(put_s(s, BYTES("d00"), v, 10), QDB_OK);
+    CU_ASSERT_EQUAL(usage_of(s).depot_bytes, 8 * 1004 + 14);
+    CU_ASSERT_EQUAL(put_s(s, BYTES("d00"), v, 10000 - 8 * 1004 - 4), QDB_OK);
+    CU_ASSERT_EQUAL(usage_of(s).depot_bytes, 10000);
+    CU_ASSERT_EQUAL(put_s(s, BYTES("d99"), v, 0), QDB_E_DEPOT_FULL);
+    /* removes make room; below the warning level it clears */
+    for (int i = 0; i < 6; i++) {
+        g_snprintf(key, sizeof key, "d%02d", i);
+        CU_ASSERT_EQUAL(s->del(s, (uint8_t *)key, 3), QDB_OK);
+    }
+    u = usage_of(s);
+    CU_ASSERT_EQUAL(u.depot_bytes, 3 * 1004);
+    CU_ASSERT_FALSE(u.warning);
+    CU_ASSERT_EQUAL(put_s(s, BYTES("d09"), v, 1000), QDB_OK);
+    s->destroy(s);
+    /* the count at open finds the same bytes */
+    s = bdb_open_or_report(root, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(usage_of(s).depot_bytes, 4 * 1004);
+    CU_ASSERT_EQUAL(s->count(s), 4);
+    s->destroy(s);
+    rm_rf(root);
+    g_free(root);
+}
+
+/* The reserve is a file of real blocks under the root, none by default. */
+static void test_disk_reserve(void)
+{
+    char *root = tmp_root();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    char *path = g_build_filename(root, "disk.reserve", NULL);
+    qdb_storage *s = bdb_open_or_report(root, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FALSE(g_file_test(path, G_FILE_TEST_EXISTS));
+    s->destroy(s);
+    qdb_bdb_options o = qdb_bdb_options_defaults();
+    o.disk_reserve = 1 << 20;
+    s = bdb_open_or_report(root, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    GStatBuf sb;
+    CU_ASSERT_EQUAL_FATAL(g_stat(path, &sb), 0);
+    CU_ASSERT_EQUAL(sb.st_size, 1 << 20);
+    CU_ASSERT_TRUE((uint64_t)sb.st_blocks * 512 >= (1 << 20)); /* allocated, not sparse */
+    CU_ASSERT_EQUAL(put_s(s, BYTES("k"), BYTES("v")), QDB_OK);
+    CU_ASSERT_FALSE(usage_of(s).disk_full);
+    s->destroy(s);
+    g_free(path);
+    rm_rf(root);
+    g_free(root);
+}
+
+static int count_fn(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    (void)k, (void)kl, (void)v, (void)vl;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* A panicked environment: usage says failed, every call fails with a
+ * message that says so, destroy lets go quietly; the next open recovers
+ * what was committed. */
+static void test_panic(void)
+{
+    char *root = tmp_root();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    qdb_storage *s = bdb_open_or_report(root, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(put_s(s, BYTES("k"), BYTES("v")), QDB_OK);
+    CU_ASSERT_FALSE(usage_of(s).failed);
+    qdb_storage_bdb_panic(s);
+    CU_ASSERT_TRUE(usage_of(s).failed);
+    CU_ASSERT_EQUAL(get_rc(s, BYTES("k")), QDB_E_STORAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s->errmsg, "restart qdbd"));
+    CU_ASSERT_EQUAL(put_s(s, BYTES("l"), BYTES("w")), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(s->del(s, BYTES("k")), QDB_E_STORAGE);
+    int n = 0;
+    CU_ASSERT_EQUAL(s->iterate(s, NULL, 0, NULL, 0, count_fn, &n), QDB_E_STORAGE);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(qdb_storage_bdb_checkpoint(s), QDB_E_STORAGE);
+    s->destroy(s);
+    s = bdb_open_or_report(root, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FALSE(usage_of(s).failed);
+    CU_ASSERT_TRUE(get_equals(s, BYTES("k"), BYTES("v")));
+    CU_ASSERT_EQUAL(get_rc(s, BYTES("l")), QDB_E_ALIAS_NOT_FOUND);
+    s->destroy(s);
+    rm_rf(root);
+    g_free(root);
+}
+
 /* ---- BDB: crash durability ------------------------------------------------- */
 
 enum { CRASH_RECORDS = 200, CRASH_SELF_KILL_AT = 137, CRASH_PARENT_KILL_AT = 100 };
@@ -1013,6 +1145,9 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(o.compress_threshold, 512);
     CU_ASSERT_EQUAL(o.compress_level, 3);
     CU_ASSERT_EQUAL(o.cache_bytes, (size_t)16 << 20);
+    CU_ASSERT_EQUAL(o.max_depot_bytes, 0);
+    CU_ASSERT_EQUAL(o.warn_percent, 90);
+    CU_ASSERT_EQUAL(o.disk_reserve, 0);
 }
 
 /* ---- suites and main ---------------------------------------------------------- */
@@ -1037,6 +1172,9 @@ static CU_TestInfo bdb_tests[] = {
     { .pName = "crash, sync", .pTestFunc = test_crash_sync },
     { .pName = "crash, killed mid-put", .pTestFunc = test_crash_killed_by_parent },
     { .pName = "bad root", .pTestFunc = test_bad_root },
+    { .pName = "depot limit and warning", .pTestFunc = test_depot_limit },
+    { .pName = "disk reserve", .pTestFunc = test_disk_reserve },
+    { .pName = "panic: failed until reopened", .pTestFunc = test_panic },
     CU_TEST_INFO_NULL,
 };
 

@@ -269,6 +269,30 @@ static void report_start(int *report_fd, int code)
     *report_fd = -1;
 }
 
+/* BYTES with an optional K, M, G or T (powers of 1024): false when it is not
+ * that, or does not fit 64 bits. */
+static bool parse_bytes(const char *text, uint64_t *out)
+{
+    static const char units[] = "KMGT";
+    char *end;
+    errno = 0;
+    if (!g_ascii_isdigit(*text))
+        return false;
+    guint64 v = g_ascii_strtoull(text, &end, 10);
+    if (errno)
+        return false;
+    unsigned shift = 0;
+    const char *u = *end ? strchr(units, g_ascii_toupper(*end)) : NULL;
+    if (u) {
+        shift = 10 * (unsigned)(u - units + 1);
+        end++;
+    }
+    if (*end || (shift && v > (G_MAXUINT64 >> shift)))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
 /* --gen-key: one fresh key on standard output.  When that is a file (the
  * usual "> hive.key"), take away what others could read: qdbd refuses a key
  * file they can. */
@@ -298,24 +322,14 @@ static bool open_to_strangers(qdb_addr self, const qdb_tls *tls)
 
 /* ---- limits -------------------------------------------------------------------- */
 
-/* A size in bytes, with an optional K, M or G (binary) suffix, in [min, max]. */
+/* A size in bytes (parse_bytes) in [min, max]. */
 static bool parse_size(const char *s, guint64 min, guint64 max, guint64 *out)
 {
-    char *end;
-    if (!s || !g_ascii_isdigit(*s))
+    guint64 v;
+    if (!s || !parse_bytes(s, &v) || v < min || v > max)
         return false;
-    guint64 v = g_ascii_strtoull(s, &end, 10);
-    unsigned shift = 0;
-    switch (g_ascii_toupper(*end)) {
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    default: break;
-    }
-    if (*end != '\0' || v > (max >> shift))
-        return false;
-    *out = v << shift;
-    return *out >= min;
+    *out = v;
+    return true;
 }
 
 /* The limits of the options (already checked) and the descriptors: sessions
@@ -506,6 +520,32 @@ int main(int argc, char **argv)
         goto out_opts;
     }
     g_qlog.rate = (unsigned)log_rate;
+    qdb_bdb_options bo = qdb_bdb_options_defaults();
+    bo.sync = o.sync ? 1 : 0;
+    bo.disk_reserve = QDBD_DEFAULT_DISK_RESERVE;
+    if (o.max_depot_size && !parse_bytes(o.max_depot_size, &bo.max_depot_bytes)) {
+        rc = qdbd_opt_fail(&o, QO_MAX_DEPOT_SIZE, "'%s': want bytes, with K, M, G or T",
+                           o.max_depot_size);
+        goto out_opts;
+    }
+    guint64 warn = bo.warn_percent;
+    if (o.depot_warning &&
+        !g_ascii_string_to_unsigned(o.depot_warning, 10, 0, 100, &warn, NULL)) {
+        rc = qdbd_opt_fail(&o, QO_DEPOT_WARNING, "'%s': want a percentage, 0 to 100",
+                           o.depot_warning);
+        goto out_opts;
+    }
+    bo.warn_percent = (unsigned)warn;
+    if (o.disk_reserve && !parse_bytes(o.disk_reserve, &bo.disk_reserve)) {
+        rc = qdbd_opt_fail(&o, QO_DISK_RESERVE, "'%s': want bytes, with K, M, G or T",
+                           o.disk_reserve);
+        goto out_opts;
+    }
+    if (o.transient && o.max_depot_size) {
+        rc = qdbd_opt_fail(&o, o.origin[QO_TRANSIENT] > 0 ? QO_TRANSIENT : QO_MAX_DEPOT_SIZE,
+                           "--max-depot-size limits a store on disk, not --transient");
+        goto out_opts;
+    }
     if (o.transient && o.sync) {
         /* blame the one that came from the file, if either did */
         rc = qdbd_opt_fail(&o, o.origin[QO_SYNC] > 0 ? QO_SYNC : QO_TRANSIENT,
@@ -587,8 +627,6 @@ int main(int argc, char **argv)
     if (o.transient) {
         d.store = qdb_storage_memory_new();
     } else {
-        qdb_bdb_options bo = qdb_bdb_options_defaults();
-        bo.sync = o.sync ? 1 : 0;
         char serr[QDB_ERRMSG_SIZE];
         d.store = qdb_storage_bdb_open(root, &bo, serr);
         if (!d.store) {
@@ -711,6 +749,17 @@ int main(int argc, char **argv)
         if (d.signals >= 2) {
             rc = 1;
             break;
+        }
+        if (qdb_node_storage_failed(d.node) && rc == 0) {
+            /* No hand-over is possible: the node told its neighbours it
+             * left without its entries; send that, then exit. */
+            g_critical("the store under %s failed beyond repair: left the hive without "
+                       "hand-over (the neighbours take over the arc); exiting -- a restart "
+                       "recovers the store", root);
+            notify("STOPPING=1");
+            rc = EX_IOERR;
+            d.signals = 1;
+            d.leave_deadline = qdbd_now(&d) + QDBD_DEFAULT_LEAVE_TIMEOUT_US;
         }
         if (!d.signals && qdb_node_leaving(d.node)) { /* a stop_node it was allowed to obey */
             g_info("leaving the hive on request (at most %u s)",

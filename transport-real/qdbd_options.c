@@ -113,6 +113,18 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
     [QO_LOG_RATE] = {"log-rate", 0, OPT_STRING, OFF(log_rate), "N",
                     "Log lines a second of one kind; the rest are counted in one line "
                     "(0: no limit)", G_STRINGIFY(QDBD_DEFAULT_LOG_RATE)},
+    [QO_MAX_DEPOT_SIZE] = {"max-depot-size", 0, OPT_STRING, OFF(max_depot_size), "BYTES",
+                          "Refuse writes that would grow the stored keys and values past BYTES "
+                          "(suffix K, M, G or T: powers of 1024) with 'depot full'; removes "
+                          "still run (default: no limit)", ""},
+    [QO_DEPOT_WARNING] = {"depot-warning", 0, OPT_STRING, OFF(depot_warning), "PERCENT",
+                         "Log a warning when the depot crosses PERCENT of --max-depot-size "
+                         "(0: never)", G_STRINGIFY(QDB_DEFAULT_BDB_DEPOT_WARN_PERCENT)},
+    [QO_DISK_RESERVE] = {"disk-reserve", 0, OPT_STRING, OFF(disk_reserve), "BYTES",
+                        "Room kept on the disk for removes and checkpoints: a file of BYTES "
+                        "under the root, given back when the disk fills, and as much again "
+                        "kept free (suffix K, M, G or T; 0: none)",
+                        "64M"}, /* QDBD_DEFAULT_DISK_RESERVE */
 };
 #undef OFF
 G_STATIC_ASSERT(QO_COUNT <= G_N_ELEMENTS(((qdbd_opts *)0)->origin));

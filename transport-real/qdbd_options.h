@@ -41,6 +41,7 @@ typedef struct qdbd_opts {
     gboolean enable_purge_all, enable_stop; /* hive-wide: obey remove_all, stop_node */
     /* resource limits (qdbd(8), LIMITS) */
     char *sessions, *idle_timeout, *max_content_size, *input_memory, *amo_bytes, *log_rate;
+    char *max_depot_size, *depot_warning, *disk_reserve; /* the disk's limits (storage/bdb.h) */
 } qdbd_opts;
 
 /* The options of the table, in its order (qdbd_opt_fail()'s i). */
@@ -50,7 +51,8 @@ enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG,
        QO_HIVE_KEY_FILE,
        QO_ENABLE_PURGE_ALL, QO_ENABLE_STOP,
        QO_SESSIONS, QO_IDLE_TIMEOUT, QO_MAX_CONTENT_SIZE, QO_INPUT_MEMORY, QO_AMO_BYTES,
-       QO_LOG_RATE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE, QO_COUNT };
+       QO_LOG_RATE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE,
+       QO_MAX_DEPOT_SIZE, QO_DEPOT_WARNING, QO_DISK_RESERVE, QO_COUNT };
 
 /* Print "qdbd: <message>" on standard error; return code. */
 G_GNUC_PRINTF(2, 3) int qdbd_fail(int code, const char *fmt, ...);

@@ -41,6 +41,8 @@ CODES = {
     27: "QDB_E_DISABLED",
     28: "QDB_E_ALIAS_EMPTY",
     29: "QDB_E_CONTENT_TOO_LARGE",
+    30: "QDB_E_DISK_FULL",
+    31: "QDB_E_DEPOT_FULL",
 }
 
 
