@@ -101,7 +101,7 @@ static const uint8_t comparand_a[] = "old value";
 static const uint8_t status_json[] = "{\"id\":\"ab\",\"stable\":true}";
 
 typedef struct samples {
-    qdb_msg m[48];
+    qdb_msg m[64];
     size_t n;
     qdb_handover_builder hb; /* backs the HANDOVER samples */
     qdb_handover_builder empty;
