@@ -11,7 +11,7 @@
 #   RESULTS                 where to write the table (bench/results.txt)
 #   BENCH_PORT              first of the ports used (default 28360: qdb 1-node,
 #                           +10 the 3-node hive, +20 redis, +30 the 1-node hive
-#                           with a hive key)
+#                           with a hive key, +40 the 3-node hive with K = 3)
 #   BENCH_REQUESTS BENCH_CONNS BENCH_SIZE BENCH_KEYSPACE BENCH_TIME_LIMIT
 #                           the load (100000, 50, 1024, 100000, 15 s per test)
 #   BENCH_REPEAT            runs per cell; the table shows the median (3)
@@ -38,6 +38,7 @@ P1=$PORT
 P3=$((PORT + 10))
 PR=$((PORT + 20))
 PA=$((PORT + 30))
+PK=$((PORT + 40))
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-bench.XXXXXX") || exit 99
 pids=""
@@ -211,6 +212,21 @@ else
 fi
 cleanup
 
+# ---- qdb, 3 nodes keeping K = 3 copies: what the copies cost writes -------------
+echo "-- qdb 3-node hive with --replication=3 on 127.0.0.1-3:$PK"
+start_qdbd k1 "127.0.0.1:$PK" "" "--replication=3"
+sleep 0.3
+start_qdbd k2 "127.0.0.2:$PK" "" "--peer 127.0.0.1:$PK --replication=3"
+start_qdbd k3 "127.0.0.3:$PK" "" "--peer 127.0.0.1:$PK --replication=3"
+if wait_put 127.0.0.2 "$PK" 45; then
+    qdb_load q3kp1 127.0.0.2 "$PK" 1
+    qdb_load q3kp16 127.0.0.2 "$PK" 16
+else
+    echo "bench: puts through node 2 of the K = 3 hive kept failing for 45 s; logs:" >&2
+    for n in k1 k2 k3; do tail -5 "$tmp/$n.log" | sed "s/^/  $n: /" >&2; done
+fi
+cleanup
+
 # ---- redis -------------------------------------------------------------------
 # redis-cli ships with redis-benchmark (redis-tools); without it, trust the log
 redis_up() {
@@ -279,6 +295,15 @@ ratio() {
             "against plaintext PUT $(ratio "$1" "$pput")x GET $(ratio "$2" "$pget")x" \
             "(target 0.8x)$([ "$3" != - ] && echo " [$3]")"
     done
+    for p in 1 16; do
+        # shellcheck disable=SC2046 # three fields, split on purpose
+        set -- $(get "q3p$p")
+        kput=$1 kget=$2
+        # shellcheck disable=SC2046
+        set -- $(get "q3kp$p")
+        echo "replication: qdb 3-node P=$p with K = 3: PUT $1 GET $2 ops/s," \
+            "against K = 1 PUT $(ratio "$1" "$kput")x GET $(ratio "$2" "$kget")x$([ "$3" != - ] && echo " [$3]")"
+    done
     if [ -s "$tmp/batch" ]; then
         # shellcheck disable=SC2046 # "single R batch R ratio X", split on purpose
         set -- $(cat "$tmp/batch")
@@ -303,7 +328,7 @@ fi
 {
     echo
     echo "raw: label test rps avg min p50 p95 p99 max (ms) [errors misses]"
-    for f in q1p1 q1p16 q1ap1 q1ap16 q3p1 q3p16 rp1 rp16; do
+    for f in q1p1 q1p16 q1ap1 q1ap16 q3p1 q3p16 q3kp1 q3kp16 rp1 rp16; do
         [ -s "$tmp/$f.csv" ] && grep -v '^"test"' "$tmp/$f.csv" | sed "s/^/$f: /"
     done
 } >"$tmp/raw"

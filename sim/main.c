@@ -53,9 +53,10 @@ static void report(sim_world *w, bool json, size_t rss0)
     const sim_client_stats *m = sim_model_stats(w->model);
     char hash[17];
     qdb_simnet_trace_hex(w->net, hash);
-    double ring_s, full_s;
+    double ring_s, full_s, rerep_s;
     sim_oracle_metric(&w->oracle, "ring_stable_s", &ring_s);
     sim_oracle_metric(&w->oracle, "full_stable_s", &full_s);
+    sim_oracle_metric(&w->oracle, "rereplicated_s", &rerep_s);
     size_t rss = resident_bytes();
     double per_node = rss > rss0 ? (double)(rss - rss0) / w->p.nodes : 0;
     double vs = (double)qdb_simnet_now(w->net) / 1e6;
@@ -89,13 +90,13 @@ static void report(sim_world *w, bool json, size_t rss0)
                "\"hops_hist\": [%s], "
                "\"wrong_node_retries\": %" G_GUINT64_FORMAT ", \"requests\": %" G_GUINT64_FORMAT
                ", \"failed_requests\": %" G_GUINT64_FORMAT ", \"lost_entries\": %" G_GUINT64_FORMAT
-               ", \"lost_last_copy\": %" G_GUINT64_FORMAT
+               ", \"lost_last_copy\": %" G_GUINT64_FORMAT ", \"rereplicated_s\": %.3f"
                ", \"expectations_failed\": %u, \"pending_mean\": %.0f, \"trace_hash\": \"%s\"}\n",
                w->p.name, w->p.seed, w->p.nodes, vs, w->events, w->wall_s, eps, per_node, ring_s,
                full_s, sim_oracle_hops_mean(&w->oracle), sim_oracle_hops_percentile(&w->oracle, 1),
                sim_oracle_hops_percentile(&w->oracle, 99), m->lookups, m->lookup_failures, m->lookup_timeouts,
                m->lookup_wrong, dead_mean, hist->str, m->wrong_node_retries, m->requests, m->failed_requests, lost,
-               m->lost_last_copy, w->failures->len, pending, hash);
+               m->lost_last_copy, rerep_s, w->failures->len, pending, hash);
         g_string_free(hist, TRUE);
         return;
     }
@@ -124,6 +125,7 @@ static void report(sim_world *w, bool json, size_t rss0)
            m->requests, m->acked_writes);
     printf("failed_requests     %" G_GUINT64_FORMAT "\n", m->failed_requests);
     printf("lost_entries        %" G_GUINT64_FORMAT "\n", lost);
+    printf("rereplicated_s      %.3f%s\n", rerep_s, rerep_s < 0 ? " (no crash, or not back to K copies)" : "");
     printf("expectations        %u, failed %u\n", w->expectations, w->failures->len);
     printf("trace_hash          %s\n", hash);
 }

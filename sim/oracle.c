@@ -27,6 +27,20 @@ void sim_oracle_init(sim_oracle *o, qdb_fixture *fx, sim_model *model, unsigned 
     *o = (sim_oracle){.fx = fx, .model = model, .succlist = succlist};
 }
 
+void sim_oracle_set_copies(sim_oracle *o, unsigned k)
+{
+    o->copies = k;
+}
+
+void sim_oracle_crashed(sim_oracle *o)
+{
+    o->crash_at = qdb_fixture_now(o->fx);
+    o->copies_ok = false;
+    o->copies_ok_at = 0;
+}
+
+static bool copies_ok(sim_oracle *o);
+
 void sim_oracle_membership_changed(sim_oracle *o)
 {
     o->last_change = qdb_fixture_now(o->fx);
@@ -235,6 +249,10 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
     bool partitioned = qdb_fixture_partitioned(o->fx);
     if (partitioned)
         o->ever_partitioned = o->split = true;
+    if (o->crash_at && !o->copies_ok && copies_ok(o)) {
+        o->copies_ok = true;
+        o->copies_ok_at = now;
+    }
     if (!o->violated && !o->ever_partitioned && !sim_oracle_safety(o, why))
         safe = !(o->violated = true);
     bool one_ring = sim_oracle_ring_ok(o, NULL);
@@ -300,23 +318,39 @@ static bool held_by_down_node(sim_oracle *o, const uint8_t *key, size_t kl)
     return false;
 }
 
+/* An acknowledged entry that should still be there, with its storage key. */
+typedef struct acked {
+    const sim_key *k;
+    qdb_id id;
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl;
+} acked;
+
+/* Is k one (not removed, not excused)?  Then fill e. */
+static bool acked_entry(const sim_key *k, acked *e)
+{
+    if (k->acked_version == 0 || k->removed || k->excused)
+        return false;
+    e->k = k;
+    qdb_id_hash(&e->id, k->alias, strlen(k->alias));
+    e->kl = qdb_record_key(e->key, &e->id, (const uint8_t *)k->alias, strlen(k->alias));
+    return true;
+}
+
 uint64_t sim_oracle_lost_entries(sim_oracle *o, GString *why)
 {
     uint64_t lost = 0;
     const GPtrArray *keys = sim_model_keys(o->model);
     for (guint i = 0; i < keys->len; i++) {
-        sim_key *k = keys->pdata[i];
-        if (k->acked_version == 0 || k->removed || k->excused)
+        acked e;
+        if (!acked_entry(keys->pdata[i], &e))
             continue;
-        qdb_id id;
-        qdb_id_hash(&id, k->alias, strlen(k->alias));
-        uint8_t key[QDB_KEY_MAX];
-        size_t kl = qdb_record_key(key, &id, (const uint8_t *)k->alias, strlen(k->alias));
-        int owner = qdb_fixture_owner(o->fx, &id);
-        bool found = owner >= 0 && holds(o, (unsigned)owner, key, kl, k->alias, k->acked_version);
-        if (!found && !held_by_down_node(o, key, kl)) {
+        const sim_key *k = e.k;
+        int owner = qdb_fixture_owner(o->fx, &e.id);
+        bool found = owner >= 0 && holds(o, (unsigned)owner, e.key, e.kl, k->alias, k->acked_version);
+        if (!found && !held_by_down_node(o, e.key, e.kl)) {
             if (why && lost == 0) {
-                int at = held_by_live_node(o, key, kl, k->alias, k->acked_version);
+                int at = held_by_live_node(o, e.key, e.kl, k->alias, k->acked_version);
                 g_string_printf(why, "%s (version %" G_GUINT64_FORMAT ") is not at its owner, node %d%s",
                                 k->alias, k->acked_version, owner,
                                 at >= 0 ? "" : ", nor on any live node");
@@ -328,6 +362,26 @@ uint64_t sim_oracle_lost_entries(sim_oracle *o, GString *why)
     }
     o->lost_entries = lost;
     return lost;
+}
+
+/* Has every acknowledged entry (not removed, not excused) min(K, live
+ * nodes) live copies at its acknowledged version or newer? */
+static bool copies_ok(sim_oracle *o)
+{
+    unsigned n = qdb_fixture_n_nodes(o->fx);
+    unsigned want = MIN(MAX(o->copies, 1u), qdb_fixture_ring(o->fx)->len);
+    const GPtrArray *keys = sim_model_keys(o->model);
+    for (guint i = 0; i < keys->len; i++) {
+        acked e;
+        if (!acked_entry(keys->pdata[i], &e))
+            continue;
+        unsigned have = 0;
+        for (unsigned j = 0; j < n && have < want; j++)
+            have += qdb_fixture_up(o->fx, j) && holds(o, j, e.key, e.kl, e.k->alias, e.k->acked_version);
+        if (have < want)
+            return false;
+    }
+    return true;
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */
@@ -390,6 +444,8 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = stable_s(o, o->ring_ok, o->ring_ok_at);
     else if (strcmp(name, "full_stable_s") == 0)
         *out = stable_s(o, o->full_ok, o->full_ok_at);
+    else if (strcmp(name, "rereplicated_s") == 0)
+        *out = o->copies_ok ? (double)(o->copies_ok_at - o->crash_at) / 1e6 : -1;
     else if (strcmp(name, "lost_entries") == 0)
         *out = (double)sim_oracle_lost_entries(o, NULL);
     else if (strcmp(name, "bad_reads") == 0)

@@ -37,10 +37,22 @@ typedef struct sim_oracle {
     bool split;                  /* partitioned, or its rings not merged again yet */
     bool violated;               /* a safety violation was found (the first one only) */
     uint64_t lost_entries;       /* at the last sim_oracle_lost_entries */
+    /* re-replication after the last crash: K, the crash time (0: none yet),
+     * the first check since then that saw every entry at K live copies */
+    unsigned copies;
+    qdb_time_us crash_at, copies_ok_at;
+    bool copies_ok;
     FILE *series;                /* one line per check, or NULL */
 } sim_oracle;
 
 void sim_oracle_init(sim_oracle *o, qdb_fixture *fx, sim_model *model, unsigned succlist);
+/* The hive keeps K copies of each entry (rereplicated_s waits for them). */
+void sim_oracle_set_copies(sim_oracle *o, unsigned k);
+/* A node crashed now: rereplicated_s is timed from here.  From then on the
+ * periodic check counts the live copies of each acknowledged entry until
+ * every one has min(K, live nodes) again: O(entries x N) per check until
+ * then, and nothing before the first crash. */
+void sim_oracle_crashed(sim_oracle *o);
 /* Membership changed now: stabilization is timed from here. */
 void sim_oracle_membership_changed(sim_oracle *o);
 

@@ -269,6 +269,7 @@ void sim_crash(sim_world *w, unsigned i, bool keep_storage, bool host)
         qdb_simnet_set_host_down(w->net, qdb_fixture_peer(w->fx, i)->addr, true);
     qdb_fixture_crash(w->fx, i, keep_storage);
     sim_oracle_membership_changed(&w->oracle);
+    sim_oracle_crashed(&w->oracle);
 }
 
 void sim_depart(sim_world *w, unsigned i, bool graceful)
@@ -520,6 +521,7 @@ sim_world *sim_world_new(qdb_scenario *sc, qdb_scn_err *err)
                              .lookup_right = lookup_right, .arg = w};
     w->model = sim_model_new(w->net, &hooks);
     sim_oracle_init(&w->oracle, w->fx, w->model, w->p.succlist);
+    sim_oracle_set_copies(&w->oracle, w->p.replication);
     /* After the nodes: their id.I parameters count as used. */
     if (!add_nodes(w, err) || !check_unused(w, err))
         goto fail_fixture; /* the nodes, if any, are the fixture's */

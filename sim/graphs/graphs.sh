@@ -28,7 +28,7 @@ die() { echo "graphs: $*" >&2; exit 1; }
 [ -x "$qdbsim" ] || die "no qdbsim at $qdbsim (build it first: make sim/qdbsim)"
 command -v "$gnuplot" >/dev/null 2>&1 || die "gnuplot not found (install gnuplot-nox, then configure again)"
 for f in graph-bootstrap graph-join graph-failure graph-lookups graph-crash-fraction graph-churn \
-    graph-replicas-lost; do
+    graph-replicas-lost graph-rereplicate; do
     [ -f "$scn/$f.scn" ] || die "missing $scn/$f.scn"
 done
 mkdir -p "$out/raw" "$out/tmp"
@@ -67,6 +67,18 @@ for k in 1 2 3 4; do
             "$scn/graph-replicas-lost.scn" > "$out/tmp/lost-$k-$f.scn"
         for s in $(seq 1 "$seeds"); do
             echo "300 lost-$k-$f-$s $out/tmp/lost-$k-$f.scn $s" >> "$joblist"
+        done
+    done
+done
+# time back to K copies after one crash: entries per node (keyspace / 16
+# nodes), written at keys/4 puts a second for 12 s (3 puts a key)
+per_node="100 300 1000 3000"
+for k in 2 3; do
+    for e in $per_node; do
+        sed -e "s/^replication = 3$/replication = $k/" -e "s/keys=1600 /keys=$((e * 16)) /" \
+            -e "s|puts=400/s|puts=$((e * 4))/s|" "$scn/graph-rereplicate.scn" > "$out/tmp/rerep-$k-$e.scn"
+        for s in $(seq 1 "$seeds"); do
+            echo "$((e / 5 + 10)) rerep-$k-$e-$s $out/tmp/rerep-$k-$e.scn $s" >> "$joblist"
         done
     done
 done
@@ -229,6 +241,14 @@ lost_share() { # name-prefix
     done
 } > "$out/replicas-lost.dat"
 
+{
+    echo "# virtual s from one crash (storage lost) until every entry has K live copies again,"
+    echo "# 16 nodes; $seeds seeds each: entries_per_node  K=2(mean min max never)  K=3(...)"
+    for e in $per_node; do
+        echo "$e $(stats rerep-2-$e rereplicated_s) $(stats rerep-3-$e rereplicated_s)"
+    done
+} > "$out/rereplicate.dat"
+
 # ---- plots -----------------------------------------------------------------------
 # pngcairo when gnuplot has it (gnuplot-nox does on Debian 12), else png
 if "$gnuplot" -e 'set terminal' 2>&1 | grep -q pngcairo; then
@@ -236,7 +256,7 @@ if "$gnuplot" -e 'set terminal' 2>&1 | grep -q pngcairo; then
 else
     pngterm="png size 960,600"
 fi
-for g in stabilization hops lookups replicas; do
+for g in stabilization hops lookups replicas rereplicate; do
     for fmt in png svg; do
         if [ "$fmt" = png ]; then term=$pngterm; else term="svg size 960,600 dynamic font 'sans,11'"; fi
         "$gnuplot" -e "set terminal $term" -e "outdir='$out'" -e "ext='$fmt'" "$here/$g.gp" \
