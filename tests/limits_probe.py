@@ -18,11 +18,16 @@ import subprocess
 import sys
 import time
 
-ADDR, PORT = sys.argv[1].split(":")
-PORT = int(PORT)
-PID = int(sys.argv[2])
-LOG = sys.argv[3]
-QDBSH = sys.argv[4]
+ADDR, PORT, PID, LOG, QDBSH = None, 0, 0, None, None
+QDBSH_ARGS = []  # more qdbsh options: the key file, over TLS
+
+
+def configure(argv):
+    """The qdbd to probe, from the command line (see usage); also what
+    tests/limits_tls_probe.py, which imports these helpers, calls."""
+    global ADDR, PORT, PID, LOG, QDBSH
+    ADDR, port = argv[1].split(":")
+    PORT, PID, LOG, QDBSH = int(port), int(argv[2]), argv[3], argv[4]
 
 # what tests/limits.sh gives qdbd
 SESSIONS = 16
@@ -160,7 +165,7 @@ def stats():
 
 
 def qdbsh_ok(*args):
-    r = subprocess.run([QDBSH, "--daemon=%s:%d" % (ADDR, PORT), "--timeout=5000"] + list(args),
+    r = subprocess.run([QDBSH, "--daemon=%s:%d" % (ADDR, PORT), "--timeout=5000"] + QDBSH_ARGS + list(args),
                        capture_output=True, timeout=15)
     return r.returncode == 0, r.stdout.decode(errors="replace").strip()
 
@@ -352,12 +357,18 @@ def probe_log():
     s.close()
 
 
-probe_replies()
-probe_unfinished()
-probe_sessions()
-probe_idle()
-probe_amo()
-probe_unread()
-probe_log()
-print("limits: %s" % ("all bounds hold" if not failed else "%d failed" % len(failed)))
-sys.exit(1 if failed else 0)
+def verdict():
+    print("limits: %s" % ("all bounds hold" if not failed else "%d failed" % len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    configure(sys.argv)
+    probe_replies()
+    probe_unfinished()
+    probe_sessions()
+    probe_idle()
+    probe_amo()
+    probe_unread()
+    probe_log()
+    sys.exit(verdict())
