@@ -11,7 +11,7 @@
 # that never finish a handshake): unfinished frames, --handshake-timeout
 # against --sessions, --idle-timeout.  That part is skipped, with a line,
 # when there is no openssl program.
-# Exit 0 pass, 77 skip (no qdbd, qdbsh or python3), 1 fail.  About 45 s.
+# Exit 0 pass, 77 skip (no qdbd, qdbsh or python3), 1 fail.  About 50 s.
 QDBD=${QDBD:-transport-real/qdbd}
 QDBSH=${QDBSH:-client/qdbsh}
 [ -x "$QDBD" ] && [ -x "$QDBSH" ] || { echo "SKIP: qdbd or qdbsh is not built"; exit 77; }
