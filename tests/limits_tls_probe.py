@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import os
 import select
-import socket
 import struct
 import subprocess
 import sys
@@ -59,6 +58,10 @@ class TlsClient:
         r, _, _ = select.select([self.out], [], [], 5)
         return bool(r) and len(os.read(self.out, 4096)) > 0
 
+    def send(self, data):
+        """Once stdin is non-blocking: as socket.send, BlockingIOError when full."""
+        return os.write(self.proc.stdin.fileno(), data)
+
     def closed_within(self, seconds):
         """True when qdbd closes the connection within seconds (s_client ends)."""
         try:
@@ -79,46 +82,12 @@ def fds():
     return len(os.listdir("/proc/%d/fd" % lp.PID))
 
 
-# ---- unfinished frames over TLS: bounded memory, back-pressure, then closing --
-def probe_unfinished():
-    n, flen = 8, lp.MAX_FRAME - 16
-    rss0 = lp.status_kb("VmRSS")
-    conns = [TlsClient() for _ in range(n)]
-    ok = all(c.hello(200 + i) for i, c in enumerate(conns))
-    lp.check(ok, "%d TLS sessions opened with the hive key" % n)
-    head = lp.varint(flen) + bytes([(1 << 5) | lp.PUT]) + lp.varint(100 + 1) + lp.varint(1) + b"u"
-    payload = head + b"p" * (flen - 200)  # all but the last bytes
-    for c in conns:
-        os.set_blocking(c.proc.stdin.fileno(), False)
-    sent = [0] * n
-    end = time.time() + 6
-    while time.time() < end and min(sent) < len(payload):
-        progress = False
-        for i, c in enumerate(conns):
-            if sent[i] < len(payload):
-                try:
-                    sent[i] += os.write(c.proc.stdin.fileno(), payload[sent[i]:sent[i] + 65536])
-                    progress = True
-                except BlockingIOError:
-                    pass
-        if not progress:
-            time.sleep(0.05)
-    time.sleep(1)  # s_client and the kernel pass it on: give qdbd time to read it
-    hwm = lp.status_kb("VmHWM")
-    grew = (hwm - rss0) / 1024.0
-    lp.check_rss(grew < lp.INPUT_MEMORY / 1048576.0 + 4,
-                 "8 TLS connections x %.1f MiB unfinished frames (%.1f MiB sent): peak RSS "
-                 "+%.1f MiB (budget %d MiB, unbounded %.0f MiB)" %
-                 (flen / 1048576.0, sum(sent) / 1048576.0, grew, lp.INPUT_MEMORY >> 20,
-                  n * flen / 1048576.0))
-    lp.check(lp.normal_requests("tls-during"), "put and get over TLS while the frames wait")
-    time.sleep(3.5)
-    st = lp.stats()
-    lp.check(st["input waits"] >= 1 and st["stalled closed"] >= 1,
-             "back-pressure over TLS: %d connections waited, %d stalled holders closed" %
-             (st["input waits"], st["stalled closed"]))
-    for c in conns:
-        c.close()
+# ---- unfinished frames over TLS: limits_probe's probe, through s_client -------
+def tls_conn():
+    c = TlsClient()
+    lp.check(c.hello(200), "a TLS session opened with the hive key")
+    os.set_blocking(c.proc.stdin.fileno(), False)
+    return c
 
 
 # ---- handshakes never finished: they count, and time out --------------------
@@ -179,7 +148,7 @@ def probe_idle():
 lp.configure(sys.argv)
 lp.QDBSH_ARGS = ["--key-file=" + KEY_FILE]
 PSK = client_psk()
-probe_unfinished()
+lp.probe_unfinished(tls_conn, " over TLS")
 probe_handshake()
 probe_idle()
 sys.exit(lp.verdict())
