@@ -485,7 +485,7 @@ int main(int argc, char **argv)
             amo_bytes = QDB_DEFAULT_DEDUP_BYTES, log_rate = QDBD_DEFAULT_LOG_RATE;
     guint64 handshake_s = QDBD_DEFAULT_HANDSHAKE_TIMEOUT_S;
     if (!opt_unsigned(&o, QO_HANDSHAKE_TIMEOUT, o.handshake_timeout, 0, 3600,
-                      "whole seconds, 0 (never)", &handshake_s, &rc))
+                      "whole seconds (0: never)", &handshake_s, &rc))
         goto out_opts;
     if (o.sessions && !g_ascii_string_to_unsigned(o.sessions, 10, 1, 1000000, &sessions, NULL)) {
         rc = qdbd_opt_fail(&o, QO_SESSIONS, "'%s': want 1 to 1000000", o.sessions);
