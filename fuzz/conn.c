@@ -13,7 +13,9 @@
  *            the high 4 the operation), with their arguments:
  *              0-7    write the next 1..256 bytes of the input (1 byte: count-1)
  *              8-9    write a run: 2 bytes count-1 (LE), 1 byte value -- so a
- *                     short input makes frames past LOOP_SMALL_FRAME
+ *                     short input makes frames past LOOP_SMALL_FRAME; the
+ *                     value's bit 7 is set, so a run is the body of a frame,
+ *                     never thousands of 2-byte frames (a bad prefix at most)
  *              10     a sweep, one second later (stalled holders are closed)
  *              11     read back what conn.c wrote (its replies)
  *              12     shutdown(SHUT_WR): EOF
@@ -240,6 +242,7 @@ static GLogWriterOutput quiet(GLogLevelFlags level, const GLogField *fields, gsi
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static uint8_t run[65536]; /* a run's bytes, written before each use */
     static bool logs_off; /* the writer can be set once per process */
     if (!logs_off) {
         g_log_set_writer_func(quiet, NULL, NULL);
@@ -287,11 +290,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
             n = 1 + (data[at] | (size_t)data[at + 1] << 8);
-            uint8_t *run = g_malloc(n);
-            memset(run, data[at + 2], n);
+            memset(run, data[at + 2] | 0x80, n);
             at += 3;
             write_bytes(f, run, n);
-            g_free(run);
             break;
         case 10:
             w->now += QDB_US_PER_S;
