@@ -51,6 +51,9 @@
  * in flight at most -- a stranger's frames cost at most this many probes. */
 #define QDB_NODE_ADMITTED 8
 #define QDB_NODE_ADMIT_CHECKS 4
+/* ...and the last peers whose answer did not name us: not checked again
+ * on their STABILIZE alone (only on their NOTIFY), see ring_on_stabilize. */
+#define QDB_NODE_REFUSED 16
 
 typedef enum node_phase {
     PHASE_IDLE,     /* created, not started */
@@ -177,6 +180,8 @@ struct qdb_node {
     /* admission (ring.c): peers checked, newest replacing the oldest */
     qdb_peer admitted[QDB_NODE_ADMITTED];
     unsigned n_admitted, admitted_next;
+    qdb_addr refused[QDB_NODE_REFUSED]; /* newest replacing the oldest */
+    unsigned n_refused, refused_next;
     /* ring maintenance paused (qdb_node_pause_maintenance) */
     bool paused;
 

@@ -452,10 +452,15 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     /* A STABILIZE from a node we do not know is a joiner (or a candidate)
      * about to take us as its successor and notify us: check it now, so
      * that its NOTIFY finds it checked and a join costs no more round trips
-     * than before admission. */
+     * than before admission.  Not one whose last answer did not name us:
+     * a check is a STABILIZE too, so two such nodes checked each other
+     * back and forth for good, at network speed, and four such pairs kept
+     * every check slot busy -- a joiner's NOTIFY then never got its check
+     * and the ring stayed wrong (scenarios/join-burst-admission.scn).  Its
+     * NOTIFY is still checked. */
     const qdb_peer *c = &m->peer;
     if (!is_self(n, c) && ring_same_host(src, c->addr) && !ring_vouched(n, c) &&
-        !qdb_id_eq(&c->id, &n->cfg.self.id))
+        !qdb_id_eq(&c->id, &n->cfg.self.id) && !addr_in(c->addr, n->refused, n->n_refused))
         admit_check(n, c, 0);
 }
 
@@ -539,13 +544,31 @@ bool ring_vouched(const qdb_node *n, const qdb_peer *p)
     return false;
 }
 
+/* The slot of a new entry in a table of cap entries: a free one, else the
+ * oldest's. */
+static unsigned newest_slot(unsigned *used, unsigned *next, unsigned cap)
+{
+    return *used < cap ? (*used)++ : (*next)++ % cap;
+}
+
 static void admitted_add(qdb_node *n, const qdb_peer *p)
 {
     if (ring_vouched(n, p))
         return;
-    unsigned slot = n->n_admitted < QDB_NODE_ADMITTED ? n->n_admitted++
-                                                      : n->admitted_next++ % QDB_NODE_ADMITTED;
-    n->admitted[slot] = *p;
+    n->admitted[newest_slot(&n->n_admitted, &n->admitted_next, QDB_NODE_ADMITTED)] = *p;
+}
+
+/* Whether a's last answer to a check named us (ring_on_stabilize). */
+static void refused_set(qdb_node *n, qdb_addr a, bool refused)
+{
+    for (unsigned i = 0; i < n->n_refused; i++)
+        if (qdb_addr_eq(n->refused[i], a)) {
+            if (!refused)
+                n->refused[i] = n->refused[--n->n_refused];
+            return;
+        }
+    if (refused)
+        n->refused[newest_slot(&n->n_refused, &n->refused_next, QDB_NODE_REFUSED)] = a;
 }
 
 static void admitted_forget(qdb_node *n, qdb_addr a)
@@ -633,10 +656,12 @@ void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         n->stats.admission_refused++;
         node_log(n, 2, "admission: %s does not name us as its successor: its %s refused", a,
                  replica ? "HANDOVER" : "NOTIFY");
+        refused_set(n, rpc->dst, true);
         return;
     }
     node_log(n, 4, "admission: %s checked", a);
     admitted_add(n, &rpc->peer);
+    refused_set(n, rpc->dst, false);
     node_cancel(n, rpc->dst, RPC_ADMIT); /* a second check of it is moot */
     if (rpc->arg & ADMIT_NOTIFIED)
         ring_notify_admitted(n, &rpc->peer, rpc->arg & 0xffu);
