@@ -35,8 +35,10 @@ static void workload_step(void *arg)
     sim_world *w = wl->w;
     const sim_workload *s = &wl->spec;
     qdb_time_us now = qdb_simnet_now(w->net);
-    if (now >= s->until || w->workload_clients->len == 0)
+    if (now >= s->until || w->workload_clients->len == 0) {
+        w->loads_running--;
         return;
+    }
     qdb_client_core *c = w->workload_clients->pdata[g_rand_int_range(
         w->rng, 0, (gint32)w->workload_clients->len)];
     bool write = g_rand_double(w->rng) * (s->puts + s->gets) < s->puts;
@@ -72,6 +74,7 @@ void sim_workload_start(sim_world *w, const sim_workload *spec, uint64_t clients
     wl->w = w;
     wl->spec = *spec;
     sim_add_clients(w, w->workload_clients, clients);
+    w->loads_running++;
     workload_step(wl);
 }
 
@@ -87,11 +90,11 @@ static void lookup_step(void *arg)
 {
     lookup_batch *b = arg;
     sim_world *w = b->w;
-    if (b->left == 0 || w->lookup_pool->len == 0)
+    int start = b->left && w->lookup_pool->len ? sim_random_live_node(w, -1) : -1;
+    if (start < 0) {
+        w->loads_running--; /* the batch is over */
         return;
-    int start = sim_random_live_node(w, -1);
-    if (start < 0)
-        return;
+    }
     b->left--;
     qdb_client_core *c = w->lookup_pool->pdata[0];
     sim_op *op = sim_op_new(SIM_OP_LOOKUP);
@@ -112,6 +115,7 @@ void sim_lookups_start(sim_world *w, uint64_t count, double rate)
     /* One client; each lookup starts at a random live node. */
     g_ptr_array_set_size(w->lookup_pool, 0);
     sim_add_clients(w, w->lookup_pool, 1);
+    w->loads_running++;
     lookup_step(b);
 }
 
@@ -128,8 +132,10 @@ static void churn_step(void *arg)
     churn *c = arg;
     sim_world *w = c->w;
     qdb_time_us now = qdb_simnet_now(w->net);
-    if (now >= c->until)
+    if (now >= c->until) {
+        w->loads_running--;
         return;
+    }
     int down = sim_random_down_node(w);
     if (down >= 0 && g_rand_boolean(w->rng)) {
         sim_join(w, (unsigned)down, -1);
@@ -145,6 +151,7 @@ void sim_churn_start(sim_world *w, double rate, double leave, qdb_time_us until)
 {
     churn *c = sim_world_alloc(w, sizeof(churn));
     *c = (churn){.w = w, .rate = rate, .leave = leave, .until = until};
+    w->loads_running++;
     churn_step(c);
 }
 
@@ -166,6 +173,7 @@ static void random_fault(void *arg)
     qdb_time_us now = qdb_simnet_now(w->net);
     if (now >= w->p.fault_until) {
         heal_cb(w);
+        w->loads_running--;
         return;
     }
     double r = g_rand_double(w->rng);
@@ -193,5 +201,6 @@ static void random_fault(void *arg)
 
 void sim_random_faults_start(sim_world *w, qdb_time_us at)
 {
+    w->loads_running++;
     qdb_simnet_at(w->net, at, random_fault, w);
 }
