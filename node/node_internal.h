@@ -192,6 +192,8 @@ struct qdb_node {
     GPtrArray *ho_keys;    /* GBytes keys of the batch in flight */
     bool ho_retry;         /* the batch in flight timed out: resend with the same rpc id */
     bool ho_last;          /* the batch in flight is the last one */
+    bool ho_tried;         /* leaving: the batch in flight is sent again once before
+                            * its receiver is given up (serve_on_handover_failed) */
     qdb_id ho_cursor;      /* with replicas: pushed up to here (serve.c, push_scan) */
     bool ho_continue;      /* the next push goes on from ho_cursor */
     /* hand-over we receive: recent (sender, rpc) pairs, to apply a batch once */

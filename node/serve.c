@@ -837,6 +837,7 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
     }
     g_ptr_array_set_size(n->ho_keys, 0);
     n->ho_rpc = 0;
+    n->ho_tried = false;
     bool last = n->ho_last;
     qdb_peer dst = rpc->peer;
     if (last)
@@ -861,6 +862,19 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc)
         return;
     n->ho_retry = true;
     if (n->phase == PHASE_LEAVING) {
+        /* No answer is not yet a death: when our successor crashed just
+         * before we left, the next one does not know us and checks us
+         * (admission) before it takes a batch -- the batch sent again.
+         * Given up at once, the leave ran through every successor and
+         * ended with our entries on no live node.  A refused connection
+         * has already removed the peer. */
+        const qdb_peer *again = ring_successor(n);
+        if (!n->ho_tried && again && qdb_addr_eq(again->addr, rpc->dst)) {
+            n->ho_tried = true;
+            serve_push(n, again, true);
+            return;
+        }
+        n->ho_tried = false;
         /* Our successor is gone: give everything to the next one. */
         ring_forget(n, rpc->dst);
         n->ho_rpc = 0;
