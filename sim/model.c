@@ -261,13 +261,13 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
             if (m->hooks.bad_read)
                 m->hooks.bad_read(m->hooks.arg, op->key->alias);
         } else if (ver < op->min_version && !op->key->excused) {
-            if (op->split || m->split)
+            if (op->split || m->split || ver >= op->min_whole)
                 s->split_stale_reads++;
             else
                 s->stale_reads++;
         }
     } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
-        if (op->split || m->split)
+        if (op->split || m->split || !op->min_whole)
             s->split_missing_reads++;
         else
             s->missing_reads++;
@@ -298,6 +298,8 @@ static void op_done(void *arg, const qdb_client_result *r)
             s->acked_writes++;
             if (op->version > op->key->acked_version)
                 op->key->acked_version = op->version;
+            if (!op->split && !m->split && op->version > op->key->acked_whole)
+                op->key->acked_whole = op->version;
             op->key->removed = false;
         }
         break;
