@@ -141,6 +141,9 @@ int sim_model_lookup(sim_model *m, qdb_client_core *c, qdb_addr start, sim_op *o
 /* Operations submitted and not completed yet. */
 unsigned sim_model_pending(const sim_model *m);
 sim_client_stats *sim_model_stats(sim_model *m);
+/* The first stale or missing read counted (alias, time, versions, the
+ * node that answered), for the failure report; NULL while none. */
+const char *sim_model_first_bad_read(const sim_model *m);
 /* The hive is split (a partition, or its two rings not merged yet): reads
  * issued or answered meanwhile are counted apart (split_stale_reads). */
 void sim_model_set_split(sim_model *m, bool split);
