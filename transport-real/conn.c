@@ -890,11 +890,21 @@ void net_set_limits(loop_net *net, const qdb_loop_limits *lim)
 void net_sweep(loop_net *net, qdb_time_us now)
 {
     char a[QDB_ADDR_STRLEN];
-    qdb_time_us idle = net->lim.idle_timeout;
-    for (GList *l = net->accepted.head; l && idle;) {
+    qdb_time_us idle = net->lim.idle_timeout, hs = net->lim.handshake_timeout;
+    for (GList *l = net->accepted.head; l && (idle || hs);) {
         loop_conn *c = l->data;
         l = l->next; /* closing unlinks c */
-        if (!conn_has_output(c) && now - c->last_frame >= idle) {
+        /* No frame comes before the handshake is done: last_frame is still
+         * when the connection opened. */
+        if (hs && c->tls && !tls_conn_established(c->tls) && now - c->last_frame >= hs) {
+            net->stats.handshake_closed++;
+            tls_log_refusal(&c->p->auth_log, true,
+                            "closing the connection from %s: no TLS handshake within %" G_GUINT64_FORMAT
+                            " s", qdb_addr_format(c->key, a), hs / QDB_US_PER_S);
+            conn_close(c, false);
+            continue;
+        }
+        if (idle && !conn_has_output(c) && now - c->last_frame >= idle) {
             net->stats.idle_closed++;
             g_message("closing the connection from %s: no request for %" G_GUINT64_FORMAT " s",
                       qdb_addr_format(c->key, a), (now - c->last_frame) / QDB_US_PER_S);
