@@ -188,9 +188,8 @@ struct qdb_node {
 
     /* hand-over we send: one batch in flight at a time */
     uint64_t ho_rpc;       /* 0: none in flight */
-    qdb_addr ho_dst;
     GPtrArray *ho_keys;    /* GBytes keys of the batch in flight */
-    bool ho_retry;         /* the batch in flight timed out: resend with the same rpc id */
+    bool ho_retry;         /* the batch in flight timed out: the next push builds a new one */
     bool ho_last;          /* the batch in flight is the last one */
     bool ho_tried;         /* leaving: the batch in flight is sent again once before
                             * its receiver is given up (serve_on_handover_failed) */

@@ -607,65 +607,46 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     if (n->ho_rpc) {
         if (!n->ho_retry)
             return; /* one batch in flight at a time */
-        if (!qdb_addr_eq(n->ho_dst, dst->addr)) {
-            /* The receiver changed: forget the unacknowledged batch (its
-             * entries are still here) and build a new one. */
-            n->ho_rpc = 0;
-            g_ptr_array_set_size(n->ho_keys, 0);
-        }
+        /* The batch failed: build a new one from what we hold now (its
+         * entries are still here), never repeat it.  Its receiver may have
+         * applied it and lost only the acknowledgement, then crashed and
+         * joined again at the same address: the old batch, built for that
+         * earlier join, would end the new wait ("last") without what was
+         * written in its range meanwhile, and without what the batches
+         * before it carried -- the node would serve its range from old or
+         * no storage. */
+        n->ho_rpc = 0;
+        g_ptr_array_set_size(n->ho_keys, 0);
     }
     push_ctx c = {.n = n, .limit = n->cfg.handover_batch};
     qdb_handover_builder_init(&c.b);
-    bool resend = n->ho_rpc != 0;
-    if (resend) {
-        /* The same records under the same rpc id: the receiver applies a
-         * batch once, whatever the number of copies. */
-        for (guint i = 0; i < n->ho_keys->len;) {
-            gsize kl;
-            const uint8_t *k = g_bytes_get_data(n->ho_keys->pdata[i], &kl);
-            uint8_t *v;
-            size_t vl;
-            if (n->storage->get(n->storage, k, kl, &v, &vl) == QDB_OK) {
-                qdb_handover_builder_add(&c.b, k, kl, v, vl);
-                g_free(v);
-                i++;
-            } else {
-                /* Not sent, so the acknowledgement must not delete it: it
-                 * stays here, outside our range, for a later push. */
-                g_ptr_array_remove_index(n->ho_keys, i);
-            }
-        }
-        c.more = !n->ho_last;
-    } else {
-        c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-        int rc = 0;
-        if (n->phase == PHASE_LEAVING)
-            rc = serve_iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
-        else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
-            rc = push_scan(n, &c);
-        bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
-        if (failed) {
-            node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
-            n->stats.storage_errors++;
-        }
-        /* A failed scan sends nothing: a batch marked last would end the
-         * receiver's wait while its entries are still here.  It notifies us
-         * again, and we push again.  (A leaving node has no such trigger: it
-         * sends what it has read, and what is left stays here, outside its
-         * range.) */
-        if ((failed && n->phase != PHASE_LEAVING) || (c.keys->len == 0 && !force_last)) {
-            g_ptr_array_free(c.keys, TRUE);
-            qdb_handover_builder_clear(&c.b);
-            return;
-        }
-        g_ptr_array_free(n->ho_keys, TRUE);
-        n->ho_keys = c.keys;
+    c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    int rc = 0;
+    if (n->phase == PHASE_LEAVING)
+        rc = serve_iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
+    else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
+        rc = push_scan(n, &c);
+    bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
+    if (failed) {
+        node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
+        n->stats.storage_errors++;
     }
+    /* A failed scan sends nothing: a batch marked last would end the
+     * receiver's wait while its entries are still here.  It notifies us
+     * again, and we push again.  (A leaving node has no such trigger: it
+     * sends what it has read, and what is left stays here, outside its
+     * range.) */
+    if ((failed && n->phase != PHASE_LEAVING) || (c.keys->len == 0 && !force_last)) {
+        g_ptr_array_free(c.keys, TRUE);
+        qdb_handover_builder_clear(&c.b);
+        return;
+    }
+    g_ptr_array_free(n->ho_keys, TRUE);
+    n->ho_keys = c.keys;
     /* Framed here (node_send does not know builders), then remembered as an
-     * RPC; a resend keeps the rpc id of the batch it repeats. */
-    qdb_msg framed = {.type = QDB_MSG_HANDOVER, .rpc = resend ? n->ho_rpc : n->next_rpc++,
+     * RPC. */
+    qdb_msg framed = {.type = QDB_MSG_HANDOVER, .rpc = n->next_rpc++,
                       .flags = c.more ? 0u : QDB_HANDOVER_LAST, .peer = n->cfg.self};
-    n->ho_dst = dst->addr;
     n->ho_retry = false;
     n->ho_last = !c.more;
     n->ho_rpc = framed.rpc;

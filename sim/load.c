@@ -62,6 +62,7 @@ static void workload_step(void *arg)
         sim_op *op = sim_op_new(SIM_OP_READ);
         op->key = k;
         op->min_version = k->removed ? 0 : k->acked_version;
+        op->min_whole = k->removed ? 0 : k->acked_whole;
         sim_submit(w, c, QDB_MSG_GET, alias, NULL, 0, op);
     }
     /* Poisson arrivals at the total rate. */

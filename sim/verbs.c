@@ -533,8 +533,13 @@ static bool verb_expect(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
             w->expectations++;
             if (!qdb_scn_cmp_eval(op, value, bound)) {
                 w->expectations_failed++;
-                sim_world_fail(w, &ev->pos, "expect %s %s %s: it is %g", what->text,
-                               qdb_scn_cmp_str(op), num->text, value);
+                const char *first = NULL;
+                if (strcmp(what->text, "stale_reads") == 0 ||
+                    strcmp(what->text, "missing_reads") == 0)
+                    first = sim_model_first_bad_read(w->model);
+                sim_world_fail(w, &ev->pos, "expect %s %s %s: it is %g%s%s", what->text,
+                               qdb_scn_cmp_str(op), num->text, value, first ? " -- " : "",
+                               first ? first : "");
             }
         }
     }
