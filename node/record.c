@@ -27,9 +27,9 @@ static uint32_t content_crc(const uint8_t *content, size_t len)
 }
 
 /* meta->size is the content length; meta->checksum is ignored (recomputed). */
-void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByteArray *out)
+size_t qdb_record_encode_header(const qdb_record_meta *meta, const uint8_t *content,
+                                uint8_t h[QDB_RECORD_HEADER_MAX])
 {
-    uint8_t h[QDB_RECORD_HEADER + 8];
     bool expires = meta->expiry_s != 0 && !meta->tombstone;
     h[0] = QDB_RECORD_FORMAT;
     h[1] = (meta->tombstone ? QDB_RECORD_TOMBSTONE : 0) | (expires ? QDB_RECORD_HAS_EXPIRY : 0);
@@ -41,7 +41,13 @@ void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByt
     qdb_be64_put(h + 32, (uint64_t)meta->modified_us);
     qdb_be64_put(h + 40, meta->size);
     qdb_be64_put(h + QDB_RECORD_HEADER, (uint64_t)meta->expiry_s);
-    g_byte_array_append(out, h, QDB_RECORD_HEADER + (expires ? 8 : 0));
+    return QDB_RECORD_HEADER + (expires ? 8 : 0);
+}
+
+void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByteArray *out)
+{
+    uint8_t h[QDB_RECORD_HEADER_MAX];
+    g_byte_array_append(out, h, (guint)qdb_record_encode_header(meta, content, h));
     if (meta->size > 0)
         g_byte_array_append(out, content, (guint)meta->size);
 }

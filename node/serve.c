@@ -315,9 +315,15 @@ int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_rec
         .tombstone = tombstone,
         .expiry_s = tombstone ? 0 : expiry_s,
     };
+    qdb_storage *st = n->storage;
+    if (st->put_parts) { /* no joined copy of header and content */
+        uint8_t h[QDB_RECORD_HEADER_MAX];
+        size_t hl = qdb_record_encode_header(&meta, content, h);
+        return st->put_parts(st, key, kl, h, hl, content, (size_t)meta.size);
+    }
     GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + (guint)meta.size);
     qdb_record_encode(&meta, content, rec);
-    int rc = n->storage->put(n->storage, key, kl, rec->data, rec->len);
+    int rc = st->put(st, key, kl, rec->data, rec->len);
     g_byte_array_free(rec, TRUE);
     return rc;
 }
@@ -376,11 +382,23 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
 {
     uint8_t key[QDB_KEY_MAX];
     size_t kl = qdb_record_key(key, id, m->alias, m->alias_len);
-    uint8_t *val = NULL;
+    /* The blind writes need only the old header, GET answers from the
+     * stored bytes: they may borrow the record (peek()), because nothing
+     * else calls the store before the reply is encoded.  The others keep the
+     * old content across a write, or hand it to serve_ext: a copy. */
+    bool blind = m->type == QDB_MSG_PUT || m->type == QDB_MSG_PUT_EX ||
+                 m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX ||
+                 m->type == QDB_MSG_REMOVE;
+    bool borrow = n->storage->peek && (blind || m->type == QDB_MSG_GET);
+    uint8_t *copy = NULL;
+    const uint8_t *val = NULL;
     size_t vlen = 0;
-    int rc = n->storage->get(n->storage, key, kl, &val, &vlen);
+    int rc = borrow ? n->storage->peek(n->storage, key, kl, &val, &vlen)
+                    : n->storage->get(n->storage, key, kl, &copy, &vlen);
     if (rc != QDB_OK && rc != QDB_E_ALIAS_NOT_FOUND)
         return rc;
+    if (copy)
+        val = copy;
     bool present = rc == QDB_OK; /* a live entry or a tombstone: its state is known here */
     qdb_record_meta meta;
     const uint8_t *cur = NULL;
@@ -391,11 +409,11 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
                  m->type == QDB_MSG_REMOVE_IF;
     if (present && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
                           : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
-        g_free(val);
+        g_free(copy);
         node_log(n, 1, "corrupt record in storage");
         return QDB_E_STORAGE;
     }
-    *hold = val;
+    *hold = copy;
     /* Expired: not found, whatever asks, as if removed -- and a write over
      * it starts a new entry (created now), versioned above the old record
      * (the collector turns it into a tombstone later). */
@@ -405,9 +423,6 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
      * well exist there.  What needs its value cannot run; a write can, and
      * its version wins over the old copy if that node comes back. */
     bool orphan = !present && ring_orphaned(n, id);
-    bool blind = m->type == QDB_MSG_PUT || m->type == QDB_MSG_PUT_EX ||
-                 m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX ||
-                 m->type == QDB_MSG_REMOVE;
     if (orphan && !blind)
         return QDB_E_UNAVAILABLE;
     bool exists = present && !meta.tombstone;

@@ -229,6 +229,50 @@ static void test_many(void)
     s->destroy(s);
 }
 
+/* peek() and put_parts() (issue 12): the stored bytes without a copy, and a
+ * value given in two parts; the entry found last, which the store checks
+ * first, never outlives a del() nor answers for another key. */
+static void test_peek_put_parts(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->peek);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->put_parts);
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    CU_ASSERT_EQUAL(s->peek(s, K("a"), &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->put_parts(s, K("a"), K("head:"), K("body")), QDB_OK);
+    CU_ASSERT_EQUAL(s->put_parts(s, K("b"), K("bee"), NULL, 0), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 9);
+    CU_ASSERT_EQUAL(memcmp(v, "head:body", 9), 0);
+    const uint8_t *again = NULL;
+    CU_ASSERT_EQUAL(s->peek(s, K("a"), &again, &vl), QDB_OK);
+    CU_ASSERT_PTR_EQUAL(again, v); /* the store's bytes, not a copy */
+    /* get() still copies the same bytes */
+    uint8_t *copy = NULL;
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("a"), &copy, &vl), QDB_OK);
+    CU_ASSERT_PTR_NOT_EQUAL(copy, v);
+    CU_ASSERT_EQUAL(memcmp(copy, "head:body", 9), 0);
+    g_free(copy);
+    /* a put right after a peek of another key lands on its own key */
+    CU_ASSERT_EQUAL(s->put_parts(s, K("b"), NULL, 0, K("new bee")), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(memcmp(v, "head:body", vl), 0);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("b"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 7);
+    CU_ASSERT_EQUAL(memcmp(v, "new bee", 7), 0);
+    CU_ASSERT_EQUAL(s->count(s), 2);
+    /* removed right after it was found: gone, and can come back */
+    CU_ASSERT_EQUAL(s->del(s, K("b")), QDB_OK);
+    CU_ASSERT_EQUAL(s->peek(s, K("b"), &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->put_parts(s, K("b"), NULL, 0, NULL, 0), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("b"), &v, &vl), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(v);
+    CU_ASSERT_EQUAL(vl, 0);
+    CU_ASSERT_EQUAL(s->count(s), 2);
+    s->destroy(s);
+}
+
 /* ---- fault wrapper ------------------------------------------------------------------ */
 
 /* Every record of a store, keys and values length-prefixed, in key order: two
@@ -725,6 +769,7 @@ static CU_TestInfo memory_tests[] = {
     {.pName = "half-open ranges", .pTestFunc = test_iterate_ranges},
     {.pName = "stop early", .pTestFunc = test_iterate_stop},
     {.pName = "ring-shaped keys", .pTestFunc = test_many},
+    {.pName = "peek and put_parts", .pTestFunc = test_peek_put_parts},
     CU_TEST_INFO_NULL,
 };
 
