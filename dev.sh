@@ -21,7 +21,7 @@ top=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
-  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev libmicrohttpd-dev gnuplot-nox
+  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libdeflate-dev libedit-dev libmicrohttpd-dev gnuplot-nox
   redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot
   parallel python3-yaml clang libclang-rt-14-dev"
 # Only the test stage needs a browser (tests/status-page.sh skips without it).
