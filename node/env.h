@@ -144,7 +144,7 @@ typedef struct qdb_random {
  *        without a copy.  peek() sets *value to the stored bytes themselves,
  *        valid until the next call on the store; put_parts() stores
  *        head || body as one value, so a record's header and content need not
- *        be joined first.  A memory store copies 1 KiB values three times
+ *        be joined first (neither part may be bytes that peek() lent).  A memory store copies 1 KiB values three times
  *        per request without them (make bench).
  *
  * The backends live in storage/, one header each: storage/memory.h (a GTree),

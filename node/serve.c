@@ -79,6 +79,7 @@ typedef struct dedup_key {
  * copy of the request is then answered QDB_E_OUTCOME_UNKNOWN (it ran, but
  * what it returned is gone) -- never run a second time. */
 typedef struct dedup_entry {
+    dedup_key key; /* first: the table is a set of entries, looked up by key */
     int status;
     GBytes *payload; /* NULL when empty or dropped */
     bool dropped;
@@ -97,6 +98,7 @@ static gboolean dedup_equal(gconstpointer a, gconstpointer b)
     return x->client == y->client && x->seq == y->seq;
 }
 
+/* the entry's key, and the table's owner of it */
 static void dedup_entry_free(gpointer p)
 {
     dedup_entry *e = p;
@@ -113,7 +115,7 @@ void serve_free(qdb_node *n)
     if (n->classes)
         g_hash_table_destroy(n->classes);
     if (n->dedup) {
-        g_hash_table_destroy(n->dedup); /* frees the keys, which dedup_order shares */
+        g_hash_table_destroy(n->dedup); /* frees the entries, which the queues share */
         g_queue_free(n->dedup_order);
         g_queue_free(n->dedup_kept);
     }
@@ -225,7 +227,7 @@ static bool session_of(qdb_node *n, qdb_addr src, uint64_t *client)
 /* Let the payload of the oldest entry that keeps one go (its outcome stays). */
 static void dedup_drop_oldest_payload(qdb_node *n)
 {
-    dedup_entry *e = g_hash_table_lookup(n->dedup, g_queue_pop_head(n->dedup_kept));
+    dedup_entry *e = g_queue_pop_head(n->dedup_kept);
     n->dedup_bytes -= g_bytes_get_size(e->payload);
     g_bytes_unref(e->payload);
     e->payload = NULL;
@@ -236,18 +238,15 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
                            const uint8_t *payload, size_t len)
 {
     if (!n->dedup) {
-        n->dedup = g_hash_table_new_full(dedup_hash, dedup_equal, g_free, dedup_entry_free);
+        n->dedup = g_hash_table_new_full(dedup_hash, dedup_equal, dedup_entry_free, NULL);
         n->dedup_order = g_queue_new();
         n->dedup_kept = g_queue_new();
     }
-    dedup_key *k = g_new(dedup_key, 1);
-    k->client = client;
-    k->seq = seq;
-    if (g_hash_table_contains(n->dedup, k)) { /* cannot happen: looked up first */
-        g_free(k);
+    dedup_key k = {client, seq};
+    if (g_hash_table_contains(n->dedup, &k)) /* cannot happen: looked up first */
         return;
-    }
     dedup_entry *e = g_new0(dedup_entry, 1);
+    e->key = k;
     e->status = status;
     /* A payload over a quarter of the budget is never kept: one large
      * GET_UPDATE must not push out the payloads of many small ones. */
@@ -255,16 +254,16 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
         e->dropped = true;
     else if (len > 0)
         e->payload = g_bytes_new(payload, len);
-    g_hash_table_insert(n->dedup, k, e);
-    g_queue_push_tail(n->dedup_order, k);
+    g_hash_table_add(n->dedup, e);
+    g_queue_push_tail(n->dedup_order, e);
     if (e->payload) {
-        g_queue_push_tail(n->dedup_kept, k);
+        g_queue_push_tail(n->dedup_kept, e);
         n->dedup_bytes += len;
         while (n->dedup_bytes > n->cfg.dedup_bytes)
             dedup_drop_oldest_payload(n);
     }
     while (g_queue_get_length(n->dedup_order) > n->cfg.dedup_capacity) {
-        dedup_key *old = g_queue_pop_head(n->dedup_order);
+        dedup_entry *old = g_queue_pop_head(n->dedup_order);
         /* dedup_kept is in the same order: the oldest entry heads it if it
          * still keeps its payload */
         if (g_queue_peek_head(n->dedup_kept) == old)
@@ -350,7 +349,8 @@ static int collect_live(void *arg, const uint8_t *k, size_t kl, const uint8_t *v
 }
 
 /* Every entry we own becomes a tombstone (a deletion would let a node back
- * with old storage bring them back). */
+ * with old storage bring them back); their keys go to written (NULL: not
+ * kept). */
 static int remove_owned(qdb_node *n, GPtrArray *written)
 {
     remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
@@ -367,7 +367,7 @@ static int remove_owned(qdb_node *n, GPtrArray *written)
         const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
         rc = serve_store_record(n, k, kl, &g_array_index(c.metas, qdb_record_meta, i), NULL, 0,
                                 true, 0);
-        if (rc == QDB_OK)
+        if (rc == QDB_OK && written)
             g_ptr_array_add(written, g_bytes_ref(c.keys->pdata[i]));
     }
     g_ptr_array_free(c.keys, TRUE);
@@ -499,7 +499,10 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     size_t plen = 0;
     uint8_t *hold = NULL;
     uint8_t hint[QDB_PEER_WIRE];
-    GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    /* the keys written, for the replicas: none to copy at K = 1 */
+    GPtrArray *written = n->replication > 1
+                             ? g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)
+                             : NULL;
 
     if ((status = serve_ext_check(n, m)) != QDB_OK) {
         /* refused: nothing ran */
@@ -509,7 +512,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
-            g_ptr_array_unref(written);
+            g_clear_pointer(&written, g_ptr_array_unref);
             return;
         }
         status = m->type == QDB_MSG_PREFIX ? serve_prefix(n, m, &hold, &payload, &plen)
@@ -520,7 +523,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
-            g_ptr_array_unref(written);
+            g_clear_pointer(&written, g_ptr_array_unref);
             return;
         }
         if (!qdb_node_owns(n, &id)) {
@@ -529,11 +532,11 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
             reply(n, src, m, QDB_E_WRONG_NODE, hint, sizeof hint);
-            g_ptr_array_unref(written);
+            g_clear_pointer(&written, g_ptr_array_unref);
             return;
         }
         status = execute(n, m, &id, &hold, &payload, &plen);
-        if (status == QDB_OK && is_mutation(m->type)) {
+        if (status == QDB_OK && is_mutation(m->type) && written) {
             uint8_t key[QDB_KEY_MAX];
             g_ptr_array_add(written,
                             g_bytes_new(key, qdb_record_key(key, &id, m->alias, m->alias_len)));
@@ -546,7 +549,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             dedup_remember(n, client, m->seq, status, payload, plen);
         reply(n, src, m, status, payload, plen);
     }
-    g_ptr_array_unref(written);
+    g_clear_pointer(&written, g_ptr_array_unref);
     g_free(hold);
 }
 
