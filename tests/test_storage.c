@@ -229,6 +229,50 @@ static void test_many(void)
     s->destroy(s);
 }
 
+static int append_key_cb(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len)
+{
+    g_string_append_len(arg, (const char *)key, (gssize)key_len);
+    g_string_append_c(arg, ' ');
+    return 0;
+}
+
+/* Past MEM_INDEX_AT (64) entries, new keys wait outside the tree until the
+ * order is needed: iterate, del and count must see them all the same, and a
+ * store destroyed with some still waiting frees them (ASan, valgrind). */
+static void test_fresh_keys(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    for (int k = 199; k >= 0; k--) { /* descending: the worst order for a tree */
+        char key[8];
+        g_snprintf(key, sizeof key, "k%03d", k);
+        CU_ASSERT_EQUAL(s->put(s, K(key), K(key)), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(s->put(s, K("k0"), K("short")), QDB_OK); /* a prefix of others */
+    CU_ASSERT_EQUAL(s->count(s), 201);
+    CU_ASSERT_EQUAL(s->del(s, K("k150")), QDB_OK); /* still waiting when removed */
+    CU_ASSERT_EQUAL(s->del(s, K("k150")), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->count(s), 200);
+    GString *got = g_string_new(NULL), *want = g_string_new("k0 ");
+    for (int k = 0; k < 200; k++)
+        if (k != 150)
+            g_string_append_printf(want, "k%03d ", k);
+    CU_ASSERT_EQUAL(s->iterate(s, NULL, 0, NULL, 0, append_key_cb, got), QDB_OK);
+    CU_ASSERT_STRING_EQUAL(got->str, want->str);
+    g_string_set_size(got, 0);
+    CU_ASSERT_EQUAL(s->iterate(s, K("k0"), K("k003"), append_key_cb, got), QDB_OK);
+    CU_ASSERT_STRING_EQUAL(got->str, "k0 k000 k001 k002 ");
+    for (int k = 300; k < 310; k++) { /* left waiting for destroy */
+        char key[8];
+        g_snprintf(key, sizeof key, "k%03d", k);
+        CU_ASSERT_EQUAL(s->put(s, K(key), K(key)), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(s->count(s), 210);
+    g_string_free(got, TRUE);
+    g_string_free(want, TRUE);
+    s->destroy(s);
+}
+
 /* peek() and put_parts() (issue 12): the stored bytes without a copy, and a
  * value given in two parts; the entry found last, which the store checks
  * first, never outlives a del() nor answers for another key. */
@@ -770,6 +814,7 @@ static CU_TestInfo memory_tests[] = {
     {.pName = "stop early", .pTestFunc = test_iterate_stop},
     {.pName = "ring-shaped keys", .pTestFunc = test_many},
     {.pName = "peek and put_parts", .pTestFunc = test_peek_put_parts},
+    {.pName = "keys waiting outside the tree", .pTestFunc = test_fresh_keys},
     CU_TEST_INFO_NULL,
 };
 
