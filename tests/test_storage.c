@@ -273,6 +273,44 @@ static void test_fresh_keys(void)
     s->destroy(s);
 }
 
+/* Past 64 entries (the hash index, new keys waiting outside the tree, the
+ * entry found last): after removing every third key of thousands, and adding
+ * some back, every key is found or not exactly as it should be. */
+static void test_index_removals(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    enum { N = 5000 };
+    char key[16];
+    for (int k = 0; k < N; k++) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        CU_ASSERT_EQUAL(s->put(s, (const uint8_t *)key, (size_t)kl, (const uint8_t *)key,
+                               (size_t)kl), QDB_OK);
+    }
+    for (int k = 0; k < N; k += 3) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        CU_ASSERT_EQUAL(s->del(s, (const uint8_t *)key, (size_t)kl), QDB_OK);
+    }
+    for (int k = 0; k < N; k += 6) { /* half of them come back */
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        CU_ASSERT_EQUAL(s->put(s, (const uint8_t *)key, (size_t)kl, K("back")), QDB_OK);
+    }
+    int found = 0, right = 0;
+    for (int k = 0; k < N; k++) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        const uint8_t *v;
+        size_t vl;
+        bool there = s->peek(s, (const uint8_t *)key, (size_t)kl, &v, &vl) == QDB_OK;
+        bool want = k % 3 != 0 || k % 6 == 0;
+        found += there;
+        right += there == want &&
+                 (!there || (k % 6 == 0 ? vl == 4 && memcmp(v, "back", 4) == 0
+                                        : vl == (size_t)kl && memcmp(v, key, vl) == 0));
+    }
+    CU_ASSERT_EQUAL(right, N);
+    CU_ASSERT_EQUAL((uint64_t)found, s->count(s));
+    s->destroy(s);
+}
+
 /* peek() and put_parts() (issue 12): the stored bytes without a copy, and a
  * value given in two parts; the entry found last, which the store checks
  * first, never outlives a del() nor answers for another key. */
@@ -815,6 +853,7 @@ static CU_TestInfo memory_tests[] = {
     {.pName = "ring-shaped keys", .pTestFunc = test_many},
     {.pName = "peek and put_parts", .pTestFunc = test_peek_put_parts},
     {.pName = "keys waiting outside the tree", .pTestFunc = test_fresh_keys},
+    {.pName = "index: removals and returns", .pTestFunc = test_index_removals},
     CU_TEST_INFO_NULL,
 };
 
