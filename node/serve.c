@@ -98,13 +98,17 @@ static gboolean dedup_equal(gconstpointer a, gconstpointer b)
     return x->client == y->client && x->seq == y->seq;
 }
 
-/* the entry's key, and the table's owner of it */
-static void dedup_entry_free(gpointer p)
+/* The entries live in a ring of cfg.dedup_capacity slots, allocated by
+ * blocks as it first fills: no allocation per request, and the slot evicted
+ * (the oldest) is next to the one evicted before, not a cold block. */
+#define DEDUP_BLOCK 256
+
+static dedup_entry *dedup_slot(qdb_node *n, uint64_t i)
 {
-    dedup_entry *e = p;
-    if (e->payload)
-        g_bytes_unref(e->payload);
-    g_free(e);
+    uint64_t slot = i % n->cfg.dedup_capacity;
+    if (slot / DEDUP_BLOCK == n->dedup_ring->len)
+        g_ptr_array_add(n->dedup_ring, g_new0(dedup_entry, DEDUP_BLOCK));
+    return (dedup_entry *)n->dedup_ring->pdata[slot / DEDUP_BLOCK] + slot % DEDUP_BLOCK;
 }
 
 void serve_free(qdb_node *n)
@@ -115,9 +119,11 @@ void serve_free(qdb_node *n)
     if (n->classes)
         g_hash_table_destroy(n->classes);
     if (n->dedup) {
-        g_hash_table_destroy(n->dedup); /* frees the entries, which the queues share */
-        g_queue_free(n->dedup_order);
+        g_hash_table_destroy(n->dedup);
+        for (dedup_entry *e; (e = g_queue_pop_head(n->dedup_kept)) != NULL;)
+            g_bytes_unref(e->payload);
         g_queue_free(n->dedup_kept);
+        g_ptr_array_free(n->dedup_ring, TRUE);
     }
 }
 
@@ -238,38 +244,37 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
                            const uint8_t *payload, size_t len)
 {
     if (!n->dedup) {
-        n->dedup = g_hash_table_new_full(dedup_hash, dedup_equal, dedup_entry_free, NULL);
-        n->dedup_order = g_queue_new();
+        n->dedup = g_hash_table_new(dedup_hash, dedup_equal);
+        n->dedup_ring = g_ptr_array_new_with_free_func(g_free);
         n->dedup_kept = g_queue_new();
     }
     dedup_key k = {client, seq};
     if (g_hash_table_contains(n->dedup, &k)) /* cannot happen: looked up first */
         return;
-    dedup_entry *e = g_new0(dedup_entry, 1);
-    e->key = k;
-    e->status = status;
     /* A payload over a quarter of the budget is never kept: one large
      * GET_UPDATE must not push out the payloads of many small ones. */
-    if (len > n->cfg.dedup_bytes / 4)
-        e->dropped = true;
-    else if (len > 0)
-        e->payload = g_bytes_new(payload, len);
-    g_hash_table_add(n->dedup, e);
-    g_queue_push_tail(n->dedup_order, e);
-    if (e->payload) {
-        g_queue_push_tail(n->dedup_kept, e);
+    bool keep = len > 0 && len <= n->cfg.dedup_bytes / 4;
+    /* In the order of a FIFO that takes the new entry and then lets the
+     * oldest go: the budget first, counting the new payload (never dropped
+     * itself: it is under a quarter of it), then the capacity. */
+    if (keep) {
         n->dedup_bytes += len;
         while (n->dedup_bytes > n->cfg.dedup_bytes)
             dedup_drop_oldest_payload(n);
     }
-    while (g_queue_get_length(n->dedup_order) > n->cfg.dedup_capacity) {
-        dedup_entry *old = g_queue_pop_head(n->dedup_order);
-        /* dedup_kept is in the same order: the oldest entry heads it if it
-         * still keeps its payload */
-        if (g_queue_peek_head(n->dedup_kept) == old)
+    dedup_entry *e = dedup_slot(n, n->dedup_added);
+    if (n->dedup_added >= n->cfg.dedup_capacity) { /* e is the oldest: it goes */
+        if (g_queue_peek_head(n->dedup_kept) == e)
             dedup_drop_oldest_payload(n);
-        g_hash_table_remove(n->dedup, old);
+        g_hash_table_remove(n->dedup, e);
     }
+    n->dedup_added++;
+    *e = (dedup_entry){.key = k, .status = status, .dropped = len > 0 && !keep};
+    if (keep) {
+        e->payload = g_bytes_new(payload, len);
+        g_queue_push_tail(n->dedup_kept, e);
+    }
+    g_hash_table_add(n->dedup, e);
 }
 
 /* Answer request m, and count the answer by type and status (the metrics). */
