@@ -28,18 +28,11 @@ TL=${MANY_TIME_LIMIT:-15}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-many.XXXXXX") || exit 99
 pid=""
+# qdbd runs under timeout(1) (bounded below): SIGTERM here, SIGKILL from
+# timeout at the latest
 cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null
-        i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 30 ]; do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        pid=""
-    fi
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    pid=""
 }
 trap 'cleanup; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
@@ -56,7 +49,16 @@ hard=$(ulimit -Hn)
 ulimit -n "$hard" 2>/dev/null
 max=0
 for c in $COUNTS; do [ "$c" -gt "$max" ] && max=$c; done
-"$QDBD" -a "127.0.0.1:$PORT" --transient --sessions=$((max + 100)) >"$tmp/qdbd.log" 2>&1 &
+n_counts=$(echo $COUNTS | wc -w)
+limit=$((n_counts * (TL * 3 + 60) + 60))
+# not through bounded(): in the background, a function is a subshell, and
+# $! would be the subshell's, not qdbd's (or timeout's, which passes SIGTERM on)
+if command -v timeout >/dev/null 2>&1; then
+    timeout -k 5 "$limit" "$QDBD" -a "127.0.0.1:$PORT" --transient --sessions=$((max + 100)) \
+        >"$tmp/qdbd.log" 2>&1 &
+else
+    "$QDBD" -a "127.0.0.1:$PORT" --transient --sessions=$((max + 100)) >"$tmp/qdbd.log" 2>&1 &
+fi
 pid=$!
 up=false
 i=0
