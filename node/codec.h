@@ -94,6 +94,9 @@
  *                (node/replica.c): which buckets differ at the replica?
  *   DIGEST_REPLY rpc, bitmap = rest (1..128 bytes): bit b (byte b / 8, bit
  *                b % 8) set: bucket b differs
+ *                A DIGEST whose hi is the receiver's own ID, from a node that
+ *                is not its successor, offers stray copies (node/stray.h, at
+ *                most 512 buckets): a 128-byte bitmap then refuses the offer.
  *
  * Decoding never reads outside the given bytes and rejects malformed,
  * truncated, oversized and wrong-version frames with a precise code.
@@ -121,6 +124,7 @@
 #define QDB_STABILIZE_STOP 4u     /* STABILIZE_REPLY: the hive enables STOP (hive.c) */
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
+#define QDB_NOTIFY_STORED 4u      /* NOTIFY: joining with its old store (stray.h) */
 #define QDB_HANDOVER_LAST 1u      /* HANDOVER: the sender's last batch */
 #define QDB_HANDOVER_REPLICA 2u   /* HANDOVER: copies for a replica (replica.c), no range moves */
 #define QDB_PREFIX_COUNT 1u       /* PREFIX: the number only, no aliases */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "node_internal.h"
+#include "stray.h"
 
 /* ---- configuration and creation ----------------------------------------- */
 
@@ -105,6 +106,7 @@ void qdb_node_free(qdb_node *n)
         return;
     serve_free(n);
     replica_free(n);
+    stray_free(n);
     g_array_free(n->rpcs, TRUE);
     g_ptr_array_free(n->ho_keys, TRUE);
     if (n->gc_cursor)
@@ -358,6 +360,8 @@ static void rpc_failed(qdb_node *n, const node_rpc *r)
         serve_on_handover_failed(n, r);
     else if (r->kind == RPC_REPLICATE || r->kind == RPC_REPAIR || r->kind == RPC_DIGEST)
         replica_on_failed(n, r);
+    else if (r->kind >= RPC_STRAY_FIND && r->kind <= RPC_REJOIN_DIGEST)
+        stray_on_reply(n, r, NULL);
     ring_on_failure(n, r);
 }
 
@@ -368,6 +372,9 @@ void node_rearm(qdb_node *n)
     qdb_time_us next = MIN(n->round_at, n->watch_at);
     if (n->repair_at && n->repair_at < next)
         next = n->repair_at; /* the next repair batch (replica.c's rate) */
+    qdb_time_us stray_at = stray_wake(n);
+    if (stray_at && stray_at < next)
+        next = stray_at; /* the next stray batch (the same rate) */
     for (guint i = 0; i < n->rpcs->len; i++) {
         qdb_time_us d = g_array_index(n->rpcs, node_rpc, i).deadline;
         if (d < next)
@@ -389,6 +396,10 @@ static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return;
     }
     rtt_sample(n, &r);
+    if (r.kind >= RPC_STRAY_FIND && r.kind <= RPC_REJOIN_DIGEST) {
+        stray_on_reply(n, &r, m);
+        return;
+    }
     if (m->type == QDB_MSG_HANDOVER_ACK) {
         if (r.kind == RPC_HANDOVER)
             serve_on_handover_ack(n, &r);
@@ -542,6 +553,7 @@ void qdb_node_tick(qdb_node *n)
         ring_round(n);
         version_collect(n); /* due a few times a grace period: no timer of its own */
         replica_round(n);
+        stray_round(n);
         forget_round(n);
     } else if (n->repair_at && now >= n->repair_at) {
         n->repair_at = 0; /* spent, whether or not a batch can leave now */
@@ -550,6 +562,8 @@ void qdb_node_tick(qdb_node *n)
     }
     else if (now >= n->round_at)
         n->round_at = now + ring_jitter(n, n->period);
+    if (stray_wake(n) && now >= stray_wake(n))
+        stray_round(n); /* the rate lets the next stray batch go */
     watch_tick(n);
     node_storage_check(n); /* also a failure met outside the node: a checkpoint */
     node_rearm(n);

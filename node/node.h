@@ -184,6 +184,8 @@ typedef struct qdb_node_stats {
      * client's session or the reverse) */
     uint64_t admission_refused, class_refused;
     uint64_t handover_batches; /* HANDOVER frames built: hand-over and replica copies */
+    uint64_t stray_deleted;  /* copies dropped once their owner held them (stray.c) */
+    uint64_t handover_bytes; /* bytes of hand-over frames sent (joins, leaves) */
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
  * result (a qdb_error_t).  The results a node gives by itself are counted

@@ -74,8 +74,12 @@ typedef enum rpc_kind {
     RPC_REPLICATE,    /* a client's mutation copied to a replica (replica.c) */
     RPC_REPAIR,       /* one batch of our range copied to a replica (replica.c) */
     RPC_DIGEST,       /* our range's digest, to a replica (replica.c) */
-    RPC_ADMIT         /* check a stranger's claim before believing it (ring.c, admission);
+    RPC_ADMIT,        /* check a stranger's claim before believing it (ring.c, admission);
                        * arg = the NOTIFY's flags, or ADMIT_SENDER */
+    RPC_STRAY_FIND,   /* the owner of a stray copy's key (stray.c) */
+    RPC_STRAY_DIGEST, /* a stray arc's digest, offered to its owner (stray.c) */
+    RPC_STRAY,        /* one batch of stray records, to their owner (stray.c) */
+    RPC_REJOIN_DIGEST /* what we hand a rejoining predecessor, by digest (stray.c) */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
 
@@ -215,6 +219,8 @@ struct qdb_node {
     uint8_t repair_diff[QDB_DIGEST_BUCKETS_MAX / 8]; /* bit b: bucket b differs there */
     qdb_time_us repair_at;   /* the next batch may leave then (cfg.repair_rate); 0: now */
     qdb_time_us repair_again_at; /* the next comparison with every replica (anti-entropy) */
+    struct stray_state *stray; /* stray copies and rejoins (stray.c); NULL until used */
+    bool stored_at_join;     /* we started joining with a non-empty store (a restart) */
 
     /* versions (version.c) */
     uint64_t hlc;            /* the last version issued or seen */
@@ -282,6 +288,9 @@ bool ring_vouched(const qdb_node *n, const qdb_peer *p);
  * name us among its first K - 1 successors (the first when K = 1).  Bounded
  * like every admission check. */
 void ring_admit_sender(qdb_node *n, const qdb_peer *p);
+/* The same for a HANDOVER of stray copies of our own range (stray.h): p
+ * must answer, at the address it named, as a node with successors. */
+void ring_admit_stray(qdb_node *n, const qdb_peer *p);
 /* NOTIFY from c, already admitted (the contender's replay, watch.c). */
 void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags);
 void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
@@ -329,6 +338,19 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc);
 void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void replica_on_digest_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
 void replica_free(qdb_node *n);
+/* For stray.c: replica.c's digest of (lo, hi] in `buckets` buckets (0: by
+ * the count), as DIGEST carries it; is key in a bucket set in diff; the next
+ * batch of records in diff's buckets after *cursor, up to hi (*cursor moves
+ * to the batch's last key; true: full, more may follow); and a batch of
+ * copies sent to dst under rpc, awaited as kind (returns the frame's length). */
+unsigned replica_digest(qdb_node *n, const qdb_id *lo, const qdb_id *hi, unsigned buckets,
+                        uint64_t sums[QDB_DIGEST_BUCKETS_MAX]);
+bool replica_diff_has(const qdb_id *lo, const qdb_id *hi, unsigned buckets, const uint8_t *diff,
+                      const uint8_t *key);
+bool replica_diff_batch(qdb_node *n, const qdb_id *lo, const qdb_id *hi, unsigned buckets,
+                        const uint8_t *diff, qdb_id *cursor, GPtrArray *keys);
+size_t replica_send(qdb_node *n, const qdb_peer *dst, uint64_t rpc, GPtrArray *keys,
+                    rpc_kind kind);
 
 /* version.c */
 struct qdb_record_meta;

@@ -37,6 +37,7 @@
 
 #include "node_internal.h"
 #include "record.h"
+#include "stray.h"
 
 /* send_copies' kind for frames sent, not called: no answer awaited. */
 #define NOT_AWAITED ((rpc_kind)-1)
@@ -516,6 +517,8 @@ void replica_round(qdb_node *n)
 
 void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
+    if (stray_on_digest(n, src, m))
+        return; /* an offer of stray copies (stray.h) */
     unsigned buckets = (unsigned)(m->content_len / 8);
     if (n->phase != PHASE_ACTIVE || (buckets & (buckets - 1)) != 0)
         return; /* no answer: the owner asks again later */
@@ -533,7 +536,9 @@ void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
     qdb_msg r = {.type = QDB_MSG_DIGEST_REPLY, .rpc = m->rpc, .content = diff, .content_len = dl};
     node_send(n, src, &r);
     count_repair(n, dl + 4, 0);
-    if (differ == 0)
+    /* Nothing back while our hand-over is under way (a restart's, stray.c):
+     * what we hold is older than what comes. */
+    if (differ == 0 || n->awaiting_handover)
         return;
     /* Back to the owner: what we hold in the differing buckets, so it
      * keeps the newer of each (a write it missed, an owner back on old or
@@ -625,4 +630,40 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc)
             add_target(n, w, &to[i]);
     if (w->waiting == 0)
         finish(n, wi);
+}
+
+/* ---- for stray.c: the digest and batches of an arc ------------------------- */
+
+unsigned replica_digest(qdb_node *n, const qdb_id *lo, const qdb_id *hi, unsigned buckets,
+                        uint64_t sums[QDB_DIGEST_BUCKETS_MAX])
+{
+    return digest_arc(n, lo, hi, buckets, sums);
+}
+
+bool replica_diff_has(const qdb_id *lo, const qdb_id *hi, unsigned buckets, const uint8_t *diff,
+                      const uint8_t *key)
+{
+    arc_cut cut;
+    cut_init(&cut, lo, hi, buckets);
+    return diff_has(diff, cut_bucket(&cut, key));
+}
+
+bool replica_diff_batch(qdb_node *n, const qdb_id *lo, const qdb_id *hi, unsigned buckets,
+                        const uint8_t *diff, qdb_id *cursor, GPtrArray *keys)
+{
+    arc_cut cut;
+    cut_init(&cut, lo, hi, buckets);
+    batch_ctx c = {keys, n->cfg.handover_batch, 0, n->cfg.max_content, false, &cut, diff};
+    serve_iterate_arc(n, cursor, hi, take_key, &c);
+    if (keys->len > 0) {
+        gsize kl;
+        memcpy(cursor->b, g_bytes_get_data(keys->pdata[keys->len - 1], &kl), QDB_ID_BYTES);
+    }
+    return c.full;
+}
+
+size_t replica_send(qdb_node *n, const qdb_peer *dst, uint64_t rpc, GPtrArray *keys,
+                    rpc_kind kind)
+{
+    return send_copies(n, dst, rpc, keys, kind);
 }

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "node_internal.h"
+#include "stray.h"
 
 /* ---- successor list ------------------------------------------------------- */
 
@@ -320,6 +321,7 @@ void ring_start(qdb_node *n)
     }
     n->phase = PHASE_JOINING;
     n->awaiting_handover = true;
+    n->stored_at_join = stray_has_records(n);
     join_try(n);
 }
 
@@ -401,6 +403,8 @@ static void send_notify(qdb_node *n, const qdb_peer *to)
         return;
     qdb_msg m = {.type = QDB_MSG_NOTIFY, .peer = n->cfg.self};
     m.flags = n->awaiting_handover ? QDB_NOTIFY_JOINING : 0u;
+    if (n->awaiting_handover && n->stored_at_join && n->replication > 1)
+        m.flags |= QDB_NOTIFY_STORED; /* a digest will do (stray.h) */
     node_send(n, to->addr, &m);
 }
 
@@ -556,6 +560,7 @@ static void admitted_forget(qdb_node *n, qdb_addr a)
 /* RPC_ADMIT's arg: the low bits are a waiting NOTIFY's flags */
 #define ADMIT_SENDER 0x100u   /* a HANDOVER's sender, not a would-be predecessor */
 #define ADMIT_NOTIFIED 0x200u /* its NOTIFY waits for the answer */
+#define ADMIT_STRAY 0x400u    /* a HANDOVER of stray copies of our range (stray.h) */
 
 /* Ask p, at the address it named, who its successors are.  A check started
  * before p's NOTIFY (by its STABILIZE, ring_on_stabilize) is marked when the
@@ -596,6 +601,11 @@ void ring_admit_sender(qdb_node *n, const qdb_peer *p)
     admit_check(n, p, ADMIT_SENDER);
 }
 
+void ring_admit_stray(qdb_node *n, const qdb_peer *p)
+{
+    admit_check(n, p, ADMIT_SENDER | ADMIT_STRAY);
+}
+
 static bool names_us_within(const qdb_node *n, const qdb_msg *m, unsigned k)
 {
     for (unsigned i = 0; i < m->n_peers && i < k; i++)
@@ -615,7 +625,11 @@ void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     unsigned within = replica ? MAX(n->replication, 2u) - 1 : 1;
     char a[QDB_ADDR_STRLEN];
     qdb_addr_format(rpc->dst, a);
-    if (!names_us_within(n, m, within)) {
+    /* Stray copies come from anywhere on the ring (a healed partition
+     * leaves them far from their owner): a node answering at the address
+     * it named, with successors of its own, is enough. */
+    bool stray = (rpc->arg & ADMIT_STRAY) && m->n_peers > 0;
+    if (!stray && !names_us_within(n, m, within)) {
         n->stats.admission_refused++;
         node_log(n, 2, "admission: %s does not name us as its successor: its %s refused", a,
                  replica ? "HANDOVER" : "NOTIFY");
@@ -695,7 +709,7 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         /* Hand-over: the new node N takes ]P;N] from its successor -- we push
          * whatever we hold outside our range to the predecessor. */
         if (flags & QDB_NOTIFY_JOINING)
-            serve_push(n, c, true);
+            stray_rejoin(n, c, flags & QDB_NOTIFY_STORED); /* all, or what differs */
         else if (serve_has_foreign(n))
             serve_push(n, c, false);
     }

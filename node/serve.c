@@ -16,6 +16,7 @@
 
 #include "node_internal.h"
 #include "record.h"
+#include "stray.h"
 
 /* ---- arcs ------------------------------------------------------------------- */
 
@@ -580,11 +581,14 @@ typedef struct push_ctx {
     GPtrArray *keys;
     size_t limit;
     bool more;
+    bool filtered; /* to a rejoining predecessor: what its digest lacks */
 } push_ctx;
 
 static int add_to_batch(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     push_ctx *c = arg;
+    if (c->filtered && !stray_rejoin_wants(c->n, k, kl))
+        return 0; /* the rejoining node has it (stray.h) */
     /* Bounded in bytes too, so that the frame stays within what the
      * receiver takes (QDB_FRAME_FOR_CONTENT of the same max_content): a
      * record alone always fits. */
@@ -611,6 +615,7 @@ static int push_scan(qdb_node *n, push_ctx *c)
         n->ho_cursor = n->cfg.self.id;
     if (qdb_id_eq(&n->ho_cursor, &n->pred.id))
         return 0; /* the arc is done: an empty last batch */
+    c->filtered = true;
     return serve_iterate_arc(n, &n->ho_cursor, &n->pred.id, add_to_batch, c);
 }
 
@@ -691,6 +696,7 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     if (qdb_msg_encode_handover(&framed, &c.b, out) == QDB_OK) {
         n->stats.frames_out++;
         n->stats.handover_batches++;
+        n->stats.handover_bytes += out->len;
         n->transport->send(n->transport, dst->addr, out->data, out->len);
     }
     g_byte_array_free(out, TRUE);
@@ -706,12 +712,35 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
  * K - 1 nodes back, or a leaving node whose successor failed) is checked
  * -- it must name us among its first K - 1 successors (the first, K = 1) --
  * and its batch taken when it sends it again; until then nothing is. */
+/* Replica copies, every one of our own range: stray copies offered back
+ * (stray.h). */
+static bool stray_batch(qdb_node *n, const qdb_msg *m)
+{
+    if (!(m->flags & QDB_HANDOVER_REPLICA))
+        return false;
+    size_t pos = 0, kl, vl, count = 0;
+    const uint8_t *k, *v;
+    while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
+        qdb_id id;
+        if (kl < QDB_ID_BYTES)
+            return false;
+        memcpy(id.b, k, QDB_ID_BYTES);
+        if (!qdb_node_owns(n, &id))
+            return false;
+        count++;
+    }
+    return count > 0;
+}
+
 static bool handover_admitted(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     const qdb_peer *s = &m->peer;
     bool ok = ring_same_host(src, s->addr) && !qdb_addr_eq(s->addr, n->cfg.self.addr);
     if (ok && !ring_vouched(n, s)) {
-        ring_admit_sender(n, s);
+        if (stray_batch(n, m))
+            ring_admit_stray(n, s);
+        else
+            ring_admit_sender(n, s);
         return false;
     }
     if (!ok) {
@@ -738,6 +767,11 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         size_t pos = 0;
         const uint8_t *k, *v;
         size_t kl, vl;
+        /* Copies a replica or a stray holder sends back (stray.h) that are
+         * newer than ours, in our range: on to our replicas as well. */
+        bool onward = (m->flags & QDB_HANDOVER_REPLICA) && n->replication > 1 &&
+                      n->has_pred && !n->awaiting_handover;
+        GPtrArray *took = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
         while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
             if (kl < QDB_ID_BYTES)
                 continue;
@@ -755,10 +789,18 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
             if (n->storage->put(n->storage, k, kl, v, vl) != QDB_OK) {
                 node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
                 n->stats.storage_errors++;
+                g_ptr_array_unref(took);
                 return; /* no ack: the sender keeps the entries and retries */
             }
             n->stats.handover_received++;
+            qdb_id id;
+            memcpy(id.b, k, QDB_ID_BYTES);
+            if (onward && qdb_node_owns(n, &id))
+                g_ptr_array_add(took, g_bytes_new(k, kl));
         }
+        if (took->len)
+            replica_copy(n, took);
+        g_ptr_array_unref(took); /* replica_copy keeps its own reference */
         /* Seen only once every record is stored: a batch that failed half-way
          * is applied again when the sender repeats it (records are replaced
          * by equal or newer ones only, so applying twice is harmless). */
@@ -820,6 +862,8 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
     n->ho_rpc = 0;
     bool last = n->ho_last;
     qdb_peer dst = rpc->peer;
+    if (last)
+        stray_rejoin_done(n);
     if (n->phase == PHASE_LEAVING) {
         if (last)
             send_leave(n, 0);

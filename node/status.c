@@ -225,6 +225,10 @@ static const counter_def counters[] = {
      "Frames whose claim was not believed (admission rules).", STAT(admission_refused)},
     {"class_refused", "qdb_class_refused_total",
      "Node messages on client sessions, or client requests from nodes.", STAT(class_refused)},
+    {"stray_deleted", "qdb_stray_deleted_entries_total",
+     "Copies outside the replica set dropped once their owner held them.", STAT(stray_deleted)},
+    {"handover_bytes", "qdb_handover_sent_bytes_total", "Bytes of hand-over frames sent.",
+     STAT(handover_bytes)},
 };
 #undef STAT
 

@@ -384,6 +384,92 @@ static bool copies_ok(sim_oracle *o)
     return true;
 }
 
+/* ---- placement -------------------------------------------------------------------- */
+
+/* Placement (stray.h): every record on a live node -- entry or tombstone --
+ * belongs on its owner and the owner's next K - 1 live nodes (all of them
+ * when fewer).  stray: copies on any other live node; missing: right nodes
+ * that lack the record or hold an older version than the newest live copy.
+ * O(records x K) store lookups: for expectations at the end, not the
+ * periodic check. */
+typedef struct place_ctx {
+    sim_oracle *o;
+    const GArray *ring;
+    const guint *pos;  /* node index -> its place in ring */
+    unsigned me, want; /* the node scanned; min(K, live nodes) */
+    GHashTable *seen;  /* keys already checked at their right nodes (a set: counts only) */
+    uint64_t stray, missing;
+} place_ctx;
+
+static bool newest(qdb_storage *st, const uint8_t *k, size_t kl, qdb_record_meta *out)
+{
+    uint8_t *v;
+    size_t vl;
+    if (!st || st->get(st, k, kl, &v, &vl) != QDB_OK)
+        return false;
+    bool ok = qdb_record_decode_meta(v, vl, out) == QDB_OK;
+    g_free(v);
+    return ok;
+}
+
+static int place_one(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    place_ctx *c = arg;
+    if (kl < QDB_ID_BYTES)
+        return 0;
+    qdb_id id;
+    memcpy(id.b, k, QDB_ID_BYTES);
+    guint len = c->ring->len;
+    guint owner = c->pos[qdb_fixture_owner(c->o->fx, &id)];
+    if ((c->pos[c->me] + len - owner) % len >= c->want)
+        c->stray++;
+    GBytes *key = g_bytes_new(k, kl);
+    if (g_hash_table_contains(c->seen, key)) {
+        g_bytes_unref(key);
+        return 0;
+    }
+    g_hash_table_add(c->seen, key);
+    /* the newest copy on any live node, then each right node against it */
+    qdb_record_meta best, m;
+    if (qdb_record_decode_meta(v, vl, &best) != QDB_OK)
+        return 0;
+    for (guint j = 0; j < len; j++) {
+        unsigned node = g_array_index(c->ring, unsigned, j);
+        if (newest(qdb_fixture_storage_of(c->o->fx, node), k, kl, &m) &&
+            qdb_record_cmp(&m, &best) > 0)
+            best = m;
+    }
+    for (unsigned r = 0; r < c->want; r++) {
+        unsigned node = g_array_index(c->ring, unsigned, (owner + r) % len);
+        if (!newest(qdb_fixture_storage_of(c->o->fx, node), k, kl, &m) ||
+            qdb_record_cmp(&m, &best) < 0)
+            c->missing++;
+    }
+    return 0;
+}
+
+static void placement(sim_oracle *o, uint64_t *stray, uint64_t *missing)
+{
+    const GArray *ring = qdb_fixture_ring(o->fx);
+    unsigned n = qdb_fixture_n_nodes(o->fx);
+    guint *pos = g_new0(guint, MAX(n, 1u));
+    for (guint j = 0; j < ring->len; j++)
+        pos[g_array_index(ring, unsigned, j)] = j;
+    place_ctx c = {o, ring, pos, 0, MIN(MAX(o->copies, 1u), ring->len),
+                   g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+                                         (GDestroyNotify)g_bytes_unref, NULL), 0, 0};
+    for (guint j = 0; j < ring->len; j++) {
+        c.me = g_array_index(ring, unsigned, j);
+        qdb_storage *st = qdb_fixture_storage_of(o->fx, c.me);
+        if (st)
+            st->iterate(st, NULL, 0, NULL, 0, place_one, &c);
+    }
+    g_hash_table_destroy(c.seen);
+    g_free(pos);
+    *stray = c.stray;
+    *missing = c.missing;
+}
+
 /* ---- metrics ------------------------------------------------------------------------ */
 
 static int cmp_uint(const void *a, const void *b)
@@ -446,7 +532,11 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = stable_s(o, o->full_ok, o->full_ok_at);
     else if (strcmp(name, "rereplicated_s") == 0)
         *out = o->copies_ok ? (double)(o->copies_ok_at - o->crash_at) / 1e6 : -1;
-    else if (strcmp(name, "lost_entries") == 0)
+    else if (strcmp(name, "stray_copies") == 0 || strcmp(name, "missing_copies") == 0) {
+        uint64_t stray, missing;
+        placement(o, &stray, &missing);
+        *out = (double)(name[0] == 's' ? stray : missing);
+    } else if (strcmp(name, "lost_entries") == 0)
         *out = (double)sim_oracle_lost_entries(o, NULL);
     else if (strcmp(name, "bad_reads") == 0)
         *out = (double)m->bad_reads;

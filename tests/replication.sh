@@ -8,7 +8,9 @@
 #      each survivor
 #   3. remove 20 while they are down; restart them on their old roots: the
 #      20 stay removed, the 280 others are still there
-#   4. remove_all through node 2: nothing left through any node; kill -9
+#   4. node 6 joins: the copies that are no longer on a replica are dropped,
+#      the records on the six nodes add up to 3 x 300 within 60 s
+#   5. remove_all through node 2: nothing left through any node; kill -9
 #      nodes 2 and 3: their replicas, now owners, have nothing left either
 # Exit 0 pass, 77 skip (no qdbd/qdbsh, no loopback aliases, no free port),
 # 1 fail, 99 hard error.  The hive comes from tests/hivelib.sh.
@@ -84,6 +86,37 @@ for via in 1 2 3 4 5; do
 done
 echo "nodes 3 and 4 back on their roots: the $GONE removed stay removed," \
     "the $((N - GONE)) others readable through every node"
+
+# ---- a join leaves no stray copies --------------------------------------------
+# Node 6 (ID 66..) joins between 5 and 1: node 1 no longer replicates node
+# 4's range, nor node 2 node 5's.  Their copies are offered back to the
+# owner by digest and dropped (node/stray.h): once done, the records
+# (entries and tombstones) on the six nodes add up to 3 x N, no more.
+ID6=$(printf '6%.0s' $(seq 64))
+start_node 6 --id="$ID6" --peer="127.0.0.1:$PORT"
+hive_wait_stable 6
+records_on() {
+    qn "$1" --raw node_status 2>/dev/null | grep -o '"entries":[0-9]*' | cut -d: -f2
+}
+records_total() {
+    _sum=0
+    _each=
+    for _i in 1 2 3 4 5 6; do
+        _c=$(records_on $_i)
+        [ -n "$_c" ] || return 1
+        _sum=$((_sum + _c))
+        _each="$_each $_c"
+    done
+    echo "$_sum (node by node:$_each)" >"$tmp/records"
+    [ "$_sum" -eq $((3 * N)) ]
+}
+wait_until 60 records_total ||
+    fail "after node 6 joined, the nodes hold $(cat "$tmp/records") records, not $((3 * N))"
+for via in 1 6; do
+    qn $via <"$tmp/gets.kept" >"$tmp/got" 2>"$tmp/err"
+    cmp -s "$tmp/got" "$tmp/expect.kept" || fail "after node 6 joined, through node $via, reads differ"
+done
+echo "node 6 joined: $((3 * N)) records on the six nodes, 3 x $N: no stray copies ($(elapsed))"
 
 # ---- remove_all reaches the replicas too ------------------------------------
 # Every owner tombstones its range and copies the tombstones to its replicas:

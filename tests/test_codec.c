@@ -833,14 +833,19 @@ static void test_decode_errors(void)
         b[0] = (uint8_t)(0x20 | flag_types[k]);
         b[2] = 1;
         CU_ASSERT_EQUAL(decode_body(b, len), QDB_OK);
-        /* NOTIFY defines bit 1 too (the stabilize-now hint), HANDOVER too
-         * (replica copies); the first undefined value is 4 there, 2 elsewhere. */
+        /* NOTIFY defines bit 1 too (the stabilize-now hint) and bit 2 (a
+         * rejoin with its store), HANDOVER bit 1 (replica copies); the first
+         * undefined value is 8 for NOTIFY, 4 for HANDOVER, 2 elsewhere. */
         bool notify = flag_types[k] == QDB_MSG_NOTIFY || flag_types[k] == QDB_MSG_HANDOVER;
         if (notify) {
             b[2] = 3;
             CU_ASSERT_EQUAL(decode_body(b, len), QDB_OK);
         }
-        b[2] = notify ? 4 : 2;
+        if (flag_types[k] == QDB_MSG_NOTIFY) {
+            b[2] = 7;
+            CU_ASSERT_EQUAL(decode_body(b, len), QDB_OK);
+        }
+        b[2] = flag_types[k] == QDB_MSG_NOTIFY ? 8 : notify ? 4 : 2;
         CU_ASSERT_EQUAL(decode_body(b, len), QDB_E_MALFORMED);
         b[2] = 0x81;
         CU_ASSERT_EQUAL(decode_body(b, len), QDB_E_MALFORMED);
