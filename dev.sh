@@ -23,7 +23,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libdeflate-dev libedit-dev libmicrohttpd-dev gnuplot-nox
   redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot
-  parallel python3-yaml clang libclang-rt-14-dev"
+  parallel python3-yaml clang libclang-rt-14-dev openssl"
 # Only the test stage needs a browser (tests/status-page.sh skips without it).
 TEST_PACKAGES="chromium"
 
@@ -195,7 +195,7 @@ package_check() {
 # before (build/fuzz/corpus/NAME, kept between runs).  A crash stops the
 # stage; its input is build/fuzz/crash-NAME-*, to keep in
 # tests/fuzz/NAME/crashes/ with the fix (make check replays it).
-FUZZ_TARGETS="frame msg record scenario config qdbsh client"
+FUZZ_TARGETS="frame msg record scenario config qdbsh client conn request"
 fuzz_stage() {
     local secs=${1:-10} t runs
     [[ $secs =~ ^[1-9][0-9]*$ ]] || { echo "usage: ./dev.sh fuzz [SECONDS]"; exit 2; }

@@ -14,6 +14,12 @@
 #error "FUZZ_TARGET names the corpus folder (fuzz/local.am sets it)"
 #endif
 
+/* g_ptr_array_sort() hands the comparison pointers to the elements. */
+static gint by_name(gconstpointer a, gconstpointer b)
+{
+    return g_strcmp0(*(char *const *)a, *(char *const *)b);
+}
+
 /* Replay the regular files of dir (sorted, for a stable log); subfolders are
  * not entered.  Returns how many were replayed, or -1 when dir is missing
  * and must not be. */
@@ -30,7 +36,7 @@ static int replay_dir(const char *dir, gboolean required)
     while ((name = g_dir_read_name(d)) != NULL)
         g_ptr_array_add(names, g_build_filename(dir, name, NULL));
     g_dir_close(d);
-    g_ptr_array_sort(names, (GCompareFunc)(void *)g_strcmp0);
+    g_ptr_array_sort(names, by_name);
     int n = 0;
     for (guint i = 0; i < names->len; i++) {
         const char *path = g_ptr_array_index(names, i);

@@ -97,6 +97,7 @@
 #define QDBD_FD_RESERVE 256
 #define QDBD_PEER_RESERVE 64 /* accepted over --sessions from the node's neighbours */
 #define QDBD_DEFAULT_IDLE_TIMEOUT_S 300
+#define QDBD_DEFAULT_HANDSHAKE_TIMEOUT_S 10 /* keyed nodes: a TLS handshake, from accept */
 #define QDBD_DEFAULT_INPUT_MEMORY ((size_t)256 << 20) /* unfinished frames, in all */
 #define QDBD_DEFAULT_LOG_RATE 20 /* lines a second of one kind, then a count */
 /* The largest frame a node takes for a given maximum content: CAS carries a

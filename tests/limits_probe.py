@@ -18,11 +18,16 @@ import subprocess
 import sys
 import time
 
-ADDR, PORT = sys.argv[1].split(":")
-PORT = int(PORT)
-PID = int(sys.argv[2])
-LOG = sys.argv[3]
-QDBSH = sys.argv[4]
+ADDR, PORT, PID, LOG, QDBSH = None, 0, 0, None, None
+QDBSH_ARGS = []  # more qdbsh options: the key file, over TLS
+
+
+def configure(argv):
+    """The qdbd to probe, from the command line (see usage); also what
+    tests/limits_tls_probe.py, which imports these helpers, calls."""
+    global ADDR, PORT, PID, LOG, QDBSH
+    ADDR, port = argv[1].split(":")
+    PORT, PID, LOG, QDBSH = int(port), int(argv[2]), argv[3], argv[4]
 
 # what tests/limits.sh gives qdbd
 SESSIONS = 16
@@ -160,7 +165,7 @@ def stats():
 
 
 def qdbsh_ok(*args):
-    r = subprocess.run([QDBSH, "--daemon=%s:%d" % (ADDR, PORT), "--timeout=5000"] + list(args),
+    r = subprocess.run([QDBSH, "--daemon=%s:%d" % (ADDR, PORT), "--timeout=5000"] + QDBSH_ARGS + list(args),
                        capture_output=True, timeout=15)
     return r.returncode == 0, r.stdout.decode(errors="replace").strip()
 
@@ -196,18 +201,22 @@ def probe_replies():
 
 
 # ---- unfinished frames: bounded memory, back-pressure, then closing ---------
-def probe_unfinished():
+def plain_conn():
+    s = connect()
+    s.setblocking(False)
+    return s
+
+
+def probe_unfinished(open_conn=plain_conn, over=""):
+    """open_conn() gives a connection with send() (non-blocking: it raises
+    BlockingIOError when full) and close(); over names the transport."""
     n, flen = 8, MAX_FRAME - 16
     rss0 = status_kb("VmRSS")
-    conns = []
-    for i in range(n):
-        s = connect()
-        s.setblocking(False)
-        conns.append(s)
+    conns = [open_conn() for _ in range(n)]
     head = varint(flen) + bytes([(1 << 5) | PUT]) + varint(100 + 1) + varint(1) + b"u"
     payload = head + b"p" * (flen - 200)  # all but the last bytes
     sent = [0] * n
-    end = time.time() + 4
+    end = time.time() + 6
     while time.time() < end and min(sent) < len(payload):
         progress = False
         for i, s in enumerate(conns):
@@ -225,16 +234,17 @@ def probe_unfinished():
     grew = (hwm - rss0) / 1024.0
     unbounded = n * flen / 1048576.0
     check_rss(grew < INPUT_MEMORY / 1048576.0 + 4,
-          "8 connections x %.1f MiB unfinished frames: peak RSS +%.1f MiB (budget %d MiB, "
-          "unbounded %.0f MiB; RSS now %d MiB)" % (flen / 1048576.0, grew, INPUT_MEMORY >> 20,
-                                                  unbounded, rss >> 10))
-    check(normal_requests("during"), "put and get while the frames wait")
+          "8 connections%s x %.1f MiB unfinished frames (%.1f MiB sent): peak RSS +%.1f MiB "
+          "(budget %d MiB, unbounded %.0f MiB; RSS now %d MiB)" %
+          (over, flen / 1048576.0, sum(sent) / 1048576.0, grew, INPUT_MEMORY >> 20, unbounded,
+           rss >> 10))
+    check(normal_requests("during"), "put and get%s while the frames wait" % over)
     # the holders sent nothing more: within a few sweeps the largest is closed
     time.sleep(3.5)
     st = stats()
     check(st["input waits"] >= 1 and st["stalled closed"] >= 1,
-          "back-pressure: %d connections waited, %d stalled holders closed" %
-          (st["input waits"], st["stalled closed"]))
+          "back-pressure%s: %d connections waited, %d stalled holders closed" %
+          (over, st["input waits"], st["stalled closed"]))
     for s in conns:
         s.close()
 
@@ -352,12 +362,18 @@ def probe_log():
     s.close()
 
 
-probe_replies()
-probe_unfinished()
-probe_sessions()
-probe_idle()
-probe_amo()
-probe_unread()
-probe_log()
-print("limits: %s" % ("all bounds hold" if not failed else "%d failed" % len(failed)))
-sys.exit(1 if failed else 0)
+def verdict():
+    print("limits: %s" % ("all bounds hold" if not failed else "%d failed" % len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    configure(sys.argv)
+    probe_replies()
+    probe_unfinished()
+    probe_sessions()
+    probe_idle()
+    probe_amo()
+    probe_unread()
+    probe_log()
+    sys.exit(verdict())

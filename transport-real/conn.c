@@ -34,7 +34,6 @@
 #define READ_BUDGET (256 * 1024)   /* bytes read from one socket per turn */
 #define ACCEPT_BUDGET 64           /* connections accepted per listener per turn */
 #define LISTEN_BACKLOG 512
-#define LOOP_SMALL_FRAME (16 * 1024) /* frames read without a grant (loop.h) */
 #define STALL_SWEEPS 2    /* sweeps without a byte before a holder is closed */
 
 /* ---- structures and address helpers ------------------------------------------- */
@@ -642,10 +641,18 @@ static void listen_ready(loop_src *s, uint32_t events)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        loop_conn *c = conn_new(p, fd, sin_to_addr(&sin), false);
-        if (poller_add(net->poller, fd, &c->src, false) < 0)
-            conn_close(c, false);
+        peers_adopt(p, fd, sin_to_addr(&sin));
     }
+}
+
+bool peers_adopt(loop_peers *p, int fd, qdb_addr from)
+{
+    loop_conn *c = conn_new(p, fd, from, false);
+    if (poller_add(p->net->poller, fd, &c->src, false) < 0) {
+        conn_close(c, false);
+        return false;
+    }
+    return true;
 }
 
 /* listen(2), under another name: loop.h calls the attach parameter `listen`. */
@@ -890,11 +897,21 @@ void net_set_limits(loop_net *net, const qdb_loop_limits *lim)
 void net_sweep(loop_net *net, qdb_time_us now)
 {
     char a[QDB_ADDR_STRLEN];
-    qdb_time_us idle = net->lim.idle_timeout;
-    for (GList *l = net->accepted.head; l && idle;) {
+    qdb_time_us idle = net->lim.idle_timeout, hs = net->lim.handshake_timeout;
+    for (GList *l = net->accepted.head; l && (idle || hs);) {
         loop_conn *c = l->data;
         l = l->next; /* closing unlinks c */
-        if (!conn_has_output(c) && now - c->last_frame >= idle) {
+        /* No frame comes before the handshake is done: last_frame is still
+         * when the connection opened. */
+        if (hs && c->tls && !tls_conn_established(c->tls) && now - c->last_frame >= hs) {
+            net->stats.handshake_closed++;
+            tls_log_refusal(&c->p->auth_log, true,
+                            "closing the connection from %s: no TLS handshake within %" G_GUINT64_FORMAT
+                            " s", qdb_addr_format(c->key, a), hs / QDB_US_PER_S);
+            conn_close(c, false);
+            continue;
+        }
+        if (idle && !conn_has_output(c) && now - c->last_frame >= idle) {
             net->stats.idle_closed++;
             g_message("closing the connection from %s: no request for %" G_GUINT64_FORMAT " s",
                       qdb_addr_format(c->key, a), (now - c->last_frame) / QDB_US_PER_S);
@@ -1040,6 +1057,19 @@ int peers_role(const loop_peers *p, qdb_addr src)
     uint64_t k = qdb_addr_key(src);
     const loop_conn *c = g_hash_table_lookup(p->conns, &k);
     return c && c->tls ? tls_conn_role(c->tls) : QDB_PEER_UNVERIFIED;
+}
+
+bool peers_input(const loop_peers *p, qdb_addr key, peers_input_state *out)
+{
+    uint64_t k = qdb_addr_key(key);
+    const loop_conn *c = g_hash_table_lookup(p->conns, &k);
+    if (!c)
+        return false;
+    out->held = c->in->len - c->in_off;
+    out->grant = c->grant;
+    out->waiting = c->want > 0;
+    out->out_full = c->out_full;
+    return true;
 }
 
 size_t peers_pending(const loop_peers *p)

@@ -128,6 +128,26 @@ void peers_free(loop_peers *p);
 int peers_send(loop_peers *p, qdb_addr dst, const uint8_t *frame, size_t len);
 /* Close every connection; peers see them close. */
 void peers_disconnect_all(loop_peers *p);
+/* Take fd, a connected non-blocking stream socket whose peer is `from`, as a
+ * connection that peer opened: what the listener does with each accepted
+ * socket (sessions counted, idle sweep, frame sizes, input memory), the
+ * sessions cap aside (the listener checks it first).  false, fd closed, when
+ * the poller refuses it.  fuzz/conn.c drives the framing and the limits
+ * through it over a socketpair, with no listener. */
+bool peers_adopt(loop_peers *p, int fd, qdb_addr from);
+
+/* What an open connection holds of its input: a snapshot for the tests and
+ * the fuzz target, which check the promises of qdb_loop_limits (loop.h)
+ * from outside.  false when no connection is keyed `key`. */
+#define LOOP_SMALL_FRAME (16 * 1024) /* frames read without a grant (loop.h) */
+typedef struct peers_input_state {
+    size_t held;   /* bytes received, not yet delivered nor dropped */
+    size_t grant;  /* bytes of input_memory held for its unfinished frame */
+    bool waiting;  /* not read: waits for a grant */
+    bool out_full; /* not read: its peer does not take its replies */
+} peers_input_state;
+bool peers_input(const loop_peers *p, qdb_addr key, peers_input_state *out);
+
 /* Bytes queued and not written (a connect in progress counts 1). */
 size_t peers_pending(const loop_peers *p);
 /* What the peer sending on src proved (qdb_peer_role): the connection of the

@@ -74,6 +74,9 @@ static void loop_metrics(qdb_loop *loop, GString *o)
     qdb_metric(o, "qdb_stalled_closed_total", "counter",
                "Connections closed for holding input memory without sending.",
                ls.stalled_closed);
+    qdb_metric(o, "qdb_handshake_timeouts_total", "counter",
+               "Connections closed after --handshake-timeout without a TLS handshake.",
+               ls.handshake_closed);
 }
 
 /* The loop thread: a request for a snapshot arrived on the eventfd. */

@@ -324,7 +324,8 @@ static void on_sweep(void *arg)
 void qdb_loop_set_limits(qdb_loop *loop, const qdb_loop_limits *lim)
 {
     bool first = !loop->net.lim.sessions && !loop->net.lim.idle_timeout &&
-                 !loop->net.lim.max_frame && !loop->net.lim.input_memory;
+                 !loop->net.lim.max_frame && !loop->net.lim.input_memory &&
+                 !loop->net.lim.handshake_timeout;
     net_set_limits(&loop->net, lim);
     if (first)
         qdb_loop_every(loop, LOOP_SWEEP_US, on_sweep, &loop->net);

@@ -135,7 +135,12 @@ void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg)
  *    16 KiB (the one being read, a read()'s 64 KiB more).
  *  - An accepted connection with more than max_frame bytes queued to it and
  *    not taken by its peer is not read until half of them are: a client that
- *    asks and never reads cannot pile up replies. */
+ *    asks and never reads cannot pile up replies.
+ *  - handshake_timeout: on a secured endpoint (qdb_loop_endpoint_secure), an
+ *    accepted connection whose TLS handshake is not done this long after it
+ *    opened is closed (handshake_closed), whatever idle_timeout says.  Until
+ *    then it counts against sessions like any other: a stranger without the
+ *    key holds at most `sessions` descriptors, each for this long. */
 typedef struct qdb_loop_limits {
     unsigned sessions, peer_reserve;
     bool (*is_peer)(void *is_peer_arg, qdb_addr from);
@@ -143,6 +148,7 @@ typedef struct qdb_loop_limits {
     qdb_time_us idle_timeout;
     size_t max_frame;
     size_t input_memory;
+    qdb_time_us handshake_timeout;
 } qdb_loop_limits;
 void qdb_loop_set_limits(qdb_loop *loop, const qdb_loop_limits *lim);
 
@@ -152,6 +158,7 @@ typedef struct qdb_loop_stats {
     uint64_t auth_failures; /* connections refused for the hive key, either way */
     /* the limits above */
     uint64_t sessions_refused, idle_closed, oversized, input_waits, stalled_closed;
+    uint64_t handshake_closed; /* handshake_timeout */
 } qdb_loop_stats;
 void qdb_loop_get_stats(const qdb_loop *loop, qdb_loop_stats *out);
 

@@ -137,12 +137,12 @@ static void log_stats(qdbd *d)
            " unstable, %" G_GUINT64_FORMAT " duplicates); rpc timeouts %" G_GUINT64_FORMAT
            "; limits: %" G_GUINT64_FORMAT " sessions refused, %" G_GUINT64_FORMAT " idle closed, %"
            G_GUINT64_FORMAT " oversized, %" G_GUINT64_FORMAT " input waits, %" G_GUINT64_FORMAT
-           " stalled closed",
+           " stalled closed, %" G_GUINT64_FORMAT " handshakes timed out",
            entries, entries_word(entries), qdb_node_is_stable(d->node) ? "stable" : "settling",
            ls.connections_open, ls.connections_total, ls.refused, ls.resets, ls.frames_in,
            ls.frames_out, ls.bad_frames, ls.auth_failures, ns->requests, ns->wrong_node, ns->unstable,
            ns->duplicates, ns->rpc_timeouts, ls.sessions_refused, ls.idle_closed, ls.oversized,
-           ls.input_waits, ls.stalled_closed);
+           ls.input_waits, ls.stalled_closed, ls.handshake_closed);
 }
 
 static void on_signal(void *arg, int fd)
@@ -483,6 +483,10 @@ int main(int argc, char **argv)
     guint64 sessions = QDBD_DEFAULT_SESSIONS, idle_s = QDBD_DEFAULT_IDLE_TIMEOUT_S,
             max_content = QDB_DEFAULT_MAX_CONTENT, input_memory = QDBD_DEFAULT_INPUT_MEMORY,
             amo_bytes = QDB_DEFAULT_DEDUP_BYTES, log_rate = QDBD_DEFAULT_LOG_RATE;
+    guint64 handshake_s = QDBD_DEFAULT_HANDSHAKE_TIMEOUT_S;
+    if (!opt_unsigned(&o, QO_HANDSHAKE_TIMEOUT, o.handshake_timeout, 0, 3600,
+                      "whole seconds (0: never)", &handshake_s, &rc))
+        goto out_opts;
     if (o.sessions && !g_ascii_string_to_unsigned(o.sessions, 10, 1, 1000000, &sessions, NULL)) {
         rc = qdbd_opt_fail(&o, QO_SESSIONS, "'%s': want 1 to 1000000", o.sessions);
         goto out_opts;
@@ -621,7 +625,8 @@ int main(int argc, char **argv)
                            .peer_reserve = QDBD_PEER_RESERVE,
                            .is_peer = is_neighbour, .is_peer_arg = &d,
                            .idle_timeout = idle_s * QDB_US_PER_S,
-                           .max_frame = max_frame, .input_memory = input_memory};
+                           .max_frame = max_frame, .input_memory = input_memory,
+                           .handshake_timeout = handshake_s * QDB_US_PER_S};
     qdb_loop_set_limits(d.loop, &lim);
 
     if (o.transient) {

@@ -110,6 +110,11 @@ static const qdbd_option qdbd_options[QO_COUNT] = {
     [QO_AMO_BYTES] = {"amo-bytes", 0, OPT_STRING, OFF(amo_bytes), "BYTES",
                      "Reply contents kept for retried requests (at-most-once table); "
                      "beyond, only their outcome is kept", "32M"},
+    [QO_HANDSHAKE_TIMEOUT] = {"handshake-timeout", 0, OPT_STRING, OFF(handshake_timeout),
+                             "SECONDS",
+                             "With --hive-key-file: close a connection that has not completed "
+                             "its TLS handshake this long after it opened (0: never)",
+                             G_STRINGIFY(QDBD_DEFAULT_HANDSHAKE_TIMEOUT_S)},
     [QO_LOG_RATE] = {"log-rate", 0, OPT_STRING, OFF(log_rate), "N",
                     "Log lines a second of one kind; the rest are counted in one line "
                     "(0: no limit)", G_STRINGIFY(QDBD_DEFAULT_LOG_RATE)},

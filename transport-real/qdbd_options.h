@@ -41,6 +41,7 @@ typedef struct qdbd_opts {
     gboolean enable_purge_all, enable_stop; /* hive-wide: obey remove_all, stop_node */
     /* resource limits (qdbd(8), LIMITS) */
     char *sessions, *idle_timeout, *max_content_size, *input_memory, *amo_bytes, *log_rate;
+    char *handshake_timeout; /* --hive-key-file's connections: TLS handshake within */
     char *max_depot_size, *depot_warning, *disk_reserve; /* the disk's limits (storage/bdb.h) */
 } qdbd_opts;
 
@@ -51,6 +52,7 @@ enum { QO_ADDRESS, QO_PEER, QO_ROOT, QO_LOG_FILE, QO_LOG_CONSOLE, QO_LOG_SYSLOG,
        QO_HIVE_KEY_FILE,
        QO_ENABLE_PURGE_ALL, QO_ENABLE_STOP,
        QO_SESSIONS, QO_IDLE_TIMEOUT, QO_MAX_CONTENT_SIZE, QO_INPUT_MEMORY, QO_AMO_BYTES,
+       QO_HANDSHAKE_TIMEOUT,
        QO_LOG_RATE, QO_DEAD_NODE_GRACE, QO_REPAIR_RATE,
        QO_MAX_DEPOT_SIZE, QO_DEPOT_WARNING, QO_DISK_RESERVE, QO_COUNT };
 
