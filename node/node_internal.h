@@ -202,10 +202,12 @@ struct qdb_node {
     /* clients: created on first use, so idle simulated nodes stay small */
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
     GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
-    GHashTable *dedup;     /* dedup_key -> dedup_entry */
-    GQueue *dedup_order;   /* oldest first, for eviction */
-    GQueue *dedup_kept;    /* the keys of entries that still keep a payload, oldest
-                            * first (a subsequence of dedup_order) */
+    GHashTable *dedup;     /* a set of dedup_entry, looked up by dedup_key */
+    GPtrArray *dedup_ring; /* blocks of DEDUP_BLOCK entries: entry i of all ever
+                            * remembered is slot i mod cfg.dedup_capacity, so the
+                            * oldest is evicted where the next one goes */
+    uint64_t dedup_added;  /* entries ever remembered */
+    GQueue *dedup_kept;    /* the entries that still keep a payload, oldest first */
     size_t dedup_bytes;    /* the payload bytes they keep, at most cfg.dedup_bytes */
 
     /* replication (replica.c) */

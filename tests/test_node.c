@@ -122,6 +122,7 @@ static bool enable_dangerous;
 /* The resource limits of the nodes in the harnesses made from now on (0:
  * the node defaults). */
 static size_t limit_content, limit_dedup;
+static unsigned limit_dedup_entries;
 
 static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storage)
 {
@@ -149,6 +150,7 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
         cfg.enable_purge_all = cfg.enable_stop = enable_dangerous;
         cfg.max_content = limit_content;
         cfg.dedup_bytes = limit_dedup;
+        cfg.dedup_capacity = limit_dedup_entries;
         qdb_fixture_add_node(h->f, &p, &cfg); /* zero fields: the node defaults */
     }
     h->replies = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -658,6 +660,40 @@ static void test_request_limits(void)
         g_bytes_unref(got);
     CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, dup + 3);
     check_value(h, 0, "g", "5"); /* none ran again */
+    h_free(h);
+}
+
+/* The at-most-once table holds dedup_capacity replies, oldest out first
+ * (a ring of slots, reused past the capacity): a copy of one of the last
+ * four is answered from the table, a copy of an older one runs again; a
+ * payload kept by an entry that goes is let go with it. */
+static void test_dedup_capacity(void)
+{
+    limit_dedup_entries = 4;
+    harness *h = h_new();
+    limit_dedup_entries = 0;
+    h_solo(h);
+    qdb_msg up[10];
+    char digit[10][2] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    for (int i = 0; i < 10; i++) { /* the ring wraps twice */
+        up[i] = (qdb_msg){.type = i % 2 ? QDB_MSG_GET_UPDATE : QDB_MSG_UPDATE,
+                          .alias = (const uint8_t *)"k", .alias_len = 1,
+                          .content = (const uint8_t *)digit[i], .content_len = 1};
+        CU_ASSERT_EQUAL(exchange(h, 0, &up[i], NULL), QDB_OK);
+    }
+    uint64_t dup = qdb_node_get_stats(node(h, 0))->duplicates;
+    GBytes *got = NULL;
+    CU_ASSERT_EQUAL(resend(h, 0, &up[9], &got), QDB_OK); /* kept, with its payload */
+    CU_ASSERT_TRUE(got && g_bytes_get_size(got) == 1 &&
+                   memcmp(g_bytes_get_data(got, NULL), "8", 1) == 0);
+    if (got)
+        g_bytes_unref(got);
+    CU_ASSERT_EQUAL(resend(h, 0, &up[6], NULL), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, dup + 2);
+    check_value(h, 0, "k", "9"); /* neither ran again */
+    CU_ASSERT_EQUAL(resend(h, 0, &up[5], NULL), QDB_OK); /* gone: runs again */
+    CU_ASSERT_EQUAL(qdb_node_get_stats(node(h, 0))->duplicates, dup + 2);
+    check_value(h, 0, "k", "5");
     h_free(h);
 }
 
@@ -2669,6 +2705,7 @@ int main(void)
         {"requests, wrong node, no session", test_requests_and_answers},
         {"a duplicated request runs once", test_at_most_once},
         {"content and alias limits answered; at-most-once bytes bounded", test_request_limits},
+        {"at-most-once table: the last dedup_capacity replies", test_dedup_capacity},
         {"get_remove, remove_if, metadata, expire; bad arguments", test_new_requests},
         {"hand-over on join and on leave loses nothing", test_handover_join_and_leave},
         {"hand-over batches bounded in bytes", test_handover_batches_bounded},
