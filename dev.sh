@@ -21,7 +21,7 @@ top=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev libssl-dev
-  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libedit-dev libmicrohttpd-dev gnuplot-nox
+  libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libdeflate-dev libedit-dev libmicrohttpd-dev gnuplot-nox
   redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot
   parallel python3-yaml clang libclang-rt-14-dev openssl"
 # Only the test stage needs a browser (tests/status-page.sh skips without it).
@@ -163,8 +163,9 @@ package_check() {
     # qdbsim(1)'s examples, from another directory
     (cd /tmp && /usr/bin/qdbsim -q scenarios/tutorial.scn | grep -q '^trace_hash') || fail "qdbsim scenarios/tutorial.scn"
     # the README's tutorial, from the installed binaries (a random port, so a
-    # hive already running on 2836 is left alone)
-    port=$(( 20000 + RANDOM % 20000 ))
+    # hive already running on 2836 is left alone; below Linux's ephemeral
+    # range, 32768-60999, where another job's client socket may hold it)
+    port=$(( 20000 + RANDOM % 12000 ))
     rm -rf hive; mkdir hive
     for i in 1 2 3; do
         local peer=(); [ $i -gt 1 ] && peer=(--peer=127.0.0.1:$port)

@@ -4,6 +4,7 @@
  *   qdb-bench [-h HOST] [-p PORT] [-c CONNS] [-n REQUESTS] [-d BYTES] [-P DEPTH]
  *             [-r KEYSPACE] [-t put,get | --mix PUT:GET] [--seed N]
  *             [--time-limit S] [--sequential] [--quiet] [--csv] [--key-file FILE]
+ *             [--open-first]
  *
  * Sections: options -- connections and the closed loop -- phases -- reports --
  * main.
@@ -24,6 +25,10 @@
  * Latency is result.latency (submit to completion on the monotonic clock);
  * throughput is completed operations over the phase's wall time, from
  * the first submit to the last completion, also on the monotonic clock.
+ *
+ * --open-first opens every connection before the first phase (one GET each,
+ * not counted), so with thousands of clients the phases time requests on
+ * open connections, not the connects and HELLOs (bench/many.sh).
  *
  * A GET of a key never written answers ALIAS_NOT_FOUND: counted as a miss
  * (redis answers nil), not an error.  Every other non-OK status is an error,
@@ -69,7 +74,7 @@ typedef struct bench_opts {
     char *mix;
     gint64 seed;
     double time_limit;
-    gboolean sequential, quiet, csv, help;
+    gboolean sequential, quiet, csv, help, open_first;
     char *key_file;
 } bench_opts;
 
@@ -216,22 +221,24 @@ static void stats_reset(bench_stats *s)
     s->lat = g_array_new(FALSE, FALSE, sizeof(guint32));
 }
 
-/* Run one phase to its -n operations, or to the time limit and then at most
- * BENCH_GRACE_US more for the operations in flight.  Returns the number still
- * in flight when it gave up (0 normally). */
-static gint64 bench_phase(bench *b, const char *name, unsigned put, unsigned get)
+/* Run one phase to limit operations, or to the time limit and then at most
+ * BENCH_GRACE_US more for the operations in flight, on connections [first,
+ * first + count).  Returns the number still in flight when it gave up (0
+ * normally). */
+static gint64 bench_phase(bench *b, const char *name, unsigned put, unsigned get, gint64 limit,
+                          int first, int count)
 {
     b->name = name;
     b->mix_put = put;
     b->mix_get = get;
     b->submitted = b->completed = 0;
-    b->limit = b->o.requests;
+    b->limit = limit;
     b->stopping = false;
     for (int k = 0; k < BENCH_KINDS; k++)
         stats_reset(&b->st[k]);
     b->t_start = b->t_end = g_get_monotonic_time();
     gint64 deadline = b->t_start + (gint64)(b->o.time_limit * 1e6);
-    for (int i = 0; i < b->o.conns; i++)
+    for (int i = first; i < first + count; i++)
         bench_fill(&b->conns[i]);
     while (b->completed < b->submitted || (!b->stopping && b->submitted < b->limit)) {
         gint64 now = g_get_monotonic_time();
@@ -374,6 +381,37 @@ static void bench_report(bench *b)
     fflush(stdout);
 }
 
+/* --open-first: one GET per connection, one at a time on each (so each
+ * connection gets exactly one), timed by nobody; in waves of
+ * BENCH_OPEN_WAVE connections, because a burst of thousands of connects
+ * overflows the server's listen backlog, and a dropped SYN is sent again
+ * only after a second (a client core may give up before).  False when one
+ * failed (a miss is fine) or did not finish. */
+#define BENCH_OPEN_WAVE 256
+
+static bool bench_open_all(bench *b)
+{
+    int depth = b->o.pipeline;
+    b->o.pipeline = 1; /* the tag stack keeps all its tags: only [0] moves */
+    guint64 opened = 0;
+    bool ok = true;
+    for (int first = 0; first < b->o.conns && ok; first += BENCH_OPEN_WAVE) {
+        int count = MIN(BENCH_OPEN_WAVE, b->o.conns - first);
+        gint64 left = bench_phase(b, "OPEN", 0, 1, count, first, count);
+        const bench_stats *s = &b->st[BENCH_GET];
+        opened += s->ok + s->misses;
+        ok = left == 0 && s->ok + s->misses == (guint64)count;
+        if (!ok) {
+            fprintf(stderr, "qdb-bench: opening %d connections: %" G_GUINT64_FORMAT
+                            " opened, %" G_GINT64_FORMAT " still waiting\n",
+                    b->o.conns, opened, left);
+            print_errors("OPEN", s);
+        }
+    }
+    b->o.pipeline = depth;
+    return ok;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static bool resolve(qdb_addr *out, const char *host, int port)
@@ -445,6 +483,8 @@ int main(int argc, char **argv)
          "Keys in order (i mod keyspace) instead of at random", NULL},
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &b.o.quiet, "One line per test", NULL},
         {"csv", 0, 0, G_OPTION_ARG_NONE, &b.o.csv, "CSV output, as redis-benchmark --csv", NULL},
+        {"open-first", 0, 0, G_OPTION_ARG_NONE, &b.o.open_first,
+         "Open every connection (one GET each, not counted) before the tests", NULL},
         {"key-file", 'k', 0, G_OPTION_ARG_FILENAME, &b.o.key_file,
          "The hive key file, for a hive run with --hive-key-file", "FILE"},
         {"help", 0, 0, G_OPTION_ARG_NONE, &b.o.help, "Show this help", NULL},
@@ -554,19 +594,24 @@ int main(int argc, char **argv)
         qdb_loop_endpoint_bind(c->ep, &qdb_client_core_inbound, c->core);
     }
 
+    if (b.o.open_first && !bench_open_all(&b)) {
+        rc = 1;
+        goto out_conns;
+    }
     if (b.o.csv)
         printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\","
                "\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\",\"errors\",\"misses\"\n");
     rc = 0;
     bool failed = false;
     if (b.o.mix) {
-        gint64 left = bench_phase(&b, "MIX", mix_put, mix_get);
+        gint64 left = bench_phase(&b, "MIX", mix_put, mix_get, b.o.requests, 0, b.o.conns);
         bench_report(&b);
         failed = left > 0;
     } else {
         for (char **t = tests; *t && !failed; t++) {
             bool put = g_ascii_strcasecmp(*t, "get") != 0;
-            gint64 left = bench_phase(&b, put ? "PUT" : "GET", put, !put);
+            gint64 left = bench_phase(&b, put ? "PUT" : "GET", put, !put, b.o.requests, 0,
+                                     b.o.conns);
             bench_report(&b);
             if (left > 0) {
                 /* The cores still hold them: the next phase would count their

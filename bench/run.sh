@@ -11,10 +11,14 @@
 #   RESULTS                 where to write the table (bench/results.txt)
 #   BENCH_PORT              first of the ports used (default 28360: qdb 1-node,
 #                           +10 the 3-node hive, +20 redis, +30 the 1-node hive
-#                           with a hive key, +40 the 3-node hive with K = 3)
+#                           with a hive key, +40 the 3-node hive with K = 3,
+#                           +50 the many-clients node (bench/many.sh), +60 the
+#                           1-node hive on Berkeley DB)
 #   BENCH_REQUESTS BENCH_CONNS BENCH_SIZE BENCH_KEYSPACE BENCH_TIME_LIMIT
 #                           the load (100000, 50, 1024, 100000, 15 s per test)
 #   BENCH_REPEAT            runs per cell; the table shows the median (3)
+#   BENCH_SYNC_REQUESTS     requests per test on Berkeley DB with --sync (10000)
+#   MANY_CONNS              the many-clients counts ("1000 5000 15000"; empty: none)
 #   QDBD_ARGS               extra qdbd options
 set -u
 
@@ -39,6 +43,8 @@ P3=$((PORT + 10))
 PR=$((PORT + 20))
 PA=$((PORT + 30))
 PK=$((PORT + 40))
+PM=$((PORT + 50))
+PB=$((PORT + 60))
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-bench.XXXXXX") || exit 99
 pids=""
@@ -178,6 +184,28 @@ else
 fi
 cleanup
 
+# ---- qdb, 1 node on Berkeley DB: what persistence costs, without and with --sync --------
+echo "-- qdb 1-node hive on Berkeley DB on 127.0.0.1:$PB, then with --sync"
+for mode in nosync sync; do
+    rm -rf "$tmp/bdb"
+    if [ $mode = sync ]; then
+        "$QDBD" -a "127.0.0.1:$PB" --root "$tmp/bdb" --sync >"$tmp/b$mode.log" 2>&1 &
+    else
+        "$QDBD" -a "127.0.0.1:$PB" --root "$tmp/bdb" >"$tmp/b$mode.log" 2>&1 &
+    fi
+    pids="$pids $!"
+    if wait_put 127.0.0.1 "$PB" 15; then
+        # every acknowledged write flushed: fewer requests, or it takes minutes
+        [ $mode = sync ] && N=${BENCH_SYNC_REQUESTS:-10000}
+        qdb_load "q1b${mode}p1" 127.0.0.1 "$PB" 1
+        N=${BENCH_REQUESTS:-100000}
+    else
+        echo "bench: qdbd on Berkeley DB ($mode) did not answer within 15 s; its log:" >&2
+        tail -20 "$tmp/b$mode.log" >&2
+    fi
+    cleanup
+done
+
 # ---- qdb, 1 node with a hive key (TLS 1.3-PSK) -----------------------------------
 echo "-- qdb 1-node hive with a hive key on 127.0.0.1:$PA"
 (umask 077 && "$QDBD" --gen-key >"$tmp/hive.key") || die "qdbd --gen-key failed"
@@ -304,6 +332,17 @@ ratio() {
         echo "replication: qdb 3-node P=$p with K = 3: PUT $1 GET $2 ops/s," \
             "against K = 1 PUT $(ratio "$1" "$kput")x GET $(ratio "$2" "$kget")x$([ "$3" != - ] && echo " [$3]")"
     done
+    # shellcheck disable=SC2046 # three fields, split on purpose
+    set -- $(get q1p1)
+    tput=$1 tget=$2
+    # shellcheck disable=SC2046
+    set -- $(get q1bnosyncp1)
+    bput=$1 bget=$2 bnote=$3
+    # shellcheck disable=SC2046
+    set -- $(get q1bsyncp1)
+    echo "storage: qdb 1-node P=1 on Berkeley DB: PUT $bput GET $bget ops/s" \
+        "($(ratio "$bput" "$tput")x $(ratio "$bget" "$tget")x of --transient)$([ "$bnote" != - ] && echo " [$bnote]");" \
+        "with --sync ($((${BENCH_SYNC_REQUESTS:-10000})) requests): PUT $1 GET $2 ops/s$([ "$3" != - ] && echo " [$3]")"
     if [ -s "$tmp/batch" ]; then
         # shellcheck disable=SC2046 # "single R batch R ratio X", split on purpose
         set -- $(cat "$tmp/batch")
@@ -311,6 +350,15 @@ ratio() {
             "1,000-operation batches $4 ops/s: batches ${6}x faster"
     fi
 } >"$tmp/table"
+
+# ---- many clients: latency with thousands of connections held open ---------------
+MANY_CONNS=${MANY_CONNS-1000 5000 15000}
+if [ -n "$MANY_CONNS" ]; then
+    echo "-- qdb 1-node hive with many clients ($MANY_CONNS) on 127.0.0.1:$PM"
+    echo >>"$tmp/table"
+    QDBD=$QDBD QDB_BENCH=$QDB_BENCH BENCH_PORT=$PM MANY_CONNS=$MANY_CONNS BENCH_SIZE=$D \
+        bounded 600 sh "$SRCDIR/bench/many.sh" >>"$tmp/table" 2>&1
+fi
 
 # ---- the simulator ---------------------------------------------------------------
 # bench/sim.sh: each scale scenario, then the bare event queue with the same
@@ -328,7 +376,7 @@ fi
 {
     echo
     echo "raw: label test rps avg min p50 p95 p99 max (ms) [errors misses]"
-    for f in q1p1 q1p16 q1ap1 q1ap16 q3p1 q3p16 q3kp1 q3kp16 rp1 rp16; do
+    for f in q1p1 q1p16 q1bnosyncp1 q1bsyncp1 q1ap1 q1ap16 q3p1 q3p16 q3kp1 q3kp16 rp1 rp16; do
         [ -s "$tmp/$f.csv" ] && grep -v '^"test"' "$tmp/$f.csv" | sed "s/^/$f: /"
     done
 } >"$tmp/raw"

@@ -139,6 +139,14 @@ typedef struct qdb_random {
  *        accept puts that do not grow it -- a tombstone over a live record
  *        above all, so that removes can free space -- and del().
  *
+ * peek() and put_parts(), appended for issue 12 and optional (NULL: the node
+ *        uses get() and put(), as through storage/fault.h): the same calls
+ *        without a copy.  peek() sets *value to the stored bytes themselves,
+ *        valid until the next call on the store; put_parts() stores
+ *        head || body as one value, so a record's header and content need not
+ *        be joined first (neither part may be bytes that peek() lent).  A memory store copies 1 KiB values three times
+ *        per request without them (make bench).
+ *
  * The backends live in storage/, one header each: storage/memory.h (a GTree),
  * storage/bdb.h (Berkeley DB) and storage/fault.h (a wrapper that injects
  * failures into any of them, for tests). */
@@ -176,6 +184,12 @@ typedef struct qdb_storage {
     void (*destroy)(struct qdb_storage *s);
     /* version 1, appended for issue 9; may be NULL */
     void (*usage)(struct qdb_storage *s, qdb_storage_usage *out);
+    /* version 1, appended for issue 12; may be NULL */
+    int (*peek)(struct qdb_storage *s, const uint8_t *key, size_t key_len,
+                const uint8_t **value, size_t *value_len);
+    int (*put_parts)(struct qdb_storage *s, const uint8_t *key, size_t key_len,
+                     const uint8_t *head, size_t head_len, const uint8_t *body,
+                     size_t body_len);
 } qdb_storage;
 
 #endif

@@ -39,6 +39,7 @@
 #define QDB_RECORD_FORMAT 2
 #define QDB_RECORD_HEADER 48    /* format 2 */
 #define QDB_RECORD_HEADER_V1 40 /* format 1, read only */
+#define QDB_RECORD_HEADER_MAX (QDB_RECORD_HEADER + 8) /* with an expiry */
 #define QDB_RECORD_TOMBSTONE 1u   /* flags */
 #define QDB_RECORD_HAS_EXPIRY 2u  /* flags: the i64 expiry follows the header */
 
@@ -62,6 +63,10 @@ int qdb_record_cmp(const qdb_record_meta *a, const qdb_record_meta *b);
 
 /* Appends header + content to out, in the current format. */
 void qdb_record_encode(const qdb_record_meta *meta, const uint8_t *content, GByteArray *out);
+/* The header alone (its checksum computed over content, meta->size bytes)
+ * into h; returns its length.  The record is h's bytes then the content. */
+size_t qdb_record_encode_header(const qdb_record_meta *meta, const uint8_t *content,
+                                uint8_t h[QDB_RECORD_HEADER_MAX]);
 /* QDB_OK and *content pointing into value, or QDB_E_STORAGE on a corrupt
  * record (bad format byte, size or checksum). */
 int qdb_record_decode(const uint8_t *value, size_t value_len, qdb_record_meta *meta,

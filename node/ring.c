@@ -438,7 +438,12 @@ static void admit_check(qdb_node *n, const qdb_peer *p, unsigned arg);
 
 void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
-    if (n->phase != PHASE_ACTIVE)
+    /* A leaving node still answers: the node it hands its entries to checks
+     * it with a STABILIZE (admission) when it is not yet that node's
+     * predecessor -- its successor crashed a moment before and it skipped to
+     * the next.  Unanswered, the hand-over was refused at every successor
+     * in turn and the leave ended with the entries on no live node. */
+    if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
         return;
     qdb_msg r = {.type = QDB_MSG_STABILIZE_REPLY, .rpc = m->rpc};
     if (n->has_pred) {
@@ -459,8 +464,9 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
      * and the ring stayed wrong (scenarios/join-burst-admission.scn).  Its
      * NOTIFY is still checked. */
     const qdb_peer *c = &m->peer;
-    if (!is_self(n, c) && ring_same_host(src, c->addr) && !ring_vouched(n, c) &&
-        !qdb_id_eq(&c->id, &n->cfg.self.id) && !addr_in(c->addr, n->refused, n->n_refused))
+    if (n->phase == PHASE_ACTIVE && !is_self(n, c) && ring_same_host(src, c->addr) &&
+        !ring_vouched(n, c) && !qdb_id_eq(&c->id, &n->cfg.self.id) &&
+        !addr_in(c->addr, n->refused, n->n_refused))
         admit_check(n, c, 0);
 }
 

@@ -80,6 +80,7 @@ typedef struct dedup_key {
  * copy of the request is then answered QDB_E_OUTCOME_UNKNOWN (it ran, but
  * what it returned is gone) -- never run a second time. */
 typedef struct dedup_entry {
+    dedup_key key; /* first: the table is a set of entries, looked up by key */
     int status;
     GBytes *payload; /* NULL when empty or dropped */
     bool dropped;
@@ -98,12 +99,17 @@ static gboolean dedup_equal(gconstpointer a, gconstpointer b)
     return x->client == y->client && x->seq == y->seq;
 }
 
-static void dedup_entry_free(gpointer p)
+/* The entries live in a ring of cfg.dedup_capacity slots, allocated by
+ * blocks as it first fills: no allocation per request, and the slot evicted
+ * (the oldest) is next to the one evicted before, not a cold block. */
+#define DEDUP_BLOCK 256
+
+static dedup_entry *dedup_slot(qdb_node *n, uint64_t i)
 {
-    dedup_entry *e = p;
-    if (e->payload)
-        g_bytes_unref(e->payload);
-    g_free(e);
+    uint64_t slot = i % n->cfg.dedup_capacity;
+    if (slot / DEDUP_BLOCK == n->dedup_ring->len)
+        g_ptr_array_add(n->dedup_ring, g_new0(dedup_entry, DEDUP_BLOCK));
+    return (dedup_entry *)n->dedup_ring->pdata[slot / DEDUP_BLOCK] + slot % DEDUP_BLOCK;
 }
 
 void serve_free(qdb_node *n)
@@ -114,9 +120,11 @@ void serve_free(qdb_node *n)
     if (n->classes)
         g_hash_table_destroy(n->classes);
     if (n->dedup) {
-        g_hash_table_destroy(n->dedup); /* frees the keys, which dedup_order shares */
-        g_queue_free(n->dedup_order);
+        g_hash_table_destroy(n->dedup);
+        for (dedup_entry *e; (e = g_queue_pop_head(n->dedup_kept)) != NULL;)
+            g_bytes_unref(e->payload);
         g_queue_free(n->dedup_kept);
+        g_ptr_array_free(n->dedup_ring, TRUE);
     }
 }
 
@@ -226,7 +234,7 @@ static bool session_of(qdb_node *n, qdb_addr src, uint64_t *client)
 /* Let the payload of the oldest entry that keeps one go (its outcome stays). */
 static void dedup_drop_oldest_payload(qdb_node *n)
 {
-    dedup_entry *e = g_hash_table_lookup(n->dedup, g_queue_pop_head(n->dedup_kept));
+    dedup_entry *e = g_queue_pop_head(n->dedup_kept);
     n->dedup_bytes -= g_bytes_get_size(e->payload);
     g_bytes_unref(e->payload);
     e->payload = NULL;
@@ -237,41 +245,37 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
                            const uint8_t *payload, size_t len)
 {
     if (!n->dedup) {
-        n->dedup = g_hash_table_new_full(dedup_hash, dedup_equal, g_free, dedup_entry_free);
-        n->dedup_order = g_queue_new();
+        n->dedup = g_hash_table_new(dedup_hash, dedup_equal);
+        n->dedup_ring = g_ptr_array_new_with_free_func(g_free);
         n->dedup_kept = g_queue_new();
     }
-    dedup_key *k = g_new(dedup_key, 1);
-    k->client = client;
-    k->seq = seq;
-    if (g_hash_table_contains(n->dedup, k)) { /* cannot happen: looked up first */
-        g_free(k);
+    dedup_key k = {client, seq};
+    if (g_hash_table_contains(n->dedup, &k)) /* cannot happen: looked up first */
         return;
-    }
-    dedup_entry *e = g_new0(dedup_entry, 1);
-    e->status = status;
     /* A payload over a quarter of the budget is never kept: one large
      * GET_UPDATE must not push out the payloads of many small ones. */
-    if (len > n->cfg.dedup_bytes / 4)
-        e->dropped = true;
-    else if (len > 0)
-        e->payload = g_bytes_new(payload, len);
-    g_hash_table_insert(n->dedup, k, e);
-    g_queue_push_tail(n->dedup_order, k);
-    if (e->payload) {
-        g_queue_push_tail(n->dedup_kept, k);
+    bool keep = len > 0 && len <= n->cfg.dedup_bytes / 4;
+    /* In the order of a FIFO that takes the new entry and then lets the
+     * oldest go: the budget first, counting the new payload (never dropped
+     * itself: it is under a quarter of it), then the capacity. */
+    if (keep) {
         n->dedup_bytes += len;
         while (n->dedup_bytes > n->cfg.dedup_bytes)
             dedup_drop_oldest_payload(n);
     }
-    while (g_queue_get_length(n->dedup_order) > n->cfg.dedup_capacity) {
-        dedup_key *old = g_queue_pop_head(n->dedup_order);
-        /* dedup_kept is in the same order: the oldest entry heads it if it
-         * still keeps its payload */
-        if (g_queue_peek_head(n->dedup_kept) == old)
+    dedup_entry *e = dedup_slot(n, n->dedup_added);
+    if (n->dedup_added >= n->cfg.dedup_capacity) { /* e is the oldest: it goes */
+        if (g_queue_peek_head(n->dedup_kept) == e)
             dedup_drop_oldest_payload(n);
-        g_hash_table_remove(n->dedup, old);
+        g_hash_table_remove(n->dedup, e);
     }
+    n->dedup_added++;
+    *e = (dedup_entry){.key = k, .status = status, .dropped = len > 0 && !keep};
+    if (keep) {
+        e->payload = g_bytes_new(payload, len);
+        g_queue_push_tail(n->dedup_kept, e);
+    }
+    g_hash_table_add(n->dedup, e);
 }
 
 /* Answer request m, and count the answer by type and status (the metrics). */
@@ -316,9 +320,15 @@ int serve_store_record(qdb_node *n, const uint8_t *key, size_t kl, const qdb_rec
         .tombstone = tombstone,
         .expiry_s = tombstone ? 0 : expiry_s,
     };
+    qdb_storage *st = n->storage;
+    if (st->put_parts) { /* no joined copy of header and content */
+        uint8_t h[QDB_RECORD_HEADER_MAX];
+        size_t hl = qdb_record_encode_header(&meta, content, h);
+        return st->put_parts(st, key, kl, h, hl, content, (size_t)meta.size);
+    }
     GByteArray *rec = g_byte_array_sized_new(QDB_RECORD_HEADER + (guint)meta.size);
     qdb_record_encode(&meta, content, rec);
-    int rc = n->storage->put(n->storage, key, kl, rec->data, rec->len);
+    int rc = st->put(st, key, kl, rec->data, rec->len);
     g_byte_array_free(rec, TRUE);
     return rc;
 }
@@ -345,7 +355,8 @@ static int collect_live(void *arg, const uint8_t *k, size_t kl, const uint8_t *v
 }
 
 /* Every entry we own becomes a tombstone (a deletion would let a node back
- * with old storage bring them back). */
+ * with old storage bring them back); their keys go to written (NULL: not
+ * kept). */
 static int remove_owned(qdb_node *n, GPtrArray *written)
 {
     remove_all_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
@@ -362,7 +373,7 @@ static int remove_owned(qdb_node *n, GPtrArray *written)
         const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
         rc = serve_store_record(n, k, kl, &g_array_index(c.metas, qdb_record_meta, i), NULL, 0,
                                 true, 0);
-        if (rc == QDB_OK)
+        if (rc == QDB_OK && written)
             g_ptr_array_add(written, g_bytes_ref(c.keys->pdata[i]));
     }
     g_ptr_array_free(c.keys, TRUE);
@@ -377,11 +388,23 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
 {
     uint8_t key[QDB_KEY_MAX];
     size_t kl = qdb_record_key(key, id, m->alias, m->alias_len);
-    uint8_t *val = NULL;
+    /* The blind writes need only the old header, GET answers from the
+     * stored bytes: they may borrow the record (peek()), because nothing
+     * else calls the store before the reply is encoded.  The others keep the
+     * old content across a write, or hand it to serve_ext: a copy. */
+    bool blind = m->type == QDB_MSG_PUT || m->type == QDB_MSG_PUT_EX ||
+                 m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX ||
+                 m->type == QDB_MSG_REMOVE;
+    bool borrow = n->storage->peek && (blind || m->type == QDB_MSG_GET);
+    uint8_t *copy = NULL;
+    const uint8_t *val = NULL;
     size_t vlen = 0;
-    int rc = n->storage->get(n->storage, key, kl, &val, &vlen);
+    int rc = borrow ? n->storage->peek(n->storage, key, kl, &val, &vlen)
+                    : n->storage->get(n->storage, key, kl, &copy, &vlen);
     if (rc != QDB_OK && rc != QDB_E_ALIAS_NOT_FOUND)
         return rc;
+    if (copy)
+        val = copy;
     bool present = rc == QDB_OK; /* a live entry or a tombstone: its state is known here */
     qdb_record_meta meta;
     const uint8_t *cur = NULL;
@@ -392,11 +415,11 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
                  m->type == QDB_MSG_REMOVE_IF;
     if (present && (reads ? qdb_record_decode(val, vlen, &meta, &cur)
                           : qdb_record_decode_meta(val, vlen, &meta)) != QDB_OK) {
-        g_free(val);
+        g_free(copy);
         node_log(n, 1, "corrupt record in storage");
         return QDB_E_STORAGE;
     }
-    *hold = val;
+    *hold = copy;
     /* Expired: not found, whatever asks, as if removed -- and a write over
      * it starts a new entry (created now), versioned above the old record
      * (the collector turns it into a tombstone later). */
@@ -406,9 +429,6 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
      * well exist there.  What needs its value cannot run; a write can, and
      * its version wins over the old copy if that node comes back. */
     bool orphan = !present && ring_orphaned(n, id);
-    bool blind = m->type == QDB_MSG_PUT || m->type == QDB_MSG_PUT_EX ||
-                 m->type == QDB_MSG_UPDATE || m->type == QDB_MSG_UPDATE_EX ||
-                 m->type == QDB_MSG_REMOVE;
     if (orphan && !blind)
         return QDB_E_UNAVAILABLE;
     bool exists = present && !meta.tombstone;
@@ -485,7 +505,10 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     size_t plen = 0;
     uint8_t *hold = NULL;
     uint8_t hint[QDB_PEER_WIRE];
-    GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    /* the keys written, for the replicas: none to copy at K = 1 */
+    GPtrArray *written = n->replication > 1
+                             ? g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref)
+                             : NULL;
 
     if ((status = serve_ext_check(n, m)) != QDB_OK) {
         /* refused: nothing ran */
@@ -495,7 +518,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
-            g_ptr_array_unref(written);
+            g_clear_pointer(&written, g_ptr_array_unref);
             return;
         }
         status = m->type == QDB_MSG_PREFIX ? serve_prefix(n, m, &hold, &payload, &plen)
@@ -506,7 +529,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
-            g_ptr_array_unref(written);
+            g_clear_pointer(&written, g_ptr_array_unref);
             return;
         }
         if (!qdb_node_owns(n, &id)) {
@@ -515,11 +538,11 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             qdb_peer_encode(&p, hint);
             n->stats.wrong_node++;
             reply(n, src, m, QDB_E_WRONG_NODE, hint, sizeof hint);
-            g_ptr_array_unref(written);
+            g_clear_pointer(&written, g_ptr_array_unref);
             return;
         }
         status = execute(n, m, &id, &hold, &payload, &plen);
-        if (status == QDB_OK && is_mutation(m->type)) {
+        if (status == QDB_OK && is_mutation(m->type) && written) {
             uint8_t key[QDB_KEY_MAX];
             g_ptr_array_add(written,
                             g_bytes_new(key, qdb_record_key(key, &id, m->alias, m->alias_len)));
@@ -532,7 +555,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
             dedup_remember(n, client, m->seq, status, payload, plen);
         reply(n, src, m, status, payload, plen);
     }
-    g_ptr_array_unref(written);
+    g_clear_pointer(&written, g_ptr_array_unref);
     g_free(hold);
 }
 
@@ -607,65 +630,46 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last)
     if (n->ho_rpc) {
         if (!n->ho_retry)
             return; /* one batch in flight at a time */
-        if (!qdb_addr_eq(n->ho_dst, dst->addr)) {
-            /* The receiver changed: forget the unacknowledged batch (its
-             * entries are still here) and build a new one. */
-            n->ho_rpc = 0;
-            g_ptr_array_set_size(n->ho_keys, 0);
-        }
+        /* The batch failed: build a new one from what we hold now (its
+         * entries are still here), never repeat it.  Its receiver may have
+         * applied it and lost only the acknowledgement, then crashed and
+         * joined again at the same address: the old batch, built for that
+         * earlier join, would end the new wait ("last") without what was
+         * written in its range meanwhile, and without what the batches
+         * before it carried -- the node would serve its range from old or
+         * no storage. */
+        n->ho_rpc = 0;
+        g_ptr_array_set_size(n->ho_keys, 0);
     }
     push_ctx c = {.n = n, .limit = n->cfg.handover_batch};
     qdb_handover_builder_init(&c.b);
-    bool resend = n->ho_rpc != 0;
-    if (resend) {
-        /* The same records under the same rpc id: the receiver applies a
-         * batch once, whatever the number of copies. */
-        for (guint i = 0; i < n->ho_keys->len;) {
-            gsize kl;
-            const uint8_t *k = g_bytes_get_data(n->ho_keys->pdata[i], &kl);
-            uint8_t *v;
-            size_t vl;
-            if (n->storage->get(n->storage, k, kl, &v, &vl) == QDB_OK) {
-                qdb_handover_builder_add(&c.b, k, kl, v, vl);
-                g_free(v);
-                i++;
-            } else {
-                /* Not sent, so the acknowledgement must not delete it: it
-                 * stays here, outside our range, for a later push. */
-                g_ptr_array_remove_index(n->ho_keys, i);
-            }
-        }
-        c.more = !n->ho_last;
-    } else {
-        c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-        int rc = 0;
-        if (n->phase == PHASE_LEAVING)
-            rc = serve_iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
-        else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
-            rc = push_scan(n, &c);
-        bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
-        if (failed) {
-            node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
-            n->stats.storage_errors++;
-        }
-        /* A failed scan sends nothing: a batch marked last would end the
-         * receiver's wait while its entries are still here.  It notifies us
-         * again, and we push again.  (A leaving node has no such trigger: it
-         * sends what it has read, and what is left stays here, outside its
-         * range.) */
-        if ((failed && n->phase != PHASE_LEAVING) || (c.keys->len == 0 && !force_last)) {
-            g_ptr_array_free(c.keys, TRUE);
-            qdb_handover_builder_clear(&c.b);
-            return;
-        }
-        g_ptr_array_free(n->ho_keys, TRUE);
-        n->ho_keys = c.keys;
+    c.keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    int rc = 0;
+    if (n->phase == PHASE_LEAVING)
+        rc = serve_iterate_arc(n, &n->cfg.self.id, &n->cfg.self.id, add_to_batch, &c);
+    else if (n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr))
+        rc = push_scan(n, &c);
+    bool failed = rc != 0 && !c.more; /* add_to_batch stops only for a full batch */
+    if (failed) {
+        node_log(n, 1, "hand-over: storage failed: %s", n->storage->errmsg);
+        n->stats.storage_errors++;
     }
+    /* A failed scan sends nothing: a batch marked last would end the
+     * receiver's wait while its entries are still here.  It notifies us
+     * again, and we push again.  (A leaving node has no such trigger: it
+     * sends what it has read, and what is left stays here, outside its
+     * range.) */
+    if ((failed && n->phase != PHASE_LEAVING) || (c.keys->len == 0 && !force_last)) {
+        g_ptr_array_free(c.keys, TRUE);
+        qdb_handover_builder_clear(&c.b);
+        return;
+    }
+    g_ptr_array_free(n->ho_keys, TRUE);
+    n->ho_keys = c.keys;
     /* Framed here (node_send does not know builders), then remembered as an
-     * RPC; a resend keeps the rpc id of the batch it repeats. */
-    qdb_msg framed = {.type = QDB_MSG_HANDOVER, .rpc = resend ? n->ho_rpc : n->next_rpc++,
+     * RPC. */
+    qdb_msg framed = {.type = QDB_MSG_HANDOVER, .rpc = n->next_rpc++,
                       .flags = c.more ? 0u : QDB_HANDOVER_LAST, .peer = n->cfg.self};
-    n->ho_dst = dst->addr;
     n->ho_retry = false;
     n->ho_last = !c.more;
     n->ho_rpc = framed.rpc;
@@ -837,6 +841,7 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
     }
     g_ptr_array_set_size(n->ho_keys, 0);
     n->ho_rpc = 0;
+    n->ho_tried = false;
     bool last = n->ho_last;
     qdb_peer dst = rpc->peer;
     if (last)
@@ -861,6 +866,19 @@ void serve_on_handover_failed(qdb_node *n, const node_rpc *rpc)
         return;
     n->ho_retry = true;
     if (n->phase == PHASE_LEAVING) {
+        /* No answer is not yet a death: when our successor crashed just
+         * before we left, the next one does not know us and checks us
+         * (admission) before it takes a batch -- the batch sent again.
+         * Given up at once, the leave ran through every successor and
+         * ended with our entries on no live node.  A refused connection
+         * has already removed the peer. */
+        const qdb_peer *again = ring_successor(n);
+        if (!n->ho_tried && again && qdb_addr_eq(again->addr, rpc->dst)) {
+            n->ho_tried = true;
+            serve_push(n, again, true);
+            return;
+        }
+        n->ho_tried = false;
         /* Our successor is gone: give everything to the next one. */
         ring_forget(n, rpc->dst);
         n->ho_rpc = 0;

@@ -27,8 +27,9 @@ void sim_lookups_start(sim_world *w, uint64_t count, double rate);
 /* Joins and departures as a Poisson process at `rate` per second until
  * `until`: the join of a random down node (when there is one, with
  * probability 1/2) or the departure of a random live node -- a graceful leave
- * with probability `leave`, else a crash with storage kept. */
-void sim_churn_start(sim_world *w, double rate, double leave, qdb_time_us until);
+ * with probability `leave`, else a crash with storage kept.  No departure
+ * leaves fewer than `min` live nodes: at the floor a join comes instead. */
+void sim_churn_start(sim_world *w, double rate, double leave, qdb_time_us until, unsigned min);
 
 /* --sweep's random faults, from time `at` to the fault_until parameter. */
 void sim_random_faults_start(sim_world *w, qdb_time_us at);

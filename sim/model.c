@@ -21,6 +21,7 @@ struct sim_model {
     GHashTable *pending;         /* sim_op* in flight: looked up, walked only to free them */
     sim_client_stats stats;
     bool split;                  /* the hive is split (sim_model_set_split) */
+    char first_bad[192];         /* the first stale or missing read; "" while none */
 };
 
 static void key_free(gpointer p)
@@ -250,6 +251,25 @@ static void lookup_done(sim_model *m, const sim_op *op, const qdb_client_result 
     }
 }
 
+/* Keep the first stale (ver > 0) or missing (ver = 0) read for the report. */
+static void note_bad_read(sim_model *m, const sim_op *op, const qdb_client_result *r, uint64_t ver)
+{
+    if (m->first_bad[0])
+        return;
+    char a[QDB_ADDR_STRLEN], got[32] = "not found";
+    if (ver)
+        g_snprintf(got, sizeof got, "version %" G_GUINT64_FORMAT, ver);
+    g_snprintf(m->first_bad, sizeof m->first_bad,
+               "first bad read: %s at %.3f s, version %" G_GUINT64_FORMAT " acknowledged, %s from %s",
+               op->key->alias, (double)qdb_simnet_now(m->net) / 1e6, op->min_version, got,
+               qdb_addr_format(r->owner.addr, a));
+}
+
+const char *sim_model_first_bad_read(const sim_model *m)
+{
+    return m->first_bad[0] ? m->first_bad : NULL;
+}
+
 static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r)
 {
     sim_client_stats *s = &m->stats;
@@ -261,16 +281,20 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
             if (m->hooks.bad_read)
                 m->hooks.bad_read(m->hooks.arg, op->key->alias);
         } else if (ver < op->min_version && !op->key->excused) {
-            if (op->split || m->split)
+            if (op->split || m->split || ver >= op->min_whole)
                 s->split_stale_reads++;
-            else
+            else {
                 s->stale_reads++;
+                note_bad_read(m, op, r, ver);
+            }
         }
     } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
-        if (op->split || m->split)
+        if (op->split || m->split || !op->min_whole)
             s->split_missing_reads++;
-        else
+        else {
             s->missing_reads++;
+            note_bad_read(m, op, r, 0);
+        }
     }
 }
 
@@ -298,6 +322,8 @@ static void op_done(void *arg, const qdb_client_result *r)
             s->acked_writes++;
             if (op->version > op->key->acked_version)
                 op->key->acked_version = op->version;
+            if (!op->split && !m->split && op->version > op->key->acked_whole)
+                op->key->acked_whole = op->version;
             op->key->removed = false;
         }
         break;

@@ -11,7 +11,9 @@
  * Workload values carry their alias and version, "ALIAS#VERSION" padded with
  * '.' to the value size, so any read can be checked against the writes
  * issued: a value never written is a safety violation, an older version than
- * the one acknowledged when the read was issued is a stale read.
+ * the one acknowledged when the read was issued is a stale read (unless
+ * only writes acknowledged while the hive was split are newer: see
+ * split_stale_reads).
  *
  * Determinism: keys are looked up by alias in a hash table but walked only in
  * creation order (sim_model_keys); operations in flight are in a table that
@@ -30,6 +32,8 @@ typedef struct sim_key {
     char *alias;
     uint64_t writes_issued;      /* versions are 1..writes_issued */
     uint64_t acked_version;      /* highest acknowledged write; 0: none */
+    uint64_t acked_whole;        /* highest acknowledged by a write submitted and answered
+                                  * while the hive was whole (not split); 0: none */
     bool removed;                /* the last acknowledged operation removed it */
     bool excused;                /* a holder died with its storage: loss is allowed */
     bool writes_inflight;        /* one write per key at a time */
@@ -52,6 +56,7 @@ typedef struct sim_op {
     sim_key *key;                /* workload */
     uint64_t version;            /* workload write: the version written */
     uint64_t min_version;        /* workload read: acknowledged when it was issued */
+    uint64_t min_whole;          /* workload read: acked_whole when it was issued */
     qdb_id target;               /* lookup */
     int64_t expiry;              /* scripted put/update: UTC seconds (0: none) */
     bool split;                  /* submitted while the hive was split */
@@ -72,7 +77,11 @@ typedef struct sim_client_stats {
     /* Stale and missing reads issued or answered while the hive was split
      * (a partition, until the rings merged again): what qdbd(8) allows
      * there -- no quorum, each side serves what it has.  Counted apart,
-     * never in stale_reads and missing_reads. */
+     * never in stale_reads and missing_reads.  So are reads after the
+     * merge that miss only writes acknowledged while split: qdbd(8) lets
+     * such a write be lost when the side that took it does not own the
+     * entry after the merge (its copies reach the owner later, or never);
+     * a read older than a write acknowledged while whole stays stale. */
     uint64_t split_stale_reads, split_missing_reads;
 } sim_client_stats;
 
@@ -132,6 +141,9 @@ int sim_model_lookup(sim_model *m, qdb_client_core *c, qdb_addr start, sim_op *o
 /* Operations submitted and not completed yet. */
 unsigned sim_model_pending(const sim_model *m);
 sim_client_stats *sim_model_stats(sim_model *m);
+/* The first stale or missing read counted (alias, time, versions, the
+ * node that answered), for the failure report; NULL while none. */
+const char *sim_model_first_bad_read(const sim_model *m);
 /* The hive is split (a partition, or its two rings not merged yet): reads
  * issued or answered meanwhile are counted apart (split_stale_reads). */
 void sim_model_set_split(sim_model *m, bool split);

@@ -397,18 +397,22 @@ static bool verb_churn(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
 {
     double rate = 0, leave = 0.5;
     qdb_time_us until = w->p.end;
+    /* r + 1 live nodes: the fewest for which Chord's guarantees hold */
+    uint64_t min = w->p.succlist + 1;
     const qdb_scn_token *rt = qdb_scn_event_kv(ev, "rate"), *ut = qdb_scn_event_kv(ev, "until"),
-                        *lt = qdb_scn_event_kv(ev, "leave");
+                        *lt = qdb_scn_event_kv(ev, "leave"), *mt = qdb_scn_event_kv(ev, "min");
     bool ok = rt ? qdb_scn_tok_rate(rt, &rate, err)
                  : qdb_scn_error(err, &ev->end_pos, "churn: missing rate=R/s");
     if (ok && ut)
         ok = qdb_scn_tok_duration(ut, &until, err);
     if (ok && lt)
         ok = qdb_scn_tok_fraction(lt, &leave, err);
+    if (ok && mt)
+        ok = qdb_scn_tok_uint(mt, &min, err);
     if (ok && rate <= 0)
         ok = qdb_scn_error(err, &rt->pos, "rate must be positive");
     if (ok)
-        sim_churn_start(w, rate, leave, until);
+        sim_churn_start(w, rate, leave, until, (unsigned)MIN(min, G_MAXUINT));
     return ok;
 }
 
@@ -529,8 +533,13 @@ static bool verb_expect(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
             w->expectations++;
             if (!qdb_scn_cmp_eval(op, value, bound)) {
                 w->expectations_failed++;
-                sim_world_fail(w, &ev->pos, "expect %s %s %s: it is %g", what->text,
-                               qdb_scn_cmp_str(op), num->text, value);
+                const char *first = NULL;
+                if (strcmp(what->text, "stale_reads") == 0 ||
+                    strcmp(what->text, "missing_reads") == 0)
+                    first = sim_model_first_bad_read(w->model);
+                sim_world_fail(w, &ev->pos, "expect %s %s %s: it is %g%s%s", what->text,
+                               qdb_scn_cmp_str(op), num->text, value, first ? " -- " : "",
+                               first ? first : "");
             }
         }
     }
@@ -559,7 +568,7 @@ static const char *const k_request[] = {"via", "expect", "expires", NULL};
 static const char *const k_workload[] = {"clients", "puts", "gets", "keys", "value_size", "until",
                                          NULL};
 static const char *const k_lookups[] = {"rate", NULL};
-static const char *const k_churn[] = {"rate", "until", "leave", NULL};
+static const char *const k_churn[] = {"rate", "until", "leave", "min", NULL};
 
 static const verb verbs[] = {
     {"start", 1, 1, k_none, verb_start},

@@ -142,6 +142,8 @@ static bool read_params(sim_world *w, qdb_simnet_config *nc, qdb_scn_err *err)
         return false;
     if (!param_duration(w, "fault_until", p->end / 2, &p->fault_until, err))
         return false;
+    if (!param_either(w, "stop", "end", "settled", &p->stop_settled, err))
+        return false;
     return param_either(w, "crash", "process", "host", &p->crash_host, err);
 }
 
@@ -556,8 +558,21 @@ typedef struct event_call {
 static void fire_event(void *arg)
 {
     event_call *c = arg;
+    c->w->timed_left--;
     if (*c->ok && !sim_verb_run(c->w, c->ev, c->err))
         *c->ok = false;
+}
+
+/* stop = settled: nothing left that could change what the oracle measured --
+ * every timed event has run, no lookups, workload or churn is still
+ * scheduling work, no client operation is in flight, and the ring and every
+ * finger are right.  With no fault left to come, a right ring stays right, so
+ * ring_stable_s and full_stable_s are those of the whole run (only the
+ * events, virtual_s and the trace hash of the shorter run differ). */
+static bool settled(sim_world *w)
+{
+    return w->p.stop_settled && w->timed_left == 0 && w->loads_running == 0 &&
+           sim_model_pending(w->model) == 0 && w->oracle.full_ok;
 }
 
 static void check_now(sim_world *w)
@@ -578,6 +593,10 @@ static void periodic_check(void *arg)
     if (qdb_fixture_reap(w->fx))
         sim_oracle_membership_changed(&w->oracle);
     check_now(w);
+    if (settled(w)) {
+        w->settled = true;
+        return;
+    }
     qdb_time_us next = qdb_simnet_now(w->net) + w->p.check_period;
     if (next <= w->p.end)
         qdb_simnet_at(w->net, next, periodic_check, w);
@@ -614,13 +633,14 @@ bool sim_world_run(sim_world *w, qdb_scn_err *err)
         event_call *c = sim_world_alloc(w, sizeof(event_call));
         *c = (event_call){.w = w, .ev = ev, .err = err, .ok = &ok};
         qdb_simnet_at(w->net, ev->at, fire_event, c);
+        w->timed_left++;
     }
     qdb_simnet_at(w->net, 0, periodic_check, w);
     if (w->p.random_faults)
         sim_random_faults_start(w, 10 * QDB_US_PER_S);
     for (uint64_t steps = 1; ok; steps++) {
         qdb_time_us t = qdb_simnet_next_time(w->net);
-        if (t == UINT64_MAX || t > w->p.end)
+        if (t == UINT64_MAX || t > w->p.end || w->settled)
             break;
         if (!qdb_simnet_step(w->net))
             break; /* a hash-log divergence stops the run */
@@ -635,7 +655,8 @@ bool sim_world_run(sim_world *w, qdb_scn_err *err)
     }
     char *div = qdb_simnet_diverged(w->net);
     if (ok && !div) {
-        qdb_simnet_run_until(w->net, w->p.end);
+        if (!w->settled)
+            qdb_simnet_run_until(w->net, w->p.end);
         check_now(w);
         drain(w);
         for (guint i = first_end; i < events->len && ok; i++) {

@@ -38,6 +38,7 @@ typedef struct sim_params {
     bool crash_host;             /* crash = host: a crash silences the machine (timeouts);
                                   * process (default): its address refuses at once */
     qdb_time_us fault_until;
+    bool stop_settled;           /* stop = settled: end the run early once it is (world.c) */
 } sim_params;
 
 typedef struct sim_world {
@@ -65,6 +66,9 @@ typedef struct sim_world {
                                   * (a run may stop with some still queued) */
     char *bdb_root;              /* storage = bdb: the temporary folder of the stores */
     bool maintenance_off;        /* `stabilize off`: nodes (even new ones) do no rounds */
+    unsigned timed_left;         /* timed scenario events not yet run */
+    unsigned loads_running;      /* lookups, workloads, churn still scheduling work */
+    bool settled;                /* stop = settled saw the run settled: it ends now */
     /* progress on a terminal: called every 65,536 events */
     void (*progress)(struct sim_world *w, void *arg);
     void *progress_arg;

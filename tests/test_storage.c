@@ -229,6 +229,132 @@ static void test_many(void)
     s->destroy(s);
 }
 
+static int append_key_cb(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len)
+{
+    g_string_append_len(arg, (const char *)key, (gssize)key_len);
+    g_string_append_c(arg, ' ');
+    return 0;
+}
+
+/* Past MEM_INDEX_AT (64) entries, new keys wait outside the tree until the
+ * order is needed: iterate, del and count must see them all the same, and a
+ * store destroyed with some still waiting frees them (ASan, valgrind). */
+static void test_fresh_keys(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    for (int k = 199; k >= 0; k--) { /* descending: the worst order for a tree */
+        char key[8];
+        g_snprintf(key, sizeof key, "k%03d", k);
+        CU_ASSERT_EQUAL(s->put(s, K(key), K(key)), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(s->put(s, K("k0"), K("short")), QDB_OK); /* a prefix of others */
+    CU_ASSERT_EQUAL(s->count(s), 201);
+    CU_ASSERT_EQUAL(s->del(s, K("k150")), QDB_OK); /* still waiting when removed */
+    CU_ASSERT_EQUAL(s->del(s, K("k150")), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->count(s), 200);
+    GString *got = g_string_new(NULL), *want = g_string_new("k0 ");
+    for (int k = 0; k < 200; k++)
+        if (k != 150)
+            g_string_append_printf(want, "k%03d ", k);
+    CU_ASSERT_EQUAL(s->iterate(s, NULL, 0, NULL, 0, append_key_cb, got), QDB_OK);
+    CU_ASSERT_STRING_EQUAL(got->str, want->str);
+    g_string_set_size(got, 0);
+    CU_ASSERT_EQUAL(s->iterate(s, K("k0"), K("k003"), append_key_cb, got), QDB_OK);
+    CU_ASSERT_STRING_EQUAL(got->str, "k0 k000 k001 k002 ");
+    for (int k = 300; k < 310; k++) { /* left waiting for destroy */
+        char key[8];
+        g_snprintf(key, sizeof key, "k%03d", k);
+        CU_ASSERT_EQUAL(s->put(s, K(key), K(key)), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(s->count(s), 210);
+    g_string_free(got, TRUE);
+    g_string_free(want, TRUE);
+    s->destroy(s);
+}
+
+/* Past 64 entries (the hash index, new keys waiting outside the tree, the
+ * entry found last): after removing every third key of thousands, and adding
+ * some back, every key is found or not exactly as it should be. */
+static void test_index_removals(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    enum { N = 5000 };
+    char key[16];
+    for (int k = 0; k < N; k++) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        CU_ASSERT_EQUAL(s->put(s, (const uint8_t *)key, (size_t)kl, (const uint8_t *)key,
+                               (size_t)kl), QDB_OK);
+    }
+    for (int k = 0; k < N; k += 3) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        CU_ASSERT_EQUAL(s->del(s, (const uint8_t *)key, (size_t)kl), QDB_OK);
+    }
+    for (int k = 0; k < N; k += 6) { /* half of them come back */
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        CU_ASSERT_EQUAL(s->put(s, (const uint8_t *)key, (size_t)kl, K("back")), QDB_OK);
+    }
+    int found = 0, right = 0;
+    for (int k = 0; k < N; k++) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        const uint8_t *v;
+        size_t vl;
+        bool there = s->peek(s, (const uint8_t *)key, (size_t)kl, &v, &vl) == QDB_OK;
+        bool want = k % 3 != 0 || k % 6 == 0;
+        found += there;
+        right += there == want &&
+                 (!there || (k % 6 == 0 ? vl == 4 && memcmp(v, "back", 4) == 0
+                                        : vl == (size_t)kl && memcmp(v, key, vl) == 0));
+    }
+    CU_ASSERT_EQUAL(right, N);
+    CU_ASSERT_EQUAL((uint64_t)found, s->count(s));
+    s->destroy(s);
+}
+
+/* peek() and put_parts() (issue 12): the stored bytes without a copy, and a
+ * value given in two parts; the entry found last, which the store checks
+ * first, never outlives a del() nor answers for another key. */
+static void test_peek_put_parts(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->peek);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->put_parts);
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    CU_ASSERT_EQUAL(s->peek(s, K("a"), &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->put_parts(s, K("a"), K("head:"), K("body")), QDB_OK);
+    CU_ASSERT_EQUAL(s->put_parts(s, K("b"), K("bee"), NULL, 0), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 9);
+    CU_ASSERT_EQUAL(memcmp(v, "head:body", 9), 0);
+    const uint8_t *again = NULL;
+    CU_ASSERT_EQUAL(s->peek(s, K("a"), &again, &vl), QDB_OK);
+    CU_ASSERT_PTR_EQUAL(again, v); /* the store's bytes, not a copy */
+    /* get() still copies the same bytes */
+    uint8_t *copy = NULL;
+    CU_ASSERT_EQUAL_FATAL(s->get(s, K("a"), &copy, &vl), QDB_OK);
+    CU_ASSERT_PTR_NOT_EQUAL(copy, v);
+    CU_ASSERT_EQUAL(memcmp(copy, "head:body", 9), 0);
+    g_free(copy);
+    /* a put right after a peek of another key lands on its own key */
+    CU_ASSERT_EQUAL(s->put_parts(s, K("b"), NULL, 0, K("new bee")), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("a"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(memcmp(v, "head:body", vl), 0);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("b"), &v, &vl), QDB_OK);
+    CU_ASSERT_EQUAL(vl, 7);
+    CU_ASSERT_EQUAL(memcmp(v, "new bee", 7), 0);
+    CU_ASSERT_EQUAL(s->count(s), 2);
+    /* removed right after it was found: gone, and can come back */
+    CU_ASSERT_EQUAL(s->del(s, K("b")), QDB_OK);
+    CU_ASSERT_EQUAL(s->peek(s, K("b"), &v, &vl), QDB_E_ALIAS_NOT_FOUND);
+    CU_ASSERT_EQUAL(s->put_parts(s, K("b"), NULL, 0, NULL, 0), QDB_OK);
+    CU_ASSERT_EQUAL_FATAL(s->peek(s, K("b"), &v, &vl), QDB_OK);
+    CU_ASSERT_PTR_NOT_NULL(v);
+    CU_ASSERT_EQUAL(vl, 0);
+    CU_ASSERT_EQUAL(s->count(s), 2);
+    s->destroy(s);
+}
+
 /* ---- fault wrapper ------------------------------------------------------------------ */
 
 /* Every record of a store, keys and values length-prefixed, in key order: two
@@ -725,6 +851,9 @@ static CU_TestInfo memory_tests[] = {
     {.pName = "half-open ranges", .pTestFunc = test_iterate_ranges},
     {.pName = "stop early", .pTestFunc = test_iterate_stop},
     {.pName = "ring-shaped keys", .pTestFunc = test_many},
+    {.pName = "peek and put_parts", .pTestFunc = test_peek_put_parts},
+    {.pName = "keys waiting outside the tree", .pTestFunc = test_fresh_keys},
+    {.pName = "index: removals and returns", .pTestFunc = test_index_removals},
     CU_TEST_INFO_NULL,
 };
 

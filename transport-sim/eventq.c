@@ -87,6 +87,14 @@ bool qdb_eventq_pop(qdb_eventq *q, qdb_event *out)
     return true;
 }
 
+size_t qdb_eventq_upcoming(const qdb_eventq *q, const qdb_event **out, size_t n)
+{
+    size_t k = MIN(MIN(n, (size_t)3), qdb_heap_len(&q->heap));
+    for (size_t i = 0; i < k; i++)
+        out[i] = qdb_heap_at(&q->heap, i);
+    return k;
+}
+
 size_t qdb_eventq_size(const qdb_eventq *q)
 {
     return qdb_heap_len(&q->heap);

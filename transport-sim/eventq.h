@@ -75,6 +75,12 @@ const qdb_event *qdb_eventq_peek(qdb_eventq *q);
 /* Remove the earliest live event into *out; false when none is left. */
 bool qdb_eventq_pop(qdb_eventq *q, qdb_event *out);
 
+/* Up to n of the entries that come out next, stale ones included: the top
+ * and the two it is compared with next (the top's children).  For
+ * prefetching their payloads only -- not an order, and no promise that they
+ * are live.  Returns how many were written to out. */
+size_t qdb_eventq_upcoming(const qdb_eventq *q, const qdb_event **out, size_t n);
+
 /* Entries held, stale ones included (they are only found at the top). */
 size_t qdb_eventq_size(const qdb_eventq *q);
 /* Bytes held by the queue itself (not by payloads), approximately. */

@@ -5,7 +5,8 @@
 #   QDBSIM=sim/qdbsim SRCDIR=. GNUPLOT=gnuplot sim/graphs/graphs.sh
 #
 # Settings (environment): NMIN (8) and NMAX (4096): the world sizes, powers of
-# two; SEEDS (5): runs per point; JOBS (the number of CPUs): runs at once;
+# two; SEEDS (5): runs per point; BIGSEEDS (2): runs per point above N =
+# 16384, where one run costs minutes; JOBS (the number of CPUs): runs at once;
 # OUT (graphs): where data, PNG and SVG files go; REUSE=1: keep the results of
 # runs already in OUT/raw (to resume a long run).  See doc/graphs.md.
 #
@@ -18,6 +19,7 @@ gnuplot=${GNUPLOT:-gnuplot}
 nmin=${NMIN:-8}
 nmax=${NMAX:-4096}
 seeds=${SEEDS:-5}
+bigseeds=${BIGSEEDS:-2}
 jobs=${JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
 out=${OUT:-graphs}
 reuse=${REUSE:-0}
@@ -44,15 +46,18 @@ rates="0.02 0.05 0.1 0.2 0.5 1 2 5"
 
 joblist="$out/tmp/jobs"
 : > "$joblist"
+# Seeds at world size N: above 16384 one run costs minutes (a 65,536-node
+# bootstrap about ten), and the spread between seeds shrinks as N grows.
+seeds_at() { if [ "$1" -gt 16384 ] && [ "$bigseeds" -lt "$seeds" ]; then echo "$bigseeds"; else echo "$seeds"; fi; }
+# Weights: CPU seconds per run measured at N = 16384, times N / 16384 (the
+# graph scenarios stop once settled, so a run's virtual length is its
+# stabilization time; the cost per node grows a little with N, cache misses)
 for n in "${sizes[@]}"; do
-    # the bootstrap of a large world needs more virtual time than the file gives
-    endset=""
-    [ "$n" -gt 16384 ] && endset=" --set end=900s"
-    for s in $(seq 1 "$seeds"); do
-        echo "$((n * 4)) bootstrap-$n-$s $scn/graph-bootstrap.scn $s --set nodes=$n$endset" >> "$joblist"
-        echo "$((n * 6)) join-$n-$s $scn/graph-join.scn $s --set nodes=$n" >> "$joblist"
-        echo "$((n * 6)) failure-$n-$s $scn/graph-failure.scn $s --set nodes=$n" >> "$joblist"
-        echo "$((n * 4)) lookups-$n-$s $scn/graph-lookups.scn $s --set nodes=$n" >> "$joblist"
+    for s in $(seq 1 "$(seeds_at "$n")"); do
+        echo "$((n * 3)) bootstrap-$n-$s $scn/graph-bootstrap.scn $s --set nodes=$n" >> "$joblist"
+        echo "$((n * 2)) join-$n-$s $scn/graph-join.scn $s --set nodes=$n" >> "$joblist"
+        echo "$((n * 2)) failure-$n-$s $scn/graph-failure.scn $s --set nodes=$n" >> "$joblist"
+        echo "$((n * 1)) lookups-$n-$s $scn/graph-lookups.scn $s --set nodes=$n" >> "$joblist"
     done
 done
 for f in $fractions; do
@@ -155,6 +160,7 @@ lookup_failures() { field lookup_failures "$raw/$1.json"; }
 stats() { # name-prefix field
     local pfx=$1 f=$2 s v vals="" bad=0
     for s in $(seq 1 "$seeds"); do
+        [ -f "$raw/$pfx-$s.json" ] || continue # fewer seeds at the largest N
         v=$(field "$f" "$raw/$pfx-$s.json")
         [ -z "$v" ] && continue
         case $v in -*) bad=$((bad + 1)); continue ;; esac
@@ -169,7 +175,7 @@ stats() { # name-prefix field
 
 dat="$out/stabilization.dat"
 {
-    echo "# stabilization time (virtual s) against N; $seeds seeds each: mean min max unstable-runs"
+    echo "# stabilization time (virtual s) against N; $seeds seeds each ($bigseeds above 16384): mean min max unstable-runs"
     echo "# N  boot_ring(mean min max bad)  boot_full(...)  join_ring(...)  join_full(...)  fail_ring(...)  fail_full(...)"
     for n in "${sizes[@]}"; do
         echo "$n $(stats bootstrap-$n ring_stable_s) $(stats bootstrap-$n full_stable_s)" \
@@ -180,7 +186,7 @@ dat="$out/stabilization.dat"
 
 dat="$out/hops.dat"
 {
-    echo "# lookup path length against N ($seeds seeds x 2000 lookups): N hops_mean hops_p1 hops_p99 half_log2_N"
+    echo "# lookup path length against N ($seeds seeds, $bigseeds above 16384, x 2000 lookups): N hops_mean hops_p1 hops_p99 half_log2_N"
     for n in "${sizes[@]}"; do
         m=$(stats lookups-$n hops_mean); p1=$(stats lookups-$n hops_p1); p99=$(stats lookups-$n hops_p99)
         echo "$n ${m%% *} ${p1%% *} ${p99%% *} $(awk -v n="$n" 'BEGIN { printf "%.3f", log(n) / log(2) / 2 }')"
