@@ -135,6 +135,8 @@ struct qdb_node {
     unsigned n_succ;      /* 0 only while joining */
     qdb_peer finger[QDB_FINGER_WINDOW];
     uint64_t finger_valid; /* bit j: finger[j] (finger index QDB_FINGER_LO + j) known */
+    uint64_t finger_same;  /* bit j: finger[j] holds the same peer as finger[j + 1]
+                            * (valid or not); 0 is always safe (ring.c, finger_set) */
     unsigned next_finger;  /* the next finger index fix-fingers refreshes */
     bool finger_busy;      /* a finger lookup is in flight */
     unsigned finger_budget; /* finger lookups left this round */
