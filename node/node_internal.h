@@ -117,7 +117,6 @@ struct qdb_node {
     qdb_time_us period;
     qdb_time_us round_at;
     qdb_time_us armed;
-    GByteArray *out;       /* scratch for encoding */
     uint64_t next_rpc;
     /* ...then what most events read next, so that a frame or a tick reads
      * the node mostly within its first seven cache lines (stats and cfg.self
