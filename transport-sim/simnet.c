@@ -94,10 +94,20 @@ struct qdb_sim_endpoint {
 #define ep_of(seam, field) \
     ((qdb_sim_endpoint *)((char *)(seam) - G_STRUCT_OFFSET(qdb_sim_endpoint, field)))
 
+typedef struct link_slot {
+    uint64_t a, b; /* the pair, a <= b; a == 0 (a null address): empty */
+    qdb_time_us base;
+} link_slot;
+
 typedef struct sim_frame {
     qdb_sim_endpoint *dst; /* holds a reference; the next free block when free */
     const void *dst_owner; /* dst->owner when sent: a prefetch hint, never read */
     const addr_rec *dst_rec; /* dst->rec: the same */
+    /* The sender's endpoint and record when sent: where an answer goes.
+     * Hints too: the sender may be gone when the frame is delivered. */
+    const qdb_sim_endpoint *src_ep;
+    const addr_rec *src_rec;
+    const link_slot *link; /* the link's latency cache slot, for the answer */
     qdb_addr src;
     uint32_t len;
     uint8_t bytes[];
@@ -129,11 +139,6 @@ typedef struct block_key {
  * still in the cache.  At most FRAME_FREE_MAX blocks are kept free. */
 #define FRAME_SMALL 256
 #define FRAME_FREE_MAX 65536
-
-typedef struct link_slot {
-    uint64_t a, b; /* the pair, a <= b; a == 0 (a null address): empty */
-    qdb_time_us base;
-} link_slot;
 
 struct qdb_simnet {
     qdb_simnet_config cfg;
@@ -514,6 +519,21 @@ static uint64_t neg_log2_frac53(uint64_t m)
 /* The base latency of the link {a, b}: latency_min + Exp(latency_mean), from
  * a hash so that no per-link state exists.  Symmetric in a and b.  Inverse
  * transform: Exp = -mean * ln(1 - u) = mean * ln2 * -log2(1 - u). */
+static inline uint64_t link_hash(const qdb_simnet *net, uint64_t a, uint64_t b)
+{
+    if (a > b) {
+        uint64_t t = a;
+        a = b;
+        b = t;
+    }
+    return mix64(mix64(mix64(net->cfg.seed ^ UINT64_C(0x9e3779b97f4a7c15)) ^ a) ^ b);
+}
+
+static inline link_slot *link_slot_of(const qdb_simnet *net, uint64_t h)
+{
+    return &net->link_cache[h & ((1u << LINK_CACHE_BITS) - 1)];
+}
+
 static qdb_time_us link_base(qdb_simnet *net, uint64_t a, uint64_t b)
 {
     if (a > b) {
@@ -523,8 +543,8 @@ static qdb_time_us link_base(qdb_simnet *net, uint64_t a, uint64_t b)
     }
     if (net->cfg.latency_mean == 0)
         return net->cfg.latency_min;
-    uint64_t h = mix64(mix64(mix64(net->cfg.seed ^ UINT64_C(0x9e3779b97f4a7c15)) ^ a) ^ b);
-    link_slot *slot = &net->link_cache[h & ((1u << LINK_CACHE_BITS) - 1)];
+    uint64_t h = link_hash(net, a, b);
+    link_slot *slot = link_slot_of(net, h);
     if (slot->a == a && slot->b == b)
         return slot->base;
     uint64_t m = (UINT64_C(1) << 53) - (h >> 11); /* 2^53 * (1 - u), u in [0, 1) */
@@ -556,7 +576,7 @@ static bool partitioned(const qdb_simnet *net, const addr_rec *src, uint64_t dke
     return g_hash_table_contains(net->blocks, &k);
 }
 
-static void push_frame(qdb_simnet *net, qdb_addr src, qdb_sim_endpoint *dst,
+static void push_frame(qdb_simnet *net, const qdb_sim_endpoint *src, qdb_sim_endpoint *dst,
                        const uint8_t *bytes, size_t len, qdb_time_us at)
 {
     sim_frame *f;
@@ -570,7 +590,10 @@ static void push_frame(qdb_simnet *net, qdb_addr src, qdb_sim_endpoint *dst,
     f->dst = dst;
     f->dst_owner = dst->owner;
     f->dst_rec = dst->rec;
-    f->src = src;
+    f->src_ep = src;
+    f->src_rec = src->rec;
+    f->src = src->rec->addr;
+    f->link = link_slot_of(net, link_hash(net, src->rec->key, dst->rec->key));
     f->len = (uint32_t)len;
     if (len)
         memcpy(f->bytes, bytes, len);
@@ -625,10 +648,10 @@ static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t
     qdb_time_us at = sat_add(net->now, link_latency(net, ep->rec, dkey, drec));
     if (chance(net, net->cfg.reorder))
         at = sat_add(at, uniform(net, net->cfg.reorder_window));
-    push_frame(net, ep->rec->addr, drec->ep, frame, len, at);
+    push_frame(net, ep, drec->ep, frame, len, at);
     if (chance(net, net->cfg.dup)) {
         net->st.duplicates++;
-        push_frame(net, ep->rec->addr, drec->ep, frame, len,
+        push_frame(net, ep, drec->ep, frame, len,
                    sat_add(at, link_latency(net, ep->rec, dkey, drec)));
     }
     return 0;
@@ -861,6 +884,11 @@ static void prefetch_upcoming(qdb_simnet *net)
         prefetch_ep(f->dst);
         __builtin_prefetch(f->dst_rec);
         prefetch_owner(f->dst_owner);
+        /* Most frames are asked something (FIND, STABILIZE, PING): what
+         * send() reads for the answer back to the sender. */
+        __builtin_prefetch(f->src_ep);
+        __builtin_prefetch(f->src_rec);
+        __builtin_prefetch(f->link);
     } else if (up[0]->kind == EV_TICK) {
         const qdb_sim_endpoint *ep = up[0]->ptr;
         prefetch_ep(ep);
