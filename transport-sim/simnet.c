@@ -899,6 +899,20 @@ static void prefetch_upcoming(qdb_simnet *net)
         __builtin_prefetch(up[i]->ptr);
 }
 
+/* The event's owner's own hint (qdb_inbound.prefetch): its lines were
+ * prefetched a step ahead, so it reads its pointers from the cache and the
+ * misses behind them overlap. */
+static void prefetch_deep(const qdb_event *ev)
+{
+    const qdb_sim_endpoint *ep = NULL;
+    if (ev->kind == EV_FRAME)
+        ep = ((const sim_frame *)ev->ptr)->dst;
+    else if (ev->kind == EV_TICK)
+        ep = ev->ptr;
+    if (ep && ep->ops && ep->ops->prefetch)
+        ep->ops->prefetch(ep->owner);
+}
+
 bool qdb_simnet_step(qdb_simnet *net)
 {
     g_return_val_if_fail(!net->running, false);
@@ -906,6 +920,7 @@ bool qdb_simnet_step(qdb_simnet *net)
         return false;
     qdb_event ev;
     qdb_eventq_pop(net->q, &ev); /* the top next_event() settled */
+    prefetch_deep(&ev);
     prefetch_upcoming(net);
     net->now = ev.time;
     net->running = true;
