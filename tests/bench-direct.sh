@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # tests/bench-direct.sh: qdb-bench --direct (requests straight to a 1-node
 # hive, without the client core) still checks every reply.  Two transient
-# nodes on 127.0.0.94, one with a hive key.  Exit 0 pass, 77 skip, 1 fail.
+# nodes on 127.0.0.94 (ports 29600-29699), one with a hive key.  Exit 0
+# pass, 77 skip, 1 fail.
 #   1. put then get of 2,000 keys: no error, no miss, exit 0; the same over
 #      TLS-PSK with --key-file
 #   2. gets of 5,000 keys of which 2,000 were written: exactly 3,000 misses
@@ -21,7 +22,6 @@ done
 TIMEOUT=
 command -v timeout >/dev/null 2>&1 && TIMEOUT="timeout -k 2 30"
 H=127.0.0.94
-P=$((29690 + $$ % 5 * 2))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qdb-test.XXXXXX") || exit 99
 pids=
 trap 'for p in $pids; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
@@ -30,10 +30,27 @@ failed=0
 fail() { echo "FAIL: $*"; failed=1; }
 
 (umask 077 && "$QDBD" --gen-key >"$tmp/key") || exit 99
-"$QDBD" -a "$H:$P" --transient >"$tmp/plain.log" 2>&1 &
-pids="$pids $!"
-"$QDBD" -a "$H:$((P + 1))" --transient --hive-key-file="$tmp/key" >"$tmp/keyed.log" 2>&1 &
-pids="$pids $!"
+# start NAME PORT ARGS...: a transient node on $H:PORT, its pid in $pid
+start() {
+    name=$1 port=$2
+    shift 2
+    "$QDBD" -a "$H:$port" --transient "$@" >"$tmp/$name.log" 2>&1 &
+    pid=$!
+    pids="$pids $pid"
+}
+# up PORT PID ARGS...: until a put through the node succeeds (at most 30 s);
+# false when the node exited (its port taken by another program)
+up() {
+    port=$1 upid=$2
+    shift 2
+    i=0
+    until bench "$port" -c 1 -n 1 -t put "$@" && [ $rc -eq 0 ]; do
+        kill -0 "$upid" 2>/dev/null || return 1
+        i=$((i + 1))
+        [ $i -lt 150 ] || { echo "FAIL: the node on $port never answered: $(cat "$tmp/err")"; exit 1; }
+        sleep 0.2
+    done
+}
 
 # bench PORT ARGS...: qdb-bench --direct --csv, its CSV in $tmp/out, exit in rc
 bench() {
@@ -45,21 +62,25 @@ bench() {
 # field TEST N: column N (1 test, 2 rps, ... 9 errors, 10 misses) of TEST's line
 field() { awk -F'"' -v t="$1" -v n="$2" '$2 == t { print $(2 * n) }' "$tmp/out"; }
 
-for port in $P $((P + 1)); do # until each node answers (at most 10 s)
-    kf=
-    [ "$port" -ne "$P" ] && kf=--key-file=$tmp/key
-    i=0
-    until bench "$port" -c 1 -n 1 -t put $kf && [ $rc -eq 0 ]; do
-        i=$((i + 1))
-        [ $i -lt 50 ] || { echo "node on $port never answered: $(cat "$tmp/err")"; exit 1; }
-        sleep 0.2
-    done
+# the plain node on P, the keyed one on K; another port when one was taken
+tries=0
+while :; do
+    P=$((29600 + ($$ + tries * 7) % 50 * 2))
+    K=$((P + 1))
+    start plain $P
+    npid=$pid
+    start keyed $K --hive-key-file="$tmp/key"
+    kpid=$pid
+    up $P $npid && up $K $kpid --key-file="$tmp/key" && break
+    tries=$((tries + 1))
+    [ $tries -lt 3 ] || { echo "FAIL: no node started: $(cat "$tmp/plain.log" "$tmp/keyed.log")"; exit 1; }
+    kill $npid $kpid 2>/dev/null
 done
 
 # 1. every reply checked, nothing wrong
-for port in $P $((P + 1)); do
+for port in $P $K; do
     kf=
-    [ "$port" -ne "$P" ] && kf=--key-file=$tmp/key
+    [ "$port" -eq "$K" ] && kf=--key-file=$tmp/key
     bench "$port" -c 5 -P 4 -n 2000 -r 2000 --sequential -t put,get $kf
     [ $rc -eq 0 ] || fail "put,get on $port: exit $rc: $(cat "$tmp/err")"
     for t in PUT GET; do
@@ -82,9 +103,9 @@ if [ -x "$QDBSH" ]; then
 fi
 
 # 4. no answer: every request an error
-bench $((P + 1)) -c 2 -n 50 -t put
+bench $K -c 2 -n 50 -t put
 [ $rc -eq 1 ] && [ "$(field PUT 9)" = 50 ] || fail "no key: exit $rc, $(field PUT 9) errors"
-bench $((P + 20)) -c 2 -n 50 -t put
+bench $((P + 100)) -c 2 -n 50 -t put
 [ $rc -eq 1 ] && [ "$(field PUT 9)" = 50 ] || fail "nobody listening: exit $rc, $(field PUT 9) errors"
 
 [ $failed -eq 0 ] && echo "PASS: qdb-bench --direct checks every reply"
