@@ -17,8 +17,9 @@
  * harmless.
  *
  * Repair.  When the replicas of its range change (a join, a failure, a
- * departure) or its range does, and every QDB_ANTI_ENTROPY_US anyway, an
- * owner compares the range with each replica by digest (DIGEST: a sum per
+ * departure) or its range does -- at once, not at the next round
+ * (replica_kick) -- and every QDB_ANTI_ENTROPY_US anyway, an owner
+ * compares the range with each replica by digest (DIGEST: a sum per
  * bucket of the range, the buckets about four records each, at most
  * QDB_DIGEST_BUCKETS_MAX), as Dynamo and Cassandra compare Merkle trees
  * but one level deep: the replica answers which buckets differ and sends
@@ -107,6 +108,16 @@ unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max)
             out[k++] = *s;
     }
     return k;
+}
+
+uint64_t replica_shape(const qdb_node *n)
+{
+    qdb_peer to[QDB_REPLICATION_MAX];
+    unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
+    uint64_t h = qdb_id_top64(&n->pred.id);
+    for (unsigned i = 0; i < k; i++)
+        h = h * UINT64_C(0x100000001b3) ^ qdb_id_top64(&to[i].id);
+    return h;
 }
 
 /* Frame the current records of keys as replica copies and send them to dst
@@ -546,6 +557,17 @@ static void repair_next(qdb_node *n)
 
 void replica_round(qdb_node *n)
 {
+    repair_next(n);
+}
+
+void replica_kick(qdb_node *n)
+{
+    if (n->replication <= 1 || n->phase != PHASE_ACTIVE || !n->has_pred || n->awaiting_handover)
+        return; /* looked at again once the hand-over is in */
+    uint64_t h = replica_shape(n);
+    if (h == n->repair_shape)
+        return;
+    n->repair_shape = h;
     repair_next(n);
 }
 
