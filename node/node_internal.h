@@ -340,7 +340,7 @@ bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m,
 /* A write no client waits for (the expiry collector's): copy keys (GBytes,
  * as replica_write) to the replicas, answering nobody. */
 void replica_copy(qdb_node *n, GPtrArray *keys);
-/* A batch of a leaving predecessor's hand-over (rpc, from src) is stored:
+/* A batch of a leaving node's hand-over (rpc, from src) is stored:
  * copy keys (GBytes, as replica_write) to our replicas but the leaver, and
  * acknowledge the batch to src once they all have them.  False when there
  * is nobody to copy to: the caller acknowledges now. */
