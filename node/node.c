@@ -501,6 +501,7 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         n->stats.bad_frames++;
         break;
     }
+    replica_kick(n);
     node_storage_check(n);
     node_rearm(n);
 }
@@ -525,6 +526,7 @@ void qdb_node_unreachable(qdb_node *n, qdb_addr dst)
     for (guint i = 0; i < failed->len; i++)
         rpc_failed(n, &g_array_index(failed, node_rpc, i));
     g_array_free(failed, TRUE);
+    replica_kick(n);
     node_storage_check(n);
     node_rearm(n);
 }
@@ -573,6 +575,7 @@ void qdb_node_tick(qdb_node *n)
     if (stray_wake(n) && now >= stray_wake(n))
         stray_round(n); /* the rate lets the next stray batch go */
     watch_tick(n);
+    replica_kick(n);
     node_storage_check(n); /* also a failure met outside the node: a checkpoint */
     node_rearm(n);
 }

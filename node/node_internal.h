@@ -239,6 +239,7 @@ struct qdb_node {
     unsigned repair_buckets; /* the digest's buckets (a power of two) */
     uint8_t repair_diff[QDB_DIGEST_BUCKETS_MAX / 8]; /* bit b: bucket b differs there */
     qdb_time_us repair_again_at; /* the next comparison with every replica (anti-entropy) */
+    uint64_t repair_shape;   /* replica_shape when replica_kick last looked */
     bool stored_at_join;     /* we started joining with a non-empty store (a restart) */
 
     /* versions (version.c) */
@@ -346,9 +347,23 @@ bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m,
 /* A write no client waits for (the expiry collector's): copy keys (GBytes,
  * as replica_write) to the replicas, answering nobody. */
 void replica_copy(qdb_node *n, GPtrArray *keys);
+/* A batch of a leaving node's hand-over (rpc, from src) is stored:
+ * copy keys (GBytes, as replica_write) to our replicas but the leaver, and
+ * acknowledge the batch to src once they all have them.  False when there
+ * is nobody to copy to: the caller acknowledges now. */
+bool replica_handover(qdb_node *n, qdb_addr src, uint64_t rpc, const qdb_peer *leaver,
+                      GPtrArray *keys);
 /* Is this request waiting for its replicas?  (A retry then waits too.) */
 bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
 void replica_round(qdb_node *n);
+/* Our predecessor and replicas, summed: a change moves what we hold. */
+uint64_t replica_shape(const qdb_node *n);
+/* At the end of each entry point: when our range or our replicas changed,
+ * repair now rather than at the next round.  A new owner compares its
+ * range with its replicas at once, so a copy of theirs newer than its own
+ * (a write its predecessor made while it was joining) comes back within
+ * round trips; a new replica gets the writes it missed the same way. */
+void replica_kick(qdb_node *n);
 void replica_on_ack(qdb_node *n, const node_rpc *rpc);
 void replica_on_failed(qdb_node *n, const node_rpc *rpc);
 /* An owner's DIGEST of a range we replicate, and our answer to ours. */

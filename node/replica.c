@@ -17,8 +17,9 @@
  * harmless.
  *
  * Repair.  When the replicas of its range change (a join, a failure, a
- * departure) or its range does, and every QDB_ANTI_ENTROPY_US anyway, an
- * owner compares the range with each replica by digest (DIGEST: a sum per
+ * departure) or its range does -- at once, not at the next round
+ * (replica_kick) -- and every QDB_ANTI_ENTROPY_US anyway, an owner
+ * compares the range with each replica by digest (DIGEST: a sum per
  * bucket of the range, the buckets about four records each, at most
  * QDB_DIGEST_BUCKETS_MAX), as Dynamo and Cassandra compare Merkle trees
  * but one level deep: the replica answers which buckets differ and sends
@@ -30,6 +31,17 @@
  *
  * Fail-over needs nothing more: an owner's successor already holds its
  * entries, and serves them once it has taken over the arc.
+ *
+ * Graceful leave.  A leaving node hands everything it holds to its
+ * successor S (serve.c).  Its own range then needs a new K-th holder, S's
+ * (K - 1)-th successor, and each range it replicated one further on: S
+ * copies every record of each batch to its replicas (replica_handover)
+ * and acknowledges the batch only once they have it, so the leaver goes
+ * with K copies of everything it held left on live nodes.  Without that
+ * its range had K - 1 copies until S's repair, and a crash of S
+ * meanwhile (one failure) lost every write since the last repair.  The
+ * copies of ranges a replica does not replicate are stray, and go back to
+ * their owner (stray.h).
  */
 #define G_LOG_DOMAIN "qdb-node"
 
@@ -54,6 +66,7 @@ typedef struct repl_target {
  * for its replicas. */
 typedef struct repl_write {
     bool answer;       /* a client waits: src, client, seq, type, status, payload */
+    uint64_t ack_rpc;  /* else non-zero: a leaver's hand-over batch, acknowledged to src then */
     qdb_addr src;
     uint64_t client, seq;
     int type;          /* the request's */
@@ -95,6 +108,16 @@ unsigned replica_targets(const qdb_node *n, qdb_peer *out, unsigned max)
             out[k++] = *s;
     }
     return k;
+}
+
+uint64_t replica_shape(const qdb_node *n)
+{
+    qdb_peer to[QDB_REPLICATION_MAX];
+    unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
+    uint64_t h = qdb_id_top64(&n->pred.id);
+    for (unsigned i = 0; i < k; i++)
+        h = h * UINT64_C(0x100000001b3) ^ qdb_id_top64(&to[i].id);
+    return h;
 }
 
 /* Frame the current records of keys as replica copies and send them to dst
@@ -157,14 +180,24 @@ static void finish(qdb_node *n, guint at)
     const uint8_t *p = w->payload ? g_bytes_get_data(w->payload, &len) : NULL;
     if (w->answer)
         serve_answer(n, w->src, w->client, w->type, w->seq, w->status, p, len);
+    if (w->ack_rpc) {
+        qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = w->ack_rpc};
+        node_send(n, w->src, &ack);
+    }
     repl_write_free(w);
 }
 
-/* Copy keys to every replica; w's client fields are the caller's. */
-static bool start_write(qdb_node *n, repl_write *w, GPtrArray *keys)
+/* Copy keys to every replica but `except` (NULL: none); w's client fields
+ * are the caller's. */
+static bool start_write(qdb_node *n, repl_write *w, GPtrArray *keys, const qdb_addr *except)
 {
     qdb_peer to[QDB_REPLICATION_MAX];
     unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
+    for (unsigned i = 0; except && i < k;)
+        if (qdb_addr_eq(to[i].addr, *except))
+            to[i] = to[--k];
+        else
+            i++;
     if (k == 0 || keys->len == 0) {
         g_free(w);
         return false;
@@ -189,7 +222,7 @@ bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m,
     w->seq = m->seq;
     w->type = m->type;
     w->status = status;
-    bool started = start_write(n, w, keys);
+    bool started = start_write(n, w, keys, NULL);
     if (started)
         w->payload = plen ? g_bytes_new(payload, plen) : NULL;
     return started;
@@ -198,7 +231,19 @@ bool replica_write(qdb_node *n, qdb_addr src, uint64_t client, const qdb_msg *m,
 void replica_copy(qdb_node *n, GPtrArray *keys)
 {
     if (n->replication > 1)
-        start_write(n, g_new0(repl_write, 1), keys);
+        start_write(n, g_new0(repl_write, 1), keys, NULL);
+}
+
+bool replica_handover(qdb_node *n, qdb_addr src, uint64_t rpc, const qdb_peer *leaver,
+                      GPtrArray *keys)
+{
+    if (n->replication <= 1)
+        return false;
+    repl_write *w = g_new0(repl_write, 1);
+    w->src = src;
+    w->ack_rpc = rpc;
+    /* never the leaver itself (a ring of two): it takes nothing now */
+    return start_write(n, w, keys, &leaver->addr);
 }
 
 bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq)
@@ -512,6 +557,17 @@ static void repair_next(qdb_node *n)
 
 void replica_round(qdb_node *n)
 {
+    repair_next(n);
+}
+
+void replica_kick(qdb_node *n)
+{
+    if (n->replication <= 1 || n->phase != PHASE_ACTIVE || !n->has_pred || n->awaiting_handover)
+        return; /* looked at again once the hand-over is in */
+    uint64_t h = replica_shape(n);
+    if (h == n->repair_shape)
+        return;
+    n->repair_shape = h;
     repair_next(n);
 }
 

@@ -744,6 +744,7 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
     for (unsigned i = 0; i < G_N_ELEMENTS(n->ho_seen); i++)
         if (n->ho_seen[i] == tag)
             seen = true;
+    bool deferred = false;
     if (!seen) {
         size_t pos = 0;
         const uint8_t *k, *v;
@@ -752,6 +753,12 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
          * newer than ours, in our range: on to our replicas as well. */
         bool onward = (m->flags & QDB_HANDOVER_REPLICA) && n->replication > 1 &&
                       n->has_pred && !n->awaiting_handover;
+        /* A leaving node's batch (a hand-over that is not our successor's
+         * to us, a join's): all of it on to our replicas, and acknowledged
+         * once they have it (replica.c, "Graceful leave"). */
+        const qdb_peer *succ = ring_successor(n);
+        bool leaver = !(m->flags & QDB_HANDOVER_REPLICA) && n->replication > 1 &&
+                      !(succ && qdb_peer_eq(&m->peer, succ));
         GPtrArray *took = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
         while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
             if (kl < QDB_ID_BYTES)
@@ -765,6 +772,8 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
                 continue;
             }
             version_witness(n, theirs.version);
+            if (leaver)
+                g_ptr_array_add(took, g_bytes_new(k, kl));
             if (serve_holds_newer(n, k, kl, &theirs))
                 continue;
             if (n->storage->put(n->storage, k, kl, v, vl) != QDB_OK) {
@@ -779,9 +788,11 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
             if (onward && qdb_node_owns(n, &id))
                 g_ptr_array_add(took, g_bytes_new(k, kl));
         }
-        if (took->len)
+        if (leaver)
+            deferred = took->len && replica_handover(n, src, m->rpc, &m->peer, took);
+        else if (took->len)
             replica_copy(n, took);
-        g_ptr_array_unref(took); /* replica_copy keeps its own reference */
+        g_ptr_array_unref(took); /* the write keeps its own reference */
         /* Seen only once every record is stored: a batch that failed half-way
          * is applied again when the sender repeats it (records are replaced
          * by equal or newer ones only, so applying twice is harmless). */
@@ -792,6 +803,8 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
             node_log(n, 3, "hand-over complete");
         n->awaiting_handover = false;
     }
+    if (deferred)
+        return; /* acknowledged once our replicas have it */
     qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = m->rpc};
     node_send(n, src, &ack);
 }

@@ -110,17 +110,6 @@ bool stray_has_records(qdb_node *n)
 
 /* ---- the walk ---------------------------------------------------------------- */
 
-/* Our predecessor and replicas, summed: a change moves what we replicate. */
-static uint64_t shape(const qdb_node *n)
-{
-    qdb_peer to[QDB_REPLICATION_MAX];
-    unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
-    uint64_t h = qdb_id_top64(&n->pred.id);
-    for (unsigned i = 0; i < k; i++)
-        h = h * UINT64_C(0x100000001b3) ^ qdb_id_top64(&to[i].id);
-    return h;
-}
-
 static void walk_end(qdb_node *n, qdb_time_us again)
 {
     stray_state *s = n->stray;
@@ -195,7 +184,7 @@ void stray_round(qdb_node *n)
         return;
     }
     s = state(n);
-    uint64_t h = shape(n);
+    uint64_t h = replica_shape(n);
     if (h != s->shape) {
         s->shape = h;
         s->again_at = now + QDB_STRAY_SETTLE_US; /* after the last change */

@@ -18,6 +18,7 @@ struct sim_model {
     sim_model_hooks hooks;
     GHashTable *keys;            /* alias (char*) -> sim_key*: looked up only */
     GPtrArray *order;            /* sim_key*, in creation order: deterministic walks */
+    GPtrArray *watched;          /* sim_key*, with crashed holders (sim_model_watched) */
     GHashTable *pending;         /* sim_op* in flight: looked up, walked only to free them */
     sim_client_stats stats;
     bool split;                  /* the hive is split (sim_model_set_split) */
@@ -44,6 +45,7 @@ sim_model *sim_model_new(qdb_simnet *net, const sim_model_hooks *hooks)
         m->hooks = *hooks;
     m->keys = g_hash_table_new(g_str_hash, g_str_equal);
     m->order = g_ptr_array_new_with_free_func(key_free);
+    m->watched = g_ptr_array_new();
     m->pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, op_free_cb, NULL);
     m->stats.hops = g_array_new(FALSE, FALSE, sizeof(guint));
     return m;
@@ -55,6 +57,7 @@ void sim_model_free(sim_model *m)
         return;
     g_hash_table_destroy(m->pending);
     g_hash_table_destroy(m->keys);
+    g_ptr_array_free(m->watched, TRUE);
     g_ptr_array_free(m->order, TRUE);
     g_array_free(m->stats.hops, TRUE);
     g_free(m);
@@ -82,6 +85,11 @@ sim_key *sim_model_find(sim_model *m, const char *alias)
 const GPtrArray *sim_model_keys(const sim_model *m)
 {
     return m->order;
+}
+
+GPtrArray *sim_model_watched(sim_model *m)
+{
+    return m->watched;
 }
 
 /* Storage keys are ID (32 bytes) + alias. */
@@ -283,6 +291,8 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
         } else if (ver < op->min_version && !op->key->excused) {
             if (op->split || m->split || ver >= op->min_whole)
                 s->split_stale_reads++;
+            else if (op->down || op->key->down)
+                s->down_stale_reads++;
             else {
                 s->stale_reads++;
                 note_bad_read(m, op, r, ver);
@@ -291,6 +301,8 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
     } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
         if (op->split || m->split || !op->min_whole)
             s->split_missing_reads++;
+        else if (op->down || op->key->down)
+            s->down_missing_reads++;
         else {
             s->missing_reads++;
             note_bad_read(m, op, r, 0);
@@ -324,8 +336,10 @@ static void op_done(void *arg, const qdb_client_result *r)
         op->key->writes_inflight = false;
         if (r->status == QDB_OK) {
             s->acked_writes++;
-            if (op->version > op->key->acked_version)
+            if (op->version > op->key->acked_version) {
                 op->key->acked_version = op->version;
+                op->key->down = false; /* the owner took it */
+            }
             if (!op->split && !m->split && op->version > op->key->acked_whole)
                 op->key->acked_whole = op->version;
             op->key->removed = false;
@@ -379,6 +393,7 @@ int sim_model_submit(sim_model *m, qdb_client_core *c, int type, const char *ali
     op->model = m;
     op->mutates = type_mutates(type);
     op->split = m->split;
+    op->down = op->key && op->key->down;
     qdb_client_request req = {.op = type, .alias = (const uint8_t *)alias,
                               .alias_len = strlen(alias), .content = content,
                               .content_len = len, .expiry = op->expiry};

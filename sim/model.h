@@ -36,6 +36,11 @@ typedef struct sim_key {
                                   * while the hive was whole (not split); 0: none */
     bool removed;                /* the last acknowledged operation removed it */
     bool excused;                /* a holder died with its storage: loss is allowed */
+    /* K holders crashed before a repair (sim_oracle_crashing): */
+    unsigned crashed;            /* holders of the acknowledged version that crashed since a
+                                  * check last saw it on K live nodes */
+    bool down;                   /* the K-th of them took its last live copy: until its owner
+                                  * holds it again, reads may miss it (down_stale_reads) */
     bool writes_inflight;        /* one write per key at a time */
 } sim_key;
 
@@ -60,6 +65,7 @@ typedef struct sim_op {
     qdb_id target;               /* lookup */
     int64_t expiry;              /* scripted put/update: UTC seconds (0: none) */
     bool split;                  /* submitted while the hive was split */
+    bool down;                   /* workload read: submitted while its key was down */
 } sim_op;
 
 /* The counters of what clients were told. */
@@ -85,6 +91,17 @@ typedef struct sim_client_stats {
      * entry after the merge (its copies reach the owner later, or never);
      * a read older than a write acknowledged while whole stays stale. */
     uint64_t split_stale_reads, split_missing_reads;
+    /* Stale and missing reads issued or answered while every live copy of
+     * the key's acknowledged version was gone: K of its holders crashed
+     * (storage kept) before a repair brought it back to K live copies, so
+     * the version waits on a crashed node's disk, or on its way back to
+     * the owner -- outside what qdbd(8) promises ("k - 1 failures at
+     * once").  Counted apart, never in stale_reads and missing_reads.
+     * lost_live_copy counts the keys such a K-th crash took.  A crash that
+     * takes the last live copy with fewer than K holders crashed (a copy
+     * that was never made, or dropped) is the nodes' fault: its reads stay
+     * stale. */
+    uint64_t down_stale_reads, down_missing_reads, lost_live_copy;
 } sim_client_stats;
 
 typedef struct sim_model_hooks {
@@ -121,6 +138,10 @@ void sim_model_excuse_store(sim_model *m, qdb_storage *st);
  * their last copy went with it.  O(records x stores). */
 void sim_model_excuse_last_copies(sim_model *m, qdb_storage *lost, qdb_storage *const *others,
                                   unsigned n_others);
+
+/* Keys with crashed holders or down (sim_key), in the order they became
+ * so; the oracle clears them and removes the keys (sim_oracle_check). */
+GPtrArray *sim_model_watched(sim_model *m);
 
 /* Does st hold alias (at storage key k) at version ver or newer -- or, when
  * removed, its tombstone? */

@@ -40,6 +40,7 @@ void sim_oracle_crashed(sim_oracle *o)
 }
 
 static bool copies_ok(sim_oracle *o);
+static void refresh_watched(sim_oracle *o);
 
 void sim_oracle_membership_changed(sim_oracle *o)
 {
@@ -249,6 +250,7 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
     bool partitioned = qdb_fixture_partitioned(o->fx);
     if (partitioned)
         o->ever_partitioned = o->split = true;
+    refresh_watched(o);
     if (o->crash_at && !o->copies_ok && copies_ok(o)) {
         o->copies_ok = true;
         o->copies_ok_at = now;
@@ -364,24 +366,103 @@ uint64_t sim_oracle_lost_entries(sim_oracle *o, GString *why)
     return lost;
 }
 
+/* The live nodes holding k at its acknowledged version or newer, skipping
+ * node `except`, counted up to `want`. */
+static unsigned live_copies(sim_oracle *o, const acked *e, int except, unsigned want)
+{
+    unsigned have = 0;
+    for (unsigned j = 0; j < qdb_fixture_n_nodes(o->fx) && have < want; j++)
+        have += (int)j != except && qdb_fixture_up(o->fx, j) &&
+                holds(o, j, e->key, e->kl, e->k->alias, e->k->acked_version);
+    return have;
+}
+
 /* Has every acknowledged entry (not removed, not excused) min(K, live
  * nodes) live copies at its acknowledged version or newer? */
 static bool copies_ok(sim_oracle *o)
 {
-    unsigned n = qdb_fixture_n_nodes(o->fx);
     unsigned want = MIN(MAX(o->copies, 1u), qdb_fixture_ring(o->fx)->len);
     const GPtrArray *keys = sim_model_keys(o->model);
     for (guint i = 0; i < keys->len; i++) {
         acked e;
         if (!acked_entry(keys->pdata[i], &e))
             continue;
-        unsigned have = 0;
-        for (unsigned j = 0; j < n && have < want; j++)
-            have += qdb_fixture_up(o->fx, j) && holds(o, j, e.key, e.kl, e.k->alias, e.k->acked_version);
-        if (have < want)
+        if (live_copies(o, &e, -1, want) < want)
             return false;
     }
     return true;
+}
+
+/* ---- copies lost to crashes ---------------------------------------------------- */
+
+/* Clear what a repair (K live copies again) or the owner's copy undid. */
+static void refresh_watched(sim_oracle *o)
+{
+    GPtrArray *watched = sim_model_watched(o->model);
+    unsigned want = MIN(MAX(o->copies, 1u), qdb_fixture_ring(o->fx)->len);
+    guint kept = 0;
+    for (guint i = 0; i < watched->len; i++) {
+        sim_key *k = watched->pdata[i];
+        acked e;
+        if (!acked_entry(k, &e)) {
+            k->crashed = 0;
+            k->down = false;
+        } else {
+            if (k->crashed && live_copies(o, &e, -1, want) >= want)
+                k->crashed = 0;
+            /* an owner still joining does not serve it yet */
+            int owner = qdb_fixture_owner(o->fx, &e.id);
+            if (k->down && owner >= 0 &&
+                !qdb_node_is_joining(qdb_fixture_node(o->fx, (unsigned)owner)) &&
+                holds(o, (unsigned)owner, e.key, e.kl, k->alias, k->acked_version))
+                k->down = false;
+        }
+        if (k->crashed || k->down)
+            watched->pdata[kept++] = k;
+    }
+    g_ptr_array_set_size(watched, kept);
+}
+
+typedef struct crashing_ctx {
+    sim_oracle *o;
+    unsigned node, want;
+} crashing_ctx;
+
+static int crashing_one(void *arg, const uint8_t *key, size_t kl, const uint8_t *v, size_t vl)
+{
+    (void)v;
+    (void)vl;
+    crashing_ctx *c = arg;
+    if (kl <= QDB_ID_BYTES)
+        return 0;
+    char *alias = g_strndup((const char *)key + QDB_ID_BYTES, kl - QDB_ID_BYTES);
+    sim_key *k = sim_model_find(c->o->model, alias);
+    g_free(alias);
+    acked e;
+    if (!k || !acked_entry(k, &e) || !holds(c->o, c->node, e.key, e.kl, k->alias, k->acked_version))
+        return 0;
+    unsigned have = live_copies(c->o, &e, (int)c->node, c->want);
+    if (have >= c->want)
+        return 0; /* K live copies stay: nothing to watch */
+    if (!k->crashed && !k->down)
+        g_ptr_array_add(sim_model_watched(c->o->model), k);
+    k->crashed++;
+    if (have == 0 && k->crashed >= c->o->copies && !k->down) {
+        k->down = true;
+        sim_model_stats(c->o->model)->lost_live_copy++;
+    }
+    return 0;
+}
+
+void sim_oracle_crashing(sim_oracle *o, unsigned i)
+{
+    qdb_storage *st = qdb_fixture_storage_of(o->fx, i);
+    guint live = qdb_fixture_ring(o->fx)->len;
+    if (o->copies <= 1 || !st || !qdb_fixture_up(o->fx, i) || live < 2)
+        return;
+    refresh_watched(o); /* a repair since the last check counts */
+    crashing_ctx c = {o, i, MIN(o->copies, live - 1)};
+    st->iterate(st, NULL, 0, NULL, 0, crashing_one, &c);
 }
 
 /* ---- placement -------------------------------------------------------------------- */
@@ -554,6 +635,12 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->split_stale_reads;
     else if (strcmp(name, "split_missing_reads") == 0)
         *out = (double)m->split_missing_reads;
+    else if (strcmp(name, "down_stale_reads") == 0)
+        *out = (double)m->down_stale_reads;
+    else if (strcmp(name, "down_missing_reads") == 0)
+        *out = (double)m->down_missing_reads;
+    else if (strcmp(name, "lost_live_copy") == 0)
+        *out = (double)m->lost_live_copy;
     else if (strcmp(name, "acked_writes") == 0)
         *out = (double)m->acked_writes;
     else if (strcmp(name, "lookups") == 0)

@@ -53,6 +53,14 @@ void sim_oracle_set_copies(sim_oracle *o, unsigned k);
  * every one has min(K, live nodes) again: O(entries x N) per check until
  * then, and nothing before the first crash. */
 void sim_oracle_crashed(sim_oracle *o);
+/* Node i is about to crash (with K > 1): for each acknowledged entry it
+ * holds, count the copies left on live nodes.  Fewer than K: one more of
+ * its holders crashed (sim_key.crashed, cleared by the first check that
+ * sees K live copies again); none left, and that was the K-th (K holders
+ * crashed before a repair): the entry is down until its owner holds it
+ * again, and its reads count apart (model.h: down_stale_reads).
+ * O(records of i x N), plus the entries with crashed holders x N. */
+void sim_oracle_crashing(sim_oracle *o, unsigned i);
 /* Membership changed now: stabilization is timed from here. */
 void sim_oracle_membership_changed(sim_oracle *o);
 

@@ -267,6 +267,7 @@ void sim_crash(sim_world *w, unsigned i, bool keep_storage, bool host)
 {
     if (!qdb_fixture_up(w->fx, i))
         return;
+    sim_oracle_crashing(&w->oracle, i);
     if (host)
         qdb_simnet_set_host_down(w->net, qdb_fixture_peer(w->fx, i)->addr, true);
     qdb_fixture_crash(w->fx, i, keep_storage);

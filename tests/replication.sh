@@ -12,6 +12,8 @@
 #      the records on the six nodes add up to 3 x 300 within 60 s
 #   5. remove_all through node 2: nothing left through any node; kill -9
 #      nodes 2 and 3: their replicas, now owners, have nothing left either
+#   6. nodes 2 and 3 back, 300 new entries; node 4 leaves (SIGTERM), and at
+#      once kill -9 nodes 5 and 6: all of them readable through 1, 2 and 3
 # Exit 0 pass, 77 skip (no qdbd/qdbsh, no loopback aliases, no free port),
 # 1 fail, 99 hard error.  The hive comes from tests/hivelib.sh.
 
@@ -139,5 +141,36 @@ for via in 1 4 5; do
 done
 echo "remove_all: none of the $N left through any node, nor on the replicas of" \
     "nodes 2 and 3 once they were killed"
+
+# ---- a graceful leave leaves K copies -----------------------------------------
+# Nodes 2 and 3 come back: six nodes, 1 -> 2 -> .. -> 6.  Node 4 leaves
+# (SIGTERM): node 5 takes its range and copies each batch on to its
+# replicas, 6 and 1, before it acknowledges it.  Killing nodes 5 and 6 the
+# moment node 4 has exited (K - 1 = 2 failures) leaves 1, 2 and 3 with
+# every entry.  (Before, node 4's range was on nodes 5 and 6 only until
+# node 5's repair reached node 1.)
+start_node 2 --peer="127.0.0.1:$PORT"
+start_node 3 --peer="127.0.0.1:$PORT"
+hive_wait_stable 6
+sed 's/key/left/' "$tmp/puts" >"$tmp/puts.left"
+sed 's/key/left/' "$tmp/gets" >"$tmp/gets.left"
+left_puts_ok() { qn 1 <"$tmp/puts.left" >/dev/null 2>"$tmp/puts.err"; }
+if ! wait_until 20 left_puts_ok && grep -v "already exists" "$tmp/puts.err" | grep -q .; then
+    fail "putting $N entries on six nodes: $(head -n 3 "$tmp/puts.err")"
+fi
+left_read() { qn "$1" <"$tmp/gets.left" >"$tmp/got$1" 2>"$tmp/err$1" && cmp -s "$tmp/got$1" "$tmp/expect"; }
+wait_until 10 left_read 1 || fail "$N entries not read back on six nodes"
+kill -TERM "$pid4"
+wait_exit "$pid4" 20
+[ $exit_rc -eq 0 ] || fail "node 4 exited $exit_rc after SIGTERM"
+kill -9 "$pid5" "$pid6"
+wait "$pid5" 2>/dev/null
+wait "$pid6" 2>/dev/null
+for via in 1 2 3; do
+    wait_until 15 left_read $via ||
+        fail "node 4 left, nodes 5 and 6 killed: not all $N readable through node $via" \
+            "($(grep -c . "$tmp/got$via") read; $(sort "$tmp/err$via" | uniq -c | head -n 3))"
+done
+echo "node 4 left, nodes 5 and 6 killed at once: all $N readable through 1, 2 and 3"
 echo "PASS ($(elapsed))"
 exit 0
