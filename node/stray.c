@@ -145,10 +145,19 @@ static void owner_found(qdb_node *n, const qdb_peer *owner)
         walk_end(n, QDB_ANTI_ENTROPY_US);
         return;
     }
+    id_before(&s->lo, &s->key);
+    if (!qdb_id_in_half(&owner->id, &s->lo, &n->pred.id)) {
+        /* An owner past our predecessor: [key, owner] would run through
+         * our own range, and the copies we dropped once it took them would
+         * be our own entries.  Such an answer comes from a node whose
+         * predecessor is wrong (two rings merging after a partition): ask
+         * again once the ring has settled. */
+        walk_end(n, QDB_STRAY_SETTLE_US);
+        return;
+    }
     char a[QDB_ADDR_STRLEN];
     node_log(n, 4, "stray: offering copies to their owner %s", qdb_addr_format(owner->addr, a));
     s->owner = *owner;
-    id_before(&s->lo, &s->key);
     s->hi = owner->id;
     offer_digest(n);
 }
@@ -265,6 +274,12 @@ static void offer_done(qdb_node *n)
     for (guint i = 0; i < keys->len; i++) {
         gsize kl;
         const uint8_t *k = g_bytes_get_data(keys->pdata[i], &kl);
+        qdb_id id;
+        if (kl >= QDB_ID_BYTES) {
+            memcpy(id.b, k, QDB_ID_BYTES);
+            if (qdb_node_owns(n, &id))
+                continue; /* ours now (our predecessor moved back): never a stray */
+        }
         if (n->storage->del(n->storage, k, kl) == QDB_OK)
             n->stats.stray_deleted++;
     }
