@@ -709,6 +709,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
 void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
 {
     if (!n->has_pred || qdb_id_in_open(&c->id, &n->pred.id, &n->cfg.self.id)) {
+        bool took_over = false;
         char a[QDB_ADDR_STRLEN];
         node_log(n, 4, "predecessor is now %s", qdb_addr_format(c->addr, a));
         /* The old predecessor now has a closer successor: tell it. */
@@ -722,12 +723,16 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
             n->has_orphan = n->replication <= 1 &&
                             qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
             forget_orphaned(n);
+            took_over = n->replication > 1 &&
+                        qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
         }
         n->pred_failed = false;
         n->pred = *c;
         n->has_pred = true;
+        if (took_over)
+            replica_sync_start(n, &c->id, &n->failed_pred);
         ring_set_changed(n);
     } else if (!qdb_peer_eq(c, &n->pred)) {
         watch_contender(n, c, flags); /* unless our predecessor is dead */
