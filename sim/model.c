@@ -270,6 +270,11 @@ const char *sim_model_first_bad_read(const sim_model *m)
     return m->first_bad[0] ? m->first_bad : NULL;
 }
 
+static bool beyond_k(sim_model *m, const sim_op *op)
+{
+    return m->hooks.beyond_k && m->hooks.beyond_k(m->hooks.arg, op->key, op->min_version);
+}
+
 static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r)
 {
     sim_client_stats *s = &m->stats;
@@ -283,6 +288,8 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
         } else if (ver < op->min_version && !op->key->excused) {
             if (op->split || m->split || ver >= op->min_whole)
                 s->split_stale_reads++;
+            else if (beyond_k(m, op))
+                s->beyond_k_stale_reads++;
             else {
                 s->stale_reads++;
                 note_bad_read(m, op, r, ver);
@@ -291,6 +298,8 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
     } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
         if (op->split || m->split || !op->min_whole)
             s->split_missing_reads++;
+        else if (beyond_k(m, op))
+            s->beyond_k_missing_reads++;
         else {
             s->missing_reads++;
             note_bad_read(m, op, r, 0);

@@ -83,6 +83,11 @@ typedef struct sim_client_stats {
      * entry after the merge (its copies reach the owner later, or never);
      * a read older than a write acknowledged while whole stays stale. */
     uint64_t split_stale_reads, split_missing_reads;
+    /* Stale and missing reads beyond what qdbd(8) covers: K or more nodes
+     * had crashed since the entries were last at K live copies, and no
+     * live node held the acknowledged version (sim_oracle_beyond_k).
+     * Counted apart, never in stale_reads and missing_reads. */
+    uint64_t beyond_k_stale_reads, beyond_k_missing_reads;
 } sim_client_stats;
 
 typedef struct sim_model_hooks {
@@ -93,6 +98,9 @@ typedef struct sim_model_hooks {
     /* Is owner, a lookup's answer, the first live successor of target now?
      * NULL: lookups are not checked. */
     bool (*lookup_right)(void *arg, const qdb_id *target, const qdb_peer *owner);
+    /* Is a read of key older than version beyond qdbd(8)'s guarantee (more
+     * than K - 1 holders failed before the repair)?  NULL: never. */
+    bool (*beyond_k)(void *arg, const sim_key *key, uint64_t version);
     void *arg;
 } sim_model_hooks;
 

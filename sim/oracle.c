@@ -34,6 +34,7 @@ void sim_oracle_set_copies(sim_oracle *o, unsigned k)
 
 void sim_oracle_crashed(sim_oracle *o)
 {
+    o->crashes_since_ok = o->crash_at == 0 || o->copies_ok ? 1 : o->crashes_since_ok + 1;
     o->crash_at = qdb_fixture_now(o->fx);
     o->copies_ok = false;
     o->copies_ok_at = 0;
@@ -364,6 +365,17 @@ uint64_t sim_oracle_lost_entries(sim_oracle *o, GString *why)
     return lost;
 }
 
+bool sim_oracle_beyond_k(sim_oracle *o, const sim_key *k, uint64_t version)
+{
+    if (o->crashes_since_ok < MAX(o->copies, 1u))
+        return false;
+    qdb_id id;
+    uint8_t key[QDB_KEY_MAX];
+    qdb_id_hash(&id, k->alias, strlen(k->alias));
+    size_t kl = qdb_record_key(key, &id, (const uint8_t *)k->alias, strlen(k->alias));
+    return held_by_live_node(o, key, kl, k->alias, version) < 0;
+}
+
 /* Has every acknowledged entry (not removed, not excused) min(K, live
  * nodes) live copies at its acknowledged version or newer? */
 static bool copies_ok(sim_oracle *o)
@@ -550,6 +562,10 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->split_stale_reads;
     else if (strcmp(name, "split_missing_reads") == 0)
         *out = (double)m->split_missing_reads;
+    else if (strcmp(name, "beyond_k_stale_reads") == 0)
+        *out = (double)m->beyond_k_stale_reads;
+    else if (strcmp(name, "beyond_k_missing_reads") == 0)
+        *out = (double)m->beyond_k_missing_reads;
     else if (strcmp(name, "acked_writes") == 0)
         *out = (double)m->acked_writes;
     else if (strcmp(name, "lookups") == 0)

@@ -42,6 +42,7 @@ typedef struct sim_oracle {
     unsigned copies;
     qdb_time_us crash_at, copies_ok_at;
     bool copies_ok;
+    unsigned crashes_since_ok;   /* crashes since every entry was last at K live copies */
     FILE *series;                /* one line per check, or NULL */
 } sim_oracle;
 
@@ -65,6 +66,12 @@ bool sim_oracle_safety(sim_oracle *o, GString *why);
  * line, and checks safety.  False (and why) on the first safety violation
  * only. */
 bool sim_oracle_check(sim_oracle *o, GString *why);
+
+/* Is a read of k older than version beyond what qdbd(8) covers?  True when
+ * K or more nodes crashed since every entry was last at K live copies and
+ * no live node holds k at version or newer (its copies are on crashed
+ * nodes' disks, or gone): more than K - 1 failures before the repair. */
+bool sim_oracle_beyond_k(sim_oracle *o, const sim_key *k, uint64_t version);
 
 /* Acknowledged entries that their owner should hold and no node holds
  * (entries a down node still holds are not lost); why names the first. */

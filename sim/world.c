@@ -418,6 +418,12 @@ static bool lookup_right(void *arg, const qdb_id *target, const qdb_peer *owner)
     return i >= 0 && qdb_addr_eq(qdb_fixture_peer(w->fx, (unsigned)i)->addr, owner->addr);
 }
 
+static bool beyond_k(void *arg, const sim_key *key, uint64_t version)
+{
+    sim_world *w = arg;
+    return sim_oracle_beyond_k(&w->oracle, key, version);
+}
+
 static void bad_read(void *arg, const char *alias)
 {
     sim_world_fail(arg, NULL, "read of %s returned a value never written", alias);
@@ -520,7 +526,7 @@ sim_world *sim_world_new(qdb_scenario *sc, qdb_scn_err *err)
     w->net = qdb_fixture_net(w->fx);
     w->rng = qdb_fixture_rng(w->fx);
     sim_model_hooks hooks = {.scripted = sim_verb_result, .bad_read = bad_read,
-                             .lookup_right = lookup_right, .arg = w};
+                             .lookup_right = lookup_right, .beyond_k = beyond_k, .arg = w};
     w->model = sim_model_new(w->net, &hooks);
     sim_oracle_init(&w->oracle, w->fx, w->model, w->p.succlist);
     sim_oracle_set_copies(&w->oracle, w->p.replication);
