@@ -33,7 +33,8 @@
  * O takes the records only from a sender its admission rules vouch for
  * (its successor list, QDB_DEFAULT_SUCCLIST long, or a checked replica):
  * copies farther than that from their owner stay until the ring brings
- * them closer.
+ * them closer.  A stranger's first batch goes unanswered while O checks it: an
+ * unanswered batch is sent once more at once.
  *
  * Rejoin.  A node that joins with a non-empty store (a restart on its old
  * storage) says so in its NOTIFY (QDB_NOTIFY_STORED).  With K > 1 its
