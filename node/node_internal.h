@@ -237,6 +237,11 @@ struct qdb_node {
      * copied past us), so reads there answer "unstable" meanwhile. */
     bool syncing;
     qdb_id sync_lo, sync_hi;
+    /* The arcs owners last sent us a repair digest of (lo, hi]: hi is the
+     * owner's ID.  What we hold as a replica, so what a take-over brings
+     * us with its entries (replica_covered_from). */
+    qdb_id covered_lo[2 * QDB_REPLICATION_MAX], covered_hi[2 * QDB_REPLICATION_MAX];
+    unsigned n_covered;
     uint64_t sync_rpc[QDB_REPLICATION_MAX]; /* the digests out; 0: answered or failed */
     struct stray_state *stray; /* stray copies and rejoins (stray.c); NULL until used */
     bool stored_at_join;     /* we started joining with a non-empty store (a restart) */
@@ -360,6 +365,10 @@ void replica_free(qdb_node *n);
  * all answered (or failed) replica_syncing is true for keys there. */
 void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi);
 bool replica_syncing(const qdb_node *n, const qdb_id *id);
+/* The start of the arc ending at hi that we hold as a replica: following
+ * the owners' digests back from the one whose ID is hi, at most K - 1 of
+ * them (hi itself: none). */
+qdb_id replica_covered_from(const qdb_node *n, const qdb_id *hi);
 /* For stray.c: replica.c's digest of (lo, hi] in `buckets` buckets (0: by
  * the count), as DIGEST carries it; is key in a bucket set in diff; the next
  * batch of records in diff's buckets after *cursor, up to hi (*cursor moves

@@ -521,6 +521,44 @@ void replica_round(qdb_node *n)
 static void send_back(qdb_node *n, qdb_addr src, const qdb_msg *m, unsigned buckets,
                       const uint8_t *diff);
 
+/* An owner whose ID is hi compared (lo, hi] with us: we replicate it.
+ * Kept per owner; when the table is full, the owner farthest behind us
+ * goes (the chain back from our predecessor needs the nearest ones). */
+static void cover(qdb_node *n, const qdb_id *lo, const qdb_id *hi)
+{
+    unsigned at = n->n_covered;
+    for (unsigned i = 0; i < n->n_covered; i++)
+        if (qdb_id_eq(&n->covered_hi[i], hi))
+            at = i; /* the same owner: its range now */
+    if (at == G_N_ELEMENTS(n->covered_hi)) {
+        at = 0;
+        for (unsigned i = 1; i < n->n_covered; i++)
+            if (qdb_id_in_open(&n->covered_hi[at], &n->covered_hi[i], &n->cfg.self.id))
+                at = i;
+        if (qdb_id_in_open(hi, &n->covered_hi[at], &n->cfg.self.id) == false)
+            return; /* farther behind than all we keep */
+    }
+    n->n_covered = MAX(n->n_covered, at + 1);
+    n->covered_lo[at] = *lo;
+    n->covered_hi[at] = *hi;
+}
+
+qdb_id replica_covered_from(const qdb_node *n, const qdb_id *hi)
+{
+    qdb_id x = *hi;
+    for (unsigned step = 0; step + 1 < n->replication; step++) {
+        bool found = false;
+        for (unsigned i = 0; i < n->n_covered && !found; i++)
+            if (qdb_id_eq(&n->covered_hi[i], &x) && !qdb_id_eq(&n->covered_lo[i], &x)) {
+                x = n->covered_lo[i];
+                found = true;
+            }
+        if (!found)
+            break;
+    }
+    return x;
+}
+
 void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (stray_on_digest(n, src, m))
@@ -531,6 +569,7 @@ void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
     uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
     if (digest_arc(n, &m->target, &m->upto, buckets, sums) == 0)
         return;
+    cover(n, &m->target, &m->upto);
     uint8_t diff[QDB_DIGEST_BUCKETS_MAX / 8] = {0};
     unsigned differ = 0;
     for (unsigned b = 0; b < buckets; b++)
