@@ -84,6 +84,10 @@ typedef struct cl_op {
     bool attempt_open;      /* the next transmission starts an attempt */
     unsigned no_session;
     qdb_time_us backoff;
+    /* A read's owner that fell silent: its late answer is still the answer
+     * (on_reply), wherever the operation went looking since. */
+    qdb_peer silent_owner;
+    bool has_silent_owner;
 
     /* REMOVE_ALL and PREFIX walk */
     qdb_peer first, prev;
@@ -115,6 +119,19 @@ static void op_mark_dead(cl_op *op, qdb_addr a)
         op->dead[op->n_dead++] = a;
     else
         op->dead[op->dead_next++ % QDB_FIND_EXCLUDE_MAX] = a;
+}
+
+/* a answered: it is alive after all (a slow node, not a dead one), and is
+ * no longer excluded from this operation's FINDs. */
+static void op_unmark_dead(cl_op *op, qdb_addr a)
+{
+    for (unsigned i = 0; i < op->n_dead; i++)
+        if (qdb_addr_eq(op->dead[i], a)) {
+            memmove(op->dead + i, op->dead + i + 1, (op->n_dead - i - 1) * sizeof(qdb_addr));
+            op->n_dead--;
+            op->dead_next = 0;
+            return;
+        }
 }
 
 /* src answered: it is the newest live hop (once, even when asked again). */
@@ -182,7 +199,18 @@ struct qdb_client_core {
     GArray *unreach_q;   /* qdb_addr: synchronous send failures, handled at tick */
     GByteArray *scratch;
     qdb_rto rto;         /* per-peer timeouts */
-    struct { uint32_t rpc; qdb_addr addr; qdb_time_us sent; } late[CL_LATE];
+    /* FINDs and PINGs that timed out: their answers may still come (slow,
+     * not dead), and are then still an answer to the same question. */
+    struct {
+        uint32_t rpc;
+        qdb_addr addr;
+        qdb_time_us sent;
+        uint64_t op_id;
+        qdb_id target;
+        qdb_peer peer; /* addr's ID, when peer_known */
+        bool peer_known;
+        bool ping;     /* a pure lookup's owner check, not a FIND */
+    } late[CL_LATE];
     unsigned late_next;
 
     bool is_armed;
@@ -530,9 +558,12 @@ static void op_send_find(qdb_client_core *c, cl_op *op, qdb_addr addr, const qdb
         op->find_peer = *peer;
     op_new_rpc(c, op, addr, ST_FIND);
 
-    qdb_msg m = { .type = QDB_MSG_FIND, .rpc = op->rpc, .target = op->id,
-                  .n_exclude = op->n_dead };
-    memcpy(m.exclude, op->dead, op->n_dead * sizeof(qdb_addr));
+    /* Never the asked node itself: a silent node asked again (it may be
+     * slow) could only answer "ask me again" to its own exclusion. */
+    qdb_msg m = { .type = QDB_MSG_FIND, .rpc = op->rpc, .target = op->id };
+    for (unsigned i = 0; i < op->n_dead; i++)
+        if (!qdb_addr_eq(op->dead[i], addr))
+            m.exclude[m.n_exclude++] = op->dead[i];
     g_byte_array_set_size(c->scratch, 0);
     int rc = qdb_msg_encode(&m, c->scratch);
     g_assert(rc == QDB_OK);
@@ -579,27 +610,39 @@ static void op_restart(qdb_client_core *c, cl_op *op)
     op_finish(c, op, QDB_E_CONNECTION_REFUSED, NULL, 0);
 }
 
+/* Why a node failed an operation. */
+typedef enum fail_why {
+    FAIL_REFUSED, /* unreachable: refused, reset -- dead */
+    FAIL_SILENT,  /* no answer within its RTO: dead, or only slow */
+    FAIL_NO_HELP, /* answered, but cannot help (cannot route yet, names an excluded node) */
+} fail_why;
+
 /* A FIND or HELLO target, a GET's owner or a pure lookup's owner failed
- * (dead: timed out or refused), or could not help (a node that cannot route
- * yet).  Forget it, and go back to the newest live hop of the lookup, which
- * is asked again with addr excluded: it names its next best candidate (a
- * closer finger, then its successor list; for an owner, the next live
- * successor).  With no hop to go back to, start over from the bootstrap or
- * the closest cached node.  Bounded by max_hops such detours and
- * lookup_retries restarts, and always by the operation's timeout. */
-static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, bool unreachable,
-                           bool dead)
+ * (why), or could not help.  Forget it, and go back to the newest live hop
+ * of the lookup, which is asked again with addr excluded: it names its next
+ * best candidate (a closer finger, then its successor list; for an owner,
+ * the next live successor).  With no hop to go back to, start over from the
+ * bootstrap or the closest cached node.  Refusals and useless answers are
+ * bounded by max_hops such detours and lookup_retries restarts (then
+ * QDB_E_UNSTABLE: the ring cannot be explored).  Silence is not: a node
+ * that answers late is slow, not dead (its late answer still counts:
+ * late_claim), so a silent node only ever costs its RTO and the operation
+ * goes on until its timeout (QDB_E_TIMEOUT).  Counting silences ended every
+ * operation on one overloaded node with QDB_E_UNSTABLE after four short
+ * waits, long before its deadline. */
+static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, fail_why why)
 {
-    cl_forget(c, addr, unreachable);
-    if (unreachable && qdb_addr_eq(addr, c->cfg.bootstrap))
+    bool counted = why != FAIL_SILENT;
+    cl_forget(c, addr, why == FAIL_REFUSED);
+    if (why == FAIL_REFUSED && qdb_addr_eq(addr, c->cfg.bootstrap))
         op->bootstrap_down = true;
     op_mark_dead(op, addr);
-    if (dead) {
+    if (why != FAIL_NO_HELP) {
         op->dead_contacts++;
         c->stats.dead_contacts++;
     }
     path_drop(op, addr);
-    if (++op->failures > c->cfg.max_hops) {
+    if (counted && ++op->failures > c->cfg.max_hops) {
         op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
         return;
     }
@@ -609,7 +652,7 @@ static void op_node_failed(qdb_client_core *c, cl_op *op, qdb_addr addr, bool un
         op_send_find(c, op, hop.addr, (op->path_known >> top) & 1 ? &hop : NULL);
         return;
     }
-    if (++op->restarts > c->cfg.lookup_retries) {
+    if (counted && ++op->restarts > c->cfg.lookup_retries) {
         op_finish(c, op, QDB_E_UNSTABLE, NULL, 0);
         return;
     }
@@ -810,11 +853,16 @@ static bool waits_on_hello(const cl_op *op, const void *arg)
 static void on_hello_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
 {
     session *s = session_find(c, src);
-    if (s == NULL || s->state != SESSION_PENDING) {
+    bool ok = m->status == QDB_OK && m->content_len == 8;
+    if (s == NULL && ok) {
+        /* The answer to a HELLO that timed out (op_expired forgot it): the
+         * node was slow, not dead, and knows us now -- the session is open,
+         * and the next request to it needs no HELLO of its own. */
+        s = session_add_pending(c, src);
+    } else if (s == NULL || s->state != SESSION_PENDING) {
         c->stats.stray_frames++;
         return;
     }
-    bool ok = m->status == QDB_OK && m->content_len == 8;
     if (ok) {
         s->state = SESSION_OPEN;
         s->incarnation = qdb_be64_get(m->content);
@@ -832,7 +880,7 @@ static void on_hello_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
         if (ok)
             op_transmit(c, op);
         else
-            op_node_failed(c, op, src, false, false);
+            op_node_failed(c, op, src, FAIL_NO_HELP);
     }
     g_array_free(ids, TRUE);
 }
@@ -861,6 +909,7 @@ static void on_request_ok(qdb_client_core *c, cl_op *op, const qdb_msg *m)
         op_reencode(op);
         op->step_attempts = 0;
         op->no_session = 0;
+        op->has_silent_owner = false;
         op->backoff = c->cfg.backoff;
         op->tx_count = 0;
         op_locate(c, op);
@@ -885,6 +934,20 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
     cl_op *op = m->seq <= UINT32_MAX ? g_hash_table_lookup(c->by_seq, GUINT_TO_POINTER((guint)m->seq))
                                      : NULL;
+    if (op != NULL && op->state != ST_FINISH && op->has_silent_owner &&
+        qdb_addr_eq(src, op->silent_owner.addr) && !qdb_addr_eq(src, op->node.addr) &&
+        m->status != QDB_E_WRONG_NODE && m->status != QDB_E_UNSTABLE &&
+        m->status != QDB_E_NO_SESSION) {
+        /* The read's owner answered late: slow, not dead.  Its answer is
+         * the answer (reads only: a mutation is never sent to two nodes). */
+        g_assert(!is_mutation(op->op));
+        op_clear_rpc(c, op);
+        op->node = op->silent_owner;
+        op->located = true;
+        op->tx_count = 2; /* no RTT sample from it (Karn) */
+        on_request_ok(c, op, m);
+        return;
+    }
     if (op == NULL || op->state == ST_FINISH || !op->located || op->tx_count == 0 ||
         !qdb_addr_eq(src, op->node.addr)) {
         c->stats.stray_frames++;
@@ -916,6 +979,13 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
             cache_learn(c, &hint, NULL);
         if (op->step_attempts >= c->cfg.max_attempts) {
             op_finish(c, op, QDB_E_WRONG_NODE, NULL, 0);
+        } else if (op->has_silent_owner && !qdb_addr_eq(op->silent_owner.addr, src)) {
+            /* The detour around a read's silent owner says it is not the
+             * owner: the silent one still is, slow rather than dead.  Back
+             * to it (its timeout has backed off), excluded no longer. */
+            qdb_peer owner = op->silent_owner;
+            op_unmark_dead(op, owner.addr);
+            op_located(c, op, &owner);
         } else if (have_hint && !qdb_addr_eq(hint.addr, op->node.addr)) {
             op_lookup_from(c, op, hint.addr, &hint);
         } else {
@@ -947,17 +1017,32 @@ static void on_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     }
 }
 
-static void late_answer(qdb_client_core *c, qdb_addr src, uint64_t rpc)
+/* The answer to a FIND or PING that timed out (late_note): it measures the
+ * peer, and proves it alive -- slow, not dead.  Returns the index of its
+ * late entry when the operation that asked is still locating the same ID
+ * (its answer is still an answer), else -1 (counted stray). */
+static int late_claim(qdb_client_core *c, qdb_addr src, uint64_t rpc, bool ping)
 {
-    for (unsigned i = 0; i < CL_LATE; i++)
-        if (c->late[i].rpc != 0 && c->late[i].rpc == rpc && qdb_addr_eq(c->late[i].addr, src)) {
-            qdb_rto_sample(&c->rto, src, cl_now(c) - c->late[i].sent);
-            c->late[i].rpc = 0;
-            return;
-        }
+    for (int i = 0; i < CL_LATE; i++) {
+        if (c->late[i].rpc == 0 || c->late[i].rpc != rpc || !qdb_addr_eq(c->late[i].addr, src))
+            continue;
+        qdb_rto_sample(&c->rto, src, cl_now(c) - c->late[i].sent);
+        c->late[i].rpc = 0;
+        cl_op *op = g_tree_lookup(c->ops, &c->late[i].op_id);
+        if (op == NULL || c->late[i].ping != ping ||
+            (op->state != ST_FIND && op->state != ST_VERIFY) ||
+            !qdb_id_eq(&op->id, &c->late[i].target))
+            break;
+        op_unmark_dead(op, src);
+        return i;
+    }
+    c->stats.stray_frames++;
+    return -1;
 }
 
 static void late_note(qdb_client_core *c, const cl_op *op, qdb_addr addr);
+
+static void find_answered(qdb_client_core *c, cl_op *op, qdb_addr src, const qdb_msg *m);
 
 static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
 {
@@ -965,14 +1050,31 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
                     ? g_hash_table_lookup(c->by_rpc, GUINT_TO_POINTER((guint)m->rpc))
                     : NULL;
     if (op == NULL || op->state != ST_FIND || !qdb_addr_eq(src, op->find_addr)) {
-        c->stats.stray_frames++;
-        late_answer(c, src, m->rpc);
-        return;
+        int i = late_claim(c, src, m->rpc, false);
+        if (i < 0)
+            return;
+        /* An earlier hop of this lookup answered after all: follow its
+         * answer, as if it had come in time (the FIND in flight is dropped;
+         * its answer will be stray). */
+        op = g_tree_lookup(c->ops, &c->late[i].op_id);
+        op->find_addr = src;
+        op->find_peer_known = c->late[i].peer_known;
+        op->find_peer = c->late[i].peer;
+        op_clear_rpc(c, op);
+        op->state = ST_FIND;
+    } else {
+        qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
     }
-    qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
+    find_answered(c, op, src, m);
+}
+
+/* op's FIND to src was answered with m. */
+static void find_answered(qdb_client_core *c, cl_op *op, qdb_addr src, const qdb_msg *m)
+{
+    op_unmark_dead(op, src); /* asked again after a silence: it was slow */
     qdb_peer p = m->peer;
     if (qdb_peer_is_null(&p) || op_is_dead(op, p.addr)) {
-        op_node_failed(c, op, src, false, false);
+        op_node_failed(c, op, src, FAIL_NO_HELP);
         return;
     }
     path_push(op, src, op->find_peer_known ? &op->find_peer : NULL);
@@ -988,7 +1090,7 @@ static void on_find_reply(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
     if (qdb_addr_eq(p.addr, src)) {
         /* "Ask me again": a node that cannot route yet, or knows nobody
          * alive towards the ID.  No progress here. */
-        op_node_failed(c, op, src, false, false);
+        op_node_failed(c, op, src, FAIL_NO_HELP);
         return;
     }
     op->hops++;
@@ -1009,11 +1111,17 @@ static void on_pong(qdb_client_core *c, qdb_addr src, const qdb_msg *m)
                     ? g_hash_table_lookup(c->by_rpc, GUINT_TO_POINTER((guint)m->rpc))
                     : NULL;
     if (op == NULL || op->state != ST_VERIFY || !qdb_addr_eq(src, op->node.addr)) {
-        c->stats.stray_frames++;
-        late_answer(c, src, m->rpc);
-        return;
+        int i = late_claim(c, src, m->rpc, true);
+        if (i < 0)
+            return;
+        /* The owner checked earlier was alive after all, only slow: it is
+         * the answer (not whichever successor the detour reached since). */
+        op = g_tree_lookup(c->ops, &c->late[i].op_id);
+        op->node = c->late[i].peer;
+        op->located = true;
+    } else {
+        qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
     }
-    qdb_rto_sample(&c->rto, src, cl_now(c) - op->sent);
     op_finish(c, op, QDB_OK, NULL, 0);
 }
 
@@ -1069,12 +1177,12 @@ static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
         switch (op->state) {
         case ST_FIND:
             if (qdb_addr_eq(op->find_addr, dst))
-                op_node_failed(c, op, dst, true, true);
+                op_node_failed(c, op, dst, FAIL_REFUSED);
             break;
         case ST_HELLO:
         case ST_VERIFY:
             if (qdb_addr_eq(op->node.addr, dst))
-                op_node_failed(c, op, dst, true, true);
+                op_node_failed(c, op, dst, FAIL_REFUSED);
             break;
         case ST_REQUEST:
         case ST_BACKOFF:
@@ -1083,7 +1191,7 @@ static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
             if (is_mutation(op->op) && op->tx_count > 0)
                 op_finish(c, op, QDB_E_OUTCOME_UNKNOWN, NULL, 0);
             else
-                op_node_failed(c, op, dst, true, true);
+                op_node_failed(c, op, dst, FAIL_REFUSED);
             break;
         case ST_FINISH:
             break;
@@ -1092,14 +1200,25 @@ static void handle_unreachable(qdb_client_core *c, qdb_addr dst)
     g_array_free(ids, TRUE);
 }
 
-/* A FIND or PING that timed out: its answer may still come, and measures
- * the peer (rpc numbers are never reused soon, so it is unambiguous). */
+/* A FIND or PING that timed out: its answer may still come, measures the
+ * peer (rpc numbers are never reused soon, so it is unambiguous) and is
+ * still an answer to op (late_claim).  Kept for the newest CL_LATE. */
 static void late_note(qdb_client_core *c, const cl_op *op, qdb_addr addr)
 {
     unsigned i = c->late_next++ % CL_LATE;
     c->late[i].rpc = op->rpc;
     c->late[i].addr = addr;
     c->late[i].sent = op->sent;
+    c->late[i].op_id = op->op_id;
+    c->late[i].target = op->id;
+    c->late[i].ping = op->state == ST_VERIFY;
+    if (op->state == ST_VERIFY) {
+        c->late[i].peer = op->node;
+        c->late[i].peer_known = true;
+    } else {
+        c->late[i].peer = op->find_peer;
+        c->late[i].peer_known = op->find_peer_known;
+    }
 }
 
 static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
@@ -1119,26 +1238,33 @@ static void op_expired(qdb_client_core *c, cl_op *op, qdb_time_us now)
     switch (op->state) {
     case ST_FIND:
         late_note(c, op, op->find_addr);
-        op_node_failed(c, op, op->find_addr, false, true);
+        op_node_failed(c, op, op->find_addr, FAIL_SILENT);
         break;
     case ST_HELLO: {
         session *s = session_find(c, op->node.addr);
         if (s != NULL && s->state == SESSION_PENDING)
             session_forget(c, op->node.addr);
-        op_node_failed(c, op, op->node.addr, false, true);
+        op_node_failed(c, op, op->node.addr, FAIL_SILENT);
         break;
     }
     case ST_VERIFY:
         late_note(c, op, op->node.addr);
-        op_node_failed(c, op, op->node.addr, false, true);
+        op_node_failed(c, op, op->node.addr, FAIL_SILENT);
         break;
     case ST_REQUEST:
         /* the same request again: back off, as TCP does (RFC 6298, 5.5) */
         qdb_rto_backoff(&c->rto, op->node.addr);
-        if (is_mutation(op->op))
+        if (is_mutation(op->op)) {
             op_transmit(c, op); /* same frame, same seq, same node */
-        else
-            op_node_failed(c, op, op->node.addr, false, true);
+            break;
+        }
+        /* A read routes around its silent owner, but still takes its late
+         * answer (on_reply); the silence is no wrong-node attempt. */
+        op->silent_owner = op->node;
+        op->has_silent_owner = true;
+        if (op->step_attempts > 0)
+            op->step_attempts--;
+        op_node_failed(c, op, op->node.addr, FAIL_SILENT);
         break;
     case ST_BACKOFF:
         op->attempt_open = true;

@@ -33,20 +33,32 @@
  *     its measured round trip (node/rto.h: RFC 6298, starting at
  *     rpc_timeout, within [200 ms, 60 s], doubled after a timeout).  A
  *     FIND, HELLO, a GET or a pure lookup's owner check (PING) that times
- *     out or finds the node unreachable: the lookup routes around the dead
+ *     out or finds the node unreachable: the lookup routes around the
  *     node -- it goes back to the newest live hop of its path and asks it
  *     again with an exclusion list naming every node this operation found
- *     dead (Chord ToN 2003, Sec. IV-E), so that hop answers with its next
- *     best finger, or the next live successor when the owner died.  Such
- *     detours are bounded by max_hops (then QDB_E_UNSTABLE); with no hop to
- *     go back to, the lookup starts again from the bootstrap (or, when the
- *     bootstrap is dead, the closest cached node; none: 
- *     QDB_E_CONNECTION_REFUSED), at most lookup_retries times.  A pure
- *     lookup reports an owner only once it answered a PING (unless it was
- *     the node that answered the last FIND).  A mutation that times out is
- *     retransmitted (same frame, same seq) to the same node, whose dedup
- *     table answers with the first reply if it ran.  Unreachable after a
- *     mutation frame went out -> QDB_E_OUTCOME_UNKNOWN.
+ *     silent or dead (Chord ToN 2003, Sec. IV-E; never the asked node
+ *     itself), so that hop answers with its next best finger, or the next
+ *     live successor when the owner died.  With no hop to go back to, the
+ *     lookup starts again from the bootstrap (or, when the bootstrap failed,
+ *     the closest cached node; none: the bootstrap again, its RTO doubled,
+ *     or QDB_E_CONNECTION_REFUSED when it refused).
+ *     A timeout is not a death: a node that answers late is slow.  Refusals
+ *     (unreachable) and useless answers count: more than max_hops detours
+ *     or lookup_retries restarts end the operation with QDB_E_UNSTABLE (the
+ *     ring cannot be explored).  Silences do not count; each only costs the
+ *     node's RTO, and the operation goes on until its timeout.  A late
+ *     answer still counts as the answer: a FIND's (the CL_LATE newest timed-
+ *     out FINDs and PINGs are remembered) when the operation still looks for
+ *     the same ID -- the lookup follows it --; a PING's (the owner is
+ *     alive: the lookup's answer); a HELLO's (the session is open); a GET's
+ *     from the owner it routed around (its result).  When the detour around
+ *     a GET's silent owner answers WRONG_NODE, the GET goes back to that
+ *     owner (a silent attempt is not a WRONG_NODE attempt).
+ *     A pure lookup reports an owner only once it answered a PING (unless it
+ *     was the node that answered the last FIND).  A mutation that times out
+ *     is retransmitted (same frame, same seq) to the same node, never to
+ *     another, whose dedup table answers with the first reply if it ran.
+ *     Unreachable after a mutation frame went out -> QDB_E_OUTCOME_UNKNOWN.
  *     Whatever happens, an operation ends at start + config.timeout with
  *     QDB_E_TIMEOUT (for a mutation already sent: outcome unknown too).
  *  REMOVE_ALL walks the ring: the owner of ID 0, then the owner of (that
@@ -83,11 +95,13 @@ typedef struct qdb_client_config {
     qdb_time_us rpc_timeout;   /* wait for one answer; default 2 s */
     unsigned max_attempts;     /* WRONG_NODE / UNSTABLE attempts; default 3 */
     unsigned max_hops;         /* done=0 answers in one lookup, and also hops
-                                * routed around in one operation; default 64 */
+                                * routed around in one operation (refused or
+                                * no help; silent ones do not count); default 64 */
     int use_cache;             /* location cache on submitted ops; default 1 */
     /* beyond the minimum */
     unsigned lookup_retries;   /* lookup restarts when no live hop is left to go
-                                * back to (see 4. below); default 3 */
+                                * back to, after a refusal or a useless answer
+                                * (a timeout does not count: see 4.); default 3 */
     qdb_time_us backoff;       /* first back-off after UNSTABLE, doubling per
                                 * operation; default 100 ms */
     unsigned cache_capacity;   /* cached nodes; default 256 */

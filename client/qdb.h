@@ -14,7 +14,9 @@
  * finds the owner through the ring, sends the request there and waits for
  * the answer: it retries "wrong node" three times, reports QDB_E_UNSTABLE when
  * the ring cannot be explored, and gives up with QDB_E_TIMEOUT after the
- * operation timeout (default 60 s).  It never replays a mutation that may
+ * operation timeout (default 60 s).  A node that is only slow (answers
+ * after its timeout) is waited for, up to the operation timeout; one that
+ * refuses the connection is routed around at once.  It never replays a mutation that may
  * have run: when it cannot know, it returns QDB_E_OUTCOME_UNKNOWN.
  *
  * Threads: a handle is used by one thread at a time; separate handles are

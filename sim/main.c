@@ -123,7 +123,9 @@ static void report(sim_world *w, bool json, size_t rss0)
     printf("unstable_answers    %" G_GUINT64_FORMAT "\n", m->unstable_answers);
     printf("requests            %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " writes acknowledged)\n",
            m->requests, m->acked_writes);
-    printf("failed_requests     %" G_GUINT64_FORMAT "\n", m->failed_requests);
+    printf("failed_requests     %" G_GUINT64_FORMAT " (unstable %" G_GUINT64_FORMAT
+           ", timeout %" G_GUINT64_FORMAT ")\n",
+           m->failed_requests, m->unstable_requests, m->timeout_requests);
     printf("lost_entries        %" G_GUINT64_FORMAT "\n", lost);
     printf("rereplicated_s      %.3f%s\n", rerep_s, rerep_s < 0 ? " (no crash, or not back to K copies)" : "");
     printf("expectations        %u, failed %u\n", w->expectations, w->failures->len);

@@ -324,6 +324,10 @@ static void op_done(void *arg, const qdb_client_result *r)
     s->unstable_answers += r->unstable;
     if (!status_is_answer(r->status))
         s->failed_requests++;
+    if (r->status == QDB_E_UNSTABLE)
+        s->unstable_requests++;
+    if (r->status == QDB_E_TIMEOUT)
+        s->timeout_requests++;
     switch (op->kind) {
     case SIM_OP_WRITE:
         op->key->writes_inflight = false;

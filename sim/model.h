@@ -70,6 +70,8 @@ typedef struct sim_client_stats {
                                   * (under churn Chord answers so for a moment after a join) */
     uint64_t lookup_dead_contacts; /* dead or silent nodes met, over every lookup */
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
+    uint64_t unstable_requests;  /* failed with QDB_E_UNSTABLE: the ring could not be explored */
+    uint64_t timeout_requests;   /* failed with QDB_E_TIMEOUT: no answer by the deadline */
     uint64_t acked_writes;       /* mutations (workload or scripted) answered OK */
     uint64_t bad_reads, stale_reads, missing_reads;
     uint64_t lost_last_copy;     /* acknowledged keys whose every copy was lost (excused from

@@ -536,6 +536,10 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->wrong_node_retries;
     else if (strcmp(name, "unstable_answers") == 0)
         *out = (double)m->unstable_answers;
+    else if (strcmp(name, "unstable_requests") == 0)
+        *out = (double)m->unstable_requests;
+    else if (strcmp(name, "timeout_requests") == 0)
+        *out = (double)m->timeout_requests;
     else if (strcmp(name, "hops_mean") == 0)
         *out = sim_oracle_hops_mean(o);
     else if (strcmp(name, "ring_stable_s") == 0)
