@@ -4,7 +4,7 @@
  *   qdb-bench [-h HOST] [-p PORT] [-c CONNS] [-n REQUESTS] [-d BYTES] [-P DEPTH]
  *             [-r KEYSPACE] [-t put,get | --mix PUT:GET] [--seed N]
  *             [--time-limit S] [--sequential] [--quiet] [--csv] [--key-file FILE]
- *             [--open-first]
+ *             [--open-first] [--direct]
  *
  * Sections: options -- connections and the closed loop -- phases -- reports --
  * main.
@@ -25,6 +25,18 @@
  * Latency is result.latency (submit to completion on the monotonic clock);
  * throughput is completed operations over the phase's wall time, from
  * the first submit to the last completion, also on the monotonic clock.
+ *
+ * --direct leaves the client core out, for a 1-node hive: each connection
+ * says HELLO with a random client id and then sends its requests straight
+ * to the node given, with sequence numbers of its own, and matches each
+ * REPLY to its request by the sequence (a slot table, no allocation per
+ * request; no SHA-3 of the alias, no routing, no timers).  Every reply is
+ * still decoded and checked as in the core's mode: its status, and a GET's
+ * value prefix.  A WRONG_NODE answer (a hive of more than one node) is an
+ * error; a reply that matches no request is counted and fails the run.
+ * The load generator shares the CPUs with the server, so what it spends per
+ * request is taken from the server: the core costs about twice what
+ * redis-benchmark spends per request.
  *
  * --open-first opens every connection before the first phase (one GET each,
  * not counted), so with thousands of clients the phases time requests on
@@ -74,7 +86,7 @@ typedef struct bench_opts {
     char *mix;
     gint64 seed;
     double time_limit;
-    gboolean sequential, quiet, csv, help, open_first;
+    gboolean sequential, quiet, csv, help, open_first, direct;
     char *key_file;
 } bench_opts;
 
@@ -101,15 +113,25 @@ typedef struct bench_op_tag {
     bench_conn *conn;
     int kind;
     guint64 key;
+    uint32_t seq;            /* --direct: the request's sequence number */
+    gint64 sent;             /* --direct: when it was submitted */
 } bench_op_tag;
 
 struct bench_conn {
     bench *b;
     qdb_loop_endpoint *ep;
-    qdb_client_core *core;
+    qdb_client_core *core;   /* NULL with --direct */
     int inflight;            /* also the number of tags in use */
     bench_op_tag *tags;      /* -P of them */
     bench_op_tag **free_tags; /* stack: free_tags[0 .. P - inflight) */
+    /* --direct */
+    qdb_transport *t;
+    uint64_t client_id;
+    bool hello;              /* HELLO sent on the current connection */
+    uint32_t next_seq;
+    bench_op_tag **slot;     /* slot[seq & mask]: the request in flight with seq */
+    uint32_t mask;
+    GByteArray *frame;       /* the request being encoded */
 };
 
 struct bench {
@@ -128,11 +150,12 @@ struct bench {
     bool stopping;
     bench_stats st[BENCH_KINDS];
     gint64 t_start, t_end;
+    guint64 strays;    /* --direct: replies that matched no request */
 };
 
-static void bench_fill(bench_conn *c);
+static void bench_fill(bench_conn *c, gint64 now);
 
-static void bench_record(bench *b, int kind, int status, qdb_time_us latency)
+static void bench_record(bench *b, int kind, int status, qdb_time_us latency, gint64 now)
 {
     bench_stats *s = &b->st[kind];
     guint32 us = latency > G_MAXUINT32 ? G_MAXUINT32 : (guint32)latency;
@@ -145,35 +168,142 @@ static void bench_record(bench *b, int kind, int status, qdb_time_us latency)
     else
         s->errors[status >= 0 && status < QDB_E_LAST_ ? status : QDB_E_LAST_]++;
     b->completed++;
-    b->t_end = g_get_monotonic_time();
+    b->t_end = now;
 }
 
-static void bench_done(void *arg, const qdb_client_result *r)
+/* An operation ended (either mode): check, count, and submit the next. */
+static void bench_complete(bench_op_tag *tag, int status, const uint8_t *content,
+                           size_t content_len, qdb_time_us latency, gint64 now)
 {
-    bench_op_tag *tag = arg;
     bench_conn *c = tag->conn;
     bench *b = c->b;
-    if (tag->kind == BENCH_GET && r->status == QDB_OK) {
+    if (tag->kind == BENCH_GET && status == QDB_OK) {
         uint8_t prefix[8];
         for (int i = 0; i < 8; i++)
             prefix[i] = (uint8_t)(tag->key >> (8 * i));
         /* Only the key prefix: an earlier run with another -d may have
          * written the entry, and that is not a wrong value. */
-        size_t cmp = r->content_len < 8 ? r->content_len : 8;
-        if (cmp && memcmp(r->content, prefix, cmp) != 0)
+        size_t cmp = content_len < 8 ? content_len : 8;
+        if (cmp && memcmp(content, prefix, cmp) != 0)
             b->st[BENCH_GET].wrong_value++;
     }
-    bench_record(b, tag->kind, r->status, r->latency);
+    bench_record(b, tag->kind, status, latency, now);
     c->inflight--;
     c->free_tags[b->o.pipeline - 1 - c->inflight] = tag;
-    bench_fill(c);
+    bench_fill(c, now);
+}
+
+static void bench_done(void *arg, const qdb_client_result *r)
+{
+    bench_complete(arg, r->status, r->content, r->content_len, r->latency,
+                   g_get_monotonic_time());
+}
+
+/* ---- --direct: requests straight to the node ----------------------------------- */
+
+/* Encode m and queue it for the node.  QDB_OK or the error. */
+static int direct_send(bench_conn *c, const qdb_msg *m)
+{
+    g_byte_array_set_size(c->frame, 0);
+    int rc = qdb_msg_encode(m, c->frame);
+    return rc != QDB_OK ? rc : c->t->send(c->t, c->b->server, c->frame->data, c->frame->len);
+}
+
+static int direct_submit(bench_conn *c, bench_op_tag *tag, int type, const uint8_t *alias,
+                         size_t alias_len, const uint8_t *content, size_t content_len,
+                         gint64 now)
+{
+    if (!c->hello) { /* the node answers with sequence 0 */
+        qdb_msg h = {.type = QDB_MSG_HELLO, .seq = c->client_id};
+        int rc = direct_send(c, &h);
+        if (rc != QDB_OK)
+            return rc;
+        c->hello = true;
+    }
+    /* A free slot: fewer requests are in flight than there are slots, and
+     * sequence numbers need only be new for this client id, not dense. */
+    uint32_t seq;
+    do {
+        seq = c->next_seq++;
+    } while (seq == 0 || c->slot[seq & c->mask] != NULL);
+    qdb_msg m = {.type = type, .seq = seq, .alias = alias, .alias_len = alias_len,
+                 .content = content, .content_len = content_len};
+    int rc = direct_send(c, &m);
+    if (rc != QDB_OK)
+        return rc;
+    tag->seq = seq;
+    tag->sent = now;
+    c->slot[seq & c->mask] = tag;
+    return QDB_OK;
+}
+
+/* Every request in flight on c ends with status; the next request says
+ * HELLO again (the transport opens a new connection). */
+static void direct_fail(bench_conn *c, int status)
+{
+    gint64 now = g_get_monotonic_time();
+    c->hello = false;
+    for (uint32_t i = 0; i <= c->mask; i++) {
+        bench_op_tag *tag = c->slot[i];
+        if (tag) {
+            c->slot[i] = NULL;
+            bench_complete(tag, status, NULL, 0, now - tag->sent, now);
+        }
+    }
+}
+
+static void direct_recv(void *owner, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    (void)src;
+    bench_conn *c = owner;
+    qdb_msg m;
+    if (qdb_msg_decode(frame, len, &m) != QDB_OK || m.type != QDB_MSG_REPLY) {
+        c->b->strays++;
+        return;
+    }
+    if (m.seq == 0) { /* HELLO's reply */
+        if (m.status != QDB_OK)
+            direct_fail(c, m.status);
+        return;
+    }
+    bench_op_tag *tag = c->slot[m.seq & c->mask];
+    if (tag == NULL || tag->seq != m.seq) {
+        c->b->strays++;
+        return;
+    }
+    c->slot[m.seq & c->mask] = NULL;
+    gint64 now = g_get_monotonic_time();
+    bench_complete(tag, m.status, m.content, m.content_len, now - tag->sent, now);
+}
+
+static void direct_unreachable(void *owner, qdb_addr dst)
+{
+    (void)dst;
+    direct_fail(owner, QDB_E_CONNECTION_REFUSED);
+}
+
+static const qdb_inbound direct_ops = {.recv = direct_recv, .unreachable = direct_unreachable};
+
+/* "key:<n>" into out; its length. */
+static int alias_of(char out[BENCH_KEY_MAX], guint64 key)
+{
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + key % 10);
+        key /= 10;
+    } while (key);
+    memcpy(out, "key:", 4);
+    for (int i = 0; i < n; i++)
+        out[4 + i] = digits[n - 1 - i];
+    return 4 + n;
 }
 
 /* Submit until the connection has -P operations in flight or the phase has
  * submitted its -n.  A submit refused at once is counted as a completed
  * operation with that error, so a broken setup ends the phase instead of
  * spinning. */
-static void bench_fill(bench_conn *c)
+static void bench_fill(bench_conn *c, gint64 now)
 {
     bench *b = c->b;
     while (!b->stopping && c->inflight < b->o.pipeline && b->submitted < b->limit) {
@@ -189,22 +319,25 @@ static void bench_fill(bench_conn *c)
                           ? (guint64)(i % b->o.keyspace)
                           : (guint64)g_rand_int_range(b->rng, 0, (gint32)b->o.keyspace);
         char alias[BENCH_KEY_MAX];
-        int alias_len = g_snprintf(alias, sizeof alias, "key:%" G_GUINT64_FORMAT, key);
+        int alias_len = alias_of(alias, key);
         bench_op_tag *tag = c->free_tags[b->o.pipeline - 1 - c->inflight];
         *tag = (bench_op_tag){.conn = c, .kind = kind, .key = key};
-        int rc;
+        int type = kind == BENCH_PUT ? QDB_MSG_UPDATE : QDB_MSG_GET;
+        const uint8_t *content = NULL;
+        size_t content_len = 0;
         if (kind == BENCH_PUT) {
             for (int k = 0; k < 8 && k < b->o.size; k++)
                 b->value[k] = (uint8_t)(key >> (8 * k));
-            rc = qdb_client_core_submit(c->core, QDB_MSG_UPDATE, (const uint8_t *)alias,
-                                        (size_t)alias_len, b->value, (size_t)b->o.size, NULL, 0,
-                                        bench_done, tag, NULL);
-        } else {
-            rc = qdb_client_core_submit(c->core, QDB_MSG_GET, (const uint8_t *)alias,
-                                        (size_t)alias_len, NULL, 0, NULL, 0, bench_done, tag, NULL);
+            content = b->value;
+            content_len = (size_t)b->o.size;
         }
+        int rc = c->core ? qdb_client_core_submit(c->core, type, (const uint8_t *)alias,
+                                                  (size_t)alias_len, content, content_len, NULL,
+                                                  0, bench_done, tag, NULL)
+                         : direct_submit(c, tag, type, (const uint8_t *)alias, (size_t)alias_len,
+                                         content, content_len, now);
         if (rc != QDB_OK) {
-            bench_record(b, kind, rc, 0);
+            bench_record(b, kind, rc, 0, now);
             continue;
         }
         c->inflight++;
@@ -239,7 +372,7 @@ static gint64 bench_phase(bench *b, const char *name, unsigned put, unsigned get
     b->t_start = b->t_end = g_get_monotonic_time();
     gint64 deadline = b->t_start + (gint64)(b->o.time_limit * 1e6);
     for (int i = first; i < first + count; i++)
-        bench_fill(&b->conns[i]);
+        bench_fill(&b->conns[i], b->t_start);
     while (b->completed < b->submitted || (!b->stopping && b->submitted < b->limit)) {
         gint64 now = g_get_monotonic_time();
         if (!b->stopping && now >= deadline) {
@@ -485,6 +618,8 @@ int main(int argc, char **argv)
         {"csv", 0, 0, G_OPTION_ARG_NONE, &b.o.csv, "CSV output, as redis-benchmark --csv", NULL},
         {"open-first", 0, 0, G_OPTION_ARG_NONE, &b.o.open_first,
          "Open every connection (one GET each, not counted) before the tests", NULL},
+        {"direct", 0, 0, G_OPTION_ARG_NONE, &b.o.direct,
+         "Requests straight to the node, without the client core (a 1-node hive)", NULL},
         {"key-file", 'k', 0, G_OPTION_ARG_FILENAME, &b.o.key_file,
          "The hive key file, for a hive run with --hive-key-file", "FILE"},
         {"help", 0, 0, G_OPTION_ARG_NONE, &b.o.help, "Show this help", NULL},
@@ -571,13 +706,27 @@ int main(int argc, char **argv)
         c->free_tags = g_new(bench_op_tag *, b.o.pipeline);
         for (int t = 0; t < b.o.pipeline; t++)
             c->free_tags[t] = &c->tags[t];
-        c->ep = qdb_loop_attach(b.loop, NULL, NULL, NULL, err);
+        c->ep = qdb_loop_attach(b.loop, NULL, b.o.direct ? &direct_ops : NULL, c, err);
         if (!c->ep) {
             fprintf(stderr, "qdb-bench: connection %d: %s\n", attached, err);
             goto out_conns;
         }
         if (b.tls)
             qdb_loop_endpoint_secure(c->ep, b.tls);
+        if (b.o.direct) {
+            c->t = qdb_loop_endpoint_transport(c->ep);
+            qdb_random *rnd = qdb_loop_endpoint_random(c->ep); /* seeded by the OS */
+            do
+                c->client_id = rnd->next(rnd);
+            while (c->client_id == 0);
+            c->next_seq = 1;
+            c->mask = 1;
+            while (c->mask < (uint32_t)b.o.pipeline * 2 - 1)
+                c->mask = c->mask * 2 + 1;
+            c->slot = g_new0(bench_op_tag *, c->mask + 1);
+            c->frame = g_byte_array_new();
+            continue;
+        }
         qdb_client_config cfg;
         qdb_client_config_defaults(&cfg);
         cfg.bootstrap = b.server;
@@ -625,18 +774,27 @@ int main(int argc, char **argv)
     for (int k = 0; k < BENCH_KINDS; k++)
         if (error_total(&b.st[k]) || b.st[k].wrong_value)
             rc = 1;
+    if (b.strays) {
+        fprintf(stderr, "qdb-bench: %" G_GUINT64_FORMAT " replies matched no request\n",
+                b.strays);
+        rc = 1;
+    }
     if (failed)
         rc = 1;
 
 out_conns:
     for (int i = 0; i < attached; i++) {
         /* Freeing the core drops its pending operations without callbacks. */
-        qdb_client_core_free(b.conns[i].core);
+        if (b.conns[i].core)
+            qdb_client_core_free(b.conns[i].core);
         qdb_loop_detach(b.loop, b.conns[i].ep);
     }
     for (int i = 0; i < b.o.conns; i++) {
         g_free(b.conns[i].tags);
         g_free(b.conns[i].free_tags);
+        g_free(b.conns[i].slot);
+        if (b.conns[i].frame)
+            g_byte_array_unref(b.conns[i].frame);
     }
     if (attached < b.o.conns)
         rc = 1;

@@ -126,7 +126,9 @@ median() {
 # qdb_load LABEL HOST PORT PIPELINE [EXTRA]: write "PUT_rps GET_rps note"
 # (medians over $REPEAT runs) to $tmp/LABEL; a run that errs or hits the time
 # limit ends the repeats, so a slow hive costs one run, not three.  EXTRA:
-# more qdb-bench options (the key file).
+# more qdb-bench options (the key file; --direct for a 1-node hive, whose
+# client needs no routing: the load generator then spends about what
+# redis-benchmark does per request, and leaves the CPU to the server).
 qdb_load() {
     out=$tmp/$1.csv
     : >"$out"
@@ -176,8 +178,8 @@ echo "== qdb bench: $C connections, $N requests per test, $D-byte values, keyspa
 echo "-- qdb 1-node hive on 127.0.0.1:$P1"
 start_qdbd n1 "127.0.0.1:$P1"
 if wait_put 127.0.0.1 "$P1" 15; then
-    qdb_load q1p1 127.0.0.1 "$P1" 1
-    qdb_load q1p16 127.0.0.1 "$P1" 16
+    qdb_load q1p1 127.0.0.1 "$P1" 1 --direct
+    qdb_load q1p16 127.0.0.1 "$P1" 16 --direct
 else
     echo "bench: the 1-node hive did not answer within 15 s; its log:" >&2
     tail -20 "$tmp/n1.log" >&2
@@ -197,7 +199,7 @@ for mode in nosync sync; do
     if wait_put 127.0.0.1 "$PB" 15; then
         # every acknowledged write flushed: fewer requests, or it takes minutes
         [ $mode = sync ] && N=${BENCH_SYNC_REQUESTS:-10000}
-        qdb_load "q1b${mode}p1" 127.0.0.1 "$PB" 1
+        qdb_load "q1b${mode}p1" 127.0.0.1 "$PB" 1 --direct
         N=${BENCH_REQUESTS:-100000}
     else
         echo "bench: qdbd on Berkeley DB ($mode) did not answer within 15 s; its log:" >&2
@@ -211,8 +213,8 @@ echo "-- qdb 1-node hive with a hive key on 127.0.0.1:$PA"
 (umask 077 && "$QDBD" --gen-key >"$tmp/hive.key") || die "qdbd --gen-key failed"
 start_qdbd na "127.0.0.1:$PA" "" "--hive-key-file=$tmp/hive.key"
 if wait_put 127.0.0.1 "$PA" 15 "--key-file=$tmp/hive.key"; then
-    qdb_load q1ap1 127.0.0.1 "$PA" 1 "--key-file=$tmp/hive.key"
-    qdb_load q1ap16 127.0.0.1 "$PA" 16 "--key-file=$tmp/hive.key"
+    qdb_load q1ap1 127.0.0.1 "$PA" 1 "--direct --key-file=$tmp/hive.key"
+    qdb_load q1ap16 127.0.0.1 "$PA" 16 "--direct --key-file=$tmp/hive.key"
 else
     echo "bench: the keyed 1-node hive did not answer within 15 s; its log:" >&2
     tail -20 "$tmp/na.log" >&2

@@ -6,7 +6,11 @@
  *     keyed client reaches a keyed node and the node learns its role; a
  *     wrong key, a keyless client and a keyed client of a keyless node are
  *     each refused on both sides (auth_failures) and nothing is delivered;
- *     a peer that sends one byte of a ClientHello does not make it spin.
+ *     a peer that sends one byte of a ClientHello does not make it spin;
+ *   - over a socketpair, tls_conn alone: a send of several records is taken
+ *     whole by one call (they leave together), and a full socket holds the
+ *     records back (EAGAIN, writable wanted) without losing or reordering a
+ *     byte; a send of nothing then pushes out what is held.
  */
 #include "config.h"
 
@@ -14,6 +18,7 @@
 #include <arpa/inet.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -251,6 +256,95 @@ static void test_one_byte_peer(void)
     qdb_tls_free(st);
 }
 
+/* ---- tls_conn over a socketpair ---------------------------------------------------- */
+
+/* Both ends read until both handshakes are done (at most 50 rounds). */
+static bool handshake(tls_conn *c, tls_conn *s)
+{
+    uint8_t b[64];
+    bool w;
+    for (int i = 0; i < 50 && !(tls_conn_established(c) && tls_conn_established(s)); i++) {
+        ssize_t r = tls_conn_recv(c, b, sizeof(b), &w);
+        if (r >= 0 || errno != EAGAIN)
+            return false;
+        r = tls_conn_recv(s, b, sizeof(b), &w);
+        if (r >= 0 || errno != EAGAIN)
+            return false;
+    }
+    return tls_conn_established(c) && tls_conn_established(s);
+}
+
+/* Read what s has into got[*have ..], until want or EAGAIN. */
+static void drain(tls_conn *s, uint8_t *got, size_t *have, size_t want)
+{
+    bool w;
+    while (*have < want) {
+        ssize_t r = tls_conn_recv(s, got + *have, want - *have, &w);
+        if (r <= 0)
+            break;
+        *have += (size_t)r;
+    }
+}
+
+static void test_records_together(void)
+{
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    qdb_hive_key k;
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key_parse(&k, line, err);
+    qdb_tls *ct = qdb_tls_new(&k, QDB_PEER_CLIENT, err), *st = qdb_tls_new(&k, QDB_PEER_NODE, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ct);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    int fd[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0);
+    tls_conn *c = tls_conn_new(ct, fd[0], false), *s = tls_conn_new(st, fd[1], true);
+    CU_ASSERT_FATAL(handshake(c, s));
+
+    enum { TOTAL = 1 << 20, FIRST = 40000 }; /* FIRST: three records */
+    uint8_t *data = g_malloc(TOTAL), *got = g_malloc(TOTAL);
+    for (size_t i = 0; i < TOTAL; i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    bool w;
+    /* one call takes all three records: OpenSSL alone returns after the first */
+    CU_ASSERT_EQUAL(tls_conn_send(c, data, FIRST, &w), FIRST);
+    size_t sent = FIRST, have = 0;
+    drain(s, got, &have, FIRST);
+    CU_ASSERT_EQUAL_FATAL(have, FIRST);
+
+    /* a socket that takes little: records wait, EAGAIN asks for writability */
+    int small = 4096;
+    CU_ASSERT_EQUAL(setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    int eagain = 0;
+    for (int round = 0; round < 100000 && have < TOTAL; round++) {
+        if (sent < TOTAL) {
+            ssize_t r = tls_conn_send(c, data + sent, TOTAL - sent, &w);
+            if (r > 0) {
+                sent += (size_t)r;
+            } else {
+                CU_ASSERT_FATAL(r < 0 && errno == EAGAIN && w);
+                eagain++;
+            }
+        } else {
+            /* nothing new: a send of nothing pushes what is held, 0 once all left */
+            ssize_t r = tls_conn_send(c, data, 0, &w);
+            CU_ASSERT_FATAL(r == 0 || (r < 0 && errno == EAGAIN && w));
+        }
+        drain(s, got, &have, TOTAL);
+    }
+    CU_ASSERT(eagain > 0);
+    CU_ASSERT_EQUAL(have, TOTAL);
+    CU_ASSERT(memcmp(got, data, TOTAL) == 0);
+    CU_ASSERT_EQUAL(tls_conn_send(c, data, 0, &w), 0); /* nothing held any more */
+    tls_conn_free(c);
+    tls_conn_free(s);
+    close(fd[0]);
+    close(fd[1]);
+    g_free(data);
+    g_free(got);
+    qdb_tls_free(ct);
+    qdb_tls_free(st);
+}
+
 int main(void)
 {
     g_log_set_always_fatal(G_LOG_FATAL_MASK); /* the refusals log warnings */
@@ -265,6 +359,8 @@ int main(void)
         {.pName = "right key, wrong key, no key, over loopback", .pTestFunc = test_handshakes},
         {.pName = "a peer sending one byte does not make the node spin",
          .pTestFunc = test_one_byte_peer},
+        {.pName = "records leave together; a full socket holds them back",
+         .pTestFunc = test_records_together},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {

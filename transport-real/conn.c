@@ -242,9 +242,10 @@ static void conn_free(loop_conn *c)
     g_free(c);
 }
 
+/* Queued bytes, or TLS records made of them that the socket has not taken. */
 static bool conn_has_output(const loop_conn *c)
 {
-    return c->out->len > c->out_off;
+    return c->out->len > c->out_off || (c->tls && tls_conn_unsent(c->tls) > 0);
 }
 
 /* The peer went away (EOF, reset) or broke the protocol.  A connection we
@@ -335,7 +336,8 @@ static void conn_flush(loop_conn *c)
         c->out_off += (size_t)w;
         net->stats.bytes_out += (uint64_t)w;
     }
-    if (!conn_has_output(c)) {
+    bool sent = !conn_has_output(c);
+    if (c->out->len == c->out_off) { /* the queue is empty (TLS records may still wait) */
         if (c->out->len > READ_BUDGET) { /* let a large hand-over buffer go */
             g_byte_array_free(c->out, TRUE);
             c->out = g_byte_array_new();
@@ -343,18 +345,14 @@ static void conn_flush(loop_conn *c)
             g_byte_array_set_size(c->out, 0);
         }
         c->out_off = 0;
-        if (lim_out_check(c) && !lim_resume(c))
-            return;
-        conn_set_events(c, conn_has_output(c));
-    } else {
-        if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
-            g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
-            c->out_off = 0;
-        }
-        if (lim_out_check(c) && !lim_resume(c))
-            return;
-        conn_set_events(c, wait_out); /* a TLS handshake waiting to read: readable resumes it */
+    } else if (c->out_off > 65536 && c->out_off * 2 > c->out->len) {
+        g_byte_array_remove_range(c->out, 0, (guint)c->out_off);
+        c->out_off = 0;
     }
+    if (lim_out_check(c) && !lim_resume(c))
+        return;
+    /* not sent: a TLS handshake waiting to read resumes on readable */
+    conn_set_events(c, sent ? conn_has_output(c) : wait_out);
 }
 
 void net_flush(loop_net *net)
@@ -1077,7 +1075,7 @@ size_t peers_pending(const loop_peers *p)
     size_t n = 0;
     for (GList *l = p->all.head; l; l = l->next) {
         const loop_conn *c = l->data;
-        n += c->out->len - c->out_off;
+        n += c->out->len - c->out_off + (c->tls ? tls_conn_unsent(c->tls) : 0);
         if (c->connecting && c->out->len == c->out_off)
             n++;
     }

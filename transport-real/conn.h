@@ -148,7 +148,8 @@ typedef struct peers_input_state {
 } peers_input_state;
 bool peers_input(const loop_peers *p, qdb_addr key, peers_input_state *out);
 
-/* Bytes queued and not written (a connect in progress counts 1). */
+/* Bytes queued and not written, TLS records made of them included (a
+ * connect in progress counts 1). */
 size_t peers_pending(const loop_peers *p);
 /* What the peer sending on src proved (qdb_peer_role): the connection of the
  * frame being delivered, else the one keyed src. */

@@ -116,6 +116,7 @@ int qdb_hive_key_load(qdb_hive_key *key, const char *path, char *err)
 
 struct qdb_tls {
     SSL_CTX *ctx;
+    BIO_METHOD *out_method;                /* the connections' write side (out_*) */
     int role;                              /* the identity this side presents */
     uint8_t psk_node[32], psk_client[32];  /* derived from the hive key */
 };
@@ -128,8 +129,14 @@ struct tls_conn {
     bool checked;      /* server: the first bytes were looked at */
     bool established;
     int role;          /* proven by the peer */
+    GByteArray *out;   /* records made and not yet sent, from out_off */
+    size_t out_off;
     char error[QDB_ERRMSG_SIZE];
 };
+
+/* Bytes of records made and not yet sent past which SSL_write is not
+ * called: four full records. */
+#define TLS_OUT_HIGH (64 * 1024)
 
 /* TLS_AES_128_GCM_SHA256, as IANA numbers it. */
 static const unsigned char aes128gcm_id[2] = {0x13, 0x01};
@@ -205,6 +212,65 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
     return 1;
 }
 
+/* The write side of a connection is not the socket but t->out: OpenSSL
+ * writes each record with its own write(), so a flush of 17 KB (two
+ * records) cost two syscalls -- on loopback each one also runs the peer's
+ * receive path -- and two TCP segments for the peer to read.  Here every
+ * record of an SSL call lands in t->out and out_flush() sends them with one
+ * send().  The read side stays a socket BIO with read-ahead. */
+static int out_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+    tls_conn *t = BIO_get_data(b);
+    g_byte_array_append(t->out, (const guint8 *)data, (guint)len);
+    *written = len;
+    return 1;
+}
+
+static long out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    tls_conn *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* out_flush() sends after the SSL call, not from inside it */
+    case BIO_CTRL_WPENDING:
+        return (long)(t->out->len - t->out_off);
+    default:
+        return 0;
+    }
+}
+
+static int out_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+/* Send what t->out holds, as much as the socket takes.  0, or -1 and errno
+ * when the socket failed (a full socket is not a failure: the bytes wait). */
+static int out_flush(tls_conn *t)
+{
+    while (t->out_off < t->out->len) {
+        ssize_t w = send(t->fd, t->out->data + t->out_off, t->out->len - t->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+        t->out_off += (size_t)w;
+    }
+    if (t->out->len > TLS_OUT_HIGH * 4) { /* let a burst's buffer go */
+        g_byte_array_free(t->out, TRUE);
+        t->out = g_byte_array_new();
+    } else {
+        g_byte_array_set_size(t->out, 0);
+    }
+    t->out_off = 0;
+    return 0;
+}
+
 qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err)
 {
     qdb_tls *t = g_new0(qdb_tls, 1);
@@ -233,6 +299,14 @@ qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err)
     SSL_CTX_set_read_ahead(t->ctx, 1);
     SSL_CTX_set_psk_use_session_callback(t->ctx, psk_use);
     SSL_CTX_set_psk_find_session_callback(t->ctx, psk_find);
+    t->out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "qdb-tls-out");
+    if (!t->out_method || !BIO_meth_set_write_ex(t->out_method, out_write) ||
+        !BIO_meth_set_ctrl(t->out_method, out_ctrl) ||
+        !BIO_meth_set_create(t->out_method, out_create)) {
+        qdb_error_set(err, QDB_E_INTERNAL, "TLS output: %s",
+                      ERR_reason_error_string(ERR_get_error()));
+        goto fail;
+    }
     return t;
 fail:
     qdb_tls_free(t);
@@ -256,6 +330,7 @@ void qdb_tls_free(qdb_tls *t)
     if (!t)
         return;
     SSL_CTX_free(t->ctx);
+    BIO_meth_free(t->out_method);
     OPENSSL_cleanse(t, sizeof(*t));
     g_free(t);
 }
@@ -268,9 +343,13 @@ tls_conn *tls_conn_new(qdb_tls *tls, int fd, bool server)
     t->tls = tls;
     t->fd = fd;
     t->server = server;
+    t->out = g_byte_array_new();
     t->ssl = SSL_new(tls->ctx);
-    if (!t->ssl || !SSL_set_fd(t->ssl, fd))
+    BIO *rbio = BIO_new_socket(fd, BIO_NOCLOSE), *wbio = BIO_new(tls->out_method);
+    if (!t->ssl || !rbio || !wbio)
         g_error("SSL_new: %s", ERR_reason_error_string(ERR_get_error())); /* out of memory */
+    BIO_set_data(wbio, t);
+    SSL_set_bio(t->ssl, rbio, wbio); /* the socket is conn.c's: BIO_NOCLOSE */
     SSL_set_app_data(t->ssl, t);
     if (server)
         SSL_set_accept_state(t->ssl);
@@ -283,7 +362,8 @@ void tls_conn_free(tls_conn *t)
 {
     if (!t)
         return;
-    SSL_free(t->ssl); /* the socket is conn.c's: SSL_set_fd does not close it */
+    SSL_free(t->ssl);
+    g_byte_array_free(t->out, TRUE);
     g_free(t);
 }
 
@@ -294,8 +374,8 @@ static ssize_t conn_fail(tls_conn *t, int r, bool *want_out)
     int e = errno;
     int code = SSL_get_error(t->ssl, r);
     switch (code) {
-    case SSL_ERROR_WANT_READ:
-        *want_out = false;
+    case SSL_ERROR_WANT_READ: /* and writable too while records wait to leave */
+        *want_out = t->out_off < t->out->len;
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_WANT_WRITE:
@@ -351,6 +431,20 @@ static void note_established(tls_conn *t)
     }
 }
 
+/* After an SSL call that returned n: send the records it made (handshake
+ * messages, alerts and data alike), then n, or conn_fail's answer. */
+static ssize_t ssl_done(tls_conn *t, int n, bool *want_out)
+{
+    int e = errno;
+    note_established(t);
+    if (out_flush(t) < 0)
+        return -1;
+    if (n > 0)
+        return n;
+    errno = e;
+    return conn_fail(t, n, want_out);
+}
+
 ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out)
 {
     *want_out = false;
@@ -387,27 +481,51 @@ ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out)
     }
     err_clear();
     int n = SSL_read(t->ssl, buf, (int)MIN(len, (size_t)G_MAXINT));
-    note_established(t);
-    if (n > 0)
-        return n;
-    return conn_fail(t, n, want_out);
+    return ssl_done(t, n, want_out);
 }
 
 ssize_t tls_conn_send(tls_conn *t, const void *buf, size_t len, bool *want_out)
 {
     *want_out = false;
     t->error[0] = '\0';
-    err_clear();
-    int n = SSL_write(t->ssl, buf, (int)MIN(len, (size_t)G_MAXINT));
-    note_established(t);
-    if (n > 0)
-        return n;
-    ssize_t r = conn_fail(t, n, want_out);
+    /* Records not sent yet go first; past TLS_OUT_HIGH of them, nothing
+     * more is encrypted until the socket takes some (the queue waits in
+     * conn.c, where the limits see it). */
+    if (out_flush(t) < 0)
+        return -1;
+    size_t unsent = t->out->len - t->out_off;
+    if (unsent >= TLS_OUT_HIGH || (len == 0 && unsent > 0)) {
+        *want_out = true;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    /* With partial writes on, SSL_write returns after each record: call it
+     * until all is taken, so the records leave together. */
+    size_t done = 0;
+    int n = 0;
+    while (done < len && t->out->len - t->out_off < TLS_OUT_HIGH) {
+        err_clear();
+        n = SSL_write(t->ssl, (const uint8_t *)buf + done,
+                      (int)MIN(len - done, (size_t)TLS_OUT_HIGH));
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    ssize_t r = ssl_done(t, done > 0 ? (int)done : n, want_out);
+    if (r > 0)
+        return r;
     if (r == 0) { /* the peer closed: as send(2) on a closed socket */
         errno = EPIPE;
         return -1;
     }
     return r;
+}
+
+size_t tls_conn_unsent(const tls_conn *t)
+{
+    return t->out->len - t->out_off;
 }
 
 bool tls_conn_pending(const tls_conn *t)

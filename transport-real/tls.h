@@ -76,7 +76,13 @@ void tls_conn_free(tls_conn *t);
  * authenticate: tls_conn_error says why), or another errno from the
  * socket. */
 ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out);
+/* The records one call makes leave together, in one send(2); those the
+ * socket does not take wait inside the connection (tls_conn_unsent) and
+ * leave first on the next call, which may pass len 0 just to push them: it
+ * returns 0 once none waits, or -1/EAGAIN wanting the socket writable. */
 ssize_t tls_conn_send(tls_conn *t, const void *buf, size_t len, bool *want_out);
+/* Bytes of records made and not yet taken by the socket. */
+size_t tls_conn_unsent(const tls_conn *t);
 /* Decrypted bytes are waiting inside the connection (read them now: epoll
  * will not report them). */
 bool tls_conn_pending(const tls_conn *t);
