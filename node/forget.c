@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* Nodes gone for good (what K = 1 needs; harmless at any K).
+/* Nodes gone for good (what K = 1 needs, and K > 1 after more than K - 1
+ * holders failed together: ring.c, replica_covered_from).
  *
  * With one copy of each entry, the node that inherits a failed node's arc
  * answers "entry unavailable" to reads there (ring.c, ring_orphaned): the

@@ -240,6 +240,18 @@ struct qdb_node {
     uint8_t repair_diff[QDB_DIGEST_BUCKETS_MAX / 8]; /* bit b: bucket b differs there */
     qdb_time_us repair_again_at; /* the next comparison with every replica (anti-entropy) */
     uint64_t repair_shape;   /* replica_shape when replica_kick last looked */
+    /* The arc (sync_lo, sync_hi] we took over from a failed predecessor,
+     * until each replica answered a digest of it (replica_sync_start): a
+     * replica may hold a newer copy than ours there (a write its owner
+     * copied past us), so reads there answer "unstable" meanwhile. */
+    bool syncing;
+    qdb_id sync_lo, sync_hi;
+    /* The arcs owners last sent us a repair digest of (lo, hi]: hi is the
+     * owner's ID.  What we hold as a replica, so what a take-over brings
+     * us with its entries (replica_covered_from). */
+    qdb_id covered_lo[2 * QDB_REPLICATION_MAX], covered_hi[2 * QDB_REPLICATION_MAX];
+    unsigned n_covered;
+    uint64_t sync_rpc[QDB_REPLICATION_MAX]; /* the digests out; 0: answered or failed */
     bool stored_at_join;     /* we started joining with a non-empty store (a restart) */
 
     /* versions (version.c) */
@@ -370,6 +382,15 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc);
 void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m);
 void replica_on_digest_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
 void replica_free(qdb_node *n);
+/* We took (lo, hi] over from a failed predecessor: send each replica a
+ * digest of it (its answer brings back what it holds newer), and until
+ * all answered (or failed) replica_syncing is true for keys there. */
+void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi);
+bool replica_syncing(const qdb_node *n, const qdb_id *id);
+/* The start of the arc ending at hi that we hold as a replica: following
+ * the owners' digests back from the one whose ID is hi, at most K - 1 of
+ * them (hi itself: none). */
+qdb_id replica_covered_from(const qdb_node *n, const qdb_id *hi);
 /* For stray.c: replica.c's digest of (lo, hi] in `buckets` buckets (0: by
  * the count), as DIGEST carries it; is key in a bucket set in diff; the next
  * batch of records in diff's buckets after *cursor, up to hi (*cursor moves

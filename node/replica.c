@@ -29,8 +29,11 @@
  * record.  Cost: a digest frame of up to 8 KB and a scan of the range at
  * both ends, then the records of the differing buckets both ways.
  *
- * Fail-over needs nothing more: an owner's successor already holds its
- * entries, and serves them once it has taken over the arc.
+ * Fail-over: an owner's successor already holds its entries, and serves
+ * them once it has taken over the arc -- after one digest of the arc to
+ * each of its replicas (replica_sync_start): a replica may hold a newer
+ * copy than ours (the failed owner struck us out for lost frames and wrote
+ * past us), and its answer brings it back first.
  *
  * Graceful leave.  A leaving node hands everything it holds to its
  * successor S (serve.c).  Its own range then needs a new K-th holder, S's
@@ -571,6 +574,47 @@ void replica_kick(qdb_node *n)
     repair_next(n);
 }
 
+static void send_back(qdb_node *n, qdb_addr src, const qdb_msg *m, unsigned buckets,
+                      const uint8_t *diff);
+
+/* An owner whose ID is hi compared (lo, hi] with us: we replicate it.
+ * Kept per owner; when the table is full, the owner farthest behind us
+ * goes (the chain back from our predecessor needs the nearest ones). */
+static void cover(qdb_node *n, const qdb_id *lo, const qdb_id *hi)
+{
+    unsigned at = n->n_covered;
+    for (unsigned i = 0; i < n->n_covered; i++)
+        if (qdb_id_eq(&n->covered_hi[i], hi))
+            at = i; /* the same owner: its range now */
+    if (at == G_N_ELEMENTS(n->covered_hi)) {
+        at = 0;
+        for (unsigned i = 1; i < n->n_covered; i++)
+            if (qdb_id_in_open(&n->covered_hi[at], &n->covered_hi[i], &n->cfg.self.id))
+                at = i;
+        if (qdb_id_in_open(hi, &n->covered_hi[at], &n->cfg.self.id) == false)
+            return; /* farther behind than all we keep */
+    }
+    n->n_covered = MAX(n->n_covered, at + 1);
+    n->covered_lo[at] = *lo;
+    n->covered_hi[at] = *hi;
+}
+
+qdb_id replica_covered_from(const qdb_node *n, const qdb_id *hi)
+{
+    qdb_id x = *hi;
+    for (unsigned step = 0; step + 1 < n->replication; step++) {
+        bool found = false;
+        for (unsigned i = 0; i < n->n_covered && !found; i++)
+            if (qdb_id_eq(&n->covered_hi[i], &x) && !qdb_id_eq(&n->covered_lo[i], &x)) {
+                x = n->covered_lo[i];
+                found = true;
+            }
+        if (!found)
+            break;
+    }
+    return x;
+}
+
 void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     if (stray_on_digest(n, src, m))
@@ -581,6 +625,7 @@ void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
     uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
     if (digest_arc(n, &m->target, &m->upto, buckets, sums) == 0)
         return;
+    cover(n, &m->target, &m->upto);
     uint8_t diff[QDB_DIGEST_BUCKETS_MAX / 8] = {0};
     unsigned differ = 0;
     for (unsigned b = 0; b < buckets; b++)
@@ -588,18 +633,26 @@ void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
             diff[b / 8] |= (uint8_t)(1u << (b % 8));
             differ++;
         }
+    /* Nothing back while our hand-over is under way (a restart's, stray.c):
+     * what we hold is older than what comes. */
+    if (differ > 0 && !n->awaiting_handover)
+        send_back(n, src, m, buckets, diff);
+    /* The answer after the records, so on an ordered link they arrive
+     * first: an owner that took over waits for this answer before it
+     * serves reads there (replica_sync_start). */
     size_t dl = (buckets + 7) / 8;
     qdb_msg r = {.type = QDB_MSG_DIGEST_REPLY, .rpc = m->rpc, .content = diff, .content_len = dl};
     node_send(n, src, &r);
     count_repair(n, dl + 4, 0);
-    /* Nothing back while our hand-over is under way (a restart's, stray.c):
-     * what we hold is older than what comes. */
-    if (differ == 0 || n->awaiting_handover)
-        return;
-    /* Back to the owner: what we hold in the differing buckets, so it
-     * keeps the newer of each (a write it missed, an owner back on old or
-     * no storage).  Sent once, unacknowledged, bounded: what does not fit
-     * or is lost waits for the next repair. */
+}
+
+/* Back to the owner: what we hold in the differing buckets of its digest
+ * m, so it keeps the newer of each (a write it missed, an owner back on
+ * old or no storage).  Sent once, unacknowledged, bounded: what does not
+ * fit or is lost waits for the next repair. */
+static void send_back(qdb_node *n, qdb_addr src, const qdb_msg *m, unsigned buckets,
+                      const uint8_t *diff)
+{
     arc_cut cut;
     cut_init(&cut, &m->target, &m->upto, buckets);
     GPtrArray *keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
@@ -621,8 +674,59 @@ void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
     g_ptr_array_free(keys, TRUE);
 }
 
+/* ---- the sync after a take-over ------------------------------------------------ */
+
+void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi)
+{
+    n->syncing = false;
+    memset(n->sync_rpc, 0, sizeof n->sync_rpc);
+    qdb_peer to[QDB_REPLICATION_MAX];
+    unsigned k = n->replication > 1 ? replica_targets(n, to, G_N_ELEMENTS(to)) : 0;
+    uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
+    unsigned buckets = k ? digest_arc(n, lo, hi, 0, sums) : 0;
+    if (buckets == 0)
+        return;
+    uint8_t wire[QDB_DIGEST_BUCKETS_MAX * 8];
+    for (unsigned b = 0; b < buckets; b++)
+        qdb_be64_put(wire + 8 * b, sums[b]);
+    n->sync_lo = *lo;
+    n->sync_hi = *hi;
+    n->syncing = true;
+    for (unsigned i = 0; i < k; i++) {
+        /* the replica answers as to a repair digest: the buckets that
+         * differ, then what it holds in them, which we keep if newer */
+        qdb_msg m = {.type = QDB_MSG_DIGEST, .target = *lo, .upto = *hi, .content = wire,
+                     .content_len = 8u * buckets};
+        n->sync_rpc[i] = node_call(n, to[i].addr, &m, RPC_DIGEST, 0, 0, &to[i]);
+        count_repair(n, 8u * buckets + 2 * QDB_ID_BYTES + 4, 0);
+    }
+}
+
+bool replica_syncing(const qdb_node *n, const qdb_id *id)
+{
+    return n->syncing && qdb_id_in_half(id, &n->sync_lo, &n->sync_hi);
+}
+
+/* Is rpc one of the sync's digests?  Then it is answered (or failed). */
+static bool sync_answered(qdb_node *n, uint64_t rpc)
+{
+    bool found = false, waiting = false;
+    for (unsigned i = 0; i < G_N_ELEMENTS(n->sync_rpc); i++) {
+        if (n->sync_rpc[i] && n->sync_rpc[i] == rpc) {
+            n->sync_rpc[i] = 0;
+            found = true;
+        }
+        waiting = waiting || n->sync_rpc[i];
+    }
+    if (found && !waiting)
+        n->syncing = false;
+    return found;
+}
+
 void replica_on_digest_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
+    if (sync_answered(n, rpc->id))
+        return;
     if (rpc->id != n->repair_rpc)
         return;
     n->repair_rpc = 0;
@@ -657,6 +761,8 @@ void replica_on_ack(qdb_node *n, const node_rpc *rpc)
 void replica_on_failed(qdb_node *n, const node_rpc *rpc)
 {
     if (rpc->kind == RPC_REPAIR || rpc->kind == RPC_DIGEST) {
+        if (sync_answered(n, rpc->id))
+            return; /* a replica that does not answer cannot serve a newer copy either */
         if (rpc->id == n->repair_rpc) {
             n->repair_rpc = 0;
             n->repair_active = false; /* from the start, at a later round */

@@ -740,6 +740,7 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
 void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
 {
     if (!n->has_pred || qdb_id_in_open(&c->id, &n->pred.id, &n->cfg.self.id)) {
+        bool took_over = false;
         char a[QDB_ADDR_STRLEN];
         node_log(n, 4, "predecessor is now %s", qdb_addr_format(c->addr, a));
         /* The old predecessor now has a closer successor: tell it. */
@@ -749,9 +750,20 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
             /* (c, failed] was the failed node's: ours now, without its entries */
             n->orphan_lo = c->id;
             n->orphan_hi = n->failed_pred;
-            /* With replicas we hold its entries already (replica.c). */
-            n->has_orphan = n->replication <= 1 &&
-                            qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+            n->has_orphan = qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
+            took_over = n->has_orphan && n->replication > 1;
+            if (took_over) {
+                /* With replicas we hold its entries already (replica.c) --
+                 * back as far as we replicated: more than K - 1 nodes that
+                 * failed together leave (c, x] whose copies are all on
+                 * failed nodes, orphaned as with K = 1. */
+                qdb_id x = replica_covered_from(n, &n->failed_pred);
+                n->orphan_hi = x;
+                n->has_orphan = qdb_id_in_open(&x, &c->id, &n->failed_pred);
+                if (n->has_orphan)
+                    node_log(n, 3, "more than %u nodes failed before us: entries "
+                             "we hold no copy of are unavailable", n->replication - 1);
+            }
             forget_orphaned(n);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
@@ -759,6 +771,8 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         n->pred_failed = false;
         n->pred = *c;
         n->has_pred = true;
+        if (took_over)
+            replica_sync_start(n, &c->id, &n->failed_pred);
         ring_set_changed(n);
     } else if (!qdb_peer_eq(c, &n->pred)) {
         watch_contender(n, c, flags); /* unless our predecessor is dead */

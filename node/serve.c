@@ -431,6 +431,11 @@ static int execute(qdb_node *n, const qdb_msg *m, const qdb_id *id, uint8_t **ho
     bool orphan = !present && ring_orphaned(n, id);
     if (orphan && !blind)
         return QDB_E_UNAVAILABLE;
+    /* Taken over from a failed owner, not yet compared with the replicas
+     * (K > 1): one may hold a newer copy.  A blind write is versioned
+     * above it anyway. */
+    if (!blind && replica_syncing(n, id))
+        return QDB_E_UNSTABLE;
     bool exists = present && !meta.tombstone;
     const qdb_record_meta *old = present ? &meta : NULL;
     switch (m->type) {

@@ -37,6 +37,7 @@ typedef struct stray_state {
     uint8_t diff[QDB_DIGEST_BUCKETS_MAX / 8];
     qdb_id sent, next_sent; /* records sent up to (acknowledged), and with the batch out */
     bool more;              /* records of the arc are left after the batch out */
+    bool resent;            /* the batch out went a second time */
     GPtrArray *keys;        /* GBytes: the batch out */
     /* rejoin: our hand-over to the predecessor, filtered by its digest */
     uint64_t rejoin_rpc;
@@ -122,6 +123,7 @@ static void walk_end(qdb_node *n, qdb_time_us again)
 
 static void offer_digest(qdb_node *n);
 static void offer_next(qdb_node *n);
+static void send_batch(qdb_node *n);
 
 /* The owner of s->key is `owner`: offer it [key, owner]. */
 static void owner_found(qdb_node *n, const qdb_peer *owner)
@@ -134,10 +136,19 @@ static void owner_found(qdb_node *n, const qdb_peer *owner)
         walk_end(n, QDB_ANTI_ENTROPY_US);
         return;
     }
+    id_before(&s->lo, &s->key);
+    if (!qdb_id_in_half(&owner->id, &s->lo, &n->pred.id)) {
+        /* An owner past our predecessor: [key, owner] would run through
+         * our own range, and the copies we dropped once it took them would
+         * be our own entries.  Such an answer comes from a node whose
+         * predecessor is wrong (two rings merging after a partition): ask
+         * again once the ring has settled. */
+        walk_end(n, QDB_STRAY_SETTLE_US);
+        return;
+    }
     char a[QDB_ADDR_STRLEN];
     node_log(n, 4, "stray: offering copies to their owner %s", qdb_addr_format(owner->addr, a));
     s->owner = *owner;
-    id_before(&s->lo, &s->key);
     s->hi = owner->id;
     offer_digest(n);
 }
@@ -254,6 +265,12 @@ static void offer_done(qdb_node *n)
     for (guint i = 0; i < keys->len; i++) {
         gsize kl;
         const uint8_t *k = g_bytes_get_data(keys->pdata[i], &kl);
+        qdb_id id;
+        if (kl >= QDB_ID_BYTES) {
+            memcpy(id.b, k, QDB_ID_BYTES);
+            if (qdb_node_owns(n, &id))
+                continue; /* ours now (our predecessor moved back): never a stray */
+        }
         if (n->storage->del(n->storage, k, kl) == QDB_OK)
             n->stats.stray_deleted++;
     }
@@ -277,6 +294,14 @@ static void offer_next(qdb_node *n)
         offer_done(n);
         return;
     }
+    s->resent = false;
+    send_batch(n);
+}
+
+/* The batch out, to the owner. */
+static void send_batch(qdb_node *n)
+{
+    stray_state *s = n->stray;
     s->rpc = n->next_rpc++;
     size_t len = replica_send(n, &s->owner, s->rpc, s->keys, RPC_STRAY);
     n->stats.repair_bytes += len;
@@ -306,6 +331,15 @@ void stray_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     if (!s || rpc->id != s->rpc)
         return;
     s->rpc = 0;
+    if (!m && rpc->kind == RPC_STRAY && !s->resent && n->phase == PHASE_ACTIVE) {
+        /* The owner takes a batch from a stranger only once it checked it
+         * (admission): the first batch goes unanswered while it does.
+         * Sent once more now, not at the next walk, QDB_STRAY_SETTLE_US
+         * later for each arc. */
+        s->resent = true;
+        send_batch(n);
+        return;
+    }
     if (!m) {
         walk_end(n, QDB_STRAY_SETTLE_US);
         return;

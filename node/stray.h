@@ -10,7 +10,10 @@
  * our predecessor or replicas change, a node walks what it holds outside
  * its own range, in ring order from its own ID (so the farthest ranges
  * first).  For the first key k not yet walked it looks up k's owner O
- * (FIND, hop by hop) and offers the arc [k, O] to O by digest: a DIGEST
+ * (FIND, hop by hop) and, if O lies between k and our predecessor (an
+ * owner beyond it claims our own range: its predecessor is wrong, as
+ * while two rings merge after a partition, and the walk ends until the
+ * ring settles), offers the arc [k, O] to O by digest: a DIGEST
  * of that arc, at most QDB_STRAY_BUCKETS buckets.  O answers, if the arc
  * lies in its own range and we are not one of its replicas, which buckets
  * differ (and sends nothing back: we are about to drop our copy); else it
@@ -30,7 +33,8 @@
  * O takes the records only from a sender its admission rules vouch for
  * (its successor list, QDB_DEFAULT_SUCCLIST long, or a checked replica):
  * copies farther than that from their owner stay until the ring brings
- * them closer.
+ * them closer.  A stranger's first batch goes unanswered while O checks it: an
+ * unanswered batch is sent once more at once.
  *
  * Rejoin.  A node that joins with a non-empty store (a restart on its old
  * storage) says so in its NOTIFY (QDB_NOTIFY_STORED).  With K > 1 its
