@@ -544,27 +544,44 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
     }
 }
 
-static int encode(const qdb_msg *m, const records *recs, GByteArray *out)
+/* The frame's body size (the first pass over emit_body), or an error. */
+static int encode_size(const qdb_msg *m, const records *recs, size_t *body)
 {
     writer count = {NULL, 0};
     TRY(emit_body(&count, m, recs));
     if (count.n > QDB_FRAME_MAX)
         return QDB_E_OVERSIZED;
-
-    uint8_t prefix[10];
-    size_t k = qdb_varint_put(prefix, count.n);
-    size_t start = out->len;
-    g_byte_array_set_size(out, (guint)(start + k + count.n));
-    memcpy(out->data + start, prefix, k);
-    writer w = {out->data + start + k, 0};
-    int rc = emit_body(&w, m, recs);
-    g_assert(rc == QDB_OK && w.n == count.n);
+    *body = count.n;
     return QDB_OK;
 }
 
-int qdb_msg_encode(const qdb_msg *m, GByteArray *out)
+/* The frame, length prefix and body, at dst: exactly
+ * qdb_varint_len(body) + body bytes. */
+static void encode_write(const qdb_msg *m, const records *recs, size_t body, uint8_t *dst)
 {
-    records recs = {NULL, 0, 0};
+    size_t k = qdb_varint_put(dst, body);
+    writer w = {dst + k, 0};
+    int rc = emit_body(&w, m, recs);
+    g_assert(rc == QDB_OK && w.n == body);
+}
+
+static int encode(const qdb_msg *m, const records *recs, GByteArray *out)
+{
+    size_t body;
+    TRY(encode_size(m, recs, &body));
+    uint8_t prefix[10];
+    size_t k = qdb_varint_put(prefix, body);
+    size_t start = out->len;
+    g_byte_array_set_size(out, (guint)(start + k + body));
+    encode_write(m, recs, body, out->data + start);
+    return QDB_OK;
+}
+
+/* A decoded HANDOVER's records, checked, as encode() takes them; none for
+ * other types. */
+static int msg_records(const qdb_msg *m, records *recs)
+{
+    *recs = (records){NULL, 0, 0};
     if (m->type == QDB_MSG_HANDOVER) {
         /* Re-framing a decoded HANDOVER: its record area must hold exactly
          * n_entries whole records. */
@@ -572,9 +589,31 @@ int qdb_msg_encode(const qdb_msg *m, GByteArray *out)
         if (check_bytes(m->entries, m->entries_len) != QDB_OK ||
             !count_records(m->entries, m->entries_len, &n) || n != m->n_entries)
             return QDB_E_INVALID_ARGUMENT;
-        recs = (records){m->entries, m->entries_len, m->n_entries};
+        *recs = (records){m->entries, m->entries_len, m->n_entries};
     }
+    return QDB_OK;
+}
+
+int qdb_msg_encode(const qdb_msg *m, GByteArray *out)
+{
+    records recs;
+    TRY(msg_records(m, &recs));
     return encode(m, &recs, out);
+}
+
+int qdb_msg_encode_buf(const qdb_msg *m, uint8_t *buf, size_t cap, size_t *len)
+{
+    records recs;
+    size_t body;
+    uint8_t prefix[10];
+    TRY(msg_records(m, &recs));
+    TRY(encode_size(m, &recs, &body));
+    size_t total = qdb_varint_put(prefix, body) + body;
+    if (total > cap)
+        return QDB_E_OVERSIZED;
+    encode_write(m, &recs, body, buf);
+    *len = total;
+    return QDB_OK;
 }
 
 /* ---- HANDOVER records ------------------------------------------------------------

@@ -236,6 +236,11 @@ typedef struct qdb_msg {
  * QDB_E_INVALID_ARGUMENT / QDB_E_ALIAS_TOO_LONG / QDB_E_OVERSIZED without
  * appending anything. */
 int qdb_msg_encode(const qdb_msg *m, GByteArray *out);
+/* The same into buf: on QDB_OK the frame is buf[0 .. *len).  A frame longer
+ * than cap is QDB_E_OVERSIZED, as one above QDB_FRAME_MAX is (the caller may
+ * then frame it into a GByteArray).  For the hot path: no allocation, no
+ * heap buffer to miss in the cache. */
+int qdb_msg_encode_buf(const qdb_msg *m, uint8_t *buf, size_t cap, size_t *len);
 
 /* HANDOVER records are appended to a builder, then framed. */
 typedef struct qdb_handover_builder {

@@ -45,6 +45,11 @@ typedef struct qdb_inbound {
      * nothing from it.  A host whose addresses are never reused (the
      * simulator's) need not call it. */
     void (*gone)(void *core, qdb_addr src);
+    /* Added for the simulator's speed (may be NULL): an event for core is
+     * about to be delivered.  A hint: the core may ask the processor for the
+     * memory the event will read (what its own fields point at), and must
+     * change nothing -- it reads only pointers and lengths. */
+    void (*prefetch)(const void *core);
 } qdb_inbound;
 
 /* ---- clock and timer ----------------------------------------------------

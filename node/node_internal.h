@@ -117,24 +117,37 @@ struct qdb_node {
     qdb_time_us period;
     qdb_time_us round_at;
     qdb_time_us armed;
-    GByteArray *out;       /* scratch for encoding */
     uint64_t next_rpc;
-    qdb_node_stats stats;
-
-    qdb_node_config cfg;
+    /* ...then what most events read next, so that a frame or a tick reads
+     * the node mostly within its first seven cache lines (stats and cfg.self
+     * included), which the simulator prefetches one event ahead
+     * (transport-sim/simnet.c, prefetch_upcoming): scattered over the
+     * struct, each of these fields was a cache miss of its own (perf at
+     * 10,000 nodes). */
     qdb_clock *clock;
     qdb_transport *transport;
     qdb_random *random;
     qdb_storage *storage;
+    qdb_peer *succ;       /* succ[0] is the successor; cfg.succlist_len slots */
+    unsigned n_succ;      /* 0 only while joining */
+    bool has_pred;
+    uint64_t finger_valid; /* bit j: finger[j] (finger index QDB_FINGER_LO + j) known */
+    uint64_t finger_same;  /* bit j: finger[j] holds the same peer as finger[j + 1]
+                            * (valid or not); 0 is always safe (ring.c, finger_set) */
+    unsigned n_suspects, suspects_next; /* see suspects[] */
+    qdb_time_us watch_at;          /* the neighbour watch's next look (watch.c) */
+    node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
+    GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
+    qdb_time_us repair_at;   /* the next repair batch may leave then (cfg.repair_rate); 0: now */
+    struct stray_state *stray; /* stray copies and rejoins (stray.c); NULL until used */
+    qdb_node_config cfg;
+    qdb_node_stats stats;
+
     uint64_t incarnation;
 
     /* ring state */
     qdb_peer pred;
-    bool has_pred;
-    qdb_peer *succ;       /* succ[0] is the successor; cfg.succlist_len slots */
-    unsigned n_succ;      /* 0 only while joining */
     qdb_peer finger[QDB_FINGER_WINDOW];
-    uint64_t finger_valid; /* bit j: finger[j] (finger index QDB_FINGER_LO + j) known */
     unsigned next_finger;  /* the next finger index fix-fingers refreshes */
     bool finger_busy;      /* a finger lookup is in flight */
     unsigned finger_budget; /* finger lookups left this round */
@@ -175,10 +188,7 @@ struct qdb_node {
 
     /* failure knowledge from others: see QDB_NODE_SUSPECTS */
     qdb_addr suspects[QDB_NODE_SUSPECTS];
-    unsigned n_suspects, suspects_next;
     /* the neighbour watch (watch.c) */
-    qdb_time_us watch_at;          /* its next look */
-    node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
     qdb_peer contender;            /* a NOTIFY refused because of a predecessor... */
     qdb_addr contender_vs;         /* ...this one, which is being checked */
     unsigned contender_flags;
@@ -206,7 +216,6 @@ struct qdb_node {
 
     /* clients: created on first use, so idle simulated nodes stay small */
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
-    GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
     GHashTable *dedup;     /* a set of dedup_entry, looked up by dedup_key */
     GPtrArray *dedup_ring; /* blocks of DEDUP_BLOCK entries: entry i of all ever
                             * remembered is slot i mod cfg.dedup_capacity, so the
@@ -229,7 +238,6 @@ struct qdb_node {
     bool repair_digested;    /* repair_dst answered our DIGEST: repair_diff is known */
     unsigned repair_buckets; /* the digest's buckets (a power of two) */
     uint8_t repair_diff[QDB_DIGEST_BUCKETS_MAX / 8]; /* bit b: bucket b differs there */
-    qdb_time_us repair_at;   /* the next batch may leave then (cfg.repair_rate); 0: now */
     qdb_time_us repair_again_at; /* the next comparison with every replica (anti-entropy) */
     uint64_t repair_shape;   /* replica_shape when replica_kick last looked */
     /* The arc (sync_lo, sync_hi] we took over from a failed predecessor,
@@ -244,7 +252,6 @@ struct qdb_node {
     qdb_id covered_lo[2 * QDB_REPLICATION_MAX], covered_hi[2 * QDB_REPLICATION_MAX];
     unsigned n_covered;
     uint64_t sync_rpc[QDB_REPLICATION_MAX]; /* the digests out; 0: answered or failed */
-    struct stray_state *stray; /* stray copies and rejoins (stray.c); NULL until used */
     bool stored_at_join;     /* we started joining with a non-empty store (a restart) */
 
     /* versions (version.c) */

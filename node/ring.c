@@ -105,6 +105,24 @@ bool ring_orphaned(const qdb_node *n, const qdb_id *id)
     return n->has_orphan && qdb_id_in_half(id, &n->orphan_lo, &n->orphan_hi);
 }
 
+/* finger[j] := p, and the two finger_same bits that compare it with its
+ * neighbours. */
+static void finger_set(qdb_node *n, unsigned j, const qdb_peer *p)
+{
+    n->finger[j] = *p;
+    uint64_t mask = UINT64_C(1) << j;
+    if (j + 1 < QDB_FINGER_WINDOW && qdb_peer_eq(p, &n->finger[j + 1]))
+        n->finger_same |= mask;
+    else
+        n->finger_same &= ~mask;
+    if (j > 0) {
+        if (qdb_peer_eq(p, &n->finger[j - 1]))
+            n->finger_same |= mask >> 1;
+        else
+            n->finger_same &= ~(mask >> 1);
+    }
+}
+
 /* ---- routing ---------------------------------------------------------------- */
 
 static bool addr_in(qdb_addr a, const qdb_addr *list, unsigned n)
@@ -157,9 +175,20 @@ int ring_route(const qdb_node *n, const qdb_id *target, const qdb_addr *excl, un
      * about a hop and make the simulator's path lengths incomparable with
      * the paper's (Fig. 10: 1/2 log2 N). */
     const qdb_peer *best = s;
+    /* Most fingers repeat the one above them (at N nodes all but about
+     * log2 N of the 64 are the successor).  A valid finger that holds the
+     * same peer as the last one examined gets the same answer -- or, if that
+     * one became best, it is not strictly closer than itself -- so it is
+     * skipped unread: `same` says finger[j] equals the last one examined,
+     * through the run of finger_same bits between them. */
+    bool chain = false;
     for (int j = QDB_FINGER_WINDOW - 1; j >= 0; j--) {
-        if (!((n->finger_valid >> j) & 1))
+        bool same = chain && ((n->finger_same >> j) & 1);
+        if (!((n->finger_valid >> j) & 1) || same) {
+            chain = same;
             continue;
+        }
+        chain = true;
         const qdb_peer *f = &n->finger[j];
         if (is_self(n, f) || !offerable(n, f, excl, n_excl))
             continue;
@@ -341,7 +370,9 @@ void ring_start_warm(qdb_node *n, const qdb_peer *pred, const qdb_peer *succ, un
     for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++) {
         qdb_id start;
         qdb_id_add_pow2(&start, &n->cfg.self.id, QDB_FINGER_LO + j);
-        owner_of(arg, &start, &n->finger[j]);
+        qdb_peer f;
+        owner_of(arg, &start, &f);
+        finger_set(n, j, &f);
     }
     n->finger_valid = ~UINT64_C(0);
     n->phase = PHASE_ACTIVE;
@@ -772,7 +803,7 @@ static unsigned set_fingers_from(qdb_node *n, unsigned i, const qdb_peer *o)
         qdb_id_add_pow2(&start, &n->cfg.self.id, j);
         if (j != i && !qdb_id_in_half(&start, &n->cfg.self.id, &o->id))
             break;
-        n->finger[j - QDB_FINGER_LO] = *o;
+        finger_set(n, j - QDB_FINGER_LO, o);
         n->finger_valid |= UINT64_C(1) << (j - QDB_FINGER_LO);
     }
     return j >= QDB_ID_BITS ? QDB_FINGER_LO : j;

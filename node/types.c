@@ -11,11 +11,6 @@
 #include <glib.h>
 #include <string.h>
 
-bool qdb_addr_eq(qdb_addr a, qdb_addr b)
-{
-    return a.ip == b.ip && a.port == b.port;
-}
-
 int qdb_addr_cmp(qdb_addr a, qdb_addr b)
 {
     if (a.ip != b.ip)
@@ -75,11 +70,6 @@ uint64_t qdb_addr_key(qdb_addr a)
 bool qdb_peer_is_null(const qdb_peer *p)
 {
     return qdb_addr_is_null(p->addr);
-}
-
-bool qdb_peer_eq(const qdb_peer *a, const qdb_peer *b)
-{
-    return qdb_addr_eq(a->addr, b->addr) && qdb_id_eq(&a->id, &b->id);
 }
 
 uint64_t qdb_rand_u64(GRand *r)
