@@ -1111,6 +1111,16 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             break;
         }
         unsuspect(n, rpc->dst);
+        if (n->has_pred && qdb_addr_eq(n->pred.addr, rpc->dst)) {
+            /* As after the watch's PINGs (RPC_PING below): three lost
+             * probes are not always a death.  A live predecessor, told,
+             * notifies us again now -- not at its next round, up to
+             * stabilize_slow away, with no predecessor here meanwhile. */
+            qdb_peer p = n->pred;
+            ring_forget(n, rpc->dst);
+            send_hint(n, &p);
+            break;
+        }
         ring_forget(n, rpc->dst); /* dead: repair the tables now, not next round */
         break;
     case RPC_PING:
