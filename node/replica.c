@@ -780,13 +780,24 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc)
         return;
     }
     /* Failed for placement: out of our tables, and the next successor
-     * takes its place. */
-    qdb_peer dead = t->peer;
-    ring_forget(n, dead.addr);
-    t->rpc = 0;
-    w->waiting--;
+     * takes its place.  Not a target that is no longer one of our
+     * replicas (a node joined between us since the write began): it
+     * refuses the copies as not its to take (admission: we no longer name
+     * it among our first K - 1 successors), and that silence is no death
+     * -- struck out, a live node was missing from our successor list and,
+     * through stabilization, from those of the nodes before us until our
+     * next round put it back; the ring was not right for a round or more. */
     qdb_peer to[QDB_REPLICATION_MAX];
     unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
+    bool placed = false;
+    for (unsigned i = 0; i < k; i++)
+        placed |= qdb_addr_eq(to[i].addr, t->peer.addr);
+    if (placed) {
+        ring_forget(n, t->peer.addr);
+        k = replica_targets(n, to, G_N_ELEMENTS(to));
+    }
+    t->rpc = 0;
+    w->waiting--;
     for (unsigned i = 0; i < k; i++)
         if (!targeted(w, to[i].addr))
             add_target(n, w, &to[i]);

@@ -1097,12 +1097,30 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         next_candidate(n);
         break;
     case RPC_PROBE:
-        if (rpc->arg < QDB_NODE_STRIKES - 1 && addr_in(rpc->dst, n->suspects, n->n_suspects)) {
+        /* No longer suspected: it answered a probe since (a strike's RTO
+         * doubles after each timeout and can run for most of a minute),
+         * it is out of our tables already, or a newer suspect took its
+         * slot.  Counted as a death, such a stale strike struck a live
+         * node out of our successor list, and the ring was wrong until
+         * our next round. */
+        if (!addr_in(rpc->dst, n->suspects, n->n_suspects))
+            break;
+        if (rpc->arg < QDB_NODE_STRIKES - 1) {
             qdb_msg q = {.type = QDB_MSG_PING};
             node_call(n, rpc->dst, &q, RPC_PROBE, rpc->arg + 1u, 0, NULL); /* next strike */
             break;
         }
         unsuspect(n, rpc->dst);
+        if (n->has_pred && qdb_addr_eq(n->pred.addr, rpc->dst)) {
+            /* As after the watch's PINGs (RPC_PING below): three lost
+             * probes are not always a death.  A live predecessor, told,
+             * notifies us again now -- not at its next round, up to
+             * stabilize_slow away, with no predecessor here meanwhile. */
+            qdb_peer p = n->pred;
+            ring_forget(n, rpc->dst);
+            send_hint(n, &p);
+            break;
+        }
         ring_forget(n, rpc->dst); /* dead: repair the tables now, not next round */
         break;
     case RPC_PING:
