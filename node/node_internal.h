@@ -176,7 +176,7 @@ struct qdb_node {
 
     /* peers forgotten because they fell silent (not because they left):
      * probed one a round, so two rings a long partition made merge again */
-    qdb_addr remembered[QDB_REMEMBERED];
+    qdb_peer remembered[QDB_REMEMBERED];
     uint8_t remembered_tries[QDB_REMEMBERED];
     unsigned n_remembered;
     unsigned remembered_next;

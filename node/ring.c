@@ -284,23 +284,23 @@ static void join_learn(qdb_node *n, qdb_addr a)
 
 /* ---- remembered peers: merging rings after a partition ---------------------- */
 
-static void remember(qdb_node *n, qdb_addr a)
+static void remember(qdb_node *n, const qdb_peer *p)
 {
     for (unsigned i = 0; i < n->n_remembered; i++)
-        if (qdb_addr_eq(n->remembered[i], a)) {
+        if (qdb_addr_eq(n->remembered[i].addr, p->addr)) {
             n->remembered_tries[i] = 0;
             return;
         }
     unsigned slot = n->n_remembered < QDB_REMEMBERED ? n->n_remembered++
                                                      : n->remembered_next % QDB_REMEMBERED;
-    n->remembered[slot] = a;
+    n->remembered[slot] = *p;
     n->remembered_tries[slot] = 0;
 }
 
 static void unremember(qdb_node *n, qdb_addr a)
 {
     for (unsigned i = 0; i < n->n_remembered; i++)
-        if (qdb_addr_eq(n->remembered[i], a)) {
+        if (qdb_addr_eq(n->remembered[i].addr, a)) {
             n->n_remembered--;
             n->remembered[i] = n->remembered[n->n_remembered];
             n->remembered_tries[i] = n->remembered_tries[n->n_remembered];
@@ -318,11 +318,12 @@ static void probe_remembered(qdb_node *n)
         return;
     unsigned i = n->remembered_next++ % n->n_remembered;
     if (++n->remembered_tries[i] > QDB_REMEMBERED_TRIES) {
-        unremember(n, n->remembered[i]);
+        unremember(n, n->remembered[i].addr);
         return;
     }
     qdb_msg q = {.type = QDB_MSG_FIND, .target = n->cfg.self.id};
-    node_call(n, n->remembered[i], &q, RPC_RELOCATE_FIND, 1 /* a probe */, 0, NULL);
+    node_call(n, n->remembered[i].addr, &q, RPC_RELOCATE_FIND, 1 /* a probe */, 0,
+              &n->remembered[i]);
 }
 
 static void join_try(qdb_node *n)
@@ -694,6 +695,12 @@ void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         node_log(n, 2, "admission: %s does not name us as its successor: its %s refused", a,
                  replica ? "HANDOVER" : "NOTIFY");
         refused_set(n, rpc->dst, true);
+        /* Not our predecessor, but alive at the address it named: a closer
+         * successor, if it lies between us and ours (asked once more
+         * before it is adopted, as any candidate).  This is how a node we
+         * pass over tells us (on_find_reply, RPC_RELOCATE_FIND). */
+        if (!replica)
+            consider_candidate(n, &rpc->peer);
         return;
     }
     node_log(n, 4, "admission: %s checked", a);
@@ -841,8 +848,19 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     bool done = m->flags & QDB_FIND_DONE;
     qdb_id target;
-    if (rpc->kind == RPC_RELOCATE_FIND && rpc->arg == 1)
+    if (rpc->kind == RPC_RELOCATE_FIND && rpc->arg == 1) {
         unremember(n, rpc->dst); /* it answers: no longer a stranger */
+        /* The lookup through it may come back into our own ring (tables
+         * over there still name our nodes, alive again) and teach us
+         * nothing.  The peer itself is news: a closer successor of ours,
+         * adopted once it answers (Zave), or a node passing over us, which
+         * our NOTIFY tells (ring_on_admit_reply).  The peers that the ends
+         * of a partition's two arcs remember are just such nodes. */
+        if (!qdb_peer_is_null(&rpc->peer)) {
+            consider_candidate(n, &rpc->peer);
+            send_notify(n, &rpc->peer);
+        }
+    }
     if (rpc->kind == RPC_JOIN_FIND)
         join_learn(n, m->peer.addr);
     if (rpc->kind == RPC_JOIN_FIND || rpc->kind == RPC_RELOCATE_FIND)
@@ -883,6 +901,21 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         return;
     }
     if (rpc->kind == RPC_RELOCATE_FIND) {
+        /* rpc->dst answered "done": it takes m->peer for the successor of
+         * our ID.  Not us, and not a closer successor of ours: it passes
+         * over us (a ring that a partition split off and that does not know
+         * us, or a node that struck us out) and should take us instead.
+         * Tell it: a NOTIFY, which it checks, and since we do not name it,
+         * refuses as a predecessor but takes as a would-be successor
+         * (ring_on_admit_reply).  Without it the two rings a partition
+         * left never merged when neither end node probed the other ring:
+         * the nodes that remembered a peer there learnt only a successor
+         * of their ID that was no better than theirs. */
+        if (!is_self(n, &m->peer) && !better_successor(n, &m->peer) &&
+            !qdb_addr_eq(rpc->dst, n->cfg.self.addr)) {
+            qdb_peer y = {.addr = rpc->dst};
+            send_notify(n, &y);
+        }
         consider_candidate(n, &m->peer);
         return;
     }
@@ -1077,7 +1110,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
          * of the other check (round or watch) still waiting on it. */
         node_cancel(n, rpc->dst, RPC_STABILIZE);
         node_cancel(n, rpc->dst, RPC_WATCH);
-        remember(n, rpc->dst);
+        remember(n, &rpc->peer);
         ring_forget(n, rpc->dst);
         stabilize(n);
         break;
@@ -1129,7 +1162,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             node_call(n, rpc->dst, &q, RPC_PING, rpc->arg + 1u, 0, &rpc->peer); /* next strike */
             break;
         }
-        remember(n, rpc->dst);
+        remember(n, &rpc->peer);
         ring_forget(n, rpc->dst);
         watch_pred_failed(n, rpc->dst);
         /* Three lost PINGs are not always a death (a lossy link): if it
