@@ -968,6 +968,8 @@ void ring_round(qdb_node *n)
 
 void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
+    if (n->n_succ && qdb_addr_eq(rpc->dst, n->succ[0].addr))
+        n->lone_strikeouts = 0; /* it answers: not silent (forget_silent) */
     switch (rpc->kind) {
     case RPC_JOIN_FIND:
     case RPC_RELOCATE_FIND:
@@ -1080,6 +1082,50 @@ void ring_forget(qdb_node *n, qdb_addr addr)
     }
 }
 
+/* Whether a is the only other node we know: our successor list, fingers,
+ * predecessor and contender for it (watch.c) name it or ourselves alone. */
+static bool only_peer(const qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_succ; i++)
+        if (!qdb_addr_eq(n->succ[i].addr, a) && !is_self(n, &n->succ[i]))
+            return false;
+    for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++)
+        if (((n->finger_valid >> j) & 1) && !qdb_addr_eq(n->finger[j].addr, a) &&
+            !is_self(n, &n->finger[j]))
+            return false;
+    if (n->has_contender && !qdb_addr_eq(n->contender.addr, a))
+        return false;
+    return !n->has_pred || qdb_addr_eq(n->pred.addr, a) || is_self(n, &n->pred);
+}
+
+/* p fell silent (QDB_NODE_STRIKES silences in a row): forget it -- unless it
+ * is the only node we know, which it takes QDB_LONE_STRIKEOUTS strike-outs
+ * in a row to forget.  Forgetting it leaves us a ring of one (ring_forget's
+ * fall-back), and a ring of one beside the live ring is two rings (Zave's
+ * AtMostOneRing), which only the remembered-peer probe would merge, rounds
+ * later.  Silence is not death: a node that joined a ring of two or three
+ * took a successor list of one entry, and three lost round trips under 4%
+ * loss struck out its only successor (sweep seed 861 of replicas-k3.scn,
+ * with the merge of rings: two cycles at 3.9 s).  A dead process refuses
+ * the connection and is forgotten at once (qdb_node_unreachable); a dead
+ * host's last partner becomes a ring of one a few rounds later.  Returns
+ * whether p was forgotten. */
+static bool forget_silent(qdb_node *n, const qdb_peer *p)
+{
+    remember(n, p);
+    if (known_peer(n, p->addr) && only_peer(n, p->addr) &&
+        ++n->lone_strikeouts < QDB_LONE_STRIKEOUTS) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "%s, the only node we know, is silent: kept (strike-out %u of %u)",
+                 qdb_addr_format(p->addr, a), n->lone_strikeouts, QDB_LONE_STRIKEOUTS);
+        ring_set_changed(n); /* ask again at the fast period */
+        return false;
+    }
+    n->lone_strikeouts = 0;
+    ring_forget(n, p->addr);
+    return true;
+}
+
 void ring_on_failure(qdb_node *n, const node_rpc *rpc)
 {
     switch (rpc->kind) {
@@ -1110,9 +1156,8 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
          * of the other check (round or watch) still waiting on it. */
         node_cancel(n, rpc->dst, RPC_STABILIZE);
         node_cancel(n, rpc->dst, RPC_WATCH);
-        remember(n, &rpc->peer);
-        ring_forget(n, rpc->dst);
-        stabilize(n);
+        if (forget_silent(n, &rpc->peer))
+            stabilize(n);
         break;
     }
     case RPC_ADMIT: {
@@ -1144,6 +1189,8 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             break;
         }
         unsuspect(n, rpc->dst);
+        if (only_peer(n, rpc->dst))
+            break; /* our successor checks strike it out (forget_silent) */
         if (n->has_pred && qdb_addr_eq(n->pred.addr, rpc->dst)) {
             /* As after the watch's PINGs (RPC_PING below): three lost
              * probes are not always a death.  A live predecessor, told,
@@ -1162,8 +1209,8 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             node_call(n, rpc->dst, &q, RPC_PING, rpc->arg + 1u, 0, &rpc->peer); /* next strike */
             break;
         }
-        remember(n, &rpc->peer);
-        ring_forget(n, rpc->dst);
+        if (!forget_silent(n, &rpc->peer))
+            break;
         watch_pred_failed(n, rpc->dst);
         /* Three lost PINGs are not always a death (a lossy link): if it
          * lives, it stabilizes with us now and notifies us again, rather
