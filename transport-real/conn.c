@@ -703,7 +703,7 @@ static void lim_opened(loop_conn *c)
     c->accepted_link.data = c;
     net->sessions++;
     g_queue_push_tail_link(&net->accepted, &c->accepted_link);
-    c->last_frame = loop_mono_now();
+    c->last_frame = loop_clock_mono(&c->p->net->poller->clock);
 }
 
 /* A connection over the --sessions cap is accepted and closed at once (a
@@ -859,7 +859,7 @@ static void lim_frame_done(loop_conn *c)
 {
     loop_net *net = c->p->net;
     if (c->accepted)
-        c->last_frame = loop_mono_now();
+        c->last_frame = loop_clock_mono(&c->p->net->poller->clock);
     if (c->grant) {
         lim_release(net, c);
         lim_wake(net);
