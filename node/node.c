@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "common/hindex.h"
 #include "node_internal.h"
 #include "stray.h"
 
@@ -707,7 +708,7 @@ size_t qdb_node_memory(const qdb_node *n)
     if (n->classes)
         b += 64 + g_hash_table_size(n->classes) * 32;
     if (n->dedup)
-        b += 64 + g_hash_table_size(n->dedup) * 80;
+        b += 64 + qdb_hindex_count(n->dedup) * 80;
     if (n->req_counts)
         b += QDB_REQ_TYPES * QDB_REQ_RESULTS * sizeof(uint64_t);
     return b;

@@ -216,7 +216,7 @@ struct qdb_node {
 
     /* clients: created on first use, so idle simulated nodes stay small */
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
-    GHashTable *dedup;     /* a set of dedup_entry, looked up by dedup_key */
+    struct qdb_hindex *dedup; /* the dedup_entry in use, by dedup_hash() */
     GPtrArray *dedup_ring; /* blocks of DEDUP_BLOCK entries: entry i of all ever
                             * remembered is slot i mod cfg.dedup_capacity, so the
                             * oldest is evicted where the next one goes */

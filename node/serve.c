@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "common/hindex.h"
 #include "node_internal.h"
 #include "record.h"
 #include "stray.h"
@@ -86,17 +87,21 @@ typedef struct dedup_entry {
     bool dropped;
 } dedup_entry;
 
-static guint dedup_hash(gconstpointer p)
+/* The index (common/hindex.h) places by the top bits of a product, so
+ * consecutive sequence numbers of one client spread. */
+static uint64_t dedup_hash(const dedup_key *k)
 {
-    const dedup_key *k = p;
-    uint64_t h = k->client * UINT64_C(0x9E3779B97F4A7C15) ^ k->seq;
-    return (guint)(h ^ (h >> 32));
+    return k->client * UINT64_C(0x9E3779B97F4A7C15) ^ k->seq;
 }
 
-static gboolean dedup_equal(gconstpointer a, gconstpointer b)
+static dedup_entry *dedup_find(qdb_node *n, const dedup_key *k)
 {
-    const dedup_key *x = a, *y = b;
-    return x->client == y->client && x->seq == y->seq;
+    size_t pos = 0;
+    dedup_entry *e;
+    while ((e = qdb_hindex_next(n->dedup, dedup_hash(k), &pos)) != NULL)
+        if (e->key.client == k->client && e->key.seq == k->seq)
+            return e;
+    return NULL;
 }
 
 /* The entries live in a ring of cfg.dedup_capacity slots, allocated by
@@ -120,7 +125,8 @@ void serve_free(qdb_node *n)
     if (n->classes)
         g_hash_table_destroy(n->classes);
     if (n->dedup) {
-        g_hash_table_destroy(n->dedup);
+        qdb_hindex_clear(n->dedup);
+        g_free(n->dedup);
         for (dedup_entry *e; (e = g_queue_pop_head(n->dedup_kept)) != NULL;)
             g_bytes_unref(e->payload);
         g_queue_free(n->dedup_kept);
@@ -241,16 +247,18 @@ static void dedup_drop_oldest_payload(qdb_node *n)
     e->dropped = true;
 }
 
+/* unseen: the caller has just looked (client, seq) up and not found it,
+ * which spares a second lookup per write. */
 static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int status,
-                           const uint8_t *payload, size_t len)
+                           const uint8_t *payload, size_t len, bool unseen)
 {
     if (!n->dedup) {
-        n->dedup = g_hash_table_new(dedup_hash, dedup_equal);
+        n->dedup = g_new0(qdb_hindex, 1);
         n->dedup_ring = g_ptr_array_new_with_free_func(g_free);
         n->dedup_kept = g_queue_new();
     }
     dedup_key k = {client, seq};
-    if (g_hash_table_contains(n->dedup, &k)) /* cannot happen: looked up first */
+    if (!unseen && dedup_find(n, &k)) /* cannot happen: pending */
         return;
     /* A payload over a quarter of the budget is never kept: one large
      * GET_UPDATE must not push out the payloads of many small ones. */
@@ -267,7 +275,7 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
     if (n->dedup_added >= n->cfg.dedup_capacity) { /* e is the oldest: it goes */
         if (g_queue_peek_head(n->dedup_kept) == e)
             dedup_drop_oldest_payload(n);
-        g_hash_table_remove(n->dedup, e);
+        qdb_hindex_remove(n->dedup, dedup_hash(&e->key), e);
     }
     n->dedup_added++;
     *e = (dedup_entry){.key = k, .status = status, .dropped = len > 0 && !keep};
@@ -275,7 +283,7 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
         e->payload = g_bytes_new(payload, len);
         g_queue_push_tail(n->dedup_kept, e);
     }
-    g_hash_table_add(n->dedup, e);
+    qdb_hindex_add(n->dedup, dedup_hash(&k), e);
 }
 
 /* Answer request m, and count the answer by type and status (the metrics). */
@@ -293,7 +301,7 @@ static void reply(qdb_node *n, qdb_addr src, const qdb_msg *m, int status,
 void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len)
 {
-    dedup_remember(n, client, seq, status, payload, len);
+    dedup_remember(n, client, seq, status, payload, len, false);
     qdb_msg m = {.type = type, .seq = seq};
     reply(n, src, &m, status, payload, len);
 }
@@ -491,7 +499,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     if (is_mutation(m->type) && n->dedup) {
         dedup_key k = {client, m->seq};
-        dedup_entry *e = g_hash_table_lookup(n->dedup, &k);
+        dedup_entry *e = dedup_find(n, &k);
         if (e) { /* a copy of a request we ran: the same answer, not a second run */
             n->stats.duplicates++;
             gsize len = 0;
@@ -557,7 +565,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (!is_mutation(m->type) || n->replication <= 1 ||
         !replica_write(n, src, client, m, status, payload, plen, written)) {
         if (is_mutation(m->type))
-            dedup_remember(n, client, m->seq, status, payload, plen);
+            dedup_remember(n, client, m->seq, status, payload, plen, true);
         reply(n, src, m, status, payload, plen);
     }
     g_clear_pointer(&written, g_ptr_array_unref);
