@@ -1035,6 +1035,22 @@ int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
     return QDB_OK;
 }
 
+int qdb_request_alias(const uint8_t *buf, size_t len, const uint8_t **alias, size_t *alias_len)
+{
+    size_t prefix, body;
+    TRY(peek_prefix(buf, len, &prefix, &body));
+    reader r = {buf + prefix, MIN(len - prefix, body)};
+    unsigned tag;
+    uint64_t seq;
+    TRY(r_u8(&r, &tag));
+    int type = (int)(tag & 31);
+    if (tag >> 5 != QDB_PROTO_VERSION || !qdb_msg_is_request(type) ||
+        type == QDB_MSG_REMOVE_ALL || type == QDB_MSG_PREFIX)
+        return QDB_E_BAD_TYPE;
+    TRY(r_seq(&r, &seq));
+    return r_len_bytes(&r, QDB_MAX_ALIAS, alias, alias_len);
+}
+
 int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m)
 {
     memset(m, 0, sizeof *m);

@@ -276,6 +276,13 @@ int qdb_frame_peek(const uint8_t *buf, size_t len, size_t *frame_len);
 int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
                      uint64_t *alias_len);
 
+/* The alias of an entry request frame (buf, len: the whole frame), read
+ * without decoding the rest: *alias points into buf.  QDB_OK, or an error
+ * when the frame is not an entry request with an alias (REMOVE_ALL and
+ * PREFIX carry none).  For hints only (qdb_inbound.ahead): the frame may
+ * still fail qdb_msg_decode(). */
+int qdb_request_alias(const uint8_t *buf, size_t len, const uint8_t **alias, size_t *alias_len);
+
 /* Decode exactly one whole frame (len must be its full length).  QDB_OK, or
  * QDB_E_TRUNCATED, QDB_E_OVERSIZED, QDB_E_BAD_VERSION, QDB_E_BAD_TYPE,
  * QDB_E_MALFORMED (including trailing bytes after a fixed-size body). */

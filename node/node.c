@@ -619,12 +619,18 @@ static void inbound_prefetch(const void *core)
         __builtin_prefetch(n->rpcs->data);
 }
 
+static void inbound_ahead(void *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    serve_ahead(n, src, frame, len);
+}
+
 const qdb_inbound qdb_node_inbound = {
     .recv = inbound_recv,
     .unreachable = inbound_unreachable,
     .tick = inbound_tick,
     .gone = inbound_gone,
     .prefetch = inbound_prefetch,
+    .ahead = inbound_ahead,
 };
 
 /* ---- introspection --------------------------------------------------------- */

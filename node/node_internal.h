@@ -217,6 +217,7 @@ struct qdb_node {
     /* clients: created on first use, so idle simulated nodes stay small */
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
     struct qdb_hindex *dedup; /* the dedup_entry in use, by dedup_hash() */
+    struct serve_ahead *ahead; /* IDs of aliases announced ahead (serve_ahead) */
     GPtrArray *dedup_ring; /* blocks of DEDUP_BLOCK entries: entry i of all ever
                             * remembered is slot i mod cfg.dedup_capacity, so the
                             * oldest is evicted where the next one goes */
@@ -449,6 +450,11 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
  * the node is in a ring), no hand-over; the node has left. */
 void serve_leave_failed(qdb_node *n);
 void serve_free(qdb_node *n);
+/* qdb_inbound.ahead: a frame of a pipelined batch that recv() gets next
+ * (frame NULL: the batch is complete).  Hashes its alias now and asks the
+ * store for its entry; serve_request() then takes the ID from here.  Pure
+ * hint: no outcome depends on it. */
+void serve_ahead(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
 /* Answer a client's mutation, and remember the answer for its retries. */
 void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len);

@@ -120,6 +120,7 @@ static dedup_entry *dedup_slot(qdb_node *n, uint64_t i)
 void serve_free(qdb_node *n)
 {
     g_free(n->req_counts);
+    g_free(n->ahead);
     if (n->sessions)
         g_hash_table_destroy(n->sessions);
     if (n->classes)
@@ -304,6 +305,89 @@ void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t
     dedup_remember(n, client, seq, status, payload, len, false);
     qdb_msg m = {.type = type, .seq = seq};
     reply(n, src, &m, status, payload, len);
+}
+
+/* ---- pipelined batches announced ahead ------------------------------------- */
+
+/* The IDs of aliases announced ahead (qdb_inbound.ahead), kept for their
+ * requests: the aliases of a 16-deep batch are hashed (SHA-3) one after the
+ * other while the store fetches their index slots, then their entries, so
+ * the batch's cache misses overlap; serve_request() takes each ID here
+ * instead of hashing again.  An ID is a function of its alias, and a slot
+ * is used only for an alias equal byte for byte, so what is found here is
+ * what qdb_id_hash() would give: no outcome depends on the memo, only when
+ * the hashing happens.  Allocated at the first announcement (the simulator
+ * makes none). */
+#define AHEAD_SLOTS 32     /* a batch beyond it: the rest is hashed when served */
+#define AHEAD_ALIAS_MAX 64 /* longer aliases: likewise */
+
+typedef struct ahead_slot {
+    bool used;
+    uint8_t alias_len;
+    uint8_t alias[AHEAD_ALIAS_MAX];
+    qdb_id id;
+} ahead_slot;
+
+struct serve_ahead {
+    ahead_slot slot[AHEAD_SLOTS];
+    unsigned next;  /* the slot the next announced alias takes */
+    unsigned batch; /* announced since the batch began */
+    unsigned first; /* where serve_alias_id() looks first: the batch's start */
+};
+
+static void ahead_prefetch(qdb_node *n, const ahead_slot *s, int pass)
+{
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl = qdb_record_key(key, &s->id, s->alias, s->alias_len);
+    n->storage->prefetch(n->storage, key, kl, pass);
+}
+
+void serve_ahead(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    (void)src;
+    if (!n->ahead)
+        n->ahead = g_new0(struct serve_ahead, 1);
+    struct serve_ahead *a = n->ahead;
+    if (frame == NULL) { /* the batch is in: its index slots have arrived by now */
+        for (unsigned i = 0; n->storage->prefetch && i < a->batch; i++)
+            ahead_prefetch(n, &a->slot[(a->first + i) % AHEAD_SLOTS], 1);
+        a->batch = 0;
+        return;
+    }
+    const uint8_t *alias;
+    size_t alias_len;
+    if (a->batch >= AHEAD_SLOTS ||
+        qdb_request_alias(frame, len, &alias, &alias_len) != QDB_OK ||
+        alias_len > AHEAD_ALIAS_MAX)
+        return;
+    if (a->batch++ == 0)
+        a->first = a->next;
+    ahead_slot *s = &a->slot[a->next];
+    a->next = (a->next + 1) % AHEAD_SLOTS;
+    s->used = true;
+    s->alias_len = (uint8_t)alias_len;
+    if (alias_len > 0)
+        memcpy(s->alias, alias, alias_len);
+    qdb_id_hash(&s->id, alias, alias_len);
+    if (n->storage->prefetch)
+        ahead_prefetch(n, s, 0);
+}
+
+/* qdb_id_hash(), or the ID announced ahead for this alias. */
+static void serve_alias_id(qdb_node *n, qdb_id *id, const uint8_t *alias, size_t alias_len)
+{
+    struct serve_ahead *a = n->ahead;
+    for (unsigned k = 0; a && alias_len <= AHEAD_ALIAS_MAX && k < AHEAD_SLOTS; k++) {
+        const ahead_slot *s = &a->slot[(a->first + k) % AHEAD_SLOTS];
+        if (s->used && s->alias_len == alias_len &&
+            (alias_len == 0 || memcmp(s->alias, alias, alias_len) == 0)) {
+            *id = s->id;
+            n->stats.ids_ahead++;
+            a->first = (a->first + k + 1) % AHEAD_SLOTS; /* the batch's next request */
+            return;
+        }
+    }
+    qdb_id_hash(id, alias, alias_len);
 }
 
 /* ---- entry requests --------------------------------------------------------- */
@@ -538,7 +622,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
                                            : remove_owned(n, written);
     } else {
         qdb_id id;
-        qdb_id_hash(&id, m->alias, m->alias_len);
+        serve_alias_id(n, &id, m->alias, m->alias_len);
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
