@@ -1316,6 +1316,30 @@ static void test_find_exclude(void)
     g_byte_array_unref(out);
 }
 
+/* qdb_request_alias(): the alias of an entry request, read without a full
+ * decode, for the frames of a pipelined batch announced ahead. */
+static void test_request_alias(void)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *alias;
+    size_t alias_len;
+    qdb_msg m = {.type = QDB_MSG_UPDATE, .seq = 300, .alias = (const uint8_t *)"key:42",
+                 .alias_len = 6, .content = (const uint8_t *)"v", .content_len = 1};
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&m, b), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_request_alias(b->data, b->len, &alias, &alias_len), QDB_OK);
+    CU_ASSERT_TRUE(alias_len == 6 && memcmp(alias, "key:42", 6) == 0);
+    CU_ASSERT_NOT_EQUAL(qdb_request_alias(b->data, 8, &alias, &alias_len), QDB_OK); /* cut */
+    g_byte_array_set_size(b, 0);
+    qdb_msg all = {.type = QDB_MSG_REMOVE_ALL, .seq = 1}; /* no alias */
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&all, b), QDB_OK);
+    CU_ASSERT_NOT_EQUAL(qdb_request_alias(b->data, b->len, &alias, &alias_len), QDB_OK);
+    g_byte_array_set_size(b, 0);
+    qdb_msg hello = {.type = QDB_MSG_HELLO, .seq = 7}; /* not an entry request */
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&hello, b), QDB_OK);
+    CU_ASSERT_NOT_EQUAL(qdb_request_alias(b->data, b->len, &alias, &alias_len), QDB_OK);
+    g_byte_array_free(b, TRUE);
+}
+
 static CU_TestInfo basic_tests[] = {
     {.pName = "varint", .pTestFunc = test_varint},
     {.pName = "type names", .pTestFunc = test_type_names},
@@ -1331,6 +1355,7 @@ static CU_TestInfo basic_tests[] = {
 static CU_TestInfo error_tests[] = {
     {.pName = "encode errors", .pTestFunc = test_encode_errors},
     {.pName = "frame peek", .pTestFunc = test_frame_peek},
+    {.pName = "request alias", .pTestFunc = test_request_alias},
     {.pName = "decode errors", .pTestFunc = test_decode_errors},
     {.pName = "handover counts", .pTestFunc = test_handover_counts},
     {.pName = "12-byte budget", .pTestFunc = test_budget},
