@@ -254,6 +254,21 @@ int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m)
     return rc;
 }
 
+int node_send_reply(qdb_node *n, qdb_addr dst, uint64_t seq, int status, const uint8_t *payload,
+                    size_t len)
+{
+    uint8_t buf[NODE_SEND_STACK];
+    size_t flen;
+    if (qdb_reply_encode_buf(seq, status, payload, len, buf, sizeof buf, &flen) != QDB_OK) {
+        /* too big for the stack (or refused): the general path says why */
+        qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq, .status = status, .content = payload,
+                     .content_len = len};
+        return node_send(n, dst, &r);
+    }
+    n->stats.frames_out++;
+    return n->transport->send(n->transport, dst, buf, flen);
+}
+
 /* ---- the RPC table --------------------------------------------------------- */
 
 uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigned arg,

@@ -280,6 +280,10 @@ struct qdb_node {
 void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 qdb_time_us node_now(qdb_node *n);
 int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m);
+/* node_send() of a REPLY, framed from its fields (qdb_reply_encode_buf): the
+ * answer to every entry request. */
+int node_send_reply(qdb_node *n, qdb_addr dst, uint64_t seq, int status, const uint8_t *payload,
+                    size_t len);
 /* Send m as an RPC (m->rpc is filled in) and remember it until its answer
  * or its deadline.  Returns the RPC record's id. */
 uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigned arg,

@@ -287,24 +287,28 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
     qdb_hindex_add(n->dedup, dedup_hash(&k), e);
 }
 
-/* Answer request m, and count the answer by type and status (the metrics). */
+/* Answer a request of this type and seq, and count the answer by type and
+ * status (the metrics). */
+static void answer(qdb_node *n, qdb_addr src, int type, uint64_t seq, int status,
+                   const uint8_t *payload, size_t len)
+{
+    status_count_request(n, type, status);
+    if (status == QDB_E_STORAGE)
+        n->stats.storage_errors++;
+    node_send_reply(n, src, seq, status, payload, len);
+}
+
 static void reply(qdb_node *n, qdb_addr src, const qdb_msg *m, int status,
                   const uint8_t *payload, size_t len)
 {
-    status_count_request(n, m->type, status);
-    if (status == QDB_E_STORAGE)
-        n->stats.storage_errors++;
-    qdb_msg r = {.type = QDB_MSG_REPLY, .seq = m->seq, .status = status,
-                 .content = payload, .content_len = len};
-    node_send(n, src, &r);
+    answer(n, src, m->type, m->seq, status, payload, len);
 }
 
 void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len)
 {
     dedup_remember(n, client, seq, status, payload, len, false);
-    qdb_msg m = {.type = type, .seq = seq};
-    reply(n, src, &m, status, payload, len);
+    answer(n, src, type, seq, status, payload, len);
 }
 
 /* ---- pipelined batches announced ahead ------------------------------------- */
