@@ -164,9 +164,10 @@ typedef struct qdb_random {
  * prefetch(), appended for issue 12 and optional (NULL: nothing to fetch):
  *        key will be looked up soon.  A hint that changes nothing: the
  *        backend may ask the processor for the memory the lookup reads.
- *        The node calls it twice per key of a pipelined batch, pass 0 for
- *        every key and then pass 1 for every key, so a backend can fetch
- *        its index first and, once that has arrived, the entry it points at.
+ *        The node calls it three times per key of a pipelined batch, pass
+ *        0 for every key, then pass 1 for every key, then pass 2, so a
+ *        backend can fetch its index first and, once that has arrived, the
+ *        entry it points at, then what the entry points at.
  *
  * The backends live in storage/, one header each: storage/memory.h (a GTree),
  * storage/bdb.h (Berkeley DB) and storage/fault.h (a wrapper that injects

@@ -353,8 +353,9 @@ void serve_ahead(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         n->ahead = g_new0(struct serve_ahead, 1);
     struct serve_ahead *a = n->ahead;
     if (frame == NULL) { /* the batch is in: its index slots have arrived by now */
-        for (unsigned i = 0; n->storage->prefetch && i < a->batch; i++)
-            ahead_prefetch(n, &a->slot[(a->first + i) % AHEAD_SLOTS], 1);
+        for (int pass = 1; pass <= 2 && n->storage->prefetch; pass++)
+            for (unsigned i = 0; i < a->batch; i++)
+                ahead_prefetch(n, &a->slot[(a->first + i) % AHEAD_SLOTS], pass);
         a->batch = 0;
         return;
     }

@@ -187,9 +187,13 @@ static mem_entry *mem_find(qdb_storage *s, const mem_entry *probe)
     return e;
 }
 
-/* Pass 0 fetches the index slot; pass 1, after it has arrived, the entry's
- * first lines: its key and the record's header (the content follows in
- * order, which the processor's own prefetcher takes). */
+/* Pass 0 fetches the index slot; pass 1, once it has arrived, the entry's
+ * first line; pass 2, once that has, the value (the record a GET checks
+ * and sends, or a PUT of the same length overwrites), into the second-level
+ * cache: up to MEM_PREFETCH_MAX bytes, so a batch of large values does not
+ * flush what the others fetched. */
+#define MEM_PREFETCH_MAX 4096
+
 static void mem_prefetch(qdb_storage *s, const uint8_t *key, size_t key_len, int pass)
 {
     mem_store *m = s->impl;
@@ -202,11 +206,15 @@ static void mem_prefetch(qdb_storage *s, const uint8_t *key, size_t key_len, int
     }
     size_t pos = 0;
     const mem_entry *e = qdb_hindex_next(&m->index, h, &pos);
-    if (e) {
+    if (e == NULL)
+        return;
+    if (pass == 1) {
         __builtin_prefetch(e);
-        __builtin_prefetch((const char *)e + 64);
-        __builtin_prefetch((const char *)e + 128);
+        return;
     }
+    size_t len = MIN(e->value_len, MEM_PREFETCH_MAX);
+    for (size_t off = 0; off < len; off += 64)
+        __builtin_prefetch(e->value + off, 0, 2);
 }
 
 static const uint8_t *mem_value(const mem_entry *e)
