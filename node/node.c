@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "common/hindex.h"
 #include "node_internal.h"
 #include "stray.h"
 
@@ -251,6 +252,21 @@ int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m)
     if (big)
         g_byte_array_free(big, TRUE);
     return rc;
+}
+
+int node_send_reply(qdb_node *n, qdb_addr dst, uint64_t seq, int status, const uint8_t *payload,
+                    size_t len)
+{
+    uint8_t buf[NODE_SEND_STACK];
+    size_t flen;
+    if (qdb_reply_encode_buf(seq, status, payload, len, buf, sizeof buf, &flen) != QDB_OK) {
+        /* too big for the stack (or refused): the general path says why */
+        qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq, .status = status, .content = payload,
+                     .content_len = len};
+        return node_send(n, dst, &r);
+    }
+    n->stats.frames_out++;
+    return n->transport->send(n->transport, dst, buf, flen);
 }
 
 /* ---- the RPC table --------------------------------------------------------- */
@@ -618,12 +634,18 @@ static void inbound_prefetch(const void *core)
         __builtin_prefetch(n->rpcs->data);
 }
 
+static void inbound_ahead(void *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    serve_ahead(n, src, frame, len);
+}
+
 const qdb_inbound qdb_node_inbound = {
     .recv = inbound_recv,
     .unreachable = inbound_unreachable,
     .tick = inbound_tick,
     .gone = inbound_gone,
     .prefetch = inbound_prefetch,
+    .ahead = inbound_ahead,
 };
 
 /* ---- introspection --------------------------------------------------------- */
@@ -707,7 +729,7 @@ size_t qdb_node_memory(const qdb_node *n)
     if (n->classes)
         b += 64 + g_hash_table_size(n->classes) * 32;
     if (n->dedup)
-        b += 64 + g_hash_table_size(n->dedup) * 80;
+        b += 64 + qdb_hindex_count(n->dedup) * 80;
     if (n->req_counts)
         b += QDB_REQ_TYPES * QDB_REQ_RESULTS * sizeof(uint64_t);
     return b;
