@@ -328,6 +328,16 @@ void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind)
     }
 }
 
+void node_deadline(qdb_node *n, uint64_t id, qdb_time_us at)
+{
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->id == id)
+            r->deadline = at;
+    }
+    node_rearm(n);
+}
+
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind)
 {
     for (guint i = 0; i < n->rpcs->len; i++)
@@ -365,6 +375,7 @@ static void late_answer(qdb_node *n, uint64_t id, qdb_addr src)
         node_rpc *r = &n->late[i];
         if (r->id == id && qdb_addr_eq(r->dst, src)) {
             rtt_sample(n, r);
+            qdb_rto_heard(&n->rto, src, node_now(n)); /* slow, not dead */
             r->id = 0;
             return;
         }
@@ -373,7 +384,15 @@ static void late_answer(qdb_node *n, uint64_t id, qdb_addr src)
 
 static void rpc_timed_out(qdb_node *n, const node_rpc *r)
 {
-    qdb_rto_backoff(&n->rto, r->dst);
+    /* Back off once per window of calls, as TCP does per retransmission:
+     * only a call that waited the peer's whole current RTO doubles it.
+     * Each timeout doubled it before, so a burst of calls in flight to one
+     * peer (a replica's copies under a client's writes) that a short loss
+     * or a busy moment left unanswered took its RTO to the 60 s ceiling at
+     * once -- and the next STABILIZE to it, its answer lost, held the
+     * successor list for a minute (replicas-k3 sweep, seed 8). */
+    if (r->deadline - r->sent >= qdb_rto_timeout(&n->rto, r->dst))
+        qdb_rto_backoff(&n->rto, r->dst);
     n->late[n->late_next++ % QDB_NODE_LATE] = *r;
 }
 
@@ -420,6 +439,7 @@ static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return;
     }
     rtt_sample(n, &r);
+    qdb_rto_heard(&n->rto, src, node_now(n));
     if (r.kind >= RPC_STRAY_FIND && r.kind <= RPC_REJOIN_DIGEST) {
         stray_on_reply(n, &r, m);
         return;

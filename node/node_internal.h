@@ -188,6 +188,7 @@ struct qdb_node {
 
     /* failure knowledge from others: see QDB_NODE_SUSPECTS */
     qdb_addr suspects[QDB_NODE_SUSPECTS];
+    qdb_time_us suspected_at[QDB_NODE_SUSPECTS]; /* when each was reported */
     /* the neighbour watch (watch.c) */
     qdb_peer contender;            /* a NOTIFY refused because of a predecessor... */
     qdb_addr contender_vs;         /* ...this one, which is being checked */
@@ -296,6 +297,8 @@ void node_rearm(qdb_node *n);
 void node_storage_check(qdb_node *n);
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind);
 bool node_rpc_pending_to(const qdb_node *n, rpc_kind kind, qdb_addr dst);
+/* The call id times out at `at` rather than after its peer's RTO. */
+void node_deadline(qdb_node *n, uint64_t id, qdb_time_us at);
 /* Forget the calls of this kind to dst: their answer or failure is moot. */
 void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind);
 
@@ -351,6 +354,13 @@ void watch_tick(qdb_node *n);
 void watch_contender(qdb_node *n, const qdb_peer *c, unsigned flags);
 /* The predecessor check of `pred` failed (pred is forgotten) or answered. */
 void watch_pred_failed(qdb_node *n, qdb_addr pred);
+/* May a be struck out?  True when nothing vouched for it (an answer; from
+ * our predecessor, any frame) within QDB_SUSPECT_WINDOW: see watch.c.
+ * watch_suspect_at: when it may, if it stays silent (0: already), with
+ * its silence counted from `since` at the earliest (0: from its last
+ * answer only). */
+bool watch_silent(qdb_node *n, qdb_addr a);
+qdb_time_us watch_suspect_at(qdb_node *n, qdb_addr a, qdb_time_us since);
 void watch_pred_alive(qdb_node *n);
 
 /* replica.c */

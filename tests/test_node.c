@@ -1771,6 +1771,30 @@ static void test_rto_estimator(void)
     qdb_rto_free(&t);
 }
 
+/* rto.h's evidence of life for the failure detector (node/watch.c): the
+ * last answer, kept per peer with its round trip, and gone with it. */
+static void test_rto_heard(void)
+{
+    qdb_rto t;
+    qdb_rto_init(&t, 2, 2 * S, 200 * QDB_US_PER_MS, 60 * S);
+    qdb_addr a = {1, 1}, b = {2, 2}, c = {3, 3};
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 0); /* never */
+    qdb_rto_heard(&t, a, 5 * S);
+    qdb_rto_sample(&t, b, 100 * QDB_US_PER_MS);
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 5 * S);
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, b), 0); /* a sample alone is no answer here */
+    qdb_rto_heard(&t, a, 7 * S);
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 7 * S);
+    qdb_rto_backoff(&t, a); /* a timeout forgets no answer */
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 7 * S);
+    qdb_rto_heard_at(&t, b); /* not a use: b stays the oldest... */
+    qdb_rto_timeout(&t, a);
+    qdb_rto_sample(&t, c, 100 * QDB_US_PER_MS); /* ...and is evicted */
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 7 * S);
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 2 * S);
+    qdb_rto_free(&t);
+}
+
 /* Hive-wide settings.  A node with its own configuration, beyond the
  * harness's 16: ID 0x18.., address 10.0.1.k. */
 static int h_add_cfg(harness *h, unsigned k, qdb_node_config cfg)
@@ -2867,6 +2891,7 @@ int main(void)
          test_find_exclusion_repairs},
         {"a peer slower than rpc_timeout is kept", test_slow_peer_kept},
         {"RTO estimator", test_rto_estimator},
+        {"RTO: answers heard", test_rto_heard},
         {"expired entries read absent, then collected", test_expiry_collected},
         CU_TEST_INFO_NULL,
     };
