@@ -35,6 +35,10 @@
 #define QDB_REMEMBERED 8
 #define QDB_REMEMBERED_TRIES 40
 
+/* Strike-outs (QDB_NODE_STRIKES silences each) a node survives when it is
+ * the only other node known, before we fall back to a ring of one. */
+#define QDB_LONE_STRIKEOUTS 2
+
 /* Finger lookups per stabilization round (beyond fingers never known). */
 #define QDB_FINGERS_PER_ROUND 4
 
@@ -176,10 +180,12 @@ struct qdb_node {
 
     /* peers forgotten because they fell silent (not because they left):
      * probed one a round, so two rings a long partition made merge again */
-    qdb_addr remembered[QDB_REMEMBERED];
+    qdb_peer remembered[QDB_REMEMBERED];
     uint8_t remembered_tries[QDB_REMEMBERED];
     unsigned n_remembered;
     unsigned remembered_next;
+    /* strike-outs of the only node we know, kept (ring.c, forget_silent) */
+    unsigned lone_strikeouts;
 
     /* their timeouts, adapted to each peer's round trip */
     qdb_rto rto;

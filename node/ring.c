@@ -299,23 +299,23 @@ static void join_learn(qdb_node *n, qdb_addr a)
 
 /* ---- remembered peers: merging rings after a partition ---------------------- */
 
-static void remember(qdb_node *n, qdb_addr a)
+static void remember(qdb_node *n, const qdb_peer *p)
 {
     for (unsigned i = 0; i < n->n_remembered; i++)
-        if (qdb_addr_eq(n->remembered[i], a)) {
+        if (qdb_addr_eq(n->remembered[i].addr, p->addr)) {
             n->remembered_tries[i] = 0;
             return;
         }
     unsigned slot = n->n_remembered < QDB_REMEMBERED ? n->n_remembered++
                                                      : n->remembered_next % QDB_REMEMBERED;
-    n->remembered[slot] = a;
+    n->remembered[slot] = *p;
     n->remembered_tries[slot] = 0;
 }
 
 static void unremember(qdb_node *n, qdb_addr a)
 {
     for (unsigned i = 0; i < n->n_remembered; i++)
-        if (qdb_addr_eq(n->remembered[i], a)) {
+        if (qdb_addr_eq(n->remembered[i].addr, a)) {
             n->n_remembered--;
             n->remembered[i] = n->remembered[n->n_remembered];
             n->remembered_tries[i] = n->remembered_tries[n->n_remembered];
@@ -333,11 +333,12 @@ static void probe_remembered(qdb_node *n)
         return;
     unsigned i = n->remembered_next++ % n->n_remembered;
     if (++n->remembered_tries[i] > QDB_REMEMBERED_TRIES) {
-        unremember(n, n->remembered[i]);
+        unremember(n, n->remembered[i].addr);
         return;
     }
     qdb_msg q = {.type = QDB_MSG_FIND, .target = n->cfg.self.id};
-    node_call(n, n->remembered[i], &q, RPC_RELOCATE_FIND, 1 /* a probe */, 0, NULL);
+    node_call(n, n->remembered[i].addr, &q, RPC_RELOCATE_FIND, 1 /* a probe */, 0,
+              &n->remembered[i]);
 }
 
 static void join_try(qdb_node *n)
@@ -709,6 +710,12 @@ void ring_on_admit_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         node_log(n, 2, "admission: %s does not name us as its successor: its %s refused", a,
                  replica ? "HANDOVER" : "NOTIFY");
         refused_set(n, rpc->dst, true);
+        /* Not our predecessor, but alive at the address it named: a closer
+         * successor, if it lies between us and ours (asked once more
+         * before it is adopted, as any candidate).  This is how a node we
+         * pass over tells us (on_find_reply, RPC_RELOCATE_FIND). */
+        if (!replica)
+            consider_candidate(n, &rpc->peer);
         return;
     }
     node_log(n, 4, "admission: %s checked", a);
@@ -856,8 +863,19 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     bool done = m->flags & QDB_FIND_DONE;
     qdb_id target;
-    if (rpc->kind == RPC_RELOCATE_FIND && rpc->arg == 1)
+    if (rpc->kind == RPC_RELOCATE_FIND && rpc->arg == 1) {
         unremember(n, rpc->dst); /* it answers: no longer a stranger */
+        /* The lookup through it may come back into our own ring (tables
+         * over there still name our nodes, alive again) and teach us
+         * nothing.  The peer itself is news: a closer successor of ours,
+         * adopted once it answers (Zave), or a node passing over us, which
+         * our NOTIFY tells (ring_on_admit_reply).  The peers that the ends
+         * of a partition's two arcs remember are just such nodes. */
+        if (!qdb_peer_is_null(&rpc->peer)) {
+            consider_candidate(n, &rpc->peer);
+            send_notify(n, &rpc->peer);
+        }
+    }
     if (rpc->kind == RPC_JOIN_FIND)
         join_learn(n, m->peer.addr);
     if (rpc->kind == RPC_JOIN_FIND || rpc->kind == RPC_RELOCATE_FIND)
@@ -898,6 +916,21 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         return;
     }
     if (rpc->kind == RPC_RELOCATE_FIND) {
+        /* rpc->dst answered "done": it takes m->peer for the successor of
+         * our ID.  Not us, and not a closer successor of ours: it passes
+         * over us (a ring that a partition split off and that does not know
+         * us, or a node that struck us out) and should take us instead.
+         * Tell it: a NOTIFY, which it checks, and since we do not name it,
+         * refuses as a predecessor but takes as a would-be successor
+         * (ring_on_admit_reply).  Without it the two rings a partition
+         * left never merged when neither end node probed the other ring:
+         * the nodes that remembered a peer there learnt only a successor
+         * of their ID that was no better than theirs. */
+        if (!is_self(n, &m->peer) && !better_successor(n, &m->peer) &&
+            !qdb_addr_eq(rpc->dst, n->cfg.self.addr)) {
+            qdb_peer y = {.addr = rpc->dst};
+            send_notify(n, &y);
+        }
         consider_candidate(n, &m->peer);
         return;
     }
@@ -950,6 +983,8 @@ void ring_round(qdb_node *n)
 
 void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
+    if (n->n_succ && qdb_addr_eq(rpc->dst, n->succ[0].addr))
+        n->lone_strikeouts = 0; /* it answers: not silent (forget_silent) */
     switch (rpc->kind) {
     case RPC_JOIN_FIND:
     case RPC_RELOCATE_FIND:
@@ -1103,6 +1138,50 @@ static void strike_again(qdb_node *n, const node_rpc *rpc)
         node_deadline(n, id, watch_suspect_at(n, rpc->dst, silent_since(n, rpc)));
 }
 
+/* Whether a is the only other node we know: our successor list, fingers,
+ * predecessor and contender for it (watch.c) name it or ourselves alone. */
+static bool only_peer(const qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_succ; i++)
+        if (!qdb_addr_eq(n->succ[i].addr, a) && !is_self(n, &n->succ[i]))
+            return false;
+    for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++)
+        if (((n->finger_valid >> j) & 1) && !qdb_addr_eq(n->finger[j].addr, a) &&
+            !is_self(n, &n->finger[j]))
+            return false;
+    if (n->has_contender && !qdb_addr_eq(n->contender.addr, a))
+        return false;
+    return !n->has_pred || qdb_addr_eq(n->pred.addr, a) || is_self(n, &n->pred);
+}
+
+/* p fell silent (QDB_NODE_STRIKES silences in a row): forget it -- unless it
+ * is the only node we know, which it takes QDB_LONE_STRIKEOUTS strike-outs
+ * in a row to forget.  Forgetting it leaves us a ring of one (ring_forget's
+ * fall-back), and a ring of one beside the live ring is two rings (Zave's
+ * AtMostOneRing), which only the remembered-peer probe would merge, rounds
+ * later.  Silence is not death: a node that joined a ring of two or three
+ * took a successor list of one entry, and three lost round trips under 4%
+ * loss struck out its only successor (sweep seed 861 of replicas-k3.scn,
+ * with the merge of rings: two cycles at 3.9 s).  A dead process refuses
+ * the connection and is forgotten at once (qdb_node_unreachable); a dead
+ * host's last partner becomes a ring of one a few rounds later.  Returns
+ * whether p was forgotten. */
+static bool forget_silent(qdb_node *n, const qdb_peer *p)
+{
+    remember(n, p);
+    if (known_peer(n, p->addr) && only_peer(n, p->addr) &&
+        ++n->lone_strikeouts < QDB_LONE_STRIKEOUTS) {
+        char a[QDB_ADDR_STRLEN];
+        node_log(n, 2, "%s, the only node we know, is silent: kept (strike-out %u of %u)",
+                 qdb_addr_format(p->addr, a), n->lone_strikeouts, QDB_LONE_STRIKEOUTS);
+        ring_set_changed(n); /* ask again at the fast period */
+        return false;
+    }
+    n->lone_strikeouts = 0;
+    ring_forget(n, p->addr);
+    return true;
+}
+
 void ring_on_failure(qdb_node *n, const node_rpc *rpc)
 {
     switch (rpc->kind) {
@@ -1129,7 +1208,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
              * our successor list until the next round.  Remembered still:
              * if a partition is what silenced it, the probes of
              * remembered peers merge the two rings once it heals. */
-            remember(n, rpc->dst);
+            remember(n, &rpc->peer);
             if (n->restabilize)
                 stabilize(n);
             break;
@@ -1144,8 +1223,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
          * it. */
         node_cancel(n, rpc->dst, RPC_STABILIZE);
         node_cancel(n, rpc->dst, RPC_WATCH);
-        remember(n, rpc->dst);
-        ring_forget(n, rpc->dst);
+        forget_silent(n, &rpc->peer); /* ring_forget stabilizes with the next */
         break;
     }
     case RPC_ADMIT: {
@@ -1176,6 +1254,8 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             break;
         }
         unsuspect(n, rpc->dst);
+        if (only_peer(n, rpc->dst))
+            break; /* our successor checks strike it out (forget_silent) */
         if (n->has_pred && qdb_addr_eq(n->pred.addr, rpc->dst)) {
             /* As after the watch's PINGs (RPC_PING below): three lost
              * probes are not always a death.  A live predecessor, told,
@@ -1193,7 +1273,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             /* No longer our predecessor: nobody to strike (as RPC_STABILIZE
              * above, remembered alike); a contender waiting on it is free
              * to go. */
-            remember(n, rpc->dst);
+            remember(n, &rpc->peer);
             watch_pred_failed(n, rpc->dst);
             break;
         }
@@ -1203,8 +1283,11 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             strike_again(n, rpc);
             break;
         }
-        remember(n, rpc->dst);
-        ring_forget(n, rpc->dst);
+        if (only_peer(n, rpc->dst) && ring_successor(n) &&
+            qdb_addr_eq(ring_successor(n)->addr, rpc->dst))
+            break; /* our successor too: its checks strike it out (forget_silent) */
+        if (!forget_silent(n, &rpc->peer))
+            break;
         watch_pred_failed(n, rpc->dst);
         /* Three lost PINGs are not always a death (a lossy link): if it
          * lives, it stabilizes with us now and notifies us again, rather

@@ -2652,7 +2652,12 @@ static void test_repair_by_digest(void)
            " records (hand-over %" G_GUINT64_FORMAT "); restarted on an empty disk, repair %"
            G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " records, hand-over %" G_GUINT64_FORMAT
            " records ", full, cut, cut_records, cut_handed, lost, lost_records, lost_handed);
-    CU_ASSERT_TRUE(cut_records >= 10 && cut_records < 500 && cut_handed == 0);
+    /* a digest bucket (~38 records) per change, sent by the node that took
+     * the range over during the cut -- and, for half as many, by node 4:
+     * cut off alone, it keeps its last silent peer a second strike-out
+     * (ring.c, forget_silent), so it is still no ring of one at the heal
+     * and compares its own range with that peer */
+    CU_ASSERT_TRUE(cut_records >= 10 && cut_records < 1000 && cut_handed == 0);
     CU_ASSERT_TRUE(cut * 10 < full);
     CU_ASSERT_TRUE(lost_records + lost_handed >= 10000);
     uint64_t kept = replica_restarted(h, a, three, names);
