@@ -387,6 +387,12 @@ void replica_free(qdb_node *n);
  * all answered (or failed) replica_syncing is true for keys there. */
 void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi);
 bool replica_syncing(const qdb_node *n, const qdb_id *id);
+/* We joined and now have both our hand-over and a predecessor: the same
+ * sync of our whole range.  The hand-over came from our successor, which
+ * held the arc before us only as a replica: an owner that did not know us
+ * yet may have copied a write there after that batch left, and may have
+ * failed since (then no repair of its brings it to us). */
+void replica_sync_first(qdb_node *n);
 /* The start of the arc ending at hi that we hold as a replica: following
  * the owners' digests back from the one whose ID is hi, at most K - 1 of
  * them (hi itself: none). */

@@ -734,6 +734,12 @@ void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi)
     }
 }
 
+void replica_sync_first(qdb_node *n)
+{
+    if (n->replication > 1 && n->has_pred && !n->syncing)
+        replica_sync_start(n, &n->pred.id, &n->cfg.self.id);
+}
+
 bool replica_syncing(const qdb_node *n, const qdb_id *id)
 {
     return n->syncing && qdb_id_in_half(id, &n->sync_lo, &n->sync_hi);

@@ -804,9 +804,12 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
     }
     if (m->flags & QDB_HANDOVER_LAST) {
-        if (n->awaiting_handover)
+        bool was = n->awaiting_handover;
+        if (was)
             node_log(n, 3, "hand-over complete");
         n->awaiting_handover = false;
+        if (was && n->has_pred)
+            replica_sync_first(n);
     }
     if (deferred)
         return; /* acknowledged once our replicas have it */
