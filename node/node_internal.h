@@ -365,6 +365,10 @@ void replica_copy(qdb_node *n, GPtrArray *keys);
  * is nobody to copy to: the caller acknowledges now. */
 bool replica_handover(qdb_node *n, qdb_addr src, uint64_t rpc, const qdb_peer *leaver,
                       GPtrArray *keys);
+/* Is this leaver's batch (rpc, from src) waiting for our replicas?  A copy
+ * of it (the network duplicated it) is then acknowledged with it, not
+ * before. */
+bool replica_handover_pending(const qdb_node *n, qdb_addr src, uint64_t rpc);
 /* Is this request waiting for its replicas?  (A retry then waits too.) */
 bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
 void replica_round(qdb_node *n);

@@ -291,6 +291,16 @@ bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq)
     return false;
 }
 
+bool replica_handover_pending(const qdb_node *n, qdb_addr src, uint64_t rpc)
+{
+    for (guint i = 0; n->repl_writes && i < n->repl_writes->len; i++) {
+        const repl_write *w = n->repl_writes->pdata[i];
+        if (w->ack_rpc == rpc && qdb_addr_eq(w->src, src))
+            return true;
+    }
+    return false;
+}
+
 /* The write and target a frame belongs to. */
 static bool find_rpc(qdb_node *n, uint64_t rpc, guint *wi, repl_target **t)
 {

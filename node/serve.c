@@ -811,7 +811,7 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (was && n->has_pred)
             replica_sync_first(n);
     }
-    if (deferred)
+    if (deferred || (seen && replica_handover_pending(n, src, m->rpc)))
         return; /* acknowledged once our replicas have it */
     qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = m->rpc};
     node_send(n, src, &ack);
