@@ -20,33 +20,61 @@
 
 /* ---- arcs ------------------------------------------------------------------- */
 
+/* A storage iterate() stops where fn asks, but answers only the store's
+ * own status: an arc that wraps past zero is two of them, and the second
+ * must not start once fn stopped the first.  Without this a batch filled
+ * in (a, max] took one more record past zero, the caller's cursor moved to
+ * it, and the rest of (a, max] was never sent (issue 8). */
+typedef struct arc_walk {
+    qdb_storage_iter_fn fn;
+    void *arg;
+    int stop; /* fn's last answer */
+} arc_walk;
+
+static int arc_step(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    arc_walk *w = arg;
+    return w->stop = w->fn(w->arg, k, kl, v, vl);
+}
+
+/* One key range [from, to) (to NULL: to the end): the store's error, else
+ * fn's stop value. */
+static int arc_range(qdb_storage *st, const qdb_id *from, bool from_start, const qdb_id *to,
+                     arc_walk *w)
+{
+    int rc = st->iterate(st, from->b, from_start ? 0 : QDB_ID_BYTES, to ? to->b : NULL,
+                         to ? QDB_ID_BYTES : 0, arc_step, w);
+    return rc ? rc : w->stop;
+}
+
 /* Calls fn for every stored entry whose ID lies in (a, b], clockwise, in ring
- * order starting after a.  a == b: the whole circle.  Returns fn's stop value. */
+ * order starting after a.  a == b: the whole circle.  Returns fn's stop value
+ * (or the store's error). */
 int serve_iterate_arc(qdb_node *n, const qdb_id *a, const qdb_id *b, qdb_storage_iter_fn fn,
                       void *arg)
 {
     qdb_storage *st = n->storage;
+    arc_walk w = {fn, arg, 0};
     qdb_id from, to, zero = {{0}};
     qdb_id_add_pow2(&from, a, 0); /* a + 1 */
     qdb_id_add_pow2(&to, b, 0);   /* b + 1: keys "b || alias" sort before it */
     bool to_wraps = qdb_id_eq(&to, &zero); /* b is the maximum ID */
     if (qdb_id_eq(a, b)) {
         /* the whole circle, starting after a */
-        int rc = st->iterate(st, from.b, QDB_ID_BYTES, NULL, 0, fn, arg);
+        int rc = arc_range(st, &from, false, NULL, &w);
         if (rc || qdb_id_eq(&from, &zero))
             return rc;
-        return st->iterate(st, zero.b, 0, from.b, QDB_ID_BYTES, fn, arg);
+        return arc_range(st, &zero, true, &from, &w);
     }
     if (qdb_id_cmp(a, b) < 0) /* no wrap */
-        return st->iterate(st, from.b, QDB_ID_BYTES, to_wraps ? NULL : to.b,
-                           to_wraps ? 0 : QDB_ID_BYTES, fn, arg);
+        return arc_range(st, &from, false, to_wraps ? NULL : &to, &w);
     /* wraps past zero: (a, max] then [0, b] */
     int rc = 0;
     if (!qdb_id_eq(&from, &zero))
-        rc = st->iterate(st, from.b, QDB_ID_BYTES, NULL, 0, fn, arg);
+        rc = arc_range(st, &from, false, NULL, &w);
     if (rc)
         return rc;
-    return st->iterate(st, zero.b, 0, to.b, QDB_ID_BYTES, fn, arg);
+    return arc_range(st, &zero, true, &to, &w);
 }
 
 static int stop_at_first(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)

@@ -75,8 +75,8 @@ static void id_before(qdb_id *out, const qdb_id *id)
         ;
 }
 
-/* The first key of a scan: its ID.  (A wrapping arc is two scans: the
- * second finds one too, and must not overwrite the first.) */
+/* The first key of a scan: its ID.  (A wrapping arc is two scans; the
+ * second does not start once this one stopped the first: serve.c.) */
 typedef struct first_ctx {
     qdb_id id;
     bool found;
@@ -87,8 +87,8 @@ static int first_id(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
     (void)v;
     (void)vl;
     first_ctx *c = arg;
-    if (kl < QDB_ID_BYTES || c->found)
-        return c->found;
+    if (kl < QDB_ID_BYTES)
+        return 0;
     memcpy(c->id.b, k, QDB_ID_BYTES);
     c->found = true;
     return 1;

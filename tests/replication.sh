@@ -10,9 +10,12 @@
 #      20 stay removed, the 280 others are still there
 #   4. node 6 joins: the copies that are no longer on a replica are dropped,
 #      the records on the six nodes add up to 3 x 300 within 60 s
-#   5. remove_all through node 2: nothing left through any node; kill -9
+#   5. kill -9 node 2 and lose its root: node 1's arc, which wraps past
+#      zero, back on three of the five live nodes within 20 s; node 2 back
+#      on an empty root
+#   6. remove_all through node 2: nothing left through any node; kill -9
 #      nodes 2 and 3: their replicas, now owners, have nothing left either
-#   6. nodes 2 and 3 back, 300 new entries; node 4 leaves (SIGTERM), and at
+#   7. nodes 2 and 3 back, 300 new entries; node 4 leaves (SIGTERM), and at
 #      once kill -9 nodes 5 and 6: all of them readable through 1, 2 and 3
 # Exit 0 pass, 77 skip (no qdbd/qdbsh, no loopback aliases, no free port),
 # 1 fail, 99 hard error.  The hive comes from tests/hivelib.sh.
@@ -20,7 +23,8 @@
 N=300
 GONE=20
 
-node_args() { [ "$1" -eq 1 ] && echo "--replication=3 --enable-purge-all"; }
+# node 1's --max-content-size also bounds its repair batches (section 5)
+node_args() { [ "$1" -eq 1 ] && echo "--replication=3 --enable-purge-all --max-content-size=1K"; }
 . "${srcdir:-.}/tests/hivelib.sh"
 # IDs 11.., 22.., .. 55..: the ring is 1 -> 2 -> 3 -> 4 -> 5
 for i in 1 2 3 4 5; do eval "ID$i=\$(printf '$i%.0s' \$(seq 64))"; done
@@ -100,10 +104,10 @@ hive_wait_stable 6
 records_on() {
     qn "$1" --raw node_status 2>/dev/null | grep -o '"entries":[0-9]*' | cut -d: -f2
 }
-records_total() {
+records_total() { # NODE...: their records add up to 3 x N
     _sum=0
     _each=
-    for _i in 1 2 3 4 5 6; do
+    for _i in "$@"; do
         _c=$(records_on $_i)
         [ -n "$_c" ] || return 1
         _sum=$((_sum + _c))
@@ -112,13 +116,34 @@ records_total() {
     echo "$_sum (node by node:$_each)" >"$tmp/records"
     [ "$_sum" -eq $((3 * N)) ]
 }
-wait_until 60 records_total ||
+wait_until 60 records_total 1 2 3 4 5 6 ||
     fail "after node 6 joined, the nodes hold $(cat "$tmp/records") records, not $((3 * N))"
 for via in 1 6; do
     qn $via <"$tmp/gets.kept" >"$tmp/got" 2>"$tmp/err"
     cmp -s "$tmp/got" "$tmp/expect.kept" || fail "after node 6 joined, through node $via, reads differ"
 done
 echo "node 6 joined: $((3 * N)) records on the six nodes, 3 x $N: no stray copies ($(elapsed))"
+
+# ---- an arc that wraps past zero back to K copies ------------------------------
+# Node 1 (ID 11..) owns (66.., 11..], across zero: most of its records lie
+# before zero.  Node 2, its first replica, is killed and its root lost:
+# node 4 becomes node 1's second replica, and node 1's repair copies it the
+# arc in batches of about a dozen records (its --max-content-size=1K).  A
+# batch that filled before zero used to take a record past zero as well,
+# and the next one began there: the rest of the arc before zero waited for
+# anti-entropy, one batch a minute (issue 8).
+kill -9 "$pid2"
+wait "$pid2" 2>/dev/null
+rm -rf "$tmp/root2"
+t=$(now_ms)
+wait_until 20 records_total 1 3 4 5 6 ||
+    fail "node 2 lost: the five others hold $(cat "$tmp/records") records, not $((3 * N))"
+echo "node 2 killed, its root lost: $((3 * N)) records on the five others after" \
+    "$(( $(now_ms) - t )) ms ($(cat "$tmp/records"))"
+# (node 4's copies of node 1's arc are stray again once node 2 is back:
+# they go at node 4's next walk, up to QDB_ANTI_ENTROPY_US later, stray.h)
+start_node 2 --id="$ID2" --peer="127.0.0.1:$PORT"
+hive_wait_stable 6
 
 # ---- remove_all reaches the replicas too ------------------------------------
 # Every owner tombstones its range and copies the tombstones to its replicas:

@@ -2583,6 +2583,67 @@ static void test_repair_by_digest(void)
     h_free(h);
 }
 
+/* Repair of an arc that wraps past zero (issue 8).  K = 2 on nodes with
+ * IDs 18 01.., 18 02.. and 18 03..: the first owns (18 03.., 18 01..],
+ * most of the circle, across zero.  Its replica crashes with its storage
+ * lost, and its repair copies the arc to the third, in batches of 4
+ * records.  A batch filled before zero used to take one record after it
+ * as well (the storage scan of [0, 18 01..] ran although the callback had
+ * stopped the first), and the next batch began there: the records of the
+ * arc before zero after the first batch never went, until anti-entropy. */
+typedef struct copies_arg {
+    harness *h;
+    int at;
+    GPtrArray *names;
+} copies_arg;
+
+static bool holds_all(qdb_fixture *f, void *arg)
+{
+    copies_arg *c = arg;
+    (void)f;
+    for (guint i = 0; i < c->names->len; i++)
+        if (!holds_copy(c->h, c->at, c->names->pdata[i], "v"))
+            return false;
+    return true;
+}
+
+static void test_repair_wrapping_arc(void)
+{
+    harness *h = h_new();
+    qdb_node_config cfg = {.replication = 2, .handover_batch = 4};
+    int three[] = {h_add_cfg(h, 1, cfg), h_add_cfg(h, 2, cfg), h_add_cfg(h, 3, cfg)};
+    h_start(h, three[0], -1);
+    h_start(h, three[1], three[0]);
+    h_start(h, three[2], three[0]);
+    h_run(h, 30 * S);
+    CU_ASSERT_TRUE_FATAL(ring_ok(h->f, three, 3));
+    hello(h, three[0]);
+    /* 16 entries before zero and 3 after it, all node three[0]'s */
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    int before = 0, after = 0;
+    for (int i = 0; before < 16 || after < 3; i++) {
+        char *alias = g_strdup_printf("w%d", i);
+        qdb_id id;
+        qdb_id_hash(&id, alias, strlen(alias));
+        bool past_zero = id.b[0] < 0x18;
+        if (owner_of(h->f, alias, three, 3) != three[0] || (past_zero ? after >= 3 : before >= 16)) {
+            g_free(alias);
+            continue;
+        }
+        CU_ASSERT_EQUAL(request(h, three[0], QDB_MSG_PUT, alias, "v", NULL), QDB_OK);
+        g_ptr_array_add(names, alias);
+        *(past_zero ? &after : &before) += 1;
+    }
+    copies_arg c = {h, three[1], names};
+    CU_ASSERT_TRUE(holds_all(h->f, &c));
+    qdb_fixture_crash(h->f, (unsigned)three[1], false);
+    c.at = three[2];
+    /* well before anti-entropy (QDB_ANTI_ENTROPY_US) would send more */
+    CU_ASSERT_TRUE(h_until(h, holds_all, &c, 20 * S));
+    g_ptr_array_free(names, TRUE);
+    h_free(h);
+}
+
 /* K = 2: what get_remove, remove_if, expire and the expiry collector write
  * reaches the replica as well, removals as tombstones. */
 static void test_ext_writes_replicated(void)
@@ -2771,6 +2832,7 @@ int main(void)
         {"K = 3: remove_all leaves no live copy on any node", test_remove_all_k3},
         {"repair by digest: 10 of 10,000 changed move a few records, not all",
          test_repair_by_digest},
+        {"repair of an arc that wraps past zero: every record, in batches", test_repair_wrapping_arc},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo admission[] = {
