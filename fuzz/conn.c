@@ -33,7 +33,8 @@
  *    max_frame (only the start of one frame: nothing over the limit is
  *    buffered), less than its grant when it has one, and less than
  *    LOOP_SMALL_FRAME when it has none under input_memory; a waiter holds
- *    no grant; sessions counts the open connections;
+ *    no grant; the waiters and the holders are queued once each; sessions
+ *    counts the open connections;
  *  - once the input is spent and the loop settled, a connection still read
  *    has delivered every whole frame it was sent;
  *  - when our ends close, conn.c closes every connection by itself, and
@@ -177,7 +178,7 @@ static void turn(world *w)
     net_free_closed(&w->net);
     const qdb_loop_limits *lim = &w->net.lim;
     size_t granted = 0;
-    unsigned open = 0;
+    unsigned open = 0, waiters = 0, holders = 0;
     for (unsigned i = 0; i < w->n; i++) {
         peers_input_state st;
         if (!peers_input(&w->peers, w->c[i].key, &st)) {
@@ -187,6 +188,8 @@ static void turn(world *w)
         fuzz_assert(!w->c[i].gone);
         open++;
         granted += st.grant;
+        waiters += st.waiting;
+        holders += st.grant > 0;
         fuzz_assert(!(st.waiting && st.grant));
         if (st.out_full)
             continue; /* its frames wait for its peer to read */
@@ -200,6 +203,8 @@ static void turn(world *w)
     fuzz_assert(granted == w->net.granted);
     fuzz_assert(!lim->input_memory ? granted == 0 : granted <= lim->input_memory);
     fuzz_assert(w->net.sessions == open);
+    /* each waiter and each holder is queued once */
+    fuzz_assert(w->net.waiting.length == waiters && w->net.holders.length == holders);
 }
 
 /* Turns until nothing more is read or delivered. */

@@ -831,6 +831,11 @@ static bool lim_reserve(loop_conn *c, size_t flen)
     loop_net *net = c->p->net;
     if (!net->lim.input_memory || flen <= LOOP_SMALL_FRAME || c->grant >= flen)
         return true;
+    /* Already waiting for this frame, and served again because its peer took
+     * its replies (lim_resume): it keeps its place.  Queued a second time,
+     * its link would be in net->waiting twice. */
+    if (c->want > 0)
+        return false;
     if (net->waiting.length == 0 && net->granted + flen <= net->lim.input_memory) {
         lim_grant(net, c, flen);
         return true;

@@ -88,6 +88,9 @@ size_t tls_conn_unsent(const tls_conn *t);
 bool tls_conn_pending(const tls_conn *t);
 /* The handshake is done: the peer holds the hive key. */
 bool tls_conn_established(const tls_conn *t);
+/* The negotiated cipher suite, as OpenSSL names it ("TLS_AES_128_GCM_SHA256"),
+ * once established; "" before. */
+const char *tls_conn_cipher(const tls_conn *t);
 /* What the peer proved to be (QDB_PEER_NODE or QDB_PEER_CLIENT) once
  * established; QDB_PEER_UNVERIFIED before. */
 int tls_conn_role(const tls_conn *t);
