@@ -383,6 +383,18 @@ static int emit_status_reply(writer *w, const qdb_msg *m)
 }
 
 /* Tag and body of m, counted or written.  recs is used for HANDOVER only. */
+/* A REPLY's fields after its tag byte. */
+static int emit_reply(writer *w, uint64_t seq, int status, const uint8_t *content, size_t len)
+{
+    TRY(w_seq(w, seq));
+    if (status < 0 || status > 255)
+        return QDB_E_INVALID_ARGUMENT;
+    w_u8(w, (unsigned)status);
+    TRY(check_bytes(content, len));
+    w_bytes(w, content, len);
+    return QDB_OK;
+}
+
 static int emit_body(writer *w, const qdb_msg *m, const records *recs)
 {
     if (m->type == QDB_MSG_EXT_ || m->type < 1 || m->type > QDB_MSG_TYPE_MAX_)
@@ -451,13 +463,7 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
     case QDB_MSG_REMOVE_ALL:
         return w_seq(w, m->seq);
     case QDB_MSG_REPLY:
-        TRY(w_seq(w, m->seq));
-        if (m->status < 0 || m->status > 255)
-            return QDB_E_INVALID_ARGUMENT;
-        w_u8(w, (unsigned)m->status);
-        TRY(check_bytes(m->content, m->content_len));
-        w_bytes(w, m->content, m->content_len);
-        return QDB_OK;
+        return emit_reply(w, m->seq, m->status, m->content, m->content_len);
     case QDB_MSG_FIND:
         w_varint(w, m->rpc);
         w_bytes(w, m->target.b, QDB_ID_BYTES);
@@ -613,6 +619,26 @@ int qdb_msg_encode_buf(const qdb_msg *m, uint8_t *buf, size_t cap, size_t *len)
         return QDB_E_OVERSIZED;
     encode_write(m, &recs, body, buf);
     *len = total;
+    return QDB_OK;
+}
+
+int qdb_reply_encode_buf(uint64_t seq, int status, const uint8_t *content, size_t content_len,
+                         uint8_t *buf, size_t cap, size_t *len)
+{
+    writer count = {NULL, 1}; /* the tag byte */
+    TRY(emit_reply(&count, seq, status, content, content_len));
+    if (count.n > QDB_FRAME_MAX)
+        return QDB_E_OVERSIZED;
+    uint8_t prefix[10];
+    size_t k = qdb_varint_put(prefix, count.n);
+    if (k + count.n > cap)
+        return QDB_E_OVERSIZED;
+    memcpy(buf, prefix, k);
+    writer w = {buf + k, 0};
+    w_u8(&w, (QDB_PROTO_VERSION << 5) | QDB_MSG_REPLY);
+    int rc = emit_reply(&w, seq, status, content, content_len);
+    g_assert(rc == QDB_OK && w.n == count.n);
+    *len = k + count.n;
     return QDB_OK;
 }
 
@@ -1033,6 +1059,22 @@ int qdb_request_peek(const uint8_t *buf, size_t len, int *type, uint64_t *seq,
         qdb_varint_get(r.p, r.left, alias_len) <= 0)
         *alias_len = 0; /* unknown: not the reason it failed */
     return QDB_OK;
+}
+
+int qdb_request_alias(const uint8_t *buf, size_t len, const uint8_t **alias, size_t *alias_len)
+{
+    size_t prefix, body;
+    TRY(peek_prefix(buf, len, &prefix, &body));
+    reader r = {buf + prefix, MIN(len - prefix, body)};
+    unsigned tag;
+    uint64_t seq;
+    TRY(r_u8(&r, &tag));
+    int type = (int)(tag & 31);
+    if (tag >> 5 != QDB_PROTO_VERSION || !qdb_msg_is_request(type) ||
+        type == QDB_MSG_REMOVE_ALL || type == QDB_MSG_PREFIX)
+        return QDB_E_BAD_TYPE;
+    TRY(r_seq(&r, &seq));
+    return r_len_bytes(&r, QDB_MAX_ALIAS, alias, alias_len);
 }
 
 int qdb_msg_decode(const uint8_t *buf, size_t len, qdb_msg *m)

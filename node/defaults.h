@@ -29,6 +29,12 @@
  * PING a period to a neighbour it has not heard from, so a crash is seen in
  * about a second, not at the next (slow) round. */
 #define QDB_DEFAULT_WATCH_US (1 * QDB_US_PER_S)
+/* A peer is struck out after three timeouts in a row only once it has also
+ * not answered any call of ours (our predecessor: sent us no frame) for this
+ * long (node/watch.c, "Suspicion"): 5/4 of rpc_timeout, 2.5 s for the
+ * simulator's nodes and 1.25 s for qdbd's.  No later than before for a dead
+ * host: the three timeouts take longer already. */
+#define QDB_SUSPECT_WINDOW(rpc_timeout) ((rpc_timeout) * 5 / 4)
 /* Afterwards each peer's wait adapts to its round trip (rto.h, RFC 6298),
  * within these bounds (nodes and client cores). */
 #define QDB_DEFAULT_RTO_FLOOR_US (200 * QDB_US_PER_MS)

@@ -50,6 +50,15 @@ typedef struct qdb_inbound {
      * memory the event will read (what its own fields point at), and must
      * change nothing -- it reads only pointers and lengths. */
     void (*prefetch)(const void *core);
+    /* Added for pipelined requests (may be NULL): frames from src that
+     * arrived together and go to recv() next, in order, each given here
+     * first, then a call with frame NULL ending the batch.  A hint, like
+     * prefetch: the core may work out what their delivery will need (the
+     * IDs of their aliases) and ask for the memory it will read, so the
+     * cache misses of a 16-deep batch overlap instead of stalling one after
+     * the other; what recv() then does must not depend on it, and nothing
+     * is sent.  The real loop calls it for two complete frames or more. */
+    void (*ahead)(void *core, qdb_addr src, const uint8_t *frame, size_t len);
 } qdb_inbound;
 
 /* ---- clock and timer ----------------------------------------------------
@@ -152,6 +161,14 @@ typedef struct qdb_random {
  *        be joined first (neither part may be bytes that peek() lent).  A memory store copies 1 KiB values three times
  *        per request without them (make bench).
  *
+ * prefetch(), appended for issue 12 and optional (NULL: nothing to fetch):
+ *        key will be looked up soon.  A hint that changes nothing: the
+ *        backend may ask the processor for the memory the lookup reads.
+ *        The node calls it three times per key of a pipelined batch, pass
+ *        0 for every key, then pass 1 for every key, then pass 2, so a
+ *        backend can fetch its index first and, once that has arrived, the
+ *        entry it points at, then what the entry points at.
+ *
  * The backends live in storage/, one header each: storage/memory.h (a GTree),
  * storage/bdb.h (Berkeley DB) and storage/fault.h (a wrapper that injects
  * failures into any of them, for tests). */
@@ -195,6 +212,7 @@ typedef struct qdb_storage {
     int (*put_parts)(struct qdb_storage *s, const uint8_t *key, size_t key_len,
                      const uint8_t *head, size_t head_len, const uint8_t *body,
                      size_t body_len);
+    void (*prefetch)(struct qdb_storage *s, const uint8_t *key, size_t key_len, int pass);
 } qdb_storage;
 
 #endif

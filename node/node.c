@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "common/hindex.h"
 #include "node_internal.h"
 #include "stray.h"
 
@@ -253,6 +254,21 @@ int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m)
     return rc;
 }
 
+int node_send_reply(qdb_node *n, qdb_addr dst, uint64_t seq, int status, const uint8_t *payload,
+                    size_t len)
+{
+    uint8_t buf[NODE_SEND_STACK];
+    size_t flen;
+    if (qdb_reply_encode_buf(seq, status, payload, len, buf, sizeof buf, &flen) != QDB_OK) {
+        /* too big for the stack (or refused): the general path says why */
+        qdb_msg r = {.type = QDB_MSG_REPLY, .seq = seq, .status = status, .content = payload,
+                     .content_len = len};
+        return node_send(n, dst, &r);
+    }
+    n->stats.frames_out++;
+    return n->transport->send(n->transport, dst, buf, flen);
+}
+
 /* ---- the RPC table --------------------------------------------------------- */
 
 uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigned arg,
@@ -312,6 +328,16 @@ void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind)
     }
 }
 
+void node_deadline(qdb_node *n, uint64_t id, qdb_time_us at)
+{
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->id == id)
+            r->deadline = at;
+    }
+    node_rearm(n);
+}
+
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind)
 {
     for (guint i = 0; i < n->rpcs->len; i++)
@@ -349,6 +375,7 @@ static void late_answer(qdb_node *n, uint64_t id, qdb_addr src)
         node_rpc *r = &n->late[i];
         if (r->id == id && qdb_addr_eq(r->dst, src)) {
             rtt_sample(n, r);
+            qdb_rto_heard(&n->rto, src, node_now(n)); /* slow, not dead */
             r->id = 0;
             return;
         }
@@ -357,7 +384,15 @@ static void late_answer(qdb_node *n, uint64_t id, qdb_addr src)
 
 static void rpc_timed_out(qdb_node *n, const node_rpc *r)
 {
-    qdb_rto_backoff(&n->rto, r->dst);
+    /* Back off once per window of calls, as TCP does per retransmission:
+     * only a call that waited the peer's whole current RTO doubles it.
+     * Each timeout doubled it before, so a burst of calls in flight to one
+     * peer (a replica's copies under a client's writes) that a short loss
+     * or a busy moment left unanswered took its RTO to the 60 s ceiling at
+     * once -- and the next STABILIZE to it, its answer lost, held the
+     * successor list for a minute (replicas-k3 sweep, seed 8). */
+    if (r->deadline - r->sent >= qdb_rto_timeout(&n->rto, r->dst))
+        qdb_rto_backoff(&n->rto, r->dst);
     n->late[n->late_next++ % QDB_NODE_LATE] = *r;
 }
 
@@ -404,6 +439,7 @@ static void on_reply(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return;
     }
     rtt_sample(n, &r);
+    qdb_rto_heard(&n->rto, src, node_now(n));
     if (r.kind >= RPC_STRAY_FIND && r.kind <= RPC_REJOIN_DIGEST) {
         stray_on_reply(n, &r, m);
         return;
@@ -618,12 +654,18 @@ static void inbound_prefetch(const void *core)
         __builtin_prefetch(n->rpcs->data);
 }
 
+static void inbound_ahead(void *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    serve_ahead(n, src, frame, len);
+}
+
 const qdb_inbound qdb_node_inbound = {
     .recv = inbound_recv,
     .unreachable = inbound_unreachable,
     .tick = inbound_tick,
     .gone = inbound_gone,
     .prefetch = inbound_prefetch,
+    .ahead = inbound_ahead,
 };
 
 /* ---- introspection --------------------------------------------------------- */
@@ -707,7 +749,7 @@ size_t qdb_node_memory(const qdb_node *n)
     if (n->classes)
         b += 64 + g_hash_table_size(n->classes) * 32;
     if (n->dedup)
-        b += 64 + g_hash_table_size(n->dedup) * 80;
+        b += 64 + qdb_hindex_count(n->dedup) * 80;
     if (n->req_counts)
         b += QDB_REQ_TYPES * QDB_REQ_RESULTS * sizeof(uint64_t);
     return b;

@@ -186,6 +186,8 @@ typedef struct qdb_node_stats {
     uint64_t handover_batches; /* HANDOVER frames built: hand-over and replica copies */
     uint64_t stray_deleted;  /* copies dropped once their owner held them (stray.c) */
     uint64_t handover_bytes; /* bytes of hand-over frames sent (joins, leaves) */
+    uint64_t ids_ahead; /* requests served with the ID worked out when announced
+                         * ahead (qdb_inbound.ahead: pipelined batches) */
 } qdb_node_stats;
 /* Entry requests answered, by type (QDB_MSG_PUT .. QDB_MSG_REMOVE_ALL) and
  * result (a qdb_error_t).  The results a node gives by itself are counted

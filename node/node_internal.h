@@ -188,6 +188,7 @@ struct qdb_node {
 
     /* failure knowledge from others: see QDB_NODE_SUSPECTS */
     qdb_addr suspects[QDB_NODE_SUSPECTS];
+    qdb_time_us suspected_at[QDB_NODE_SUSPECTS]; /* when each was reported */
     /* the neighbour watch (watch.c) */
     qdb_peer contender;            /* a NOTIFY refused because of a predecessor... */
     qdb_addr contender_vs;         /* ...this one, which is being checked */
@@ -216,7 +217,8 @@ struct qdb_node {
 
     /* clients: created on first use, so idle simulated nodes stay small */
     GHashTable *sessions;  /* qdb_addr_key(src) -> client id */
-    GHashTable *dedup;     /* a set of dedup_entry, looked up by dedup_key */
+    struct qdb_hindex *dedup; /* the dedup_entry in use, by dedup_hash() */
+    struct serve_ahead *ahead; /* IDs of aliases announced ahead (serve_ahead) */
     GPtrArray *dedup_ring; /* blocks of DEDUP_BLOCK entries: entry i of all ever
                             * remembered is slot i mod cfg.dedup_capacity, so the
                             * oldest is evicted where the next one goes */
@@ -279,6 +281,10 @@ struct qdb_node {
 void node_log(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 qdb_time_us node_now(qdb_node *n);
 int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m);
+/* node_send() of a REPLY, framed from its fields (qdb_reply_encode_buf): the
+ * answer to every entry request. */
+int node_send_reply(qdb_node *n, qdb_addr dst, uint64_t seq, int status, const uint8_t *payload,
+                    size_t len);
 /* Send m as an RPC (m->rpc is filled in) and remember it until its answer
  * or its deadline.  Returns the RPC record's id. */
 uint64_t node_call(qdb_node *n, qdb_addr dst, qdb_msg *m, rpc_kind kind, unsigned arg,
@@ -291,6 +297,8 @@ void node_rearm(qdb_node *n);
 void node_storage_check(qdb_node *n);
 bool node_rpc_pending(const qdb_node *n, rpc_kind kind);
 bool node_rpc_pending_to(const qdb_node *n, rpc_kind kind, qdb_addr dst);
+/* The call id times out at `at` rather than after its peer's RTO. */
+void node_deadline(qdb_node *n, uint64_t id, qdb_time_us at);
 /* Forget the calls of this kind to dst: their answer or failure is moot. */
 void node_cancel(qdb_node *n, qdb_addr dst, rpc_kind kind);
 
@@ -346,6 +354,13 @@ void watch_tick(qdb_node *n);
 void watch_contender(qdb_node *n, const qdb_peer *c, unsigned flags);
 /* The predecessor check of `pred` failed (pred is forgotten) or answered. */
 void watch_pred_failed(qdb_node *n, qdb_addr pred);
+/* May a be struck out?  True when nothing vouched for it (an answer; from
+ * our predecessor, any frame) within QDB_SUSPECT_WINDOW: see watch.c.
+ * watch_suspect_at: when it may, if it stays silent (0: already), with
+ * its silence counted from `since` at the earliest (0: from its last
+ * answer only). */
+bool watch_silent(qdb_node *n, qdb_addr a);
+qdb_time_us watch_suspect_at(qdb_node *n, qdb_addr a, qdb_time_us since);
 void watch_pred_alive(qdb_node *n);
 
 /* replica.c */
@@ -459,6 +474,11 @@ void serve_push(qdb_node *n, const qdb_peer *dst, bool force_last);
  * the node is in a ring), no hand-over; the node has left. */
 void serve_leave_failed(qdb_node *n);
 void serve_free(qdb_node *n);
+/* qdb_inbound.ahead: a frame of a pipelined batch that recv() gets next
+ * (frame NULL: the batch is complete).  Hashes its alias now and asks the
+ * store for its entry; serve_request() then takes the ID from here.  Pure
+ * hint: no outcome depends on it. */
+void serve_ahead(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
 /* Answer a client's mutation, and remember the answer for its retries. */
 void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len);

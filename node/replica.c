@@ -822,8 +822,16 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc)
     if (!find_rpc(n, rpc->id, &wi, &t))
         return;
     repl_write *w = n->repl_writes->pdata[wi];
-    if (++t->strikes < QDB_NODE_STRIKES) {
-        /* a lost frame is not a failure: the same copies again, same rpc */
+    qdb_peer to[QDB_REPLICATION_MAX];
+    unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
+    bool placed = false;
+    for (unsigned i = 0; i < k; i++)
+        placed |= qdb_addr_eq(to[i].addr, t->peer.addr);
+    if (++t->strikes < QDB_NODE_STRIKES || (placed && !watch_silent(n, t->peer.addr))) {
+        /* a lost frame is not a failure: the same copies again, same rpc
+         * (nor are more, while the replica answers our other calls:
+         * watch.c, "Suspicion"; a refused connection has taken it out of
+         * our tables already, so it is no longer placed) */
         send_copies(n, &t->peer, t->rpc, w->keys, RPC_REPLICATE);
         return;
     }
@@ -835,11 +843,6 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc)
      * -- struck out, a live node was missing from our successor list and,
      * through stabilization, from those of the nodes before us until our
      * next round put it back; the ring was not right for a round or more. */
-    qdb_peer to[QDB_REPLICATION_MAX];
-    unsigned k = replica_targets(n, to, G_N_ELEMENTS(to));
-    bool placed = false;
-    for (unsigned i = 0; i < k; i++)
-        placed |= qdb_addr_eq(to[i].addr, t->peer.addr);
     if (placed) {
         ring_forget(n, t->peer.addr);
         k = replica_targets(n, to, G_N_ELEMENTS(to));

@@ -228,9 +228,23 @@ static void unsuspect(qdb_node *n, qdb_addr a)
 {
     for (unsigned i = 0; i < n->n_suspects; i++)
         if (qdb_addr_eq(n->suspects[i], a)) {
-            n->suspects[i] = n->suspects[--n->n_suspects];
+            n->n_suspects--;
+            n->suspects[i] = n->suspects[n->n_suspects];
+            n->suspected_at[i] = n->suspected_at[n->n_suspects];
             return;
         }
+}
+
+/* When a peer we probe was reported dead (0: it is not a suspect).  A
+ * suspect is often a peer we never called (an entry deep in our successor
+ * list): nothing vouched for it, and three lost probes alone struck a live
+ * node out.  Its silence is counted from the report instead. */
+static qdb_time_us suspected_since(const qdb_node *n, qdb_addr a)
+{
+    for (unsigned i = 0; i < n->n_suspects; i++)
+        if (qdb_addr_eq(n->suspects[i], a))
+            return n->suspected_at[i];
+    return 0;
 }
 
 /* A lookup found a dead: stop offering it at once, and check it ourselves
@@ -244,6 +258,7 @@ static void suspect(qdb_node *n, qdb_addr a)
     unsigned slot = n->n_suspects < QDB_NODE_SUSPECTS ? n->n_suspects++
                                                       : n->suspects_next++ % QDB_NODE_SUSPECTS;
     n->suspects[slot] = a;
+    n->suspected_at[slot] = node_now(n);
     qdb_msg q = {.type = QDB_MSG_PING};
     node_call(n, a, &q, RPC_PROBE, 0, 0, NULL);
 }
@@ -1021,7 +1036,8 @@ void ring_forget(qdb_node *n, qdb_addr addr)
     for (unsigned i = 0; i < n->n_succ; i++)
         if (!qdb_addr_eq(n->succ[i].addr, addr))
             n->succ[k++] = n->succ[i];
-    if (k != n->n_succ) {
+    bool refill = k != n->n_succ;
+    if (refill) {
         n->n_succ = k;
         ring_set_changed(n);
     }
@@ -1050,6 +1066,46 @@ void ring_forget(qdb_node *n, qdb_addr addr)
         char a[QDB_ADDR_STRLEN];
         node_log(n, 3, "successor %s failed", qdb_addr_format(addr, a));
     }
+    /* Refill the list from the successor now, not at the next round (up to
+     * stabilize_slow away): a list one entry short, or missing a live node
+     * struck out by mistake, was wrong until then -- and so were those of
+     * the nodes before us, which copy theirs from ours.  A struck node
+     * that lives is back in the answer if its predecessor still has it. */
+    if (refill && n->phase == PHASE_ACTIVE)
+        stabilize(n);
+}
+
+/* The last of a series of calls to one peer (RPC_STABILIZE, RPC_WATCH,
+ * RPC_PING, RPC_PROBE) timed out: is the peer struck out now?  After
+ * QDB_NODE_STRIKES timeouts in a row, and only if nothing vouched for it
+ * within QDB_SUSPECT_WINDOW (watch.c, "Suspicion"). */
+static qdb_time_us silent_since(const qdb_node *n, const node_rpc *rpc)
+{
+    return rpc->kind == RPC_PROBE ? suspected_since(n, rpc->dst) : 0;
+}
+
+static bool struck(qdb_node *n, const node_rpc *rpc)
+{
+    return rpc->arg >= QDB_NODE_STRIKES - 1 &&
+           watch_suspect_at(n, rpc->dst, silent_since(n, rpc)) == 0;
+}
+
+/* The next call of the series: the same question again, counted as one
+ * more strike.  Past the last strike (the peer answered something else
+ * lately) it waits just until the window would end, not a doubled RTO: a
+ * host that died right after its last answer is struck out when the
+ * window ends, not up to a whole back-off later. */
+static void strike_again(qdb_node *n, const node_rpc *rpc)
+{
+    qdb_msg q = {.type = rpc->kind == RPC_STABILIZE ? QDB_MSG_STABILIZE : QDB_MSG_PING};
+    if (rpc->kind == RPC_STABILIZE || rpc->kind == RPC_WATCH)
+        q.peer = n->cfg.self;
+    bool past = rpc->arg >= QDB_NODE_STRIKES - 1;
+    unsigned arg = past ? rpc->arg : rpc->arg + 1u;
+    uint64_t id = node_call(n, rpc->dst, &q, (rpc_kind)rpc->kind, arg, 0,
+                            rpc->kind == RPC_PROBE ? NULL : &rpc->peer);
+    if (past)
+        node_deadline(n, id, watch_suspect_at(n, rpc->dst, silent_since(n, rpc)));
 }
 
 void ring_on_failure(qdb_node *n, const node_rpc *rpc)
@@ -1066,25 +1122,35 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
     case RPC_STABILIZE:
     case RPC_WATCH: {
         /* Three strikes: a lost message (the network may drop some) is not
-         * a failure; three silences in a row are (at 3% frame loss a round
-         * trip fails 6% of the time, three in a row 0.03%).  A refused
-         * connection has already removed the peer (qdb_node_unreachable),
-         * so it counts at once.  The watch's PING (watch.c) strikes alike. */
+         * a failure; three silences in a row, over QDB_SUSPECT_WINDOW at
+         * least, are (watch.c, "Suspicion").  A refused connection has already
+         * removed the peer (qdb_node_unreachable), so it counts at once.
+         * The watch's PING (watch.c) strikes alike. */
         const qdb_peer *s = ring_successor(n);
-        if (rpc->arg < QDB_NODE_STRIKES - 1 && s && qdb_addr_eq(s->addr, rpc->dst)) {
-            qdb_msg q = {.type = rpc->kind == RPC_WATCH ? QDB_MSG_PING : QDB_MSG_STABILIZE,
-                         .peer = n->cfg.self};
-            node_call(n, rpc->dst, &q, (rpc_kind)rpc->kind, rpc->arg + 1u, 0, &rpc->peer);
+        if (!s || !qdb_addr_eq(s->addr, rpc->dst)) {
+            /* No longer our successor (a closer one was adopted, or it was
+             * struck already): its silence is another node's to judge.
+             * Struck on this single timeout, a live node dropped out of
+             * our successor list until the next round.  Remembered still:
+             * if a partition is what silenced it, the probes of
+             * remembered peers merge the two rings once it heals. */
+            remember(n, rpc->dst);
+            if (n->restabilize)
+                stabilize(n);
+            break;
+        }
+        if (!struck(n, rpc)) {
+            strike_again(n, rpc);
             break;
         }
         /* The successor does not answer: drop it, move to the next one in
-         * the list and stabilize with it at once -- not after the strikes
-         * of the other check (round or watch) still waiting on it. */
+         * the list and stabilize with it at once (ring_forget) -- not after
+         * the strikes of the other check (round or watch) still waiting on
+         * it. */
         node_cancel(n, rpc->dst, RPC_STABILIZE);
         node_cancel(n, rpc->dst, RPC_WATCH);
         remember(n, rpc->dst);
         ring_forget(n, rpc->dst);
-        stabilize(n);
         break;
     }
     case RPC_ADMIT: {
@@ -1110,9 +1176,8 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
          * our next round. */
         if (!addr_in(rpc->dst, n->suspects, n->n_suspects))
             break;
-        if (rpc->arg < QDB_NODE_STRIKES - 1) {
-            qdb_msg q = {.type = QDB_MSG_PING};
-            node_call(n, rpc->dst, &q, RPC_PROBE, rpc->arg + 1u, 0, NULL); /* next strike */
+        if (!struck(n, rpc)) {
+            strike_again(n, rpc);
             break;
         }
         unsuspect(n, rpc->dst);
@@ -1129,9 +1194,18 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         ring_forget(n, rpc->dst); /* dead: repair the tables now, not next round */
         break;
     case RPC_PING:
-        if (rpc->arg < QDB_NODE_STRIKES - 1 && n->has_pred && qdb_addr_eq(n->pred.addr, rpc->dst)) {
-            qdb_msg q = {.type = QDB_MSG_PING};
-            node_call(n, rpc->dst, &q, RPC_PING, rpc->arg + 1u, 0, &rpc->peer); /* next strike */
+        if (!n->has_pred || !qdb_addr_eq(n->pred.addr, rpc->dst)) {
+            /* No longer our predecessor: nobody to strike (as RPC_STABILIZE
+             * above, remembered alike); a contender waiting on it is free
+             * to go. */
+            remember(n, rpc->dst);
+            watch_pred_failed(n, rpc->dst);
+            break;
+        }
+        /* A predecessor that still sends us frames is not struck out on
+         * lost PINGs alone (watch_silent). */
+        if (!struck(n, rpc)) {
+            strike_again(n, rpc);
             break;
         }
         remember(n, rpc->dst);

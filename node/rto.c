@@ -89,6 +89,19 @@ void qdb_rto_backoff(qdb_rto *t, qdb_addr a)
     e->rto = MIN(e->rto * 2, t->ceiling);
 }
 
+void qdb_rto_heard(qdb_rto *t, qdb_addr a, qdb_time_us now)
+{
+    get(t, a)->heard = now;
+}
+
+qdb_time_us qdb_rto_heard_at(const qdb_rto *t, qdb_addr a)
+{
+    for (unsigned i = 0; i < t->n; i++)
+        if (qdb_addr_eq(t->e[i].addr, a))
+            return t->e[i].heard;
+    return 0;
+}
+
 size_t qdb_rto_memory(const qdb_rto *t)
 {
     return t->e ? t->capacity * sizeof(qdb_rto_entry) : 0;

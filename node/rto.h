@@ -30,6 +30,7 @@ typedef struct qdb_rto_entry {
     uint32_t used;       /* LRU stamp */
     qdb_time_us srtt, rttvar; /* srtt 0: no sample yet (only timeouts) */
     qdb_time_us rto;
+    qdb_time_us heard;   /* its last answer (qdb_rto_heard); 0: none */
 } qdb_rto_entry;
 
 typedef struct qdb_rto {
@@ -51,6 +52,13 @@ bool qdb_rto_measured(qdb_rto *t, qdb_addr a);
 void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt);
 /* A request to a timed out: back off (double, up to the ceiling). */
 void qdb_rto_backoff(qdb_rto *t, qdb_addr a);
+/* a answered one of our requests at `now`, on time or late: evidence that
+ * it is alive and hears us (the node's failure detector, watch.c).  Kept
+ * with its round trip; the client core does not use it. */
+void qdb_rto_heard(qdb_rto *t, qdb_addr a, qdb_time_us now);
+/* When a last answered; 0 if never (or forgotten since).  Does not count
+ * as a use of a's entry. */
+qdb_time_us qdb_rto_heard_at(const qdb_rto *t, qdb_addr a);
 /* Bytes held (for memory accounting). */
 size_t qdb_rto_memory(const qdb_rto *t);
 

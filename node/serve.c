@@ -14,6 +14,7 @@
 
 #include <string.h>
 
+#include "common/hindex.h"
 #include "node_internal.h"
 #include "record.h"
 #include "stray.h"
@@ -114,17 +115,21 @@ typedef struct dedup_entry {
     bool dropped;
 } dedup_entry;
 
-static guint dedup_hash(gconstpointer p)
+/* The index (common/hindex.h) places by the top bits of a product, so
+ * consecutive sequence numbers of one client spread. */
+static uint64_t dedup_hash(const dedup_key *k)
 {
-    const dedup_key *k = p;
-    uint64_t h = k->client * UINT64_C(0x9E3779B97F4A7C15) ^ k->seq;
-    return (guint)(h ^ (h >> 32));
+    return k->client * UINT64_C(0x9E3779B97F4A7C15) ^ k->seq;
 }
 
-static gboolean dedup_equal(gconstpointer a, gconstpointer b)
+static dedup_entry *dedup_find(qdb_node *n, const dedup_key *k)
 {
-    const dedup_key *x = a, *y = b;
-    return x->client == y->client && x->seq == y->seq;
+    size_t pos = 0;
+    dedup_entry *e;
+    while ((e = qdb_hindex_next(n->dedup, dedup_hash(k), &pos)) != NULL)
+        if (e->key.client == k->client && e->key.seq == k->seq)
+            return e;
+    return NULL;
 }
 
 /* The entries live in a ring of cfg.dedup_capacity slots, allocated by
@@ -143,12 +148,14 @@ static dedup_entry *dedup_slot(qdb_node *n, uint64_t i)
 void serve_free(qdb_node *n)
 {
     g_free(n->req_counts);
+    g_free(n->ahead);
     if (n->sessions)
         g_hash_table_destroy(n->sessions);
     if (n->classes)
         g_hash_table_destroy(n->classes);
     if (n->dedup) {
-        g_hash_table_destroy(n->dedup);
+        qdb_hindex_clear(n->dedup);
+        g_free(n->dedup);
         for (dedup_entry *e; (e = g_queue_pop_head(n->dedup_kept)) != NULL;)
             g_bytes_unref(e->payload);
         g_queue_free(n->dedup_kept);
@@ -269,16 +276,18 @@ static void dedup_drop_oldest_payload(qdb_node *n)
     e->dropped = true;
 }
 
+/* unseen: the caller has just looked (client, seq) up and not found it,
+ * which spares a second lookup per write. */
 static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int status,
-                           const uint8_t *payload, size_t len)
+                           const uint8_t *payload, size_t len, bool unseen)
 {
     if (!n->dedup) {
-        n->dedup = g_hash_table_new(dedup_hash, dedup_equal);
+        n->dedup = g_new0(qdb_hindex, 1);
         n->dedup_ring = g_ptr_array_new_with_free_func(g_free);
         n->dedup_kept = g_queue_new();
     }
     dedup_key k = {client, seq};
-    if (g_hash_table_contains(n->dedup, &k)) /* cannot happen: looked up first */
+    if (!unseen && dedup_find(n, &k)) /* cannot happen: pending */
         return;
     /* A payload over a quarter of the budget is never kept: one large
      * GET_UPDATE must not push out the payloads of many small ones. */
@@ -295,7 +304,7 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
     if (n->dedup_added >= n->cfg.dedup_capacity) { /* e is the oldest: it goes */
         if (g_queue_peek_head(n->dedup_kept) == e)
             dedup_drop_oldest_payload(n);
-        g_hash_table_remove(n->dedup, e);
+        qdb_hindex_remove(n->dedup, dedup_hash(&e->key), e);
     }
     n->dedup_added++;
     *e = (dedup_entry){.key = k, .status = status, .dropped = len > 0 && !keep};
@@ -303,27 +312,115 @@ static void dedup_remember(qdb_node *n, uint64_t client, uint64_t seq, int statu
         e->payload = g_bytes_new(payload, len);
         g_queue_push_tail(n->dedup_kept, e);
     }
-    g_hash_table_add(n->dedup, e);
+    qdb_hindex_add(n->dedup, dedup_hash(&k), e);
 }
 
-/* Answer request m, and count the answer by type and status (the metrics). */
+/* Answer a request of this type and seq, and count the answer by type and
+ * status (the metrics). */
+static void answer(qdb_node *n, qdb_addr src, int type, uint64_t seq, int status,
+                   const uint8_t *payload, size_t len)
+{
+    status_count_request(n, type, status);
+    if (status == QDB_E_STORAGE)
+        n->stats.storage_errors++;
+    node_send_reply(n, src, seq, status, payload, len);
+}
+
 static void reply(qdb_node *n, qdb_addr src, const qdb_msg *m, int status,
                   const uint8_t *payload, size_t len)
 {
-    status_count_request(n, m->type, status);
-    if (status == QDB_E_STORAGE)
-        n->stats.storage_errors++;
-    qdb_msg r = {.type = QDB_MSG_REPLY, .seq = m->seq, .status = status,
-                 .content = payload, .content_len = len};
-    node_send(n, src, &r);
+    answer(n, src, m->type, m->seq, status, payload, len);
 }
 
 void serve_answer(qdb_node *n, qdb_addr src, uint64_t client, int type, uint64_t seq, int status,
                   const uint8_t *payload, size_t len)
 {
-    dedup_remember(n, client, seq, status, payload, len);
-    qdb_msg m = {.type = type, .seq = seq};
-    reply(n, src, &m, status, payload, len);
+    dedup_remember(n, client, seq, status, payload, len, false);
+    answer(n, src, type, seq, status, payload, len);
+}
+
+/* ---- pipelined batches announced ahead ------------------------------------- */
+
+/* The IDs of aliases announced ahead (qdb_inbound.ahead), kept for their
+ * requests: the aliases of a 16-deep batch are hashed (SHA-3) one after the
+ * other while the store fetches their index slots, then their entries, so
+ * the batch's cache misses overlap; serve_request() takes each ID here
+ * instead of hashing again.  An ID is a function of its alias, and a slot
+ * is used only for an alias equal byte for byte, so what is found here is
+ * what qdb_id_hash() would give: no outcome depends on the memo, only when
+ * the hashing happens.  Allocated at the first announcement (the simulator
+ * makes none). */
+#define AHEAD_SLOTS 32     /* a batch beyond it: the rest is hashed when served */
+#define AHEAD_ALIAS_MAX 64 /* longer aliases: likewise */
+
+typedef struct ahead_slot {
+    bool used;
+    uint8_t alias_len;
+    uint8_t alias[AHEAD_ALIAS_MAX];
+    qdb_id id;
+} ahead_slot;
+
+struct serve_ahead {
+    ahead_slot slot[AHEAD_SLOTS];
+    unsigned next;  /* the slot the next announced alias takes */
+    unsigned batch; /* announced since the batch began */
+    unsigned first; /* where serve_alias_id() looks first: the batch's start */
+};
+
+static void ahead_prefetch(qdb_node *n, const ahead_slot *s, int pass)
+{
+    uint8_t key[QDB_KEY_MAX];
+    size_t kl = qdb_record_key(key, &s->id, s->alias, s->alias_len);
+    n->storage->prefetch(n->storage, key, kl, pass);
+}
+
+void serve_ahead(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
+{
+    (void)src;
+    if (!n->ahead)
+        n->ahead = g_new0(struct serve_ahead, 1);
+    struct serve_ahead *a = n->ahead;
+    if (frame == NULL) { /* the batch is in: its index slots have arrived by now */
+        for (int pass = 1; pass <= 2 && n->storage->prefetch; pass++)
+            for (unsigned i = 0; i < a->batch; i++)
+                ahead_prefetch(n, &a->slot[(a->first + i) % AHEAD_SLOTS], pass);
+        a->batch = 0;
+        return;
+    }
+    const uint8_t *alias;
+    size_t alias_len;
+    if (a->batch >= AHEAD_SLOTS ||
+        qdb_request_alias(frame, len, &alias, &alias_len) != QDB_OK ||
+        alias_len > AHEAD_ALIAS_MAX)
+        return;
+    if (a->batch++ == 0)
+        a->first = a->next;
+    ahead_slot *s = &a->slot[a->next];
+    a->next = (a->next + 1) % AHEAD_SLOTS;
+    s->used = true;
+    s->alias_len = (uint8_t)alias_len;
+    if (alias_len > 0)
+        memcpy(s->alias, alias, alias_len);
+    qdb_id_hash(&s->id, alias, alias_len);
+    if (n->storage->prefetch)
+        ahead_prefetch(n, s, 0);
+}
+
+/* qdb_id_hash(), or the ID announced ahead for this alias. */
+static void serve_alias_id(qdb_node *n, qdb_id *id, const uint8_t *alias, size_t alias_len)
+{
+    struct serve_ahead *a = n->ahead;
+    for (unsigned k = 0; a && alias_len <= AHEAD_ALIAS_MAX && k < AHEAD_SLOTS; k++) {
+        const ahead_slot *s = &a->slot[(a->first + k) % AHEAD_SLOTS];
+        if (s->used && s->alias_len == alias_len &&
+            (alias_len == 0 || memcmp(s->alias, alias, alias_len) == 0)) {
+            *id = s->id;
+            n->stats.ids_ahead++;
+            a->first = (a->first + k + 1) % AHEAD_SLOTS; /* the batch's next request */
+            return;
+        }
+    }
+    qdb_id_hash(id, alias, alias_len);
 }
 
 /* ---- entry requests --------------------------------------------------------- */
@@ -519,7 +616,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     if (is_mutation(m->type) && n->dedup) {
         dedup_key k = {client, m->seq};
-        dedup_entry *e = g_hash_table_lookup(n->dedup, &k);
+        dedup_entry *e = dedup_find(n, &k);
         if (e) { /* a copy of a request we ran: the same answer, not a second run */
             n->stats.duplicates++;
             gsize len = 0;
@@ -558,7 +655,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
                                            : remove_owned(n, written);
     } else {
         qdb_id id;
-        qdb_id_hash(&id, m->alias, m->alias_len);
+        serve_alias_id(n, &id, m->alias, m->alias_len);
         if (!settled) {
             n->stats.unstable++;
             reply(n, src, m, QDB_E_UNSTABLE, NULL, 0);
@@ -585,7 +682,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     if (!is_mutation(m->type) || n->replication <= 1 ||
         !replica_write(n, src, client, m, status, payload, plen, written)) {
         if (is_mutation(m->type))
-            dedup_remember(n, client, m->seq, status, payload, plen);
+            dedup_remember(n, client, m->seq, status, payload, plen, true);
         reply(n, src, m, status, payload, plen);
     }
     g_clear_pointer(&written, g_ptr_array_unref);

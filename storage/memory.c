@@ -16,7 +16,10 @@
  * MEM_INDEX_AT entries: under load (make bench, 100k keys) the tree's key
  * comparisons were a third of qdbd's CPU.  Small stores -- a simulated node
  * holds a few -- never pay for the index.  The index is only looked up, never
- * iterated, so its order cannot reach anything.
+ * iterated, so its order cannot reach anything.  It is a common/hindex.h
+ * (hash and pointer in one slot): GHashTable's separate hash and key arrays
+ * cost a second cold line per lookup, and the index's lookups were 18% of
+ * qdbd's CPU under make bench.
  *
  * New keys of an indexed store wait in `fresh` and join the tree only when
  * the order is needed (iterate, del), sorted first: a random insert into a
@@ -33,6 +36,7 @@
  */
 #include "storage/memory.h"
 
+#include "common/hindex.h"
 #include "node/error.h"
 
 #include <glib.h>
@@ -93,7 +97,8 @@ typedef struct mem_fresh {
 
 typedef struct mem_store {
     GTree *tree;        /* the order, and the owner of the entries in it */
-    GHashTable *index;  /* NULL until the store grows past MEM_INDEX_AT */
+    qdb_hindex index;   /* every entry by mem_key_hash(), once indexed */
+    bool indexed;       /* the store grew past MEM_INDEX_AT */
     GArray *fresh;      /* mem_fresh: indexed, owned here, not in the tree yet */
     mem_entry *last;    /* the entry found or added last; NULL after a del() */
 } mem_store;
@@ -105,27 +110,30 @@ static GTree *mem_tree(qdb_storage *s)
 
 /* Keys are mostly ID || alias, so their first bytes are already uniformly
  * spread; mix in the length and the last bytes for the rest. */
-static guint mem_entry_hash(gconstpointer p)
+static uint64_t mem_key_hash(const uint8_t *key, size_t key_len)
 {
-    const mem_entry *e = p;
-    uint64_t h = e->key_len * UINT64_C(0x9E3779B97F4A7C15);
-    size_t n = e->key_len < 8 ? e->key_len : 8;
+    uint64_t h = key_len * UINT64_C(0x9E3779B97F4A7C15);
+    size_t n = key_len < 8 ? key_len : 8;
     for (size_t i = 0; i < n; i++)
-        h = (h ^ e->key[i]) * UINT64_C(0x100000001B3);
-    for (size_t i = e->key_len > 16 ? e->key_len - 8 : n; i < e->key_len; i++)
-        h = (h ^ e->key[i]) * UINT64_C(0x100000001B3);
-    return (guint)(h ^ (h >> 32));
+        h = (h ^ key[i]) * UINT64_C(0x100000001B3);
+    for (size_t i = key_len > 16 ? key_len - 8 : n; i < key_len; i++)
+        h = (h ^ key[i]) * UINT64_C(0x100000001B3);
+    return h;
 }
 
-static gboolean mem_entry_equal(gconstpointer a, gconstpointer b)
+static bool mem_entry_equal(const mem_entry *x, const mem_entry *y)
 {
-    const mem_entry *x = a, *y = b;
     return x->key_len == y->key_len && (x->key_len == 0 || memcmp(x->key, y->key, x->key_len) == 0);
+}
+
+static void mem_index_add(mem_store *m, mem_entry *e)
+{
+    qdb_hindex_add(&m->index, mem_key_hash(e->key, e->key_len), e);
 }
 
 static gboolean index_add(gpointer key, gpointer value, gpointer data)
 {
-    g_hash_table_add(data, key);
+    mem_index_add(data, key);
     return FALSE;
 }
 
@@ -165,10 +173,48 @@ static mem_entry *mem_find(qdb_storage *s, const mem_entry *probe)
     mem_store *m = s->impl;
     if (m->last && mem_entry_equal(m->last, probe))
         return m->last;
-    mem_entry *e = m->index ? g_hash_table_lookup(m->index, probe) : g_tree_lookup(m->tree, probe);
+    mem_entry *e = NULL;
+    if (!m->indexed) {
+        e = g_tree_lookup(m->tree, probe);
+    } else {
+        uint64_t h = mem_key_hash(probe->key, probe->key_len);
+        size_t pos = 0;
+        while ((e = qdb_hindex_next(&m->index, h, &pos)) != NULL && !mem_entry_equal(e, probe))
+            ;
+    }
     if (e)
         m->last = e;
     return e;
+}
+
+/* Pass 0 fetches the index slot; pass 1, once it has arrived, the entry's
+ * first line; pass 2, once that has, the value (the record a GET checks
+ * and sends, or a PUT of the same length overwrites), into the second-level
+ * cache: up to MEM_PREFETCH_MAX bytes, so a batch of large values does not
+ * flush what the others fetched. */
+#define MEM_PREFETCH_MAX 4096
+
+static void mem_prefetch(qdb_storage *s, const uint8_t *key, size_t key_len, int pass)
+{
+    mem_store *m = s->impl;
+    if (!m->indexed)
+        return;
+    uint64_t h = mem_key_hash(key, key_len);
+    if (pass == 0) {
+        qdb_hindex_prefetch(&m->index, h);
+        return;
+    }
+    size_t pos = 0;
+    const mem_entry *e = qdb_hindex_next(&m->index, h, &pos);
+    if (e == NULL)
+        return;
+    if (pass == 1) {
+        __builtin_prefetch(e);
+        return;
+    }
+    size_t len = MIN(e->value_len, MEM_PREFETCH_MAX);
+    for (size_t off = 0; off < len; off += 64)
+        __builtin_prefetch(e->value + off, 0, 2);
 }
 
 static const uint8_t *mem_value(const mem_entry *e)
@@ -224,15 +270,15 @@ static int mem_put_parts(qdb_storage *s, const uint8_t *key, size_t key_len, con
         if (key_len > 0)
             memcpy(e->data, key, key_len);
         m->last = e;
-        if (m->index) { /* the tree waits: mem_settle() */
-            g_hash_table_add(m->index, e);
+        if (m->indexed) { /* the tree waits: mem_settle() */
+            mem_index_add(m, e);
             mem_fresh f = {mem_prefix(key, key_len), e};
             g_array_append_val(m->fresh, f);
         } else {
             g_tree_insert(m->tree, e, e);
             if (g_tree_nnodes(m->tree) > MEM_INDEX_AT) {
-                m->index = g_hash_table_new(mem_entry_hash, mem_entry_equal);
-                g_tree_foreach(m->tree, index_add, m->index);
+                m->indexed = true;
+                g_tree_foreach(m->tree, index_add, m);
                 m->fresh = g_array_new(FALSE, FALSE, sizeof(mem_fresh));
             }
         }
@@ -256,9 +302,13 @@ static int mem_del(qdb_storage *s, const uint8_t *key, size_t key_len)
     mem_store *m = s->impl;
     m->last = NULL; /* it may be the one removed */
     mem_settle(m);  /* it may be fresh */
-    if (m->index)
-        g_hash_table_remove(m->index, &probe);
-    return g_tree_remove(m->tree, &probe) ? QDB_OK : QDB_E_ALIAS_NOT_FOUND;
+    mem_entry *e = g_tree_lookup(m->tree, &probe);
+    if (e == NULL)
+        return QDB_E_ALIAS_NOT_FOUND;
+    if (m->indexed)
+        qdb_hindex_remove(&m->index, mem_key_hash(key, key_len), e);
+    g_tree_remove(m->tree, e); /* frees e */
+    return QDB_OK;
 }
 
 static int mem_iterate(qdb_storage *s, const uint8_t *from, size_t from_len, const uint8_t *to,
@@ -288,8 +338,7 @@ static void mem_destroy(qdb_storage *s)
     if (s == NULL)
         return;
     mem_store *m = s->impl;
-    if (m->index)
-        g_hash_table_destroy(m->index);
+    qdb_hindex_clear(&m->index);
     if (m->fresh) {
         for (guint i = 0; i < m->fresh->len; i++)
             mem_entry_free(g_array_index(m->fresh, mem_fresh, i).e);
@@ -315,5 +364,6 @@ qdb_storage *qdb_storage_memory_new(void)
     s->destroy = mem_destroy;
     s->peek = mem_peek;
     s->put_parts = mem_put_parts;
+    s->prefetch = mem_prefetch;
     return s;
 }

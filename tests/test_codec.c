@@ -1316,11 +1316,64 @@ static void test_find_exclude(void)
     g_byte_array_unref(out);
 }
 
+/* qdb_request_alias(): the alias of an entry request, read without a full
+ * decode, for the frames of a pipelined batch announced ahead. */
+static void test_request_alias(void)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *alias;
+    size_t alias_len;
+    qdb_msg m = {.type = QDB_MSG_UPDATE, .seq = 300, .alias = (const uint8_t *)"key:42",
+                 .alias_len = 6, .content = (const uint8_t *)"v", .content_len = 1};
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&m, b), QDB_OK);
+    CU_ASSERT_EQUAL(qdb_request_alias(b->data, b->len, &alias, &alias_len), QDB_OK);
+    CU_ASSERT_TRUE(alias_len == 6 && memcmp(alias, "key:42", 6) == 0);
+    CU_ASSERT_NOT_EQUAL(qdb_request_alias(b->data, 8, &alias, &alias_len), QDB_OK); /* cut */
+    g_byte_array_set_size(b, 0);
+    qdb_msg all = {.type = QDB_MSG_REMOVE_ALL, .seq = 1}; /* no alias */
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&all, b), QDB_OK);
+    CU_ASSERT_NOT_EQUAL(qdb_request_alias(b->data, b->len, &alias, &alias_len), QDB_OK);
+    g_byte_array_set_size(b, 0);
+    qdb_msg hello = {.type = QDB_MSG_HELLO, .seq = 7}; /* not an entry request */
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&hello, b), QDB_OK);
+    CU_ASSERT_NOT_EQUAL(qdb_request_alias(b->data, b->len, &alias, &alias_len), QDB_OK);
+    g_byte_array_free(b, TRUE);
+}
+
+/* qdb_reply_encode_buf() gives exactly qdb_msg_encode_buf()'s bytes. */
+static void test_reply_encode(void)
+{
+    static uint8_t payload[1500];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (uint8_t)(i * 7);
+    const size_t lens[] = {0, 1, 100, 1024, sizeof payload};
+    const uint64_t seqs[] = {0, 1, 127, 128, UINT32_MAX};
+    for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
+        qdb_msg m = {.type = QDB_MSG_REPLY, .seq = seqs[i], .status = (int)(i * 3),
+                     .content = lens[i] ? payload : NULL, .content_len = lens[i]};
+        uint8_t a[2048], b[2048];
+        size_t al = 0, bl = 0;
+        CU_ASSERT_EQUAL_FATAL(qdb_msg_encode_buf(&m, a, sizeof a, &al), QDB_OK);
+        CU_ASSERT_EQUAL_FATAL(qdb_reply_encode_buf(m.seq, m.status, m.content, m.content_len, b,
+                                                   sizeof b, &bl), QDB_OK);
+        CU_ASSERT_TRUE(al == bl && memcmp(a, b, al) == 0);
+        CU_ASSERT_EQUAL(qdb_reply_encode_buf(m.seq, m.status, m.content, m.content_len, b,
+                                             al - 1, &bl), QDB_E_OVERSIZED);
+    }
+    uint8_t c[64];
+    size_t cl;
+    CU_ASSERT_EQUAL(qdb_reply_encode_buf(1, 256, NULL, 0, c, sizeof c, &cl),
+                    QDB_E_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(qdb_reply_encode_buf((uint64_t)UINT32_MAX + 1, 0, NULL, 0, c, sizeof c, &cl),
+                    QDB_E_INVALID_ARGUMENT);
+}
+
 static CU_TestInfo basic_tests[] = {
     {.pName = "varint", .pTestFunc = test_varint},
     {.pName = "type names", .pTestFunc = test_type_names},
     {.pName = "round trip every type", .pTestFunc = test_round_trip},
     {.pName = "encode into a buffer", .pTestFunc = test_encode_buf},
+    {.pName = "REPLY from its fields", .pTestFunc = test_reply_encode},
     {.pName = "new requests", .pTestFunc = test_new_requests},
     {.pName = "fixed layouts", .pTestFunc = test_fixed_layouts},
     {.pName = "handover builder", .pTestFunc = test_handover_builder},
@@ -1331,6 +1384,7 @@ static CU_TestInfo basic_tests[] = {
 static CU_TestInfo error_tests[] = {
     {.pName = "encode errors", .pTestFunc = test_encode_errors},
     {.pName = "frame peek", .pTestFunc = test_frame_peek},
+    {.pName = "request alias", .pTestFunc = test_request_alias},
     {.pName = "decode errors", .pTestFunc = test_decode_errors},
     {.pName = "handover counts", .pTestFunc = test_handover_counts},
     {.pName = "12-byte budget", .pTestFunc = test_budget},

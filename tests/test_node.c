@@ -1771,6 +1771,30 @@ static void test_rto_estimator(void)
     qdb_rto_free(&t);
 }
 
+/* rto.h's evidence of life for the failure detector (node/watch.c): the
+ * last answer, kept per peer with its round trip, and gone with it. */
+static void test_rto_heard(void)
+{
+    qdb_rto t;
+    qdb_rto_init(&t, 2, 2 * S, 200 * QDB_US_PER_MS, 60 * S);
+    qdb_addr a = {1, 1}, b = {2, 2}, c = {3, 3};
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 0); /* never */
+    qdb_rto_heard(&t, a, 5 * S);
+    qdb_rto_sample(&t, b, 100 * QDB_US_PER_MS);
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 5 * S);
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, b), 0); /* a sample alone is no answer here */
+    qdb_rto_heard(&t, a, 7 * S);
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 7 * S);
+    qdb_rto_backoff(&t, a); /* a timeout forgets no answer */
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 7 * S);
+    qdb_rto_heard_at(&t, b); /* not a use: b stays the oldest... */
+    qdb_rto_timeout(&t, a);
+    qdb_rto_sample(&t, c, 100 * QDB_US_PER_MS); /* ...and is evicted */
+    CU_ASSERT_EQUAL(qdb_rto_heard_at(&t, a), 7 * S);
+    CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 2 * S);
+    qdb_rto_free(&t);
+}
+
 /* Hive-wide settings.  A node with its own configuration, beyond the
  * harness's 16: ID 0x18.., address 10.0.1.k. */
 static int h_add_cfg(harness *h, unsigned k, qdb_node_config cfg)
@@ -2155,6 +2179,62 @@ static void test_session_gone(void)
     CU_ASSERT_EQUAL(exchange(h, 0, &m, NULL), QDB_E_NO_SESSION);
     hello(h, 0);
     check_value(h, 0, "s2", NULL);
+    h_free(h);
+}
+
+/* Announce a request for alias to node 0 (qdb_inbound.ahead), as the real
+ * loop does with the frames of a pipelined batch; NULL: end the batch. */
+static void announce(harness *h, const char *alias)
+{
+    if (alias == NULL) {
+        qdb_node_inbound.ahead(node(h, 0), (qdb_addr){0}, NULL, 0);
+        return;
+    }
+    qdb_msg m = {.type = QDB_MSG_GET, .seq = 999, .alias = (const uint8_t *)alias,
+                 .alias_len = strlen(alias)};
+    GByteArray *b = g_byte_array_new();
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(&m, b), QDB_OK);
+    qdb_node_inbound.ahead(node(h, 0), (qdb_addr){0}, b->data, b->len);
+    g_byte_array_free(b, TRUE);
+}
+
+/* The IDs of aliases announced ahead are used for those aliases only: a
+ * request for another alias, an announcement never followed by its request,
+ * frames that are no request, and batches beyond the memo's 32 slots change
+ * no answer. */
+static void test_ahead(void)
+{
+    harness *h = h_new();
+    h_solo(h);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "x", "vx", NULL), QDB_OK);
+    CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, "y", "vy", NULL), QDB_OK);
+    const qdb_node_stats *st = qdb_node_get_stats(node(h, 0));
+    uint64_t used = st->ids_ahead;
+    uint8_t junk[] = {0, 0, 0, 2, 0xff, 0xff};
+    qdb_node_inbound.ahead(node(h, 0), (qdb_addr){0}, junk, sizeof junk);
+    announce(h, "x");
+    announce(h, NULL);
+    check_value(h, 0, "y", "vy"); /* not with x's ID */
+    CU_ASSERT_EQUAL(st->ids_ahead, used);
+    check_value(h, 0, "x", "vx");
+    CU_ASSERT_EQUAL(st->ids_ahead, used + 1);
+    char alias[16];
+    for (int i = 0; i < 40; i++) {
+        g_snprintf(alias, sizeof alias, "k%d", i);
+        announce(h, alias);
+    }
+    announce(h, NULL);
+    used = st->ids_ahead;
+    for (int i = 0; i < 40; i++) {
+        g_snprintf(alias, sizeof alias, "k%d", i);
+        CU_ASSERT_EQUAL(request(h, 0, QDB_MSG_PUT, alias, alias, NULL), QDB_OK);
+    }
+    CU_ASSERT_EQUAL(st->ids_ahead, used + 32); /* the rest was hashed when served */
+    for (int i = 0; i < 40; i++) {
+        g_snprintf(alias, sizeof alias, "k%d", i);
+        check_value(h, 0, alias, alias);
+    }
+    check_value(h, 0, "x", "vx");
     h_free(h);
 }
 
@@ -2811,6 +2891,7 @@ int main(void)
          test_find_exclusion_repairs},
         {"a peer slower than rpc_timeout is kept", test_slow_peer_kept},
         {"RTO estimator", test_rto_estimator},
+        {"RTO: answers heard", test_rto_heard},
         {"expired entries read absent, then collected", test_expiry_collected},
         CU_TEST_INFO_NULL,
     };
@@ -2842,6 +2923,7 @@ int main(void)
         {"a joiner with a live node's ID is refused", test_id_collision_refused},
         {"a session ends with its connection", test_session_gone},
         {"node messages refused on client sessions, and the reverse", test_classes},
+        {"IDs announced ahead serve their aliases only", test_ahead},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo partitioned[] = {

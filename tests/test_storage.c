@@ -311,6 +311,37 @@ static void test_index_removals(void)
     s->destroy(s);
 }
 
+/* prefetch() (issue 12) is a hint: every pass, for present and absent keys,
+ * small and indexed stores, leaves every answer as it was. */
+static void test_prefetch(void)
+{
+    qdb_storage *s = qdb_storage_memory_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->prefetch);
+    char key[16];
+    for (int n = 0; n < 200; n++) { /* past the index threshold on the way */
+        int kl = g_snprintf(key, sizeof key, "key:%d", n);
+        CU_ASSERT_EQUAL(s->put(s, (const uint8_t *)key, (size_t)kl, (const uint8_t *)key,
+                               (size_t)kl), QDB_OK);
+        for (int k = 0; k <= n + 1; k++) { /* n + 1: absent */
+            kl = g_snprintf(key, sizeof key, "key:%d", k);
+            for (int pass = 0; pass <= 2; pass++)
+                s->prefetch(s, (const uint8_t *)key, (size_t)kl, pass);
+        }
+    }
+    int right = 0;
+    for (int k = 0; k <= 200; k++) {
+        int kl = g_snprintf(key, sizeof key, "key:%d", k);
+        const uint8_t *v;
+        size_t vl;
+        int rc = s->peek(s, (const uint8_t *)key, (size_t)kl, &v, &vl);
+        right += k == 200 ? rc == QDB_E_ALIAS_NOT_FOUND
+                          : rc == QDB_OK && vl == (size_t)kl && memcmp(v, key, vl) == 0;
+    }
+    CU_ASSERT_EQUAL(right, 201);
+    CU_ASSERT_EQUAL(s->count(s), 200);
+    s->destroy(s);
+}
+
 /* peek() and put_parts() (issue 12): the stored bytes without a copy, and a
  * value given in two parts; the entry found last, which the store checks
  * first, never outlives a del() nor answers for another key. */
@@ -854,6 +885,7 @@ static CU_TestInfo memory_tests[] = {
     {.pName = "peek and put_parts", .pTestFunc = test_peek_put_parts},
     {.pName = "keys waiting outside the tree", .pTestFunc = test_fresh_keys},
     {.pName = "index: removals and returns", .pTestFunc = test_index_removals},
+    {.pName = "prefetch changes nothing", .pTestFunc = test_prefetch},
     CU_TEST_INFO_NULL,
 };
 

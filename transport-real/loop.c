@@ -62,19 +62,12 @@ struct qdb_loop {
     GPtrArray *dead_eps;   /* detached, freed at the end of run_once */
 };
 
-static int64_t wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- the seams ------------------------------------------------------------------- */
 
 static qdb_time_us clock_now(qdb_clock *clk)
 {
-    (void)clk;
-    return loop_mono_now();
+    qdb_loop_endpoint *ep = clk->impl;
+    return loop_clock_mono(&ep->loop->poller.clock);
 }
 
 static void clock_arm(qdb_clock *clk, qdb_time_us deadline)
@@ -87,8 +80,8 @@ static void clock_arm(qdb_clock *clk, qdb_time_us deadline)
 
 static int64_t clock_wall(qdb_clock *clk)
 {
-    (void)clk;
-    return wall_now();
+    qdb_loop_endpoint *ep = clk->impl;
+    return loop_clock_wall(&ep->loop->poller.clock);
 }
 
 static int transport_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t len)
@@ -134,7 +127,7 @@ static GRand *rand_from_os(void)
     }
     if (got < sizeof(seed)) { /* no getrandom: time and pid, better than a constant */
         seed[0] ^= (guint32)loop_mono_now();
-        seed[1] ^= (guint32)wall_now();
+        seed[1] ^= (guint32)loop_wall_now();
         seed[2] ^= (guint32)getpid();
     }
     return g_rand_new_with_seed_array(seed, G_N_ELEMENTS(seed));
@@ -285,11 +278,13 @@ bool qdb_loop_run_once(qdb_loop *loop, int timeout_ms)
     int wait = poller_stopping(&loop->poller) || net_busy(&loop->net)
                    ? 0
                    : timers_wait_ms(&loop->timers, loop_mono_now(), timeout_ms);
+    loop_clock_hold(&loop->poller.clock, true);
     poller_wait(&loop->poller, wait);
-    timers_run(&loop->timers, loop_mono_now());
+    timers_run(&loop->timers, loop_clock_mono(&loop->poller.clock));
     net_notify(&loop->net);
     net_flush(&loop->net);
     graveyard_empty(loop);
+    loop_clock_hold(&loop->poller.clock, false);
     loop->in_run = false;
     return !poller_take_stop(&loop->poller);
 }

@@ -107,8 +107,10 @@ void poller_wait(loop_poller *p, int timeout_ms)
         g_warning("epoll_wait: %s", g_strerror(errno));
     for (int i = 0; i < n; i++) {
         loop_src *s = evs[i].data.ptr;
+        loop_clock_renew(&p->clock);
         s->ready(s, evs[i].events);
     }
+    loop_clock_renew(&p->clock);
 }
 
 void poller_stop(loop_poller *p)

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "timers.h"
+
 typedef struct loop_src loop_src;
 struct loop_src {
     /* events: the EPOLL* bits reported for the descriptor. */
@@ -35,6 +37,7 @@ typedef struct loop_poller {
     loop_src wake_src;
     volatile sig_atomic_t stop_requested;
     GPtrArray *watches;                  /* loop_watch*, owned */
+    loop_clock clock;                    /* renewed before each event (timers.h) */
 } loop_poller;
 
 /* false and a message in err (QDB_ERRMSG_SIZE) if epoll or the eventfd
@@ -52,7 +55,8 @@ int poller_mod(loop_poller *p, int fd, loop_src *src, bool want_out);
 int poller_set(loop_poller *p, int fd, loop_src *src, bool want_in, bool want_out);
 
 /* Wait up to timeout_ms (-1: no limit) and dispatch what is ready, in the
- * order epoll reports it. */
+ * order epoll reports it.  p->clock is renewed before each event and once
+ * more after the last. */
 void poller_wait(loop_poller *p, int timeout_ms);
 
 /* Ask the loop to stop: a flag and a write to the eventfd, so it is safe in

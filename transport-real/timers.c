@@ -16,6 +16,31 @@ qdb_time_us loop_mono_now(void)
     return (qdb_time_us)ts.tv_sec * QDB_US_PER_S + (qdb_time_us)ts.tv_nsec / 1000;
 }
 
+int64_t loop_wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+qdb_time_us loop_clock_mono(loop_clock *c)
+{
+    if (!c->held)
+        return loop_mono_now();
+    if (c->mono == 0)
+        c->mono = loop_mono_now();
+    return c->mono;
+}
+
+int64_t loop_clock_wall(loop_clock *c)
+{
+    if (!c->held)
+        return loop_wall_now();
+    if (c->wall == 0)
+        c->wall = loop_wall_now();
+    return c->wall;
+}
+
 typedef struct loop_every {
     loop_timer timer;      /* first: the timer is the callback */
     qdb_time_us period;
