@@ -386,6 +386,10 @@ void replica_copy(qdb_node *n, GPtrArray *keys);
  * is nobody to copy to: the caller acknowledges now. */
 bool replica_handover(qdb_node *n, qdb_addr src, uint64_t rpc, const qdb_peer *leaver,
                       GPtrArray *keys);
+/* Is this leaver's batch (rpc, from src) waiting for our replicas?  A copy
+ * of it (the network duplicated it) is then acknowledged with it, not
+ * before. */
+bool replica_handover_pending(const qdb_node *n, qdb_addr src, uint64_t rpc);
 /* Is this request waiting for its replicas?  (A retry then waits too.) */
 bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq);
 void replica_round(qdb_node *n);
@@ -408,6 +412,12 @@ void replica_free(qdb_node *n);
  * all answered (or failed) replica_syncing is true for keys there. */
 void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi);
 bool replica_syncing(const qdb_node *n, const qdb_id *id);
+/* We joined and now have both our hand-over and a predecessor: the same
+ * sync of our whole range.  The hand-over came from our successor, which
+ * held the arc before us only as a replica: an owner that did not know us
+ * yet may have copied a write there after that batch left, and may have
+ * failed since (then no repair of its brings it to us). */
+void replica_sync_first(qdb_node *n);
 /* The start of the arc ending at hi that we hold as a replica: following
  * the owners' digests back from the one whose ID is hi, at most K - 1 of
  * them (hi itself: none). */

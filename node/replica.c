@@ -176,11 +176,43 @@ static void add_target(qdb_node *n, repl_write *w, const qdb_peer *p)
     send_copies(n, p, t.rpc, w->keys, RPC_REPLICATE);
 }
 
+/* Is every key w wrote still in our range?  We ran the write as the owner,
+ * but our predecessor may have moved past its key since: we had taken a
+ * predecessor behind a live node (one that struck that node out under loss
+ * notified us after our own predecessor failed), or a loop of the ring
+ * sorted itself out.  The key's owner is then that node, which serves it
+ * without this write, and our replicas are not its replicas.  (Without a
+ * predecessor our range only grew: a failed one is being taken over.) */
+static bool still_ours(const qdb_node *n, const repl_write *w)
+{
+    if (n->phase != PHASE_ACTIVE || !n->has_pred)
+        return true;
+    for (guint i = 0; i < w->keys->len; i++) {
+        gsize kl;
+        const uint8_t *k = g_bytes_get_data(w->keys->pdata[i], &kl);
+        qdb_id id;
+        memcpy(id.b, k, QDB_ID_BYTES);
+        if (!qdb_id_in_half(&id, &n->pred.id, &n->cfg.self.id))
+            return false;
+    }
+    return true;
+}
+
 static void finish(qdb_node *n, guint at)
 {
     repl_write *w = g_ptr_array_steal_index(n->repl_writes, at);
     gsize len = 0;
     const uint8_t *p = w->payload ? g_bytes_get_data(w->payload, &len) : NULL;
+    if (w->answer && !still_ours(n, w)) {
+        /* It ran here, and its copies stay (stray, offered to the owner,
+         * stray.h), but it is not on the owner's K nodes: not acknowledged
+         * -- the client cannot know whether it will be seen. */
+        node_log(n, 3, "a write's key left our range before its replicas answered: "
+                       "outcome unknown");
+        w->status = QDB_E_OUTCOME_UNKNOWN;
+        p = NULL;
+        len = 0;
+    }
     if (w->answer)
         serve_answer(n, w->src, w->client, w->type, w->seq, w->status, p, len);
     if (w->ack_rpc) {
@@ -254,6 +286,16 @@ bool replica_pending(const qdb_node *n, uint64_t client, uint64_t seq)
     for (guint i = 0; n->repl_writes && i < n->repl_writes->len; i++) {
         const repl_write *w = n->repl_writes->pdata[i];
         if (w->answer && w->client == client && w->seq == seq)
+            return true;
+    }
+    return false;
+}
+
+bool replica_handover_pending(const qdb_node *n, qdb_addr src, uint64_t rpc)
+{
+    for (guint i = 0; n->repl_writes && i < n->repl_writes->len; i++) {
+        const repl_write *w = n->repl_writes->pdata[i];
+        if (w->ack_rpc == rpc && qdb_addr_eq(w->src, src))
             return true;
     }
     return false;
@@ -700,6 +742,12 @@ void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi)
         n->sync_rpc[i] = node_call(n, to[i].addr, &m, RPC_DIGEST, 0, 0, &to[i]);
         count_repair(n, 8u * buckets + 2 * QDB_ID_BYTES + 4, 0);
     }
+}
+
+void replica_sync_first(qdb_node *n)
+{
+    if (n->replication > 1 && n->has_pred && !n->syncing)
+        replica_sync_start(n, &n->pred.id, &n->cfg.self.id);
 }
 
 bool replica_syncing(const qdb_node *n, const qdb_id *id)

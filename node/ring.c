@@ -768,6 +768,9 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         /* The old predecessor now has a closer successor: tell it. */
         if (n->has_pred && !is_self(n, &n->pred))
             send_hint(n, &n->pred);
+        /* Our first predecessor since we joined, our hand-over in: see
+         * replica_sync_first. */
+        bool first = !n->has_pred && !n->pred_failed && !n->awaiting_handover;
         if (!n->has_pred && n->pred_failed && !qdb_id_eq(&c->id, &n->failed_pred)) {
             /* (c, failed] was the failed node's: ours now, without its entries */
             n->orphan_lo = c->id;
@@ -795,6 +798,8 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         n->has_pred = true;
         if (took_over)
             replica_sync_start(n, &c->id, &n->failed_pred);
+        else if (first)
+            replica_sync_first(n);
         ring_set_changed(n);
     } else if (!qdb_peer_eq(c, &n->pred)) {
         watch_contender(n, c, flags); /* unless our predecessor is dead */

@@ -929,11 +929,14 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
     }
     if (m->flags & QDB_HANDOVER_LAST) {
-        if (n->awaiting_handover)
+        bool was = n->awaiting_handover;
+        if (was)
             node_log(n, 3, "hand-over complete");
         n->awaiting_handover = false;
+        if (was && n->has_pred)
+            replica_sync_first(n);
     }
-    if (deferred)
+    if (deferred || (seen && replica_handover_pending(n, src, m->rpc)))
         return; /* acknowledged once our replicas have it */
     qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = m->rpc};
     node_send(n, src, &ack);
