@@ -170,6 +170,9 @@ struct qdb_node {
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
     bool has_cand_next;
     bool restabilize;      /* a hint came while a stabilize was in flight */
+    qdb_peer hint_to;      /* the last node sent a hint (send_hint) ... */
+    unsigned hint_owed;    /* ... resent each round until it stabilizes with
+                            * us, at most QDB_HINT_RESENDS times; 0: none */
     unsigned walk_steps;   /* successive rounds that found a closer successor */
 
     /* join: the peers given at start, then the ones join lookups name (so a
