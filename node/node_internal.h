@@ -220,6 +220,10 @@ struct qdb_node {
                             * its receiver is given up (serve_on_handover_failed) */
     qdb_id ho_cursor;      /* with replicas: pushed up to here (serve.c, push_scan) */
     bool ho_continue;      /* the next push goes on from ho_cursor */
+    qdb_id ho_from;        /* with replicas, ho_give: our range ran from here before a */
+    bool ho_give;          /* closer predecessor, not a joining one, appeared: what we
+                            * hold in (ho_from, pred] is pushed to it (ring.c,
+                            * ring_notify_admitted) */
     /* hand-over we receive: recent (sender, rpc) pairs, to apply a batch once */
     uint64_t ho_seen[8];
     unsigned ho_seen_next;

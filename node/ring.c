@@ -797,6 +797,26 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         /* Our first predecessor since we joined, our hand-over in: see
          * replica_sync_first. */
         bool first = !n->has_pred && !n->pred_failed && !n->awaiting_handover;
+        /* A closer predecessor that is not joining: the ring was wrong.
+         * Under loss, a join burst can leave a node W and, a few places
+         * before it, a node R each taking the other's neighbours for its
+         * own (an appendage), both owning the arc between them: the
+         * clients' writes there went to W, R's range held none of them.
+         * When the ring corrects itself, R served reads from its store
+         * (missing reads at 12-15 s, K = 2 sweep seeds 490, 1139, 1974 of
+         * main).  So W pushes what it holds of the arc it lost to the new
+         * predecessor at once, as a join's hand-over (serve_push from
+         * ho_from), which passes on back what lies before its own range
+         * (serve_on_handover) until R or R's replica has it; and R, whose
+         * range moved too, does not serve it before a digest with its
+         * replicas (replica_sync_start) brought back what they hold and it
+         * lacks.  The stray walk (stray.h) would bring W's copies only
+         * after QDB_STRAY_SETTLE_US and a lookup. */
+        bool moved = n->replication > 1 && n->has_pred && !is_self(n, &n->pred) &&
+                     !(flags & QDB_NOTIFY_JOINING);
+        n->ho_give = moved;
+        if (moved)
+            n->ho_from = n->pred.id;
         if (!n->has_pred && n->pred_failed && !qdb_id_eq(&c->id, &n->failed_pred)) {
             /* (c, failed] was the failed node's: ours now, without its entries */
             n->orphan_lo = c->id;
@@ -824,6 +844,8 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         n->has_pred = true;
         if (took_over)
             replica_sync_start(n, &c->id, &n->failed_pred);
+        else if (moved)
+            replica_sync_start(n, &c->id, &n->cfg.self.id);
         else if (first)
             replica_sync_first(n);
         ring_set_changed(n);
@@ -839,6 +861,8 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
          * whatever we hold outside our range to the predecessor. */
         if (flags & QDB_NOTIFY_JOINING)
             stray_rejoin(n, c, flags & QDB_NOTIFY_STORED); /* all, or what differs */
+        else if (n->ho_give)
+            serve_push(n, c, true); /* true: its ack ends ho_give */
         else if (serve_has_foreign(n))
             serve_push(n, c, false);
     }
