@@ -830,10 +830,13 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
  *    nodes); rounds backed off to 30 s (qdbd's default) still start a
  *    cycle every round, as before;
  *  - reset on change: a round after one that moved the node's neighbours
- *    (ring_set_changed: joins, failures, the bootstrap), and the loss of a
- *    finger (forget_finger), let a cycle start at once -- where the ring
- *    moves, fingers are refreshed as often as before; where it is quiet,
- *    once a cycle;
+ *    (ring_set_changed: joins, failures, the bootstrap) and the loss of a
+ *    finger (forget_finger) let the next cycle start at once -- around
+ *    the moves fingers are looked at as often as before; elsewhere, once
+ *    a cycle.  (Restarting also after a cycle that moved a finger, as
+ *    Bamboo resets its back-off, brought a bootstrap's fingers right
+ *    sooner but was left out: it shifted zave-two-cycles.scn's frames so
+ *    that node A learnt of C's crash after the oracle's check);
  *  - the successor list answers the fingers it covers (start within
  *    (self, last successor]) without a frame: it is refreshed every round;
  *  - a cheap check first: the node that answered a finger's last lookup is
@@ -877,7 +880,10 @@ static void fix_fingers(qdb_node *n)
     if (n->finger_busy || !ring_successor(n))
         return;
     if (n->next_finger == QDB_FINGER_LO) { /* a new cycle */
-        if (node_now(n) < n->finger_cycle_at)
+        /* Due within half a period: the round nearest the due time starts
+         * it.  Rounds come every [P/2, 3P/2) (ring_jitter); waiting for the
+         * first one after it started a cycle at one 30-s round in two. */
+        if (node_now(n) + n->period / 2 < n->finger_cycle_at)
             return;
         n->finger_cycle_at = node_now(n) + QDB_FINGER_CYCLE_US;
     }
