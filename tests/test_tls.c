@@ -393,34 +393,6 @@ static void test_one_record_one_read(void)
     tls_pair_close(&p);
 }
 
-/* Sixteen frames of 2,000 bytes, two full records flushed together: one
- * read() takes both (OpenSSL's buffer holds two records), so the second
- * comes from the buffer, not from the socket. */
-static void test_two_records_one_read(void)
-{
-    tls_pair p;
-    tls_pair_open(&p);
-    enum { BATCH = 16 * 2000 };
-    uint8_t *data = g_malloc(BATCH), *got = g_malloc(2 * BATCH);
-    for (size_t i = 0; i < BATCH; i++)
-        data[i] = (uint8_t)(i * 11 + i / 89);
-    bool w;
-    CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.c, data, BATCH, &w), BATCH);
-    ssize_t first = tls_conn_recv(p.s, got, 2 * BATCH, &w);
-    CU_ASSERT_EQUAL_FATAL(first, 16384); /* one record a call */
-    uint8_t b;
-    CU_ASSERT(recv(p.fd[1], &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN);
-    CU_ASSERT(tls_conn_pending(p.s));
-    size_t have = (size_t)first;
-    drain(p.s, got, &have, BATCH);
-    CU_ASSERT_EQUAL(have, BATCH);
-    CU_ASSERT(memcmp(got, data, BATCH) == 0);
-    CU_ASSERT(!tls_conn_pending(p.s));
-    tls_pair_close(&p);
-    g_free(data);
-    g_free(got);
-}
-
 int main(void)
 {
     g_log_set_always_fatal(G_LOG_FATAL_MASK); /* the refusals log warnings */
@@ -439,7 +411,6 @@ int main(void)
          .pTestFunc = test_records_together},
         {.pName = "a record comes in with one read, nothing pending; AES-128-GCM",
          .pTestFunc = test_one_record_one_read},
-        {.pName = "two full records come in with one read", .pTestFunc = test_two_records_one_read},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {

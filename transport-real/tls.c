@@ -138,12 +138,6 @@ struct tls_conn {
  * called: four full records. */
 #define TLS_OUT_HIGH (64 * 1024)
 
-/* OpenSSL's read buffer (read-ahead fills it with one read()): two full
- * records and some.  Its default, one record and 1 KiB, took a 16-deep batch
- * of 1,200-byte values in two reads (4,143 reads for 2,000 batches, against
- * 2,150 with this); plaintext reads 64 KiB at a time (conn.c). */
-#define TLS_READ_BUFFER (40 * 1024)
-
 /* TLS_AES_128_GCM_SHA256, as IANA numbers it. */
 static const unsigned char aes128gcm_id[2] = {0x13, 0x01};
 
@@ -305,7 +299,6 @@ qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err)
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* one read() takes several records; tls_conn_pending tells what waits */
     SSL_CTX_set_read_ahead(t->ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(t->ctx, TLS_READ_BUFFER);
     SSL_CTX_set_psk_use_session_callback(t->ctx, psk_use);
     SSL_CTX_set_psk_find_session_callback(t->ctx, psk_find);
     t->out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "qdb-tls-out");
