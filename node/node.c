@@ -650,6 +650,7 @@ static void inbound_prefetch(const void *core)
     const qdb_node *n = core;
     __builtin_prefetch(n->succ);
     __builtin_prefetch(n->rto.e);
+    __builtin_prefetch(&n->storage->usage); /* node_storage_check, every event */
     if (n->rpcs->len)
         __builtin_prefetch(n->rpcs->data);
 }

@@ -865,7 +865,7 @@ static inline void prefetch_ep(const qdb_sim_endpoint *ep)
 
 /* A node keeps what most events read in its first lines (node_internal.h,
  * struct qdb_node); a smaller owner just wastes a hint. */
-#define OWNER_HOT_LINES 7
+#define OWNER_HOT_LINES 9
 
 static inline void prefetch_owner(const void *owner)
 {
