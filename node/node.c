@@ -649,7 +649,8 @@ static void inbound_prefetch(const void *core)
 {
     const qdb_node *n = core;
     __builtin_prefetch(n->succ);
-    __builtin_prefetch(n->rto.e);
+    __builtin_prefetch(n->rto.key);
+    __builtin_prefetch(n->rto.key + 8); /* 16 keys: two lines */
     __builtin_prefetch(&n->storage->usage); /* node_storage_check, every event */
     if (n->rpcs->len)
         __builtin_prefetch(n->rpcs->data);

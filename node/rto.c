@@ -14,19 +14,34 @@ void qdb_rto_init(qdb_rto *t, unsigned capacity, qdb_time_us initial, qdb_time_u
 
 void qdb_rto_free(qdb_rto *t)
 {
-    g_free(t->e);
+    g_free(t->key); /* the block e lives in too */
+    t->key = NULL;
     t->e = NULL;
     t->n = 0;
 }
 
+static inline uint64_t pack(qdb_addr a)
+{
+    return ((uint64_t)a.ip << 16) | a.port;
+}
+
+/* The slot of a, or -1. */
+static int slot_of(const qdb_rto *t, qdb_addr a)
+{
+    uint64_t k = pack(a);
+    for (unsigned i = 0; i < t->n; i++)
+        if (t->key[i] == k)
+            return (int)i;
+    return -1;
+}
+
 static qdb_rto_entry *find(qdb_rto *t, qdb_addr a)
 {
-    for (unsigned i = 0; i < t->n; i++)
-        if (qdb_addr_eq(t->e[i].addr, a)) {
-            t->e[i].used = ++t->clock;
-            return &t->e[i];
-        }
-    return NULL;
+    int i = slot_of(t, a);
+    if (i < 0)
+        return NULL;
+    t->e[i].used = ++t->clock;
+    return &t->e[i];
 }
 
 /* The entry for a, created (evicting the least recently used) if needed. */
@@ -35,8 +50,10 @@ static qdb_rto_entry *get(qdb_rto *t, qdb_addr a)
     qdb_rto_entry *e = find(t, a);
     if (e)
         return e;
-    if (!t->e)
-        t->e = g_new0(qdb_rto_entry, t->capacity);
+    if (!t->e) {
+        t->key = g_malloc0(t->capacity * (sizeof *t->key + sizeof *t->e));
+        t->e = (qdb_rto_entry *)(t->key + t->capacity);
+    }
     unsigned slot = t->n;
     if (t->n == t->capacity) {
         slot = 0;
@@ -46,7 +63,8 @@ static qdb_rto_entry *get(qdb_rto *t, qdb_addr a)
     } else {
         t->n++;
     }
-    t->e[slot] = (qdb_rto_entry){.addr = a, .used = ++t->clock, .rto = t->initial};
+    t->key[slot] = pack(a);
+    t->e[slot] = (qdb_rto_entry){.used = ++t->clock, .rto = t->initial};
     return &t->e[slot];
 }
 
@@ -96,13 +114,11 @@ void qdb_rto_heard(qdb_rto *t, qdb_addr a, qdb_time_us now)
 
 qdb_time_us qdb_rto_heard_at(const qdb_rto *t, qdb_addr a)
 {
-    for (unsigned i = 0; i < t->n; i++)
-        if (qdb_addr_eq(t->e[i].addr, a))
-            return t->e[i].heard;
-    return 0;
+    int i = slot_of(t, a);
+    return i < 0 ? 0 : t->e[i].heard;
 }
 
 size_t qdb_rto_memory(const qdb_rto *t)
 {
-    return t->e ? t->capacity * sizeof(qdb_rto_entry) : 0;
+    return t->e ? t->capacity * (sizeof *t->key + sizeof *t->e) : 0;
 }

@@ -26,7 +26,6 @@
 
 
 typedef struct qdb_rto_entry {
-    qdb_addr addr;
     uint32_t used;       /* LRU stamp */
     qdb_time_us srtt, rttvar; /* srtt 0: no sample yet (only timeouts) */
     qdb_time_us rto;
@@ -34,7 +33,13 @@ typedef struct qdb_rto_entry {
 } qdb_rto_entry;
 
 typedef struct qdb_rto {
-    qdb_rto_entry *e;    /* capacity slots, NULL until first needed */
+    /* capacity slots, NULL until first needed: key[i] (the peer's address,
+     * packed) belongs to e[i].  The keys, which every lookup scans, sit
+     * together ahead of the entries in one block: two cache lines for 16
+     * peers instead of one line an entry (perf at 10,000 simulated nodes:
+     * the scan was 5% of qdbsim). */
+    uint64_t *key;
+    qdb_rto_entry *e;
     unsigned n, capacity;
     uint32_t clock;
     qdb_time_us initial, floor, ceiling;
