@@ -14,10 +14,24 @@ void qdb_rto_init(qdb_rto *t, unsigned capacity, qdb_time_us initial, qdb_time_u
 
 void qdb_rto_free(qdb_rto *t)
 {
-    g_free(t->key); /* the block e lives in too */
+    g_free(t->key); /* the block used and e live in too */
     t->key = NULL;
+    t->used = NULL;
     t->e = NULL;
     t->n = 0;
+}
+
+/* The block: capacity keys, the stamps padded to whole 8-byte words (so
+ * the entries after them stay aligned), capacity entries. */
+static size_t stamp_words(unsigned capacity)
+{
+    return (capacity + 1) / 2;
+}
+
+static size_t block_size(unsigned capacity)
+{
+    return (capacity + stamp_words(capacity)) * sizeof(uint64_t) +
+           capacity * sizeof(qdb_rto_entry);
 }
 
 static inline uint64_t pack(qdb_addr a)
@@ -40,7 +54,7 @@ static qdb_rto_entry *find(qdb_rto *t, qdb_addr a)
     int i = slot_of(t, a);
     if (i < 0)
         return NULL;
-    t->e[i].used = ++t->clock;
+    t->used[i] = ++t->clock;
     return &t->e[i];
 }
 
@@ -51,20 +65,22 @@ static qdb_rto_entry *get(qdb_rto *t, qdb_addr a)
     if (e)
         return e;
     if (!t->e) {
-        t->key = g_malloc0(t->capacity * (sizeof *t->key + sizeof *t->e));
-        t->e = (qdb_rto_entry *)(t->key + t->capacity);
+        t->key = g_malloc0(block_size(t->capacity));
+        t->used = (uint32_t *)(t->key + t->capacity);
+        t->e = (qdb_rto_entry *)(t->key + t->capacity + stamp_words(t->capacity));
     }
     unsigned slot = t->n;
     if (t->n == t->capacity) {
         slot = 0;
         for (unsigned i = 1; i < t->n; i++)
-            if (t->e[i].used < t->e[slot].used)
+            if (t->used[i] < t->used[slot])
                 slot = i;
     } else {
         t->n++;
     }
     t->key[slot] = pack(a);
-    t->e[slot] = (qdb_rto_entry){.used = ++t->clock, .rto = t->initial};
+    t->used[slot] = ++t->clock;
+    t->e[slot] = (qdb_rto_entry){.rto = t->initial};
     return &t->e[slot];
 }
 
@@ -120,5 +136,5 @@ qdb_time_us qdb_rto_heard_at(const qdb_rto *t, qdb_addr a)
 
 size_t qdb_rto_memory(const qdb_rto *t)
 {
-    return t->e ? t->capacity * (sizeof *t->key + sizeof *t->e) : 0;
+    return t->e ? block_size(t->capacity) : 0;
 }
