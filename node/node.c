@@ -657,6 +657,16 @@ static void inbound_prefetch(const void *core, int pass)
             __builtin_prefetch((const char *)n->rto.key + at);
         __builtin_prefetch(&n->storage->usage); /* node_storage_check, every event */
         __builtin_prefetch(n->rpcs);
+        /* ring_route (a FIND, a third of the events at 10,000 nodes) reads
+         * the distinct fingers -- about log2 N, the rest repeat the one
+         * above (finger_same) -- and the suspects */
+        for (uint64_t m = n->finger_valid & ~n->finger_same; m; m &= m - 1) {
+            const qdb_peer *f = &n->finger[__builtin_ctzll(m)];
+            __builtin_prefetch(f);
+            __builtin_prefetch((const char *)(f + 1) - 1); /* 40 bytes: maybe two lines */
+        }
+        if (n->n_suspects)
+            __builtin_prefetch(n->suspects);
     } else if (n->rpcs->len) {
         __builtin_prefetch(n->rpcs->data);
     }
