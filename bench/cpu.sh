@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # bench/cpu.sh: server CPU per 100,000 requests, qdbd against redis-server.
 #
-#   bench/cpu.sh [ROUNDS] NAME=QDBD [NAME=QDBD ...]
+#   bench/cpu.sh [ROUNDS] NAME=QDBD[:key] [NAME=QDBD[:key] ...]
 #
 # Throughput on a shared 2-core machine swings with whatever else runs (redis
 # alone went from 474k to 725k PUT/s at P = 16 between runs); the CPU time a
@@ -14,7 +14,10 @@
 # and P = 1, PUT (SET) then GET, ROUNDS times (default 5) interleaved.  The CPU
 # is the on-CPU time of all the server's threads (/proc/PID/task/*/schedstat,
 # in ns) across one test.  Prints the median and every value in ms per
-# 100,000 requests, and the load average.
+# 100,000 requests, and the load average.  NAME=QDBD:key runs that qdbd with
+# a hive key (TLS 1.3-PSK, a key made for the run) and qdb-bench with it.
+# The rows NAME/bench give qdb-bench's own CPU (user + system) in the same
+# tests: with TLS the load generator pays as much again, on the same CPUs.
 #
 # Environment: QDB_BENCH (default bench/qdb-bench), REDIS_SERVER (default
 # redis-server from PATH; empty: qdbd only), CPU_PORT (first port, default
@@ -40,18 +43,36 @@ cpu_ns() {
 }
 
 # run NAME PID COMMAND...: one test, its server CPU in ms per 100,000 requests
+# (and, for qdb-bench, the load generator's as NAME/bench)
 run() {
     local name=$1 pid=$2 a b
     shift 2
     a=$(cpu_ns "$pid")
+    times >"$tmp/t0" # this shell's, not a subshell's: its children's CPU
     "$@" >/dev/null 2>&1 || echo "$name: load generator failed" >&2
+    times >"$tmp/t1"
     b=$(cpu_ns "$pid")
     echo "$name $P $t $(((b - a) * 100000 / N / 1000000))" >>"$tmp/out"
+    [ "$1" = "$QB" ] && echo "$name/bench $P $t $((($(child_ms t1) - $(child_ms t0)) * 100000 / N))" \
+        >>"$tmp/out"
 }
 
+# the children's user + system time in a saved "times" output, in ms
+child_ms() {
+    awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m");
+        t += a[1] * 60000 + a[2] * 1000 } printf "%d\n", t }' "$tmp/$1"
+}
+
+keys=()
 for spec in "$@"; do
-    "${spec#*=}" -a "127.0.0.1:$PORT" --transient -l "$tmp/${spec%%=*}.log" &
-    pids+=($!) names+=("${spec%%=*}") ports+=("$PORT")
+    bin=${spec#*=} key=()
+    if [ "${bin%:key}" != "$bin" ]; then
+        bin=${bin%:key}
+        [ -s "$tmp/hive.key" ] || (umask 077 && "$bin" --gen-key >"$tmp/hive.key") || exit 99
+        key=("--hive-key-file=$tmp/hive.key")
+    fi
+    "$bin" -a "127.0.0.1:$PORT" --transient -l "$tmp/${spec%%=*}.log" "${key[@]}" &
+    pids+=($!) names+=("${spec%%=*}") ports+=("$PORT") keys+=("${key[*]/#--hive-key-file/--key-file}")
     PORT=$((PORT + 1))
 done
 rport=$((${CPU_PORT:-28570} + 20))
@@ -63,16 +84,18 @@ fi
 sleep 1
 # written first, as make bench does: the GETs then find most keys
 for i in "${!ports[@]}"; do
+    # shellcheck disable=SC2086 # empty or one word
     "$QB" -p "${ports[$i]}" -h 127.0.0.1 -c $C -n $N -d $D -r $R -P 16 -t put --direct \
-        --quiet >/dev/null 2>&1
+        ${keys[$i]} --quiet >/dev/null 2>&1
 done
 [ -n "$REDIS" ] && redis-benchmark -p "$rport" -c $C -n $N -d $D -r $R -P 16 -t set -q >/dev/null
 for k in $(seq "$ROUNDS"); do
     for P in 16 1; do
         for t in put get; do
             for i in "${!ports[@]}"; do
+                # shellcheck disable=SC2086 # empty or one word
                 run "${names[$i]}" "${pids[$i]}" "$QB" -p "${ports[$i]}" -h 127.0.0.1 -c $C \
-                    -n $N -d $D -r $R -P $P -t $t --direct --seed "$k" --quiet
+                    -n $N -d $D -r $R -P $P -t $t --direct ${keys[$i]} --seed "$k" --quiet
             done
             [ -n "$REDIS" ] || continue
             rt=$t
