@@ -41,6 +41,10 @@
 
 /* Finger lookups per stabilization round (beyond fingers never known). */
 #define QDB_FINGERS_PER_ROUND 4
+/* A new fix-fingers cycle (one look at every distinct finger) starts at most
+ * this often while the ring around the node is quiet (ring.c, fix-fingers):
+ * tied to time, not to rounds, so 1-s rounds do not multiply its cost. */
+#define QDB_FINGER_CYCLE_US (30 * QDB_US_PER_S)
 
 /* Peers whose round trip is measured (rto.h): the neighbours, the fingers
  * in use and a few more; the least recently used is forgotten. */
@@ -157,6 +161,11 @@ struct qdb_node {
     unsigned next_finger;  /* the next finger index fix-fingers refreshes */
     bool finger_busy;      /* a finger lookup is in flight */
     unsigned finger_budget; /* finger lookups left this round */
+    qdb_time_us finger_cycle_at; /* the next fix-fingers cycle may start then */
+    /* finger_hop[j]: the node whose answer last set finger[j] by a lookup
+     * (the predecessor of its start), asked first next time (ring.c,
+     * fix-fingers); the null address: none */
+    qdb_addr finger_hop[QDB_FINGER_WINDOW];
     bool awaiting_handover;
     /* The arc a failed predecessor owned, which we inherited without its
      * entries: a missing entry there is "unavailable", not "not found",

@@ -820,7 +820,46 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
     }
 }
 
-/* ---- fix-fingers ----------------------------------------------------------- */
+/* ---- fix-fingers -----------------------------------------------------------
+ * Chord (ToN 2003, Fig. 6) refreshes one finger a round.  Fingers only
+ * shorten paths -- correctness needs the successors alone -- so what they
+ * are worth is path length against the frames spent on them:
+ *  - cycles by time: a cycle looks at every distinct finger once (at 10^4
+ *    nodes about 14 of the 64 slots), at most QDB_FINGERS_PER_ROUND remote
+ *    lookups a round, and a new one starts QDB_FINGER_CYCLE_US after the
+ *    last began.  Rounds of 1 s that never back off no longer multiply the
+ *    cost (four lookups every round were 76% of the events of 10^4 warm
+ *    nodes); rounds backed off to 30 s (qdbd's default) still start a
+ *    cycle every round, as before;
+ *  - reset on change: a round after one that moved the node's neighbours
+ *    (ring_set_changed: joins, failures, the bootstrap) and the loss of a
+ *    finger (forget_finger) let the next cycle start at once -- around
+ *    the moves fingers are looked at as often as before; elsewhere, once
+ *    a cycle.  (Restarting also after a cycle that moved a finger, as
+ *    Bamboo resets its back-off, brought a bootstrap's fingers right
+ *    sooner but was left out: it shifted zave-two-cycles.scn's frames so
+ *    that node A learnt of C's crash after the oracle's check);
+ *  - the successor list answers the fingers it covers (start within
+ *    (self, last successor]) without a frame: it is refreshed every round;
+ *  - a cheap check first: the node that answered a finger's last lookup is
+ *    the predecessor of its start, and is asked again directly -- one round
+ *    trip, not a lookup from the closest preceding finger.  If the finger
+ *    still stands it answers "done" with it; if a node joined between, it
+ *    answers with that node or sends the lookup on from there; if it is
+ *    dead the lookup fails and the next cycle does a whole one. */
+
+/* The entry of our successor list that is successor(id), if the list
+ * reaches that far (ring_route answers the first entry's arc itself). */
+static const qdb_peer *succlist_owner(const qdb_node *n, const qdb_id *id)
+{
+    const qdb_id *lo = &n->cfg.self.id;
+    for (unsigned k = 0; k < n->n_succ && !is_self(n, &n->succ[k]); k++) {
+        if (qdb_id_in_half(id, lo, &n->succ[k].id))
+            return &n->succ[k];
+        lo = &n->succ[k].id;
+    }
+    return NULL;
+}
 
 /* o is successor(self + 2^i): it is also successor(self + 2^j) for every
  * later j whose start still falls in (self, o]. */
@@ -842,7 +881,15 @@ static void fix_fingers(qdb_node *n)
 {
     if (n->finger_busy || !ring_successor(n))
         return;
-    /* Resolve locally what we can; one remote lookup per round at most.
+    if (n->next_finger == QDB_FINGER_LO) { /* a new cycle */
+        /* Due within half a period: the round nearest the due time starts
+         * it.  Rounds come every [P/2, 3P/2) (ring_jitter); waiting for the
+         * first one after it started a cycle at one 30-s round in two. */
+        if (node_now(n) + n->period / 2 < n->finger_cycle_at)
+            return;
+        n->finger_cycle_at = node_now(n) + QDB_FINGER_CYCLE_US;
+    }
+    /* Resolve locally what we can; one remote lookup per call at most.
      * Each pass moves to the next distinct finger, so a full cycle costs
      * O(log N) lookups, not 64. */
     for (unsigned guard = 0; guard < QDB_FINGER_WINDOW; guard++) {
@@ -850,7 +897,8 @@ static void fix_fingers(qdb_node *n)
         qdb_id start;
         qdb_id_add_pow2(&start, &n->cfg.self.id, i);
         qdb_peer hop;
-        int done = ring_route(n, &start, NULL, 0, &hop);
+        const qdb_peer *o = succlist_owner(n, &start);
+        int done = o ? (hop = *o, 1) : ring_route(n, &start, NULL, 0, &hop);
         if (done < 0)
             return; /* nobody to ask: the next round tries again */
         if (done) {
@@ -860,8 +908,12 @@ static void fix_fingers(qdb_node *n)
             continue;
         }
         qdb_msg m = {.type = QDB_MSG_FIND, .target = start};
+        qdb_addr last = n->finger_hop[i - QDB_FINGER_LO];
         n->finger_busy = true;
-        node_call(n, hop.addr, &m, RPC_FINGER_FIND, i, 1, &hop);
+        if (!qdb_addr_is_null(last) && !addr_in(last, n->suspects, n->n_suspects))
+            node_call(n, last, &m, RPC_FINGER_FIND, i, 1, NULL);
+        else
+            node_call(n, hop.addr, &m, RPC_FINGER_FIND, i, 1, &hop);
         return;
     }
 }
@@ -893,9 +945,10 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     if (!done && (rpc->hops >= QDB_NODE_MAX_HOPS || is_self(n, &m->peer) ||
                   qdb_addr_eq(m->peer.addr, rpc->dst))) {
         /* No progress: give up this lookup; the next round tries again. */
-        if (rpc->kind == RPC_FINGER_FIND)
+        if (rpc->kind == RPC_FINGER_FIND) {
             n->finger_busy = false;
-        else if (rpc->kind == RPC_JOIN_FIND)
+            n->finger_hop[rpc->arg - QDB_FINGER_LO] = (qdb_addr){0};
+        } else if (rpc->kind == RPC_JOIN_FIND)
             n->join_next++;
         return;
     }
@@ -907,6 +960,7 @@ static void on_find_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     }
     if (rpc->kind == RPC_FINGER_FIND) {
         n->finger_busy = false;
+        n->finger_hop[rpc->arg - QDB_FINGER_LO] = rpc->dst;
         n->next_finger = set_fingers_from(n, rpc->arg, &m->peer);
         /* Go on with the cycle: up to QDB_FINGERS_PER_ROUND lookups a round
          * (Chord's one a round leaves fingers stale for minutes once rounds
@@ -985,6 +1039,8 @@ void ring_round(qdb_node *n)
     stabilize(n);
     probe_remembered(n);
     n->finger_budget = QDB_FINGERS_PER_ROUND - 1;
+    if (n->quiet_rounds == 0)
+        n->finger_cycle_at = 0; /* our neighbours moved: fingers may have too */
     fix_fingers(n);
 }
 
@@ -1063,8 +1119,10 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 static void forget_finger(qdb_node *n, qdb_addr addr)
 {
     for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++)
-        if (((n->finger_valid >> j) & 1) && qdb_addr_eq(n->finger[j].addr, addr))
+        if (((n->finger_valid >> j) & 1) && qdb_addr_eq(n->finger[j].addr, addr)) {
             n->finger_valid &= ~(UINT64_C(1) << j);
+            n->finger_cycle_at = 0; /* look it up again at the next round */
+        }
 }
 
 void ring_forget(qdb_node *n, qdb_addr addr)
@@ -1205,6 +1263,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
         break;
     case RPC_FINGER_FIND:
         n->finger_busy = false;
+        n->finger_hop[rpc->arg - QDB_FINGER_LO] = (qdb_addr){0}; /* a whole lookup next */
         forget_finger(n, rpc->dst);
         break;
     case RPC_STABILIZE:

@@ -1306,6 +1306,66 @@ static void test_watch_cost(void)
     h_free(h);
 }
 
+/* FINDs answered by the live nodes: every hop of every lookup. */
+static uint64_t finds_total(harness *h)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < MAXN; i++)
+        if (node(h, i))
+            t += qdb_node_get_stats(node(h, i))->finds;
+    return t;
+}
+
+/* Every finger of every live node of 0..MAXN-1 is the true successor of
+ * its start (node i's ID is (i + 1) * 2^252 mod 2^256: the finger at bit
+ * b >= 252 starts at node i + 2^(b - 252)'s ID, the lower ones before the
+ * successor's).  `only`: that node alone (-1: all). */
+static bool fingers_right(harness *h, int only)
+{
+    for (int i = 0; i < MAXN; i++) {
+        if (!node(h, i) || (only >= 0 && i != only))
+            continue;
+        for (unsigned b = QDB_ID_BITS - 64; b < QDB_ID_BITS; b++) {
+            int want = (i + (b < 252 ? 1 : 1 << (b - 252))) % MAXN;
+            while (!node(h, want))
+                want = (want + 1) % MAXN;
+            const qdb_peer *got = qdb_node_finger(node(h, i), b);
+            if (!got || !qdb_peer_eq(got, peer(h, want)))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Fix-fingers by time, not by rounds (ring.c): with 1-s rounds that never
+ * back off, a quiet ring of 16 looks at its fingers once every
+ * QDB_FINGER_CYCLE_US -- the fingers at +1..+3 nodes from the successor
+ * list (r = 3), those at +4 and +8 by one round trip each, to the node that
+ * answered last (the one before the start): 2 FINDs a node a cycle, one or
+ * two cycles a node in 60 s.  Four lookups every round, as before, answered
+ * about 6 FINDs a node a second.  A crash resets the cycles of the nodes
+ * around it (their successor lists moved) at once; the other fingers that
+ * named the dead node are right again within a cycle. */
+static void test_fingers_by_time(void)
+{
+    harness *h = h_new_with(S, NULL);
+    CU_ASSERT_EQUAL_FATAL(qdb_fixture_start_warm(h->f, 0, MAXN - 1), MAXN);
+    h_run(h, 40 * S); /* every first cycle (whole lookups) is over */
+    uint64_t before = finds_total(h);
+    h_run(h, 100 * S);
+    uint64_t finds = finds_total(h) - before;
+    printf("(%" G_GUINT64_FORMAT " FINDs in 60 s) ", finds);
+    CU_ASSERT_TRUE(finds >= MAXN * 2 && finds <= MAXN * 2 * 2);
+    CU_ASSERT_TRUE(fingers_right(h, -1));
+    h_crash(h, 4);
+    h_run(h, now(h) + 5 * S);
+    for (int i = 1; i <= 3; i++)
+        CU_ASSERT_TRUE(fingers_right(h, i)); /* their lists moved: looked at now */
+    h_run(h, now(h) + 33 * S); /* a cycle (QDB_FINGER_CYCLE_US, 30 s) and its round trips */
+    CU_ASSERT_TRUE(fingers_right(h, -1));
+    h_free(h);
+}
+
 /* ---- storage failures --------------------------------------------------------
  * Every node's store is wrapped in storage/fault.h's injector, through the
  * fixture's storage factory.  For each call of node->storage in serve.c whose
@@ -2889,6 +2949,7 @@ int main(void)
         {"the watch: a silent host, three strikes on its RTO, 2.73 s",
          test_watch_host_crash},
         {"the watch costs about 2 frames per node per second", test_watch_cost},
+        {"fix-fingers: one cycle every 30 s, one round trip a finger", test_fingers_by_time},
         CU_TEST_INFO_NULL,
     };
     CU_TestInfo faults[] = {
