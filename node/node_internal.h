@@ -146,6 +146,8 @@ struct qdb_node {
                             * (valid or not); 0 is always safe (ring.c, finger_set) */
     unsigned n_suspects, suspects_next; /* see suspects[] */
     qdb_time_us watch_at;          /* the neighbour watch's next look (watch.c) */
+    qdb_time_us lease_until;       /* K > 1: we serve our range until then (watch.c, "Lease") */
+    bool lease_resync;             /* ...renewed after it lapsed: compare the range first */
     node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
     GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
     qdb_time_us repair_at;   /* the next repair batch may leave then (cfg.repair_rate); 0: now */
@@ -378,6 +380,23 @@ void watch_pred_failed(qdb_node *n, qdb_addr pred);
 bool watch_silent(qdb_node *n, qdb_addr a);
 qdb_time_us watch_suspect_at(qdb_node *n, qdb_addr a, qdb_time_us since);
 void watch_pred_alive(qdb_node *n);
+/* The lease on our range (K > 1; watch.c, "Lease"): may we serve it as its
+ * owner now?  Always with K = 1, and alone in the ring. */
+bool watch_leased(qdb_node *n);
+/* The frame the watch asks the successor with: a STABILIZE with replicas
+ * (its answer renews the lease), else a PING. */
+int watch_succ_frame(const qdb_node *n);
+/* A STABILIZE_REPLY m answered our call rpc (a round's or the watch's):
+ * renew the lease if it comes from our successor and names us its
+ * predecessor. */
+void watch_confirmed(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
+/* We notified our successor while out of lease: ask it again one round
+ * trip later, not at the next look. */
+void watch_renew_soon(qdb_node *n);
+/* Compare our range with our replicas if our lease was renewed after it
+ * lapsed, once we have a predecessor and our hand-over (ring_notify_admitted
+ * calls it too). */
+void watch_resync(qdb_node *n);
 
 /* replica.c */
 /* Our replicas: the first K - 1 distinct successors; returns how many. */
