@@ -38,6 +38,11 @@
  * simulator's nodes and 1.25 s for qdbd's.  No later than before for a dead
  * host: the three timeouts take longer already. */
 #define QDB_SUSPECT_WINDOW(rpc_timeout) ((rpc_timeout) * 5 / 4)
+/* With replicas an owner serves its range only for this long after a call
+ * its successor answered naming it as predecessor (node/watch.c, "Lease"):
+ * shorter than the window, which the successor waits from that call on
+ * before it may strike the owner out and take its range over. */
+#define QDB_OWNER_LEASE(rpc_timeout) (QDB_SUSPECT_WINDOW(rpc_timeout) * 7 / 8)
 /* Afterwards each peer's wait adapts to its round trip (rto.h, RFC 6298),
  * within these bounds (nodes and client cores). */
 #define QDB_DEFAULT_RTO_FLOOR_US (200 * QDB_US_PER_MS)

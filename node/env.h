@@ -48,8 +48,11 @@ typedef struct qdb_inbound {
     /* Added for the simulator's speed (may be NULL): an event for core is
      * about to be delivered.  A hint: the core may ask the processor for the
      * memory the event will read (what its own fields point at), and must
-     * change nothing -- it reads only pointers and lengths. */
-    void (*prefetch)(const void *core);
+     * change nothing -- it reads only pointers and lengths.  Called twice:
+     * pass 0 an event ahead (the core's own lines were asked for earlier:
+     * only the pointers in them may be read), pass 1 just before delivery
+     * (what pass 0 asked for may be read too). */
+    void (*prefetch)(const void *core, int pass);
     /* Added for pipelined requests (may be NULL): frames from src that
      * arrived together and go to recv() next, in order, each given here
      * first, then a call with frame NULL ending the batch.  A hint, like

@@ -119,6 +119,7 @@ struct qdb_node {
     node_phase phase;
     bool round_changed;
     unsigned quiet_rounds;
+    unsigned replication;  /* hive-wide K (hive.c); 0 until known */
     /* RPCs in flight: few, so a small array searched linearly */
     GArray *rpcs; /* node_rpc */
     /* timers: one round every `period`, adapting between fast and slow */
@@ -127,8 +128,8 @@ struct qdb_node {
     qdb_time_us armed;
     uint64_t next_rpc;
     /* ...then what most events read next, so that a frame or a tick reads
-     * the node mostly within its first seven cache lines (stats and cfg.self
-     * included), which the simulator prefetches one event ahead
+     * the node mostly within its first nine cache lines (stats, rto and
+     * cfg.self included), which the simulator prefetches one event ahead
      * (transport-sim/simnet.c, prefetch_upcoming): scattered over the
      * struct, each of these fields was a cache miss of its own (perf at
      * 10,000 nodes). */
@@ -139,17 +140,23 @@ struct qdb_node {
     qdb_peer *succ;       /* succ[0] is the successor; cfg.succlist_len slots */
     unsigned n_succ;      /* 0 only while joining */
     bool has_pred;
+    bool storage_failed; /* the store failed for good: the node left (node_storage_check) */
     uint64_t finger_valid; /* bit j: finger[j] (finger index QDB_FINGER_LO + j) known */
     uint64_t finger_same;  /* bit j: finger[j] holds the same peer as finger[j + 1]
                             * (valid or not); 0 is always safe (ring.c, finger_set) */
     unsigned n_suspects, suspects_next; /* see suspects[] */
     qdb_time_us watch_at;          /* the neighbour watch's next look (watch.c) */
+    qdb_time_us lease_until;       /* K > 1: we serve our range until then (watch.c, "Lease") */
+    bool lease_resync;             /* ...renewed after it lapsed: compare the range first */
     node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
     GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
     qdb_time_us repair_at;   /* the next repair batch may leave then (cfg.repair_rate); 0: now */
     struct stray_state *stray; /* stray copies and rejoins (stray.c); NULL until used */
     qdb_node_config cfg;
     qdb_node_stats stats;
+    /* their timeouts, adapted to each peer's round trip (every answer and
+     * every RPC sent reads them: in the prefetched lines too) */
+    qdb_rto rto;
 
     uint64_t incarnation;
 
@@ -173,7 +180,6 @@ struct qdb_node {
     qdb_time_us orphan_since;    /* when the orphaned arc was inherited (forget.c) */
     qdb_id forgotten[4];         /* the last IDs an operator declared gone (forget.c) */
     unsigned n_forgotten;
-    bool storage_failed; /* the store failed for good: the node left (node_storage_check) */
     qdb_id failed_pred;          /* the predecessor that failed, until we adopt another */
     bool pred_failed;
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
@@ -199,8 +205,6 @@ struct qdb_node {
     /* strike-outs of the only node we know, kept (ring.c, forget_silent) */
     unsigned lone_strikeouts;
 
-    /* their timeouts, adapted to each peer's round trip */
-    qdb_rto rto;
     node_rpc late[QDB_NODE_LATE]; /* timed out recently (id 0: empty slot) */
     unsigned late_next;
 
@@ -283,7 +287,6 @@ struct qdb_node {
     qdb_time_us collect_at;  /* the next tombstone sweep */
 
     /* hive-wide settings (hive.c) */
-    unsigned replication;  /* K; 0 until known */
     bool purge_all_enabled, stop_enabled; /* REMOVE_ALL and STOP obeyed (false until known) */
     char *refusal;         /* why the hive refused us, or NULL */
 
@@ -384,6 +387,23 @@ void watch_pred_failed(qdb_node *n, qdb_addr pred);
 bool watch_silent(qdb_node *n, qdb_addr a);
 qdb_time_us watch_suspect_at(qdb_node *n, qdb_addr a, qdb_time_us since);
 void watch_pred_alive(qdb_node *n);
+/* The lease on our range (K > 1; watch.c, "Lease"): may we serve it as its
+ * owner now?  Always with K = 1, and alone in the ring. */
+bool watch_leased(qdb_node *n);
+/* The frame the watch asks the successor with: a STABILIZE with replicas
+ * (its answer renews the lease), else a PING. */
+int watch_succ_frame(const qdb_node *n);
+/* A STABILIZE_REPLY m answered our call rpc (a round's or the watch's):
+ * renew the lease if it comes from our successor and names us its
+ * predecessor. */
+void watch_confirmed(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
+/* We notified our successor while out of lease: ask it again one round
+ * trip later, not at the next look. */
+void watch_renew_soon(qdb_node *n);
+/* Compare our range with our replicas if our lease was renewed after it
+ * lapsed, once we have a predecessor and our hand-over (ring_notify_admitted
+ * calls it too). */
+void watch_resync(qdb_node *n);
 
 /* replica.c */
 /* Our replicas: the first K - 1 distinct successors; returns how many. */

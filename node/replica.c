@@ -203,12 +203,14 @@ static void finish(qdb_node *n, guint at)
     repl_write *w = g_ptr_array_steal_index(n->repl_writes, at);
     gsize len = 0;
     const uint8_t *p = w->payload ? g_bytes_get_data(w->payload, &len) : NULL;
-    if (w->answer && !still_ours(n, w)) {
+    if (w->answer && (!still_ours(n, w) || !watch_leased(n))) {
         /* It ran here, and its copies stay (stray, offered to the owner,
          * stray.h), but it is not on the owner's K nodes: not acknowledged
-         * -- the client cannot know whether it will be seen. */
-        node_log(n, 3, "a write's key left our range before its replicas answered: "
-                       "outcome unknown");
+         * -- the client cannot know whether it will be seen.  Nor once our
+         * lease ended (watch.c, "Lease"): our successor may serve the key
+         * without it. */
+        node_log(n, 3, "a write's key left our range, or our lease ended, before its "
+                       "replicas answered: outcome unknown");
         w->status = QDB_E_OUTCOME_UNKNOWN;
         p = NULL;
         len = 0;
@@ -734,6 +736,8 @@ void replica_sync_start(qdb_node *n, const qdb_id *lo, const qdb_id *hi)
     n->sync_lo = *lo;
     n->sync_hi = *hi;
     n->syncing = true;
+    if (n->has_pred && qdb_id_eq(lo, &n->pred.id) && qdb_id_eq(hi, &n->cfg.self.id))
+        n->lease_resync = false; /* the whole range: what a lapsed lease asks (watch.c) */
     for (unsigned i = 0; i < k; i++) {
         /* the replica answers as to a repair digest: the buckets that
          * differ, then what it holds in them, which we keep if newer */

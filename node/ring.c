@@ -578,6 +578,7 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
         n->walk_steps = 0;
     }
     send_notify(n, &succ);
+    watch_renew_soon(n);
     if (n->restabilize)
         stabilize(n);
 }
@@ -848,6 +849,7 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
             replica_sync_start(n, &c->id, &n->cfg.self.id);
         else if (first)
             replica_sync_first(n);
+        watch_resync(n); /* (the whole range: a take-over's arc with it) */
         ring_set_changed(n);
     } else if (!qdb_peer_eq(c, &n->pred)) {
         watch_contender(n, c, flags); /* unless our predecessor is dead */
@@ -1097,6 +1099,8 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     if (n->n_succ && qdb_addr_eq(rpc->dst, n->succ[0].addr))
         n->lone_strikeouts = 0; /* it answers: not silent (forget_silent) */
+    if (rpc->kind == RPC_STABILIZE || rpc->kind == RPC_WATCH)
+        watch_confirmed(n, rpc, m);
     switch (rpc->kind) {
     case RPC_JOIN_FIND:
     case RPC_RELOCATE_FIND:
@@ -1147,7 +1151,10 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         watch_pred_alive(n);
         break;
     case RPC_WATCH:
-        if (n->restabilize)
+        /* With replicas the watch asks with a STABILIZE: an answer that
+         * does not name us is a round's worth of news (we notify) */
+        if (n->restabilize || (m->type == QDB_MSG_STABILIZE_REPLY &&
+                               (!(m->flags & QDB_STABILIZE_HAS_PRED) || !is_self(n, &m->pred))))
             stabilize(n);
         break;
     case RPC_ADMIT:
@@ -1241,7 +1248,9 @@ static bool struck(qdb_node *n, const node_rpc *rpc)
  * window ends, not up to a whole back-off later. */
 static void strike_again(qdb_node *n, const node_rpc *rpc)
 {
-    qdb_msg q = {.type = rpc->kind == RPC_STABILIZE ? QDB_MSG_STABILIZE : QDB_MSG_PING};
+    qdb_msg q = {.type = rpc->kind == RPC_STABILIZE ? QDB_MSG_STABILIZE
+                         : rpc->kind == RPC_WATCH  ? watch_succ_frame(n)
+                                                   : QDB_MSG_PING};
     if (rpc->kind == RPC_STABILIZE || rpc->kind == RPC_WATCH)
         q.peer = n->cfg.self;
     bool past = rpc->arg >= QDB_NODE_STRIKES - 1;

@@ -14,19 +14,48 @@ void qdb_rto_init(qdb_rto *t, unsigned capacity, qdb_time_us initial, qdb_time_u
 
 void qdb_rto_free(qdb_rto *t)
 {
-    g_free(t->e);
+    g_free(t->key); /* the block used and e live in too */
+    t->key = NULL;
+    t->used = NULL;
     t->e = NULL;
     t->n = 0;
 }
 
+/* The block: capacity keys, the stamps padded to whole 8-byte words (so
+ * the entries after them stay aligned), capacity entries. */
+static size_t stamp_words(unsigned capacity)
+{
+    return (capacity + 1) / 2;
+}
+
+static size_t block_size(unsigned capacity)
+{
+    return (capacity + stamp_words(capacity)) * sizeof(uint64_t) +
+           capacity * sizeof(qdb_rto_entry);
+}
+
+static inline uint64_t pack(qdb_addr a)
+{
+    return ((uint64_t)a.ip << 16) | a.port;
+}
+
+/* The slot of a, or -1. */
+static int slot_of(const qdb_rto *t, qdb_addr a)
+{
+    uint64_t k = pack(a);
+    for (unsigned i = 0; i < t->n; i++)
+        if (t->key[i] == k)
+            return (int)i;
+    return -1;
+}
+
 static qdb_rto_entry *find(qdb_rto *t, qdb_addr a)
 {
-    for (unsigned i = 0; i < t->n; i++)
-        if (qdb_addr_eq(t->e[i].addr, a)) {
-            t->e[i].used = ++t->clock;
-            return &t->e[i];
-        }
-    return NULL;
+    int i = slot_of(t, a);
+    if (i < 0)
+        return NULL;
+    t->used[i] = ++t->clock;
+    return &t->e[i];
 }
 
 /* The entry for a, created (evicting the least recently used) if needed. */
@@ -35,18 +64,23 @@ static qdb_rto_entry *get(qdb_rto *t, qdb_addr a)
     qdb_rto_entry *e = find(t, a);
     if (e)
         return e;
-    if (!t->e)
-        t->e = g_new0(qdb_rto_entry, t->capacity);
+    if (!t->e) {
+        t->key = g_malloc0(block_size(t->capacity));
+        t->used = (uint32_t *)(t->key + t->capacity);
+        t->e = (qdb_rto_entry *)(t->key + t->capacity + stamp_words(t->capacity));
+    }
     unsigned slot = t->n;
     if (t->n == t->capacity) {
         slot = 0;
         for (unsigned i = 1; i < t->n; i++)
-            if (t->e[i].used < t->e[slot].used)
+            if (t->used[i] < t->used[slot])
                 slot = i;
     } else {
         t->n++;
     }
-    t->e[slot] = (qdb_rto_entry){.addr = a, .used = ++t->clock, .rto = t->initial};
+    t->key[slot] = pack(a);
+    t->used[slot] = ++t->clock;
+    t->e[slot] = (qdb_rto_entry){.rto = t->initial};
     return &t->e[slot];
 }
 
@@ -96,13 +130,11 @@ void qdb_rto_heard(qdb_rto *t, qdb_addr a, qdb_time_us now)
 
 qdb_time_us qdb_rto_heard_at(const qdb_rto *t, qdb_addr a)
 {
-    for (unsigned i = 0; i < t->n; i++)
-        if (qdb_addr_eq(t->e[i].addr, a))
-            return t->e[i].heard;
-    return 0;
+    int i = slot_of(t, a);
+    return i < 0 ? 0 : t->e[i].heard;
 }
 
 size_t qdb_rto_memory(const qdb_rto *t)
 {
-    return t->e ? t->capacity * sizeof(qdb_rto_entry) : 0;
+    return t->e ? block_size(t->capacity) : 0;
 }

@@ -26,15 +26,21 @@
 
 
 typedef struct qdb_rto_entry {
-    qdb_addr addr;
-    uint32_t used;       /* LRU stamp */
     qdb_time_us srtt, rttvar; /* srtt 0: no sample yet (only timeouts) */
     qdb_time_us rto;
     qdb_time_us heard;   /* its last answer (qdb_rto_heard); 0: none */
 } qdb_rto_entry;
 
 typedef struct qdb_rto {
-    qdb_rto_entry *e;    /* capacity slots, NULL until first needed */
+    /* capacity slots, NULL until first needed: key[i] (the peer's address,
+     * packed) and used[i] (its LRU stamp) belong to e[i].  What every lookup
+     * scans (the keys) and every eviction (the stamps) sits together ahead
+     * of the entries, in one block: three cache lines for 16 peers instead
+     * of one line an entry (perf at 10,000 simulated nodes: the two scans
+     * were 5% of qdbsim). */
+    uint64_t *key;
+    uint32_t *used;
+    qdb_rto_entry *e;
     unsigned n, capacity;
     uint32_t clock;
     qdb_time_us initial, floor, ceiling;

@@ -307,11 +307,13 @@ static bool parse_op_expect(const qdb_scn_event *ev, sim_op *op, bool is_get, qd
         op->expect_status = QDB_OK;
     else if (!t->quoted && strcmp(t->text, "outcome_unknown") == 0)
         op->expect_status = QDB_E_OUTCOME_UNKNOWN;
+    else if (!t->quoted && strcmp(t->text, "unstable") == 0)
+        op->expect_status = QDB_E_UNSTABLE;
     else if (is_get)
         op->expect = g_strdup(t->text);
     else
         return qdb_scn_error(err, &t->pos,
-                             "expect: ok, not_found, already_exists or outcome_unknown");
+                             "expect: ok, not_found, already_exists, outcome_unknown or unstable");
     return true;
 }
 

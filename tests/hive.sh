@@ -42,10 +42,8 @@ qn() {
 # ---- 1. the hive -------------------------------------------------------------
 hive_start 3
 
-# ring_line I: node I's last neighbourhood line.
-ring_line() { grep "ring: " "$tmp/n$1.log" | tail -n 1; }
-succ_of() { ring_line "$1" | sed -n 's/.*successor \([0-9.:]*\),.*/\1/p'; }
-pred_of() { ring_line "$1" | sed -n 's/.*predecessor \([0-9.:]*\),.*/\1/p'; }
+# stable I: node I's last neighbourhood line (ring_line, tests/hivelib.sh)
+# says stable.
 stable() { ring_line "$1" | grep -q ", stable,"; }
 # ring_is NODES...: the named nodes form one stable cycle (each one's
 # successor is another one of them, all different, and predecessors agree).

@@ -201,3 +201,38 @@ entry_files() {
         _i=$((_i + 1))
     done 3>"$tmp/puts" 4>"$tmp/gets" 5>"$tmp/expect"
 }
+
+# ring3_start A B C [ARGS...]: a ring of three qdbd --transient on 127.0.0.A,
+# .B and .C with the IDs $IDA, $IDB and $IDC (the caller's), B and C joining
+# through A, ARGS given to A; PORT (the caller's first choice) moves on while
+# busy.  Skips (77) when 127.0.0.A is not usable.  ring3_whole A B C: each
+# one's last "ring:" log line names the next as successor and the one before
+# as predecessor.
+ring3_start() {
+    _a=$1 _b=$2 _c=$3
+    shift 3
+    for _try in 1 2 3 4 5 6; do
+        rm -rf "$tmp"/n*.log "$tmp"/n*.err "$tmp"/root*
+        eval "_id=\$ID$_a"
+        start_node "$_a" --id="$_id" --transient "$@"
+        wait_started "$_a" && break
+        _rc=$?
+        [ $_rc -eq 69 ] && [ $_try -lt 6 ] || { cat "$tmp/n$_a.err"; fail "qdbd did not start (exit $_rc)"; }
+        grep -q "Cannot assign requested address" "$tmp/n$_a.err" &&
+            { echo "SKIP: loopback alias 127.0.0.$_a is not usable here"; exit 77; }
+        PORT=$(( 20000 + (PORT + 997) % 40000 ))
+    done
+    for _i in "$_b" "$_c"; do
+        eval "_id=\$ID$_i"
+        start_node "$_i" --id="$_id" --transient --peer="127.0.0.$_a:$PORT"
+        wait_started "$_i" || { cat "$tmp/n$_i.err"; fail "qdbd $_i did not start"; }
+    done
+}
+ring_line() { grep "ring: " "$tmp/n$1.log" | tail -n 1; }
+succ_of() { ring_line "$1" | sed -n 's/.*successor \([0-9.:]*\),.*/\1/p'; }
+pred_of() { ring_line "$1" | sed -n 's/.*predecessor \([0-9.:]*\),.*/\1/p'; }
+ring3_whole() {
+    [ "$(succ_of "$1")" = "127.0.0.$2:$PORT" ] && [ "$(succ_of "$2")" = "127.0.0.$3:$PORT" ] &&
+        [ "$(succ_of "$3")" = "127.0.0.$1:$PORT" ] && [ "$(pred_of "$1")" = "127.0.0.$3:$PORT" ] &&
+        [ "$(pred_of "$2")" = "127.0.0.$1:$PORT" ] && [ "$(pred_of "$3")" = "127.0.0.$2:$PORT" ]
+}

@@ -21,30 +21,8 @@ ID71=$(printf '2%.0s' $(seq 64))
 ID72=$(printf '5%.0s' $(seq 64))
 ID73=$(printf 'a%.0s' $(seq 64))
 PORT=$(( 20000 + ($$ * 31) % 40000 ))
-for try in 1 2 3 4 5 6; do
-    rm -rf "$tmp"/n*.log "$tmp"/n*.err "$tmp"/root*
-    start_node 71 --id="$ID71" --transient
-    wait_started 71 && break
-    rc=$?
-    [ $rc -eq 69 ] && [ $try -lt 6 ] || { cat "$tmp/n71.err"; fail "qdbd did not start (exit $rc)"; }
-    grep -q "Cannot assign requested address" "$tmp/n71.err" &&
-        { echo "SKIP: loopback alias 127.0.0.71 is not usable here"; exit 77; }
-    PORT=$(( 20000 + (PORT + 997) % 40000 ))
-done
-for i in 72 73; do
-    eval "_id=\$ID$i"
-    start_node $i --id="$_id" --transient --peer="127.0.0.71:$PORT"
-    wait_started $i || { cat "$tmp/n$i.err"; fail "qdbd $i did not start"; }
-done
-
-ring_line() { grep "ring: " "$tmp/n$1.log" | tail -n 1; }
-succ_of() { ring_line "$1" | sed -n 's/.*successor \([0-9.:]*\),.*/\1/p'; }
-pred_of() { ring_line "$1" | sed -n 's/.*predecessor \([0-9.:]*\),.*/\1/p'; }
-whole() {
-    [ "$(succ_of 71)" = "127.0.0.72:$PORT" ] && [ "$(succ_of 72)" = "127.0.0.73:$PORT" ] &&
-        [ "$(succ_of 73)" = "127.0.0.71:$PORT" ] && [ "$(pred_of 71)" = "127.0.0.73:$PORT" ] &&
-        [ "$(pred_of 72)" = "127.0.0.71:$PORT" ] && [ "$(pred_of 73)" = "127.0.0.72:$PORT" ]
-}
+ring3_start 71 72 73
+whole() { ring3_whole 71 72 73; }
 wait_until 20 whole || fail "no ring 71 -> 72 -> 73 within 20 s"
 sleep 2 # quiet rounds: only the watch looks now
 echo "ring 71 -> 72 -> 73 ($(elapsed))"

@@ -1827,7 +1827,7 @@ static void test_rto_estimator(void)
     qdb_rto_sample(&t, c, 500 * ms);   /* full: evicts b */
     CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 2 * S);
     CU_ASSERT_EQUAL(qdb_rto_timeout(&t, c), 1500 * ms);
-    CU_ASSERT_EQUAL(qdb_rto_memory(&t), 2 * sizeof(qdb_rto_entry));
+    CU_ASSERT_EQUAL(qdb_rto_memory(&t), 2 * (sizeof(uint64_t) + sizeof(uint32_t) + sizeof(qdb_rto_entry)));
     qdb_rto_free(&t);
 }
 
