@@ -32,6 +32,10 @@
  * PING a period to a neighbour it has not heard from, so a crash is seen in
  * about a second, not at the next (slow) round. */
 #define QDB_DEFAULT_WATCH_US (1 * QDB_US_PER_S)
+/* A new fix-fingers cycle (one look at every distinct finger) starts at most
+ * this often while the ring around the node is quiet (ring.c, fix-fingers):
+ * tied to time, not to rounds, so 1-s rounds do not multiply its cost. */
+#define QDB_DEFAULT_FINGER_CYCLE_US (30 * QDB_US_PER_S)
 /* A peer is struck out after three timeouts in a row only once it has also
  * not answered any call of ours (our predecessor: sent us no frame) for this
  * long (node/watch.c, "Suspicion"): 5/4 of rpc_timeout, 2.5 s for the

@@ -36,6 +36,8 @@ void qdb_node_config_defaults(qdb_node_config *cfg)
         cfg->rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US;
     if (cfg->watch_period == 0)
         cfg->watch_period = QDB_DEFAULT_WATCH_US;
+    if (cfg->finger_cycle == 0)
+        cfg->finger_cycle = QDB_DEFAULT_FINGER_CYCLE_US;
     if (cfg->handover_batch == 0)
         cfg->handover_batch = QDB_DEFAULT_HANDOVER_BATCH;
     if (cfg->dedup_capacity == 0)

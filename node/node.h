@@ -47,6 +47,8 @@ typedef struct qdb_node_config {
                                     * [200 ms, 60 s] */
     qdb_time_us watch_period;      /* each neighbour not heard from within it gets a PING
                                     * (node/watch.c); default 1 s */
+    qdb_time_us finger_cycle;      /* a new fix-fingers cycle at most this often while
+                                    * the ring is quiet (ring.c); default 30 s */
     unsigned handover_batch;       /* records per HANDOVER frame; default 256 */
     unsigned dedup_capacity;       /* replies remembered for retried requests; default 4096 */
     int log_level;                 /* 0 none, 1 error, 2 warning, 3 info, 4 debug,

@@ -41,10 +41,6 @@
 
 /* Finger lookups per stabilization round (beyond fingers never known). */
 #define QDB_FINGERS_PER_ROUND 4
-/* A new fix-fingers cycle (one look at every distinct finger) starts at most
- * this often while the ring around the node is quiet (ring.c, fix-fingers):
- * tied to time, not to rounds, so 1-s rounds do not multiply its cost. */
-#define QDB_FINGER_CYCLE_US (30 * QDB_US_PER_S)
 
 /* Peers whose round trip is measured (rto.h): the neighbours, the fingers
  * in use and a few more; the least recently used is forgotten. */

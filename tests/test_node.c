@@ -136,6 +136,7 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
     qdb_host *host = qdb_fixture_host(h->f);
     qdb_node_config cfg = {.succlist_len = 3, .stabilize_fast = period, .stabilize_slow = period,
                            .watch_period = QDB_DEFAULT_WATCH_US * S / QDB_US_PER_S,
+                           .finger_cycle = QDB_DEFAULT_FINGER_CYCLE_US * S / QDB_US_PER_S,
                            .no_jitter = true};
     if (!period && !B.simulated)
         cfg = (qdb_node_config){.succlist_len = 3,
@@ -143,6 +144,7 @@ static harness *h_new_with(qdb_time_us period, const qdb_fixture_storage *storag
                                 .stabilize_slow = 4 * S,
                                 .rpc_timeout = QDB_DEFAULT_RPC_TIMEOUT_US * S / QDB_US_PER_S,
                                 .watch_period = QDB_DEFAULT_WATCH_US * S / QDB_US_PER_S,
+                                .finger_cycle = QDB_DEFAULT_FINGER_CYCLE_US * S / QDB_US_PER_S,
                                 .no_jitter = true};
     for (int i = 0; i < MAXN; i++) {
         qdb_peer p = {.addr = host->node_addr(host, (unsigned)i)};
@@ -517,7 +519,10 @@ static void test_ring_forms(void)
     }
     static const int live[] = {0, 1, 2, 3, 4, 5, 6, 7};
     settled_arg all = settled_of(h, live, 8, "", 0);
-    CU_ASSERT_TRUE(h_until(h, ring_complete, &all, 30 * S));
+    /* Two fix-fingers cycles and some (cfg.finger_cycle, 30 S): a node whose
+     * neighbours did not move looks at its fingers again only a cycle after
+     * its last look, which a join elsewhere may have made stale. */
+    CU_ASSERT_TRUE(h_until(h, ring_complete, &all, 70 * S));
     h_free(h);
 }
 
@@ -1339,7 +1344,7 @@ static bool fingers_right(harness *h, int only)
 
 /* Fix-fingers by time, not by rounds (ring.c): with 1-s rounds that never
  * back off, a quiet ring of 16 looks at its fingers once every
- * QDB_FINGER_CYCLE_US -- the fingers at +1..+3 nodes from the successor
+ * cfg.finger_cycle -- the fingers at +1..+3 nodes from the successor
  * list (r = 3), those at +4 and +8 by one round trip each, to the node that
  * answered last (the one before the start): 2 FINDs a node a cycle, one or
  * two cycles a node in 60 s.  Four lookups every round, as before, answered
@@ -1361,7 +1366,7 @@ static void test_fingers_by_time(void)
     h_run(h, now(h) + 5 * S);
     for (int i = 1; i <= 3; i++)
         CU_ASSERT_TRUE(fingers_right(h, i)); /* their lists moved: looked at now */
-    h_run(h, now(h) + 33 * S); /* a cycle (QDB_FINGER_CYCLE_US, 30 s) and its round trips */
+    h_run(h, now(h) + 33 * S); /* a cycle (cfg.finger_cycle, 30 s) and its round trips */
     CU_ASSERT_TRUE(fingers_right(h, -1));
     h_free(h);
 }
@@ -1702,7 +1707,7 @@ static void h_eight_paused(harness *h)
         h_start(h, i, 0);
     static const int live[] = {0, 1, 2, 3, 4, 5, 6, 7};
     settled_arg all = settled_of(h, live, 8, "", 0);
-    CU_ASSERT_TRUE_FATAL(h_until(h, ring_complete, &all, 40 * S));
+    CU_ASSERT_TRUE_FATAL(h_until(h, ring_complete, &all, 70 * S)); /* as in test_ring_forms */
     for (int i = 0; i < 8; i++)
         qdb_node_pause_maintenance(node(h, i), true);
     h_run(h, now(h) + S);
