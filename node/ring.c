@@ -775,7 +775,14 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return;
     }
     if (m->flags & QDB_NOTIFY_HINT) {
-        ring_set_changed(n);
+        /* From our successor: our ring moved, fast rounds and a new
+         * fix-fingers cycle.  From anyone else (a node that no longer is,
+         * or a resend after we moved on, send_hint): stabilize once; what
+         * the reply changes sets the round changed, and a resent hint
+         * does not hold a settled node "settling" for rounds. */
+        const qdb_peer *s = ring_successor(n);
+        if (s && qdb_addr_eq(s->addr, src))
+            ring_set_changed(n);
         stabilize(n);
         return;
     }
@@ -876,7 +883,7 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
  * are worth is path length against the frames spent on them:
  *  - cycles by time: a cycle looks at every distinct finger once (at 10^4
  *    nodes about 14 of the 64 slots), at most QDB_FINGERS_PER_ROUND remote
- *    lookups a round, and a new one starts QDB_FINGER_CYCLE_US after the
+ *    lookups a round, and a new one starts cfg.finger_cycle after the
  *    last began.  Rounds of 1 s that never back off no longer multiply the
  *    cost (four lookups every round were 76% of the events of 10^4 warm
  *    nodes); rounds backed off to 30 s (qdbd's default) still start a
@@ -937,7 +944,7 @@ static void fix_fingers(qdb_node *n)
          * first one after it started a cycle at one 30-s round in two. */
         if (node_now(n) + n->period / 2 < n->finger_cycle_at)
             return;
-        n->finger_cycle_at = node_now(n) + QDB_FINGER_CYCLE_US;
+        n->finger_cycle_at = node_now(n) + n->cfg.finger_cycle;
     }
     /* Resolve locally what we can; one remote lookup per call at most.
      * Each pass moves to the next distinct finger, so a full cycle costs
