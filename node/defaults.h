@@ -24,6 +24,9 @@
 #define QDB_DEFAULT_SUCCLIST 8 /* successor-list length r */
 #define QDB_DEFAULT_STABILIZE_FAST_US (1 * QDB_US_PER_S)
 #define QDB_DEFAULT_STABILIZE_SLOW_US (30 * QDB_US_PER_S)
+/* A hint (ring.c send_hint) not followed by its receiver's STABILIZE is
+ * sent again at each of our next rounds, this many times at most. */
+#define QDB_HINT_RESENDS 4
 #define QDB_DEFAULT_RPC_TIMEOUT_US (2 * QDB_US_PER_S) /* the first wait for a peer */
 /* Between rounds each node watches its two neighbours (node/watch.c): one
  * PING a period to a neighbour it has not heard from, so a crash is seen in

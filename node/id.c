@@ -19,6 +19,13 @@
 
 /* ---- arithmetic ------------------------------------------------------------ */
 
+void qdb_id_before(qdb_id *out, const qdb_id *a)
+{
+    *out = *a;
+    for (int i = QDB_ID_BYTES - 1; i >= 0 && out->b[i]-- == 0; i--)
+        ;
+}
+
 void qdb_id_add_pow2(qdb_id *out, const qdb_id *a, unsigned i)
 {
     g_return_if_fail(i < QDB_ID_BITS);

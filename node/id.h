@@ -83,6 +83,8 @@ static inline bool qdb_id_in_half(const qdb_id *x, const qdb_id *a, const qdb_id
 
 /* out = a + 2^i (mod 2^256), 0 <= i < 256: the start of finger i. */
 void qdb_id_add_pow2(qdb_id *out, const qdb_id *a, unsigned i);
+/* out = a - 1 (mod 2^256): an arc (out, ...] then starts at a itself. */
+void qdb_id_before(qdb_id *out, const qdb_id *a);
 /* out = b - a (mod 2^256): the clockwise distance from a to b. */
 void qdb_id_distance(qdb_id *out, const qdb_id *a, const qdb_id *b);
 /* Top 64 bits as an integer: enough to compare and histogram distances. */

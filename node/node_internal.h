@@ -185,6 +185,9 @@ struct qdb_node {
     qdb_peer cand_next;    /* the best successor candidate waiting its turn */
     bool has_cand_next;
     bool restabilize;      /* a hint came while a stabilize was in flight */
+    qdb_peer hint_to;      /* the last node sent a hint (send_hint) ... */
+    unsigned hint_owed;    /* ... resent each round until it stabilizes with
+                            * us, at most QDB_HINT_RESENDS times; 0: none */
     unsigned walk_steps;   /* successive rounds that found a closer successor */
 
     /* join: the peers given at start, then the ones join lookups name (so a
@@ -230,6 +233,10 @@ struct qdb_node {
                             * its receiver is given up (serve_on_handover_failed) */
     qdb_id ho_cursor;      /* with replicas: pushed up to here (serve.c, push_scan) */
     bool ho_continue;      /* the next push goes on from ho_cursor */
+    qdb_id ho_from;        /* with replicas, ho_give: our range ran from here before a */
+    bool ho_give;          /* closer predecessor, not a joining one, appeared: what we
+                            * hold in (ho_from, pred] is pushed to it (ring.c,
+                            * ring_notify_admitted) */
     /* hand-over we receive: recent (sender, rpc) pairs, to apply a batch once */
     uint64_t ho_seen[8];
     unsigned ho_seen_next;

@@ -58,12 +58,36 @@ void ring_set_changed(qdb_node *n)
  * lists of the r nodes before it.  The hint costs one frame per change and
  * travels at most r nodes back (a list that does not change sends none).
  * It carries no claim: the receiver still adopts only what it verifies. */
+static void hint_frame(qdb_node *n, const qdb_peer *to)
+{
+    qdb_msg m = {.type = QDB_MSG_NOTIFY, .flags = QDB_NOTIFY_HINT, .peer = n->cfg.self};
+    node_send(n, to->addr, &m);
+}
+
+/* The hint is one frame, and a lost one used to stall the news at that node
+ * until its next round, up to stabilize_slow (30 s) away, at each of the r
+ * nodes it travels back: a rejoined node missing from the last entry of a
+ * successor list for a minute under 3% loss (K = 3 sweep seed 588), a
+ * predecessor struck out on lost PINGs unknown at the check (283, 452,
+ * 565).  So the last hint is owed until its receiver stabilizes with us
+ * (ring_on_stabilize), and resent each of our rounds meanwhile -- fast ones,
+ * since whatever prompted it changed our ring -- at most QDB_HINT_RESENDS
+ * times. */
 static void send_hint(qdb_node *n, const qdb_peer *to)
 {
     if (is_self(n, to))
         return;
-    qdb_msg m = {.type = QDB_MSG_NOTIFY, .flags = QDB_NOTIFY_HINT, .peer = n->cfg.self};
-    node_send(n, to->addr, &m);
+    hint_frame(n, to);
+    n->hint_to = *to;
+    n->hint_owed = QDB_HINT_RESENDS + 1;
+}
+
+static void resend_hint(qdb_node *n)
+{
+    if (n->hint_owed == 0)
+        return;
+    if (--n->hint_owed > 0)
+        hint_frame(n, &n->hint_to);
 }
 
 /* succ list := first, then rest (a successor's own list), cut at ourselves
@@ -495,6 +519,8 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
      * in turn and the leave ended with the entries on no live node. */
     if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
         return;
+    if (n->hint_owed && qdb_addr_eq(src, n->hint_to.addr))
+        n->hint_owed = 0; /* it heard: see send_hint */
     qdb_msg r = {.type = QDB_MSG_STABILIZE_REPLY, .rpc = m->rpc};
     if (n->has_pred) {
         r.flags = QDB_STABILIZE_HAS_PRED;
@@ -775,6 +801,26 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         /* Our first predecessor since we joined, our hand-over in: see
          * replica_sync_first. */
         bool first = !n->has_pred && !n->pred_failed && !n->awaiting_handover;
+        /* A closer predecessor that is not joining: the ring was wrong.
+         * Under loss, a join burst can leave a node W and, a few places
+         * before it, a node R each taking the other's neighbours for its
+         * own (an appendage), both owning the arc between them: the
+         * clients' writes there went to W, R's range held none of them.
+         * When the ring corrects itself, R served reads from its store
+         * (missing reads at 12-15 s, K = 2 sweep seeds 490, 1139, 1974 of
+         * main).  So W pushes what it holds of the arc it lost to the new
+         * predecessor at once, as a join's hand-over (serve_push from
+         * ho_from), which passes on back what lies before its own range
+         * (serve_on_handover) until R or R's replica has it; and R, whose
+         * range moved too, does not serve it before a digest with its
+         * replicas (replica_sync_start) brought back what they hold and it
+         * lacks.  The stray walk (stray.h) would bring W's copies only
+         * after QDB_STRAY_SETTLE_US and a lookup. */
+        bool moved = n->replication > 1 && n->has_pred && !is_self(n, &n->pred) &&
+                     !(flags & QDB_NOTIFY_JOINING);
+        n->ho_give = moved;
+        if (moved)
+            n->ho_from = n->pred.id;
         if (!n->has_pred && n->pred_failed && !qdb_id_eq(&c->id, &n->failed_pred)) {
             /* (c, failed] was the failed node's: ours now, without its entries */
             n->orphan_lo = c->id;
@@ -802,6 +848,8 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         n->has_pred = true;
         if (took_over)
             replica_sync_start(n, &c->id, &n->failed_pred);
+        else if (moved)
+            replica_sync_start(n, &c->id, &n->cfg.self.id);
         else if (first)
             replica_sync_first(n);
         watch_resync(n); /* (the whole range: a take-over's arc with it) */
@@ -818,6 +866,8 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
          * whatever we hold outside our range to the predecessor. */
         if (flags & QDB_NOTIFY_JOINING)
             stray_rejoin(n, c, flags & QDB_NOTIFY_STORED); /* all, or what differs */
+        else if (n->ho_give)
+            serve_push(n, c, true); /* true: its ack ends ho_give */
         else if (serve_has_foreign(n))
             serve_push(n, c, false);
     }
@@ -1040,6 +1090,7 @@ void ring_round(qdb_node *n)
     node_log(n, 5, "round at %" G_GUINT64_FORMAT " period %" G_GUINT64_FORMAT, now, n->period);
 
     stabilize(n);
+    resend_hint(n);
     probe_remembered(n);
     n->finger_budget = QDB_FINGERS_PER_ROUND - 1;
     if (n->quiet_rounds == 0)

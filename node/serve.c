@@ -745,7 +745,7 @@ static int push_scan(qdb_node *n, push_ctx *c)
     if (n->replication <= 1)
         return serve_iterate_arc(n, &n->cfg.self.id, &n->pred.id, add_to_batch, c);
     if (!n->ho_continue)
-        n->ho_cursor = n->cfg.self.id;
+        n->ho_cursor = n->ho_give ? n->ho_from : n->cfg.self.id;
     if (qdb_id_eq(&n->ho_cursor, &n->pred.id))
         return 0; /* the arc is done: an empty last batch */
     c->filtered = true;
@@ -892,10 +892,23 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
         const qdb_peer *succ = ring_successor(n);
         bool leaver = !(m->flags & QDB_HANDOVER_REPLICA) && n->replication > 1 &&
                       !(succ && qdb_peer_eq(&m->peer, succ));
+        /* Our successor giving back an arc it lost (ring.c, ho_give): what
+         * it holds before our range goes on back the same way, so that it
+         * reaches its owner -- or the owner's replica, which its sync asks
+         * -- in a round trip a hop rather than by the stray walk. */
+        bool give = !(m->flags & QDB_HANDOVER_REPLICA) && n->replication > 1 && !leaver &&
+                    n->has_pred && !qdb_addr_eq(n->pred.addr, n->cfg.self.addr) &&
+                    !n->awaiting_handover;
+        bool before = false;
+        qdb_id first = {{0}};
         GPtrArray *took = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
         while (qdb_msg_entry_next(m, &pos, &k, &kl, &v, &vl)) {
             if (kl < QDB_ID_BYTES)
                 continue;
+            if (give && !before) {
+                memcpy(first.b, k, QDB_ID_BYTES);
+                before = !qdb_node_owns(n, &first); /* in ring order: the farthest */
+            }
             /* The newer version wins (version.c); a copy we hold at the
              * same version is the same write. */
             qdb_record_meta theirs;
@@ -930,6 +943,11 @@ void serve_on_handover(qdb_node *n, qdb_addr src, const qdb_msg *m)
          * is applied again when the sender repeats it (records are replaced
          * by equal or newer ones only, so applying twice is harmless). */
         n->ho_seen[n->ho_seen_next++ % G_N_ELEMENTS(n->ho_seen)] = tag;
+        if (before && !n->ho_give) {
+            n->ho_give = true;
+            qdb_id_before(&n->ho_from, &first);
+            serve_push(n, &n->pred, true);
+        }
     }
     if (m->flags & QDB_HANDOVER_LAST) {
         bool was = n->awaiting_handover;
@@ -993,8 +1011,10 @@ void serve_on_handover_ack(qdb_node *n, const node_rpc *rpc)
     n->ho_tried = false;
     bool last = n->ho_last;
     qdb_peer dst = rpc->peer;
-    if (last)
+    if (last) {
         stray_rejoin_done(n);
+        n->ho_give = false;
+    }
     if (n->phase == PHASE_LEAVING) {
         if (last)
             send_leave(n, 0);

@@ -67,14 +67,6 @@ void stray_free(qdb_node *n)
     n->stray = NULL;
 }
 
-/* id - 1: the open end of an arc that starts at id. */
-static void id_before(qdb_id *out, const qdb_id *id)
-{
-    *out = *id;
-    for (int i = QDB_ID_BYTES - 1; i >= 0 && out->b[i]-- == 0; i--)
-        ;
-}
-
 /* The first key of a scan: its ID.  (A wrapping arc is two scans; the
  * second does not start once this one stopped the first: serve.c.) */
 typedef struct first_ctx {
@@ -136,7 +128,7 @@ static void owner_found(qdb_node *n, const qdb_peer *owner)
         walk_end(n, QDB_ANTI_ENTROPY_US);
         return;
     }
-    id_before(&s->lo, &s->key);
+    qdb_id_before(&s->lo, &s->key);
     if (!qdb_id_in_half(&owner->id, &s->lo, &n->pred.id)) {
         /* An owner past our predecessor: [key, owner] would run through
          * our own range, and the copies we dropped once it took them would
@@ -455,7 +447,7 @@ void stray_rejoin(qdb_node *n, const qdb_peer *c, bool stored)
         serve_push(n, c, true); /* nothing to give: the empty last batch */
         return;
     }
-    id_before(&s->rejoin_lo, &first);
+    qdb_id_before(&s->rejoin_lo, &first);
     uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
     unsigned buckets = replica_digest(n, &s->rejoin_lo, &c->id, 0, sums);
     if (buckets == 0) {

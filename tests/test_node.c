@@ -460,7 +460,7 @@ static void test_one_node(void)
 {
     harness *h = h_new();
     h_start(h, 0, -1);
-    CU_ASSERT_TRUE(h_until(h, stable, &(pred_arg){0, 0}, 5 * S));
+    CU_ASSERT_TRUE(h_until(h, stable, &(pred_arg){0, 0}, 20 * S));
     qdb_id any;
     qdb_id_hash(&any, "x", 1);
     qdb_peer out;
