@@ -31,7 +31,16 @@ browser() {
         --window-size=1000,720 "$@" "$URL"
 }
 
-browser --dump-dom >"$tmp/dom.html" 2>"$tmp/chromium.err" || fail "chromium --dump-dom: $(tail -n 5 "$tmp/chromium.err")"
+# A settled node can go back to "settling" for a few rounds when a
+# neighbour's STABILIZE hint is resent (ring.c send_hint): the page must show
+# what the node says at the moment it is read, so wait for a stable hive and
+# read again, at most three times.
+for try in 1 2 3; do
+    hive_wait_stable 3
+    browser --dump-dom >"$tmp/dom.html" 2>"$tmp/chromium.err" || fail "chromium --dump-dom: $(tail -n 5 "$tmp/chromium.err")"
+    grep -q "active, stable, " "$tmp/dom.html" && break
+    echo "the page says settling (try $try)"
+done
 nodes=$(grep -o '<circle[^>]*class="node[^"]*"' "$tmp/dom.html" | wc -l)
 [ "$nodes" -eq 3 ] || fail "the SVG shows $nodes nodes, not 3"
 grep -q "data-address=\"127.0.0.1:$PORT\" class=\"node is-self" "$tmp/dom.html" ||
