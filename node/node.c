@@ -603,6 +603,14 @@ void qdb_node_tick(qdb_node *n)
         replica_round(n);
         stray_round(n);
         forget_round(n);
+        /* Rounds never slower than the watch (stabilize_slow <=
+         * watch_period, as in 1-s-round scale runs): a look of the watch
+         * due before the next round is taken now, early rather than late,
+         * and the watch needs no timer event of its own (watch.c, "Cost").
+         * Not with rounds that back off: earlier looks there moved the
+         * frames of small scenarios that are sensitive to them. */
+        if (n->cfg.stabilize_slow <= n->cfg.watch_period && n->watch_at <= n->round_at)
+            n->watch_at = now;
     } else if (n->repair_at && now >= n->repair_at) {
         n->repair_at = 0; /* spent, whether or not a batch can leave now */
         if (n->phase == PHASE_ACTIVE)

@@ -97,13 +97,15 @@ void qdb_node_free(qdb_node *n);
  * peers (tried in turn until one answers). */
 void qdb_node_start(qdb_node *n, const qdb_addr *peers, size_t n_peers);
 /* Where a warm start asks for the node owning an ID: the first node at or
- * after id, clockwise. */
-typedef void (*qdb_node_owner_fn)(void *arg, const qdb_id *id, qdb_peer *out);
+ * after id, clockwise (out), and the node before that one (before: the
+ * node a finger's cheap check asks first, ring.c fix-fingers). */
+typedef void (*qdb_node_owner_fn)(void *arg, const qdb_id *id, qdb_peer *out, qdb_peer *before);
 /* A warm start, for scale experiments only (qdbsim's `warm` verb): the node
  * starts as a settled member of a ring it is told about instead of joining
  * it -- predecessor, successor list (n_succ >= 1 entries, at most the
  * configured length are kept) and every finger from owner_of, as an oracle
- * that sees the whole ring would fill them.  Nothing is sent and no entry is
+ * that sees the whole ring would fill them, with the node before each
+ * finger as the one its next refresh asks first.  Nothing is sent and no entry is
  * handed over (start on an empty store); from then on the node runs as if
  * it had joined and settled: rounds at the slow period (the first one at a
  * random point of it), the watch, requests.  With a wrong picture

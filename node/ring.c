@@ -410,9 +410,12 @@ void ring_start_warm(qdb_node *n, const qdb_peer *pred, const qdb_peer *succ, un
     for (unsigned j = 0; j < QDB_FINGER_WINDOW; j++) {
         qdb_id start;
         qdb_id_add_pow2(&start, &n->cfg.self.id, QDB_FINGER_LO + j);
-        qdb_peer f;
-        owner_of(arg, &start, &f);
+        qdb_peer f, before;
+        owner_of(arg, &start, &f, &before);
         finger_set(n, j, &f);
+        /* As if a lookup had set it: the first refresh costs one FIND to
+         * the node before it, not a whole lookup (fix_fingers). */
+        n->finger_hop[j] = is_self(n, &before) ? (qdb_addr){0} : before.addr;
     }
     n->finger_valid = ~UINT64_C(0);
     n->phase = PHASE_ACTIVE;

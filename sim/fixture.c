@@ -375,13 +375,18 @@ typedef struct warm_ctx {
 
 /* Most fingers of a big ring fall before the successor (at 10^6 nodes, 44
  * of the 64 kept): answered without a search. */
-static void warm_owner(void *arg, const qdb_id *id, qdb_peer *out)
+static void warm_owner(void *arg, const qdb_id *id, qdb_peer *out, qdb_peer *before)
 {
     warm_ctx *c = arg;
-    if (qdb_id_in_half(id, &c->self->id, &c->succ->id))
+    if (qdb_id_in_half(id, &c->self->id, &c->succ->id)) {
         *out = *c->succ;
-    else
-        *out = node_at(c->f, (unsigned)qdb_fixture_owner(c->f, id))->peer;
+        *before = *c->self;
+        return;
+    }
+    const GArray *ring = qdb_fixture_ring(c->f);
+    guint len = ring->len, lo = ring_lower_bound(c->f, id) % len;
+    *out = node_at(c->f, g_array_index(ring, unsigned, lo))->peer;
+    *before = node_at(c->f, g_array_index(ring, unsigned, (lo + len - 1) % len))->peer;
 }
 
 /* Up first, all of them, so the ring they are placed in holds them all;
