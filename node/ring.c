@@ -1161,8 +1161,20 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         watch_pred_alive(n);
         break;
     case RPC_WATCH:
-        /* With replicas the watch asks with a STABILIZE: an answer that
-         * does not name us is a round's worth of news (we notify) */
+        /* With replicas the watch asks with a STABILIZE, and its answer is
+         * our successor's list as a round's is: taken as it comes.  Left
+         * unread, a hint lost on the way found its resends cancelled by
+         * the watch's STABILIZE (ring_on_stabilize: "it heard") while the
+         * news stayed at the hinting node until our next round, up to
+         * stabilize_slow away, at each of the r nodes it travels back (K = 3
+         * sweep seed 748: a rejoined node missing from the end of a list
+         * for 52 s).  An answer that does not name us is a round's worth of
+         * news besides (we notify). */
+        if (m->type == QDB_MSG_STABILIZE_REPLY && ring_successor(n) &&
+            qdb_peer_eq(ring_successor(n), &rpc->peer)) {
+            qdb_peer succ = rpc->peer;
+            set_succlist(n, &succ, m->peers, m->n_peers);
+        }
         if (n->restabilize || (m->type == QDB_MSG_STABILIZE_REPLY &&
                                (!(m->flags & QDB_STABILIZE_HAS_PRED) || !is_self(n, &m->pred))))
             stabilize(n);
