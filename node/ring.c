@@ -517,6 +517,19 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
      * predecessor -- its successor crashed a moment before and it skipped to
      * the next.  Unanswered, the hand-over was refused at every successor
      * in turn and the leave ended with the entries on no live node. */
+    if (n->phase == PHASE_JOINING && node_rpc_pending_to(n, RPC_JOIN_CONFIRM, src)) {
+        /* The node we confirm checks us (admission, below) as it answers
+         * our JOIN_CONFIRM, and its check can outrun its answer.  Dropped,
+         * the check timed out and our NOTIFY asked again a round trip
+         * later -- a round trip the node spent with a dead successor in
+         * zave-two-cycles.scn, on half the seeds.  Answered once we joined
+         * (ring_on_reply, RPC_JOIN_CONFIRM). */
+        n->early_src = src;
+        n->early_rpc = m->rpc;
+        n->early_peer = m->peer;
+        n->has_early = true;
+        return;
+    }
     if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
         return;
     if (n->hint_owed && qdb_addr_eq(src, n->hint_to.addr))
@@ -1130,6 +1143,12 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
             if (!hive_join(n, rpc->dst, m))
                 break;
             adopt_joined(n, &rpc->peer, m);
+            if (n->has_early && qdb_addr_eq(n->early_src, rpc->dst)) {
+                n->has_early = false;
+                qdb_msg q = {.type = QDB_MSG_STABILIZE, .rpc = n->early_rpc,
+                             .peer = n->early_peer};
+                ring_on_stabilize(n, n->early_src, &q);
+            }
             /* The answer also names our successor's predecessor: if that
              * node lies between us, the lookup that found our successor was
              * stale (joins race each other) -- move now, as stabilize would,
