@@ -146,6 +146,9 @@ struct qdb_node {
     bool lease_resync;             /* ...renewed after it lapsed: compare the range first */
     node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
     GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
+    uint64_t class_memo;   /* the last source looked up there, qdb_addr_key << 2 | its
+                            * class (0: none): the predecessor's STABILIZE and NOTIFY
+                            * every round are answered without the table's misses */
     qdb_time_us repair_at;   /* the next repair batch may leave then (cfg.repair_rate); 0: now */
     struct stray_state *stray; /* stray copies and rejoins (stray.c); NULL until used */
     qdb_node_config cfg;
