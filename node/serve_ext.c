@@ -198,7 +198,7 @@ typedef struct gc_ctx {
     int64_t wall;
     unsigned seen;
     bool full;          /* stopped with records left: resume after last */
-    GPtrArray *expired; /* GBytes keys */
+    GPtrArray *expired; /* GBytes keys; NULL until one expired */
     GArray *metas;      /* their qdb_record_meta */
     GByteArray *last;
 } gc_ctx;
@@ -218,6 +218,10 @@ static int gc_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
         !meta.tombstone && qdb_record_expired(&meta, c->wall)) {
         memcpy(id.b, k, QDB_ID_BYTES);
         if (qdb_node_owns(c->n, &id)) {
+            if (!c->expired) {
+                c->expired = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+                c->metas = g_array_new(FALSE, FALSE, sizeof(qdb_record_meta));
+            }
             g_ptr_array_add(c->expired, g_bytes_new(k, kl));
             g_array_append_val(c->metas, meta);
         }
@@ -231,15 +235,17 @@ void serve_collect_expired(qdb_node *n)
 {
     if (n->gc_cursor == NULL)
         n->gc_cursor = g_byte_array_new();
-    gc_ctx c = {.n = n, .wall = n->clock->wall(n->clock),
-                .expired = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
-                .metas = g_array_new(FALSE, FALSE, sizeof(qdb_record_meta)),
-                .last = n->gc_cursor};
+    /* the lists only once something expired: every round of every node
+     * comes here, and nearly always finds nothing (perf at 10,000 simulated
+     * nodes: three allocations a round) */
+    gc_ctx c = {.n = n, .wall = n->clock->wall(n->clock), .last = n->gc_cursor};
     int rc = n->storage->iterate(n->storage, n->gc_cursor->data, n->gc_cursor->len, NULL, 0,
                                  gc_visit, &c);
     if (rc == QDB_OK && !c.full) /* the end of the store (stores differ on what
                                    * a stopped walk returns: ask c.full) */
         g_byte_array_set_size(n->gc_cursor, 0); /* the end: start over next time */
+    if (!c.expired)
+        return; /* nothing written: nothing to copy to the replicas either */
     GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     for (guint i = 0; i < c.expired->len; i++) {
         gsize kl;
