@@ -745,6 +745,24 @@ bool qdb_node_is_joining(const qdb_node *n)
     return n->phase == PHASE_JOINING || n->awaiting_handover;
 }
 
+void qdb_node_prefetch_ring(const qdb_node *n, int pass)
+{
+    if (pass == 0) {
+        __builtin_prefetch(n);           /* phase */
+        __builtin_prefetch(&n->n_succ);  /* succ, n_succ, has_pred */
+        __builtin_prefetch(&n->pred);
+        __builtin_prefetch((const char *)(&n->pred + 1) - 1);
+        __builtin_prefetch(&n->awaiting_handover);
+    } else {
+        const char *s = (const char *)n->succ;
+        size_t len = n->n_succ * sizeof(qdb_peer);
+        for (size_t at = 0; at < len; at += 64)
+            __builtin_prefetch(s + at);
+        if (len)
+            __builtin_prefetch(s + len - 1);
+    }
+}
+
 bool qdb_node_is_stable(const qdb_node *n)
 {
     return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover &&
