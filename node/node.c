@@ -204,7 +204,7 @@ qdb_time_us qdb_node_uptime(const qdb_node *n)
 
 /* ---- logging, time, sending ---------------------------------------------- */
 
-void node_log(const qdb_node *n, int level, const char *fmt, ...)
+void node_log_at(const qdb_node *n, int level, const char *fmt, ...)
 {
     if (level > n->cfg.log_level)
         return;
