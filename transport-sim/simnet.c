@@ -138,6 +138,11 @@ typedef struct block_key {
  * the block a new frame is copied into was usually just delivered, so it is
  * still in the cache.  At most FRAME_FREE_MAX blocks are kept free. */
 #define FRAME_SMALL 256
+/* The trace hash takes its input in runs of up to this many bytes: the same
+ * bytes in the same order, so the same digest, but two EVP_DigestUpdate()
+ * calls an event (each copying its few bytes into the context) became one
+ * per hundred events or so. */
+#define TRACE_BUF 8192
 #define FRAME_FREE_MAX 65536
 
 struct qdb_simnet {
@@ -149,6 +154,7 @@ struct qdb_simnet {
     GHashTable *blocks;  /* block_key -> itself; lookups only */
     EVP_MD_CTX *trace;   /* running SHA-256 */
     EVP_MD_CTX *scratch; /* a copy finalized to read the digest */
+    size_t trace_len;    /* bytes waiting in trace_buf */
     FILE *log_write, *log_check;
     uint64_t log_n;
     char *line_buf; /* getline() buffer for the check */
@@ -162,6 +168,7 @@ struct qdb_simnet {
     size_t n_free_frames;
     /* for qdb_simnet_memory() */
     size_t frames_in_flight, bytes_in_flight, endpoints_alloc, rngs;
+    uint8_t trace_buf[TRACE_BUF];
 };
 
 /* ---- small arithmetic ----------------------------------------------------------- */
@@ -672,9 +679,30 @@ static uint64_t sim_next(qdb_random *r)
 
 /* ---- trace hash and hash log --------------------------------------------------------------- */
 
+static void trace_flush(qdb_simnet *net)
+{
+    if (net->trace_len)
+        EVP_DigestUpdate(net->trace, net->trace_buf, net->trace_len);
+    net->trace_len = 0;
+}
+
+static void trace_put(qdb_simnet *net, const void *data, size_t len)
+{
+    if (net->trace_len + len > TRACE_BUF) {
+        trace_flush(net);
+        if (len > TRACE_BUF / 2) { /* a big frame: straight in */
+            EVP_DigestUpdate(net->trace, data, len);
+            return;
+        }
+    }
+    memcpy(net->trace_buf + net->trace_len, data, len);
+    net->trace_len += len;
+}
+
 static void digest_now(qdb_simnet *net, uint8_t out[32])
 {
     unsigned int n = 0;
+    trace_flush(net);
     EVP_MD_CTX_copy_ex(net->scratch, net->trace);
     EVP_DigestFinal_ex(net->scratch, out, &n);
 }
@@ -710,9 +738,9 @@ static bool trace_item(qdb_simnet *net, int kind, const qdb_addr *src, const qdb
     if (has_data) {
         qdb_be32_put(hdr + n, (uint32_t)len), n += 4;
     }
-    EVP_DigestUpdate(net->trace, hdr, n);
+    trace_put(net, hdr, n);
     if (has_data && len)
-        EVP_DigestUpdate(net->trace, data, len);
+        trace_put(net, data, len);
 
     if (!net->log_write && !net->log_check)
         return true;
