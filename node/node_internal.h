@@ -114,6 +114,7 @@ struct qdb_node {
      * counters were a third of qdb_node_recv). */
     node_phase phase;
     bool round_changed;
+    bool gc_resume;        /* gc_cursor holds a key (serve_ext.c, expiry collection) */
     unsigned quiet_rounds;
     unsigned replication;  /* hive-wide K (hive.c); 0 until known */
     /* RPCs in flight: few, so a small array searched linearly */
@@ -289,7 +290,7 @@ struct qdb_node {
     bool purge_all_enabled, stop_enabled; /* REMOVE_ALL and STOP obeyed (false until known) */
     char *refusal;         /* why the hive refused us, or NULL */
 
-    GByteArray *gc_cursor; /* expiry collection resumes after this key (NULL: start) */
+    GByteArray *gc_cursor; /* expiry collection resumes after this key (see gc_resume) */
     /* replies to entry requests by type and status: allocated on the first
      * request, so idle simulated nodes stay small (serve.c) */
     uint64_t *req_counts;
