@@ -482,7 +482,7 @@ static void sim_arm(qdb_clock *c, qdb_time_us deadline)
 
 static int64_t sim_wall(qdb_clock *c)
 {
-    qdb_sim_endpoint *ep = c->impl;
+    qdb_sim_endpoint *ep = ep_of(c, clock);
     return ep->net->cfg.wall_epoch_us + (int64_t)local_now(ep);
 }
 
@@ -668,7 +668,7 @@ static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t
 
 static uint64_t sim_next(qdb_random *r)
 {
-    qdb_sim_endpoint *ep = r->impl;
+    qdb_sim_endpoint *ep = ep_of(r, random);
     if (!ep->rng) {
         guint32 seed[2] = {(guint32)ep->rng_seed, (guint32)(ep->rng_seed >> 32)};
         ep->rng = g_rand_new_with_seed_array(seed, 2);
@@ -920,6 +920,7 @@ static void prefetch_upcoming(qdb_simnet *net)
     } else if (up[0]->kind == EV_TICK) {
         const qdb_sim_endpoint *ep = up[0]->ptr;
         prefetch_ep(ep);
+        __builtin_prefetch(&ep->random.next); /* a round draws its jitter */
         __builtin_prefetch(ep->rec);
         prefetch_owner(ep->owner);
     }
