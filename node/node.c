@@ -221,7 +221,7 @@ void node_log(const qdb_node *n, int level, const char *fmt, ...)
     g_free(msg);
 }
 
-qdb_time_us node_now(qdb_node *n)
+qdb_time_us node_now(const qdb_node *n)
 {
     return n->clock->now(n->clock);
 }
@@ -760,6 +760,19 @@ bool qdb_node_owns(const qdb_node *n, const qdb_id *id)
 {
     return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover &&
            qdb_id_in_half(id, &n->pred.id, &n->cfg.self.id);
+}
+
+bool node_serves(const qdb_node *n)
+{
+    return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover && watch_leased(n);
+}
+
+bool qdb_node_serving(const qdb_node *n, qdb_id *lo)
+{
+    if (!node_serves(n))
+        return false;
+    *lo = n->pred.id;
+    return true;
 }
 
 uint64_t qdb_node_incarnation(const qdb_node *n)

@@ -164,6 +164,10 @@ bool qdb_node_is_joining(const qdb_node *n);
 int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);
 /* Does this node consider itself the owner of id right now? */
 bool qdb_node_owns(const qdb_node *n, const qdb_id *id);
+/* Would this node serve requests for its range (*lo, itself] right now --
+ * settled, and with replicas under its lease?  For the oracle, which
+ * checks that no two nodes serve one key at once (qdbd(8), "Leases"). */
+bool qdb_node_serving(const qdb_node *n, qdb_id *lo);
 uint64_t qdb_node_incarnation(const qdb_node *n);
 /* The hive's replication factor K as this node knows it: 0 while it joins
  * without an opinion of its own, then the hive's. */

@@ -529,6 +529,7 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     r.n_peers = n->n_succ;
     memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
     hive_describe(n, &r);
+    watch_describe(n, &r);
     node_send(n, src, &r);
     /* A STABILIZE from a node we do not know is a joiner (or a candidate)
      * about to take us as its successor and notify us: check it now, so
