@@ -63,7 +63,10 @@
  * it at the earliest -- later than the lease ends.  Every path that drops
  * a predecessor without its LEAVE waits out the window (watch_silent, for
  * the watch's PINGs, probes and copies; a refused connection is a dead
- * process).  Out of lease P answers "unstable" (the client retries), and
+ * process, but a connection that worked and broke is not: qdbd's loop
+ * reports it as a reset, qdb_node_reset, which fails the calls on it as
+ * timeouts would -- strikes -- and drops nobody;
+ * scenarios/replicas-k3-reset-predecessor.scn, tests/reset-predecessor.sh).  Out of lease P answers "unstable" (the client retries), and
  * a write its replicas acknowledge after the lease ended is answered
  * "outcome unknown" (replica.c, finish).  When a lapsed lease is renewed,
  * S may have served the range meanwhile: P compares it with its replicas
