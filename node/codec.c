@@ -299,7 +299,7 @@ static unsigned flags_max(int type)
         return QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
     if (type == QDB_MSG_STABILIZE_REPLY)
         return QDB_STABILIZE_HAS_PRED | QDB_STABILIZE_PURGE_ALL | QDB_STABILIZE_STOP |
-               QDB_STABILIZE_LEASES;
+               QDB_STABILIZE_NOTIFIED | QDB_STABILIZE_LEASES;
     return type == QDB_MSG_NOTIFY     ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT | QDB_NOTIFY_STORED
          : type == QDB_MSG_HANDOVER ? QDB_HANDOVER_LAST | QDB_HANDOVER_REPLICA
                                     : 1u;

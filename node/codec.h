@@ -58,9 +58,10 @@
  *                                             else peer is the next hop
  *   STABILIZE    rpc, peer (the asker)
  *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor; bit 1: the hive
- *                enables REMOVE_ALL; bit 2: the hive enables STOP), [peer pred],
+ *                enables REMOVE_ALL; bit 2: the hive enables STOP; bit 3: the
+ *                asker need not NOTIFY), [peer pred],
  *                u8 n, n peers (successor list), [u8 replication],
- *                [K - 2 varints: with bit 3, the sender's leases (node/watch.c,
+ *                [K - 2 varints: with bit 4, the sender's leases (node/watch.c,
  *                "Lease"), microseconds left at depths 1 .. K - 2; K >= 3]
  *                the hive-wide settings a joining node adopts: the
  *                replication factor K, 2..QDB_REPLICATION_MAX, absent for
@@ -124,7 +125,9 @@
 #define QDB_STABILIZE_HAS_PRED 1u /* STABILIZE_REPLY: pred follows */
 #define QDB_STABILIZE_PURGE_ALL 2u /* STABILIZE_REPLY: the hive enables REMOVE_ALL (hive.c) */
 #define QDB_STABILIZE_STOP 4u     /* STABILIZE_REPLY: the hive enables STOP (hive.c) */
-#define QDB_STABILIZE_LEASES 8u   /* STABILIZE_REPLY: the sender's leases follow (watch.c) */
+#define QDB_STABILIZE_NOTIFIED 8u /* STABILIZE_REPLY: the asker is our predecessor, and its
+                                   * NOTIFY would change nothing here (ring.c, notify_moot) */
+#define QDB_STABILIZE_LEASES 16u  /* STABILIZE_REPLY: the sender's leases follow (watch.c) */
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_NOTIFY_STORED 4u      /* NOTIFY: joining with its old store (stray.h) */

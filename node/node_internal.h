@@ -293,6 +293,13 @@ struct qdb_node {
      * request, so idle simulated nodes stay small (serve.c) */
     uint64_t *req_counts;
     qdb_time_us started_at; /* qdb_node_start(), for the uptime */
+    /* the STABILIZE (sender, rpc, asker) that the node we were confirming
+     * as our successor sent while we were joining, answered once we joined
+     * (ring.c, ring_on_stabilize) */
+    qdb_addr early_src;
+    uint64_t early_rpc;
+    qdb_peer early_peer;
+    bool has_early;
 };
 
 /* Rows (request types) and columns (the results a node gives, and one for

@@ -510,6 +510,23 @@ static void stabilize(qdb_node *n)
 
 static void admit_check(qdb_node *n, const qdb_peer *p, unsigned arg);
 
+/* Would c's NOTIFY (not joining: a joiner always sends it) change nothing
+ * here?  Then our STABILIZE_REPLY says so (QDB_STABILIZE_NOTIFIED) and c
+ * sends none: a frame a node a round, a sixth of a settled ring's events
+ * at 1-s rounds.  Chord's notify is moot once the successor names c; ours
+ * also makes its receiver ask c as a closer successor (consider_candidate:
+ * a ring of one, a ring that is wrong) and push c a hand-over to give back
+ * (ho_give) or entries outside our range (ring_notify_admitted) -- only
+ * this node knows those, so it decides, not c.  It decides on its state at
+ * the reply: what changes before c's NOTIFY would have come waits for c's
+ * next round, whose reply then asks for the NOTIFY, as after a lost one. */
+static bool notify_moot(qdb_node *n, qdb_addr src, const qdb_peer *c)
+{
+    return n->phase == PHASE_ACTIVE && n->has_pred && qdb_peer_eq(c, &n->pred) &&
+           !is_self(n, c) && ring_same_host(src, c->addr) && !better_successor(n, c) &&
+           !n->ho_give && !serve_has_foreign(n);
+}
+
 void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
 {
     /* A leaving node still answers: the node it hands its entries to checks
@@ -517,6 +534,19 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
      * predecessor -- its successor crashed a moment before and it skipped to
      * the next.  Unanswered, the hand-over was refused at every successor
      * in turn and the leave ended with the entries on no live node. */
+    if (n->phase == PHASE_JOINING && node_rpc_pending_to(n, RPC_JOIN_CONFIRM, src)) {
+        /* The node we confirm checks us (admission, below) as it answers
+         * our JOIN_CONFIRM, and its check can outrun its answer.  Dropped,
+         * the check timed out and our NOTIFY asked again a round trip
+         * later -- a round trip the node spent with a dead successor in
+         * zave-two-cycles.scn, on half the seeds.  Answered once we joined
+         * (ring_on_reply, RPC_JOIN_CONFIRM). */
+        n->early_src = src;
+        n->early_rpc = m->rpc;
+        n->early_peer = m->peer;
+        n->has_early = true;
+        return;
+    }
     if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
         return;
     if (n->hint_owed && qdb_addr_eq(src, n->hint_to.addr))
@@ -529,6 +559,8 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     r.n_peers = n->n_succ;
     memcpy(r.peers, n->succ, n->n_succ * sizeof(qdb_peer));
     hive_describe(n, &r);
+    if (notify_moot(n, src, &m->peer))
+        r.flags |= QDB_STABILIZE_NOTIFIED;
     watch_describe(n, &r);
     node_send(n, src, &r);
     /* A STABILIZE from a node we do not know is a joiner (or a candidate)
@@ -563,7 +595,8 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
     set_succlist(n, &succ, m->peers, m->n_peers);
     /* Our successor does not know us as its predecessor yet (a lost NOTIFY,
      * or a closer node): not settled -- keep the fast period until it does. */
-    if (!(m->flags & QDB_STABILIZE_HAS_PRED) || !is_self(n, &m->pred))
+    bool named = (m->flags & QDB_STABILIZE_HAS_PRED) && is_self(n, &m->pred);
+    if (!named)
         ring_set_changed(n);
     /* Chord would adopt x = successor.predecessor now.  Zave: only if x is
      * alive -- ask it first; we notify once it answered. */
@@ -581,7 +614,9 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
     } else {
         n->walk_steps = 0;
     }
-    send_notify(n, &succ);
+    /* (notify_moot: the successor says when our NOTIFY would be moot) */
+    if (n->awaiting_handover || !named || !(m->flags & QDB_STABILIZE_NOTIFIED))
+        send_notify(n, &succ);
     watch_renew_soon(n);
     if (n->restabilize)
         stabilize(n);
@@ -1131,6 +1166,12 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
             if (!hive_join(n, rpc->dst, m))
                 break;
             adopt_joined(n, &rpc->peer, m);
+            if (n->has_early && qdb_addr_eq(n->early_src, rpc->dst)) {
+                n->has_early = false;
+                qdb_msg q = {.type = QDB_MSG_STABILIZE, .rpc = n->early_rpc,
+                             .peer = n->early_peer};
+                ring_on_stabilize(n, n->early_src, &q);
+            }
             /* The answer also names our successor's predecessor: if that
              * node lies between us, the lookup that found our successor was
              * stale (joins race each other) -- move now, as stabilize would,

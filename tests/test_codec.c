@@ -237,8 +237,14 @@ static void samples_init(samples *s)
     m->n_peers = 1;
     m->peers[0] = mk_peer(13);
     m->replication = 3;
-    m = add(s, QDB_MSG_STABILIZE_REPLY); /* K = 4: the sender's leases of depth 1 and 2 */
+    m = add(s, QDB_MSG_STABILIZE_REPLY); /* "you need not NOTIFY" (ring.c, notify_moot) */
     m->rpc = 133;
+    m->flags = QDB_STABILIZE_HAS_PRED | QDB_STABILIZE_NOTIFIED;
+    m->pred = mk_peer(8);
+    m->n_peers = 1;
+    m->peers[0] = mk_peer(14);
+    m = add(s, QDB_MSG_STABILIZE_REPLY); /* K = 4: the sender's leases of depth 1 and 2 */
+    m->rpc = 134;
     m->flags = QDB_STABILIZE_HAS_PRED | QDB_STABILIZE_LEASES;
     m->pred = mk_peer(14);
     m->replication = 4;

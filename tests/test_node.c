@@ -2029,7 +2029,25 @@ typedef struct rogue {
     qdb_host_endpoint *ep;
     qdb_addr addr;
     unsigned got[QDB_MSG_TYPE_MAX_ + 1]; /* frames received, by type */
+    unsigned notifies;    /* NOTIFYs received, hints not counted */
+    unsigned reply_flags; /* the flags of the last STABILIZE_REPLY received */
+    /* Playing a node (a test of the ring's own frames, not an attack):
+     * answers PING, and STABILIZE as a node whose predecessor and only
+     * successor is `next`, with reply_extra among the flags. */
+    bool plays_node;
+    qdb_peer next;
+    unsigned reply_extra;
+    bool hold_acks; /* acknowledges no HANDOVER */
 } rogue;
+
+static void rogue_send(rogue *r, qdb_addr to, const qdb_msg *m)
+{
+    GByteArray *b = g_byte_array_new();
+    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(m, b), QDB_OK);
+    qdb_transport *t = qdb_fixture_host(r->h->f)->seams(r->ep).transport;
+    t->send(t, to, b->data, b->len);
+    g_byte_array_free(b, TRUE);
+}
 
 static void rogue_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
 {
@@ -2038,13 +2056,24 @@ static void rogue_recv(void *o, qdb_addr src, const uint8_t *f, size_t len)
     if (qdb_msg_decode(f, len, &m) != QDB_OK)
         return;
     r->got[m.type]++;
-    if (m.type == QDB_MSG_HANDOVER) { /* "taken": the victim would delete them */
-        qdb_msg ack = {.type = QDB_MSG_HANDOVER_ACK, .rpc = m.rpc};
-        GByteArray *b = g_byte_array_new();
-        qdb_msg_encode(&ack, b);
-        qdb_transport *t = qdb_fixture_host(r->h->f)->seams(r->ep).transport;
-        t->send(t, src, b->data, b->len);
-        g_byte_array_free(b, TRUE);
+    if (m.type == QDB_MSG_NOTIFY && !(m.flags & QDB_NOTIFY_HINT))
+        r->notifies++;
+    if (m.type == QDB_MSG_STABILIZE_REPLY)
+        r->reply_flags = m.flags;
+    qdb_msg a = {.rpc = m.rpc};
+    if (m.type == QDB_MSG_HANDOVER && !r->hold_acks) { /* "taken": the victim would delete them */
+        a.type = QDB_MSG_HANDOVER_ACK;
+        rogue_send(r, src, &a);
+    } else if (r->plays_node && m.type == QDB_MSG_PING) {
+        a.type = QDB_MSG_PONG;
+        rogue_send(r, src, &a);
+    } else if (r->plays_node && m.type == QDB_MSG_STABILIZE) {
+        a.type = QDB_MSG_STABILIZE_REPLY;
+        a.flags = QDB_STABILIZE_HAS_PRED | r->reply_extra;
+        a.pred = r->next;
+        a.n_peers = 1;
+        a.peers[0] = r->next;
+        rogue_send(r, src, &a);
     }
 }
 static const qdb_inbound rogue_ops = {.recv = rogue_recv};
@@ -2058,15 +2087,6 @@ static void rogue_init(rogue *r, harness *h, uint32_t ip)
     r->ep = host->attach(host, r->addr, true, 77);
     g_assert(r->ep);
     host->bind(host, r->ep, &rogue_ops, r);
-}
-
-static void rogue_send(rogue *r, qdb_addr to, const qdb_msg *m)
-{
-    GByteArray *b = g_byte_array_new();
-    CU_ASSERT_EQUAL_FATAL(qdb_msg_encode(m, b), QDB_OK);
-    qdb_transport *t = qdb_fixture_host(r->h->f)->seams(r->ep).transport;
-    t->send(t, to, b->data, b->len);
-    g_byte_array_free(b, TRUE);
 }
 
 /* A peer just before node i on the ring, at addr. */
@@ -2165,6 +2185,64 @@ static void test_forged_notify(void)
         total += far.got[t];
     CU_ASSERT_EQUAL(total, 0);
     admission_serves(h, 0);
+    h_free(h);
+}
+
+/* A STABILIZE from a at node i; returns the reply's flags. */
+static unsigned rogue_stabilize(rogue *a, harness *h, int i, const qdb_peer *self)
+{
+    qdb_msg st = {.type = QDB_MSG_STABILIZE, .rpc = 50 + a->got[QDB_MSG_STABILIZE_REPLY],
+                  .peer = *self};
+    unsigned replies = a->got[QDB_MSG_STABILIZE_REPLY];
+    rogue_send(a, peer(h, i)->addr, &st);
+    h_run(h, now(h) + 1 * S);
+    CU_ASSERT_EQUAL(a->got[QDB_MSG_STABILIZE_REPLY], replies + 1);
+    return a->reply_flags;
+}
+
+/* A NOTIFY the successor names moot is skipped (ring.c, notify_moot): the
+ * successor says so only when it would change nothing there -- from its
+ * predecessor, and not while it holds entries to push it; and a node told
+ * so sends none.  Node 0 and a peer playing the node just before it. */
+static void test_notify_moot(void)
+{
+    harness *h = admission_solo();
+    rogue a;
+    rogue_init(&a, h, 0x64400501u);
+    qdb_peer self = before(h, 0, a.addr);
+    a.plays_node = true;
+    a.next = *peer(h, 0);
+    a.hold_acks = true;
+    /* not its predecessor: no */
+    CU_ASSERT_FALSE(rogue_stabilize(&a, h, 0, &self) & QDB_STABILIZE_NOTIFIED);
+    qdb_msg no = {.type = QDB_MSG_NOTIFY, .peer = self};
+    rogue_send(&a, peer(h, 0)->addr, &no);
+    h_run(h, now(h) + 2 * S);
+    CU_ASSERT_TRUE_FATAL(qdb_peer_eq(qdb_node_predecessor(node(h, 0)), &self));
+    CU_ASSERT_TRUE_FATAL(qdb_peer_eq(qdb_node_successor(node(h, 0)), &self));
+    /* its predecessor, but the entries of its range are still here (their
+     * hand-over unacknowledged): the NOTIFY brings them again */
+    CU_ASSERT_TRUE(a.got[QDB_MSG_HANDOVER] >= 1);
+    CU_ASSERT_EQUAL(stored(h, 0), ADM_N);
+    unsigned f = rogue_stabilize(&a, h, 0, &self);
+    CU_ASSERT_TRUE((f & QDB_STABILIZE_HAS_PRED) && !(f & QDB_STABILIZE_NOTIFIED));
+    a.hold_acks = false;
+    rogue_send(&a, peer(h, 0)->addr, &no);
+    h_run(h, now(h) + 2 * S);
+    CU_ASSERT_EQUAL(stored(h, 0), 0); /* (node 0 owns a single ID) */
+    CU_ASSERT_TRUE(rogue_stabilize(&a, h, 0, &self) & QDB_STABILIZE_NOTIFIED);
+    /* node 0 as the asker: its rounds notify the peer (its successor) until
+     * the peer's answers call the NOTIFY moot */
+    unsigned asked = a.got[QDB_MSG_STABILIZE], notified = a.notifies;
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_TRUE(a.got[QDB_MSG_STABILIZE] > asked);
+    CU_ASSERT_TRUE(a.notifies > notified);
+    a.reply_extra = QDB_STABILIZE_NOTIFIED;
+    asked = a.got[QDB_MSG_STABILIZE];
+    notified = a.notifies;
+    h_run(h, now(h) + 10 * S);
+    CU_ASSERT_TRUE(a.got[QDB_MSG_STABILIZE] > asked);
+    CU_ASSERT_EQUAL(a.notifies, notified);
     h_free(h);
 }
 
@@ -2990,6 +3068,7 @@ int main(void)
     CU_TestInfo admission[] = {
         {"remove_all and stop off unless the hive enables them", test_dangerous_off},
         {"a forged NOTIFY (joining) and HANDOVER_ACK move nothing", test_forged_notify},
+        {"a NOTIFY the successor calls moot is skipped, only then", test_notify_moot},
         {"forged HANDOVERs and LEAVE plant, overwrite and break nothing", test_forged_handover},
         {"a joiner with a live node's ID is refused", test_id_collision_refused},
         {"a session ends with its connection", test_session_gone},
