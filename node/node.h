@@ -165,6 +165,11 @@ const qdb_peer *qdb_node_finger(const qdb_node *n, unsigned i);
 bool qdb_node_is_stable(const qdb_node *n);
 /* True while the node is still receiving its range from its successor. */
 bool qdb_node_is_joining(const qdb_node *n);
+/* A hint, changing nothing: the caller will soon read n's ring state
+ * (successor, predecessor, successor list, is_joining), as the oracle does
+ * for every node of a big ring.  Pass 0 asks for the node's lines, pass 1,
+ * once those are likely there, for its successor list. */
+void qdb_node_prefetch_ring(const qdb_node *n, int pass);
 /* Answer a FIND locally: 1 and the owner when this node knows it, 0 and the
  * next hop otherwise.  Used by the oracle to measure lookup paths. */
 int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);

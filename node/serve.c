@@ -202,8 +202,16 @@ bool serve_class_ok(qdb_node *n, qdb_addr src, const qdb_msg *m)
         return true;
     if (!n->classes)
         n->classes = g_hash_table_new(g_direct_hash, g_direct_equal);
-    gpointer k = GSIZE_TO_POINTER(qdb_addr_key(src));
-    int had = GPOINTER_TO_INT(g_hash_table_lookup(n->classes, k));
+    uint64_t key = qdb_addr_key(src);
+    gpointer k = GSIZE_TO_POINTER(key);
+    int had;
+    if (n->class_memo && n->class_memo >> 2 == key) {
+        had = (int)(n->class_memo & 3);
+    } else {
+        had = GPOINTER_TO_INT(g_hash_table_lookup(n->classes, k));
+        if (had)
+            n->class_memo = key << 2 | (uint64_t)had;
+    }
     int role = n->transport->peer_role ? n->transport->peer_role(n->transport, src)
                                        : QDB_PEER_UNVERIFIED;
     if (role == QDB_PEER_NODE)
@@ -216,6 +224,7 @@ bool serve_class_ok(qdb_node *n, qdb_addr src, const qdb_msg *m)
         if (g_hash_table_size(n->classes) >= SESSIONS_MAX)
             g_hash_table_remove_all(n->classes);
         g_hash_table_insert(n->classes, k, GINT_TO_POINTER(want));
+        n->class_memo = key << 2 | (uint64_t)want;
         return true;
     }
     n->stats.class_refused++;
@@ -239,6 +248,8 @@ void serve_gone(qdb_node *n, qdb_addr src)
         g_hash_table_remove(n->sessions, k);
     if (n->classes)
         g_hash_table_remove(n->classes, k);
+    if (n->class_memo >> 2 == qdb_addr_key(src))
+        n->class_memo = 0;
 }
 
 void serve_hello(qdb_node *n, qdb_addr src, const qdb_msg *m)

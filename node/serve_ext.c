@@ -198,15 +198,16 @@ typedef struct gc_ctx {
     int64_t wall;
     unsigned seen;
     bool full;          /* stopped with records left: resume after last */
-    GPtrArray *expired; /* GBytes keys */
+    bool moved;         /* n->gc_cursor was moved */
+    GPtrArray *expired; /* GBytes keys; NULL until one expired */
     GArray *metas;      /* their qdb_record_meta */
-    GByteArray *last;
 } gc_ctx;
 
 static int gc_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
 {
     gc_ctx *c = arg;
-    if (c->seen == 0 && c->last->len == kl && memcmp(c->last->data, k, kl) == 0)
+    const GByteArray *last = c->n->gc_cursor;
+    if (c->seen == 0 && c->n->gc_resume && last->len == kl && memcmp(last->data, k, kl) == 0)
         return 0; /* the cursor itself, visited last call */
     if (c->seen++ >= QDB_GC_BATCH) {
         c->full = true;
@@ -218,28 +219,43 @@ static int gc_visit(void *arg, const uint8_t *k, size_t kl, const uint8_t *v, si
         !meta.tombstone && qdb_record_expired(&meta, c->wall)) {
         memcpy(id.b, k, QDB_ID_BYTES);
         if (qdb_node_owns(c->n, &id)) {
+            if (!c->expired) {
+                c->expired = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+                c->metas = g_array_new(FALSE, FALSE, sizeof(qdb_record_meta));
+            }
             g_ptr_array_add(c->expired, g_bytes_new(k, kl));
             g_array_append_val(c->metas, meta);
         }
     }
-    g_byte_array_set_size(c->last, 0);
-    g_byte_array_append(c->last, k, (guint)kl);
+    if (!c->n->gc_cursor)
+        c->n->gc_cursor = g_byte_array_new();
+    g_byte_array_set_size(c->n->gc_cursor, 0);
+    g_byte_array_append(c->n->gc_cursor, k, (guint)kl);
+    c->moved = true;
     return 0;
 }
 
 void serve_collect_expired(qdb_node *n)
 {
-    if (n->gc_cursor == NULL)
-        n->gc_cursor = g_byte_array_new();
-    gc_ctx c = {.n = n, .wall = n->clock->wall(n->clock),
-                .expired = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
-                .metas = g_array_new(FALSE, FALSE, sizeof(qdb_record_meta)),
-                .last = n->gc_cursor};
-    int rc = n->storage->iterate(n->storage, n->gc_cursor->data, n->gc_cursor->len, NULL, 0,
-                                 gc_visit, &c);
-    if (rc == QDB_OK && !c.full) /* the end of the store (stores differ on what
-                                   * a stopped walk returns: ask c.full) */
-        g_byte_array_set_size(n->gc_cursor, 0); /* the end: start over next time */
+    /* Every round of every node comes here and nearly always finds nothing
+     * (perf at 10,000 simulated nodes: three allocations a round, and two
+     * cache misses on the cursor).  So the lists are made only once
+     * something expired, and the cursor is read only when it holds a key
+     * (n->gc_resume, in the node's first lines). */
+    gc_ctx c = {.n = n, .wall = n->clock->wall(n->clock)};
+    const uint8_t *from = n->gc_resume ? n->gc_cursor->data : NULL;
+    size_t from_len = n->gc_resume ? n->gc_cursor->len : 0;
+    int rc = n->storage->iterate(n->storage, from, from_len, NULL, 0, gc_visit, &c);
+    if (rc == QDB_OK && !c.full) { /* the end of the store (stores differ on what
+                                     * a stopped walk returns: ask c.full) */
+        if (n->gc_resume || c.moved)
+            g_byte_array_set_size(n->gc_cursor, 0); /* the end: start over next time */
+        n->gc_resume = false;
+    } else if (c.moved) {
+        n->gc_resume = n->gc_cursor->len > 0;
+    }
+    if (!c.expired)
+        return; /* nothing written: nothing to copy to the replicas either */
     GPtrArray *written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     for (guint i = 0; i < c.expired->len; i++) {
         gsize kl;

@@ -46,6 +46,7 @@ struct qdb_fixture {
     GArray *ring;             /* unsigned: live nodes in ID order, once synced */
     GArray *ring_adds;        /* unsigned: started since the last sync */
     bool ring_removed;        /* some node went down since the last sync */
+    bool addr_reused;         /* a node was added at an earlier node's address */
     bool partitioned;
     char errmsg[QDB_ERRMSG_SIZE];
 };
@@ -147,7 +148,8 @@ unsigned qdb_fixture_add_node(qdb_fixture *f, const qdb_peer *peer, const qdb_no
     g_array_append_val(f->nodes, x);
     gint64 *key = g_new(gint64, 1);
     *key = (gint64)qdb_addr_key(peer->addr);
-    g_hash_table_insert(f->by_addr, key, GUINT_TO_POINTER(f->nodes->len));
+    if (!g_hash_table_insert(f->by_addr, key, GUINT_TO_POINTER(f->nodes->len)))
+        f->addr_reused = true;
     return f->nodes->len - 1;
 }
 
@@ -270,6 +272,24 @@ int qdb_fixture_index_of(const qdb_fixture *f, qdb_addr addr)
 {
     gint64 key = (gint64)qdb_addr_key(addr);
     return (int)GPOINTER_TO_UINT(g_hash_table_lookup(f->by_addr, &key)) - 1;
+}
+
+int qdb_fixture_index_near(const qdb_fixture *f, qdb_addr addr, unsigned guess)
+{
+    if (!f->addr_reused && guess < f->nodes->len && qdb_addr_eq(node_at(f, guess)->peer.addr, addr))
+        return (int)guess; /* every address names one node: the table would say so too */
+    return qdb_fixture_index_of(f, addr);
+}
+
+void qdb_fixture_prefetch(const qdb_fixture *f, unsigned i, int pass)
+{
+    const fx_node *x = node_at(f, i);
+    if (pass == 0) {
+        __builtin_prefetch(&x->peer);
+        __builtin_prefetch(&x->node);
+    } else if (x->node) {
+        qdb_node_prefetch_ring(x->node, pass - 1);
+    }
 }
 
 qdb_node *qdb_fixture_node(const qdb_fixture *f, unsigned i)

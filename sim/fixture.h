@@ -120,6 +120,13 @@ bool qdb_fixture_leaving(const qdb_fixture *f, unsigned i);
 const qdb_peer *qdb_fixture_peer(const qdb_fixture *f, unsigned i);
 /* The node added at addr, or -1. */
 int qdb_fixture_index_of(const qdb_fixture *f, qdb_addr addr);
+/* The same, checking first whether it is guess (the node the caller
+ * expects there, e.g. the next on the ring): no table lookup then. */
+int qdb_fixture_index_near(const qdb_fixture *f, qdb_addr addr, unsigned guess);
+/* A hint, changing nothing, for a walk over many nodes (the oracle's):
+ * pass 0 asks for node i's record here, pass 1 (once that is likely
+ * cached) for the node's ring state, pass 2 for its successor list. */
+void qdb_fixture_prefetch(const qdb_fixture *f, unsigned i, int pass);
 /* NULL while down. */
 qdb_node *qdb_fixture_node(const qdb_fixture *f, unsigned i);
 qdb_host_endpoint *qdb_fixture_endpoint(const qdb_fixture *f, unsigned i);

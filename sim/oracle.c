@@ -64,11 +64,24 @@ static const qdb_peer *peer_of(sim_oracle *o, unsigned i)
     return qdb_fixture_peer(o->fx, i);
 }
 
+/* A walk over the ring reads each node's record, then the node, then its
+ * successor list: three cache misses in a row for every node of a big ring
+ * (perf at 10,000 nodes: a tenth of qdbsim's time).  Asked for that many
+ * steps ahead, they overlap. */
+#define AHEAD 8
+
+static void prefetch_ahead(sim_oracle *o, guint pos)
+{
+    for (int pass = 0; pass < 3; pass++)
+        qdb_fixture_prefetch(o->fx, ring_at(o, pos + (guint)(3 - pass) * AHEAD), pass);
+}
+
 bool sim_oracle_ring_ok(sim_oracle *o, GString *why)
 {
     guint n = qdb_fixture_ring(o->fx)->len;
     char a[QDB_ADDR_STRLEN], b[QDB_ADDR_STRLEN], c[QDB_ADDR_STRLEN];
     for (guint i = 0; i < n; i++) {
+        prefetch_ahead(o, i);
         unsigned x = ring_at(o, i), next = ring_at(o, i + 1), prev = ring_at(o, i + n - 1);
         const qdb_node *node = qdb_fixture_node(o->fx, x);
         qdb_addr addr = peer_of(o, x)->addr;
@@ -147,12 +160,13 @@ bool sim_oracle_fingers_ok(sim_oracle *o, GString *why)
  * partition the check is off for the rest of the run: Chord cannot merge two
  * rings a partition made, and Zave's model has no partitions. */
 
-static int best_successor(sim_oracle *o, unsigned x)
+/* x is at ring position pos: its list should name the nodes after it. */
+static int best_successor(sim_oracle *o, unsigned x, guint pos)
 {
     qdb_peer list[QDB_SUCCLIST_MAX];
     unsigned k = qdb_node_succlist(qdb_fixture_node(o->fx, x), list, QDB_SUCCLIST_MAX);
     for (unsigned j = 0; j < k; j++) {
-        int idx = qdb_fixture_index_of(o->fx, list[j].addr);
+        int idx = qdb_fixture_index_near(o->fx, list[j].addr, ring_at(o, pos + 1 + j));
         if (idx >= 0 && qdb_fixture_up(o->fx, (unsigned)idx) &&
             qdb_peer_eq(peer_of(o, (unsigned)idx), &list[j]) &&
             qdb_node_successor(qdb_fixture_node(o->fx, (unsigned)idx)) != NULL)
@@ -173,10 +187,11 @@ bool sim_oracle_safety(sim_oracle *o, GString *why)
     int cycles = 0, first_cycle = -1;
     bool ok = true;
     for (guint i = 0; i < n && ok; i++) {
+        prefetch_ahead(o, i);
         unsigned x = g_array_index(ring, unsigned, i);
         /* a node with no successor yet is still looking for its place */
         next[x] = qdb_node_successor(qdb_fixture_node(o->fx, x)) == NULL ? -2
-                                                                         : best_successor(o, x);
+                                                                         : best_successor(o, x, i);
         if (next[x] == -1) {
             g_string_printf(why, "ConnectedAppendages: node %u has no live successor", x);
             ok = false;

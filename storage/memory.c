@@ -101,6 +101,9 @@ typedef struct mem_store {
     bool indexed;       /* the store grew past MEM_INDEX_AT */
     GArray *fresh;      /* mem_fresh: indexed, owned here, not in the tree yet */
     mem_entry *last;    /* the entry found or added last; NULL after a del() */
+    bool filled;        /* an entry was ever added: before, a walk reads only this
+                         * struct (each simulated node walks its store every round,
+                         * and at scale most stores stay empty) */
 } mem_store;
 
 static GTree *mem_tree(qdb_storage *s)
@@ -270,6 +273,7 @@ static int mem_put_parts(qdb_storage *s, const uint8_t *key, size_t key_len, con
         if (key_len > 0)
             memcpy(e->data, key, key_len);
         m->last = e;
+        m->filled = true;
         if (m->indexed) { /* the tree waits: mem_settle() */
             mem_index_add(m, e);
             mem_fresh f = {mem_prefix(key, key_len), e};
@@ -315,6 +319,8 @@ static int mem_iterate(qdb_storage *s, const uint8_t *from, size_t from_len, con
                        size_t to_len, qdb_storage_iter_fn fn, void *arg)
 {
     mem_entry probe = {.key = from, .key_len = from_len};
+    if (!((mem_store *)s->impl)->filled)
+        return QDB_OK;
     mem_settle(s->impl);
     for (GTreeNode *node = g_tree_lower_bound(mem_tree(s), &probe); node != NULL;
          node = g_tree_node_next(node)) {
