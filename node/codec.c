@@ -299,7 +299,7 @@ static unsigned flags_max(int type)
         return QDB_STATUS_F_STABLE | QDB_STATUS_F_PRED | QDB_STATUS_F_SUCC;
     if (type == QDB_MSG_STABILIZE_REPLY)
         return QDB_STABILIZE_HAS_PRED | QDB_STABILIZE_PURGE_ALL | QDB_STABILIZE_STOP |
-               QDB_STABILIZE_NOTIFIED;
+               QDB_STABILIZE_NOTIFIED | QDB_STABILIZE_LEASES;
     return type == QDB_MSG_NOTIFY     ? QDB_NOTIFY_JOINING | QDB_NOTIFY_HINT | QDB_NOTIFY_STORED
          : type == QDB_MSG_HANDOVER ? QDB_HANDOVER_LAST | QDB_HANDOVER_REPLICA
                                     : 1u;
@@ -485,10 +485,14 @@ static int emit_body(writer *w, const qdb_msg *m, const records *recs)
         if (m->flags & QDB_STABILIZE_HAS_PRED)
             w_peer(w, &m->pred);
         TRY(w_peers(w, m));
-        if (m->replication > QDB_REPLICATION_MAX)
+        if (m->replication > QDB_REPLICATION_MAX ||
+            ((m->flags & QDB_STABILIZE_LEASES) && m->replication < 3))
             return QDB_E_INVALID_ARGUMENT;
         if (m->replication > 1)
             w_u8(w, m->replication);
+        if (m->flags & QDB_STABILIZE_LEASES)
+            for (unsigned d = 0; d + 2 < m->replication; d++)
+                w_varint(w, m->leases[d]);
         return QDB_OK;
     case QDB_MSG_PING:
     case QDB_MSG_PONG:
@@ -958,10 +962,17 @@ static int decode_body(reader *r, qdb_msg *m)
         if (m->flags & QDB_STABILIZE_HAS_PRED)
             TRY(r_peer(r, &m->pred));
         TRY(r_peers(r, m));
-        if (r->left) { /* present only when not the default: 1 is malformed */
+        if (r->left || (m->flags & QDB_STABILIZE_LEASES)) {
+            /* present only when not the default: 1 is malformed */
             TRY(r_u8(r, &m->replication));
             if (m->replication < 2 || m->replication > QDB_REPLICATION_MAX)
                 return QDB_E_MALFORMED;
+        }
+        if (m->flags & QDB_STABILIZE_LEASES) {
+            if (m->replication < 3)
+                return QDB_E_MALFORMED;
+            for (unsigned d = 0; d + 2 < m->replication; d++)
+                TRY(r_varint(r, &m->leases[d]));
         }
         return r_end(r);
     case QDB_MSG_PING:

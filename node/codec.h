@@ -60,7 +60,9 @@
  *   STABILIZE_REPLY rpc, u8 flags (bit 0: has predecessor; bit 1: the hive
  *                enables REMOVE_ALL; bit 2: the hive enables STOP; bit 3: the
  *                asker need not NOTIFY), [peer pred],
- *                u8 n, n peers (successor list), [u8 replication]
+ *                u8 n, n peers (successor list), [u8 replication],
+ *                [K - 2 varints: with bit 4, the sender's leases (node/watch.c,
+ *                "Lease"), microseconds left at depths 1 .. K - 2; K >= 3]
  *                the hive-wide settings a joining node adopts: the
  *                replication factor K, 2..QDB_REPLICATION_MAX, absent for
  *                the default 1 (so a K = 1 hive sends the bytes it always
@@ -125,6 +127,7 @@
 #define QDB_STABILIZE_STOP 4u     /* STABILIZE_REPLY: the hive enables STOP (hive.c) */
 #define QDB_STABILIZE_NOTIFIED 8u /* STABILIZE_REPLY: the asker is our predecessor, and its
                                    * NOTIFY would change nothing here (ring.c, notify_moot) */
+#define QDB_STABILIZE_LEASES 16u  /* STABILIZE_REPLY: the sender's leases follow (watch.c) */
 #define QDB_NOTIFY_JOINING 1u     /* NOTIFY: the sender waits for its hand-over */
 #define QDB_NOTIFY_HINT 2u        /* NOTIFY: only "stabilize now" */
 #define QDB_NOTIFY_STORED 4u      /* NOTIFY: joining with its old store (stray.h) */
@@ -226,6 +229,9 @@ typedef struct qdb_msg {
     unsigned n_peers;    /* STABILIZE_REPLY, LEAVE; STATUS_REPLY: 1 with the successor */
     qdb_peer peers[QDB_SUCCLIST_MAX];
     unsigned replication; /* STABILIZE_REPLY: the hive's K; 0 and 1 both mean 1 (absent) */
+    /* STABILIZE_REPLY with QDB_STABILIZE_LEASES: leases[d - 1] is how long
+     * the sender still holds its lease of depth d, d = 1 .. replication - 2 */
+    uint64_t leases[QDB_REPLICATION_MAX - 2];
     unsigned hops;       /* FORGET: nodes it passed through */
     unsigned n_exclude;  /* FIND: nodes the asker found dead */
     qdb_addr exclude[QDB_FIND_EXCLUDE_MAX];

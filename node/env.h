@@ -62,6 +62,14 @@ typedef struct qdb_inbound {
      * the other; what recv() then does must not depend on it, and nothing
      * is sent.  The real loop calls it for two complete frames or more. */
     void (*ahead)(void *core, qdb_addr src, const uint8_t *frame, size_t len);
+    /* Added for the owners' leases (may be NULL: the host calls unreachable
+     * instead): a connection to dst that worked broke -- reset, or closed
+     * by dst.  Unlike a refused connection this says nothing of dst's
+     * process, which may well live (it closed an idle connection, a
+     * middlebox reset it): only that frames sent on it may be lost.  A
+     * core that keeps a lease on dst's silence (node/watch.c) must not
+     * take it for a death. */
+    void (*reset)(void *core, qdb_addr dst);
 } qdb_inbound;
 
 /* ---- clock and timer ----------------------------------------------------

@@ -221,7 +221,7 @@ void node_log_at(const qdb_node *n, int level, const char *fmt, ...)
     g_free(msg);
 }
 
-qdb_time_us node_now(qdb_node *n)
+qdb_time_us node_now(const qdb_node *n)
 {
     return n->clock->now(n->clock);
 }
@@ -544,12 +544,13 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
     node_rearm(n);
 }
 
-void qdb_node_unreachable(qdb_node *n, qdb_addr dst)
+/* Fail every call to dst now rather than at its deadline; forget dst
+ * first if it is dead. */
+static void fail_calls(qdb_node *n, qdb_addr dst, bool dead)
 {
     if (n->phase == PHASE_IDLE || n->phase == PHASE_LEFT)
         return;
-    /* Fail every call to dst now rather than at its deadline.  Collect first:
-     * the handlers may start new calls. */
+    /* Collect first: the handlers may start new calls. */
     GArray *failed = g_array_new(FALSE, FALSE, sizeof(node_rpc));
     for (guint i = 0; i < n->rpcs->len;) {
         node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
@@ -560,13 +561,24 @@ void qdb_node_unreachable(qdb_node *n, qdb_addr dst)
             i++;
         }
     }
-    ring_forget(n, dst);
+    if (dead)
+        ring_forget(n, dst);
     for (guint i = 0; i < failed->len; i++)
         rpc_failed(n, &g_array_index(failed, node_rpc, i));
     g_array_free(failed, TRUE);
     replica_kick(n);
     node_storage_check(n);
     node_rearm(n);
+}
+
+void qdb_node_unreachable(qdb_node *n, qdb_addr dst)
+{
+    fail_calls(n, dst, true);
+}
+
+void qdb_node_reset(qdb_node *n, qdb_addr dst)
+{
+    fail_calls(n, dst, false);
 }
 
 void qdb_node_tick(qdb_node *n)
@@ -636,6 +648,11 @@ static void inbound_unreachable(void *n, qdb_addr dst)
     qdb_node_unreachable(n, dst);
 }
 
+static void inbound_reset(void *n, qdb_addr dst)
+{
+    qdb_node_reset(n, dst);
+}
+
 static void inbound_tick(void *n)
 {
     qdb_node_tick(n);
@@ -703,6 +720,7 @@ const qdb_inbound qdb_node_inbound = {
     .gone = inbound_gone,
     .prefetch = inbound_prefetch,
     .ahead = inbound_ahead,
+    .reset = inbound_reset,
 };
 
 /* ---- introspection --------------------------------------------------------- */
@@ -787,6 +805,19 @@ bool qdb_node_owns(const qdb_node *n, const qdb_id *id)
 {
     return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover &&
            qdb_id_in_half(id, &n->pred.id, &n->cfg.self.id);
+}
+
+bool node_serves(const qdb_node *n)
+{
+    return n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover && watch_leased(n);
+}
+
+bool qdb_node_serving(const qdb_node *n, qdb_id *lo)
+{
+    if (!node_serves(n))
+        return false;
+    *lo = n->pred.id;
+    return true;
 }
 
 uint64_t qdb_node_incarnation(const qdb_node *n)

@@ -133,6 +133,12 @@ qdb_time_us qdb_node_uptime(const qdb_node *n);
  * bind call (the core pointer is the qdb_node). */
 void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len);
 void qdb_node_unreachable(qdb_node *n, qdb_addr dst);
+/* A connection to dst broke (qdb_inbound.reset): our calls to dst fail now
+ * (their frames may be lost) and go on as after any failed call -- a
+ * strike, which waits out the suspicion window before it drops a
+ * neighbour, and whose next call finds out at once whether dst's process
+ * is gone (a refused connection: qdb_node_unreachable). */
+void qdb_node_reset(qdb_node *n, qdb_addr dst);
 void qdb_node_tick(qdb_node *n);
 /* The connection src spoke from closed (qdb_inbound.gone): its client
  * session ends with it. */
@@ -169,6 +175,10 @@ void qdb_node_prefetch_ring(const qdb_node *n, int pass);
 int qdb_node_route(const qdb_node *n, const qdb_id *target, qdb_peer *out);
 /* Does this node consider itself the owner of id right now? */
 bool qdb_node_owns(const qdb_node *n, const qdb_id *id);
+/* Would this node serve requests for its range (*lo, itself] right now --
+ * settled, and with replicas under its lease?  For the oracle, which
+ * checks that no two nodes serve one key at once (qdbd(8), "Leases"). */
+bool qdb_node_serving(const qdb_node *n, qdb_id *lo);
 uint64_t qdb_node_incarnation(const qdb_node *n);
 /* The hive's replication factor K as this node knows it: 0 while it joins
  * without an opinion of its own, then the hive's. */

@@ -146,7 +146,9 @@ struct qdb_node {
                             * (valid or not); 0 is always safe (ring.c, finger_set) */
     unsigned n_suspects, suspects_next; /* see suspects[] */
     qdb_time_us watch_at;          /* the neighbour watch's next look (watch.c) */
-    qdb_time_us lease_until;       /* K > 1: we serve our range until then (watch.c, "Lease") */
+    /* K > 1: our leases (watch.c, "Lease"): lease_until[d - 1] ends the one
+     * of depth d; we serve our range until lease_until[K - 2] */
+    qdb_time_us lease_until[QDB_REPLICATION_MAX - 1];
     bool lease_resync;             /* ...renewed after it lapsed: compare the range first */
     node_heard heard_succ, heard_pred; /* the last frame from each neighbour */
     GHashTable *classes;   /* qdb_addr_key(src) -> SRC_CLIENT or SRC_NODE (serve.c) */
@@ -323,7 +325,10 @@ void node_log_at(const qdb_node *n, int level, const char *fmt, ...) G_GNUC_PRIN
         if ((level) <= (n)->cfg.log_level)                                                         \
             node_log_at((n), (level), __VA_ARGS__);                                                \
     } while (0)
-qdb_time_us node_now(qdb_node *n);
+qdb_time_us node_now(const qdb_node *n);
+/* We serve requests for our range now (serve.c): active, a predecessor,
+ * our hand-over in, and with replicas under our lease (watch.c). */
+bool node_serves(const qdb_node *n);
 int node_send(qdb_node *n, qdb_addr dst, const qdb_msg *m);
 /* node_send() of a REPLY, framed from its fields (qdb_reply_encode_buf): the
  * answer to every entry request. */
@@ -408,7 +413,7 @@ qdb_time_us watch_suspect_at(qdb_node *n, qdb_addr a, qdb_time_us since);
 void watch_pred_alive(qdb_node *n);
 /* The lease on our range (K > 1; watch.c, "Lease"): may we serve it as its
  * owner now?  Always with K = 1, and alone in the ring. */
-bool watch_leased(qdb_node *n);
+bool watch_leased(const qdb_node *n);
 /* The frame the watch asks the successor with: a STABILIZE with replicas
  * (its answer renews the lease), else a PING. */
 int watch_succ_frame(const qdb_node *n);
@@ -416,6 +421,9 @@ int watch_succ_frame(const qdb_node *n);
  * renew the lease if it comes from our successor and names us its
  * predecessor. */
 void watch_confirmed(qdb_node *n, const node_rpc *rpc, const qdb_msg *m);
+/* A STABILIZE_REPLY we send carries our leases, with K >= 3: the asker's
+ * deeper leases end no later than ours. */
+void watch_describe(qdb_node *n, qdb_msg *reply);
 /* We notified our successor while out of lease: ask it again one round
  * trip later, not at the next look. */
 void watch_renew_soon(qdb_node *n);

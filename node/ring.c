@@ -613,6 +613,7 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
     hive_describe(n, &r);
     if (notify_moot(n, src, &m->peer))
         r.flags |= QDB_STABILIZE_NOTIFIED;
+    watch_describe(n, &r);
     node_send(n, src, &r);
     /* A STABILIZE from a node we do not know is a joiner (or a candidate)
      * about to take us as its successor and notify us: check it now, so

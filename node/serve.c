@@ -642,8 +642,7 @@ void serve_request(qdb_node *n, qdb_addr src, const qdb_msg *m)
     }
     /* ...and, with replicas, under our lease (watch.c, "Lease"): out of it
      * our successor may be serving our range as well. */
-    bool settled = n->phase == PHASE_ACTIVE && n->has_pred && !n->awaiting_handover &&
-                   watch_leased(n);
+    bool settled = node_serves(n);
     int status;
     const uint8_t *payload = NULL;
     size_t plen = 0;

@@ -63,7 +63,10 @@
  * it at the earliest -- later than the lease ends.  Every path that drops
  * a predecessor without its LEAVE waits out the window (watch_silent, for
  * the watch's PINGs, probes and copies; a refused connection is a dead
- * process).  Out of lease P answers "unstable" (the client retries), and
+ * process, but a connection that worked and broke is not: qdbd's loop
+ * reports it as a reset, qdb_node_reset, which fails the calls on it as
+ * timeouts would -- strikes -- and drops nobody;
+ * scenarios/replicas-k3-reset-predecessor.scn, tests/reset-predecessor.sh).  Out of lease P answers "unstable" (the client retries), and
  * a write its replicas acknowledge after the lease ended is answered
  * "outcome unknown" (replica.c, finish).  When a lapsed lease is renewed,
  * S may have served the range meanwhile: P compares it with its replicas
@@ -72,9 +75,29 @@
  * every look, with a STABILIZE rather than a PING (its answer names the
  * successor's predecessor), and looks at least twice a lease.  Cost: a
  * STABILIZE_REPLY (a few hundred bytes) a second instead of a PONG, and a
- * node whose successor answers slower than the lease cannot serve.  Not
- * covered: two false suspicions in a row that make a node past S take
- * P's range over (its predecessor skipped both).
+ * node whose successor answers slower than the lease cannot serve.
+ *
+ * Leases of depth d (K >= 3).  That alone does not cover two false
+ * suspicions in a row: P and S both slow, or cut off from all but each
+ * other; S's successor S2 strikes S out and takes P's predecessor Q,
+ * which struck P and S out, as its own: S2 serves (Q, S2] -- while S,
+ * which never struck P out, still renews P's lease
+ * (scenarios/replicas-k3-two-suspicions.scn).  So P's lease of depth 2
+ * ends no later than S's lease of depth 1, which S's answer carries as the
+ * time it has left (watch_describe; it left S after P sent its call, so
+ * the bound holds on P's clock), and S's lease ends before S2 may strike S
+ * out.  In general a lease of depth d ends with the successor's of depth
+ * d - 1, and P serves under its lease of depth K - 1: when a node strikes
+ * its predecessor out and takes the arc of up to K - 1 nodes before it
+ * over, every lease that let one of them serve has ended -- up to K - 1
+ * false suspicions in a row, as many as the crashes K copies survive.  K
+ * in a row (a partition cutting K neighbours off) can still make two
+ * owners, as a partition can anyway.  Depth stops at K - 1: a lease
+ * carried around the whole ring would end with the oldest renewal on it.
+ * A deeper lease has less time left after a renewal (its successor's
+ * renewal may be a look old), so the watch looks a quarter lease before
+ * it ends at the latest (next_look).  Cost: P's range is also unavailable
+ * while S is out of lease.
  */
 #define G_LOG_DOMAIN "qdb-node"
 
@@ -85,14 +108,25 @@ static qdb_time_us lease_length(const qdb_node *n)
     return QDB_OWNER_LEASE(n->cfg.rpc_timeout);
 }
 
+/* The lease we serve under: the deepest, K - 1 (see "Lease" above). */
+static qdb_time_us served_until(const qdb_node *n)
+{
+    return n->lease_until[n->replication - 2];
+}
+
 /* The next look: a period drawn as ever, but with replicas at most half a
- * lease away, so that one lost answer still leaves time to renew it. */
+ * lease away, so that one lost answer still leaves time to renew it -- and
+ * with K >= 3 a quarter lease before the lease we serve under ends, which
+ * a deeper lease does sooner (it ends with our successor's). */
 static qdb_time_us next_look(qdb_node *n)
 {
     qdb_time_us d = ring_jitter(n, n->cfg.watch_period);
     if (n->replication > 1)
         d = MIN(d, lease_length(n) / 2);
-    return node_now(n) + d;
+    qdb_time_us now = node_now(n);
+    if (n->replication > 2 && served_until(n) > now)
+        d = MIN(d, MAX(served_until(n) - now, lease_length(n) * 3 / 8) - lease_length(n) / 4);
+    return now + d;
 }
 
 void watch_start(qdb_node *n)
@@ -123,12 +157,12 @@ static bool two_of_many(const qdb_node *n, const qdb_peer *s)
     return false;
 }
 
-bool watch_leased(qdb_node *n)
+bool watch_leased(const qdb_node *n)
 {
     const qdb_peer *s = ring_successor(n);
     if (n->replication <= 1 || !s || qdb_addr_eq(s->addr, n->cfg.self.addr))
         return true;
-    return node_now(n) < n->lease_until && !two_of_many(n, s);
+    return node_now(n) < served_until(n) && !two_of_many(n, s);
 }
 
 void watch_renew_soon(qdb_node *n)
@@ -145,10 +179,29 @@ void watch_confirmed(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         !qdb_addr_eq(s->addr, rpc->dst) || !(m->flags & QDB_STABILIZE_HAS_PRED) ||
         !qdb_addr_eq(m->pred.addr, n->cfg.self.addr))
         return;
-    if (node_now(n) >= n->lease_until)
+    if (node_now(n) >= served_until(n))
         n->lease_resync = true;
-    n->lease_until = MAX(n->lease_until, rpc->sent + lease_length(n));
+    /* Depth 1 from the answer itself; depth d + 1 no longer than the
+     * successor still holds its depth d (its answer left it after we sent
+     * our call, so that bound holds on our clock too). */
+    qdb_time_us end = rpc->sent + lease_length(n);
+    bool deep = m->flags & QDB_STABILIZE_LEASES && m->replication == n->replication;
+    for (unsigned d = 0; d + 1 < n->replication; d++) {
+        if (d > 0)
+            end = deep ? MIN(end, rpc->sent + m->leases[d - 1]) : 0;
+        n->lease_until[d] = MAX(n->lease_until[d], end);
+    }
     watch_resync(n);
+}
+
+void watch_describe(qdb_node *n, qdb_msg *reply)
+{
+    if (n->replication < 3)
+        return;
+    qdb_time_us now = node_now(n);
+    reply->flags |= QDB_STABILIZE_LEASES;
+    for (unsigned d = 0; d + 2 < n->replication; d++)
+        reply->leases[d] = n->lease_until[d] > now ? n->lease_until[d] - now : 0;
 }
 
 void watch_resync(qdb_node *n)

@@ -127,6 +127,8 @@ static void report(sim_world *w, bool json, size_t rss0)
     g_string_free(hist, TRUE);
     printf("wrong_node_retries  %" G_GUINT64_FORMAT "\n", m->wrong_node_retries);
     printf("unstable_answers    %" G_GUINT64_FORMAT "\n", m->unstable_answers);
+    if (w->p.replication > 1)
+        printf("two_owners          %" G_GUINT64_FORMAT " checks\n", w->oracle.two_owners);
     printf("requests            %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " writes acknowledged)\n",
            m->requests, m->acked_writes);
     printf("failed_requests     %" G_GUINT64_FORMAT " (unstable %" G_GUINT64_FORMAT

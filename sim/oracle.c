@@ -256,6 +256,39 @@ static void write_series(sim_oracle *o, qdb_time_us now)
             o->ring_ok ? 1 : 0, o->full_ok ? 1 : 0);
 }
 
+/* Two live nodes that would both serve one key now (qdbd(8), "Leases")?
+ * Ranges are arcs (lo, node]: one that overlaps another holds that one's
+ * node, and so the serving node just before its own in ring order -- one
+ * comparison per serving node, O(N). */
+static bool two_owners(sim_oracle *o)
+{
+    const GArray *ring = qdb_fixture_ring(o->fx);
+    int first = -1, prev = -1;
+    qdb_id first_lo, lo;
+    for (guint i = 0; i <= ring->len; i++) {
+        unsigned x;
+        if (i == ring->len) { /* around: the first against the last */
+            if (first < 0)
+                break;
+            x = (unsigned)first;
+            lo = first_lo;
+        } else {
+            x = ring_at(o, i);
+            if (!qdb_node_serving(qdb_fixture_node(o->fx, x), &lo))
+                continue;
+            if (first < 0) {
+                first = (int)x;
+                first_lo = lo;
+            }
+        }
+        if (prev >= 0 && prev != (int)x &&
+            qdb_id_in_open(&peer_of(o, (unsigned)prev)->id, &lo, &peer_of(o, x)->id))
+            return true;
+        prev = (int)x;
+    }
+    return false;
+}
+
 bool sim_oracle_check(sim_oracle *o, GString *why)
 {
     qdb_time_us now = qdb_fixture_now(o->fx);
@@ -266,6 +299,8 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
     if (partitioned)
         o->ever_partitioned = o->split = true;
     refresh_watched(o);
+    if (o->copies > 1 && !partitioned && two_owners(o))
+        o->two_owners++; /* (a partition in force may split the hive in two: no quorum) */
     if (o->crash_at && !o->copies_ok && copies_ok(o)) {
         o->copies_ok = true;
         o->copies_ok_at = now;
@@ -662,6 +697,8 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->lookups;
     else if (strcmp(name, "requests") == 0)
         *out = (double)m->requests;
+    else if (strcmp(name, "two_owners") == 0)
+        *out = (double)o->two_owners;
     else
         return false;
     return true;

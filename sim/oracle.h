@@ -42,6 +42,10 @@ typedef struct sim_oracle {
     unsigned copies;
     qdb_time_us crash_at, copies_ok_at;
     bool copies_ok;
+    /* with K > 1: checks at which two live nodes served one key (both
+     * settled and in lease, qdb_node_serving, their ranges overlapping),
+     * no partition in force */
+    uint64_t two_owners;
     FILE *series;                /* one line per check, or NULL */
 } sim_oracle;
 

@@ -223,6 +223,7 @@ static void append_metrics(GString *o, sim_world *w)
         {"acked_writes", (double)m->acked_writes, true},
         {"failed_requests", (double)m->failed_requests, true},
         {"lost_entries", (double)sim_oracle_lost_entries(&w->oracle, NULL), true},
+        {"two_owners", (double)w->oracle.two_owners, true},
         {"expectations", w->expectations, true},
         {"expectations_failed", w->failures->len, true},
     };

@@ -4,7 +4,7 @@
  * Sections
  *   arguments: node ranges, via=
  *   nodes: start, join/restart, crash, leave
- *   network: partition, heal, set, slow, drift
+ *   network: partition, heal, set, slow, drift, reset
  *   clients: put, update, get, remove, workload, lookups, churn
  *   expectations
  *   the table
@@ -288,6 +288,22 @@ static bool verb_slow_drift(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *
         else
             qdb_simnet_set_drift(w->net, a, (int32_t)x);
     }
+    return true;
+}
+
+/* reset NODES NODES: the connections of the first nodes to the second ones
+ * break, both live; the first are told. */
+static bool verb_reset(sim_world *w, const qdb_scn_event *ev, qdb_scn_err *err)
+{
+    uint64_t alo, ahi, blo, bhi;
+    if (!arg_range(w, ev, &alo, &ahi, err) ||
+        !node_range(w, qdb_scn_event_arg(ev, 1), &blo, &bhi, err))
+        return false;
+    for (uint64_t a = alo; a <= ahi; a++)
+        for (uint64_t b = blo; b <= bhi; b++)
+            if (a != b)
+                qdb_simnet_reset(w->net, qdb_fixture_peer(w->fx, (unsigned)a)->addr,
+                                 qdb_fixture_peer(w->fx, (unsigned)b)->addr);
     return true;
 }
 
@@ -588,6 +604,7 @@ static const verb verbs[] = {
     {"set", 0, 0, k_set, verb_set},
     {"slow", 1, 1, k_slow, verb_slow_drift},
     {"drift", 1, 1, k_drift, verb_slow_drift},
+    {"reset", 2, 2, k_none, verb_reset},
     {"put", 2, 2, k_request, verb_request},
     {"update", 2, 2, k_request, verb_request},
     {"get", 1, 1, k_request, verb_request},

@@ -53,6 +53,8 @@ static void assert_msg_eq(const qdb_msg *a, const qdb_msg *b)
     CU_ASSERT_EQUAL(a->expiry, b->expiry);
     CU_ASSERT_EQUAL(a->max, b->max);
     CU_ASSERT_EQUAL(a->replication, b->replication);
+    for (unsigned d = 0; d < QDB_REPLICATION_MAX - 2; d++)
+        CU_ASSERT_EQUAL(a->leases[d], b->leases[d]);
     CU_ASSERT_EQUAL(a->what, b->what);
     CU_ASSERT_EQUAL(a->count, b->count);
     CU_ASSERT_EQUAL(a->hops, b->hops);
@@ -241,6 +243,13 @@ static void samples_init(samples *s)
     m->pred = mk_peer(8);
     m->n_peers = 1;
     m->peers[0] = mk_peer(14);
+    m = add(s, QDB_MSG_STABILIZE_REPLY); /* K = 4: the sender's leases of depth 1 and 2 */
+    m->rpc = 134;
+    m->flags = QDB_STABILIZE_HAS_PRED | QDB_STABILIZE_LEASES;
+    m->pred = mk_peer(14);
+    m->replication = 4;
+    m->leases[0] = 1093750;
+    m->leases[1] = 0;
     m = add(s, QDB_MSG_STABILIZE_REPLY); /* no predecessor, empty list */
     m->rpc = 130;
     m = add(s, QDB_MSG_STABILIZE_REPLY); /* full list */
@@ -677,6 +686,8 @@ static void test_encode_errors(void)
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
     m = (qdb_msg){.type = QDB_MSG_STABILIZE_REPLY, .replication = QDB_REPLICATION_MAX + 1};
     EXPECT_ENC(QDB_E_INVALID_ARGUMENT);
+    m = (qdb_msg){.type = QDB_MSG_STABILIZE_REPLY, .flags = QDB_STABILIZE_LEASES, .replication = 2};
+    EXPECT_ENC(QDB_E_INVALID_ARGUMENT); /* no lease to carry below K = 3 */
     /* HANDOVER through qdb_msg_encode: the record area must match n_entries. */
     static const uint8_t one_record[] = {1, 'k', 1, 'v'};
     m = (qdb_msg){.type = QDB_MSG_HANDOVER, .entries = one_record, .entries_len = 4, .n_entries = 2};
@@ -905,6 +916,15 @@ static void test_decode_errors(void)
         CU_ASSERT_EQUAL(decode_body(b, 5), k >= 2 && k <= QDB_REPLICATION_MAX ? QDB_OK
                                                                              : QDB_E_MALFORMED);
     }
+    /* Leases (bit 3): K - 2 varints after the replication byte, K >= 3. */
+    b[2] = QDB_STABILIZE_LEASES;
+    b[4] = 3;
+    CU_ASSERT_EQUAL(decode_body(b, 6), QDB_OK);
+    CU_ASSERT_EQUAL(decode_body(b, 5), QDB_E_TRUNCATED);
+    CU_ASSERT_EQUAL(decode_body(b, 4), QDB_E_TRUNCATED);
+    b[4] = 2;
+    CU_ASSERT_EQUAL(decode_body(b, 6), QDB_E_MALFORMED);
+    b[2] = 0;
     memset(b, 0, sizeof b);
     b[0] = 0x20 | QDB_MSG_LEAVE;
     size_t n_at = 2 + 2 * QDB_PEER_WIRE;

@@ -75,7 +75,11 @@ typedef struct loop_conn {
 typedef struct loop_notice {
     loop_peers *p;
     qdb_addr dst;
+    bool reset;            /* a working connection broke: ops->reset, if the owner has it */
 } loop_notice;
+
+/* What closing a connection tells its owner (conn_close). */
+typedef enum { NOTE_NONE, NOTE_UNREACHABLE, NOTE_RESET } note_kind;
 
 static void addr_to_sin(qdb_addr a, struct sockaddr_in *sin)
 {
@@ -98,21 +102,30 @@ static bool is_loopback(uint32_t ip)
 
 /* ---- notices -------------------------------------------------------------------- */
 
-/* Raise unreachable(dst) for p, delivered after the current callback phase.
- * One notice per (endpoint, address) at a time. */
-static void notice_raise(loop_peers *p, qdb_addr dst)
+/* Raise unreachable(dst) -- or reset(dst): a connection that worked broke,
+ * which says nothing of dst's process -- for p, delivered after the current
+ * callback phase.  One notice per (endpoint, address) at a time; a refusal
+ * outranks a reset still queued. */
+static void notice_raise(loop_peers *p, qdb_addr dst, bool reset)
 {
     if (p->closed || !p->ops || !p->ops->unreachable)
         return;
     uint64_t k = qdb_addr_key(dst);
-    if (g_hash_table_contains(p->pending, &k))
+    if (g_hash_table_contains(p->pending, &k)) {
+        for (GList *l = p->net->notices.head; l && !reset; l = l->next) {
+            loop_notice *nt = l->data;
+            if (nt->p == p && qdb_addr_eq(nt->dst, dst))
+                nt->reset = false;
+        }
         return;
+    }
     uint64_t *kk = g_new(uint64_t, 1);
     *kk = k;
     g_hash_table_add(p->pending, kk);
     loop_notice *nt = g_new(loop_notice, 1);
     nt->p = p;
     nt->dst = dst;
+    nt->reset = reset;
     g_queue_push_tail(&p->net->notices, nt);
 }
 
@@ -126,7 +139,9 @@ void net_notify(loop_net *net)
         loop_peers *p = nt->p;
         uint64_t k = qdb_addr_key(nt->dst);
         g_hash_table_remove(p->pending, &k);
-        if (!p->closed && p->ops && p->ops->unreachable)
+        if (!p->closed && p->ops && nt->reset && p->ops->reset)
+            p->ops->reset(p->owner, nt->dst);
+        else if (!p->closed && p->ops && p->ops->unreachable)
             p->ops->unreachable(p->owner, nt->dst);
         g_free(nt);
     }
@@ -205,8 +220,9 @@ static loop_conn *conn_new(loop_peers *p, int fd, qdb_addr key, bool outgoing)
     return c;
 }
 
-/* Close a connection; the struct is freed by net_free_closed().  notify: raise unreachable(key) for its endpoint. */
-static void conn_close(loop_conn *c, bool notify)
+/* Close a connection; the struct is freed by net_free_closed().  note: what
+ * to raise for its endpoint about key (notice_raise). */
+static void conn_close(loop_conn *c, note_kind note)
 {
     if (c->closed)
         return;
@@ -224,8 +240,8 @@ static void conn_close(loop_conn *c, bool notify)
     }
     net->stats.connections_open--;
     lim_closed(c);
-    if (notify)
-        notice_raise(c->p, c->key);
+    if (note != NOTE_NONE)
+        notice_raise(c->p, c->key, note == NOTE_RESET);
     /* A peer's connection: its address may come back as someone else's, so
      * the owner forgets what it bound to it now, before any frame of a new
      * connection from that address (env.h, gone). */
@@ -250,10 +266,17 @@ static bool conn_has_output(const loop_conn *c)
 
 /* The peer went away (EOF, reset) or broke the protocol.  A connection we
  * opened is how we reach dst, so its loss is news; one a peer opened is news
- * only if we still had something for it. */
+ * only if we still had something for it.  News of a broken connection, not
+ * of a death: a live peer closes idle connections, and a reset can come
+ * from the network (a refused connection, later, is a dead process). */
+static bool conn_news(const loop_conn *c)
+{
+    return c->outgoing || conn_has_output(c) || c->connecting;
+}
+
 static void conn_lost(loop_conn *c)
 {
-    conn_close(c, c->outgoing || conn_has_output(c) || c->connecting);
+    conn_close(c, !conn_news(c) ? NOTE_NONE : c->connecting ? NOTE_UNREACHABLE : NOTE_RESET);
 }
 
 /* ---- the socket's bytes, through TLS when the endpoint has a key ----------------- */
@@ -302,7 +325,8 @@ static void conn_refuse(loop_conn *c, const char *why)
         tls_log_refusal(&p->auth_log, node,
                         "refused a connection from %s: it speaks TLS, and this node has no hive "
                         "key", a);
-    conn_lost(c);
+    /* not a broken connection: this peer cannot talk to us at all */
+    conn_close(c, conn_news(c) ? NOTE_UNREACHABLE : NOTE_NONE);
 }
 
 /* Write as much of the queue as the socket takes. */
@@ -330,7 +354,7 @@ static void conn_flush(loop_conn *c)
             }
             if (errno == ECONNRESET)
                 net->stats.resets++;
-            conn_close(c, true);
+            conn_close(c, NOTE_RESET); /* it worked: see conn_lost */
             return;
         }
         c->out_off += (size_t)w;
@@ -554,7 +578,7 @@ static void conn_connected(loop_conn *c)
     if (err != 0) {
         if (err == ECONNREFUSED)
             net->stats.refused++;
-        conn_close(c, true);
+        conn_close(c, NOTE_UNREACHABLE);
         return;
     }
     c->connecting = false;
@@ -611,7 +635,7 @@ static loop_conn *conn_open(loop_peers *p, qdb_addr dst, int *fatal)
         if (errno == ECONNREFUSED)
             net->stats.refused++;
         close(fd);
-        notice_raise(p, dst);
+        notice_raise(p, dst, false);
         return NULL;
     }
     loop_conn *c = conn_new(p, fd, dst, true);
@@ -619,7 +643,7 @@ static loop_conn *conn_open(loop_peers *p, qdb_addr dst, int *fatal)
     c->want_out = c->connecting;
     if (poller_add(net->poller, fd, &c->src, c->connecting) < 0) {
         *fatal = errno;
-        conn_close(c, false);
+        conn_close(c, NOTE_NONE);
         return NULL;
     }
     return c;
@@ -675,7 +699,7 @@ bool peers_adopt(loop_peers *p, int fd, qdb_addr from)
 {
     loop_conn *c = conn_new(p, fd, from, false);
     if (poller_add(p->net->poller, fd, &c->src, false) < 0) {
-        conn_close(c, false);
+        conn_close(c, NOTE_NONE);
         return false;
     }
     return true;
@@ -939,14 +963,14 @@ void net_sweep(loop_net *net, qdb_time_us now)
             tls_log_refusal(&c->p->auth_log, true,
                             "closing the connection from %s: no TLS handshake within %" G_GUINT64_FORMAT
                             " s", qdb_addr_format(c->key, a), hs / QDB_US_PER_S);
-            conn_close(c, false);
+            conn_close(c, NOTE_NONE);
             continue;
         }
         if (idle && !conn_has_output(c) && now - c->last_frame >= idle) {
             net->stats.idle_closed++;
             g_message("closing the connection from %s: no request for %" G_GUINT64_FORMAT " s",
                       qdb_addr_format(c->key, a), (now - c->last_frame) / QDB_US_PER_S);
-            conn_close(c, false);
+            conn_close(c, NOTE_NONE);
         }
     }
     /* Holders that send nothing while others wait: close the largest one
@@ -1043,7 +1067,7 @@ void peers_disconnect_all(loop_peers *p)
 {
     /* Bounded: every pass closes the head, which unlinks it. */
     while (p->all.head)
-        conn_close(p->all.head->data, false);
+        conn_close(p->all.head->data, NOTE_NONE);
 }
 
 void peers_close(loop_peers *p)

@@ -16,9 +16,11 @@
  *  - Frames received on a connection are delivered as recv(src = the key of
  *    the connection).  Byte streams are cut into frames with
  *    qdb_frame_peek(); a connection that sends a bad frame is closed.
- *  - A refused connect, a reset or a closed connection with frames queued or
- *    expected is reported as unreachable(dst) -- from the loop, after the
- *    current callback returns, never from inside send().
+ *  - A refused connect is reported as unreachable(dst); a connection that
+ *    worked and broke (reset, or closed by its peer) with frames queued or
+ *    expected as reset(dst), or unreachable(dst) to an owner without reset
+ *    (env.h) -- from the loop, after the current callback returns, never
+ *    from inside send().
  *  - A listening endpoint (qdbd) accepts connections on its address.
  *  - With qdb_loop_endpoint_secure(), connections are TLS 1.3 with a key
  *    derived from the hive key (tls.h); transport->peer_role tells what the

@@ -116,6 +116,7 @@ typedef struct sim_frame {
 typedef struct sim_notice {
     qdb_sim_endpoint *sender; /* holds a reference */
     qdb_addr dead;
+    bool reset;               /* qdb_simnet_reset: a broken connection, dead alive */
 } sim_notice;
 
 typedef struct sim_call {
@@ -662,6 +663,7 @@ static int sim_send(qdb_transport *t, qdb_addr dst, const uint8_t *frame, size_t
         sim_notice *n = g_new(sim_notice, 1);
         n->sender = ep;
         n->dead = dst;
+        n->reset = false;
         ep_ref(ep);
         qdb_eventq_push(net->q, sat_add(net->now, delay), EV_UNREACH, 0, n);
         return 0;
@@ -944,7 +946,9 @@ static void process(qdb_simnet *net, qdb_event *ev)
         if (trace_item(net, EV_UNREACH, &n->dead, &ep->rec->addr, false, NULL, 0)) {
             net->st.events++;
             net->st.unreachable++;
-            if (ep->ops && ep->ops->unreachable)
+            if (ep->ops && n->reset && ep->ops->reset)
+                ep->ops->reset(ep->owner, n->dead);
+            else if (ep->ops && ep->ops->unreachable)
                 ep->ops->unreachable(ep->owner, n->dead);
         }
         ep_unref(ep);
@@ -1349,6 +1353,19 @@ bool qdb_simnet_is_blocked(qdb_simnet *net, qdb_addr from, qdb_addr to)
     addr_rec *dst = rec_find(net, to);
     addr_rec tmp = {.key = addr_pack(from)};
     return partitioned(net, src ? src : &tmp, addr_pack(to), dst);
+}
+
+void qdb_simnet_reset(qdb_simnet *net, qdb_addr at, qdb_addr peer)
+{
+    addr_rec *rec = rec_find(net, at);
+    if (!rec || !rec->ep)
+        return;
+    sim_notice *n = g_new(sim_notice, 1);
+    n->sender = rec->ep;
+    n->dead = peer;
+    n->reset = true;
+    ep_ref(rec->ep);
+    qdb_eventq_push(net->q, net->now, EV_UNREACH, 0, n);
 }
 
 void qdb_simnet_set_slow(qdb_simnet *net, qdb_addr addr, double factor)

@@ -179,6 +179,13 @@ void qdb_simnet_heal_all(qdb_simnet *net);
 /* Would a frame sent now from `from` to `to` be dropped by a partition? */
 bool qdb_simnet_is_blocked(qdb_simnet *net, qdb_addr from, qdb_addr to);
 
+/* at's connection to peer breaks while both live, as when peer closes an
+ * idle connection or the network resets it: the endpoint at (if attached)
+ * is told now, through ops->reset (ops->unreachable if it has none), in
+ * the event kind of an unreachable notice; peer is told nothing.  Frames
+ * in flight still arrive. */
+void qdb_simnet_reset(qdb_simnet *net, qdb_addr at, qdb_addr peer);
+
 /* A slow machine: latency of every frame it sends or receives is multiplied
  * by factor, and so is every wait of its wake-up (see the clock seam).
  * factor > 0 (1 = normal), kept to 1/1000.  Applies to frames sent and
@@ -221,7 +228,7 @@ void qdb_simnet_at(qdb_simnet *net, qdb_time_us t, void (*fn)(void *arg), void *
  * SHA-256 over every processed event, fed in a fixed big-endian layout:
  *   frame:       kind 1, time(8), src ip(4) port(2), dst ip(4) port(2), len(4), bytes
  *   tick:        kind 2, time, endpoint address
- *   unreachable: kind 3, time, dead address, notified address
+ *   unreachable: kind 3, time, dead address, notified address (a reset too)
  *   callback:    kind 4, time
  *   trace_add:   kind 5, time, len(4), bytes
  * Frames dropped (loss, partition, dead endpoint) are not events. */
