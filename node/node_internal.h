@@ -50,6 +50,9 @@
 /* Peers reported dead (a FIND's exclusion list) and not yet checked: never
  * offered as a hop while there, probed at once. */
 #define QDB_NODE_SUSPECTS 16
+/* Successor candidates asked at once, the others presumed lost (ring.c,
+ * consider_candidate). */
+#define QDB_CANDIDATE_CHECKS 4
 /* Admission (ring.c): peers whose claim was checked (they answered from the
  * address they named, as nodes that have us where they say), and the checks
  * in flight at most -- a stranger's frames cost at most this many probes. */

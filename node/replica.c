@@ -63,6 +63,7 @@ typedef struct repl_target {
     qdb_peer peer;
     uint64_t rpc;     /* the frame in flight; 0: acknowledged or given up */
     unsigned strikes; /* timeouts in a row */
+    qdb_time_us struck_at; /* the last one's time */
 } repl_target;
 
 /* A client's mutation (or a background write, answered to nobody) waiting
@@ -831,6 +832,15 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc)
     bool placed = false;
     for (unsigned i = 0; i < k; i++)
         placed |= qdb_addr_eq(to[i].addr, t->peer.addr);
+    /* In a row: an answer from it to another of our calls since the last
+     * timeout starts the count again.  The copies' RTO backs off to many
+     * seconds, and three frames lost over 20 s -- the replica answering a
+     * digest in between -- struck a live node out of our successor list
+     * at the end of a run, the ring wrong at the final check (K = 3 sweep
+     * seeds 147 and 390 before this change). */
+    if (qdb_rto_heard_at(&n->rto, t->peer.addr) > t->struck_at)
+        t->strikes = 0;
+    t->struck_at = node_now(n);
     if (++t->strikes < QDB_NODE_STRIKES || (placed && !watch_silent(n, t->peer.addr))) {
         /* a lost frame is not a failure: the same copies again, same rpc
          * (nor are more, while the replica answers our other calls:

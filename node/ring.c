@@ -443,21 +443,73 @@ static bool better_successor(const qdb_node *n, const qdb_peer *c)
     return !s || is_self(n, s) || qdb_id_in_open(&c->id, &n->cfg.self.id, &s->id);
 }
 
+/* A question presumed lost: out longer than its peer's measured round
+ * trip allows (its RTO before back-off; rpc_timeout if not measured).  Its
+ * own deadline is the backed-off RTO, up to a minute after a few timeouts
+ * -- a peer just struck out for silence has such an RTO. */
+static bool presumed_lost(qdb_node *n, const node_rpc *r)
+{
+    return node_now(n) - r->sent > qdb_rto_expected(&n->rto, r->dst);
+}
+
+/* Whether a candidate question is in flight that the next must wait for:
+ * one not presumed lost, or QDB_CANDIDATE_CHECKS of them. */
+static bool candidate_busy(qdb_node *n)
+{
+    unsigned checks = 0;
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        const node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->kind == RPC_CANDIDATE && (++checks >= QDB_CANDIDATE_CHECKS || !presumed_lost(n, r)))
+            return true;
+    }
+    return false;
+}
+
+/* The question to c in flight, if any. */
+static const node_rpc *candidate_check(const qdb_node *n, const qdb_peer *c)
+{
+    for (guint i = 0; i < n->rpcs->len; i++) {
+        const node_rpc *r = &g_array_index(n->rpcs, node_rpc, i);
+        if (r->kind == RPC_CANDIDATE && qdb_addr_eq(r->dst, c->addr))
+            return r;
+    }
+    return NULL;
+}
+
 /* Zave: adopt only a live successor.  Ask c first (RPC_CANDIDATE); one
- * question at a time, the best other candidate waiting in cand_next.
- * Returns true when a question went out now. */
+ * question at a time, the best other candidate waiting in cand_next (asked
+ * when a question ends, or at the next round).  Returns true when a
+ * question went out now.
+ *
+ * Not behind a question presumed lost: the next candidate is asked too,
+ * and a candidate named again while its question is presumed lost is sent
+ * the question again -- under the same id and deadline, so that a
+ * candidate that never answers (across a partition) still times out and
+ * lets the others go.  Behind one, a successor struck out on lost frames
+ * and named again by the next one's answer at once waited 1.6 s for its
+ * lost check to time out (K = 3 sweep seed 24, this branch); a check
+ * backed off to its minute held a wrong successor for 52 s
+ * (partition-long.scn seed 157, an earlier build). */
 static bool consider_candidate(qdb_node *n, const qdb_peer *c)
 {
     if (!better_successor(n, c))
         return false;
-    if (node_rpc_pending(n, RPC_CANDIDATE)) {
+    qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
+    const node_rpc *asked = candidate_check(n, c);
+    if (asked) {
+        if (presumed_lost(n, asked)) {
+            q.rpc = asked->id;
+            node_send(n, c->addr, &q);
+        }
+        return false;
+    }
+    if (candidate_busy(n)) {
         if (!n->has_cand_next || qdb_id_in_open(&c->id, &n->cfg.self.id, &n->cand_next.id)) {
             n->cand_next = *c;
             n->has_cand_next = true;
         }
         return false;
     }
-    qdb_msg q = {.type = QDB_MSG_STABILIZE, .peer = n->cfg.self};
     node_call(n, c->addr, &q, RPC_CANDIDATE, 0, 0, c);
     return true;
 }
@@ -1133,6 +1185,7 @@ void ring_round(qdb_node *n)
     node_log(n, 5, "round at %" G_GUINT64_FORMAT " period %" G_GUINT64_FORMAT, now, n->period);
 
     stabilize(n);
+    next_candidate(n); /* if it waits behind a question presumed lost */
     resend_hint(n);
     probe_remembered(n);
     n->finger_budget = QDB_FINGERS_PER_ROUND - 1;
@@ -1203,8 +1256,20 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
         watch_pred_alive(n);
         break;
     case RPC_WATCH:
-        /* With replicas the watch asks with a STABILIZE: an answer that
-         * does not name us is a round's worth of news (we notify) */
+        /* With replicas the watch asks with a STABILIZE, and its answer is
+         * our successor's list as a round's is: taken as it comes.  Left
+         * unread, a hint lost on the way found its resends cancelled by
+         * the watch's STABILIZE (ring_on_stabilize: "it heard") while the
+         * news stayed at the hinting node until our next round, up to
+         * stabilize_slow away, at each of the r nodes it travels back (K = 3
+         * sweep seed 748: a rejoined node missing from the end of a list
+         * for 52 s).  An answer that does not name us is a round's worth of
+         * news besides (we notify). */
+        if (m->type == QDB_MSG_STABILIZE_REPLY && ring_successor(n) &&
+            qdb_peer_eq(ring_successor(n), &rpc->peer)) {
+            qdb_peer succ = rpc->peer;
+            set_succlist(n, &succ, m->peers, m->n_peers);
+        }
         if (n->restabilize || (m->type == QDB_MSG_STABILIZE_REPLY &&
                                (!(m->flags & QDB_STABILIZE_HAS_PRED) || !is_self(n, &m->pred))))
             stabilize(n);
@@ -1399,7 +1464,12 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
          * it. */
         node_cancel(n, rpc->dst, RPC_STABILIZE);
         node_cancel(n, rpc->dst, RPC_WATCH);
-        forget_silent(n, &rpc->peer); /* ring_forget stabilizes with the next */
+        /* ring_forget stabilizes with the next.  Silence is not death (four
+         * frames lost in a row happen under 5% loss): a live node struck
+         * out is back as soon as it answers -- asked now, not once the
+         * next successor names it our way, a round trip later. */
+        if (forget_silent(n, &rpc->peer))
+            consider_candidate(n, &rpc->peer);
         break;
     }
     case RPC_ADMIT: {

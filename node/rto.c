@@ -96,6 +96,22 @@ bool qdb_rto_measured(qdb_rto *t, qdb_addr a)
     return e && e->srtt != 0;
 }
 
+/* RFC 6298 adds max(G, 4 RTTVAR), G the clock granularity.  Ours is exact,
+ * and a link of constant delay drives RTTVAR to 0: RTO would equal the
+ * round trip and an answer right on time would race its own deadline.  So
+ * the variance term is at least SRTT / 2. */
+static qdb_time_us measured_rto(const qdb_rto *t, const qdb_rto_entry *e)
+{
+    qdb_time_us rto = e->srtt + MAX(4 * e->rttvar, e->srtt / 2);
+    return CLAMP(rto, t->floor, t->ceiling);
+}
+
+qdb_time_us qdb_rto_expected(const qdb_rto *t, qdb_addr a)
+{
+    int i = slot_of(t, a);
+    return i < 0 || t->e[i].srtt == 0 ? t->initial : measured_rto(t, &t->e[i]);
+}
+
 void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt)
 {
     qdb_rto_entry *e = get(t, a);
@@ -109,12 +125,7 @@ void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt)
         e->rttvar = (3 * e->rttvar + d) / 4;
         e->srtt = (7 * e->srtt + rtt) / 8;
     }
-    /* RFC 6298 adds max(G, 4 RTTVAR), G the clock granularity.  Ours is
-     * exact, and a link of constant delay drives RTTVAR to 0: RTO would
-     * equal the round trip and an answer right on time would race its own
-     * deadline.  So the variance term is at least SRTT / 2. */
-    qdb_time_us rto = e->srtt + MAX(4 * e->rttvar, e->srtt / 2);
-    e->rto = CLAMP(rto, t->floor, t->ceiling);
+    e->rto = measured_rto(t, e);
 }
 
 void qdb_rto_backoff(qdb_rto *t, qdb_addr a)

@@ -54,6 +54,10 @@ void qdb_rto_free(qdb_rto *t);
 qdb_time_us qdb_rto_timeout(qdb_rto *t, qdb_addr a);
 /* Has a's round trip been sampled (and not evicted since)? */
 bool qdb_rto_measured(qdb_rto *t, qdb_addr a);
+/* a's RTO from its measured round trip alone, before any back-off;
+ * `initial` if never measured (or forgotten since).  Does not count as a
+ * use of a's entry. */
+qdb_time_us qdb_rto_expected(const qdb_rto *t, qdb_addr a);
 /* A reply from a came rtt after its request. */
 void qdb_rto_sample(qdb_rto *t, qdb_addr a, qdb_time_us rtt);
 /* A request to a timed out: back off (double, up to the ceiling). */

@@ -1823,6 +1823,8 @@ static void test_rto_estimator(void)
     CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 200 * ms);
     qdb_rto_backoff(&t, b);
     CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 400 * ms);
+    CU_ASSERT_EQUAL(qdb_rto_expected(&t, b), 200 * ms); /* before the back-off */
+    CU_ASSERT_EQUAL(qdb_rto_expected(&t, c), 2 * S);    /* never measured */
     for (int i = 0; i < 20; i++)
         qdb_rto_backoff(&t, b);
     CU_ASSERT_EQUAL(qdb_rto_timeout(&t, b), 60 * S); /* the ceiling */
