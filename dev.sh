@@ -24,8 +24,9 @@ PACKAGES="build-essential autoconf automake libtool pkg-config libglib2.0-dev li
   libdb5.3-dev libcunit1-dev libzstd-dev zlib1g-dev libdeflate-dev libedit-dev libmicrohttpd-dev gnuplot-nox
   redis-server valgrind procps python3 python3-pytest libsystemd-dev debhelper dpkg-dev fakeroot
   parallel python3-yaml clang libclang-rt-14-dev openssl"
-# Only the test stage needs a browser (tests/status-page.sh skips without it).
-TEST_PACKAGES="chromium"
+# Only the test stage needs a browser (tests/status-page.sh skips without it)
+# and ss (tests/reset-predecessor.sh resets connections with ss -K).
+TEST_PACKAGES="chromium iproute2"
 
 deps() {
     local missing=()
