@@ -631,6 +631,12 @@ void ring_on_stabilize(qdb_node *n, qdb_addr src, const qdb_msg *m)
         admit_check(n, c, 0);
 }
 
+/* Whether a STABILIZE_REPLY names us as its sender's predecessor. */
+static bool reply_names_us(const qdb_node *n, const qdb_msg *m)
+{
+    return (m->flags & QDB_STABILIZE_HAS_PRED) && is_self(n, &m->pred);
+}
+
 static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     const qdb_peer *s = ring_successor(n);
@@ -647,7 +653,7 @@ static void on_stabilize_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *
     set_succlist(n, &succ, m->peers, m->n_peers);
     /* Our successor does not know us as its predecessor yet (a lost NOTIFY,
      * or a closer node): not settled -- keep the fast period until it does. */
-    bool named = (m->flags & QDB_STABILIZE_HAS_PRED) && is_self(n, &m->pred);
+    bool named = reply_names_us(n, m);
     if (!named)
         ring_set_changed(n);
     /* Chord would adopt x = successor.predecessor now.  Zave: only if x is
@@ -1270,8 +1276,7 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
             qdb_peer succ = rpc->peer;
             set_succlist(n, &succ, m->peers, m->n_peers);
         }
-        if (n->restabilize || (m->type == QDB_MSG_STABILIZE_REPLY &&
-                               (!(m->flags & QDB_STABILIZE_HAS_PRED) || !is_self(n, &m->pred))))
+        if (n->restabilize || (m->type == QDB_MSG_STABILIZE_REPLY && !reply_names_us(n, m)))
             stabilize(n);
         break;
     case RPC_ADMIT:

@@ -66,7 +66,8 @@
  * process, but a connection that worked and broke is not: qdbd's loop
  * reports it as a reset, qdb_node_reset, which fails the calls on it as
  * timeouts would -- strikes -- and drops nobody;
- * scenarios/replicas-k3-reset-predecessor.scn, tests/reset-predecessor.sh).  Out of lease P answers "unstable" (the client retries), and
+ * scenarios/replicas-k3-reset-predecessor.scn, tests/reset-predecessor.sh).
+ * Out of lease P answers "unstable" (the client retries), and
  * a write its replicas acknowledge after the lease ended is answered
  * "outcome unknown" (replica.c, finish).  When a lapsed lease is renewed,
  * S may have served the range meanwhile: P compares it with its replicas
