@@ -8,7 +8,10 @@
  * Input:
  *   byte 0   bits 0-1: connections (1..3); bit 2: the owner echoes every
  *            frame back (replies pile up: out_full); bits 4-6: max_frame
- *   byte 1   bits 0-2: input_memory
+ *   byte 1   bits 0-2: input_memory; bit 3: conn.c's ends are held (a second
+ *            descriptor of each, as a process listing /proc/PID/fd holds
+ *            one for a moment): closing one then ends neither the socket
+ *            nor, by itself, its epoll registration
  *   then     operations, one byte each (the low 2 bits pick the connection,
  *            the high 4 the operation), with their arguments:
  *              0-7    write the next 1..256 bytes of the input (1 byte: count-1)
@@ -42,6 +45,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,6 +59,7 @@
 
 typedef struct fconn {
     int fd;             /* our end of the socketpair, -1 once closed */
+    int held;           /* a second descriptor of conn.c's end, or -1 */
     bool shut;          /* EOF sent */
     bool gone;          /* conn.c closed its end (ops.gone) */
     qdb_addr key;       /* the address conn.c knows it by */
@@ -275,6 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
         }
         f->fd = sv[1];
+        f->held = data[1] & 8 ? fcntl(sv[0], F_DUPFD_CLOEXEC, 0) : -1;
         f->key = (qdb_addr){.ip = 0x0a000001 + i, .port = 1000};
         f->stream = g_byte_array_new();
         f->back = g_byte_array_new();
@@ -355,6 +361,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     peers_close(&w->peers);
     net_flush(&w->net);
     net_free_closed(&w->net);
+    for (unsigned i = 0; i < w->n; i++)
+        if (w->c[i].held >= 0)
+            close(w->c[i].held);
     peers_free(&w->peers);
     net_clear(&w->net);
     poller_clear(&w->poller);
