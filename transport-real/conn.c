@@ -228,7 +228,11 @@ static void conn_close(loop_conn *c, note_kind note)
         return;
     loop_net *net = c->p->net;
     c->closed = true;
-    close(c->fd); /* also removes it from the epoll set */
+    /* Out of the epoll set first: close() alone leaves it there while
+     * another process holds the socket (poller.h), and epoll would then
+     * report it after net_free_closed() freed c. */
+    poller_del(net->poller, c->fd);
+    close(c->fd);
     c->fd = -1;
     if (c->indexed && g_hash_table_lookup(c->p->conns, &c->key64) == c)
         g_hash_table_remove(c->p->conns, &c->key64);
@@ -1077,6 +1081,7 @@ void peers_close(loop_peers *p)
     p->closed = true;
     peers_disconnect_all(p);
     if (p->listen_fd >= 0) {
+        poller_del(p->net->poller, p->listen_fd); /* as conn_close does */
         close(p->listen_fd);
         p->listen_fd = -1;
     }

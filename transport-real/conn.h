@@ -39,7 +39,9 @@
  * bytes are TLS is refused the same way: it holds a key this side has not.
  *
  * Lifetime: a closed connection stays in memory until net_free_closed(),
- * because epoll events for it may still be waiting to be dispatched.
+ * because epoll events for it may still be waiting to be dispatched; it
+ * leaves the epoll set before its descriptor is closed, so no later wait
+ * reports it (poller.h).
  * Order: connections are looked up by key, never walked for anything that
  * reaches a frame; notices are delivered in the order they were raised.
  */

@@ -99,6 +99,11 @@ int poller_set(loop_poller *p, int fd, loop_src *src, bool want_in, bool want_ou
     return poller_ctl(p, EPOLL_CTL_MOD, fd, src, want_in, want_out);
 }
 
+int poller_del(loop_poller *p, int fd)
+{
+    return epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
 void poller_wait(loop_poller *p, int timeout_ms)
 {
     struct epoll_event evs[EVENTS_MAX];

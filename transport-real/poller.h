@@ -10,9 +10,14 @@
  *
  * Epoll is level-triggered: a source that leaves data unread is reported
  * again on the next wait, which keeps one busy peer from starving the
- * others.  Closing a descriptor removes it from the set; a source whose
- * owner closes it while events for it are still being dispatched must stay
- * in memory until poller_wait() returns (the loop's graveyard sees to it).
+ * others.  A source is taken out of the set with poller_del() before its
+ * descriptor is closed: close(2) alone ends the registration only once the
+ * last reference to the open file goes, and another process may hold one
+ * (whatever lists /proc/PID/fd takes one on each descriptor for a moment),
+ * so epoll could report the closed socket after its owner freed the source.
+ * A source whose owner closes it while events for it are still being
+ * dispatched must stay in memory until poller_wait() returns (the loop's
+ * graveyard sees to it).
  * Single-threaded, except poller_stop(), which is async-signal-safe.
  */
 #ifndef QDB_LOOP_POLLER_H
@@ -53,6 +58,9 @@ int poller_mod(loop_poller *p, int fd, loop_src *src, bool want_out);
 /* The same with input optional: a connection waiting for memory stops
  * reading (EPOLLERR and EPOLLHUP are still reported). */
 int poller_set(loop_poller *p, int fd, loop_src *src, bool want_in, bool want_out);
+/* Unregister fd, before closing it (see above).  0, or -1 with errno set
+ * (ENOENT: it was not registered). */
+int poller_del(loop_poller *p, int fd);
 
 /* Wait up to timeout_ms (-1: no limit) and dispatch what is ready, in the
  * order epoll reports it.  p->clock is renewed before each event and once
