@@ -458,6 +458,24 @@ static bool diff_has(const uint8_t *diff, unsigned b)
     return (diff[b / 8] >> (b % 8)) & 1u;
 }
 
+/* The ID x such that (x, hi] is buckets b + 1 and beyond of the cut: the
+ * offset (b + 1) << shift less one, from lo. */
+static qdb_id cut_after(const arc_cut *c, unsigned b)
+{
+    qdb_id off = {{0}}, one = {{0}}, x;
+    unsigned v = b + 1;
+    int s = MAX(c->shift, 0);
+    for (int j = 0; v >> j; j++)
+        if ((v >> j) & 1u && s + j < QDB_ID_BITS)
+            off.b[QDB_ID_BYTES - 1 - (s + j) / 8] |= (uint8_t)(1u << ((s + j) % 8));
+    one.b[QDB_ID_BYTES - 1] = 1;
+    id_sub(&x, &off, &one);
+    qdb_id neg;
+    id_sub(&neg, &(qdb_id){{0}}, &c->lo);
+    id_sub(&off, &x, &neg); /* x + lo */
+    return off;
+}
+
 typedef struct batch_ctx {
     GPtrArray *keys;
     guint limit;
@@ -670,14 +688,33 @@ void replica_on_digest(qdb_node *n, qdb_addr src, const qdb_msg *m)
     uint64_t sums[QDB_DIGEST_BUCKETS_MAX];
     if (digest_arc(n, &m->target, &m->upto, buckets, sums) == 0)
         return;
-    cover(n, &m->target, &m->upto);
     uint8_t diff[QDB_DIGEST_BUCKETS_MAX / 8] = {0};
-    unsigned differ = 0;
+    unsigned differ = 0, last = 0;
     for (unsigned b = 0; b < buckets; b++)
         if (sums[b] != qdb_be64_get(m->content + 8 * b)) {
             diff[b / 8] |= (uint8_t)(1u << (b % 8));
             differ++;
+            last = b;
         }
+    /* What we hold of the owner's range is what compared equal: the
+     * buckets after the last that differs.  Not the others, whose copies
+     * only come now (the owner's repair) and may never come, the owner
+     * failing first: taking its arc over, we would answer "not found"
+     * for entries only it held (K = 2 sweep seed 242).  The owner's next
+     * comparison that finds them equal covers them: its anti-entropy one
+     * (QDB_ANTI_ENTROPY_US), or the next after a change of its range.
+     * Until then a take-over answers "unavailable" for what it lacks there
+     * (ring.c, inherit), present entries being served. */
+    if (differ == 0) {
+        cover(n, &m->target, &m->upto);
+    } else {
+        arc_cut cut;
+        cut_init(&cut, &m->target, &m->upto, buckets);
+        qdb_id from = last + 1 < buckets ? cut_after(&cut, last) : m->upto;
+        if (!qdb_id_in_open(&from, &m->target, &m->upto))
+            from = m->upto; /* the buckets after it lie past the arc: none */
+        cover(n, &from, &m->upto);
+    }
     /* Nothing back while our hand-over is under way (a restart's, stray.c):
      * what we hold is older than what comes. */
     if (differ > 0 && !n->awaiting_handover)

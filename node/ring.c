@@ -890,6 +890,31 @@ void ring_on_notify(qdb_node *n, qdb_addr src, const qdb_msg *m)
     ring_notify_admitted(n, c, m->flags);
 }
 
+/* (lo, failed] was a failed node's and is ours now, without its entries
+ * (K = 1), or with the copies we hold (K > 1): what we replicated, back as
+ * far as our owners' digests confirmed it (replica.c, replica_covered_from).
+ * More than K - 1 nodes that failed together leave (lo, x] whose copies are
+ * all on failed nodes; so does an arc no digest confirmed we hold (x the
+ * failed node itself), whose copies may never have come (an owner and its
+ * replica failing seconds apart, K = 2 sweep seed 242).  That part is
+ * orphaned, as with K = 1: "unavailable" for what we do not hold there. */
+static void inherit(qdb_node *n, const qdb_id *lo, const qdb_id *failed)
+{
+    n->orphan_lo = *lo;
+    n->orphan_hi = *failed;
+    n->has_orphan = true;
+    if (n->replication > 1) {
+        qdb_id x = replica_covered_from(n, failed);
+        n->orphan_hi = x;
+        n->has_orphan = qdb_id_in_half(&x, lo, failed);
+        if (n->has_orphan)
+            node_log(n, 3, "part of the arc taken over is not known replicated here (more "
+                     "than %u holders failed, or its copies never came): entries we hold "
+                     "no copy of there are unavailable", n->replication - 1);
+    }
+    forget_orphaned(n);
+}
+
 void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
 {
     if (!n->has_pred || qdb_id_in_open(&c->id, &n->pred.id, &n->cfg.self.id)) {
@@ -922,25 +947,11 @@ void ring_notify_admitted(qdb_node *n, const qdb_peer *c, unsigned flags)
         n->ho_give = moved;
         if (moved)
             n->ho_from = n->pred.id;
-        if (!n->has_pred && n->pred_failed && !qdb_id_eq(&c->id, &n->failed_pred)) {
-            /* (c, failed] was the failed node's: ours now, without its entries */
-            n->orphan_lo = c->id;
-            n->orphan_hi = n->failed_pred;
-            n->has_orphan = qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id);
-            took_over = n->has_orphan && n->replication > 1;
-            if (took_over) {
-                /* With replicas we hold its entries already (replica.c) --
-                 * back as far as we replicated: more than K - 1 nodes that
-                 * failed together leave (c, x] whose copies are all on
-                 * failed nodes, orphaned as with K = 1. */
-                qdb_id x = replica_covered_from(n, &n->failed_pred);
-                n->orphan_hi = x;
-                n->has_orphan = qdb_id_in_open(&x, &c->id, &n->failed_pred);
-                if (n->has_orphan)
-                    node_log(n, 3, "more than %u nodes failed before us: entries "
-                             "we hold no copy of are unavailable", n->replication - 1);
-            }
-            forget_orphaned(n);
+        if (!n->has_pred && n->pred_failed && !qdb_id_eq(&c->id, &n->failed_pred) &&
+            qdb_id_in_open(&n->failed_pred, &c->id, &n->cfg.self.id)) {
+            /* (c, failed] was the failed node's: ours now */
+            took_over = n->replication > 1;
+            inherit(n, &c->id, &n->failed_pred);
         } else {
             n->has_orphan = false; /* a node took (part of) the arc back */
         }
@@ -1582,9 +1593,7 @@ void ring_on_leave(qdb_node *n, qdb_addr src, const qdb_msg *m)
         n->pred = is_self(n, &m->pred) ? n->cfg.self : m->pred;
         n->has_pred = true;
         if (failed) {
-            n->orphan_lo = m->pred.id;
-            n->orphan_hi = l->id;
-            n->has_orphan = n->replication <= 1;
+            inherit(n, &m->pred.id, &l->id);
             n->pred_failed = false;
         }
     }

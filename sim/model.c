@@ -298,6 +298,8 @@ static void read_done(sim_model *m, const sim_op *op, const qdb_client_result *r
                 note_bad_read(m, op, r, ver);
             }
         }
+    } else if (r->status == QDB_E_UNAVAILABLE && op->min_version) {
+        s->unavailable_reads++;
     } else if (r->status == QDB_E_ALIAS_NOT_FOUND && op->min_version && !op->key->excused) {
         if (op->split || m->split || !op->min_whole)
             s->split_missing_reads++;

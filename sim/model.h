@@ -78,6 +78,9 @@ typedef struct sim_client_stats {
     uint64_t requests, failed_requests, wrong_node_retries, unstable_answers;
     uint64_t unstable_requests;  /* failed with QDB_E_UNSTABLE: the ring could not be explored */
     uint64_t timeout_requests;   /* failed with QDB_E_TIMEOUT: no answer by the deadline */
+    uint64_t unavailable_reads;  /* workload reads of an acknowledged entry answered
+                                  * QDB_E_UNAVAILABLE (every copy the node knew of is on
+                                  * failed nodes): availability, never missing_reads */
     uint64_t acked_writes;       /* mutations (workload or scripted) answered OK */
     uint64_t bad_reads, stale_reads, missing_reads;
     uint64_t lost_last_copy;     /* acknowledged keys whose every copy was lost (excused from

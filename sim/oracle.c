@@ -659,6 +659,8 @@ bool sim_oracle_metric(sim_oracle *o, const char *name, double *out)
         *out = (double)m->unstable_requests;
     else if (strcmp(name, "timeout_requests") == 0)
         *out = (double)m->timeout_requests;
+    else if (strcmp(name, "unavailable_reads") == 0)
+        *out = (double)m->unavailable_reads;
     else if (strcmp(name, "hops_mean") == 0)
         *out = sim_oracle_hops_mean(o);
     else if (strcmp(name, "ring_stable_s") == 0)

@@ -18,15 +18,7 @@ set -- 2 4 c e
 for i in 1 2 3 4; do eval "ID$i=\$(printf '$1%.0s' \$(seq 64))"; shift; done
 hive_start 4
 hive_wait_stable 4
-# qn I ARGS: qdbsh through node I
-qn() { _n=$1; shift; qsh 20 --daemon="127.0.0.$_n:$PORT" "$@"; }
-
-entry_files "$N"
-puts_ok() { qn 1 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err"; }
-if ! wait_until 20 puts_ok && grep -v "already exists" "$tmp/puts.err" | grep -q .; then
-    fail "putting $N entries: $(head -n 3 "$tmp/puts.err")"
-fi
-echo "$N entries put"
+put_entries "$N"
 
 # ---- kill -9 node 3 ---------------------------------------------------------
 kill -9 "$pid3"

@@ -202,6 +202,43 @@ entry_files() {
     done 3>"$tmp/puts" 4>"$tmp/gets" 5>"$tmp/expect"
 }
 
+# hive_start_replicated K N: N nodes with IDs 11.., 22.., .. (the ring is
+# 1 -> 2 -> .. -> N; N at most 9), stable, nodes 2..N having logged the
+# hive's replication K, adopted at join (node_args gives node 1 its K).
+hive_start_replicated() {
+    _k=$1
+    for _i in $(seq "$2"); do eval "ID$_i=\$(printf '$_i%.0s' \$(seq 64))"; done
+    hive_start "$2"
+    hive_wait_stable "$2"
+    _settings_logged() { grep -q "hive settings: replication $_k" "$tmp/n$1.log"; }
+    for _i in $(seq 2 "$2"); do
+        wait_until 10 _settings_logged $_i || fail "node $_i did not adopt replication $_k"
+    done
+}
+
+# qn I ARGS: qdbsh through node I
+qn() { _n=$1; shift; qsh 20 --daemon="127.0.0.$_n:$PORT" "$@"; }
+
+# put_entries N: entry_files N, then its puts through node 1 -- retried
+# whole while the ring settles (a put that went through answers "already
+# exists" the second time), then read back through node 1.  all_read I:
+# every entry reads back through node I.
+put_entries() {
+    entry_files "$1"
+    _puts_ok() { qn 1 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err"; }
+    if ! wait_until 20 _puts_ok && grep -v "already exists" "$tmp/puts.err" | grep -q .; then
+        fail "putting $1 entries: $(head -n 3 "$tmp/puts.err")"
+    fi
+    wait_until 10 all_read 1 || fail "$1 entries not read back"
+    echo "$1 entries put and read back"
+}
+all_read() { qn "$1" <"$tmp/gets" >"$tmp/got$1" 2>/dev/null && cmp -s "$tmp/got$1" "$tmp/expect"; }
+
+# kill9 I...: kill -9 nodes I..., and reap them
+kill9() {
+    for _i in "$@"; do eval "kill -9 \$pid$_i; wait \$pid$_i 2>/dev/null"; done
+}
+
 # ring3_start A B C [ARGS...]: a ring of three qdbd --transient on 127.0.0.A,
 # .B and .C with the IDs $IDA, $IDB and $IDC (the caller's), B and C joining
 # through A, ARGS given to A; PORT (the caller's first choice) moves on while

@@ -26,14 +26,7 @@ GONE=20
 # node 1's --max-content-size also bounds its repair batches (section 5)
 node_args() { [ "$1" -eq 1 ] && echo "--replication=3 --enable-purge-all --max-content-size=1K"; }
 . "${srcdir:-.}/tests/hivelib.sh"
-# IDs 11.., 22.., .. 55..: the ring is 1 -> 2 -> 3 -> 4 -> 5
-for i in 1 2 3 4 5; do eval "ID$i=\$(printf '$i%.0s' \$(seq 64))"; done
-hive_start 5
-hive_wait_stable 5
-settings_logged() { grep -q "hive settings: replication 3" "$tmp/n$1.log"; }
-for i in 2 3 4 5; do
-    wait_until 10 settings_logged $i || fail "node $i did not adopt replication 3"
-done
+hive_start_replicated 3 5
 # ...and node_config of a node that joined shows the K it adopted
 cf=$(qsh 20 --daemon="127.0.0.2:$PORT" --raw node_config) || fail "node_config of node 2"
 echo "$cf" | grep -q '"replication_factor":3,' ||
@@ -45,24 +38,10 @@ rc=$?
 [ $rc -eq 78 ] || fail "a node with --replication=2 exited $rc, not 78"
 grep -q "replication=3" "$tmp/x6.err" || fail "the refusal does not say what to do: $(cat "$tmp/x6.err")"
 echo "hive of 5 with replication 3; a node asking for 2 refused ($(elapsed))"
-# qn I ARGS: qdbsh through node I
-qn() { _n=$1; shift; qsh 20 --daemon="127.0.0.$_n:$PORT" "$@"; }
-
-entry_files "$N"
-puts_ok() { qn 1 <"$tmp/puts" >/dev/null 2>"$tmp/puts.err"; }
-# the ring may still be settling: a put refused as unstable is retried whole
-# (a put that went through answers "already exists" the second time)
-if ! wait_until 20 puts_ok && grep -v "already exists" "$tmp/puts.err" | grep -q .; then
-    fail "putting $N entries: $(head -n 3 "$tmp/puts.err")"
-fi
-all_read() { qn "$1" <"$tmp/gets" >"$tmp/got$1" 2>/dev/null && cmp -s "$tmp/got$1" "$tmp/expect"; }
-wait_until 10 all_read 1 || fail "$N entries not read back"
-echo "$N entries put and read back"
+put_entries "$N"
 
 # ---- kill -9 two adjacent nodes ---------------------------------------------
-kill -9 "$pid3" "$pid4"
-wait "$pid3" 2>/dev/null
-wait "$pid4" 2>/dev/null
+kill9 3 4
 t=$(now_ms)
 for via in 1 2 5; do
     wait_until 5 all_read $via || fail "with nodes 3 and 4 dead, not all $N readable through node $via"
