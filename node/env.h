@@ -70,6 +70,12 @@ typedef struct qdb_inbound {
      * core that keeps a lease on dst's silence (node/watch.c) must not
      * take it for a death. */
     void (*reset)(void *core, qdb_addr dst);
+    /* Added for the simulator's speed (may be NULL): with prefetch's pass
+     * 0, when the event ahead is the core's wake-up (tick).  A wake-up runs
+     * the core's timers and rounds, which read more of it than a frame
+     * does; a hint like prefetch, reading only the pointers in the core's
+     * own lines. */
+    void (*prefetch_tick)(const void *core);
 } qdb_inbound;
 
 /* ---- clock and timer ----------------------------------------------------

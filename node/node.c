@@ -708,6 +708,26 @@ static void inbound_prefetch(const void *core, int pass)
     }
 }
 
+/* What a round reads beyond the lines above, a field in a line of its own
+ * each (perf at 10,000 nodes, 1-s rounds: a round met them one cache miss
+ * after another; asked for together, the misses overlap).  In the order the
+ * round reads them (qdb_node_tick). */
+static void inbound_prefetch_tick(const void *core)
+{
+    const qdb_node *n = core;
+    __builtin_prefetch(&n->storage->iterate); /* expiry collection, tombstone sweep */
+    __builtin_prefetch(&n->paused);           /* ring_round */
+    __builtin_prefetch(&n->pred);
+    __builtin_prefetch(&n->has_cand_next);    /* next_candidate */
+    __builtin_prefetch(&n->hint_owed);        /* resend_hint */
+    __builtin_prefetch(&n->n_remembered);     /* probe_remembered */
+    __builtin_prefetch(&n->finger_budget);    /* fix_fingers */
+    __builtin_prefetch(&n->collect_at);       /* version_collect */
+    __builtin_prefetch(&n->repair_rpc);       /* replica_round */
+    __builtin_prefetch(&n->awaiting_handover);
+    __builtin_prefetch(&n->has_orphan);       /* forget_round */
+}
+
 static void inbound_ahead(void *n, qdb_addr src, const uint8_t *frame, size_t len)
 {
     serve_ahead(n, src, frame, len);
@@ -721,6 +741,7 @@ const qdb_inbound qdb_node_inbound = {
     .prefetch = inbound_prefetch,
     .ahead = inbound_ahead,
     .reset = inbound_reset,
+    .prefetch_tick = inbound_prefetch_tick,
 };
 
 /* ---- introspection --------------------------------------------------------- */

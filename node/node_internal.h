@@ -128,8 +128,10 @@ struct qdb_node {
     qdb_time_us armed;
     uint64_t next_rpc;
     /* ...then what most events read next, so that a frame or a tick reads
-     * the node mostly within its first nine cache lines (stats, rto and
-     * cfg.self included), which the simulator prefetches one event ahead
+     * the node mostly within its first eleven cache lines (stats, rto,
+     * cfg.self and pred included: rto ends in the tenth line and pred,
+     * which nearly every frame's watch_heard compares, lies in the
+     * eleventh), which the simulator prefetches one event ahead
      * (transport-sim/simnet.c, prefetch_upcoming): scattered over the
      * struct, each of these fields was a cache miss of its own (perf at
      * 10,000 nodes). */

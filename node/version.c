@@ -46,7 +46,7 @@ uint64_t version_origin(const qdb_node *n)
 }
 
 typedef struct collect_ctx {
-    GPtrArray *keys;
+    GPtrArray *keys; /* NULL until a tombstone is due: a sweep nearly always finds none */
     int64_t before; /* tombstones modified before this are collected */
 } collect_ctx;
 
@@ -55,9 +55,12 @@ static int collect_old(void *arg, const uint8_t *k, size_t kl, const uint8_t *v,
     collect_ctx *c = arg;
     qdb_record_meta meta;
     if (qdb_record_decode_meta(v, vl, &meta) == QDB_OK && meta.tombstone &&
-        meta.modified_us < c->before)
+        meta.modified_us < c->before) {
+        if (!c->keys)
+            c->keys = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
         g_ptr_array_add(c->keys, g_bytes_new(k, kl));
-    return c->keys->len >= COLLECT_MAX;
+    }
+    return c->keys && c->keys->len >= COLLECT_MAX;
 }
 
 void version_collect(qdb_node *n)
@@ -67,17 +70,18 @@ void version_collect(qdb_node *n)
         return;
     /* four sweeps a grace period: a tombstone lives at most 1.25 of it */
     n->collect_at = now + MAX(n->cfg.tombstone_grace / 4, QDB_US_PER_S);
-    collect_ctx c = {g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref),
-                     n->clock->wall(n->clock) - (int64_t)n->cfg.tombstone_grace};
+    collect_ctx c = {NULL, n->clock->wall(n->clock) - (int64_t)n->cfg.tombstone_grace};
     qdb_storage *st = n->storage;
-    if (st->iterate(st, NULL, 0, NULL, 0, collect_old, &c) != 0 && c.keys->len < COLLECT_MAX)
+    if (st->iterate(st, NULL, 0, NULL, 0, collect_old, &c) != 0 &&
+        (!c.keys || c.keys->len < COLLECT_MAX))
         node_log(n, 2, "tombstone sweep: storage failed: %s", st->errmsg);
+    if (!c.keys)
+        return;
     for (guint i = 0; i < c.keys->len; i++) {
         gsize kl;
         const uint8_t *k = g_bytes_get_data(c.keys->pdata[i], &kl);
         st->del(st, k, kl); /* a failure leaves it for the next sweep */
     }
-    if (c.keys->len)
-        node_log(n, 4, "collected %u tombstones", c.keys->len);
+    node_log(n, 4, "collected %u tombstones", c.keys->len);
     g_ptr_array_free(c.keys, TRUE);
 }
