@@ -25,8 +25,10 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -115,10 +117,24 @@ int qdb_hive_key_load(qdb_hive_key *key, const char *path, char *err)
 #define ID_NODE "qdb-node"
 #define ID_CLIENT "qdb-client"
 
+/* AES-128-GCM as its provider implements it (see "the record layer"). */
+typedef struct gcm_impl {
+    void *provctx;
+    OSSL_FUNC_cipher_newctx_fn *newctx;
+    OSSL_FUNC_cipher_freectx_fn *freectx;
+    OSSL_FUNC_cipher_encrypt_init_fn *einit;
+    OSSL_FUNC_cipher_decrypt_init_fn *dinit;
+    OSSL_FUNC_cipher_update_fn *update;
+    OSSL_FUNC_cipher_final_fn *final;
+    OSSL_FUNC_cipher_get_ctx_params_fn *get_params;
+    OSSL_FUNC_cipher_set_ctx_params_fn *set_params;
+} gcm_impl;
+
 struct qdb_tls {
     SSL_CTX *ctx;
     BIO_METHOD *out_method;                /* the connections' write side (out_*) */
-    EVP_CIPHER *aes128gcm;                 /* the records' AEAD, fetched once */
+    EVP_CIPHER *aes128gcm;                 /* the records' AEAD, fetched once: holds its provider */
+    gcm_impl gcm;                          /* and its functions */
     int role;                              /* the identity this side presents */
     uint8_t psk_node[32], psk_client[32];  /* derived from the hive key */
 };
@@ -126,7 +142,7 @@ struct qdb_tls {
 /* One direction of the record layer once the handshake is done: the
  * traffic key in ctx, the per-record nonce's base and the record count. */
 typedef struct rec_dir {
-    EVP_CIPHER_CTX *ctx;
+    void *ctx; /* the provider's AES-128-GCM context */
     uint8_t iv[12];
     uint64_t seq;
     uint8_t secret[32]; /* the traffic secret, kept for a KeyUpdate */
@@ -299,7 +315,12 @@ static int out_flush(tls_conn *t)
  * hands over the application traffic secrets (its keylog callback, the only
  * way 3.0 gives them), and the records are sealed and opened here with
  * OpenSSL's AES-128-GCM (EVP) as RFC 8446 section 5 says: the same bytes on
- * the wire, nothing of the crypto our own.  Keys and IVs come from the
+ * the wire, nothing of the crypto our own.  The AEAD is called through its
+ * provider's function table (OSSL_PROVIDER_query_operation, the provider
+ * that EVP_CIPHER_fetch chose): EVP_CipherInit_ex, _Update and the tag's
+ * EVP_CIPHER_CTX_ctrl add about 1,000 instructions a record around those
+ * same calls (asking the provider for the IV length each time, and building
+ * parameter arrays).  Keys and IVs come from the
  * secrets by OpenSSL's TLS13-KDF (HKDF-Expand-Label); the nonce is the IV
  * XOR the record's sequence number, per direction; the header is the
  * additional data; the last non-zero byte of the opened record is its type.
@@ -365,20 +386,59 @@ static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *o
     return ok;
 }
 
+/* The provider's AES-128-GCM functions, behind the cipher EVP fetched. */
+static bool gcm_lookup(qdb_tls *t)
+{
+    const OSSL_PROVIDER *prov = EVP_CIPHER_get0_provider(t->aes128gcm);
+    int no_store;
+    const OSSL_ALGORITHM *algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &no_store);
+    const OSSL_DISPATCH *f = NULL;
+    for (const OSSL_ALGORITHM *a = algs; a && a->algorithm_names && !f; a++) {
+        gchar **names = g_strsplit(a->algorithm_names, ":", -1);
+        for (gchar **n = names; *n && !f; n++)
+            if (g_ascii_strcasecmp(*n, "AES-128-GCM") == 0)
+                f = a->implementation;
+        g_strfreev(names);
+    }
+    gcm_impl *g = &t->gcm;
+    for (; f && f->function_id; f++) {
+        switch (f->function_id) {
+        case OSSL_FUNC_CIPHER_NEWCTX: g->newctx = OSSL_FUNC_cipher_newctx(f); break;
+        case OSSL_FUNC_CIPHER_FREECTX: g->freectx = OSSL_FUNC_cipher_freectx(f); break;
+        case OSSL_FUNC_CIPHER_ENCRYPT_INIT: g->einit = OSSL_FUNC_cipher_encrypt_init(f); break;
+        case OSSL_FUNC_CIPHER_DECRYPT_INIT: g->dinit = OSSL_FUNC_cipher_decrypt_init(f); break;
+        case OSSL_FUNC_CIPHER_UPDATE: g->update = OSSL_FUNC_cipher_update(f); break;
+        case OSSL_FUNC_CIPHER_FINAL: g->final = OSSL_FUNC_cipher_final(f); break;
+        case OSSL_FUNC_CIPHER_GET_CTX_PARAMS:
+            g->get_params = OSSL_FUNC_cipher_get_ctx_params(f);
+            break;
+        case OSSL_FUNC_CIPHER_SET_CTX_PARAMS:
+            g->set_params = OSSL_FUNC_cipher_set_ctx_params(f);
+            break;
+        default: break;
+        }
+    }
+    if (algs)
+        OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_CIPHER, algs);
+    g->provctx = OSSL_PROVIDER_get0_provider_ctx(prov);
+    return g->newctx && g->freectx && g->einit && g->dinit && g->update && g->final &&
+           g->get_params && g->set_params;
+}
+
 /* Key d from its traffic secret (as it is, or the next one for a
  * KeyUpdate), sequence back to 0. */
 static bool rec_key(qdb_tls *tls, rec_dir *d, const uint8_t secret[32], bool enc)
 {
+    const gcm_impl *g = &tls->gcm;
     uint8_t key[16];
     if (secret != d->secret)
         memcpy(d->secret, secret, 32);
     bool ok = expand_label(d->secret, "key", key, sizeof(key)) &&
               expand_label(d->secret, "iv", d->iv, sizeof(d->iv));
     if (ok && !d->ctx)
-        ok = (d->ctx = EVP_CIPHER_CTX_new()) != NULL;
+        ok = (d->ctx = g->newctx(g->provctx)) != NULL;
     if (ok)
-        ok = (enc ? EVP_EncryptInit_ex(d->ctx, tls->aes128gcm, NULL, key, NULL)
-                  : EVP_DecryptInit_ex(d->ctx, tls->aes128gcm, NULL, key, NULL)) == 1;
+        ok = (enc ? g->einit : g->dinit)(d->ctx, key, sizeof(key), NULL, 0, NULL) == 1;
     OPENSSL_cleanse(key, sizeof(key));
     d->seq = 0;
     return ok;
@@ -393,9 +453,10 @@ static bool rec_next_secret(rec_dir *d)
     return ok;
 }
 
-static void rec_dir_free(rec_dir *d)
+static void rec_dir_free(const qdb_tls *tls, rec_dir *d)
 {
-    EVP_CIPHER_CTX_free(d->ctx);
+    if (d->ctx)
+        tls->gcm.freectx(d->ctx);
     OPENSSL_cleanse(d, sizeof(*d));
 }
 
@@ -435,12 +496,17 @@ static bool rec_seal(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
     memcpy(body, p, n);
     body[n] = type;
     rec_nonce(d, nonce);
-    int l1, l2;
-    bool ok = EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) == 1 &&
-              EVP_EncryptUpdate(d->ctx, NULL, &l1, h, REC_HEADER) == 1 &&
-              EVP_EncryptUpdate(d->ctx, body, &l1, body, (int)(n + 1)) == 1 &&
-              EVP_EncryptFinal_ex(d->ctx, body + l1, &l2) == 1 && (size_t)(l1 + l2) == n + 1 &&
-              EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_GET_TAG, REC_TAG, body + n + 1) == 1;
+    const gcm_impl *g = &t->tls->gcm;
+    size_t l1, l2;
+    OSSL_PARAM tag[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, body + n + 1, REC_TAG),
+        OSSL_PARAM_construct_end(),
+    };
+    bool ok = g->einit(d->ctx, NULL, 0, nonce, sizeof(nonce), NULL) == 1 &&
+              g->update(d->ctx, NULL, &l1, REC_HEADER, h, REC_HEADER) == 1 &&
+              g->update(d->ctx, body, &l1, n + 1, body, n + 1) == 1 && l1 == n + 1 &&
+              g->final(d->ctx, body + l1, &l2, 0) == 1 && l2 == 0 &&
+              g->get_params(d->ctx, tag) == 1;
     d->seq++;
     if (!ok)
         g_strlcpy(t->error, "sealing a record failed", sizeof(t->error));
@@ -495,15 +561,23 @@ static ssize_t rec_open(tls_conn *t, size_t rlen, uint8_t *out, uint8_t *type, u
     if (!out)
         out = ct;
     rec_nonce(d, nonce);
-    int l1, l2;
-    bool ok = EVP_DecryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) == 1 &&
-              EVP_DecryptUpdate(d->ctx, NULL, &l1, h, REC_HEADER) == 1 &&
-              EVP_DecryptUpdate(d->ctx, out, &l1, ct, (int)n) == 1 &&
-              EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_SET_TAG, REC_TAG, ct + n) == 1 &&
-              EVP_DecryptFinal_ex(d->ctx, out + l1, &l2) == 1;
+    const gcm_impl *g = &t->tls->gcm;
+    size_t l1, l2;
+    OSSL_PARAM tag[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, ct + n, REC_TAG),
+        OSSL_PARAM_construct_end(),
+    };
+    /* in place, the update overwrites the n bytes before the tag, not it */
+    bool ok = g->dinit(d->ctx, NULL, 0, nonce, sizeof(nonce), NULL) == 1 &&
+              g->update(d->ctx, NULL, &l1, REC_HEADER, h, REC_HEADER) == 1 &&
+              g->update(d->ctx, out, &l1, n, ct, n) == 1 && l1 == n &&
+              g->set_params(d->ctx, tag) == 1 && g->final(d->ctx, out + l1, &l2, 0) == 1 &&
+              l2 == 0;
     d->seq++;
-    if (!ok)
+    if (!ok) {
+        ERR_clear_error();
         return rec_fail(t, "a TLS record did not authenticate (bad record MAC)");
+    }
     while (n > 0 && out[n - 1] == 0) /* padding */
         n--;
     if (n == 0)
@@ -679,7 +753,7 @@ qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err)
     if (!t->out_method || !BIO_meth_set_write_ex(t->out_method, out_write) ||
         !BIO_meth_set_ctrl(t->out_method, out_ctrl) ||
         !BIO_meth_set_create(t->out_method, out_create) ||
-        !(t->aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL))) {
+        !(t->aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL)) || !gcm_lookup(t)) {
         qdb_error_set(err, QDB_E_INTERNAL, "TLS output: %s",
                       ERR_reason_error_string(ERR_get_error()));
         goto fail;
@@ -742,8 +816,8 @@ void tls_conn_free(tls_conn *t)
         return;
     SSL_free(t->ssl);
     g_byte_array_free(t->out, TRUE);
-    rec_dir_free(&t->rd);
-    rec_dir_free(&t->wr);
+    rec_dir_free(t->tls, &t->rd);
+    rec_dir_free(t->tls, &t->wr);
     g_free(t->in);
     OPENSSL_cleanse(t, sizeof(*t));
     g_free(t);
