@@ -5,6 +5,7 @@
  * Sections
  *   the hive key: generate, parse, load
  *   the context: derived PSKs, OpenSSL's PSK callbacks
+ *   the record layer, once the handshake is done
  *   one connection: recv, send and the handshake inside them
  *   log lines
  */
@@ -252,7 +253,8 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
  * records) cost two syscalls -- on loopback each one also runs the peer's
  * receive path -- and two TCP segments for the peer to read.  Here every
  * record of an SSL call lands in t->out and out_flush() sends them with one
- * send().  The read side stays a socket BIO with read-ahead. */
+ * send().  The read side is a socket BIO without read-ahead, for the
+ * handshake only. */
 static int out_write(BIO *b, const char *data, size_t len, size_t *written)
 {
     tls_conn *t = BIO_get_data(b);
