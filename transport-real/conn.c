@@ -554,8 +554,8 @@ static void conn_readable(loop_conn *c)
         if (c->input_off)
             return; /* waits for memory, or for its peer to read (lim_resume) */
         /* Drained for now: level-triggered epoll says if more came.  TLS
-         * gives one record per call, so a short read says nothing there;
-         * what OpenSSL has not buffered is still in the socket. */
+         * opens the whole records of one read() per call and may hold more
+         * (a record that did not fit): tls_conn_pending says so. */
         if (c->tls ? !tls_conn_pending(c->tls) : (size_t)r < READ_CHUNK)
             return;
     }

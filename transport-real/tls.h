@@ -19,7 +19,11 @@
  *
  * A connection (tls_conn) runs over the connection's non-blocking socket:
  * tls_conn_recv and tls_conn_send behave like recv(2) and send(2), with the
- * handshake done inside them as needed.  Single-threaded per connection;
+ * handshake done inside them as needed (OpenSSL's); once it is done, the
+ * records are sealed and opened in tls.c with OpenSSL's AES-128-GCM, the
+ * same bytes on the wire (tls.c, "the record layer", says why).
+ * tls_conn_recv opens every whole record one read(2) brought, as far as
+ * len allows.  Single-threaded per connection;
  * the qdb_tls context is shared by every endpoint given it (qdb-bench gives
  * one to all its clients) and is read-only once made.
  */
