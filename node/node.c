@@ -518,6 +518,14 @@ void qdb_node_recv(qdb_node *n, qdb_addr src, const uint8_t *frame, size_t len)
         ring_on_notify(n, src, &m);
         break;
     case QDB_MSG_PING: {
+        /* Only a ring member answers, as a STABILIZE is answered: a node
+         * back at a member's address after a crash, still joining, vouched
+         * for the member it replaces -- whose predecessor then never struck
+         * it out and kept answering the joiner's lookups with its own
+         * address, and the join never ended (K = 3 sweep seed 1 with
+         * watch.c's confirmations: 86 s). */
+        if (n->phase != PHASE_ACTIVE && n->phase != PHASE_LEAVING)
+            break;
         qdb_msg pong = {.type = QDB_MSG_PONG, .rpc = m.rpc};
         node_send(n, src, &pong);
         break;

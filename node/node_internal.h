@@ -50,6 +50,12 @@
 /* Peers reported dead (a FIND's exclusion list) and not yet checked: never
  * offered as a hop while there, probed at once. */
 #define QDB_NODE_SUSPECTS 16
+/* Confirmations (watch.c, "Confirmation") that must time out, since the
+ * peer last vouched for itself, before it is struck out; and the peers
+ * whose confirmations timed out that are kept, the newest replacing the
+ * oldest. */
+#define QDB_CONFIRMS_FAILED 2
+#define QDB_NODE_CONFIRMS 8
 /* Successor candidates asked at once, the others presumed lost (ring.c,
  * consider_candidate). */
 #define QDB_CANDIDATE_CHECKS 4
@@ -89,9 +95,19 @@ typedef enum rpc_kind {
     RPC_STRAY_FIND,   /* the owner of a stray copy's key (stray.c) */
     RPC_STRAY_DIGEST, /* a stray arc's digest, offered to its owner (stray.c) */
     RPC_STRAY,        /* one batch of stray records, to their owner (stray.c) */
-    RPC_REJOIN_DIGEST /* what we hand a rejoining predecessor, by digest (stray.c) */
+    RPC_REJOIN_DIGEST, /* what we hand a rejoining predecessor, by digest (stray.c) */
+    RPC_CONFIRM       /* is a peer about to be struck out alive (watch.c, "Confirmation")? */
     /* NOTIFY and LEAVE expect no answer: they are sent, not called. */
 } rpc_kind;
+
+/* A peer's confirmations that timed out (watch.c, "Confirmation"): when
+ * the last n of them (at most QDB_CONFIRMS_FAILED) were sent, oldest
+ * first. */
+typedef struct node_unconfirmed {
+    qdb_addr addr;
+    unsigned n;
+    qdb_time_us sent[QDB_CONFIRMS_FAILED];
+} node_unconfirmed;
 
 typedef struct node_rpc {
     uint64_t id;
@@ -218,6 +234,9 @@ struct qdb_node {
     /* failure knowledge from others: see QDB_NODE_SUSPECTS */
     qdb_addr suspects[QDB_NODE_SUSPECTS];
     qdb_time_us suspected_at[QDB_NODE_SUSPECTS]; /* when each was reported */
+    /* confirmations that timed out (watch.c) */
+    node_unconfirmed unconfirmed[QDB_NODE_CONFIRMS];
+    unsigned n_unconfirmed, unconfirmed_next;
     /* the neighbour watch (watch.c) */
     qdb_peer contender;            /* a NOTIFY refused because of a predecessor... */
     qdb_addr contender_vs;         /* ...this one, which is being checked */
@@ -405,13 +424,25 @@ void watch_tick(qdb_node *n);
 void watch_contender(qdb_node *n, const qdb_peer *c, unsigned flags);
 /* The predecessor check of `pred` failed (pred is forgotten) or answered. */
 void watch_pred_failed(qdb_node *n, qdb_addr pred);
-/* May a be struck out?  True when nothing vouched for it (an answer; from
- * our predecessor, any frame) within QDB_SUSPECT_WINDOW: see watch.c.
- * watch_suspect_at: when it may, if it stays silent (0: already), with
- * its silence counted from `since` at the earliest (0: from its last
- * answer only). */
-bool watch_silent(qdb_node *n, qdb_addr a);
+/* When a may be struck out, if it stays silent (0: already): once nothing
+ * vouched for it (an answer; from our predecessor, any frame) within
+ * QDB_SUSPECT_WINDOW (see watch.c), its silence counted from `since` at
+ * the earliest (0: from its last answer only). */
 qdb_time_us watch_suspect_at(qdb_node *n, qdb_addr a, qdb_time_us since);
+/* A call to a timed out, one strike of a series that may strike it out:
+ * ask it again with a frame of this type (QDB_MSG_STABILIZE, which only a
+ * ring member answers, or QDB_MSG_PING) to confirm -- one confirmation in
+ * flight at a time -- unless QDB_CONFIRMS_FAILED sent since it last
+ * vouched for itself timed out already. */
+void watch_doubt(qdb_node *n, qdb_addr a, qdb_time_us since, int type);
+/* The last strike of a series on a: 0 when a is struck out now -- silent
+ * (watch_suspect_at) and QDB_CONFIRMS_FAILED confirmations sent since it
+ * last vouched for itself timed out -- else when to decide again (when
+ * the window ends, or just after the confirmation under way times out).
+ * See watch.c, "Confirmation". */
+qdb_time_us watch_strike_at(qdb_node *n, qdb_addr a, qdb_time_us since, int type);
+/* The confirmation rpc timed out. */
+void watch_confirm_failed(qdb_node *n, const node_rpc *rpc);
 void watch_pred_alive(qdb_node *n);
 /* The lease on our range (K > 1; watch.c, "Lease"): may we serve it as its
  * owner now?  Always with K = 1, and alone in the ring. */

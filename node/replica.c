@@ -878,12 +878,24 @@ void replica_on_failed(qdb_node *n, const node_rpc *rpc)
     if (qdb_rto_heard_at(&n->rto, t->peer.addr) > t->struck_at)
         t->strikes = 0;
     t->struck_at = node_now(n);
-    if (++t->strikes < QDB_NODE_STRIKES || (placed && !watch_silent(n, t->peer.addr))) {
+    qdb_time_us again = 0;
+    if (++t->strikes < QDB_NODE_STRIKES) {
+        if (placed)
+            watch_doubt(n, t->peer.addr, 0, QDB_MSG_STABILIZE);
+    } else if (placed) {
+        again = watch_strike_at(n, t->peer.addr, 0, QDB_MSG_STABILIZE);
+    }
+    if (t->strikes < QDB_NODE_STRIKES || again) {
         /* a lost frame is not a failure: the same copies again, same rpc
-         * (nor are more, while the replica answers our other calls:
-         * watch.c, "Suspicion"; a refused connection has taken it out of
-         * our tables already, so it is no longer placed) */
+         * (nor are more, while the replica answers our other calls or its
+         * confirmation is under way -- then decided again when its window
+         * ends or the confirmation times out, not a backed-off RTO later:
+         * watch.c, "Suspicion" and "Confirmation"; a refused connection
+         * has taken it out of our tables already, so it is no longer
+         * placed) */
         send_copies(n, &t->peer, t->rpc, w->keys, RPC_REPLICATE);
+        if (again)
+            node_deadline(n, t->rpc, again);
         return;
     }
     /* Failed for placement: out of our tables, and the next successor

@@ -1215,7 +1215,7 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
 {
     if (n->n_succ && qdb_addr_eq(rpc->dst, n->succ[0].addr))
         n->lone_strikeouts = 0; /* it answers: not silent (forget_silent) */
-    if (rpc->kind == RPC_STABILIZE || rpc->kind == RPC_WATCH)
+    if (rpc->kind == RPC_STABILIZE || rpc->kind == RPC_WATCH || rpc->kind == RPC_CONFIRM)
         watch_confirmed(n, rpc, m);
     switch (rpc->kind) {
     case RPC_JOIN_FIND:
@@ -1272,6 +1272,13 @@ void ring_on_reply(qdb_node *n, const node_rpc *rpc, const qdb_msg *m)
     case RPC_PING:
         watch_pred_alive(n);
         break;
+    case RPC_CONFIRM:
+        /* A confirmation to our successor asked what the watch asks: its
+         * answer is read the same way (a hint's news with it: our STABILIZE
+         * told the successor that we heard, ring_on_stabilize). */
+        if (!ring_successor(n) || !qdb_peer_eq(ring_successor(n), &rpc->peer))
+            break;
+        /* fall through */
     case RPC_WATCH:
         /* With replicas the watch asks with a STABILIZE, and its answer is
          * our successor's list as a round's is: taken as it comes.  Left
@@ -1359,31 +1366,48 @@ void ring_forget(qdb_node *n, qdb_addr addr)
         stabilize(n);
 }
 
-/* The last of a series of calls to one peer (RPC_STABILIZE, RPC_WATCH,
- * RPC_PING, RPC_PROBE) timed out: is the peer struck out now?  After
- * QDB_NODE_STRIKES timeouts in a row, and only if nothing vouched for it
- * within QDB_SUSPECT_WINDOW (watch.c, "Suspicion"). */
+/* A call of a series to one peer (RPC_STABILIZE, RPC_WATCH, RPC_PING,
+ * RPC_PROBE) timed out: is the peer struck out now?  After
+ * QDB_NODE_STRIKES timeouts in a row, only if nothing vouched for it
+ * within QDB_SUSPECT_WINDOW (watch.c, "Suspicion"), and only once
+ * QDB_CONFIRMS_FAILED confirmations sent since it last did timed out too
+ * (watch.c, "Confirmation"; the earlier strikes send them). */
 static qdb_time_us silent_since(const qdb_node *n, const node_rpc *rpc)
 {
     return rpc->kind == RPC_PROBE ? suspected_since(n, rpc->dst) : 0;
 }
 
+/* The frame of a series (and of its confirmations). */
+static int series_frame(const qdb_node *n, const node_rpc *rpc)
+{
+    return rpc->kind == RPC_STABILIZE ? QDB_MSG_STABILIZE
+           : rpc->kind == RPC_WATCH   ? watch_succ_frame(n)
+                                      : QDB_MSG_PING;
+}
+
+static qdb_time_us strike_at(qdb_node *n, const node_rpc *rpc)
+{
+    return watch_strike_at(n, rpc->dst, silent_since(n, rpc), series_frame(n, rpc));
+}
+
 static bool struck(qdb_node *n, const node_rpc *rpc)
 {
-    return rpc->arg >= QDB_NODE_STRIKES - 1 &&
-           watch_suspect_at(n, rpc->dst, silent_since(n, rpc)) == 0;
+    if (rpc->arg < QDB_NODE_STRIKES - 1) {
+        watch_doubt(n, rpc->dst, silent_since(n, rpc), series_frame(n, rpc));
+        return false;
+    }
+    return strike_at(n, rpc) == 0;
 }
 
 /* The next call of the series: the same question again, counted as one
  * more strike.  Past the last strike (the peer answered something else
- * lately) it waits just until the window would end, not a doubled RTO: a
- * host that died right after its last answer is struck out when the
- * window ends, not up to a whole back-off later. */
+ * lately, or its confirmation is under way) it waits just until the
+ * window would end or the confirmation times out, not a doubled RTO: a
+ * host that died right after its last answer is struck out then, not up
+ * to a whole back-off later. */
 static void strike_again(qdb_node *n, const node_rpc *rpc)
 {
-    qdb_msg q = {.type = rpc->kind == RPC_STABILIZE ? QDB_MSG_STABILIZE
-                         : rpc->kind == RPC_WATCH  ? watch_succ_frame(n)
-                                                   : QDB_MSG_PING};
+    qdb_msg q = {.type = series_frame(n, rpc)};
     if (rpc->kind == RPC_STABILIZE || rpc->kind == RPC_WATCH)
         q.peer = n->cfg.self;
     bool past = rpc->arg >= QDB_NODE_STRIKES - 1;
@@ -1391,7 +1415,7 @@ static void strike_again(qdb_node *n, const node_rpc *rpc)
     uint64_t id = node_call(n, rpc->dst, &q, (rpc_kind)rpc->kind, arg, 0,
                             rpc->kind == RPC_PROBE ? NULL : &rpc->peer);
     if (past)
-        node_deadline(n, id, watch_suspect_at(n, rpc->dst, silent_since(n, rpc)));
+        node_deadline(n, id, strike_at(n, rpc));
 }
 
 /* Whether a is the only other node we know: our successor list, fingers,
@@ -1502,6 +1526,9 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             send_notify(n, ring_successor(n));
         next_candidate(n);
         break;
+    case RPC_CONFIRM:
+        watch_confirm_failed(n, rpc);
+        break;
     case RPC_PROBE:
         /* No longer suspected: it answered a probe since (a strike's RTO
          * doubles after each timeout and can run for most of a minute),
@@ -1540,7 +1567,7 @@ void ring_on_failure(qdb_node *n, const node_rpc *rpc)
             break;
         }
         /* A predecessor that still sends us frames is not struck out on
-         * lost PINGs alone (watch_silent). */
+         * lost PINGs alone (watch_suspect_at). */
         if (!struck(n, rpc)) {
             strike_again(n, rpc);
             break;
