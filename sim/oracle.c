@@ -52,11 +52,20 @@ void sim_oracle_membership_changed(sim_oracle *o)
 
 /* ---- invariants ----------------------------------------------------------- */
 
-/* The index of the live node at ring position pos (wrapping). */
+/* The index of the live node at ring position pos (wrapping) of a ring
+ * that is not empty.  The walks below ask for positions at most a list's
+ * length past the end: a division only then (one at every step was a
+ * tenth of the check's time at 10,000 nodes). */
+static inline unsigned ring_pos(const GArray *ring, guint pos)
+{
+    if (G_UNLIKELY(pos >= ring->len))
+        pos %= ring->len;
+    return g_array_index(ring, unsigned, pos);
+}
+
 static unsigned ring_at(sim_oracle *o, guint pos)
 {
-    const GArray *ring = qdb_fixture_ring(o->fx);
-    return g_array_index(ring, unsigned, pos % ring->len);
+    return ring_pos(qdb_fixture_ring(o->fx), pos);
 }
 
 static const qdb_peer *peer_of(sim_oracle *o, unsigned i)
@@ -70,19 +79,21 @@ static const qdb_peer *peer_of(sim_oracle *o, unsigned i)
  * steps ahead, they overlap. */
 #define AHEAD 8
 
-static void prefetch_ahead(sim_oracle *o, guint pos)
+static void prefetch_ahead(sim_oracle *o, const GArray *ring, guint pos)
 {
     for (int pass = 0; pass < 3; pass++)
-        qdb_fixture_prefetch(o->fx, ring_at(o, pos + (guint)(3 - pass) * AHEAD), pass);
+        qdb_fixture_prefetch(o->fx, ring_pos(ring, pos + (guint)(3 - pass) * AHEAD), pass);
 }
 
 bool sim_oracle_ring_ok(sim_oracle *o, GString *why)
 {
-    guint n = qdb_fixture_ring(o->fx)->len;
+    const GArray *ring = qdb_fixture_ring(o->fx);
+    guint n = ring->len;
     char a[QDB_ADDR_STRLEN], b[QDB_ADDR_STRLEN], c[QDB_ADDR_STRLEN];
     for (guint i = 0; i < n; i++) {
-        prefetch_ahead(o, i);
-        unsigned x = ring_at(o, i), next = ring_at(o, i + 1), prev = ring_at(o, i + n - 1);
+        prefetch_ahead(o, ring, i);
+        unsigned x = ring_pos(ring, i), next = ring_pos(ring, i + 1),
+                 prev = ring_pos(ring, i + n - 1);
         const qdb_node *node = qdb_fixture_node(o->fx, x);
         qdb_addr addr = peer_of(o, x)->addr;
         const qdb_peer *s = qdb_node_successor(node), *p = qdb_node_predecessor(node);
@@ -115,7 +126,7 @@ bool sim_oracle_ring_ok(sim_oracle *o, GString *why)
             return false;
         }
         for (unsigned j = 0; j < k; j++) {
-            if (!qdb_peer_eq(&list[j], peer_of(o, ring_at(o, i + 1 + j)))) {
+            if (!qdb_peer_eq(&list[j], peer_of(o, ring_pos(ring, i + 1 + j)))) {
                 if (why)
                     g_string_printf(why, "node %u: successor list entry %u is wrong", x, j);
                 return false;
@@ -127,13 +138,17 @@ bool sim_oracle_ring_ok(sim_oracle *o, GString *why)
 
 bool sim_oracle_fingers_ok(sim_oracle *o, GString *why)
 {
-    guint n = qdb_fixture_ring(o->fx)->len;
+    const GArray *ring = qdb_fixture_ring(o->fx);
+    guint n = ring->len;
     for (guint i = 0; i < n; i++) {
-        unsigned x = ring_at(o, i);
+        unsigned x = ring_pos(ring, i), succ = ring_pos(ring, i + 1);
         for (unsigned f = QDB_ID_BITS - 64; f < QDB_ID_BITS; f++) {
             qdb_id start;
             qdb_id_add_pow2(&start, &peer_of(o, x)->id, f);
-            unsigned want = (unsigned)qdb_fixture_owner(o->fx, &start);
+            /* most fingers of a big ring fall before the successor: no search */
+            unsigned want = qdb_id_in_half(&start, &peer_of(o, x)->id, &peer_of(o, succ)->id)
+                                ? succ
+                                : (unsigned)qdb_fixture_owner(o->fx, &start);
             const qdb_peer *have = qdb_node_finger(qdb_fixture_node(o->fx, x), f);
             if (!have || !qdb_peer_eq(have, peer_of(o, want))) {
                 if (why)
@@ -161,12 +176,12 @@ bool sim_oracle_fingers_ok(sim_oracle *o, GString *why)
  * rings a partition made, and Zave's model has no partitions. */
 
 /* x is at ring position pos: its list should name the nodes after it. */
-static int best_successor(sim_oracle *o, unsigned x, guint pos)
+static int best_successor(sim_oracle *o, const GArray *ring, unsigned x, guint pos)
 {
     qdb_peer list[QDB_SUCCLIST_MAX];
     unsigned k = qdb_node_succlist(qdb_fixture_node(o->fx, x), list, QDB_SUCCLIST_MAX);
     for (unsigned j = 0; j < k; j++) {
-        int idx = qdb_fixture_index_near(o->fx, list[j].addr, ring_at(o, pos + 1 + j));
+        int idx = qdb_fixture_index_near(o->fx, list[j].addr, ring_pos(ring, pos + 1 + j));
         if (idx >= 0 && qdb_fixture_up(o->fx, (unsigned)idx) &&
             qdb_peer_eq(peer_of(o, (unsigned)idx), &list[j]) &&
             qdb_node_successor(qdb_fixture_node(o->fx, (unsigned)idx)) != NULL)
@@ -187,11 +202,12 @@ bool sim_oracle_safety(sim_oracle *o, GString *why)
     int cycles = 0, first_cycle = -1;
     bool ok = true;
     for (guint i = 0; i < n && ok; i++) {
-        prefetch_ahead(o, i);
+        prefetch_ahead(o, ring, i);
         unsigned x = g_array_index(ring, unsigned, i);
         /* a node with no successor yet is still looking for its place */
-        next[x] = qdb_node_successor(qdb_fixture_node(o->fx, x)) == NULL ? -2
-                                                                         : best_successor(o, x, i);
+        next[x] = qdb_node_successor(qdb_fixture_node(o->fx, x)) == NULL
+                      ? -2
+                      : best_successor(o, ring, x, i);
         if (next[x] == -1) {
             g_string_printf(why, "ConnectedAppendages: node %u has no live successor", x);
             ok = false;
@@ -305,9 +321,12 @@ bool sim_oracle_check(sim_oracle *o, GString *why)
         o->copies_ok = true;
         o->copies_ok_at = now;
     }
-    if (!o->violated && !o->ever_partitioned && !sim_oracle_safety(o, why))
-        safe = !(o->violated = true);
+    /* A correct ring is a safe one (every best successor is then the next
+     * live node, which has a successor: one cycle, one wrap), so safety's
+     * own walk is needed only when the ring is not right. */
     bool one_ring = sim_oracle_ring_ok(o, NULL);
+    if (!one_ring && !o->violated && !o->ever_partitioned && !sim_oracle_safety(o, why))
+        safe = !(o->violated = true);
     /* split from the partition until its sides are one ring again */
     o->split = partitioned || (o->split && !one_ring);
     sim_model_set_split(o->model, o->split);
