@@ -225,6 +225,38 @@ static sim_world *open_world(const char *path, const char *seed, char **sets,
     return w;
 }
 
+/* Node log lines (scenario parameter log, qdbd's levels) stamped with the
+ * virtual time instead of GLib's wall clock, so that a replay's log is the
+ * same bytes every time and lines line up with the scenario's "at" times.
+ * Debug lines are dropped unless G_MESSAGES_DEBUG names them, as GLib's
+ * default writer does (report only: the log never feeds the run). */
+static const qdb_simnet *log_net; /* the world's net while it runs, else NULL */
+
+static GLogWriterOutput sim_log_writer(GLogLevelFlags lv, const GLogField *fields, gsize n,
+                                       gpointer arg)
+{
+    (void)arg;
+    const char *domain = NULL, *msg = NULL;
+    for (gsize i = 0; i < n; i++) {
+        if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0)
+            domain = fields[i].value;
+        else if (g_strcmp0(fields[i].key, "MESSAGE") == 0)
+            msg = fields[i].value;
+    }
+    if (g_log_writer_default_would_drop(lv, domain))
+        return G_LOG_WRITER_HANDLED;
+    const char *level = (lv & G_LOG_LEVEL_ERROR)      ? "ERROR"
+                        : (lv & G_LOG_LEVEL_CRITICAL) ? "CRITICAL"
+                        : (lv & G_LOG_LEVEL_WARNING)  ? "WARNING"
+                        : (lv & G_LOG_LEVEL_MESSAGE)  ? "MESSAGE"
+                        : (lv & G_LOG_LEVEL_INFO)     ? "INFO"
+                                                      : "DEBUG";
+    if (log_net)
+        fprintf(stderr, "[%11.6f] ", (double)qdb_simnet_now(log_net) / 1e6);
+    fprintf(stderr, "%s-%s: %s\n", domain ? domain : "qdbsim", level, msg ? msg : "");
+    return G_LOG_WRITER_HANDLED;
+}
+
 /* Transparent huge pages for the heap, where the system gives them only on
  * request (THP "madvise", Debian's default).  At 10,000 nodes every event
  * touches a node, an endpoint and a record scattered over ~150 MB: with
@@ -358,6 +390,8 @@ int main(int argc, char **argv)
         goto out_opts;
     w->quiet = quiet || json;
     w->replay = sim_replay_command(argv[1], seed, sets);
+    log_net = w->net;
+    g_log_set_writer_func(sim_log_writer, NULL, NULL);
     if (series) {
         w->oracle.series = fopen(series, "w");
         if (!w->oracle.series) {
@@ -409,6 +443,7 @@ int main(int argc, char **argv)
             rc = 1;
     }
 out_world:
+    log_net = NULL;
     if (logf)
         fclose(logf);
     if (w->oracle.series)
