@@ -136,6 +136,7 @@ struct qdb_tls {
     SSL_CTX *ctx;
     BIO_METHOD *out_method;                /* the connections' write side (out_*) */
     EVP_CIPHER *aes128gcm;                 /* the records' AEAD, fetched once: holds its provider */
+    EVP_KDF *kdf;                          /* TLS13-KDF, fetched once (a fetch costs a name lookup) */
     gcm_impl gcm;                          /* and its functions */
     int role;                              /* the identity this side presents */
     uint8_t psk_node[32], psk_client[32];  /* derived from the hive key */
@@ -374,10 +375,10 @@ static void keylog(const SSL *ssl, const char *line)
 }
 
 /* HKDF-Expand-Label(secret, label, "", len) with SHA-256 (section 7.1). */
-static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *out, size_t len)
+static bool expand_label(const qdb_tls *tls, const uint8_t secret[32], const char *label,
+                         uint8_t *out, size_t len)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS13-KDF", NULL);
-    EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_CTX *kc = EVP_KDF_CTX_new(tls->kdf);
     int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
@@ -389,7 +390,6 @@ static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *o
     };
     bool ok = kc && EVP_KDF_derive(kc, out, len, params) > 0;
     EVP_KDF_CTX_free(kc);
-    EVP_KDF_free(kdf);
     return ok;
 }
 
@@ -440,8 +440,8 @@ static bool rec_key(qdb_tls *tls, rec_dir *d, const uint8_t secret[32], bool enc
     uint8_t key[16];
     if (secret != d->secret)
         memcpy(d->secret, secret, 32);
-    bool ok = expand_label(d->secret, "key", key, sizeof(key)) &&
-              expand_label(d->secret, "iv", d->iv, sizeof(d->iv));
+    bool ok = expand_label(tls, d->secret, "key", key, sizeof(key)) &&
+              expand_label(tls, d->secret, "iv", d->iv, sizeof(d->iv));
     if (ok && !d->ctx)
         ok = (d->ctx = g->newctx(g->provctx)) != NULL;
     if (ok)
@@ -451,10 +451,10 @@ static bool rec_key(qdb_tls *tls, rec_dir *d, const uint8_t secret[32], bool enc
     return ok;
 }
 
-static bool rec_next_secret(rec_dir *d)
+static bool rec_next_secret(const qdb_tls *tls, rec_dir *d)
 {
     uint8_t next[32];
-    bool ok = expand_label(d->secret, "traffic upd", next, sizeof(next));
+    bool ok = expand_label(tls, d->secret, "traffic upd", next, sizeof(next));
     memcpy(d->secret, next, sizeof(next));
     OPENSSL_cleanse(next, sizeof(next));
     return ok;
@@ -525,7 +525,7 @@ static bool rec_seal(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
 static bool rec_send_key_update(tls_conn *t, uint8_t requested)
 {
     const uint8_t msg[5] = {24, 0, 0, 1, requested}; /* key_update, length 1 */
-    if (!rec_seal(t, 22, msg, sizeof(msg)) || !rec_next_secret(&t->wr) ||
+    if (!rec_seal(t, 22, msg, sizeof(msg)) || !rec_next_secret(t->tls, &t->wr) ||
         !rec_key(t->tls, &t->wr, t->wr.secret, true)) {
         g_strlcpy(t->error, "TLS KeyUpdate failed", sizeof(t->error));
         return false;
@@ -615,7 +615,7 @@ static bool rec_control(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
     }
     if (type == 22 && n == 5 && p[0] == 24 && p[1] == 0 && p[2] == 0 && p[3] == 1 &&
         p[4] <= 1) { /* KeyUpdate */
-        if (!rec_next_secret(&t->rd) || !rec_key(t->tls, &t->rd, t->rd.secret, false)) {
+        if (!rec_next_secret(t->tls, &t->rd) || !rec_key(t->tls, &t->rd, t->rd.secret, false)) {
             g_strlcpy(t->error, "TLS KeyUpdate failed", sizeof(t->error));
             return false;
         }
@@ -806,7 +806,8 @@ qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err)
     if (!t->out_method || !BIO_meth_set_write_ex(t->out_method, out_write) ||
         !BIO_meth_set_ctrl(t->out_method, out_ctrl) ||
         !BIO_meth_set_create(t->out_method, out_create) ||
-        !(t->aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL)) || !gcm_lookup(t)) {
+        !(t->aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL)) || !gcm_lookup(t) ||
+        !(t->kdf = EVP_KDF_fetch(NULL, "TLS13-KDF", NULL))) {
         qdb_error_set(err, QDB_E_INTERNAL, "TLS output: %s",
                       ERR_reason_error_string(ERR_get_error()));
         goto fail;
@@ -836,6 +837,7 @@ void qdb_tls_free(qdb_tls *t)
     SSL_CTX_free(t->ctx);
     BIO_meth_free(t->out_method);
     EVP_CIPHER_free(t->aes128gcm);
+    EVP_KDF_free(t->kdf);
     OPENSSL_cleanse(t, sizeof(*t));
     g_free(t);
 }
