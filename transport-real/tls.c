@@ -332,8 +332,11 @@ static int out_flush(tls_conn *t)
  * secrets by OpenSSL's TLS13-KDF (HKDF-Expand-Label); the nonce is the IV
  * XOR the record's sequence number, per direction; the header is the
  * additional data; the last non-zero byte of the opened record is its type.
- * A KeyUpdate from the peer is followed (section 4.6.3); we send one after
- * REC_UPDATE_AFTER records (AES-GCM's margin is 2^24.5, section 5.5).
+ * A KeyUpdate from the peer is followed (section 4.6.3); the requests of
+ * one read get one answer, sealed when nothing else waits to leave or else
+ * before our next data record, so a peer that requests without reading
+ * piles up nothing; we send one after REC_UPDATE_AFTER records (AES-GCM's
+ * margin is 2^24.5, section 5.5).
  * Other post-handshake messages (tickets: we never ask for them) and
  * alerts other than close_notify end the connection. */
 
