@@ -33,7 +33,8 @@
  *   14   the reader sends a KeyUpdate: 1 byte, bit 0 update_requested
  *   15   write everything sealed
  * At the end everything is written, EOF sent and the reader read until it
- * ends.  Sealed bytes the reader would take past 256 KiB are not made.
+ * ends.  Sealed bytes the reader would take past 256 KiB are not made, nor
+ * KeyUpdates past KU_MAX each way.
  *
  * Properties:
  *  - every byte the reader delivers is the next byte of the data sealed in
@@ -71,6 +72,11 @@
 #define MAX_PLAIN 16384
 #define MAX_CIPHER (MAX_PLAIN + 256)
 #define BUDGET (256 * 1024)
+/* KeyUpdates each way an input may make: following one costs three key
+ * derivations, far more than a record (an input of KeyUpdates alone ran at
+ * a tenth of the speed); KU_MAX covers every path (several requests in one
+ * read, in many, both ways) */
+#define KU_MAX 32
 
 /* ---- the model: RFC 8446 sections 5.2, 5.3, 7.1, 7.3 ------------------------------ */
 
@@ -332,13 +338,6 @@ static void record(world *w, uint8_t type, const uint8_t *content, size_t n, siz
     if (w->eof_wanted || w->made + HDR + n + 1 + pad + TAG > BUDGET)
         return;
     size_t clen = n + 1 + pad + TAG;
-    guint at = w->wire->len;
-    seal(&w->wr, w->wire, type, content, n, pad);
-    w->made += HDR + clen;
-    if (flip < 0 && cut >= HDR + clen) { /* sent whole: it may be replayed */
-        g_byte_array_set_size(w->last, 0);
-        g_byte_array_append(w->last, w->wire->data + at, (guint)(HDR + clen));
-    }
     /* the model's reading of the inner plaintext: the last non-zero byte
      * is the type (content may end with zeros, pad or not) */
     size_t m = n;
@@ -360,7 +359,17 @@ static void record(world *w, uint8_t type, const uint8_t *content, size_t n, siz
         kind = content[4] ? K_KU_REQ : K_KU;
     else
         kind = K_BAD;
-    if (kind == K_KU || kind == K_KU_REQ)
+    bool ku = kind == K_KU || kind == K_KU_REQ;
+    if (ku && w->wr.gen >= KU_MAX)
+        return;
+    guint at = w->wire->len;
+    seal(&w->wr, w->wire, type, content, n, pad);
+    w->made += HDR + clen;
+    if (flip < 0 && cut >= HDR + clen) { /* sent whole: it may be replayed */
+        g_byte_array_set_size(w->last, 0);
+        g_byte_array_append(w->last, w->wire->data + at, (guint)(HDR + clen));
+    }
+    if (ku)
         mdir_update(&w->wr); /* ours changes whatever the reader makes of it */
     if (clen > MAX_CIPHER) /* refused by its header, before it is opened */
         kind = -1;
@@ -594,7 +603,7 @@ static void run(world *w, input *in)
             reader_sends(w, patterned + n, n);
             break;
         case 14:
-            if (!w->refused && !w->ended) {
+            if (!w->refused && !w->ended && w->rd.gen < KU_MAX) {
                 fuzz_assert(tls_conn_key_update(w->reader, byte(in) & 1));
                 bool want;
                 fuzz_assert(tls_conn_send(w->reader, rbuf, 0, &want) == 0);
