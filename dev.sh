@@ -196,7 +196,7 @@ package_check() {
 # before (build/fuzz/corpus/NAME, kept between runs).  A crash stops the
 # stage; its input is build/fuzz/crash-NAME-*, to keep in
 # tests/fuzz/NAME/crashes/ with the fix (make check replays it).
-FUZZ_TARGETS="frame msg record scenario config qdbsh client conn request"
+FUZZ_TARGETS="frame msg record scenario config qdbsh client conn request tlsrec"
 fuzz_stage() {
     local secs=${1:-10} t runs
     [[ $secs =~ ^[1-9][0-9]*$ ]] || { echo "usage: ./dev.sh fuzz [SECONDS]"; exit 2; }

@@ -7,7 +7,9 @@
  *     wrong key, a keyless client and a keyed client of a keyless node are
  *     each refused on both sides (auth_failures) and nothing is delivered;
  *     a peer that sends one byte of a ClientHello does not make it spin;
- *   - over a socketpair, tls_conn alone: a send of several records is taken
+ *   - over a socketpair, tls_conn alone (and keyed without a handshake,
+ *     tls_rec.h): good data before a refused record is still delivered;
+ *     KeyUpdate requests get one answer and never pile up answers; a send of several records is taken
  *     whole by one call (they leave together), and a full socket holds the
  *     records back (EAGAIN, writable wanted) without losing or reordering a
  *     byte; a send of nothing then pushes out what is held; a record comes
@@ -28,6 +30,7 @@
 #include "testutil.h"
 #include "transport-real/loop.h"
 #include "transport-real/tls.h"
+#include "transport-real/tls_rec.h"
 
 /* ---- key text and key files ------------------------------------------------------- */
 
@@ -470,6 +473,178 @@ static void test_small_reads(void)
     g_free(got);
 }
 
+/* A record refused after good data in the same read (a changed byte, an
+ * alert, a header that is not one): the call that opens the good record
+ * returns its data, and the refusal comes with the next call, which
+ * tls_conn_pending asks for; every call after it fails alike. */
+static void test_data_before_refusal(void)
+{
+    enum { LEN = 100 };
+    uint8_t data[LEN], wire[4 * LEN], got[4 * LEN];
+    for (size_t i = 0; i < LEN; i++)
+        data[i] = (uint8_t)(i * 29 + 3);
+    for (int k = 0; k < 3; k++) {
+        tls_pair p;
+        tls_pair_open(&p);
+        bool w;
+        CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.c, data, LEN, &w), LEN);
+        ssize_t r = recv(p.fd[1], wire, sizeof(wire), MSG_DONTWAIT);
+        CU_ASSERT_EQUAL_FATAL(r, 5 + LEN + 1 + 16);
+        size_t total = (size_t)r;
+        if (k == 0) { /* a second record, one bit of its data flipped */
+            CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.c, data, LEN, &w), LEN);
+            r = recv(p.fd[1], wire + total, sizeof(wire) - total, MSG_DONTWAIT);
+            CU_ASSERT_EQUAL_FATAL(r, 5 + LEN + 1 + 16);
+            wire[total + 5 + LEN / 2] ^= 0x01;
+            total += (size_t)r;
+        } else if (k == 1) { /* a fatal alert: handshake_failure */
+            static const uint8_t alert[2] = {2, 40};
+            CU_ASSERT_FATAL(tls_conn_seal(p.c, 21, alert, sizeof(alert)));
+            CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.c, data, 0, &w), 0);
+            r = recv(p.fd[1], wire + total, sizeof(wire) - total, MSG_DONTWAIT);
+            CU_ASSERT_EQUAL_FATAL(r, 5 + 2 + 1 + 16);
+            total += (size_t)r;
+        } else { /* not a record header */
+            static const uint8_t junk[5] = {99, 3, 3, 0, 20};
+            memcpy(wire + total, junk, sizeof(junk));
+            total += sizeof(junk);
+        }
+        CU_ASSERT_EQUAL_FATAL(send(p.fd[0], wire, total, 0), (ssize_t)total);
+        CU_ASSERT_EQUAL(tls_conn_recv(p.s, got, sizeof(got), &w), LEN);
+        CU_ASSERT(memcmp(got, data, LEN) == 0);
+        CU_ASSERT_STRING_EQUAL(tls_conn_error(p.s), "");
+        CU_ASSERT(tls_conn_pending(p.s));
+        for (int again = 0; again < 2; again++) {
+            errno = 0;
+            CU_ASSERT(tls_conn_recv(p.s, got, sizeof(got), &w) == -1 && errno == EPROTO);
+            CU_ASSERT(tls_conn_error(p.s)[0] != '\0');
+        }
+        tls_pair_close(&p);
+    }
+}
+
+/* Read everything c has for us until want bytes came (the other end
+ * pushing what it holds with sends of nothing). */
+static size_t read_all(tls_conn *c, tls_conn *from, uint8_t *got, size_t want)
+{
+    size_t have = 0;
+    bool w;
+    for (int i = 0; i < 100000 && have < want; i++) {
+        tls_conn_send(from, got, 0, &w);
+        ssize_t r = tls_conn_recv(c, got + have, want - have, &w);
+        if (r > 0)
+            have += (size_t)r;
+        else if (r == 0 || errno != EAGAIN)
+            break;
+    }
+    return have;
+}
+
+/* KeyUpdates that request ours (RFC 8446 4.6.3): many that come together
+ * get one answer, sealed before our next data; while the peer does not
+ * read, they queue no answers at all (the bytes waiting to leave stay as
+ * they were), and the one answer goes before the next data record; the
+ * keys stay in step both ways. */
+static void test_key_update_requests(void)
+{
+    enum { LEN = 10 };
+    uint8_t data[LEN] = "0123456789", got[LEN];
+    uint8_t *big = g_malloc(1 << 20);
+    tls_pair p;
+    tls_pair_open(&p);
+    bool w;
+    tls_rec_stats st;
+    /* 1: 500 requests, then data, in one read */
+    for (int i = 0; i < 500; i++)
+        CU_ASSERT_FATAL(tls_conn_key_update(p.c, true));
+    CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.c, data, LEN, &w), LEN);
+    CU_ASSERT_EQUAL(tls_conn_recv(p.s, got, sizeof(got), &w), LEN);
+    CU_ASSERT(memcmp(got, data, LEN) == 0);
+    tls_conn_rec_stats(p.s, &st);
+    CU_ASSERT_EQUAL(st.key_updates_in, 500);
+    CU_ASSERT_EQUAL(st.key_updates_out, 1);
+    CU_ASSERT_EQUAL(tls_conn_unsent(p.s), 0);
+    CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.s, data, LEN, &w), LEN);
+    CU_ASSERT_EQUAL(tls_conn_recv(p.c, got, sizeof(got), &w), LEN);
+    CU_ASSERT(memcmp(got, data, LEN) == 0);
+    tls_conn_rec_stats(p.c, &st);
+    CU_ASSERT_EQUAL(st.key_updates_in, 1);
+
+    /* 2: the client stops reading; the node's socket fills */
+    for (size_t i = 0; i < (1 << 20); i++)
+        big[i] = (uint8_t)(i * 11 + i / 509);
+    size_t sent = 0;
+    for (int i = 0; i < 1000; i++) {
+        ssize_t r = tls_conn_send(p.s, big + sent, (1 << 20) - sent, &w);
+        if (r < 0)
+            break;
+        sent += (size_t)r;
+    }
+    CU_ASSERT_FATAL(sent > 0 && sent < (1 << 20));
+    size_t unsent = tls_conn_unsent(p.s);
+    CU_ASSERT_FATAL(unsent > 0);
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 1000; i++)
+            CU_ASSERT_FATAL(tls_conn_key_update(p.c, true));
+        CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.c, data, 0, &w), 0);
+        while (tls_conn_recv(p.s, got, sizeof(got), &w) > 0)
+            ;
+        CU_ASSERT_EQUAL(errno, EAGAIN);
+        CU_ASSERT_EQUAL(tls_conn_unsent(p.s), unsent); /* no answer piled up */
+    }
+    tls_conn_rec_stats(p.s, &st);
+    CU_ASSERT_EQUAL(st.key_updates_in, 4500);
+    CU_ASSERT_EQUAL(st.key_updates_out, 1);
+
+    /* 3: the client reads it all; the node's next data carries one answer */
+    uint8_t *back = g_malloc(sent);
+    CU_ASSERT_EQUAL(read_all(p.c, p.s, back, sent), sent);
+    CU_ASSERT(memcmp(back, big, sent) == 0);
+    CU_ASSERT_EQUAL_FATAL(tls_conn_send(p.s, data, LEN, &w), LEN);
+    CU_ASSERT_EQUAL(tls_conn_recv(p.c, got, sizeof(got), &w), LEN);
+    CU_ASSERT(memcmp(got, data, LEN) == 0);
+    tls_conn_rec_stats(p.c, &st);
+    CU_ASSERT_EQUAL(st.key_updates_in, 2);
+    tls_conn_rec_stats(p.s, &st);
+    CU_ASSERT_EQUAL(st.key_updates_out, 2);
+    CU_ASSERT(!st.failed);
+    tls_pair_close(&p);
+    g_free(back);
+    g_free(big);
+}
+
+/* Two connections keyed without a handshake (tls_rec.h) talk as a pair. */
+static void test_keyed_pair(void)
+{
+    char line[QDB_HIVE_KEY_HEX + 2], err[QDB_ERRMSG_SIZE];
+    qdb_hive_key k;
+    CU_ASSERT_EQUAL(qdb_hive_key_generate(line, err), QDB_OK);
+    qdb_hive_key_parse(&k, line, err);
+    qdb_tls *tls = qdb_tls_new(&k, QDB_PEER_NODE, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tls);
+    int fd[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0);
+    uint8_t sc[32], ss[32], got[64];
+    memset(sc, 0xc1, sizeof(sc));
+    memset(ss, 0x5e, sizeof(ss));
+    tls_conn *c = tls_conn_new_keyed(tls, fd[0], false, sc, ss);
+    tls_conn *s = tls_conn_new_keyed(tls, fd[1], true, sc, ss);
+    bool w;
+    CU_ASSERT(tls_conn_established(c) && tls_conn_established(s));
+    CU_ASSERT_STRING_EQUAL(tls_conn_cipher(s), "TLS_AES_128_GCM_SHA256");
+    CU_ASSERT_EQUAL(tls_conn_send(c, "hello", 5, &w), 5);
+    CU_ASSERT_EQUAL(tls_conn_recv(s, got, sizeof(got), &w), 5);
+    CU_ASSERT(memcmp(got, "hello", 5) == 0);
+    CU_ASSERT_EQUAL(tls_conn_send(s, "world", 5, &w), 5);
+    CU_ASSERT_EQUAL(tls_conn_recv(c, got, sizeof(got), &w), 5);
+    CU_ASSERT(memcmp(got, "world", 5) == 0);
+    tls_conn_free(c);
+    tls_conn_free(s);
+    close(fd[0]);
+    close(fd[1]);
+    qdb_tls_free(tls);
+}
+
 int main(void)
 {
     g_log_set_always_fatal(G_LOG_FATAL_MASK); /* the refusals log warnings */
@@ -491,6 +666,11 @@ int main(void)
         {.pName = "a record changed or sent again is refused", .pTestFunc = test_tampered_records},
         {.pName = "small reads, several records a read, the end",
          .pTestFunc = test_small_reads},
+        {.pName = "data before a refused record is delivered, then the refusal",
+         .pTestFunc = test_data_before_refusal},
+        {.pName = "KeyUpdate requests: one answer, none piled up while the peer does not read",
+         .pTestFunc = test_key_update_requests},
+        {.pName = "connections keyed without a handshake talk", .pTestFunc = test_keyed_pair},
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {

@@ -268,8 +268,10 @@ void qdb_http_stop(qdb_http *h)
     g_cond_broadcast(&h->fresh);
     g_mutex_unlock(&h->lock);
     MHD_stop_daemon(h->mhd);
-    /* Closing it drops it from the loop's epoll set; the loop's record of
-     * the watch stays until the loop is freed, and never fires again. */
+    /* Out of the loop first: a close() alone would leave the eventfd in its
+     * epoll set while another descriptor holds it (a dup, a child's copy),
+     * and the watch would call on_snapshot_wanted with h freed. */
+    qdb_loop_unwatch_fd(h->loop, h->efd);
     close(h->efd);
     if (h->json)
         g_bytes_unref(h->json);

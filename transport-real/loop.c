@@ -9,7 +9,7 @@
  *   structures, the real clocks
  *   the seams: clock, transport, random
  *   endpoints: attach, bind, detach, the graveyard
- *   running: new, free, run_once, run, stop, watch_fd, every, stats
+ *   running: new, free, run_once, run, stop, watch_fd, unwatch_fd, every, stats
  *
  * One turn (run_once): write what was sent since the last turn, wait for
  * I/O or the earliest deadline, dispatch the I/O, fire due timers, deliver
@@ -304,6 +304,11 @@ void qdb_loop_stop(qdb_loop *loop)
 bool qdb_loop_watch_fd(qdb_loop *loop, int fd, void (*fn)(void *arg, int fd), void *arg)
 {
     return poller_watch(&loop->poller, fd, fn, arg);
+}
+
+bool qdb_loop_unwatch_fd(qdb_loop *loop, int fd)
+{
+    return poller_unwatch(&loop->poller, fd);
 }
 
 void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg), void *arg)

@@ -106,6 +106,11 @@ int qdb_loop_run(qdb_loop *loop);
 void qdb_loop_stop(qdb_loop *loop);
 /* Register fd for readability (e.g. a signalfd); fn runs from the loop. */
 bool qdb_loop_watch_fd(qdb_loop *loop, int fd, void (*fn)(void *arg, int fd), void *arg);
+/* Unregister fd, before closing it: fn is never called again (not even for
+ * an event the loop took in the same turn, when called from a callback).
+ * Closing a watched fd is not enough: epoll keeps watching its open file
+ * while another descriptor holds it.  false when fd was not watched. */
+bool qdb_loop_unwatch_fd(qdb_loop *loop, int fd);
 /* A periodic callback (e.g. Berkeley DB checkpoints), every period_us. */
 void qdb_loop_every(qdb_loop *loop, qdb_time_us period_us, void (*fn)(void *arg), void *arg);
 

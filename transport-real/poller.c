@@ -38,7 +38,8 @@ static void watch_ready(loop_src *s, uint32_t events)
 {
     (void)events;
     loop_watch *w = (loop_watch *)s;
-    w->fn(w->arg, w->fd);
+    if (w->fn) /* NULL: unwatched by an earlier callback of the same wait */
+        w->fn(w->arg, w->fd);
 }
 
 bool poller_init(loop_poller *p, char *err)
@@ -60,6 +61,7 @@ bool poller_init(loop_poller *p, char *err)
     }
     p->stop_requested = 0;
     p->watches = g_ptr_array_new_with_free_func(g_free);
+    p->retired = g_ptr_array_new_with_free_func(g_free);
     return true;
 
 fail_eventfd:
@@ -72,6 +74,7 @@ fail_epoll:
 void poller_clear(loop_poller *p)
 {
     g_ptr_array_free(p->watches, TRUE);
+    g_ptr_array_free(p->retired, TRUE);
     close(p->wakefd);
     close(p->epfd);
 }
@@ -116,6 +119,8 @@ void poller_wait(loop_poller *p, int timeout_ms)
         s->ready(s, evs[i].events);
     }
     loop_clock_renew(&p->clock);
+    if (p->retired->len) /* no event of this wait points to them any more */
+        g_ptr_array_set_size(p->retired, 0);
 }
 
 void poller_stop(loop_poller *p)
@@ -148,4 +153,23 @@ bool poller_watch(loop_poller *p, int fd, void (*fn)(void *arg, int fd), void *a
     }
     g_ptr_array_add(p->watches, w);
     return true;
+}
+
+bool poller_unwatch(loop_poller *p, int fd)
+{
+    for (guint i = 0; i < p->watches->len; i++) {
+        loop_watch *w = g_ptr_array_index(p->watches, i);
+        if (w->fd != fd || !w->fn)
+            continue;
+        /* epoll keeps a registration as long as the open file lives: a
+         * close() alone leaves it while any other descriptor (a dup, a
+         * child's copy) holds the file */
+        if (poller_del(p, fd) < 0 && errno != ENOENT && errno != EBADF)
+            g_warning("epoll_ctl(DEL): %s", g_strerror(errno));
+        w->fn = NULL;
+        /* freed after the wait in progress, if any: its events may name it */
+        g_ptr_array_add(p->retired, g_ptr_array_steal_index(p->watches, i));
+        return true;
+    }
+    return false;
 }

@@ -42,6 +42,7 @@ typedef struct loop_poller {
     loop_src wake_src;
     volatile sig_atomic_t stop_requested;
     GPtrArray *watches;                  /* loop_watch*, owned */
+    GPtrArray *retired;                  /* unwatched during a wait: freed after it */
     loop_clock clock;                    /* renewed before each event (timers.h) */
 } loop_poller;
 
@@ -79,5 +80,9 @@ bool poller_take_stop(loop_poller *p);
 
 /* Call fn(arg, fd) from the loop whenever fd is readable. */
 bool poller_watch(loop_poller *p, int fd, void (*fn)(void *arg, int fd), void *arg);
+/* Stop watching fd (before closing it): out of the epoll set, and fn is
+ * never called again, even for an event the wait in progress (when called
+ * from a callback) has already taken.  false when fd was not watched. */
+bool poller_unwatch(loop_poller *p, int fd);
 
 #endif

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "tls.h"
+#include "tls_rec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,6 +136,7 @@ struct qdb_tls {
     SSL_CTX *ctx;
     BIO_METHOD *out_method;                /* the connections' write side (out_*) */
     EVP_CIPHER *aes128gcm;                 /* the records' AEAD, fetched once: holds its provider */
+    EVP_KDF *kdf;                          /* TLS13-KDF, fetched once (a fetch costs a name lookup) */
     gcm_impl gcm;                          /* and its functions */
     int role;                              /* the identity this side presents */
     uint8_t psk_node[32], psk_client[32];  /* derived from the hive key */
@@ -167,7 +169,11 @@ struct tls_conn {
     uint8_t *in;       /* records read and not yet opened: in[in_off .. in_len) */
     size_t in_off, in_len;
     size_t pt_off, pt_len; /* opened in place and not yet taken: in[pt_off ..] */
+    bool failed;       /* a record was refused: every later recv fails (why: failed_why) */
+    bool ku_due;       /* the peer requested a KeyUpdate we have not sealed yet */
+    tls_rec_stats stats;
     char error[QDB_ERRMSG_SIZE];
+    char failed_why[QDB_ERRMSG_SIZE];
 };
 
 /* Bytes of records made and not yet sent past which no more are sealed:
@@ -326,8 +332,11 @@ static int out_flush(tls_conn *t)
  * secrets by OpenSSL's TLS13-KDF (HKDF-Expand-Label); the nonce is the IV
  * XOR the record's sequence number, per direction; the header is the
  * additional data; the last non-zero byte of the opened record is its type.
- * A KeyUpdate from the peer is followed (section 4.6.3); we send one after
- * REC_UPDATE_AFTER records (AES-GCM's margin is 2^24.5, section 5.5).
+ * A KeyUpdate from the peer is followed (section 4.6.3); the requests of
+ * one read get one answer, sealed when nothing else waits to leave or else
+ * before our next data record, so a peer that requests without reading
+ * piles up nothing; we send one after REC_UPDATE_AFTER records (AES-GCM's
+ * margin is 2^24.5, section 5.5).
  * Other post-handshake messages (tickets: we never ask for them) and
  * alerts other than close_notify end the connection. */
 
@@ -369,10 +378,10 @@ static void keylog(const SSL *ssl, const char *line)
 }
 
 /* HKDF-Expand-Label(secret, label, "", len) with SHA-256 (section 7.1). */
-static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *out, size_t len)
+static bool expand_label(const qdb_tls *tls, const uint8_t secret[32], const char *label,
+                         uint8_t *out, size_t len)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "TLS13-KDF", NULL);
-    EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_CTX *kc = EVP_KDF_CTX_new(tls->kdf);
     int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
@@ -384,7 +393,6 @@ static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *o
     };
     bool ok = kc && EVP_KDF_derive(kc, out, len, params) > 0;
     EVP_KDF_CTX_free(kc);
-    EVP_KDF_free(kdf);
     return ok;
 }
 
@@ -435,8 +443,8 @@ static bool rec_key(qdb_tls *tls, rec_dir *d, const uint8_t secret[32], bool enc
     uint8_t key[16];
     if (secret != d->secret)
         memcpy(d->secret, secret, 32);
-    bool ok = expand_label(d->secret, "key", key, sizeof(key)) &&
-              expand_label(d->secret, "iv", d->iv, sizeof(d->iv));
+    bool ok = expand_label(tls, d->secret, "key", key, sizeof(key)) &&
+              expand_label(tls, d->secret, "iv", d->iv, sizeof(d->iv));
     if (ok && !d->ctx)
         ok = (d->ctx = g->newctx(g->provctx)) != NULL;
     if (ok)
@@ -446,10 +454,10 @@ static bool rec_key(qdb_tls *tls, rec_dir *d, const uint8_t secret[32], bool enc
     return ok;
 }
 
-static bool rec_next_secret(rec_dir *d)
+static bool rec_next_secret(const qdb_tls *tls, rec_dir *d)
 {
     uint8_t next[32];
-    bool ok = expand_label(d->secret, "traffic upd", next, sizeof(next));
+    bool ok = expand_label(tls, d->secret, "traffic upd", next, sizeof(next));
     memcpy(d->secret, next, sizeof(next));
     OPENSSL_cleanse(next, sizeof(next));
     return ok;
@@ -520,11 +528,12 @@ static bool rec_seal(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
 static bool rec_send_key_update(tls_conn *t, uint8_t requested)
 {
     const uint8_t msg[5] = {24, 0, 0, 1, requested}; /* key_update, length 1 */
-    if (!rec_seal(t, 22, msg, sizeof(msg)) || !rec_next_secret(&t->wr) ||
+    if (!rec_seal(t, 22, msg, sizeof(msg)) || !rec_next_secret(t->tls, &t->wr) ||
         !rec_key(t->tls, &t->wr, t->wr.secret, true)) {
         g_strlcpy(t->error, "TLS KeyUpdate failed", sizeof(t->error));
         return false;
     }
+    t->stats.key_updates_out++;
     return true;
 }
 
@@ -592,7 +601,11 @@ static ssize_t rec_open(tls_conn *t, size_t rlen, uint8_t *out, uint8_t *type, u
 }
 
 /* A record that is not data: close_notify (true, t->eof), a KeyUpdate
- * (true), or the end (false, t->error). */
+ * (true), or the end (false, t->error).  A KeyUpdate that requests ours is
+ * not answered here but noted (ku_due): the answer is sealed once nothing
+ * waits to leave, or before our next data record (rec_ku_answer), so the
+ * KeyUpdates of a peer that does not read pile up no answers -- section
+ * 4.6.3 lets several requests met while silent have one answer. */
 static bool rec_control(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
 {
     if (type == 21) { /* alert */
@@ -605,11 +618,14 @@ static bool rec_control(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
     }
     if (type == 22 && n == 5 && p[0] == 24 && p[1] == 0 && p[2] == 0 && p[3] == 1 &&
         p[4] <= 1) { /* KeyUpdate */
-        if (!rec_next_secret(&t->rd) || !rec_key(t->tls, &t->rd, t->rd.secret, false)) {
+        if (!rec_next_secret(t->tls, &t->rd) || !rec_key(t->tls, &t->rd, t->rd.secret, false)) {
             g_strlcpy(t->error, "TLS KeyUpdate failed", sizeof(t->error));
             return false;
         }
-        return p[4] == 0 || rec_send_key_update(t, 0);
+        t->stats.key_updates_in++;
+        if (p[4] == 1)
+            t->ku_due = true;
+        return true;
     }
     g_snprintf(t->error, sizeof(t->error), "unexpected TLS message after the handshake (type %u)",
                type);
@@ -634,11 +650,25 @@ static ssize_t rec_fill(tls_conn *t)
     return r;
 }
 
-/* tls_conn_recv once established. */
+/* The answer to the peer's KeyUpdate requests, if one is due. */
+static bool rec_ku_answer(tls_conn *t)
+{
+    if (!t->ku_due)
+        return true;
+    t->ku_due = false;
+    return rec_send_key_update(t, 0);
+}
+
+/* tls_conn_recv once established.  A record refused after data was taken
+ * in the same call does not lose that data: the call returns it, and the
+ * refusal comes with the next call (t->failed; tls_conn_pending says to
+ * make it).  Once refused, every call fails alike. */
 static ssize_t rec_recv(tls_conn *t, uint8_t *buf, size_t len, bool *want_out)
 {
+    if (t->failed)
+        return rec_fail(t, t->failed_why);
     size_t done = 0;
-    bool filled = false;
+    bool filled = false, bad = false;
     while (done < len) {
         if (t->pt_len > 0) { /* opened before and not all taken */
             size_t k = MIN(t->pt_len, len - done);
@@ -651,8 +681,10 @@ static ssize_t rec_recv(tls_conn *t, uint8_t *buf, size_t len, bool *want_out)
         if (t->eof)
             break;
         ssize_t rlen = rec_complete(t);
-        if (rlen < 0)
-            return -1;
+        if (rlen < 0) {
+            bad = true;
+            break;
+        }
         if (rlen == 0) {
             if (filled || done > 0)
                 break; /* one read() a call, as recv(2) */
@@ -666,7 +698,7 @@ static ssize_t rec_recv(tls_conn *t, uint8_t *buf, size_t len, bool *want_out)
             }
             if (r < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK)
-                    return -1;
+                    return -1; /* nothing was taken: done is 0 */
                 break;
             }
             continue;
@@ -675,12 +707,17 @@ static ssize_t rec_recv(tls_conn *t, uint8_t *buf, size_t len, bool *want_out)
         bool direct = (size_t)rlen - REC_HEADER - REC_TAG <= len - done;
         uint8_t type, *plain;
         ssize_t n = rec_open(t, (size_t)rlen, direct ? buf + done : NULL, &type, &plain);
-        if (n < 0)
-            return -1;
+        if (n < 0) {
+            bad = true;
+            break;
+        }
+        t->stats.opened++;
         t->in_off += (size_t)rlen;
         if (type != 23) {
-            if (!rec_control(t, type, plain, (size_t)n))
-                return rec_fail(t, NULL);
+            if (!rec_control(t, type, plain, (size_t)n)) {
+                bad = true;
+                break;
+            }
             continue;
         }
         if (direct) {
@@ -689,6 +726,22 @@ static ssize_t rec_recv(tls_conn *t, uint8_t *buf, size_t len, bool *want_out)
             t->pt_off = (size_t)(plain - t->in);
             t->pt_len = (size_t)n;
         }
+    }
+    if (bad) {
+        t->failed = true;
+        t->stats.failed = true;
+        g_strlcpy(t->failed_why, t->error, sizeof(t->failed_why));
+        if (done == 0)
+            return rec_fail(t, NULL);
+        t->error[0] = '\0'; /* this call succeeds; the next one fails */
+    } else if (t->ku_due && t->out_off == t->out->len && !rec_ku_answer(t)) {
+        /* cannot happen (the KDF or the AEAD failed): the data waits for
+         * nobody, the connection ends with the next call */
+        t->failed = t->stats.failed = true;
+        g_strlcpy(t->failed_why, t->error, sizeof(t->failed_why));
+        if (done == 0)
+            return rec_fail(t, NULL);
+        t->error[0] = '\0';
     }
     if (t->in_len == t->in_off && t->pt_len == 0)
         t->in_off = t->in_len = 0;
@@ -707,7 +760,8 @@ static ssize_t rec_send(tls_conn *t, const uint8_t *buf, size_t len)
 {
     size_t done = 0;
     while (done < len && t->out->len - t->out_off < TLS_OUT_HIGH) {
-        if (t->wr.seq >= REC_UPDATE_AFTER && !rec_send_key_update(t, 0))
+        if (!rec_ku_answer(t) ||
+            (t->wr.seq >= REC_UPDATE_AFTER && !rec_send_key_update(t, 0)))
             return rec_fail(t, NULL);
         size_t n = MIN(len - done, (size_t)REC_MAX_PLAIN);
         if (!rec_seal(t, 23, buf + done, n))
@@ -755,7 +809,8 @@ qdb_tls *qdb_tls_new(const qdb_hive_key *key, int role, char *err)
     if (!t->out_method || !BIO_meth_set_write_ex(t->out_method, out_write) ||
         !BIO_meth_set_ctrl(t->out_method, out_ctrl) ||
         !BIO_meth_set_create(t->out_method, out_create) ||
-        !(t->aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL)) || !gcm_lookup(t)) {
+        !(t->aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL)) || !gcm_lookup(t) ||
+        !(t->kdf = EVP_KDF_fetch(NULL, "TLS13-KDF", NULL))) {
         qdb_error_set(err, QDB_E_INTERNAL, "TLS output: %s",
                       ERR_reason_error_string(ERR_get_error()));
         goto fail;
@@ -785,6 +840,7 @@ void qdb_tls_free(qdb_tls *t)
     SSL_CTX_free(t->ctx);
     BIO_meth_free(t->out_method);
     EVP_CIPHER_free(t->aes128gcm);
+    EVP_KDF_free(t->kdf);
     OPENSSL_cleanse(t, sizeof(*t));
     g_free(t);
 }
@@ -810,6 +866,40 @@ tls_conn *tls_conn_new(qdb_tls *tls, int fd, bool server)
     else
         SSL_set_connect_state(t->ssl);
     return t;
+}
+
+tls_conn *tls_conn_new_keyed(qdb_tls *tls, int fd, bool server, const uint8_t secret_c[32],
+                             const uint8_t secret_s[32])
+{
+    tls_conn *t = g_new0(tls_conn, 1);
+    t->tls = tls;
+    t->fd = fd;
+    t->server = server;
+    t->checked = true;
+    t->out = g_byte_array_new();
+    memcpy(t->secret_c, secret_c, 32);
+    memcpy(t->secret_s, secret_s, 32);
+    t->have_c = t->have_s = true;
+    if (!rec_start(t))
+        g_error("tls_conn_new_keyed: the record keys could not be made");
+    t->established = true;
+    t->role = server ? QDB_PEER_CLIENT : QDB_PEER_NODE;
+    return t;
+}
+
+bool tls_conn_key_update(tls_conn *t, bool requested)
+{
+    return t->established && rec_send_key_update(t, requested ? 1 : 0);
+}
+
+bool tls_conn_seal(tls_conn *t, uint8_t type, const uint8_t *p, size_t n)
+{
+    return t->established && n <= REC_MAX_PLAIN && rec_seal(t, type, p, n);
+}
+
+void tls_conn_rec_stats(const tls_conn *t, tls_rec_stats *s)
+{
+    *s = t->stats;
 }
 
 void tls_conn_free(tls_conn *t)
@@ -957,6 +1047,8 @@ ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out)
     int e = errno;
     if (out_flush(t) < 0) /* a KeyUpdate's answer */
         return -1;
+    if (n < 0 && e == EAGAIN)
+        *want_out = t->out_off < t->out->len; /* what the flush left */
     errno = e;
     return n;
 }
@@ -997,7 +1089,7 @@ bool tls_conn_pending(const tls_conn *t)
 {
     if (!t->established)
         return false;
-    if (t->pt_len > 0)
+    if (t->pt_len > 0 || t->failed) /* data, or the refusal that follows data taken */
         return true;
     size_t avail = t->in_len - t->in_off;
     const uint8_t *h = t->in + t->in_off;
@@ -1012,7 +1104,10 @@ bool tls_conn_established(const tls_conn *t)
 
 const char *tls_conn_cipher(const tls_conn *t)
 {
-    return t->established ? SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl)) : "";
+    if (!t->established)
+        return "";
+    return t->ssl ? SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl))
+                  : "TLS_AES_128_GCM_SHA256"; /* tls_conn_new_keyed: our one suite */
 }
 
 int tls_conn_role(const tls_conn *t)

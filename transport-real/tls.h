@@ -78,7 +78,9 @@ void tls_conn_free(tls_conn *t);
  * with errno EAGAIN (try again when *want_out says: the socket writable, or
  * else readable) or EPROTO (the handshake failed or a record did not
  * authenticate: tls_conn_error says why), or another errno from the
- * socket. */
+ * socket.  recv: the data of the records opened before a refused one is
+ * returned first, and the refusal comes with the next call
+ * (tls_conn_pending is true until then); once refused, every call is. */
 ssize_t tls_conn_recv(tls_conn *t, void *buf, size_t len, bool *want_out);
 /* The records one call makes leave together, in one send(2); those the
  * socket does not take wait inside the connection (tls_conn_unsent) and
